@@ -1,0 +1,128 @@
+//! Speed and memory benchmarks on a real model (`lafn bench`): figures, not pass/fail tests.
+
+use std::fmt::Write as _;
+use std::time::{Duration, Instant};
+
+use candle_core::{Device, Tensor, Var};
+use candle_nn::optim::{AdamW, Optimizer, ParamsAdamW};
+
+use crate::fetch::ModelFiles;
+use crate::runtime::{GenerateOptions, Hooks, LoadedModel, NeuronEdit, PromptTarget, Sampling, WeightMode};
+use crate::Result;
+
+const PROMPT: &str = "The history of the city begins in the early middle ages, when a small settlement grew \
+around the river crossing. Merchants from many countries came to trade wool, salt and wine, and over the \
+following centuries the town became";
+
+/// Runs the runtime benchmarks and returns a printable report.
+pub fn run(files: &ModelFiles, decode_tokens: usize) -> Result<String> {
+    let mut report = String::new();
+    let quantized = LoadedModel::load(files, WeightMode::Quantized)?;
+    let prompt = quantized.tokenizer.encode_prompt(PROMPT)?;
+    writeln!(report, "model: {} ({})", files.weights.display(), quantized.info.config.arch.name())?;
+    writeln!(report, "threads: {}", rayon_threads())?;
+
+    let ids = Tensor::new(prompt.as_slice(), &Device::Cpu)?.unsqueeze(0)?;
+    let forward = median_time(5, || {
+        let start = Instant::now();
+        let out = quantized.model.forward(&ids, None, Hooks::default())?;
+        let hidden = out.hidden.expect("a full forward pass returns hidden states");
+        quantized.model.logits(&hidden.get(0)?.get(prompt.len() - 1)?.unsqueeze(0)?)?;
+        Ok(start.elapsed())
+    })?;
+    writeln!(
+        report,
+        "prompt forward (quantized, {} tokens): {:.1} ms, {:.0} tokens/s",
+        prompt.len(),
+        ms(forward),
+        prompt.len() as f64 / forward.as_secs_f64()
+    )?;
+
+    let options = GenerateOptions {
+        max_new_tokens: decode_tokens,
+        sampling: Sampling::Greedy,
+    };
+    let decode = median_time(3, || {
+        let mut stamps = Vec::with_capacity(decode_tokens);
+        quantized.model.generate(&prompt, &[], &options, &[], &mut |_| {
+            stamps.push(Instant::now());
+            true
+        })?;
+        // The first token includes the prompt prefill: time the tokens after it.
+        Ok(stamps.last().unwrap().duration_since(stamps[0]) / (stamps.len() as u32 - 1).max(1))
+    })?;
+    writeln!(
+        report,
+        "decode (quantized, greedy): {:.2} ms/token, {:.1} tokens/s",
+        ms(decode),
+        1.0 / decode.as_secs_f64()
+    )?;
+
+    let dense = quantized.load_weights(WeightMode::Dense)?;
+    let step = edit_step_time(&dense, &quantized)?;
+    writeln!(
+        report,
+        "edit step (dense f32, forward+backward+AdamW, 12 prompts, 64 neurons in 2 layers): {:.0} ms",
+        ms(step)
+    )?;
+    writeln!(report, "peak memory (VmHWM): {:.0} MB", peak_memory_mb())?;
+    Ok(report)
+}
+
+/// One optimisation step of update values on a batch shaped like a 12-language edit group.
+fn edit_step_time(dense: &crate::runtime::Model, loaded: &LoadedModel) -> Result<Duration> {
+    let c = dense.config();
+    let hidden = c.hidden_size;
+    let layers = [c.num_layers / 2, c.num_layers / 2 + 1];
+    let vars: Vec<Var> = layers
+        .iter()
+        .map(|_| Var::zeros((32, hidden), candle_core::DType::F32, &Device::Cpu))
+        .collect::<candle_core::Result<_>>()?;
+    let neurons = Tensor::arange(0u32, 32, &Device::Cpu)?;
+    let mut optimizer = AdamW::new(vars.clone(), ParamsAdamW { lr: 1e-3, ..Default::default() })?;
+    let prompt = loaded.tokenizer.encode_prompt("What country is Shmavon Shmavonyan from?")?;
+    let target = loaded.tokenizer.encode_plain(" Yemen")?;
+    let pairs = vec![PromptTarget { prompt, target }; 12];
+    median_time(3, || {
+        let start = Instant::now();
+        let edits: Vec<NeuronEdit> = layers
+            .iter()
+            .zip(&vars)
+            .map(|(&layer, var)| NeuronEdit {
+                layer,
+                neurons: neurons.clone(),
+                delta: var.as_tensor().clone(),
+            })
+            .collect();
+        let scored = dense.target_log_probs(&pairs, &edits, loaded.tokenizer.pad_id())?;
+        let loss = scored.token_log_probs.mean_all()?.neg()?;
+        optimizer.backward_step(&loss)?;
+        Ok(start.elapsed())
+    })
+}
+
+fn median_time(runs: usize, mut f: impl FnMut() -> Result<Duration>) -> Result<Duration> {
+    let mut times = (0..runs).map(|_| f()).collect::<Result<Vec<_>>>()?;
+    times.sort();
+    Ok(times[times.len() / 2])
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e3
+}
+
+fn rayon_threads() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+/// Peak resident memory of this process, from /proc (0 where unavailable).
+pub fn peak_memory_mb() -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok())
+        })
+        .map_or(0.0, |kb| kb / 1024.0)
+}

@@ -1,0 +1,10 @@
+//! lafn: multilingual knowledge editing with language-agnostic factual neurons (LU-LAFNs).
+//!
+//! Layout: [`runtime`] runs transformer models with FFN hooks; [`fetch`] finds and downloads models.
+
+pub mod bench;
+pub mod fetch;
+pub mod runtime;
+
+/// Library-wide result type: errors carry context for the user.
+pub type Result<T> = color_eyre::Result<T>;

@@ -1,0 +1,76 @@
+//! Token generation with a KV cache: greedy or sampled, stopping at stop tokens.
+
+use candle_core::{Device, Tensor};
+use candle_transformers::generation::{LogitsProcessor, Sampling as CandleSampling};
+use color_eyre::eyre::bail;
+use serde::{Deserialize, Serialize};
+
+use super::model::{Hooks, KvCache, Model, NeuronEdit};
+use crate::Result;
+
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub enum Sampling {
+    Greedy,
+    /// Nucleus sampling at a temperature, reproducible from the seed.
+    TopP { temperature: f64, top_p: f64, seed: u64 },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct GenerateOptions {
+    pub max_new_tokens: usize,
+    pub sampling: Sampling,
+}
+
+impl Default for GenerateOptions {
+    fn default() -> Self {
+        Self {
+            max_new_tokens: 64,
+            sampling: Sampling::Greedy,
+        }
+    }
+}
+
+impl Model {
+    /// Generates after `prompt`, calling `on_token` with each new token; it returns false to stop early.
+    /// Stop tokens end the generation and are not returned.
+    pub fn generate(
+        &self,
+        prompt: &[u32],
+        edits: &[NeuronEdit],
+        options: &GenerateOptions,
+        stop_ids: &[u32],
+        on_token: &mut dyn FnMut(u32) -> bool,
+    ) -> Result<Vec<u32>> {
+        if prompt.is_empty() {
+            bail!("cannot generate from an empty prompt");
+        }
+        let mut sampler = match options.sampling {
+            Sampling::Greedy => LogitsProcessor::from_sampling(0, CandleSampling::ArgMax),
+            Sampling::TopP {
+                temperature,
+                top_p,
+                seed,
+            } => LogitsProcessor::from_sampling(seed, CandleSampling::TopP { p: top_p, temperature }),
+        };
+        let mut cache = KvCache::default();
+        let mut input = prompt.to_vec();
+        let mut generated = Vec::new();
+        while generated.len() < options.max_new_tokens {
+            let ids = Tensor::new(input.as_slice(), &Device::Cpu)?.unsqueeze(0)?;
+            let out = self.forward(&ids, Some(&mut cache), Hooks::with_edits(edits))?;
+            let hidden = out.hidden.expect("a full forward pass returns hidden states");
+            let last = hidden.get(0)?.get(input.len() - 1)?;
+            let logits = self.logits(&last.unsqueeze(0)?)?.squeeze(0)?;
+            let token = sampler.sample(&logits)?;
+            if stop_ids.contains(&token) {
+                break;
+            }
+            generated.push(token);
+            if !on_token(token) {
+                break;
+            }
+            input = vec![token];
+        }
+        Ok(generated)
+    }
+}

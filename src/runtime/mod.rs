@@ -1,0 +1,138 @@
+//! Model runtime: our own transformer code over candle tensors, with FFN hooks for locating and editing.
+
+mod config;
+mod generate;
+mod model;
+mod scoring;
+mod tokenizer;
+mod weights;
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::io::{Read, Seek, SeekFrom};
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+pub use config::{Arch, ModelConfig, RopeStyle};
+pub use generate::{GenerateOptions, Sampling};
+pub use model::{log_softmax_last_dim, softmax_last_dim, ForwardOutput, Hooks, KvCache, Model, NeuronEdit};
+pub use scoring::{PaddedBatch, PromptTarget, TargetLogProbs, TeacherForced};
+pub use tokenizer::{TextStream, Tokenizer};
+pub use weights::{WeightMode, WeightSource};
+
+use crate::fetch::ModelFiles;
+use crate::Result;
+
+/// What a loaded model is, for `lafn inspect` and the Model pane.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ModelInfo {
+    pub path: PathBuf,
+    pub config: ModelConfig,
+    pub parameters: usize,
+    /// Storage types of the file's tensors, with counts.
+    pub tensor_types: BTreeMap<String, usize>,
+    pub mode: WeightMode,
+    /// Bytes the weights take in memory in this mode.
+    pub weight_bytes: usize,
+    /// Identifies the exact weights, so cached edits are never applied to another model.
+    pub fingerprint: String,
+}
+
+/// A model with its tokenizer.
+pub struct LoadedModel {
+    pub model: Model,
+    pub tokenizer: Tokenizer,
+    pub info: ModelInfo,
+}
+
+impl LoadedModel {
+    pub fn load(files: &ModelFiles, mode: WeightMode) -> Result<Self> {
+        let (mut source, config) = WeightSource::open(&files.weights)?;
+        let tokenizer = Tokenizer::load(files.tokenizer.as_deref(), source.gguf_content())?;
+        let model = Model::load(&mut source, &config, mode)?;
+        let info = ModelInfo {
+            path: files.weights.clone(),
+            parameters: source.parameter_count(),
+            tensor_types: source.quant_types(),
+            mode,
+            weight_bytes: model.weight_bytes(),
+            fingerprint: fingerprint(&files.weights)?,
+            config,
+        };
+        Ok(Self { model, tokenizer, info })
+    }
+
+    /// The same weights in another mode (e.g. dense f32 for editing beside quantized for chat).
+    pub fn load_weights(&self, mode: WeightMode) -> Result<Model> {
+        let (mut source, config) = WeightSource::open(&self.info.path)?;
+        Model::load(&mut source, &config, mode)
+    }
+}
+
+/// A short hash of the file size and its first and last MiB: cheap, and distinct for distinct models.
+pub fn fingerprint(path: &Path) -> Result<String> {
+    const SAMPLE: u64 = 1 << 20;
+    let files: Vec<PathBuf> = if path.is_dir() {
+        let mut files: Vec<PathBuf> = std::fs::read_dir(path)?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|e| e == "safetensors" || e == "json"))
+            .collect();
+        files.sort();
+        files
+    } else {
+        vec![path.to_path_buf()]
+    };
+    let mut hasher = Sha256::new();
+    for file_path in files {
+        let mut file = File::open(&file_path)?;
+        let len = file.metadata()?.len();
+        hasher.update(len.to_le_bytes());
+        let mut buf = vec![0u8; SAMPLE.min(len) as usize];
+        file.read_exact(&mut buf)?;
+        hasher.update(&buf);
+        file.seek(SeekFrom::Start(len - buf.len() as u64))?;
+        file.read_exact(&mut buf)?;
+        hasher.update(&buf);
+    }
+    let digest = hasher.finalize();
+    Ok(digest[..8].iter().map(|b| format!("{b:02x}")).collect())
+}
+
+/// A human-readable summary of a model, as `lafn inspect` prints it.
+pub fn describe(info: &ModelInfo) -> String {
+    let c = &info.config;
+    let types: Vec<String> = info.tensor_types.iter().map(|(t, n)| format!("{t} x{n}")).collect();
+    format!(
+        "path:          {}\n\
+         architecture:  {}\n\
+         layers:        {}\n\
+         hidden size:   {}\n\
+         FFN neurons:   {} per layer ({} in all)\n\
+         heads:         {} query, {} key/value, head dim {}\n\
+         vocabulary:    {}\n\
+         context:       {}{}\n\
+         parameters:    {:.1} M\n\
+         tensor types:  {}\n\
+         weights:       {:.1} MB in memory ({:?})\n\
+         fingerprint:   {}\n",
+        info.path.display(),
+        c.arch.name(),
+        c.num_layers,
+        c.hidden_size,
+        c.ffn_size,
+        c.ffn_size * c.num_layers,
+        c.num_heads,
+        c.num_kv_heads,
+        c.head_dim,
+        c.vocab_size,
+        c.context_length,
+        c.sliding_window.map(|w| format!(" (sliding window {w})")).unwrap_or_default(),
+        info.parameters as f64 / 1e6,
+        types.join(", "),
+        info.weight_bytes as f64 / 1e6,
+        info.mode,
+        info.fingerprint,
+    )
+}

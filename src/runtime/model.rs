@@ -1,0 +1,490 @@
+//! A decoder-only transformer (Gemma 3, Llama, Qwen2) with hooks on every FFN layer.
+//!
+//! The hooks read the FFN intermediate activation `h = act(x W_gate) * (x W_up)` and add update values
+//! to chosen neurons' value vectors (`out += sum_j h_j * dV_j`) without touching the weights. In dense
+//! mode every op is one candle can differentiate, so gradients reach `dV` through all later layers.
+
+use std::collections::BTreeMap;
+
+use candle_core::{Device, Tensor, D};
+use color_eyre::eyre::bail;
+
+use super::config::{Arch, ModelConfig, RopeStyle};
+use super::weights::{Embedding, Linear, WeightMode, WeightSource};
+use crate::Result;
+
+/// Update values for some neurons of one FFN layer.
+#[derive(Debug, Clone)]
+pub struct NeuronEdit {
+    pub layer: usize,
+    /// Neuron indices, u32, shape (k).
+    pub neurons: Tensor,
+    /// One d_model vector per neuron added to its value vector, shape (k, hidden).
+    pub delta: Tensor,
+}
+
+/// What a forward pass should do besides computing hidden states.
+#[derive(Default, Clone, Copy)]
+pub struct Hooks<'a> {
+    pub edits: &'a [NeuronEdit],
+    /// Layers whose FFN activation `h` (batch, seq, ffn) is returned.
+    pub capture_layers: &'a [usize],
+    /// Skip everything after this layer (locating needs no LM head or later layers).
+    pub stop_after_layer: Option<usize>,
+}
+
+impl<'a> Hooks<'a> {
+    pub fn with_edits(edits: &'a [NeuronEdit]) -> Self {
+        Self {
+            edits,
+            ..Self::default()
+        }
+    }
+}
+
+pub struct ForwardOutput {
+    /// Hidden states after the final norm (batch, seq, hidden); `None` when stopped early.
+    pub hidden: Option<Tensor>,
+    pub activations: BTreeMap<usize, Tensor>,
+}
+
+/// Keys and values of earlier positions, for incremental decoding of one sequence batch.
+#[derive(Debug, Clone, Default)]
+pub struct KvCache {
+    layers: Vec<Option<(Tensor, Tensor)>>,
+}
+
+impl KvCache {
+    /// Number of positions already processed.
+    pub fn len(&self) -> usize {
+        self.layers
+            .first()
+            .and_then(|l| l.as_ref())
+            .map_or(0, |(k, _)| k.dim(2).unwrap_or(0))
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+struct Attention {
+    q: Linear,
+    k: Linear,
+    v: Linear,
+    o: Linear,
+    q_bias: Option<Tensor>,
+    k_bias: Option<Tensor>,
+    v_bias: Option<Tensor>,
+    q_norm: Option<Tensor>,
+    k_norm: Option<Tensor>,
+}
+
+struct Ffn {
+    gate: Linear,
+    up: Linear,
+    down: Linear,
+}
+
+struct Block {
+    attn_norm: Tensor,
+    attn: Attention,
+    post_attn_norm: Option<Tensor>,
+    ffn_norm: Tensor,
+    ffn: Ffn,
+    post_ffn_norm: Option<Tensor>,
+}
+
+pub struct Model {
+    config: ModelConfig,
+    mode: WeightMode,
+    embedding: Embedding,
+    blocks: Vec<Block>,
+    final_norm: Tensor,
+    lm_head: Linear,
+    /// The LM head shares the embedding's storage.
+    lm_head_tied: bool,
+}
+
+impl Model {
+    pub fn load(source: &mut WeightSource, config: &ModelConfig, mode: WeightMode) -> Result<Self> {
+        let c = config;
+        let (h, q_dim, kv_dim) = (c.hidden_size, c.num_heads * c.head_dim, c.num_kv_heads * c.head_dim);
+        let embedding = source.embedding(c.vocab_size, h, mode)?;
+        let blocks = (0..c.num_layers)
+            .map(|i| {
+                let name = |leaf: &str| format!("blk.{i}.{leaf}");
+                let gemma = c.arch == Arch::Gemma3;
+                Ok(Block {
+                    attn_norm: source.vector(&name("attn_norm.weight"), h)?,
+                    attn: Attention {
+                        q: source.linear(&name("attn_q.weight"), (q_dim, h), mode)?,
+                        k: source.linear(&name("attn_k.weight"), (kv_dim, h), mode)?,
+                        v: source.linear(&name("attn_v.weight"), (kv_dim, h), mode)?,
+                        o: source.linear(&name("attn_output.weight"), (h, q_dim), mode)?,
+                        q_bias: source.optional_vector(&name("attn_q.bias"), q_dim)?,
+                        k_bias: source.optional_vector(&name("attn_k.bias"), kv_dim)?,
+                        v_bias: source.optional_vector(&name("attn_v.bias"), kv_dim)?,
+                        q_norm: source.optional_vector(&name("attn_q_norm.weight"), c.head_dim)?,
+                        k_norm: source.optional_vector(&name("attn_k_norm.weight"), c.head_dim)?,
+                    },
+                    post_attn_norm: gemma
+                        .then(|| source.vector(&name("post_attention_norm.weight"), h))
+                        .transpose()?,
+                    ffn_norm: source.vector(&name("ffn_norm.weight"), h)?,
+                    ffn: Ffn {
+                        gate: source.linear(&name("ffn_gate.weight"), (c.ffn_size, h), mode)?,
+                        up: source.linear(&name("ffn_up.weight"), (c.ffn_size, h), mode)?,
+                        down: source.linear(&name("ffn_down.weight"), (h, c.ffn_size), mode)?,
+                    },
+                    post_ffn_norm: gemma
+                        .then(|| source.vector(&name("post_ffw_norm.weight"), h))
+                        .transpose()?,
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let final_norm = source.vector("output_norm.weight", h)?;
+        let lm_head_tied = !source.has("output.weight");
+        let lm_head = if lm_head_tied {
+            embedding.as_linear()?
+        } else {
+            source.linear("output.weight", (c.vocab_size, h), mode)?
+        };
+        Ok(Self {
+            config: config.clone(),
+            mode,
+            embedding,
+            blocks,
+            final_norm,
+            lm_head,
+            lm_head_tied,
+        })
+    }
+
+    pub fn config(&self) -> &ModelConfig {
+        &self.config
+    }
+
+    pub fn mode(&self) -> WeightMode {
+        self.mode
+    }
+
+    /// Dense weights use only differentiable ops; quantized weights use candle's fused kernels.
+    fn differentiable(&self) -> bool {
+        self.mode == WeightMode::Dense
+    }
+
+    /// The value vectors (rows of the down projection's transpose) of one layer: (ffn, hidden).
+    pub fn value_vectors(&self, layer: usize) -> Result<Tensor> {
+        Ok(self.blocks[layer].ffn.down.dense()?.t()?.contiguous()?)
+    }
+
+    /// Projects hidden states (…, hidden) to vocabulary logits.
+    pub fn logits(&self, hidden: &Tensor) -> Result<Tensor> {
+        self.lm_head.forward(hidden)
+    }
+
+    /// Runs token ids (batch, seq). Without a cache, positions start at 0 and rows may be
+    /// right-padded: causal masking keeps real tokens from seeing the padding after them.
+    pub fn forward(&self, ids: &Tensor, mut cache: Option<&mut KvCache>, hooks: Hooks) -> Result<ForwardOutput> {
+        let (batch, seq) = ids.dims2()?;
+        if seq == 0 {
+            bail!("forward pass on an empty sequence");
+        }
+        let c = &self.config;
+        if let Some(layer) = hooks.edits.iter().map(|e| e.layer).find(|&l| l >= c.num_layers) {
+            bail!("edit addresses layer {layer}, but the model has {} layers", c.num_layers);
+        }
+        let offset = cache.as_ref().map_or(0, |c| c.len());
+        if let Some(cache) = cache.as_deref_mut() {
+            cache.layers.resize(c.num_layers, None);
+        }
+        let mut x = self.embedding.lookup(ids)?;
+        if let Some(scale) = c.embedding_scale() {
+            x = (x * scale)?;
+        }
+        let masks = AttentionMasks::new(c, seq, offset)?;
+        let mut activations = BTreeMap::new();
+        for (i, block) in self.blocks.iter().enumerate() {
+            let rope = Rope::new(c, i, offset, seq)?;
+            let layer_cache = cache.as_deref_mut().map(|c| &mut c.layers[i]);
+            let mask = masks.for_layer(c, i);
+            let residual = x.clone();
+            let mut y = self.rms_norm(&x, &block.attn_norm)?;
+            y = self.attention(&block.attn, &y, &rope, mask, layer_cache, batch, seq)?;
+            if let Some(norm) = &block.post_attn_norm {
+                y = self.rms_norm(&y, norm)?;
+            }
+            x = (residual + y)?;
+            let residual = x.clone();
+            let mut y = self.rms_norm(&x, &block.ffn_norm)?;
+            y = self.ffn(&block.ffn, &y, i, hooks, &mut activations)?;
+            if let Some(norm) = &block.post_ffn_norm {
+                y = self.rms_norm(&y, norm)?;
+            }
+            x = (residual + y)?;
+            if hooks.stop_after_layer == Some(i) {
+                return Ok(ForwardOutput {
+                    hidden: None,
+                    activations,
+                });
+            }
+        }
+        Ok(ForwardOutput {
+            hidden: Some(self.rms_norm(&x, &self.final_norm)?),
+            activations,
+        })
+    }
+
+    fn ffn(
+        &self,
+        ffn: &Ffn,
+        x: &Tensor,
+        layer: usize,
+        hooks: Hooks,
+        activations: &mut BTreeMap<usize, Tensor>,
+    ) -> Result<Tensor> {
+        let gate = ffn.gate.forward(x)?;
+        let gate = match self.config.arch {
+            Arch::Gemma3 => gate.gelu()?,
+            Arch::Llama | Arch::Qwen2 => gate.silu()?,
+        };
+        let h = (gate * ffn.up.forward(x)?)?;
+        if hooks.capture_layers.contains(&layer) {
+            activations.insert(layer, h.clone());
+        }
+        let mut out = ffn.down.forward(&h)?;
+        for edit in hooks.edits.iter().filter(|e| e.layer == layer) {
+            let (b, s, _) = h.dims3()?;
+            let chosen = h.index_select(&edit.neurons, 2)?;
+            let k = chosen.dim(2)?;
+            let update = chosen.reshape((b * s, k))?.matmul(&edit.delta)?.reshape((b, s, ()))?;
+            out = (out + update)?;
+        }
+        Ok(out)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn attention(
+        &self,
+        attn: &Attention,
+        x: &Tensor,
+        rope: &Rope,
+        mask: Option<&Tensor>,
+        cache: Option<&mut Option<(Tensor, Tensor)>>,
+        batch: usize,
+        seq: usize,
+    ) -> Result<Tensor> {
+        let c = &self.config;
+        let (heads, kv_heads, head_dim) = (c.num_heads, c.num_kv_heads, c.head_dim);
+        let project = |linear: &Linear, bias: &Option<Tensor>, n: usize| -> Result<Tensor> {
+            let mut t = linear.forward(x)?;
+            if let Some(b) = bias {
+                t = t.broadcast_add(b)?;
+            }
+            Ok(t.reshape((batch, seq, n, head_dim))?.transpose(1, 2)?.contiguous()?)
+        };
+        let mut q = project(&attn.q, &attn.q_bias, heads)?;
+        let mut k = project(&attn.k, &attn.k_bias, kv_heads)?;
+        let mut v = project(&attn.v, &attn.v_bias, kv_heads)?;
+        if let Some(norm) = &attn.q_norm {
+            q = self.rms_norm(&q, norm)?;
+        }
+        if let Some(norm) = &attn.k_norm {
+            k = self.rms_norm(&k, norm)?;
+        }
+        q = rope.apply(&q, self.differentiable())?;
+        k = rope.apply(&k, self.differentiable())?;
+        if let Some(slot) = cache {
+            if let Some((past_k, past_v)) = slot.as_ref() {
+                k = Tensor::cat(&[past_k, &k], 2)?;
+                v = Tensor::cat(&[past_v, &v], 2)?;
+            }
+            *slot = Some((k.clone(), v.clone()));
+        }
+        let keys = k.dim(2)?;
+        // Grouped-query attention without copying K/V: fold the query heads sharing a KV head into rows.
+        let group = heads / kv_heads;
+        let q = q.reshape((batch, kv_heads, group * seq, head_dim))?;
+        let scores = (q.matmul(&k.t()?)? * c.attention_scale())?;
+        let mut scores = scores.reshape((batch, heads, seq, keys))?;
+        if let Some(mask) = mask {
+            scores = scores.broadcast_add(mask)?;
+        }
+        let probs = self.softmax(&scores)?;
+        let out = probs
+            .reshape((batch, kv_heads, group * seq, keys))?
+            .matmul(&v)?
+            .reshape((batch, heads, seq, head_dim))?
+            .transpose(1, 2)?
+            .reshape((batch, seq, heads * head_dim))?;
+        attn.o.forward(&out)
+    }
+
+    fn rms_norm(&self, x: &Tensor, weight: &Tensor) -> Result<Tensor> {
+        let eps = self.config.rms_eps;
+        if self.differentiable() {
+            let mean_square = x.sqr()?.mean_keepdim(D::Minus1)?;
+            Ok(x.broadcast_div(&(mean_square + eps)?.sqrt()?)?.broadcast_mul(weight)?)
+        } else {
+            Ok(candle_nn::ops::rms_norm(&x.contiguous()?, weight, eps as f32)?)
+        }
+    }
+
+    fn softmax(&self, x: &Tensor) -> Result<Tensor> {
+        if self.differentiable() {
+            softmax_last_dim(x)
+        } else {
+            Ok(candle_nn::ops::softmax_last_dim(x)?)
+        }
+    }
+}
+
+/// Softmax over the last dimension from differentiable primitives.
+pub fn softmax_last_dim(x: &Tensor) -> Result<Tensor> {
+    let max = x.max_keepdim(D::Minus1)?.detach();
+    let exp = x.broadcast_sub(&max)?.exp()?;
+    Ok(exp.broadcast_div(&exp.sum_keepdim(D::Minus1)?)?)
+}
+
+/// Log-softmax over the last dimension from differentiable primitives.
+pub fn log_softmax_last_dim(x: &Tensor) -> Result<Tensor> {
+    let max = x.max_keepdim(D::Minus1)?.detach();
+    let shifted = x.broadcast_sub(&max)?;
+    let log_sum = shifted.exp()?.sum_keepdim(D::Minus1)?.log()?;
+    Ok(shifted.broadcast_sub(&log_sum)?)
+}
+
+/// Additive attention masks (0 or -inf) for one forward pass, shared by all layers of a kind.
+struct AttentionMasks {
+    global: Option<Tensor>,
+    sliding: Option<Tensor>,
+}
+
+impl AttentionMasks {
+    fn new(c: &ModelConfig, seq: usize, offset: usize) -> Result<Self> {
+        let keys = offset + seq;
+        let build = |window: Option<usize>| -> Result<Option<Tensor>> {
+            let window = window.unwrap_or(usize::MAX);
+            // A single new token sees every cached key unless the window cuts some off.
+            if seq == 1 && keys <= window {
+                return Ok(None);
+            }
+            let values: Vec<f32> = (0..seq)
+                .flat_map(|i| {
+                    let query = offset + i;
+                    (0..keys).map(move |key| {
+                        if key <= query && query - key < window {
+                            0.0
+                        } else {
+                            f32::NEG_INFINITY
+                        }
+                    })
+                })
+                .collect();
+            Ok(Some(Tensor::from_vec(values, (seq, keys), &Device::Cpu)?))
+        };
+        Ok(Self {
+            global: build(None)?,
+            sliding: if c.sliding_window.is_some() {
+                build(c.sliding_window)?
+            } else {
+                None
+            },
+        })
+    }
+
+    fn for_layer(&self, c: &ModelConfig, layer: usize) -> Option<&Tensor> {
+        if c.is_sliding_layer(layer) {
+            self.sliding.as_ref()
+        } else {
+            self.global.as_ref()
+        }
+    }
+}
+
+/// Rotary position embedding for positions offset..offset+seq of one layer.
+struct Rope {
+    cos: Tensor,
+    sin: Tensor,
+    style: RopeStyle,
+}
+
+impl Rope {
+    fn new(c: &ModelConfig, layer: usize, offset: usize, seq: usize) -> Result<Self> {
+        let half = c.head_dim / 2;
+        let theta = c.rope_theta_for(layer);
+        let inv_freq: Vec<f32> = (0..half)
+            .map(|i| 1.0 / theta.powf(2.0 * i as f32 / c.head_dim as f32))
+            .collect();
+        let angles: Vec<f32> = (offset..offset + seq)
+            .flat_map(|p| inv_freq.iter().map(move |f| p as f32 * f))
+            .collect();
+        let angles = Tensor::from_vec(angles, (seq, half), &Device::Cpu)?;
+        Ok(Self {
+            cos: angles.cos()?,
+            sin: angles.sin()?,
+            style: c.rope_style,
+        })
+    }
+
+    /// Rotates x (batch, heads, seq, head_dim).
+    fn apply(&self, x: &Tensor, differentiable: bool) -> Result<Tensor> {
+        let (cos, sin) = (&self.cos, &self.sin);
+        if !differentiable {
+            return Ok(match self.style {
+                RopeStyle::Halves => candle_nn::rotary_emb::rope(x, cos, sin)?,
+                RopeStyle::Interleaved => candle_nn::rotary_emb::rope_i(x, cos, sin)?,
+            });
+        }
+        let (b, h, s, d) = x.dims4()?;
+        let (first, second) = match self.style {
+            RopeStyle::Halves => (x.narrow(3, 0, d / 2)?, x.narrow(3, d / 2, d / 2)?),
+            RopeStyle::Interleaved => {
+                let pairs = x.reshape((b, h, s, d / 2, 2))?;
+                (pairs.narrow(4, 0, 1)?.squeeze(4)?, pairs.narrow(4, 1, 1)?.squeeze(4)?)
+            }
+        };
+        let rotated_first = (first.broadcast_mul(cos)? - second.broadcast_mul(sin)?)?;
+        let rotated_second = (second.broadcast_mul(cos)? + first.broadcast_mul(sin)?)?;
+        Ok(match self.style {
+            RopeStyle::Halves => Tensor::cat(&[rotated_first, rotated_second], 3)?,
+            RopeStyle::Interleaved => Tensor::stack(&[rotated_first, rotated_second], 4)?.reshape((b, h, s, d))?,
+        })
+    }
+}
+
+/// Total bytes a tensor occupies, for memory reporting.
+pub(crate) fn tensor_bytes(t: &Tensor) -> usize {
+    t.elem_count() * t.dtype().size_in_bytes()
+}
+
+impl Model {
+    /// Approximate bytes held by the weights.
+    pub fn weight_bytes(&self) -> usize {
+        let linear = |l: &Linear| match l {
+            Linear::Quantized(m) => match m.as_ref() {
+                candle_core::quantized::QMatMul::QTensor(q) => q.storage_size_in_bytes(),
+                candle_core::quantized::QMatMul::Tensor(t)
+                | candle_core::quantized::QMatMul::TensorF16(t) => tensor_bytes(t),
+            },
+            Linear::Dense(t) => tensor_bytes(t),
+        };
+        let embedding = match &self.embedding {
+            Embedding::Quantized(q) => q.storage_size_in_bytes(),
+            Embedding::Dense(t) => tensor_bytes(t),
+        };
+        let blocks: usize = self
+            .blocks
+            .iter()
+            .map(|b| {
+                [&b.attn.q, &b.attn.k, &b.attn.v, &b.attn.o, &b.ffn.gate, &b.ffn.up, &b.ffn.down]
+                    .into_iter()
+                    .map(linear)
+                    .sum::<usize>()
+            })
+            .sum();
+        embedding + blocks + if self.lm_head_tied { 0 } else { linear(&self.lm_head) }
+    }
+}
+

@@ -1,0 +1,134 @@
+//! Teacher-forced scoring of a target after a prompt, batched over right-padded sequences.
+
+use std::ops::Range;
+
+use candle_core::{Device, Tensor};
+use color_eyre::eyre::bail;
+
+use super::model::{log_softmax_last_dim, Hooks, Model, NeuronEdit};
+use crate::Result;
+
+/// Token sequences padded on the right into one (batch, len) tensor.
+pub struct PaddedBatch {
+    pub ids: Tensor,
+    pub lengths: Vec<usize>,
+}
+
+impl PaddedBatch {
+    pub fn new(seqs: &[Vec<u32>], pad_id: u32) -> Result<Self> {
+        let width = seqs.iter().map(Vec::len).max().unwrap_or(0);
+        if width == 0 {
+            bail!("cannot run an empty batch (no tokens)");
+        }
+        let flat: Vec<u32> = seqs
+            .iter()
+            .flat_map(|s| s.iter().copied().chain(std::iter::repeat_n(pad_id, width - s.len())))
+            .collect();
+        Ok(Self {
+            ids: Tensor::from_vec(flat, (seqs.len(), width), &Device::Cpu)?,
+            lengths: seqs.iter().map(Vec::len).collect(),
+        })
+    }
+
+    pub fn width(&self) -> usize {
+        self.ids.dim(1).unwrap_or(0)
+    }
+}
+
+/// A prompt and the answer to score after it, as token ids.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PromptTarget {
+    pub prompt: Vec<u32>,
+    pub target: Vec<u32>,
+}
+
+/// Per-token results of teacher forcing a batch of targets.
+pub struct TargetLogProbs {
+    /// log P(target token | prompt, earlier target tokens) for every target token of every pair,
+    /// concatenated; differentiable with respect to the edits.
+    pub token_log_probs: Tensor,
+    /// The model's argmax at each target position.
+    pub predicted: Vec<u32>,
+    /// The tokens of pair i are `spans[i]`.
+    pub spans: Vec<Range<usize>>,
+}
+
+/// Scores of one prompt/target pair, as plain numbers.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TeacherForced {
+    /// Sum of the target tokens' log-probabilities.
+    pub log_prob: f32,
+    /// The argmax token at each target position.
+    pub predicted: Vec<u32>,
+}
+
+impl Model {
+    /// Logits at chosen (row, position) cells of a right-padded batch: the LM head runs only there.
+    pub fn logits_at(&self, batch: &PaddedBatch, cells: &[(usize, usize)], edits: &[NeuronEdit]) -> Result<Tensor> {
+        let width = batch.width();
+        for &(row, pos) in cells {
+            if row >= batch.lengths.len() || pos >= batch.lengths[row] {
+                bail!("cell ({row}, {pos}) is outside the batch");
+            }
+        }
+        let out = self.forward(&batch.ids, None, Hooks::with_edits(edits))?;
+        let hidden = out.hidden.expect("a full forward pass returns hidden states");
+        let (b, s, d) = hidden.dims3()?;
+        let flat_index: Vec<u32> = cells.iter().map(|&(r, p)| (r * width + p) as u32).collect();
+        let index = Tensor::from_vec(flat_index, cells.len(), &Device::Cpu)?;
+        let chosen = hidden.reshape((b * s, d))?.index_select(&index, 0)?;
+        self.logits(&chosen)
+    }
+
+    /// Teacher-forced log-probabilities of each pair's target, in one batch.
+    pub fn target_log_probs(&self, pairs: &[PromptTarget], edits: &[NeuronEdit], pad_id: u32) -> Result<TargetLogProbs> {
+        let mut seqs = Vec::with_capacity(pairs.len());
+        let mut cells = Vec::new();
+        let mut targets = Vec::new();
+        let mut spans = Vec::with_capacity(pairs.len());
+        for (row, pair) in pairs.iter().enumerate() {
+            if pair.prompt.is_empty() || pair.target.is_empty() {
+                bail!("teacher forcing needs a non-empty prompt and target");
+            }
+            let start = cells.len();
+            // Position p predicts token p + 1: the target's tokens are predicted from the prompt's last token on.
+            for (i, &token) in pair.target.iter().enumerate() {
+                cells.push((row, pair.prompt.len() - 1 + i));
+                targets.push(token);
+            }
+            spans.push(start..cells.len());
+            seqs.push([pair.prompt.as_slice(), &pair.target[..pair.target.len() - 1]].concat());
+        }
+        let batch = PaddedBatch::new(&seqs, pad_id)?;
+        let logits = self.logits_at(&batch, &cells, edits)?;
+        let predicted = logits.argmax(1)?.to_vec1::<u32>()?;
+        let n = targets.len();
+        let target_ids = Tensor::from_vec(targets, (n, 1), &Device::Cpu)?;
+        let token_log_probs = log_softmax_last_dim(&logits)?.gather(&target_ids, 1)?.squeeze(1)?;
+        Ok(TargetLogProbs {
+            token_log_probs,
+            predicted,
+            spans,
+        })
+    }
+
+    /// Teacher-forced scores of many pairs, `chunk` pairs per forward pass.
+    pub fn teacher_forced(
+        &self,
+        pairs: &[PromptTarget],
+        edits: &[NeuronEdit],
+        pad_id: u32,
+        chunk: usize,
+    ) -> Result<Vec<TeacherForced>> {
+        let mut results = Vec::with_capacity(pairs.len());
+        for part in pairs.chunks(chunk.max(1)) {
+            let scored = self.target_log_probs(part, edits, pad_id)?;
+            let log_probs = scored.token_log_probs.to_vec1::<f32>()?;
+            results.extend(scored.spans.into_iter().map(|span| TeacherForced {
+                log_prob: log_probs[span.clone()].iter().sum(),
+                predicted: scored.predicted[span].to_vec(),
+            }));
+        }
+        Ok(results)
+    }
+}

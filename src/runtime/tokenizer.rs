@@ -1,0 +1,123 @@
+//! Tokenizer from a `tokenizer.json` or from GGUF metadata, with the model's BOS/EOS conventions.
+
+use std::path::Path;
+
+use candle_core::quantized::gguf_file;
+use candle_core::quantized::tokenizer::TokenizerFromGguf;
+use color_eyre::eyre::{bail, eyre};
+
+use crate::Result;
+
+pub struct Tokenizer {
+    inner: tokenizers::Tokenizer,
+    bos: Option<u32>,
+    /// Tokens that end a generation (EOS, end-of-turn markers).
+    stop_ids: Vec<u32>,
+    add_bos: bool,
+}
+
+/// Names of special tokens that end a turn in the chat formats we know.
+const STOP_TOKEN_NAMES: &[&str] = &["<eos>", "<end_of_turn>", "<|endoftext|>", "<|im_end|>", "</s>", "<|eot_id|>"];
+
+impl Tokenizer {
+    /// Loads `tokenizer.json` when given, else builds one from GGUF metadata.
+    pub fn load(tokenizer_json: Option<&Path>, gguf: Option<&gguf_file::Content>) -> Result<Self> {
+        let inner = match (tokenizer_json, gguf) {
+            (Some(path), _) => tokenizers::Tokenizer::from_file(path)
+                .map_err(|e| eyre!("cannot load tokenizer {}: {e}", path.display()))?,
+            (None, Some(content)) => tokenizers::Tokenizer::from_gguf(content).map_err(|e| {
+                eyre!(
+                    "no tokenizer: there is no tokenizer.json beside the model and its GGUF metadata \
+                     has no usable tokenizer ({e}); put the model's tokenizer.json next to it"
+                )
+            })?,
+            (None, None) => bail!("no tokenizer: put the model's tokenizer.json next to it"),
+        };
+        let meta = |key: &str| gguf.and_then(|c| c.metadata.get(key));
+        let token_id = |name: &str| inner.token_to_id(name);
+        let bos = meta("tokenizer.ggml.bos_token_id")
+            .and_then(|v| v.to_u32().ok())
+            .or_else(|| token_id("<bos>"));
+        let add_bos = meta("tokenizer.ggml.add_bos_token")
+            .and_then(|v| v.to_bool().ok())
+            .unwrap_or_else(|| token_id("<bos>").is_some());
+        let mut stop_ids: Vec<u32> = STOP_TOKEN_NAMES.iter().filter_map(|n| token_id(n)).collect();
+        if let Some(eos) = meta("tokenizer.ggml.eos_token_id").and_then(|v| v.to_u32().ok()) {
+            stop_ids.push(eos);
+        }
+        stop_ids.sort_unstable();
+        stop_ids.dedup();
+        Ok(Self {
+            inner,
+            bos,
+            stop_ids,
+            add_bos,
+        })
+    }
+
+    /// Token ids of a prompt, with BOS when the model expects it.
+    pub fn encode_prompt(&self, text: &str) -> Result<Vec<u32>> {
+        let mut ids: Vec<u32> = self.bos.filter(|_| self.add_bos).into_iter().collect();
+        ids.extend(self.encode_plain(text)?);
+        Ok(ids)
+    }
+
+    /// Token ids of a text fragment, no special tokens.
+    pub fn encode_plain(&self, text: &str) -> Result<Vec<u32>> {
+        Ok(self
+            .inner
+            .encode(text, false)
+            .map_err(|e| eyre!("cannot tokenize text: {e}"))?
+            .get_ids()
+            .to_vec())
+    }
+
+    pub fn decode(&self, ids: &[u32]) -> Result<String> {
+        self.inner
+            .decode(ids, true)
+            .map_err(|e| eyre!("cannot decode tokens: {e}"))
+    }
+
+    /// The text of one token as the vocabulary spells it (for neuron top-token lists).
+    pub fn piece(&self, id: u32) -> String {
+        self.decode(&[id]).unwrap_or_else(|_| format!("<{id}>"))
+    }
+
+    pub fn stop_ids(&self) -> &[u32] {
+        &self.stop_ids
+    }
+
+    /// A token used to pad batches; its outputs are never read.
+    pub fn pad_id(&self) -> u32 {
+        self.inner
+            .get_padding()
+            .map(|p| p.pad_id)
+            .or(self.bos)
+            .unwrap_or(0)
+    }
+
+    pub fn vocab_size(&self) -> usize {
+        self.inner.get_vocab_size(true)
+    }
+}
+
+/// Turns a token stream into text increments, holding back bytes of a character split across tokens.
+#[derive(Default)]
+pub struct TextStream {
+    tokens: Vec<u32>,
+    emitted: usize,
+}
+
+impl TextStream {
+    /// Adds a token and returns the text it completes (possibly empty).
+    pub fn push(&mut self, tokenizer: &Tokenizer, token: u32) -> String {
+        self.tokens.push(token);
+        let text = tokenizer.decode(&self.tokens).unwrap_or_default();
+        if text.ends_with('\u{fffd}') || text.len() < self.emitted || !text.is_char_boundary(self.emitted) {
+            return String::new();
+        }
+        let piece = text[self.emitted..].to_string();
+        self.emitted = text.len();
+        piece
+    }
+}

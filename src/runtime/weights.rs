@@ -1,0 +1,373 @@
+//! Reading weights from GGUF or safetensors, in quantized or dense f32 form.
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::io::BufReader;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use candle_core::quantized::{gguf_file, GgmlDType, QMatMul, QTensor};
+use candle_core::{DType, Device, Module, Tensor};
+use color_eyre::eyre::{bail, eyre, WrapErr};
+use serde::{Deserialize, Serialize};
+
+use super::config::{Arch, ModelConfig};
+use crate::Result;
+
+/// Which form the weights take in memory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum WeightMode {
+    /// Quantized matmuls as stored in the GGUF: fast inference, no gradients.
+    #[default]
+    Quantized,
+    /// Everything dequantized to f32: differentiable, used for editing.
+    Dense,
+}
+
+/// A weight matrix of shape (out, in).
+#[derive(Debug, Clone)]
+pub enum Linear {
+    Quantized(Arc<QMatMul>),
+    Dense(Tensor),
+}
+
+impl Linear {
+    pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        Ok(match self {
+            Self::Quantized(m) => m.forward(x)?,
+            Self::Dense(w) => match x.dims() {
+                [b, s, d] => x
+                    .reshape((b * s, *d))?
+                    .matmul(&w.t()?)?
+                    .reshape((*b, *s, ()))?,
+                _ => x.matmul(&w.t()?)?,
+            },
+        })
+    }
+
+    /// The weights as a dense f32 (out, in) matrix.
+    pub fn dense(&self) -> Result<Tensor> {
+        Ok(match self {
+            Self::Quantized(m) => match m.as_ref() {
+                QMatMul::QTensor(q) => q.dequantize(&Device::Cpu)?,
+                QMatMul::Tensor(t) | QMatMul::TensorF16(t) => t.to_dtype(DType::F32)?,
+            },
+            Self::Dense(w) => w.clone(),
+        })
+    }
+
+    fn out_in(&self) -> Result<(usize, usize)> {
+        Ok(match self {
+            Self::Quantized(m) => match m.as_ref() {
+                QMatMul::QTensor(q) => q.shape().dims2()?,
+                QMatMul::Tensor(t) | QMatMul::TensorF16(t) => t.dims2()?,
+            },
+            Self::Dense(w) => w.dims2()?,
+        })
+    }
+}
+
+/// The token embedding table (vocab, hidden), also the tied LM head.
+#[derive(Debug, Clone)]
+pub enum Embedding {
+    Quantized(Arc<QTensor>),
+    Dense(Tensor),
+}
+
+impl Embedding {
+    pub fn lookup(&self, ids: &Tensor) -> Result<Tensor> {
+        Ok(match self {
+            Self::Quantized(q) => q.embedding(ids)?,
+            Self::Dense(w) => {
+                let mut dims = ids.dims().to_vec();
+                dims.push(w.dim(1)?);
+                w.index_select(&ids.flatten_all()?, 0)?.reshape(dims)?
+            }
+        })
+    }
+
+    pub fn as_linear(&self) -> Result<Linear> {
+        Ok(match self {
+            Self::Quantized(q) => Linear::Quantized(Arc::new(QMatMul::from_arc(q.clone())?)),
+            Self::Dense(w) => Linear::Dense(w.clone()),
+        })
+    }
+}
+
+/// Where the weights come from.
+pub enum WeightSource {
+    Gguf {
+        path: PathBuf,
+        content: gguf_file::Content,
+        reader: BufReader<File>,
+    },
+    Safetensors {
+        tensors: candle_core::safetensors::MmapedSafetensors,
+        arch: Arch,
+    },
+}
+
+/// One tensor as read from the source.
+enum Stored {
+    Quantized(QTensor),
+    Plain(Tensor),
+}
+
+impl WeightSource {
+    /// Opens a `.gguf` file or a directory with `config.json` and `*.safetensors`.
+    pub fn open(path: &Path) -> Result<(Self, ModelConfig)> {
+        if path.is_dir() {
+            return Self::open_safetensors(path);
+        }
+        let file = File::open(path).wrap_err_with(|| format!("cannot open model file {}", path.display()))?;
+        let file_len = file.metadata()?.len();
+        let mut reader = BufReader::new(file);
+        let content = gguf_file::Content::read(&mut reader).map_err(|e| {
+            eyre!(
+                "{} is not a readable GGUF file ({e}); it may be truncated or not a GGUF model",
+                path.display()
+            )
+        })?;
+        check_tensor_extents(&content, file_len, path)?;
+        let config = ModelConfig::from_gguf(&content)
+            .wrap_err_with(|| format!("reading the model config of {}", path.display()))?;
+        Ok((
+            Self::Gguf {
+                path: path.to_path_buf(),
+                content,
+                reader,
+            },
+            config,
+        ))
+    }
+
+    fn open_safetensors(dir: &Path) -> Result<(Self, ModelConfig)> {
+        let config_path = dir.join("config.json");
+        let text = std::fs::read_to_string(&config_path)
+            .wrap_err_with(|| format!("cannot read {}", config_path.display()))?;
+        let config = ModelConfig::from_hf_json(&text)
+            .wrap_err_with(|| format!("reading {}", config_path.display()))?;
+        let mut files: Vec<PathBuf> = std::fs::read_dir(dir)?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|e| e == "safetensors"))
+            .collect();
+        files.sort();
+        if files.is_empty() {
+            bail!("{} has config.json but no *.safetensors files", dir.display());
+        }
+        // SAFETY: the files are memory-mapped read-only; we do not modify them while mapped.
+        let tensors = unsafe { candle_core::safetensors::MmapedSafetensors::multi(&files) }
+            .wrap_err_with(|| format!("cannot read safetensors in {}", dir.display()))?;
+        Ok((
+            Self::Safetensors {
+                tensors,
+                arch: config.arch,
+            },
+            config,
+        ))
+    }
+
+    /// GGUF metadata (empty for safetensors).
+    pub fn gguf_content(&self) -> Option<&gguf_file::Content> {
+        match self {
+            Self::Gguf { content, .. } => Some(content),
+            Self::Safetensors { .. } => None,
+        }
+    }
+
+    pub fn has(&self, name: &str) -> bool {
+        match self {
+            Self::Gguf { content, .. } => content.tensor_infos.contains_key(name),
+            Self::Safetensors { tensors, arch } => tensors.get(&hf_tensor_name(name, *arch)).is_ok(),
+        }
+    }
+
+    /// Reads a tensor by its GGUF name; `None` when the source lacks it.
+    fn read(&mut self, name: &str) -> Result<Option<Stored>> {
+        if !self.has(name) {
+            return Ok(None);
+        }
+        match self {
+            Self::Gguf {
+                path,
+                content,
+                reader,
+            } => {
+                let q = content
+                    .tensor(reader, name, &Device::Cpu)
+                    .map_err(|e| eyre!("cannot read tensor `{name}` from {}: {e}", path.display()))?;
+                Ok(Some(Stored::Quantized(q)))
+            }
+            Self::Safetensors { tensors, arch } => {
+                let mut t = tensors.load(&hf_tensor_name(name, *arch), &Device::Cpu)?.to_dtype(DType::F32)?;
+                // HF Gemma stores RMSNorm weights as w with scale (1 + w); GGUF stores 1 + w.
+                if *arch == Arch::Gemma3 && name.ends_with("norm.weight") {
+                    t = (t + 1.0)?;
+                }
+                Ok(Some(Stored::Plain(t)))
+            }
+        }
+    }
+
+    fn require(&mut self, name: &str) -> Result<Stored> {
+        self.read(name)?
+            .ok_or_else(|| eyre!("model file has no tensor `{name}`"))
+    }
+
+    /// A small vector (norm weight, bias) as dense f32, checked against its expected length.
+    pub fn vector(&mut self, name: &str, len: usize) -> Result<Tensor> {
+        self.optional_vector(name, len)?
+            .ok_or_else(|| eyre!("model file has no tensor `{name}`"))
+    }
+
+    pub fn optional_vector(&mut self, name: &str, len: usize) -> Result<Option<Tensor>> {
+        let t = match self.read(name)? {
+            None => return Ok(None),
+            Some(Stored::Quantized(q)) => q.dequantize(&Device::Cpu)?,
+            Some(Stored::Plain(t)) => t,
+        };
+        if t.dims() != [len] {
+            bail!("tensor `{name}` has shape {:?}, expected [{len}]", t.dims());
+        }
+        Ok(Some(t))
+    }
+
+    /// A weight matrix (out, in) in the requested mode, checked against its expected shape.
+    pub fn linear(&mut self, name: &str, out_in: (usize, usize), mode: WeightMode) -> Result<Linear> {
+        let linear = match (self.require(name)?, mode) {
+            (Stored::Quantized(q), WeightMode::Quantized) => {
+                Linear::Quantized(Arc::new(QMatMul::from_qtensor(q)?))
+            }
+            (Stored::Quantized(q), WeightMode::Dense) => Linear::Dense(q.dequantize(&Device::Cpu)?),
+            (Stored::Plain(t), WeightMode::Quantized) if t.dim(1)? % GgmlDType::Q8_0.block_size() == 0 => {
+                Linear::Quantized(Arc::new(QMatMul::from_qtensor(QTensor::quantize(&t, GgmlDType::Q8_0)?)?))
+            }
+            (Stored::Plain(t), _) => Linear::Dense(t),
+        };
+        let shape = linear.out_in()?;
+        if shape != out_in {
+            bail!("tensor `{name}` has shape {shape:?}, expected {out_in:?}");
+        }
+        Ok(linear)
+    }
+
+    /// The token embedding in the requested mode.
+    pub fn embedding(&mut self, vocab: usize, hidden: usize, mode: WeightMode) -> Result<Embedding> {
+        let name = "token_embd.weight";
+        let embedding = match (self.require(name)?, mode) {
+            (Stored::Quantized(q), WeightMode::Quantized) => Embedding::Quantized(Arc::new(q)),
+            (Stored::Quantized(q), WeightMode::Dense) => Embedding::Dense(q.dequantize(&Device::Cpu)?),
+            (Stored::Plain(t), _) => Embedding::Dense(t),
+        };
+        let dims = match &embedding {
+            Embedding::Quantized(q) => q.shape().dims().to_vec(),
+            Embedding::Dense(t) => t.dims().to_vec(),
+        };
+        if dims != [vocab, hidden] {
+            bail!("tensor `{name}` has shape {dims:?}, expected [{vocab}, {hidden}]");
+        }
+        Ok(embedding)
+    }
+
+    /// Number of scalar parameters stored in the file.
+    pub fn parameter_count(&self) -> usize {
+        match self {
+            Self::Gguf { content, .. } => content.tensor_infos.values().map(|i| i.shape.elem_count()).sum(),
+            Self::Safetensors { tensors, .. } => tensors
+                .tensors()
+                .iter()
+                .map(|(_, v)| v.shape().iter().product::<usize>())
+                .sum(),
+        }
+    }
+
+    /// Quantization types and their tensor counts, for `lafn inspect`.
+    pub fn quant_types(&self) -> BTreeMap<String, usize> {
+        let mut counts = BTreeMap::new();
+        match self {
+            Self::Gguf { content, .. } => {
+                for info in content.tensor_infos.values() {
+                    *counts.entry(format!("{:?}", info.ggml_dtype)).or_default() += 1;
+                }
+            }
+            Self::Safetensors { tensors, .. } => {
+                for (_, view) in tensors.tensors() {
+                    *counts.entry(format!("{:?}", view.dtype())).or_default() += 1;
+                }
+            }
+        }
+        counts
+    }
+}
+
+/// Rejects a GGUF whose tensor data runs past the end of the file (a truncated download).
+fn check_tensor_extents(content: &gguf_file::Content, file_len: u64, path: &Path) -> Result<()> {
+    for (name, info) in &content.tensor_infos {
+        let elems = info.shape.elem_count();
+        let bytes = elems / info.ggml_dtype.block_size() * info.ggml_dtype.type_size();
+        let end = content.tensor_data_offset + info.offset + bytes as u64;
+        if end > file_len {
+            bail!(
+                "{} is truncated: tensor `{name}` ends at byte {end} but the file has {file_len} bytes",
+                path.display()
+            );
+        }
+    }
+    Ok(())
+}
+
+/// The Hugging Face checkpoint name of a tensor we address by its GGUF name.
+fn hf_tensor_name(gguf_name: &str, arch: Arch) -> String {
+    match gguf_name {
+        "token_embd.weight" => return "model.embed_tokens.weight".into(),
+        "output_norm.weight" => return "model.norm.weight".into(),
+        "output.weight" => return "lm_head.weight".into(),
+        _ => {}
+    }
+    let Some(rest) = gguf_name.strip_prefix("blk.") else {
+        return gguf_name.into();
+    };
+    let (layer, leaf) = rest.split_once('.').unwrap_or((rest, ""));
+    let (stem, suffix) = leaf.rsplit_once('.').unwrap_or((leaf, "weight"));
+    let hf_stem = match (stem, arch) {
+        ("attn_norm", _) => "input_layernorm",
+        ("attn_q", _) => "self_attn.q_proj",
+        ("attn_k", _) => "self_attn.k_proj",
+        ("attn_v", _) => "self_attn.v_proj",
+        ("attn_output", _) => "self_attn.o_proj",
+        ("attn_q_norm", _) => "self_attn.q_norm",
+        ("attn_k_norm", _) => "self_attn.k_norm",
+        ("post_attention_norm", _) => "post_attention_layernorm",
+        ("ffn_norm", Arch::Gemma3) => "pre_feedforward_layernorm",
+        ("ffn_norm", _) => "post_attention_layernorm",
+        ("post_ffw_norm", _) => "post_feedforward_layernorm",
+        ("ffn_gate", _) => "mlp.gate_proj",
+        ("ffn_up", _) => "mlp.up_proj",
+        ("ffn_down", _) => "mlp.down_proj",
+        (other, _) => other,
+    };
+    format!("model.layers.{layer}.{hf_stem}.{suffix}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hf_names_follow_each_architecture() {
+        assert_eq!(
+            hf_tensor_name("blk.3.ffn_norm.weight", Arch::Gemma3),
+            "model.layers.3.pre_feedforward_layernorm.weight"
+        );
+        assert_eq!(
+            hf_tensor_name("blk.3.ffn_norm.weight", Arch::Llama),
+            "model.layers.3.post_attention_layernorm.weight"
+        );
+        assert_eq!(
+            hf_tensor_name("blk.0.attn_q.bias", Arch::Qwen2),
+            "model.layers.0.self_attn.q_proj.bias"
+        );
+        assert_eq!(hf_tensor_name("token_embd.weight", Arch::Llama), "model.embed_tokens.weight");
+    }
+}
