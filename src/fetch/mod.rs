@@ -27,7 +27,11 @@ pub enum FetchEvent {
 /// Resolves a model spec to files, fetching built-ins on first use.
 pub fn resolve(spec: &str, on_event: &mut dyn FnMut(FetchEvent)) -> crate::Result<ModelFiles> {
     let _ = on_event;
-    let path = PathBuf::from(spec);
+    let path = if spec.contains('/') {
+        PathBuf::from(spec)
+    } else {
+        directories::ProjectDirs::from("", "", "lafn").unwrap().data_dir().join("models").join(spec).join("model.gguf")
+    };
     let tokenizer = path.parent().map(|p| p.join("tokenizer.json")).filter(|p| p.exists());
     Ok(ModelFiles { weights: path, tokenizer })
 }

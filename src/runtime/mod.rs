@@ -4,6 +4,7 @@ mod config;
 mod generate;
 mod model;
 mod scoring;
+pub mod tiny;
 mod tokenizer;
 mod weights;
 

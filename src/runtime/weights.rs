@@ -318,7 +318,7 @@ fn check_tensor_extents(content: &gguf_file::Content, file_len: u64, path: &Path
 }
 
 /// The Hugging Face checkpoint name of a tensor we address by its GGUF name.
-fn hf_tensor_name(gguf_name: &str, arch: Arch) -> String {
+pub(crate) fn hf_tensor_name(gguf_name: &str, arch: Arch) -> String {
     match gguf_name {
         "token_embd.weight" => return "model.embed_tokens.weight".into(),
         "output_norm.weight" => return "model.norm.weight".into(),

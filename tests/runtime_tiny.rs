@@ -1,0 +1,194 @@
+//! Runtime behaviour on tiny random-weight models: modes agree, caching and padding are exact,
+//! hooks read and edit FFN neurons, and gradients reach the update values.
+
+use candle_core::{DType, Device, Tensor, Var};
+use lafn::runtime::tiny::{write_tiny_model, write_tiny_safetensors, TinySpec};
+use lafn::runtime::{
+    Arch, GenerateOptions, Hooks, LoadedModel, Model, NeuronEdit, PaddedBatch, PromptTarget, WeightMode,
+};
+
+const ARCHS: [Arch; 3] = [Arch::Gemma3, Arch::Llama, Arch::Qwen2];
+
+fn tiny(arch: Arch) -> (tempfile::TempDir, LoadedModel) {
+    let dir = tempfile::tempdir().unwrap();
+    let files = write_tiny_model(dir.path(), TinySpec::new(arch)).unwrap();
+    let loaded = LoadedModel::load(&files, WeightMode::Quantized).unwrap();
+    (dir, loaded)
+}
+
+fn last_logits(model: &Model, ids: &[u32], edits: &[NeuronEdit]) -> Tensor {
+    let input = Tensor::new(ids, &Device::Cpu).unwrap().unsqueeze(0).unwrap();
+    let hidden = model.forward(&input, None, Hooks::with_edits(edits)).unwrap().hidden.unwrap();
+    let last = hidden.get(0).unwrap().get(ids.len() - 1).unwrap();
+    model.logits(&last.unsqueeze(0).unwrap()).unwrap().squeeze(0).unwrap()
+}
+
+fn max_abs_diff(a: &Tensor, b: &Tensor) -> f32 {
+    (a - b).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap()
+}
+
+#[test]
+fn quantized_and_dense_weights_agree() {
+    for arch in ARCHS {
+        let (_dir, loaded) = tiny(arch);
+        let dense = loaded.load_weights(WeightMode::Dense).unwrap();
+        let ids = loaded.tokenizer.encode_prompt("what country is Shmavon Shmavonyan from ?").unwrap();
+        let diff = max_abs_diff(&last_logits(&loaded.model, &ids, &[]), &last_logits(&dense, &ids, &[]));
+        // Quantized matmuls round activations to 8 bits; the rest is the same computation.
+        assert!(diff < 0.1, "{arch:?}: quantized vs dense logits differ by {diff}");
+    }
+}
+
+#[test]
+fn safetensors_checkpoint_matches_gguf() {
+    for arch in [Arch::Gemma3, Arch::Qwen2] {
+        let dir = tempfile::tempdir().unwrap();
+        let gguf = write_tiny_model(&dir.path().join("gguf"), TinySpec::new(arch)).unwrap();
+        let hf = write_tiny_safetensors(&gguf, &dir.path().join("hf")).unwrap();
+        let a = LoadedModel::load(&gguf, WeightMode::Dense).unwrap();
+        let b = LoadedModel::load(&hf, WeightMode::Dense).unwrap();
+        let ids = a.tokenizer.encode_prompt("the capital of France is").unwrap();
+        let diff = max_abs_diff(&last_logits(&a.model, &ids, &[]), &last_logits(&b.model, &ids, &[]));
+        assert!(diff < 1e-4, "{arch:?}: safetensors vs GGUF logits differ by {diff}");
+    }
+}
+
+#[test]
+fn kv_cache_generation_equals_full_recomputation() {
+    for arch in ARCHS {
+        let (_dir, loaded) = tiny(arch);
+        for model in [&loaded.model, &loaded.load_weights(WeightMode::Dense).unwrap()] {
+            let prompt = loaded.tokenizer.encode_prompt("where was Alice born ?").unwrap();
+            let options = GenerateOptions {
+                max_new_tokens: 6,
+                ..Default::default()
+            };
+            let generated = model.generate(&prompt, &[], &options, &[], &mut |_| true).unwrap();
+            assert_eq!(generated.len(), 6);
+            let mut seq = prompt.clone();
+            for &token in &generated {
+                let argmax = last_logits(model, &seq, &[]).argmax(0).unwrap().to_scalar::<u32>().unwrap();
+                assert_eq!(argmax, token, "{arch:?}: cached decode diverged from full forward");
+                seq.push(token);
+            }
+        }
+    }
+}
+
+#[test]
+fn right_padding_does_not_change_real_positions() {
+    for arch in ARCHS {
+        let (_dir, loaded) = tiny(arch);
+        let dense = loaded.load_weights(WeightMode::Dense).unwrap();
+        let short = loaded.tokenizer.encode_prompt("Paris is").unwrap();
+        let long = loaded.tokenizer.encode_prompt("the capital of Italy is Rome and").unwrap();
+        let batch = PaddedBatch::new(&[short.clone(), long.clone()], loaded.tokenizer.pad_id()).unwrap();
+        let logits = dense
+            .logits_at(&batch, &[(0, short.len() - 1), (1, long.len() - 1)], &[])
+            .unwrap();
+        let alone = last_logits(&dense, &short, &[]);
+        let diff = max_abs_diff(&logits.get(0).unwrap(), &alone);
+        assert!(diff < 1e-4, "{arch:?}: padded row differs from the unpadded run by {diff}");
+    }
+}
+
+#[test]
+fn hooks_capture_activations_and_zero_edits_change_nothing() {
+    let (_dir, loaded) = tiny(Arch::Gemma3);
+    let model = &loaded.model;
+    let ids = loaded.tokenizer.encode_prompt("who is Bob ?").unwrap();
+    let input = Tensor::new(ids.as_slice(), &Device::Cpu).unwrap().unsqueeze(0).unwrap();
+    let out = model
+        .forward(
+            &input,
+            None,
+            Hooks {
+                capture_layers: &[0, 2],
+                stop_after_layer: Some(2),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+    assert!(out.hidden.is_none(), "stopping after the last captured layer skips the head");
+    assert_eq!(out.activations.keys().copied().collect::<Vec<_>>(), vec![0, 2]);
+    assert_eq!(out.activations[&0].dims(), &[1, ids.len(), 128]);
+
+    let zero = NeuronEdit {
+        layer: 1,
+        neurons: Tensor::new(&[1u32, 5, 9], &Device::Cpu).unwrap(),
+        delta: Tensor::zeros((3, 64), DType::F32, &Device::Cpu).unwrap(),
+    };
+    let base = last_logits(model, &ids, &[]);
+    assert_eq!(max_abs_diff(&base, &last_logits(model, &ids, std::slice::from_ref(&zero))), 0.0);
+    let nonzero = NeuronEdit {
+        delta: Tensor::ones((3, 64), DType::F32, &Device::Cpu).unwrap(),
+        ..zero
+    };
+    assert!(max_abs_diff(&base, &last_logits(model, &ids, &[nonzero])) > 1e-3);
+}
+
+/// Loss of a fixed target under edits at layers 0 and 2 (the layer-0 gradient crosses two blocks).
+fn edit_loss(model: &Model, pairs: &[PromptTarget], deltas: &[Tensor], pad: u32) -> Tensor {
+    let edits: Vec<NeuronEdit> = [0usize, 2]
+        .iter()
+        .zip(deltas)
+        .map(|(&layer, delta)| NeuronEdit {
+            layer,
+            neurons: Tensor::new(&[3u32, 17, 40, 99], &Device::Cpu).unwrap(),
+            delta: delta.clone(),
+        })
+        .collect();
+    let scored = model.target_log_probs(pairs, &edits, pad).unwrap();
+    scored.token_log_probs.mean_all().unwrap().neg().unwrap()
+}
+
+#[test]
+fn update_value_gradients_match_finite_differences() {
+    for arch in ARCHS {
+        let (_dir, loaded) = tiny(arch);
+        let dense = loaded.load_weights(WeightMode::Dense).unwrap();
+        let tok = &loaded.tokenizer;
+        let pairs = vec![
+            PromptTarget {
+                prompt: tok.encode_prompt("what country is Shmavon from ?").unwrap(),
+                target: tok.encode_plain("Yemen .").unwrap(),
+            },
+            PromptTarget {
+                prompt: tok.encode_prompt("Shmavon ist aus").unwrap(),
+                target: tok.encode_plain("Jemen").unwrap(),
+            },
+        ];
+        let vars: Vec<Var> = (0..2)
+            .map(|i| {
+                let values: Vec<f32> = (0..4 * 64).map(|j| ((j * 7 + i * 13) % 17) as f32 / 17.0 - 0.5).collect();
+                Var::from_tensor(&Tensor::from_vec(values, (4, 64), &Device::Cpu).unwrap()).unwrap()
+            })
+            .collect();
+        let deltas: Vec<Tensor> = vars.iter().map(|v| v.as_tensor().clone()).collect();
+        let grads = edit_loss(&dense, &pairs, &deltas, tok.pad_id()).backward().unwrap();
+        let mut checked = 0;
+        for (layer_slot, var) in vars.iter().enumerate() {
+            let analytic = grads.get(var).expect("gradient reaches every edit").to_vec2::<f32>().unwrap();
+            for (row, col) in [(0, 0), (1, 10), (2, 33), (3, 63)] {
+                let base = var.as_tensor().to_vec2::<f32>().unwrap();
+                let shifted = |step: f32| {
+                    let mut values = base.clone();
+                    values[row][col] += step;
+                    let mut moved = deltas.clone();
+                    moved[layer_slot] = Tensor::new(values, &Device::Cpu).unwrap();
+                    edit_loss(&dense, &pairs, &moved, tok.pad_id()).to_scalar::<f32>().unwrap()
+                };
+                // Central differences at two step sizes, combined (Richardson) to cancel the curvature term.
+                let central = |h: f32| (shifted(h) - shifted(-h)) / (2.0 * h);
+                let numeric = (4.0 * central(5e-3) - central(1e-2)) / 3.0;
+                let a = analytic[row][col];
+                assert!(
+                    (numeric - a).abs() <= 0.02 * a.abs().max(numeric.abs()) + 2e-4,
+                    "{arch:?}: d loss / d dV[{layer_slot}][{row}][{col}]: analytic {a}, numeric {numeric}"
+                );
+                checked += usize::from(a.abs() > 1e-3);
+            }
+        }
+        assert!(checked >= 4, "{arch:?}: too few non-trivial gradients ({checked})");
+    }
+}
