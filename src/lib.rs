@@ -1,9 +1,11 @@
 //! lafn: multilingual knowledge editing with language-agnostic factual neurons (LU-LAFNs).
 //!
-//! Layout: [`runtime`] runs transformer models with FFN hooks; [`fetch`] finds and downloads models.
+//! Layout: [`runtime`] runs transformer models with FFN hooks; [`fetch`] finds and downloads models;
+//! [`method`] is LU-LAFNs itself (locate, edit, cache, retrieve).
 
 pub mod bench;
 pub mod fetch;
+pub mod method;
 pub mod runtime;
 
 /// Library-wide result type: errors carry context for the user.

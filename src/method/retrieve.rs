@@ -1,0 +1,1 @@
+//! Finding the cache entries whose subject a query mentions. INTERFACE STUB, being implemented.
