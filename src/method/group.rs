@@ -161,7 +161,7 @@ impl EditGroup {
             group.validate()?;
             return Ok(group);
         }
-        let record = indexmap_like::OrderedRecord::from_json(value)?;
+        let record = BenchmarkRecord::from_json(value)?;
         let name = record
             .iter()
             .next()
