@@ -237,7 +237,7 @@ impl WeightSource {
     pub fn linear(&mut self, name: &str, out_in: (usize, usize), mode: WeightMode) -> Result<Linear> {
         let linear = match (self.require(name)?, mode) {
             (Stored::Quantized(q), WeightMode::Quantized) => {
-                Linear::Quantized(Arc::new(QMatMul::from_qtensor(q)?))
+                Linear::Quantized(Arc::new(QMatMul::from_qtensor(with_fast_kernel(q)?)?))
             }
             (Stored::Quantized(q), WeightMode::Dense) => Linear::Dense(q.dequantize(&Device::Cpu)?),
             (Stored::Plain(t), WeightMode::Quantized) if t.dim(1)? % GgmlDType::Q8_0.block_size() == 0 => {
@@ -256,7 +256,7 @@ impl WeightSource {
     pub fn embedding(&mut self, vocab: usize, hidden: usize, mode: WeightMode) -> Result<Embedding> {
         let name = "token_embd.weight";
         let embedding = match (self.require(name)?, mode) {
-            (Stored::Quantized(q), WeightMode::Quantized) => Embedding::Quantized(Arc::new(q)),
+            (Stored::Quantized(q), WeightMode::Quantized) => Embedding::Quantized(Arc::new(with_fast_kernel(q)?)),
             (Stored::Quantized(q), WeightMode::Dense) => Embedding::Dense(q.dequantize(&Device::Cpu)?),
             (Stored::Plain(t), _) => Embedding::Dense(t),
         };
@@ -299,6 +299,18 @@ impl WeightSource {
         }
         counts
     }
+}
+
+/// Re-encodes block types that candle only has scalar CPU kernels for (Q5_0, Q4_1, ...) as Q8_0,
+/// which has a SIMD kernel: several times faster, and Q8_0 holds those values nearly exactly.
+fn with_fast_kernel(q: QTensor) -> Result<QTensor> {
+    use GgmlDType::*;
+    let fast = matches!(q.dtype(), F32 | F16 | BF16 | Q4_0 | Q8_0 | Q2K | Q3K | Q4K | Q5K | Q6K | Q8K);
+    let cols = *q.shape().dims().last().unwrap_or(&0);
+    if fast || cols % Q8_0.block_size() != 0 {
+        return Ok(q);
+    }
+    Ok(QTensor::quantize(&q.dequantize(&Device::Cpu)?, Q8_0)?)
 }
 
 /// Rejects a GGUF whose tensor data runs past the end of the file (a truncated download).
