@@ -4,8 +4,10 @@ use std::io::Write;
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
-use color_eyre::eyre::{bail, WrapErr};
+use color_eyre::eyre::{bail, eyre, WrapErr};
 use lafn::fetch::{self, FetchEvent, ModelFiles};
+use lafn::method::prompts::fill_paraphrases;
+use lafn::method::{locate, optimize, EditGroup, LayerChoice, MethodSettings};
 use lafn::runtime::{GenerateOptions, LoadedModel, Sampling, WeightMode};
 use lafn::Result;
 
@@ -42,6 +44,24 @@ enum Command {
         #[arg(long, default_value_t = 0)]
         seed: u64,
     },
+    /// Locate the language-agnostic factual neurons of an edit group and print per-layer statistics.
+    Locate {
+        #[command(flatten)]
+        model: ModelArgs,
+        #[command(flatten)]
+        group: GroupArgs,
+        #[command(flatten)]
+        settings: SettingsArgs,
+    },
+    /// Locate and optimize update values for an edit group, printing the losses of every step.
+    Edit {
+        #[command(flatten)]
+        model: ModelArgs,
+        #[command(flatten)]
+        group: GroupArgs,
+        #[command(flatten)]
+        settings: SettingsArgs,
+    },
     /// Show a model's architecture, size and storage types.
     Inspect {
         #[command(flatten)]
@@ -68,6 +88,80 @@ struct ModelArgs {
     /// Dequantize all weights to f32 (the differentiable mode used for editing).
     #[arg(long)]
     dense: bool,
+}
+
+#[derive(Args)]
+struct GroupArgs {
+    /// Edit groups as JSON or JSONL: our format or MzsRE / Bi-ZsRE records.
+    #[arg(long, short)]
+    group: PathBuf,
+    /// Which group of the file (1 = first).
+    #[arg(long, default_value_t = 1)]
+    index: usize,
+    /// Keep only these languages (comma-separated codes).
+    #[arg(long, value_delimiter = ',')]
+    langs: Option<Vec<String>>,
+}
+
+impl GroupArgs {
+    fn load(&self) -> Result<EditGroup> {
+        let groups = EditGroup::load_file(&self.group)?;
+        let count = groups.len();
+        let mut group = groups
+            .into_iter()
+            .nth(self.index.saturating_sub(1))
+            .ok_or_else(|| eyre!("{} holds {count} groups; --index {} is out of range", self.group.display(), self.index))?;
+        if let Some(langs) = &self.langs {
+            group.descriptors.retain(|d| langs.contains(&d.lang));
+        }
+        group.validate()?;
+        Ok(group)
+    }
+}
+
+#[derive(Args)]
+struct SettingsArgs {
+    /// Method settings as JSON (see README); flags below override single values.
+    #[arg(long)]
+    settings: Option<PathBuf>,
+    /// Frequency threshold beta for factual neurons.
+    #[arg(long)]
+    beta: Option<f32>,
+    /// Edit exactly these layers (comma-separated) instead of choosing by the data.
+    #[arg(long, value_delimiter = ',')]
+    layers: Option<Vec<usize>>,
+    #[arg(long)]
+    steps: Option<usize>,
+    #[arg(long)]
+    lr: Option<f64>,
+    /// Weight lambda of the KL loss.
+    #[arg(long)]
+    kl_weight: Option<f64>,
+}
+
+impl SettingsArgs {
+    fn load(&self) -> Result<MethodSettings> {
+        let mut settings: MethodSettings = match &self.settings {
+            Some(path) => lafn::method::load_settings(path)?,
+            None => MethodSettings::default(),
+        };
+        if let Some(beta) = self.beta {
+            settings.locate.beta = beta;
+        }
+        if let Some(layers) = &self.layers {
+            settings.locate.layers = LayerChoice::Fixed(layers.clone());
+        }
+        if let Some(steps) = self.steps {
+            settings.edit.steps = steps;
+        }
+        if let Some(lr) = self.lr {
+            settings.edit.learning_rate = lr;
+        }
+        if let Some(kl_weight) = self.kl_weight {
+            settings.edit.kl_weight = kl_weight;
+        }
+        Ok(settings)
+    }
 }
 
 impl ModelArgs {
@@ -175,6 +269,46 @@ fn main() -> Result<()> {
                 },
             )?;
             println!();
+            Ok(())
+        }
+        Some(Command::Locate { model, group, settings }) => {
+            let settings = settings.load()?;
+            let loaded = model.load()?;
+            let mut group = group.load()?;
+            fill_paraphrases(&mut group, &settings.paraphrases, Some((&loaded.model, &loaded.tokenizer)))?;
+            let located = locate(&loaded.model, &loaded.tokenizer, &group, &settings.locate)?;
+            print!("{}", lafn::method::describe_located(&located));
+            Ok(())
+        }
+        Some(Command::Edit { model, group, settings }) => {
+            let settings = settings.load()?;
+            let loaded = model.load()?;
+            let dense = loaded.load_weights(WeightMode::Dense)?;
+            let mut group = group.load()?;
+            fill_paraphrases(&mut group, &settings.paraphrases, Some((&loaded.model, &loaded.tokenizer)))?;
+            let started = std::time::Instant::now();
+            let located = locate(&dense, &loaded.tokenizer, &group, &settings.locate)?;
+            println!(
+                "located {} neurons in layers {:?} ({:.1} s)",
+                located.neuron_count(),
+                located.selected.keys().collect::<Vec<_>>(),
+                started.elapsed().as_secs_f64()
+            );
+            let langs = group.langs().join(" ");
+            println!("step  target     kl      total   P(target): {langs}");
+            let cancel = std::sync::atomic::AtomicBool::new(false);
+            let outcome = optimize(&dense, &loaded.tokenizer, &group, &located, &settings.edit, &cancel, &mut |s| {
+                let probs: Vec<String> = s.target_probs.iter().map(|p| format!("{p:.2}")).collect();
+                println!(
+                    "{:4}  {:8.4} {:7.4} {:8.4}  {}",
+                    s.step,
+                    s.target_loss,
+                    s.kl_loss,
+                    s.total_loss,
+                    probs.join(" ")
+                );
+            })?;
+            println!("stopped: {:?} after {:.1} s", outcome.stop, started.elapsed().as_secs_f64());
             Ok(())
         }
         Some(Command::Inspect { model }) => {

@@ -2,12 +2,19 @@
 
 use std::collections::BTreeMap;
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
 
-use candle_core::{DType, Device, Tensor};
+use candle_core::{DType, Device, Tensor, Var};
+use candle_nn::optim::{AdamW, Optimizer, ParamsAdamW};
 use color_eyre::eyre::{bail, eyre, WrapErr};
 use serde::{Deserialize, Serialize};
 
-use crate::runtime::NeuronEdit;
+use super::group::EditGroup;
+use super::locate::LocatedNeurons;
+use super::prompts::{kl_prompts, teacher_forcing_pair};
+use crate::runtime::{
+    log_softmax_last_dim, Hooks, Model, NeuronEdit, PaddedBatch, TeacherForcingBatch, Tokenizer, WeightMode,
+};
 use crate::Result;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -128,4 +135,202 @@ impl Default for EditSettings {
             train_on_paraphrases: true,
         }
     }
+}
+
+/// Why an optimisation ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum StopReason {
+    /// Every training prompt's target became the argmax.
+    Converged,
+    /// All configured steps ran.
+    StepsDone,
+    Cancelled,
+}
+
+/// The result of optimizing update values for one edit group.
+pub struct EditOutcome {
+    pub update: UpdateValues,
+    pub history: Vec<EditStep>,
+    pub stop: StopReason,
+}
+
+/// Optimizes update values for the located neurons of `group` on a dense (differentiable) model.
+/// `on_step` sees every step's losses; setting `cancel` stops at the next step.
+pub fn optimize(
+    model: &Model,
+    tokenizer: &Tokenizer,
+    group: &EditGroup,
+    located: &LocatedNeurons,
+    settings: &EditSettings,
+    cancel: &AtomicBool,
+    on_step: &mut dyn FnMut(&EditStep),
+) -> Result<EditOutcome> {
+    if model.mode() != WeightMode::Dense {
+        bail!("editing needs the dense (f32) weights: load the model with WeightMode::Dense");
+    }
+    group.validate()?;
+    if located.neuron_count() == 0 {
+        bail!("no language-agnostic neurons were located for `{}`: lower beta or choose other layers", group.name);
+    }
+    let pad = tokenizer.pad_id();
+    let hidden = model.config().hidden_size;
+
+    // Training pairs: each language's prompt first (its probability is reported), then paraphrases.
+    let mut pairs = Vec::new();
+    let mut prompt_pair_of_lang = Vec::new();
+    for d in &group.descriptors {
+        prompt_pair_of_lang.push(pairs.len());
+        pairs.push(teacher_forcing_pair(tokenizer, &d.prompt, &d.target)?);
+        if settings.train_on_paraphrases {
+            for p in &d.paraphrases {
+                pairs.push(teacher_forcing_pair(tokenizer, p, &d.target)?);
+            }
+        }
+    }
+    let targets = TeacherForcingBatch::new(&pairs, pad)?;
+    let pair_sums = span_sum_matrix(&targets.spans, targets.cells.len())?;
+
+    let kl_seqs: Vec<Vec<u32>> = group
+        .descriptors
+        .iter()
+        .flat_map(|d| kl_prompts(&d.lang, &d.subject))
+        .map(|p| tokenizer.encode_prompt(&p))
+        .collect::<Result<_>>()?;
+    let kl_batch = PaddedBatch::new(&kl_seqs, pad)?;
+    let kl_cells: Vec<(usize, usize)> = kl_batch.lengths.iter().enumerate().map(|(r, &len)| (r, len - 1)).collect();
+    let original_log_probs = log_softmax_last_dim(&model.logits_at(&kl_batch, &kl_cells, &[])?)?;
+    let original_probs = original_log_probs.exp()?;
+
+    // Nothing below the lowest edited layer changes: compute its input once.
+    let first_layer = *located.selected.keys().next().expect("at least one layer is selected");
+    let residual_below = |ids: &Tensor| -> Result<Option<Tensor>> {
+        if first_layer == 0 {
+            return Ok(None);
+        }
+        let hooks = Hooks {
+            stop_after_layer: Some(first_layer - 1),
+            ..Hooks::default()
+        };
+        Ok(Some(model.forward(ids, None, hooks)?.residual))
+    };
+    let target_residual = residual_below(&targets.batch.ids)?;
+    let kl_residual = residual_below(&kl_batch.ids)?;
+
+    let layers: Vec<(usize, Vec<u32>)> = located.selected.iter().map(|(l, n)| (*l, n.clone())).collect();
+    let vars: Vec<Var> = layers
+        .iter()
+        .map(|(_, neurons)| Var::zeros((neurons.len(), hidden), DType::F32, &Device::Cpu))
+        .collect::<candle_core::Result<_>>()?;
+    let neuron_tensors: Vec<Tensor> = layers
+        .iter()
+        .map(|(_, n)| Tensor::new(n.as_slice(), &Device::Cpu))
+        .collect::<candle_core::Result<_>>()?;
+    let max_norms: Vec<Option<Tensor>> = layers
+        .iter()
+        .zip(&neuron_tensors)
+        .map(|((layer, _), idx)| {
+            settings
+                .max_norm_ratio
+                .map(|ratio| -> Result<Tensor> {
+                    let values = model.value_vectors(*layer)?.index_select(idx, 0)?;
+                    Ok((values.sqr()?.sum_keepdim(1)?.sqrt()? * ratio)?)
+                })
+                .transpose()
+        })
+        .collect::<Result<_>>()?;
+    let mut optimizer = AdamW::new(
+        vars.clone(),
+        ParamsAdamW {
+            lr: settings.learning_rate,
+            weight_decay: settings.weight_decay,
+            ..Default::default()
+        },
+    )?;
+
+    let mut history = Vec::new();
+    let mut stop = StopReason::StepsDone;
+    for step in 0..=settings.steps {
+        let edits: Vec<NeuronEdit> = layers
+            .iter()
+            .zip(&vars)
+            .zip(&neuron_tensors)
+            .map(|(((layer, _), var), neurons)| NeuronEdit {
+                layer: *layer,
+                neurons: neurons.clone(),
+                delta: var.as_tensor().clone(),
+            })
+            .collect();
+        let target_hooks = Hooks {
+            edits: &edits,
+            resume: target_residual.as_ref().map(|r| (first_layer, r)),
+            ..Hooks::default()
+        };
+        let kl_hooks = Hooks {
+            resume: kl_residual.as_ref().map(|r| (first_layer, r)),
+            ..target_hooks
+        };
+        let scored = targets.score(&model.logits_at_with(&targets.batch, &targets.cells, target_hooks)?)?;
+        let pair_nll = pair_sums.matmul(&scored.token_log_probs.neg()?.unsqueeze(1)?)?.squeeze(1)?;
+        let target_loss = pair_nll.mean_all()?;
+        let edited_log_probs =
+            log_softmax_last_dim(&model.logits_at_with(&kl_batch, &kl_cells, kl_hooks)?)?;
+        let kl_loss = (&original_probs * (&original_log_probs - &edited_log_probs)?)?.sum(1)?.mean_all()?;
+        let total = (&target_loss + (&kl_loss * settings.kl_weight)?)?;
+
+        let nll: Vec<f32> = pair_nll.to_vec1()?;
+        let correct = targets.all_correct(&scored.predicted)?;
+        let record = EditStep {
+            step,
+            target_loss: target_loss.to_scalar()?,
+            kl_loss: kl_loss.to_scalar()?,
+            total_loss: total.to_scalar()?,
+            target_probs: prompt_pair_of_lang.iter().map(|&i| (-nll[i]).exp()).collect(),
+            all_correct: correct.iter().all(|&c| c),
+        };
+        on_step(&record);
+        let converged = record.all_correct && settings.early_stop;
+        history.push(record);
+        if converged {
+            stop = StopReason::Converged;
+            break;
+        }
+        if step == settings.steps {
+            break;
+        }
+        if cancel.load(Ordering::Relaxed) {
+            stop = StopReason::Cancelled;
+            break;
+        }
+        optimizer.backward_step(&total)?;
+        for (var, max_norm) in vars.iter().zip(&max_norms) {
+            if let Some(max_norm) = max_norm {
+                let norms = var.as_tensor().sqr()?.sum_keepdim(1)?.sqrt()?;
+                let scale = (max_norm / (norms + 1e-12)?)?.clamp(0f32, 1f32)?;
+                var.set(&var.as_tensor().broadcast_mul(&scale)?)?;
+            }
+        }
+    }
+    let update = UpdateValues {
+        layers: layers
+            .into_iter()
+            .zip(&vars)
+            .map(|((layer, neurons), var)| LayerUpdate {
+                layer,
+                neurons,
+                delta: var.as_tensor().detach(),
+            })
+            .collect(),
+    };
+    Ok(EditOutcome { update, history, stop })
+}
+
+/// A (spans, cells) 0/1 matrix that sums each span's entries when multiplied with a column.
+fn span_sum_matrix(spans: &[std::ops::Range<usize>], cells: usize) -> Result<Tensor> {
+    let mut values = vec![0f32; spans.len() * cells];
+    for (row, span) in spans.iter().enumerate() {
+        for cell in span.clone() {
+            values[row * cells + cell] = 1.0;
+        }
+    }
+    Ok(Tensor::from_vec(values, (spans.len(), cells), &Device::Cpu)?)
 }

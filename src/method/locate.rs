@@ -2,7 +2,12 @@
 
 use std::collections::BTreeMap;
 
+use color_eyre::eyre::bail;
 use serde::{Deserialize, Serialize};
+
+use super::group::EditGroup;
+use crate::runtime::{Hooks, Model, PaddedBatch, Tokenizer};
+use crate::Result;
 
 /// Which token's activation decides whether a neuron fires on an input.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
@@ -85,4 +90,228 @@ impl Default for LocateSettings {
             max_per_layer: Some(64),
         }
     }
+}
+
+/// Unrelated prompts in several languages: neurons that fire on nearly all of them are generic.
+const REFERENCE_PROMPTS: &[&str] = &[
+    "The weather today is",
+    "My favourite food is",
+    "How many legs does a spider have?",
+    "Who wrote the novel War and Peace?",
+    "Das Wetter heute ist",
+    "Wie alt ist die Erde?",
+    "Le chat dort sur le canapé et",
+    "Quelle est la couleur du ciel ?",
+    "El libro está sobre la mesa y",
+    "¿Cuántos días tiene una semana?",
+    "O que é a fotossíntese?",
+    "Какой сегодня день недели?",
+    "今天的天气怎么样？",
+    "水的化学式是什么？",
+    "Kolik je hodin?",
+    "Hoe laat is het?",
+    "วันนี้อากาศเป็นอย่างไร",
+    "Bugün hava nasıl?",
+    "Hôm nay thời tiết thế nào?",
+    "The speed of light is",
+];
+
+/// Activation vectors (one per input) of every layer: `[layer][input][neuron]`.
+type LayerActivations = Vec<Vec<Vec<f32>>>;
+
+/// Locates the LAFNs of an edit group. Inputs per language: its prompt and paraphrases.
+pub fn locate(
+    model: &Model,
+    tokenizer: &Tokenizer,
+    group: &EditGroup,
+    settings: &LocateSettings,
+) -> Result<LocatedNeurons> {
+    group.validate()?;
+    let c = model.config();
+    if !(0.0..=1.0).contains(&settings.beta) {
+        bail!("beta must be between 0 and 1, got {}", settings.beta);
+    }
+    let langs: Vec<String> = group.descriptors.iter().map(|d| d.lang.clone()).collect();
+    // frequencies[layer][lang][neuron] and mean activations in the same layout.
+    let mut frequencies = vec![Vec::with_capacity(langs.len()); c.num_layers];
+    let mut strengths = vec![Vec::with_capacity(langs.len()); c.num_layers];
+    for d in &group.descriptors {
+        let inputs: Vec<&str> = std::iter::once(d.prompt.as_str())
+            .chain(d.paraphrases.iter().map(String::as_str))
+            .collect();
+        let acts = activations(model, tokenizer, &inputs, Some(&d.subject), settings.position)?;
+        for (layer, rows) in acts.iter().enumerate() {
+            frequencies[layer].push(firing_share(rows, settings.activation_threshold));
+            strengths[layer].push(mean_rows(rows));
+        }
+    }
+    let generic: Vec<Vec<f32>> = match settings.generic_share {
+        Some(_) => activations(model, tokenizer, REFERENCE_PROMPTS, None, settings.position)?
+            .iter()
+            .map(|rows| firing_share(rows, settings.activation_threshold))
+            .collect(),
+        None => Vec::new(),
+    };
+
+    let mut layers = Vec::with_capacity(c.num_layers);
+    let mut candidates: BTreeMap<usize, Vec<u32>> = BTreeMap::new();
+    for layer in 0..c.num_layers {
+        let factual: Vec<Vec<u32>> = frequencies[layer]
+            .iter()
+            .map(|f| (0..f.len() as u32).filter(|&j| f[j as usize] >= settings.beta).collect())
+            .collect();
+        let lafns: Vec<u32> = (0..c.ffn_size as u32)
+            .filter(|&j| factual.iter().all(|set| set.binary_search(&j).is_ok()))
+            .filter(|&j| match (settings.generic_share, generic.get(layer)) {
+                (Some(limit), Some(shares)) => shares[j as usize] < limit,
+                _ => true,
+            })
+            .collect();
+        layers.push(LayerStats {
+            layer,
+            factual_counts: factual.iter().map(Vec::len).collect(),
+            jaccard: factual.iter().map(|a| factual.iter().map(|b| jaccard(a, b)).collect()).collect(),
+            lafn_count: lafns.len(),
+        });
+        candidates.insert(layer, lafns);
+    }
+
+    let chosen_layers: Vec<usize> = match &settings.layers {
+        LayerChoice::Fixed(list) => {
+            if let Some(bad) = list.iter().find(|&&l| l >= c.num_layers) {
+                bail!("layer {bad} does not exist: the model has {} layers", c.num_layers);
+            }
+            list.clone()
+        }
+        LayerChoice::Auto { count } => {
+            let mut by_count: Vec<usize> = (0..c.num_layers).collect();
+            // Most LAFNs first; among equals, the later layer (closer to the answer).
+            by_count.sort_by_key(|&l| (std::cmp::Reverse(layers[l].lafn_count), std::cmp::Reverse(l)));
+            by_count.into_iter().take(*count).filter(|&l| layers[l].lafn_count > 0).collect()
+        }
+    };
+    let mut selected = BTreeMap::new();
+    let mut selected_frequencies = BTreeMap::new();
+    for layer in chosen_layers {
+        let mut neurons = candidates.remove(&layer).unwrap_or_default();
+        // Keep the neurons every language drives hardest: rank by the weakest language's mean activation.
+        let weakest = |j: u32| {
+            strengths[layer]
+                .iter()
+                .map(|s: &Vec<f32>| s[j as usize])
+                .fold(f32::INFINITY, f32::min)
+        };
+        neurons.sort_by(|&a, &b| weakest(b).total_cmp(&weakest(a)));
+        if let Some(cap) = settings.max_per_layer {
+            neurons.truncate(cap);
+        }
+        neurons.sort_unstable();
+        let per_neuron: Vec<Vec<f32>> = neurons
+            .iter()
+            .map(|&j| frequencies[layer].iter().map(|f| f[j as usize]).collect())
+            .collect();
+        selected_frequencies.insert(layer, per_neuron);
+        selected.insert(layer, neurons);
+    }
+    Ok(LocatedNeurons {
+        langs,
+        layers,
+        selected,
+        frequencies: selected_frequencies,
+    })
+}
+
+/// FFN activations at the chosen position of each input, for every layer.
+fn activations(
+    model: &Model,
+    tokenizer: &Tokenizer,
+    inputs: &[&str],
+    subject: Option<&str>,
+    position: ActivationPosition,
+) -> Result<LayerActivations> {
+    let c = model.config();
+    let seqs: Vec<Vec<u32>> = inputs
+        .iter()
+        .map(|text| tokenizer.encode_prompt(text))
+        .collect::<Result<_>>()?;
+    let positions: Vec<usize> = inputs
+        .iter()
+        .zip(&seqs)
+        .map(|(text, ids)| {
+            let last = ids.len() - 1;
+            match (position, subject.and_then(|s| text.find(s).map(|at| at + s.len()))) {
+                (ActivationPosition::SubjectLast, Some(end)) => tokenizer
+                    .encode_prompt(&text[..end])
+                    .map(|prefix| prefix.len().saturating_sub(1).min(last)),
+                _ => Ok(last),
+            }
+        })
+        .collect::<Result<_>>()?;
+    let batch = PaddedBatch::new(&seqs, tokenizer.pad_id())?;
+    let all_layers: Vec<usize> = (0..c.num_layers).collect();
+    let out = model.forward(
+        &batch.ids,
+        None,
+        Hooks {
+            capture_layers: &all_layers,
+            stop_after_layer: Some(c.num_layers - 1),
+            ..Hooks::default()
+        },
+    )?;
+    let mut result = Vec::with_capacity(c.num_layers);
+    for layer in 0..c.num_layers {
+        let h = &out.activations[&layer];
+        let rows = (0..seqs.len())
+            .map(|row| {
+                let row_h = h.get(row)?;
+                let v = match position {
+                    ActivationPosition::Mean => row_h.narrow(0, 0, batch.lengths[row])?.mean(0)?,
+                    _ => row_h.get(positions[row])?,
+                };
+                Ok(v.to_vec1::<f32>()?)
+            })
+            .collect::<Result<Vec<_>>>()?;
+        result.push(rows);
+    }
+    Ok(result)
+}
+
+/// Share of rows on which each neuron's activation exceeds the threshold.
+fn firing_share(rows: &[Vec<f32>], threshold: f32) -> Vec<f32> {
+    let n = rows.len().max(1) as f32;
+    let width = rows.first().map_or(0, Vec::len);
+    (0..width)
+        .map(|j| rows.iter().filter(|r| r[j] > threshold).count() as f32 / n)
+        .collect()
+}
+
+fn mean_rows(rows: &[Vec<f32>]) -> Vec<f32> {
+    let n = rows.len().max(1) as f32;
+    let width = rows.first().map_or(0, Vec::len);
+    (0..width).map(|j| rows.iter().map(|r| r[j]).sum::<f32>() / n).collect()
+}
+
+/// |A ∩ B| / |A ∪ B| of two sorted sets (1 when both are empty).
+fn jaccard(a: &[u32], b: &[u32]) -> f32 {
+    let common = a.iter().filter(|x| b.binary_search(x).is_ok()).count();
+    let union = a.len() + b.len() - common;
+    if union == 0 {
+        1.0
+    } else {
+        common as f32 / union as f32
+    }
+}
+
+/// A per-layer table of located neurons, as `lafn locate` prints it.
+pub fn describe_located(located: &LocatedNeurons) -> String {
+    let mut out = format!("layer  LAFNs  |D| per language: {}\n", located.langs.join(" "));
+    for stats in &located.layers {
+        let counts: Vec<String> = stats.factual_counts.iter().map(|c| c.to_string()).collect();
+        let mark = if located.selected.contains_key(&stats.layer) { "*" } else { " " };
+        out.push_str(&format!("{mark}{:4}  {:5}  {}\n", stats.layer, stats.lafn_count, counts.join(" ")));
+    }
+    for (layer, neurons) in &located.selected {
+        out.push_str(&format!("layer {layer}: {} neurons {:?}\n", neurons.len(), neurons));
+    }
+    out
 }

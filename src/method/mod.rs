@@ -4,10 +4,11 @@
 pub mod edit;
 pub mod group;
 pub mod locate;
+pub mod prompts;
 pub mod retrieve;
 pub mod settings;
 
-pub use edit::{EditSettings, EditStep, LayerUpdate, UpdateValues};
+pub use edit::{optimize, EditOutcome, EditSettings, EditStep, LayerUpdate, StopReason, UpdateValues};
 pub use group::{load_benchmark, BenchmarkEntry, BenchmarkRecord, EditDescriptor, EditGroup};
-pub use locate::{ActivationPosition, LayerChoice, LayerStats, LocateSettings, LocatedNeurons};
-pub use settings::MethodSettings;
+pub use locate::{describe_located, locate, ActivationPosition, LayerChoice, LayerStats, LocateSettings, LocatedNeurons};
+pub use settings::{load_settings, MethodSettings};

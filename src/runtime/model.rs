@@ -31,6 +31,9 @@ pub struct Hooks<'a> {
     pub capture_layers: &'a [usize],
     /// Skip everything after this layer (locating needs no LM head or later layers).
     pub stop_after_layer: Option<usize>,
+    /// Start at this layer from a residual stream computed earlier (see [`ForwardOutput::residual`])
+    /// instead of embedding the ids: edits above a layer never change what lies below it.
+    pub resume: Option<(usize, &'a Tensor)>,
 }
 
 impl<'a> Hooks<'a> {
@@ -45,6 +48,8 @@ impl<'a> Hooks<'a> {
 pub struct ForwardOutput {
     /// Hidden states after the final norm (batch, seq, hidden); `None` when stopped early.
     pub hidden: Option<Tensor>,
+    /// The residual stream after the last layer run (before the final norm).
+    pub residual: Tensor,
     pub activations: BTreeMap<usize, Tensor>,
 }
 
@@ -199,13 +204,19 @@ impl Model {
         if let Some(cache) = cache.as_deref_mut() {
             cache.layers.resize(c.num_layers, None);
         }
-        let mut x = self.embedding.lookup(ids)?;
-        if let Some(scale) = c.embedding_scale() {
-            x = (x * scale)?;
-        }
+        let (first_layer, mut x) = match hooks.resume {
+            Some((layer, residual)) => (layer, residual.clone()),
+            None => {
+                let x = self.embedding.lookup(ids)?;
+                match c.embedding_scale() {
+                    Some(scale) => (0, (x * scale)?),
+                    None => (0, x),
+                }
+            }
+        };
         let masks = AttentionMasks::new(c, seq, offset)?;
         let mut activations = BTreeMap::new();
-        for (i, block) in self.blocks.iter().enumerate() {
+        for (i, block) in self.blocks.iter().enumerate().skip(first_layer) {
             let rope = Rope::new(c, i, offset, seq)?;
             let layer_cache = cache.as_deref_mut().map(|c| &mut c.layers[i]);
             let mask = masks.for_layer(c, i);
@@ -226,12 +237,14 @@ impl Model {
             if hooks.stop_after_layer == Some(i) {
                 return Ok(ForwardOutput {
                     hidden: None,
+                    residual: x,
                     activations,
                 });
             }
         }
         Ok(ForwardOutput {
             hidden: Some(self.rms_norm(&x, &self.final_norm)?),
+            residual: x,
             activations,
         })
     }

@@ -65,13 +65,18 @@ pub struct TeacherForced {
 impl Model {
     /// Logits at chosen (row, position) cells of a right-padded batch: the LM head runs only there.
     pub fn logits_at(&self, batch: &PaddedBatch, cells: &[(usize, usize)], edits: &[NeuronEdit]) -> Result<Tensor> {
+        self.logits_at_with(batch, cells, Hooks::with_edits(edits))
+    }
+
+    /// [`Model::logits_at`] with any hooks (e.g. resuming from a cached residual stream).
+    pub fn logits_at_with(&self, batch: &PaddedBatch, cells: &[(usize, usize)], hooks: Hooks) -> Result<Tensor> {
         let width = batch.width();
         for &(row, pos) in cells {
             if row >= batch.lengths.len() || pos >= batch.lengths[row] {
                 bail!("cell ({row}, {pos}) is outside the batch");
             }
         }
-        let out = self.forward(&batch.ids, None, Hooks::with_edits(edits))?;
+        let out = self.forward(&batch.ids, None, hooks)?;
         let hidden = out.hidden.expect("a full forward pass returns hidden states");
         let (b, s, d) = hidden.dims3()?;
         let flat_index: Vec<u32> = cells.iter().map(|&(r, p)| (r * width + p) as u32).collect();
@@ -82,34 +87,8 @@ impl Model {
 
     /// Teacher-forced log-probabilities of each pair's target, in one batch.
     pub fn target_log_probs(&self, pairs: &[PromptTarget], edits: &[NeuronEdit], pad_id: u32) -> Result<TargetLogProbs> {
-        let mut seqs = Vec::with_capacity(pairs.len());
-        let mut cells = Vec::new();
-        let mut targets = Vec::new();
-        let mut spans = Vec::with_capacity(pairs.len());
-        for (row, pair) in pairs.iter().enumerate() {
-            if pair.prompt.is_empty() || pair.target.is_empty() {
-                bail!("teacher forcing needs a non-empty prompt and target");
-            }
-            let start = cells.len();
-            // Position p predicts token p + 1: the target's tokens are predicted from the prompt's last token on.
-            for (i, &token) in pair.target.iter().enumerate() {
-                cells.push((row, pair.prompt.len() - 1 + i));
-                targets.push(token);
-            }
-            spans.push(start..cells.len());
-            seqs.push([pair.prompt.as_slice(), &pair.target[..pair.target.len() - 1]].concat());
-        }
-        let batch = PaddedBatch::new(&seqs, pad_id)?;
-        let logits = self.logits_at(&batch, &cells, edits)?;
-        let predicted = logits.argmax(1)?.to_vec1::<u32>()?;
-        let n = targets.len();
-        let target_ids = Tensor::from_vec(targets, (n, 1), &Device::Cpu)?;
-        let token_log_probs = log_softmax_last_dim(&logits)?.gather(&target_ids, 1)?.squeeze(1)?;
-        Ok(TargetLogProbs {
-            token_log_probs,
-            predicted,
-            spans,
-        })
+        let batch = TeacherForcingBatch::new(pairs, pad_id)?;
+        batch.score(&self.logits_at(&batch.batch, &batch.cells, edits)?)
     }
 
     /// Teacher-forced scores of many pairs, `chunk` pairs per forward pass.
@@ -130,5 +109,62 @@ impl Model {
             }));
         }
         Ok(results)
+    }
+}
+
+/// Prompt/target pairs laid out for teacher forcing: which logits to compute and which token each must predict.
+pub struct TeacherForcingBatch {
+    pub batch: PaddedBatch,
+    /// (row, position) of every logit row, in target-token order.
+    pub cells: Vec<(usize, usize)>,
+    /// The token each cell must predict, (cells, 1).
+    targets: Tensor,
+    /// The cells of pair i are `spans[i]`.
+    pub spans: Vec<Range<usize>>,
+}
+
+impl TeacherForcingBatch {
+    pub fn new(pairs: &[PromptTarget], pad_id: u32) -> Result<Self> {
+        let mut seqs = Vec::with_capacity(pairs.len());
+        let mut cells = Vec::new();
+        let mut targets = Vec::new();
+        let mut spans = Vec::with_capacity(pairs.len());
+        for (row, pair) in pairs.iter().enumerate() {
+            if pair.prompt.is_empty() || pair.target.is_empty() {
+                bail!("teacher forcing needs a non-empty prompt and target");
+            }
+            let start = cells.len();
+            // Position p predicts token p + 1: the target is predicted from the prompt's last token on.
+            for (i, &token) in pair.target.iter().enumerate() {
+                cells.push((row, pair.prompt.len() - 1 + i));
+                targets.push(token);
+            }
+            spans.push(start..cells.len());
+            seqs.push([pair.prompt.as_slice(), &pair.target[..pair.target.len() - 1]].concat());
+        }
+        let n = targets.len();
+        Ok(Self {
+            batch: PaddedBatch::new(&seqs, pad_id)?,
+            cells,
+            targets: Tensor::from_vec(targets, (n, 1), &Device::Cpu)?,
+            spans,
+        })
+    }
+
+    /// Scores logits computed at [`TeacherForcingBatch::cells`].
+    pub fn score(&self, logits: &Tensor) -> Result<TargetLogProbs> {
+        let predicted = logits.argmax(1)?.to_vec1::<u32>()?;
+        let token_log_probs = log_softmax_last_dim(logits)?.gather(&self.targets, 1)?.squeeze(1)?;
+        Ok(TargetLogProbs {
+            token_log_probs,
+            predicted,
+            spans: self.spans.clone(),
+        })
+    }
+
+    /// Whether each pair's predicted tokens all equal its target.
+    pub fn all_correct(&self, predicted: &[u32]) -> Result<Vec<bool>> {
+        let targets = self.targets.squeeze(1)?.to_vec1::<u32>()?;
+        Ok(self.spans.iter().map(|s| predicted[s.clone()] == targets[s.clone()]).collect())
     }
 }

@@ -1,0 +1,181 @@
+//! Text around the model: prompt/target token pairs, KL prompts about the subject, and paraphrases
+//! made from templates (no model needed).
+
+use color_eyre::eyre::eyre;
+use serde::{Deserialize, Serialize};
+
+use super::group::EditGroup;
+use crate::runtime::{GenerateOptions, Model, PromptTarget, Sampling, TextStream, Tokenizer};
+use crate::Result;
+
+/// Token ids of `prompt` followed by `target`, split where the prompt ends. The pair is tokenized
+/// together ("prompt target", as the MzsRE/Bi-ZsRE evaluation code does) so the target's first token
+/// is the one the model would produce after the prompt.
+pub fn teacher_forcing_pair(tokenizer: &Tokenizer, prompt: &str, target: &str) -> Result<PromptTarget> {
+    let prompt_ids = tokenizer.encode_prompt(prompt)?;
+    let joined = tokenizer.encode_prompt(&format!("{prompt} {}", target.trim()))?;
+    if joined.len() > prompt_ids.len() && joined.starts_with(&prompt_ids) {
+        return Ok(PromptTarget {
+            target: joined[prompt_ids.len()..].to_vec(),
+            prompt: prompt_ids,
+        });
+    }
+    // The last prompt token merged with the target: tokenize the target on its own.
+    Ok(PromptTarget {
+        target: tokenizer.encode_plain(&format!(" {}", target.trim()))?,
+        prompt: prompt_ids,
+    })
+}
+
+/// Prompts about the subject under other relations ("{subject} is a"), whose next-token distribution
+/// the KL term keeps as it was.
+pub fn kl_prompts(lang: &str, subject: &str) -> Vec<String> {
+    let templates: &[&str] = match lang {
+        "en" => &["{} is a", "{} is known for"],
+        "de" => &["{} ist ein", "{} ist bekannt für"],
+        "fr" => &["{} est un", "{} est connu pour"],
+        "es" => &["{} es un", "{} es conocido por"],
+        "pt" => &["{} é um", "{} é conhecido por"],
+        "ru" => &["{} — это", "{} известен"],
+        "zh" => &["{}是", "{}以"],
+        "cz" | "cs" => &["{} je", "{} je známý"],
+        "du" | "nl" => &["{} is een", "{} staat bekend om"],
+        "th" => &["{} คือ", "{} เป็นที่รู้จัก"],
+        "tr" => &["{} bir", "{} şununla tanınır:"],
+        "vi" => &["{} là", "{} nổi tiếng với"],
+        _ => &["{}"],
+    };
+    templates.iter().map(|t| t.replace("{}", subject)).collect()
+}
+
+/// Paraphrases of a question from fixed per-language frames; every one keeps the subject verbatim.
+pub fn template_paraphrases(lang: &str, prompt: &str) -> Vec<String> {
+    let (question, answer, tell) = match lang {
+        "en" => ("Question:", "Answer:", "Tell me:"),
+        "de" => ("Frage:", "Antwort:", "Sag mir:"),
+        "fr" => ("Question :", "Réponse :", "Dis-moi :"),
+        "es" => ("Pregunta:", "Respuesta:", "Dime:"),
+        "pt" => ("Pergunta:", "Resposta:", "Diga-me:"),
+        "ru" => ("Вопрос:", "Ответ:", "Скажи мне:"),
+        "zh" => ("问题：", "答案：", "请告诉我："),
+        "cz" | "cs" => ("Otázka:", "Odpověď:", "Řekni mi:"),
+        "du" | "nl" => ("Vraag:", "Antwoord:", "Vertel me:"),
+        "th" => ("คำถาม:", "คำตอบ:", "บอกฉันหน่อย:"),
+        "tr" => ("Soru:", "Cevap:", "Söyle bana:"),
+        "vi" => ("Câu hỏi:", "Trả lời:", "Cho tôi biết:"),
+        _ => ("Q:", "A:", ""),
+    };
+    let prompt = prompt.trim();
+    let frames = [
+        format!("{question} {prompt}"),
+        format!("{question} {prompt}\n{answer}"),
+        format!("{prompt}\n{answer}"),
+        format!("{tell} {prompt}"),
+        format!("Q: {prompt}\nA:"),
+    ];
+    dedupe(frames.into_iter().map(|f| f.trim().to_string()), prompt, None)
+}
+
+/// Drops duplicates, the prompt itself, and (when a subject is given) phrasings that lost the subject.
+pub fn dedupe(candidates: impl IntoIterator<Item = String>, prompt: &str, subject: Option<&str>) -> Vec<String> {
+    let mut kept: Vec<String> = Vec::new();
+    for candidate in candidates {
+        let candidate = candidate.trim().to_string();
+        let keeps_subject = subject.is_none_or(|s| candidate.to_lowercase().contains(&s.to_lowercase()));
+        if !candidate.is_empty() && candidate != prompt && keeps_subject && !kept.contains(&candidate) {
+            kept.push(candidate);
+        }
+    }
+    kept
+}
+
+/// Where generated paraphrases come from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum ParaphraseSource {
+    /// Fixed per-language frames around the prompt: fast, deterministic, no model.
+    #[default]
+    Templates,
+    /// The loaded model rewrites the prompt from a few-shot example (sampled).
+    Model,
+    /// Model rewrites first, templates to fill up.
+    Both,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ParaphraseSettings {
+    pub source: ParaphraseSource,
+    /// Paraphrases wanted per language (user-given ones count).
+    pub count: usize,
+}
+
+impl Default for ParaphraseSettings {
+    fn default() -> Self {
+        Self {
+            source: ParaphraseSource::Templates,
+            count: 5,
+        }
+    }
+}
+
+/// Rewrites of `prompt` sampled from the model, cut at the first line break, keeping the subject.
+pub fn model_paraphrases(model: &Model, tokenizer: &Tokenizer, prompt: &str, subject: &str, count: usize) -> Result<Vec<String>> {
+    let few_shot = format!(
+        "Rewrite the question with other words, in the same language.\n\
+         Question: What is the capital of France?\nRewrite: Which city is the capital of France?\n\
+         Question: {}\nRewrite:",
+        prompt.trim()
+    );
+    let ids = tokenizer.encode_prompt(&few_shot)?;
+    let newline: Vec<u32> = tokenizer.encode_plain("\n")?;
+    let mut candidates = Vec::new();
+    // A few extra draws: some lose the subject or repeat the prompt.
+    for seed in 0..(count * 2) as u64 {
+        let options = GenerateOptions {
+            max_new_tokens: 40,
+            sampling: Sampling::TopP {
+                temperature: 0.8,
+                top_p: 0.95,
+                seed,
+            },
+        };
+        let mut stream = TextStream::default();
+        let mut text = String::new();
+        model.generate(&ids, &[], &options, &[tokenizer.stop_ids(), &newline].concat(), &mut |token| {
+            text.push_str(&stream.push(tokenizer, token));
+            !text.contains('\n')
+        })?;
+        candidates.push(text.lines().next().unwrap_or("").to_string());
+    }
+    let mut kept = dedupe(candidates, prompt.trim(), Some(subject));
+    kept.truncate(count);
+    Ok(kept)
+}
+
+/// Adds generated paraphrases to every language of `group` that has fewer than `settings.count`.
+/// `model` is needed only for [`ParaphraseSource::Model`] and [`ParaphraseSource::Both`].
+pub fn fill_paraphrases(
+    group: &mut EditGroup,
+    settings: &ParaphraseSettings,
+    model: Option<(&Model, &Tokenizer)>,
+) -> Result<()> {
+    for d in &mut group.descriptors {
+        if d.paraphrases.len() >= settings.count {
+            continue;
+        }
+        let mut generated = Vec::new();
+        if matches!(settings.source, ParaphraseSource::Model | ParaphraseSource::Both) {
+            let (model, tokenizer) = model.ok_or_else(|| eyre!("model paraphrases need a loaded model"))?;
+            generated.extend(model_paraphrases(model, tokenizer, &d.prompt, &d.subject, settings.count)?);
+        }
+        if matches!(settings.source, ParaphraseSource::Templates | ParaphraseSource::Both) {
+            generated.extend(template_paraphrases(&d.lang, &d.prompt));
+        }
+        let all = d.paraphrases.iter().cloned().chain(generated);
+        let mut merged = dedupe(all, d.prompt.trim(), Some(&d.subject));
+        merged.truncate(settings.count.max(d.paraphrases.len()));
+        d.paraphrases = merged;
+    }
+    Ok(())
+}
