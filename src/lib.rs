@@ -7,6 +7,8 @@ pub mod bench;
 pub mod fetch;
 pub mod method;
 pub mod runtime;
+pub mod session;
+pub mod storage;
 
 /// Library-wide result type: errors carry context for the user.
 pub type Result<T> = color_eyre::Result<T>;

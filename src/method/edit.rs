@@ -132,7 +132,7 @@ impl Default for EditSettings {
             weight_decay: 0.0,
             max_norm_ratio: Some(4.0),
             early_stop: true,
-            train_on_paraphrases: true,
+            train_on_paraphrases: false,
         }
     }
 }

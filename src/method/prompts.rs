@@ -81,7 +81,7 @@ pub fn dedupe(candidates: impl IntoIterator<Item = String>, prompt: &str, subjec
     let mut kept: Vec<String> = Vec::new();
     for candidate in candidates {
         let candidate = candidate.trim().to_string();
-        let keeps_subject = subject.is_none_or(|s| candidate.to_lowercase().contains(&s.to_lowercase()));
+        let keeps_subject = subject.is_none_or(|s| contains_ignoring_case(&candidate, s));
         if !candidate.is_empty() && candidate != prompt && keeps_subject && !kept.contains(&candidate) {
             kept.push(candidate);
         }
@@ -148,7 +148,8 @@ pub fn model_paraphrases(model: &Model, tokenizer: &Tokenizer, prompt: &str, sub
         })?;
         candidates.push(text.lines().next().unwrap_or("").to_string());
     }
-    let mut kept = dedupe(candidates, prompt.trim(), Some(subject));
+    let subject = contains_ignoring_case(prompt, subject).then_some(subject);
+    let mut kept = dedupe(candidates, prompt.trim(), subject);
     kept.truncate(count);
     Ok(kept)
 }
@@ -173,9 +174,15 @@ pub fn fill_paraphrases(
             generated.extend(template_paraphrases(&d.lang, &d.prompt));
         }
         let all = d.paraphrases.iter().cloned().chain(generated);
-        let mut merged = dedupe(all, d.prompt.trim(), Some(&d.subject));
+        // A prompt may spell the subject differently (transliterated); only then is its absence no loss.
+        let subject = contains_ignoring_case(&d.prompt, &d.subject).then_some(d.subject.as_str());
+        let mut merged = dedupe(all, d.prompt.trim(), subject);
         merged.truncate(settings.count.max(d.paraphrases.len()));
         d.paraphrases = merged;
     }
     Ok(())
+}
+
+fn contains_ignoring_case(text: &str, part: &str) -> bool {
+    text.to_lowercase().contains(&part.to_lowercase())
 }
