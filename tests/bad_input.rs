@@ -1,0 +1,97 @@
+//! Bad input to the `lafn` binary gives a clear error and a non-zero exit code, never a panic.
+
+use std::path::Path;
+use std::process::Command;
+
+use lafn::runtime::tiny::{write_tiny_model, TinySpec};
+use lafn::runtime::Arch;
+
+/// Runs `lafn args...` and returns (exit code, stderr).
+fn lafn(args: &[&str]) -> (i32, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_lafn"))
+        .args(args)
+        .env("RUST_BACKTRACE", "0")
+        .env("RUST_LIB_BACKTRACE", "0")
+        .output()
+        .unwrap();
+    (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stderr).into_owned())
+}
+
+fn assert_clear_failure(args: &[&str], expected: &str) {
+    let (code, stderr) = lafn(args);
+    assert_ne!(code, 0, "`lafn {args:?}` should fail");
+    assert!(!stderr.contains("panicked"), "`lafn {args:?}` panicked: {stderr}");
+    assert!(
+        stderr.to_lowercase().contains(&expected.to_lowercase()),
+        "`lafn {args:?}`: expected {expected:?} in: {stderr}"
+    );
+}
+
+fn tiny_gguf(dir: &Path) -> String {
+    let files = write_tiny_model(dir, TinySpec::new(Arch::Llama)).unwrap();
+    files.weights.to_string_lossy().into_owned()
+}
+
+#[test]
+fn truncated_gguf_is_reported() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = tiny_gguf(dir.path());
+    let bytes = std::fs::read(&path).unwrap();
+    std::fs::write(&path, &bytes[..bytes.len() * 2 / 3]).unwrap();
+    assert_clear_failure(&["inspect", "--model", &path], "truncated");
+    std::fs::write(&path, &bytes[..100]).unwrap();
+    assert_clear_failure(&["inspect", "--model", &path], "not a readable GGUF");
+}
+
+#[test]
+fn wrong_magic_is_reported() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = tiny_gguf(dir.path());
+    let mut bytes = std::fs::read(&path).unwrap();
+    bytes[..4].copy_from_slice(b"NOPE");
+    std::fs::write(&path, &bytes).unwrap();
+    assert_clear_failure(&["inspect", "--model", &path], "not a readable GGUF");
+}
+
+#[test]
+fn missing_tokenizer_is_reported() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = tiny_gguf(dir.path());
+    std::fs::remove_file(dir.path().join("tokenizer.json")).unwrap();
+    assert_clear_failure(&["generate", "--model", &path, "--prompt", "the city"], "no tokenizer");
+}
+
+#[test]
+fn unknown_architecture_is_reported() {
+    use candle_core::quantized::{gguf_file, GgmlDType, QTensor};
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("mamba.gguf");
+    let arch = gguf_file::Value::String("mamba".into());
+    let weight = QTensor::quantize(
+        &candle_core::Tensor::zeros((4, 32), candle_core::DType::F32, &candle_core::Device::Cpu).unwrap(),
+        GgmlDType::F32,
+    )
+    .unwrap();
+    let mut file = std::fs::File::create(&path).unwrap();
+    gguf_file::write(&mut file, &[("general.architecture", &arch)], &[("token_embd.weight", &weight)]).unwrap();
+    assert_clear_failure(&["inspect", "--model", path.to_str().unwrap()], "unsupported model architecture `mamba`");
+}
+
+#[test]
+fn empty_prompt_is_reported() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = tiny_gguf(dir.path());
+    assert_clear_failure(&["generate", "--model", &path, "--prompt", "   "], "prompt is empty");
+}
+
+#[test]
+fn tiny_model_generates() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = tiny_gguf(dir.path());
+    let out = Command::new(env!("CARGO_BIN_EXE_lafn"))
+        .args(["generate", "--model", &path, "--prompt", "the capital of France is", "--max-tokens", "4"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stdout).starts_with("the capital of France is"));
+}
