@@ -38,10 +38,7 @@ pub fn run(files: &ModelFiles, decode_tokens: usize) -> Result<String> {
         prompt.len() as f64 / forward.as_secs_f64()
     )?;
 
-    let options = GenerateOptions {
-        max_new_tokens: decode_tokens,
-        sampling: Sampling::Greedy,
-    };
+    let options = GenerateOptions { max_new_tokens: decode_tokens, sampling: Sampling::Greedy };
     let decode = median_time(3, || {
         let mut stamps = Vec::with_capacity(decode_tokens);
         quantized.model.generate(&prompt, &[], &options, &[], &mut |_| {
@@ -88,11 +85,7 @@ fn edit_step_time(dense: &crate::runtime::Model, loaded: &LoadedModel) -> Result
         let edits: Vec<NeuronEdit> = layers
             .iter()
             .zip(&vars)
-            .map(|(&layer, var)| NeuronEdit {
-                layer,
-                neurons: neurons.clone(),
-                delta: var.as_tensor().clone(),
-            })
+            .map(|(&layer, var)| NeuronEdit { layer, neurons: neurons.clone(), delta: var.as_tensor().clone() })
             .collect();
         let scored = dense.target_log_probs(&pairs, &edits, loaded.tokenizer.pad_id())?;
         let loss = scored.token_log_probs.mean_all()?.neg()?;
@@ -120,9 +113,7 @@ pub fn peak_memory_mb() -> f64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
         .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmHWM:"))
-                .and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok())
+            s.lines().find(|l| l.starts_with("VmHWM:")).and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok())
         })
         .map_or(0.0, |kb| kb / 1024.0)
 }

@@ -107,10 +107,9 @@ impl GroupArgs {
     fn load(&self) -> Result<EditGroup> {
         let groups = EditGroup::load_file(&self.group)?;
         let count = groups.len();
-        let mut group = groups
-            .into_iter()
-            .nth(self.index.saturating_sub(1))
-            .ok_or_else(|| eyre!("{} holds {count} groups; --index {} is out of range", self.group.display(), self.index))?;
+        let mut group = groups.into_iter().nth(self.index.saturating_sub(1)).ok_or_else(|| {
+            eyre!("{} holds {count} groups; --index {} is out of range", self.group.display(), self.index)
+        })?;
         if let Some(langs) = &self.langs {
             group.descriptors.retain(|d| langs.contains(&d.lang));
         }
@@ -229,14 +228,7 @@ fn main() -> Result<()> {
             }
             Ok(())
         }
-        Some(Command::Generate {
-            model,
-            prompt,
-            max_tokens,
-            temperature,
-            top_p,
-            seed,
-        }) => {
+        Some(Command::Generate { model, prompt, max_tokens, temperature, top_p, seed }) => {
             if prompt.trim().is_empty() {
                 bail!("the prompt is empty");
             }
@@ -244,11 +236,7 @@ fn main() -> Result<()> {
             let options = GenerateOptions {
                 max_new_tokens: max_tokens,
                 sampling: match temperature {
-                    Some(temperature) if temperature > 0.0 => Sampling::TopP {
-                        temperature,
-                        top_p,
-                        seed,
-                    },
+                    Some(temperature) if temperature > 0.0 => Sampling::TopP { temperature, top_p, seed },
                     _ => Sampling::Greedy,
                 },
             };
@@ -256,18 +244,12 @@ fn main() -> Result<()> {
             let mut stream = lafn::runtime::TextStream::default();
             let mut stdout = std::io::stdout();
             print!("{prompt}");
-            loaded.model.generate(
-                &prompt_ids,
-                &[],
-                &options,
-                loaded.tokenizer.stop_ids(),
-                &mut |token| {
-                    let piece = stream.push(&loaded.tokenizer, token);
-                    let _ = write!(stdout, "{piece}");
-                    let _ = stdout.flush();
-                    true
-                },
-            )?;
+            loaded.model.generate(&prompt_ids, &[], &options, loaded.tokenizer.stop_ids(), &mut |token| {
+                let piece = stream.push(&loaded.tokenizer, token);
+                let _ = write!(stdout, "{piece}");
+                let _ = stdout.flush();
+                true
+            })?;
             println!();
             Ok(())
         }

@@ -26,11 +26,14 @@ const SESSION_FILE: &str = "session.json";
 const BACKUP_FILE: &str = "session.json.bak";
 
 /// Where sessions live unless the caller says otherwise: `$LAFN_SESSIONS_DIR`, else `<data dir>/sessions`.
-pub fn default_sessions_dir() -> Result<PathBuf> {
-    match std::env::var_os(SESSIONS_DIR_ENV).filter(|d| !d.is_empty()) {
-        Some(dir) => Ok(PathBuf::from(dir)),
-        None => Ok(storage::data_dir()?.join("sessions")),
-    }
+pub fn default_sessions_dir() -> PathBuf {
+    sessions_dir_from(std::env::var_os(SESSIONS_DIR_ENV))
+}
+
+/// The sessions directory given the value of `LAFN_SESSIONS_DIR`: beside the project by default
+/// (`sessions/` in the working directory), where users look for them.
+fn sessions_dir_from(env_value: Option<std::ffi::OsString>) -> PathBuf {
+    env_value.filter(|d| !d.is_empty()).map_or_else(|| PathBuf::from("sessions"), PathBuf::from)
 }
 
 /// How far an edit group has come.
@@ -126,12 +129,10 @@ impl Session {
     pub fn save(&mut self, dir: &Path) -> Result<PathBuf> {
         validate_name(&self.name)?;
         let session_dir = dir.join(&self.name);
-        fs::create_dir_all(&session_dir)
-            .wrap_err_with(|| format!("cannot create {}", session_dir.display()))?;
+        fs::create_dir_all(&session_dir).wrap_err_with(|| format!("cannot create {}", session_dir.display()))?;
         let path = session_dir.join(SESSION_FILE);
         if path.exists() {
-            let previous =
-                fs::read(&path).wrap_err_with(|| format!("cannot read {}", path.display()))?;
+            let previous = fs::read(&path).wrap_err_with(|| format!("cannot read {}", path.display()))?;
             storage::write_atomic(&session_dir.join(BACKUP_FILE), &previous)?;
         }
         self.version = SESSION_FORMAT_VERSION;
@@ -145,9 +146,7 @@ impl Session {
     pub fn load(dir: &Path, name: &str) -> Result<Self> {
         Self::load_file(dir, name, SESSION_FILE).map_err(|e| {
             if dir.join(name).join(BACKUP_FILE).is_file() {
-                e.wrap_err(format!(
-                    "cannot load session `{name}` (its previous save can be loaded instead)"
-                ))
+                e.wrap_err(format!("cannot load session `{name}` (its previous save can be loaded instead)"))
             } else {
                 e.wrap_err(format!("cannot load session `{name}`"))
             }
@@ -177,9 +176,7 @@ pub fn list_sessions(dir: &Path) -> Result<Vec<SessionSummary>> {
     let listing = match fs::read_dir(dir) {
         Ok(listing) => listing,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(e) => {
-            return Err(e).wrap_err_with(|| format!("cannot list sessions in {}", dir.display()))
-        }
+        Err(e) => return Err(e).wrap_err_with(|| format!("cannot list sessions in {}", dir.display())),
     };
     let mut summaries = Vec::new();
     for item in listing {
@@ -228,10 +225,7 @@ pub fn rename(dir: &Path, old: &str, new: &str) -> Result<()> {
     let from = existing_session_dir(dir, old)?;
     let to = dir.join(new);
     if to.exists() {
-        bail!(
-            "a session named `{new}` already exists in {}",
-            dir.display()
-        );
+        bail!("a session named `{new}` already exists in {}", dir.display());
     }
     fs::rename(&from, &to).wrap_err_with(|| format!("cannot rename session `{old}` to `{new}`"))
 }
@@ -251,13 +245,8 @@ pub fn validate_name(name: &str) -> Result<()> {
     let problem = if name.trim().is_empty() {
         Some("is empty".to_string())
     } else if name.chars().count() > MAX_SESSION_NAME_CHARS {
-        Some(format!(
-            "is longer than {MAX_SESSION_NAME_CHARS} characters"
-        ))
-    } else if let Some(c) = name
-        .chars()
-        .find(|c| FORBIDDEN.contains(c) || c.is_control())
-    {
+        Some(format!("is longer than {MAX_SESSION_NAME_CHARS} characters"))
+    } else if let Some(c) = name.chars().find(|c| FORBIDDEN.contains(c) || c.is_control()) {
         Some(format!("contains {c:?}"))
     } else if name.starts_with('.') {
         Some("starts with `.`".to_string())
@@ -317,11 +306,7 @@ mod tests {
     }
 
     fn names(dir: &Path) -> Vec<String> {
-        list_sessions(dir)
-            .unwrap()
-            .into_iter()
-            .map(|s| s.name)
-            .collect()
+        list_sessions(dir).unwrap().into_iter().map(|s| s.name).collect()
     }
 
     #[test]
@@ -334,14 +319,8 @@ mod tests {
         assert_eq!(Session::load(dir.path(), "work").unwrap(), session);
         let listed = list_sessions(dir.path()).unwrap();
         assert_eq!(listed.len(), 1);
-        assert_eq!(
-            (listed[0].saved_at, listed[0].groups),
-            (Some(session.saved_at), 2)
-        );
-        assert_eq!(
-            (listed[0].damaged.as_ref(), listed[0].has_backup),
-            (None, false)
-        );
+        assert_eq!((listed[0].saved_at, listed[0].groups), (Some(session.saved_at), 2));
+        assert_eq!((listed[0].damaged.as_ref(), listed[0].has_backup), (None, false));
     }
 
     #[test]
@@ -355,12 +334,7 @@ mod tests {
             descriptor("ar", "القاهرة", "ما هي عاصمة مصر؟ \u{200f}", "القاهرة"),
             descriptor("xx", "", "", ""),
         ];
-        session.chat.push(ChatTurn {
-            user: huge.clone(),
-            answer: String::new(),
-            fired: Vec::new(),
-            with_cache: false,
-        });
+        session.chat.push(ChatTurn { user: huge.clone(), answer: String::new(), fired: Vec::new(), with_cache: false });
         session.save(dir.path()).unwrap();
         assert_eq!(Session::load(dir.path(), name).unwrap(), session);
         assert_eq!(names(dir.path()), vec![name]);
@@ -376,10 +350,7 @@ mod tests {
         session.save(dir.path()).unwrap();
         assert_eq!(Session::load_backup(dir.path(), "work").unwrap(), first);
         assert_eq!(Session::load(dir.path(), "work").unwrap(), session);
-        let files: Vec<_> = fs::read_dir(dir.path().join("work"))
-            .unwrap()
-            .map(|e| e.unwrap().file_name())
-            .collect();
+        let files: Vec<_> = fs::read_dir(dir.path().join("work")).unwrap().map(|e| e.unwrap().file_name()).collect();
         assert_eq!(files.len(), 2, "no temporaries left: {files:?}");
     }
 
@@ -397,18 +368,9 @@ mod tests {
         fs::create_dir(dir.path().join("empty-dir")).unwrap();
 
         let error = format!("{:#}", Session::load(dir.path(), "broken").unwrap_err());
-        assert!(
-            error.contains("session.json") && error.contains("line") && error.contains("column"),
-            "{error}"
-        );
+        assert!(error.contains("session.json") && error.contains("line") && error.contains("column"), "{error}");
         assert!(error.contains("previous save"), "{error}");
-        assert_eq!(
-            Session::load_backup(dir.path(), "broken")
-                .unwrap()
-                .groups
-                .len(),
-            2
-        );
+        assert_eq!(Session::load_backup(dir.path(), "broken").unwrap().groups.len(), 2);
 
         let listed = list_sessions(dir.path()).unwrap();
         let names: Vec<_> = listed.iter().map(|s| s.name.as_str()).collect();
@@ -423,10 +385,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         sample("future").save(dir.path()).unwrap();
         let path = dir.path().join("future").join(SESSION_FILE);
-        let text =
-            fs::read_to_string(&path)
-                .unwrap()
-                .replacen("\"version\": 1", "\"version\": 2", 1);
+        let text = fs::read_to_string(&path).unwrap().replacen("\"version\": 1", "\"version\": 2", 1);
         fs::write(&path, text.replacen('{', "{\"only_in_v2\": [1, 2],", 1)).unwrap();
         let error = format!("{:#}", Session::load(dir.path(), "future").unwrap_err());
         assert!(error.contains("newer lafn"), "{error}");
@@ -438,11 +397,8 @@ mod tests {
     fn older_files_without_new_fields_load() {
         let dir = tempfile::tempdir().unwrap();
         fs::create_dir(dir.path().join("old")).unwrap();
-        fs::write(
-            dir.path().join("old").join(SESSION_FILE),
-            r#"{"version": 1, "name": "old", "saved_at": 5}"#,
-        )
-        .unwrap();
+        fs::write(dir.path().join("old").join(SESSION_FILE), r#"{"version": 1, "name": "old", "saved_at": 5}"#)
+            .unwrap();
         let session = Session::load(dir.path(), "old").unwrap();
         assert_eq!((session.saved_at, session.groups.len()), (5, 0));
         assert_eq!(session.settings, MethodSettings::default());
@@ -465,34 +421,13 @@ mod tests {
     #[test]
     fn names_are_validated() {
         let too_long = "x".repeat(MAX_SESSION_NAME_CHARS + 1);
-        for bad in [
-            "",
-            "  ",
-            "a/b",
-            "a\\b",
-            "..",
-            ".hidden",
-            "a\nb",
-            " padded",
-            "what?",
-            too_long.as_str(),
-        ] {
+        for bad in ["", "  ", "a/b", "a\\b", "..", ".hidden", "a\nb", " padded", "what?", too_long.as_str()] {
             assert!(validate_name(bad).is_err(), "{bad:?}");
-            assert!(
-                Session::new(bad).is_err() && Session::load(Path::new("."), bad).is_err(),
-                "{bad:?}"
-            );
+            assert!(Session::new(bad).is_err() && Session::load(Path::new("."), bad).is_err(), "{bad:?}");
         }
         let longest = "猫".repeat(MAX_SESSION_NAME_CHARS);
-        for good in [
-            "work",
-            "my session 2",
-            "日本語",
-            "ภาษาไทย",
-            "العربية",
-            "🦀",
-            longest.as_str(),
-        ] {
+        for good in ["work", "my session 2", "日本語", "ภาษาไทย", "العربية", "🦀", longest.as_str()]
+        {
             validate_name(good).unwrap();
         }
     }
@@ -504,21 +439,9 @@ mod tests {
     }
 
     #[test]
-    fn environment_overrides_directories() {
-        // The only test that touches these variables, so parallel tests cannot see a half-set state.
-        std::env::set_var(storage::DATA_DIR_ENV, "/data/here");
-        std::env::remove_var(SESSIONS_DIR_ENV);
-        assert_eq!(
-            default_sessions_dir().unwrap(),
-            PathBuf::from("/data/here/sessions")
-        );
-        assert_eq!(
-            crate::method::cache::default_cache_dir("abc").unwrap(),
-            PathBuf::from("/data/here/cache/abc")
-        );
-        std::env::set_var(SESSIONS_DIR_ENV, "/elsewhere");
-        assert_eq!(default_sessions_dir().unwrap(), PathBuf::from("/elsewhere"));
-        std::env::remove_var(SESSIONS_DIR_ENV);
-        std::env::remove_var(storage::DATA_DIR_ENV);
+    fn sessions_dir_follows_the_environment() {
+        assert_eq!(sessions_dir_from(None), PathBuf::from("sessions"));
+        assert_eq!(sessions_dir_from(Some("".into())), PathBuf::from("sessions"));
+        assert_eq!(sessions_dir_from(Some("/elsewhere".into())), PathBuf::from("/elsewhere"));
     }
 }

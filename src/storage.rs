@@ -39,22 +39,18 @@ pub fn data_dir() -> Result<PathBuf> {
 
 /// Seconds since the Unix epoch, the timestamp format of lafn's files.
 pub fn unix_now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
 }
 
 /// A fresh temporary path in the same directory as `path` (so a rename onto `path` is atomic).
 pub fn temp_sibling(path: &Path) -> PathBuf {
     static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let name = path
-        .file_name()
-        .map_or("file".into(), |n| n.to_string_lossy());
+    let name = path.file_name().map_or("file".into(), |n| n.to_string_lossy());
+    // The clock tells our temp from a dead process's should the system reuse its process id.
+    let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.subsec_nanos());
     let unique = COUNTER.fetch_add(1, Ordering::Relaxed);
-    path.with_file_name(format!(
-        "{TEMP_PREFIX}{name}-{}-{unique}",
-        std::process::id()
-    ))
+    let pid = std::process::id();
+    path.with_file_name(format!("{TEMP_PREFIX}{name}-{pid}-{nanos}-{unique}"))
 }
 
 /// Replaces `path` with `bytes` atomically and durably: temp file in the same directory, fsync, rename,
@@ -62,10 +58,7 @@ pub fn temp_sibling(path: &Path) -> PathBuf {
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     let temp = temp_sibling(path);
     let written = (|| -> std::io::Result<()> {
-        let mut file = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(&temp)?;
+        let mut file = OpenOptions::new().write(true).create_new(true).open(&temp)?;
         file.write_all(bytes)?;
         file.sync_all()?;
         fs::rename(&temp, path)?;
@@ -124,11 +117,7 @@ pub fn read_versioned_json<T: DeserializeOwned>(path: &Path, supported: u32) -> 
     let text = read_text(path)?;
     let probe: VersionProbe = parse_json(path, &text)?;
     if probe.version > supported {
-        return Err(Report::new(NewerFormatError {
-            path: path.to_path_buf(),
-            found: probe.version,
-            supported,
-        }));
+        return Err(Report::new(NewerFormatError { path: path.to_path_buf(), found: probe.version, supported }));
     }
     parse_json(path, &text)
 }
@@ -151,13 +140,8 @@ pub fn remove_stale_temps(dir: &Path) -> Result<()> {
             continue;
         }
         let path = item.path();
-        let removed = if metadata.is_dir() {
-            fs::remove_dir_all(&path)
-        } else {
-            fs::remove_file(&path)
-        };
-        removed
-            .wrap_err_with(|| format!("cannot remove the stale temporary {}", path.display()))?;
+        let removed = if metadata.is_dir() { fs::remove_dir_all(&path) } else { fs::remove_file(&path) };
+        removed.wrap_err_with(|| format!("cannot remove the stale temporary {}", path.display()))?;
     }
     Ok(())
 }
@@ -186,8 +170,7 @@ fn read_text(path: &Path) -> Result<String> {
 
 fn parse_json<T: DeserializeOwned>(path: &Path, text: &str) -> Result<T> {
     // serde_json's message ends with "at line L column C", which is what a person needs to fix the file.
-    serde_json::from_str(text)
-        .map_err(|e| eyre!("{} is damaged or not in lafn's format: {e}", path.display()))
+    serde_json::from_str(text).map_err(|e| eyre!("{} is damaged or not in lafn's format: {e}", path.display()))
 }
 
 #[cfg(test)]
@@ -207,10 +190,7 @@ mod tests {
         write_atomic(&path, b"old").unwrap();
         write_atomic(&path, b"new").unwrap();
         assert_eq!(fs::read(&path).unwrap(), b"new");
-        let names: Vec<_> = fs::read_dir(dir.path())
-            .unwrap()
-            .map(|e| e.unwrap().file_name())
-            .collect();
+        let names: Vec<_> = fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
         assert_eq!(names, vec!["file.json"]);
     }
 
@@ -226,10 +206,8 @@ mod tests {
     fn json_round_trip_keeps_unicode() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("v.json");
-        let value = Versioned {
-            version: 1,
-            text: "北京 กรุงเทพฯ القاهرة 🦀\u{200f}".into(),
-        };
+        let value =
+            Versioned { version: 1, text: "北京 กรุงเทพฯ القاهرة 🦀\u{200f}".into() };
         write_json_atomic(&path, &value).unwrap();
         assert_eq!(read_json::<Versioned>(&path).unwrap(), value);
         assert_eq!(read_versioned_json::<Versioned>(&path, 1).unwrap(), value);
@@ -241,21 +219,14 @@ mod tests {
         let path = dir.path().join("bad.json");
         fs::write(&path, "{\n  \"version\": 1,\n  \"text\": \"cut").unwrap();
         let error = format!("{:#}", read_json::<Versioned>(&path).unwrap_err());
-        assert!(
-            error.contains("bad.json") && error.contains("line 3 column"),
-            "{error}"
-        );
+        assert!(error.contains("bad.json") && error.contains("line 3 column"), "{error}");
     }
 
     #[test]
     fn newer_version_is_a_distinct_error() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("v.json");
-        fs::write(
-            &path,
-            r#"{"version": 7, "text": "x", "field_from_the_future": 1}"#,
-        )
-        .unwrap();
+        fs::write(&path, r#"{"version": 7, "text": "x", "field_from_the_future": 1}"#).unwrap();
         let error = read_versioned_json::<Versioned>(&path, 1).unwrap_err();
         assert!(error.downcast_ref::<NewerFormatError>().is_some());
         assert!(error.to_string().contains("newer lafn"), "{error}");

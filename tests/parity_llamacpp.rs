@@ -50,10 +50,7 @@ fn argmax(values: &[f32]) -> u32 {
 }
 
 fn greedy(model: &Model, ids: &[u32], tokens: usize) -> Vec<u32> {
-    let options = GenerateOptions {
-        max_new_tokens: tokens,
-        sampling: Sampling::Greedy,
-    };
+    let options = GenerateOptions { max_new_tokens: tokens, sampling: Sampling::Greedy };
     model.generate(ids, &[], &options, &[], &mut |_| true).unwrap()
 }
 
@@ -106,7 +103,8 @@ fn check_against_llamacpp(
                 case.prompt
             );
         }
-        let exact_agrees = exact_case.is_none_or(|e| case.greedy_16.starts_with(&tokenizer.decode(&e.greedy_8_ids).unwrap()));
+        let exact_agrees =
+            exact_case.is_none_or(|e| case.greedy_16.starts_with(&tokenizer.decode(&e.greedy_8_ids).unwrap()));
         let ours8 = tokenizer.decode(&greedy(model, &ids, 8)).unwrap();
         if !exact_agrees {
             eprintln!("{mode}: {:?}: exact computation and llama.cpp differ; ours {ours8:?}", case.prompt);

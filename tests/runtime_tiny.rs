@@ -59,10 +59,7 @@ fn kv_cache_generation_equals_full_recomputation() {
         let (_dir, loaded) = tiny(arch);
         for model in [&loaded.model, &loaded.load_weights(WeightMode::Dense).unwrap()] {
             let prompt = loaded.tokenizer.encode_prompt("where was Alice born ?").unwrap();
-            let options = GenerateOptions {
-                max_new_tokens: 6,
-                ..Default::default()
-            };
+            let options = GenerateOptions { max_new_tokens: 6, ..Default::default() };
             let generated = model.generate(&prompt, &[], &options, &[], &mut |_| true).unwrap();
             assert_eq!(generated.len(), 6);
             let mut seq = prompt.clone();
@@ -83,9 +80,7 @@ fn right_padding_does_not_change_real_positions() {
         let short = loaded.tokenizer.encode_prompt("Paris is").unwrap();
         let long = loaded.tokenizer.encode_prompt("the capital of Italy is Rome and").unwrap();
         let batch = PaddedBatch::new(&[short.clone(), long.clone()], loaded.tokenizer.pad_id()).unwrap();
-        let logits = dense
-            .logits_at(&batch, &[(0, short.len() - 1), (1, long.len() - 1)], &[])
-            .unwrap();
+        let logits = dense.logits_at(&batch, &[(0, short.len() - 1), (1, long.len() - 1)], &[]).unwrap();
         let alone = last_logits(&dense, &short, &[]);
         let diff = max_abs_diff(&logits.get(0).unwrap(), &alone);
         assert!(diff < 1e-4, "{arch:?}: padded row differs from the unpadded run by {diff}");
@@ -99,15 +94,7 @@ fn hooks_capture_activations_and_zero_edits_change_nothing() {
     let ids = loaded.tokenizer.encode_prompt("who is Bob ?").unwrap();
     let input = Tensor::new(ids.as_slice(), &Device::Cpu).unwrap().unsqueeze(0).unwrap();
     let out = model
-        .forward(
-            &input,
-            None,
-            Hooks {
-                capture_layers: &[0, 2],
-                stop_after_layer: Some(2),
-                ..Default::default()
-            },
-        )
+        .forward(&input, None, Hooks { capture_layers: &[0, 2], stop_after_layer: Some(2), ..Default::default() })
         .unwrap();
     assert!(out.hidden.is_none(), "stopping after the last captured layer skips the head");
     assert_eq!(out.activations.keys().copied().collect::<Vec<_>>(), vec![0, 2]);
@@ -120,10 +107,7 @@ fn hooks_capture_activations_and_zero_edits_change_nothing() {
     };
     let base = last_logits(model, &ids, &[]);
     assert_eq!(max_abs_diff(&base, &last_logits(model, &ids, std::slice::from_ref(&zero))), 0.0);
-    let nonzero = NeuronEdit {
-        delta: Tensor::ones((3, 64), DType::F32, &Device::Cpu).unwrap(),
-        ..zero
-    };
+    let nonzero = NeuronEdit { delta: Tensor::ones((3, 64), DType::F32, &Device::Cpu).unwrap(), ..zero };
     assert!(max_abs_diff(&base, &last_logits(model, &ids, &[nonzero])) > 1e-3);
 }
 

@@ -83,18 +83,8 @@ impl IndexRow {
             id: entry.id.clone(),
             name: entry.group.name.clone(),
             subjects: entry.subjects.clone(),
-            prompts: entry
-                .group
-                .descriptors
-                .iter()
-                .map(|d| d.prompt.clone())
-                .collect(),
-            langs: entry
-                .group
-                .descriptors
-                .iter()
-                .map(|d| d.lang.clone())
-                .collect(),
+            prompts: entry.group.descriptors.iter().map(|d| d.prompt.clone()).collect(),
+            langs: entry.group.descriptors.iter().map(|d| d.lang.clone()).collect(),
             created: entry.created,
             neuron_count: entry.located.neuron_count(),
         }
@@ -127,8 +117,7 @@ impl EditCache {
     /// [`EditCache::warnings`].
     pub fn open(dir: &Path, model_fingerprint: &str) -> Result<Self> {
         let entries_dir = dir.join(ENTRIES_DIR);
-        fs::create_dir_all(&entries_dir)
-            .wrap_err_with(|| format!("cannot create the cache {}", dir.display()))?;
+        fs::create_dir_all(&entries_dir).wrap_err_with(|| format!("cannot create the cache {}", dir.display()))?;
         storage::remove_stale_temps(dir)?;
         storage::remove_stale_temps(&entries_dir)?;
         let mut cache = Self {
@@ -208,9 +197,7 @@ impl EditCache {
                 // Nothing points at the staging directory; don't leave it for the stale-temp sweep.
                 let _ = fs::remove_dir_all(&staging_dir);
             })
-            .wrap_err_with(|| {
-                format!("cannot store cache entry `{id}` in {}", self.dir.display())
-            })?;
+            .wrap_err_with(|| format!("cannot store cache entry `{id}` in {}", self.dir.display()))?;
         self.rows.retain(|row| row.id != id);
         self.rows.push(IndexRow::from_entry(&entry));
         self.recent_updates.forget(&id);
@@ -222,8 +209,7 @@ impl EditCache {
     /// Reads an entry's description (not its update values).
     pub fn get(&self, id: &str) -> Result<CacheEntry> {
         self.row(id)?;
-        read_entry(&self.entry_dir(id)?, &self.model_fingerprint)
-            .wrap_err_with(|| format!("cache entry `{id}`"))
+        read_entry(&self.entry_dir(id)?, &self.model_fingerprint).wrap_err_with(|| format!("cache entry `{id}`"))
     }
 
     /// An entry's update values, checked against the model's hidden size; kept in memory after the first read.
@@ -274,9 +260,7 @@ impl EditCache {
     fn reconcile(&mut self, stored_rows: Option<Vec<IndexRow>>) -> Result<()> {
         let entries_dir = self.dir.join(ENTRIES_DIR);
         let mut ids_on_disk = Vec::new();
-        for item in fs::read_dir(&entries_dir)
-            .wrap_err_with(|| format!("cannot list {}", entries_dir.display()))?
-        {
+        for item in fs::read_dir(&entries_dir).wrap_err_with(|| format!("cannot list {}", entries_dir.display()))? {
             let item = item.wrap_err_with(|| format!("cannot list {}", entries_dir.display()))?;
             let name = item.file_name().to_string_lossy().into_owned();
             if is_safe_id(&name) && item.path().is_dir() {
@@ -290,10 +274,8 @@ impl EditCache {
             if ids_on_disk.contains(&row.id) {
                 rows.push(row.clone());
             } else {
-                self.warnings.push(format!(
-                    "cache entry `{}` is listed in the index but missing on disk; dropped it",
-                    row.id
-                ));
+                self.warnings
+                    .push(format!("cache entry `{}` is listed in the index but missing on disk; dropped it", row.id));
             }
         }
         let mut recovered = Vec::new();
@@ -310,13 +292,8 @@ impl EditCache {
                 }
             });
             match readable {
-                Ok(entry) => recovered.push(IndexRow {
-                    id,
-                    ..IndexRow::from_entry(&entry)
-                }),
-                Err(e) => self
-                    .warnings
-                    .push(format!("skipped cache entry `{id}`: {e:#}")),
+                Ok(entry) => recovered.push(IndexRow { id, ..IndexRow::from_entry(&entry) }),
+                Err(e) => self.warnings.push(format!("skipped cache entry `{id}`: {e:#}")),
             }
         }
         recovered.sort_by(|a, b| (a.created, &a.id).cmp(&(b.created, &b.id)));
@@ -348,8 +325,7 @@ impl EditCache {
                 // Put the old entry back: the index still lists it.
                 let _ = fs::rename(previous, final_dir);
             }
-            return Err(e)
-                .wrap_err_with(|| format!("cannot move the new entry to {}", final_dir.display()));
+            return Err(e).wrap_err_with(|| format!("cannot move the new entry to {}", final_dir.display()));
         }
         storage::sync_dir(&self.dir.join(ENTRIES_DIR))?;
         Ok(replaced)
@@ -361,8 +337,7 @@ impl EditCache {
             return Ok(None);
         }
         let retired = storage::temp_sibling(entry_dir);
-        fs::rename(entry_dir, &retired)
-            .wrap_err_with(|| format!("cannot move {} aside", entry_dir.display()))?;
+        fs::rename(entry_dir, &retired).wrap_err_with(|| format!("cannot move {} aside", entry_dir.display()))?;
         Ok(Some(retired))
     }
 }
@@ -370,9 +345,7 @@ impl EditCache {
 /// Deletes a directory moved aside by `retire` (once the index no longer needs it).
 fn remove_retired(retired: Option<PathBuf>) -> Result<()> {
     match retired {
-        Some(dir) => {
-            fs::remove_dir_all(&dir).wrap_err_with(|| format!("cannot delete {}", dir.display()))
-        }
+        Some(dir) => fs::remove_dir_all(&dir).wrap_err_with(|| format!("cannot delete {}", dir.display())),
         None => Ok(()),
     }
 }
@@ -389,8 +362,7 @@ fn write_entry_files(dir: &Path, entry: &CacheEntry, update: &UpdateValues) -> R
 }
 
 fn read_entry(dir: &Path, model_fingerprint: &str) -> Result<CacheEntry> {
-    let entry: CacheEntry =
-        storage::read_versioned_json(&dir.join(ENTRY_FILE), CACHE_FORMAT_VERSION)?;
+    let entry: CacheEntry = storage::read_versioned_json(&dir.join(ENTRY_FILE), CACHE_FORMAT_VERSION)?;
     if entry.model_fingerprint != model_fingerprint {
         bail!(
             "made for the model with fingerprint {}, not for this model ({model_fingerprint})",
@@ -428,9 +400,7 @@ fn entry_id(group: &EditGroup) -> Result<String> {
 fn is_safe_id(id: &str) -> bool {
     (1..=64).contains(&id.len())
         && !id.starts_with('-')
-        && id
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && id.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
 }
 
 /// The most recently used entries' update values (least recently used evicted first).
@@ -449,10 +419,7 @@ struct RecentUpdate {
 
 impl RecentUpdates {
     fn get(&mut self, id: &str, hidden: usize) -> Option<UpdateValues> {
-        let position = self
-            .items
-            .iter()
-            .position(|item| item.id == id && item.hidden == hidden)?;
+        let position = self.items.iter().position(|item| item.id == id && item.hidden == hidden)?;
         let item = self.items.remove(position);
         let values = item.values.clone();
         self.items.push(item);
@@ -464,11 +431,7 @@ impl RecentUpdates {
         if self.items.len() == RECENT_UPDATES_CAPACITY {
             self.items.remove(0);
         }
-        self.items.push(RecentUpdate {
-            id: id.to_string(),
-            hidden,
-            values,
-        });
+        self.items.push(RecentUpdate { id: id.to_string(), hidden, values });
     }
 
     fn forget(&mut self, id: &str) {
@@ -531,19 +494,11 @@ pub(crate) mod fixtures {
     /// Update values for [`located`], distinct per `seed`.
     pub fn update(seed: f32) -> UpdateValues {
         let layer = |layer: usize, neurons: Vec<u32>| {
-            let values: Vec<f32> = (0..neurons.len() * HIDDEN)
-                .map(|i| seed + i as f32 * 0.25)
-                .collect();
+            let values: Vec<f32> = (0..neurons.len() * HIDDEN).map(|i| seed + i as f32 * 0.25).collect();
             let delta = Tensor::from_vec(values, (neurons.len(), HIDDEN), &Device::Cpu).unwrap();
-            LayerUpdate {
-                layer,
-                neurons,
-                delta,
-            }
+            LayerUpdate { layer, neurons, delta }
         };
-        UpdateValues {
-            layers: vec![layer(1, vec![0, 3, 7]), layer(2, vec![2])],
-        }
+        UpdateValues { layers: vec![layer(1, vec![0, 3, 7]), layer(2, vec![2])] }
     }
 
     pub fn loss_history() -> Vec<EditStep> {
@@ -561,11 +516,7 @@ pub(crate) mod fixtures {
 
     /// The numbers of update values, for comparing two of them.
     pub fn update_numbers(update: &UpdateValues) -> Vec<(usize, Vec<u32>, Vec<Vec<f32>>)> {
-        update
-            .layers
-            .iter()
-            .map(|l| (l.layer, l.neurons.clone(), l.delta.to_vec2().unwrap()))
-            .collect()
+        update.layers.iter().map(|l| (l.layer, l.neurons.clone(), l.delta.to_vec2().unwrap())).collect()
     }
 }
 
@@ -580,15 +531,7 @@ mod tests {
     const MODEL: &str = "0123456789abcdef";
 
     fn insert(cache: &mut EditCache, group: &EditGroup, seed: f32) -> String {
-        cache
-            .insert(
-                group,
-                &located(),
-                &update(seed),
-                &MethodSettings::default(),
-                &loss_history(),
-            )
-            .unwrap()
+        cache.insert(group, &located(), &update(seed), &MethodSettings::default(), &loss_history()).unwrap()
     }
 
     fn error_text<T: std::fmt::Debug>(result: Result<T>) -> String {
@@ -606,10 +549,7 @@ mod tests {
         let reopened = &mut EditCache::open(dir.path(), MODEL).unwrap();
         assert!(reopened.warnings().is_empty(), "{:?}", reopened.warnings());
         let row = &reopened.list()[0];
-        assert_eq!(
-            (row.id.as_str(), row.name.as_str()),
-            (id.as_str(), "Eiffel")
-        );
+        assert_eq!((row.id.as_str(), row.name.as_str()), (id.as_str(), "Eiffel"));
         assert_eq!(row.subjects, vec!["Eiffel Tower", "Eiffel塔"]);
         assert_eq!(row.prompts, vec!["Where is it?", "它在哪里？"]);
         assert_eq!(row.langs, vec!["en", "zh"]);
@@ -630,39 +570,21 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mut cache = EditCache::open(dir.path(), MODEL).unwrap();
         let first = insert(&mut cache, &group("Eiffel"), 1.0);
-        assert_eq!(
-            cache.load_update(&first, HIDDEN).unwrap().layers[0]
-                .delta
-                .to_vec2::<f32>()
-                .unwrap()[0][0],
-            1.0
-        );
+        assert_eq!(cache.load_update(&first, HIDDEN).unwrap().layers[0].delta.to_vec2::<f32>().unwrap()[0][0], 1.0);
         let again = insert(&mut cache, &group("Eiffel"), 2.0);
         let other = insert(&mut cache, &group("Big Ben"), 3.0);
         assert_eq!(first, again);
         assert_ne!(first, other);
         assert_eq!(cache.list().len(), 2);
         // The replaced values, not the remembered old ones.
-        assert_eq!(
-            update_numbers(&cache.load_update(&first, HIDDEN).unwrap()),
-            update_numbers(&update(2.0))
-        );
-        let entries: Vec<_> = fs::read_dir(dir.path().join(ENTRIES_DIR))
-            .unwrap()
-            .collect();
+        assert_eq!(update_numbers(&cache.load_update(&first, HIDDEN).unwrap()), update_numbers(&update(2.0)));
+        let entries: Vec<_> = fs::read_dir(dir.path().join(ENTRIES_DIR)).unwrap().collect();
         assert_eq!(entries.len(), 2, "no staging or retired directories left");
     }
 
     #[test]
     fn odd_names_give_safe_ids() {
-        for name in [
-            "",
-            "../../etc",
-            "東京タワー",
-            "a/b\\c",
-            "-x-",
-            &"long name ".repeat(20),
-        ] {
+        for name in ["", "../../etc", "東京タワー", "a/b\\c", "-x-", &"long name ".repeat(20)] {
             let mut group = group("x");
             group.name = name.to_string();
             let id = entry_id(&group).unwrap();
@@ -678,10 +600,7 @@ mod tests {
         let kept = insert(&mut cache, &group("Big Ben"), 2.0);
         cache.load_update(&removed, HIDDEN).unwrap();
         cache.remove(&removed).unwrap();
-        assert!(
-            cache.load_update(&removed, HIDDEN).is_err(),
-            "nothing served from memory"
-        );
+        assert!(cache.load_update(&removed, HIDDEN).is_err(), "nothing served from memory");
         assert!(cache.remove(&removed).is_err());
         let reopened = EditCache::open(dir.path(), MODEL).unwrap();
         let ids: Vec<_> = reopened.list().iter().map(|r| r.id.clone()).collect();
@@ -702,10 +621,7 @@ mod tests {
         let mut cache = EditCache::open(dir.path(), MODEL).unwrap();
         assert_eq!(cache.list().len(), 2);
         let error = error_text(cache.get(&broken));
-        assert!(
-            error.contains(&broken) && error.contains("entry.json") && error.contains("line"),
-            "{error}"
-        );
+        assert!(error.contains(&broken) && error.contains("entry.json") && error.contains("line"), "{error}");
         let error = error_text(cache.load_update(&broken, HIDDEN));
         assert!(error.contains(&broken), "{error}");
         assert_eq!(cache.get(&healthy).unwrap().group, group("Big Ben"));
@@ -722,10 +638,7 @@ mod tests {
         fs::write(&update_path, &bytes[..bytes.len() - 10]).unwrap();
         let mut cache = EditCache::open(dir.path(), MODEL).unwrap();
         let error = error_text(cache.load_update(&id, HIDDEN));
-        assert!(
-            error.contains(&id) && error.contains("update.safetensors"),
-            "{error}"
-        );
+        assert!(error.contains(&id) && error.contains("update.safetensors"), "{error}");
         assert!(cache.get(&id).is_ok(), "the description is still readable");
     }
 
@@ -745,23 +658,15 @@ mod tests {
         let mut cache = EditCache::open(dir.path(), MODEL).unwrap();
         let id = insert(&mut cache, &group("Eiffel"), 1.0);
         let error = error_text(EditCache::open(dir.path(), "fedcba9876543210"));
-        assert!(
-            error.contains(MODEL) && error.contains("fedcba9876543210"),
-            "{error}"
-        );
+        assert!(error.contains(MODEL) && error.contains("fedcba9876543210"), "{error}");
 
         // An entry of another model inside this model's cache is refused too.
         let entry_json = dir.path().join(ENTRIES_DIR).join(&id).join(ENTRY_FILE);
-        let text = fs::read_to_string(&entry_json)
-            .unwrap()
-            .replace(MODEL, "fedcba9876543210");
+        let text = fs::read_to_string(&entry_json).unwrap().replace(MODEL, "fedcba9876543210");
         fs::write(&entry_json, text).unwrap();
         let mut cache = EditCache::open(dir.path(), MODEL).unwrap();
         let error = error_text(cache.load_update(&id, HIDDEN));
-        assert!(
-            error.contains("fedcba9876543210") && error.contains(&id),
-            "{error}"
-        );
+        assert!(error.contains("fedcba9876543210") && error.contains(&id), "{error}");
     }
 
     #[test]
@@ -770,17 +675,11 @@ mod tests {
         let mut cache = EditCache::open(dir.path(), MODEL).unwrap();
         insert(&mut cache, &group("Eiffel"), 1.0);
         let index_path = dir.path().join(INDEX_FILE);
-        let newer = fs::read_to_string(&index_path)
-            .unwrap()
-            .replace("\"version\": 1", "\"version\": 99");
+        let newer = fs::read_to_string(&index_path).unwrap().replace("\"version\": 1", "\"version\": 99");
         fs::write(&index_path, &newer).unwrap();
         let error = error_text(EditCache::open(dir.path(), MODEL));
         assert!(error.contains("newer lafn"), "{error}");
-        assert_eq!(
-            fs::read_to_string(&index_path).unwrap(),
-            newer,
-            "left untouched"
-        );
+        assert_eq!(fs::read_to_string(&index_path).unwrap(), newer, "left untouched");
     }
 
     #[test]
@@ -804,10 +703,7 @@ mod tests {
         let old_staging = storage::temp_sibling(&entries_dir.join("fourth-00000000"));
         fs::create_dir(&old_staging).unwrap();
         let long_ago = SystemTime::now() - std::time::Duration::from_secs(24 * 3600);
-        File::open(&old_staging)
-            .unwrap()
-            .set_modified(long_ago)
-            .unwrap();
+        File::open(&old_staging).unwrap().set_modified(long_ago).unwrap();
 
         let mut cache = EditCache::open(dir.path(), MODEL).unwrap();
         let ids: Vec<_> = cache.list().iter().map(|r| r.id.clone()).collect();
@@ -823,11 +719,7 @@ mod tests {
         let mut ids: Vec<_> = cache.list().iter().map(|r| r.id.clone()).collect();
         ids.sort();
         assert_eq!(ids, vec![second, first], "both entries are back");
-        assert!(
-            cache.warnings().iter().any(|w| w.contains("rebuilt")),
-            "{:?}",
-            cache.warnings()
-        );
+        assert!(cache.warnings().iter().any(|w| w.contains("rebuilt")), "{:?}", cache.warnings());
         let index: CacheIndex = storage::read_json(&index_path).unwrap();
         assert_eq!(index.entries, cache.list());
     }
@@ -838,26 +730,14 @@ mod tests {
         let mut cache = EditCache::open(dir.path(), MODEL).unwrap();
         let broken = insert(&mut cache, &group("Eiffel"), 1.0);
         let healthy = insert(&mut cache, &group("Big Ben"), 2.0);
-        fs::write(
-            dir.path().join(ENTRIES_DIR).join(&broken).join(ENTRY_FILE),
-            "",
-        )
-        .unwrap();
+        fs::write(dir.path().join(ENTRIES_DIR).join(&broken).join(ENTRY_FILE), "").unwrap();
         fs::write(dir.path().join(INDEX_FILE), "{").unwrap();
 
         let cache = EditCache::open(dir.path(), MODEL).unwrap();
         let ids: Vec<_> = cache.list().iter().map(|r| r.id.clone()).collect();
         assert_eq!(ids, vec![healthy]);
-        assert!(
-            cache.warnings().iter().any(|w| w.contains("rebuilt")),
-            "{:?}",
-            cache.warnings()
-        );
-        assert!(
-            cache.warnings().iter().any(|w| w.contains(&broken)),
-            "{:?}",
-            cache.warnings()
-        );
+        assert!(cache.warnings().iter().any(|w| w.contains("rebuilt")), "{:?}", cache.warnings());
+        assert!(cache.warnings().iter().any(|w| w.contains(&broken)), "{:?}", cache.warnings());
     }
 
     #[test]
@@ -868,18 +748,8 @@ mod tests {
         fs::remove_dir_all(dir.path().join(ENTRIES_DIR).join(&gone)).unwrap();
         let cache = EditCache::open(dir.path(), MODEL).unwrap();
         assert!(cache.list().is_empty());
-        assert!(
-            cache.warnings().iter().any(|w| w.contains(&gone)),
-            "{:?}",
-            cache.warnings()
-        );
-        assert!(
-            EditCache::open(dir.path(), MODEL)
-                .unwrap()
-                .warnings()
-                .is_empty(),
-            "repaired once"
-        );
+        assert!(cache.warnings().iter().any(|w| w.contains(&gone)), "{:?}", cache.warnings());
+        assert!(EditCache::open(dir.path(), MODEL).unwrap().warnings().is_empty(), "repaired once");
     }
 
     #[test]
@@ -900,10 +770,7 @@ mod tests {
         let cache = EditCache::open(dir.path(), MODEL).unwrap();
         assert_eq!(cache.get(&id).unwrap().group, group);
         assert_eq!(cache.list()[0].prompts[0], huge);
-        assert_eq!(
-            cache.list()[0].subjects,
-            vec!["北京", "กรุงเทพมหานคร", "القاهرة"]
-        );
+        assert_eq!(cache.list()[0].subjects, vec!["北京", "กรุงเทพมหานคร", "القاهرة"]);
     }
 
     #[test]
@@ -911,11 +778,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mut cache = EditCache::open(dir.path(), MODEL).unwrap();
         for id in ["nope-00000000", "../index.json", ""] {
-            assert!(
-                cache.get(id).is_err()
-                    && cache.load_update(id, HIDDEN).is_err()
-                    && cache.remove(id).is_err()
-            );
+            assert!(cache.get(id).is_err() && cache.load_update(id, HIDDEN).is_err() && cache.remove(id).is_err());
         }
     }
 
@@ -928,24 +791,14 @@ mod tests {
         assert!(recent.get("0", HIDDEN).is_some());
         recent.put("new", HIDDEN, update(0.0));
         assert!(recent.get("0", HIDDEN).is_some() && recent.get("new", HIDDEN).is_some());
-        assert!(
-            recent.get("1", HIDDEN).is_none(),
-            "the least recently used went"
-        );
-        assert!(
-            recent.get("2", HIDDEN * 2).is_none(),
-            "another hidden size is a miss"
-        );
+        assert!(recent.get("1", HIDDEN).is_none(), "the least recently used went");
+        assert!(recent.get("2", HIDDEN * 2).is_none(), "another hidden size is a miss");
     }
 
     #[test]
     fn default_dir_is_per_model() {
         let dir = default_cache_dir(MODEL).unwrap();
-        assert!(
-            dir.ends_with(Path::new("cache").join(MODEL)),
-            "{}",
-            dir.display()
-        );
+        assert!(dir.ends_with(Path::new("cache").join(MODEL)), "{}", dir.display());
         assert!(default_cache_dir("../x").is_err());
     }
 }

@@ -97,9 +97,8 @@ impl UpdateValues {
             let Some(layer) = name.strip_prefix("layer.").and_then(|r| r.strip_suffix(".neurons")) else {
                 continue;
             };
-            let layer: usize = layer
-                .parse()
-                .map_err(|_| eyre!("update values {}: bad tensor name `{name}`", path.display()))?;
+            let layer: usize =
+                layer.parse().map_err(|_| eyre!("update values {}: bad tensor name `{name}`", path.display()))?;
             let delta = tensors
                 .get(&format!("layer.{layer}.delta"))
                 .ok_or_else(|| eyre!("update values {}: layer {layer} has no delta", path.display()))?;
@@ -112,11 +111,7 @@ impl UpdateValues {
                     neurons.len()
                 );
             }
-            layers.push(LayerUpdate {
-                layer,
-                neurons,
-                delta: delta.to_dtype(DType::F32)?,
-            });
+            layers.push(LayerUpdate { layer, neurons, delta: delta.to_dtype(DType::F32)? });
         }
         layers.sort_by_key(|l| l.layer);
         Ok(Self { layers })
@@ -207,10 +202,7 @@ pub fn optimize(
         if first_layer == 0 {
             return Ok(None);
         }
-        let hooks = Hooks {
-            stop_after_layer: Some(first_layer - 1),
-            ..Hooks::default()
-        };
+        let hooks = Hooks { stop_after_layer: Some(first_layer - 1), ..Hooks::default() };
         Ok(Some(model.forward(ids, None, hooks)?.residual))
     };
     let target_residual = residual_below(&targets.batch.ids)?;
@@ -221,10 +213,8 @@ pub fn optimize(
         .iter()
         .map(|(_, neurons)| Var::zeros((neurons.len(), hidden), DType::F32, &Device::Cpu))
         .collect::<candle_core::Result<_>>()?;
-    let neuron_tensors: Vec<Tensor> = layers
-        .iter()
-        .map(|(_, n)| Tensor::new(n.as_slice(), &Device::Cpu))
-        .collect::<candle_core::Result<_>>()?;
+    let neuron_tensors: Vec<Tensor> =
+        layers.iter().map(|(_, n)| Tensor::new(n.as_slice(), &Device::Cpu)).collect::<candle_core::Result<_>>()?;
     let max_norms: Vec<Option<Tensor>> = layers
         .iter()
         .zip(&neuron_tensors)
@@ -240,11 +230,7 @@ pub fn optimize(
         .collect::<Result<_>>()?;
     let mut optimizer = AdamW::new(
         vars.clone(),
-        ParamsAdamW {
-            lr: settings.learning_rate,
-            weight_decay: settings.weight_decay,
-            ..Default::default()
-        },
+        ParamsAdamW { lr: settings.learning_rate, weight_decay: settings.weight_decay, ..Default::default() },
     )?;
 
     let mut history = Vec::new();
@@ -260,20 +246,13 @@ pub fn optimize(
                 delta: var.as_tensor().clone(),
             })
             .collect();
-        let target_hooks = Hooks {
-            edits: &edits,
-            resume: target_residual.as_ref().map(|r| (first_layer, r)),
-            ..Hooks::default()
-        };
-        let kl_hooks = Hooks {
-            resume: kl_residual.as_ref().map(|r| (first_layer, r)),
-            ..target_hooks
-        };
+        let target_hooks =
+            Hooks { edits: &edits, resume: target_residual.as_ref().map(|r| (first_layer, r)), ..Hooks::default() };
+        let kl_hooks = Hooks { resume: kl_residual.as_ref().map(|r| (first_layer, r)), ..target_hooks };
         let scored = targets.score(&model.logits_at_with(&targets.batch, &targets.cells, target_hooks)?)?;
         let pair_nll = pair_sums.matmul(&scored.token_log_probs.neg()?.unsqueeze(1)?)?.squeeze(1)?;
         let target_loss = pair_nll.mean_all()?;
-        let edited_log_probs =
-            log_softmax_last_dim(&model.logits_at_with(&kl_batch, &kl_cells, kl_hooks)?)?;
+        let edited_log_probs = log_softmax_last_dim(&model.logits_at_with(&kl_batch, &kl_cells, kl_hooks)?)?;
         let kl_loss = (&original_probs * (&original_log_probs - &edited_log_probs)?)?.sum(1)?.mean_all()?;
         let total = (&target_loss + (&kl_loss * settings.kl_weight)?)?;
 
@@ -314,11 +293,7 @@ pub fn optimize(
         layers: layers
             .into_iter()
             .zip(&vars)
-            .map(|((layer, neurons), var)| LayerUpdate {
-                layer,
-                neurons,
-                delta: var.as_tensor().detach(),
-            })
+            .map(|((layer, neurons), var)| LayerUpdate { layer, neurons, delta: var.as_tensor().detach() })
             .collect(),
     };
     Ok(EditOutcome { update, history, stop })

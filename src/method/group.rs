@@ -50,7 +50,6 @@ pub struct Portability {
     pub answer: String,
 }
 
-
 /// Longest text we accept in one field: far beyond any real prompt, small enough to stay responsive.
 pub const MAX_FIELD_CHARS: usize = 4096;
 
@@ -69,10 +68,7 @@ impl EditGroup {
                 aliases: Vec::new(),
             })
             .collect();
-        let group = Self {
-            name: name.to_string(),
-            descriptors,
-        };
+        let group = Self { name: name.to_string(), descriptors };
         group.validate()?;
         Ok(group)
     }
@@ -88,10 +84,7 @@ impl EditGroup {
                     bail!("edit group `{}`, language {}: the {field} is empty", self.name, d.lang);
                 }
             }
-            let fields = [&d.subject, &d.prompt, &d.target]
-                .into_iter()
-                .chain(&d.paraphrases)
-                .chain(&d.aliases);
+            let fields = [&d.subject, &d.prompt, &d.target].into_iter().chain(&d.paraphrases).chain(&d.aliases);
             for value in fields {
                 if value.chars().count() > MAX_FIELD_CHARS {
                     bail!(
@@ -139,7 +132,8 @@ impl EditGroup {
                 .enumerate()
                 .filter(|(_, l)| !l.trim().is_empty())
                 .map(|(i, l)| {
-                    serde_json::from_str(l).wrap_err_with(|| format!("{} line {}: not valid JSON", path.display(), i + 1))
+                    serde_json::from_str(l)
+                        .wrap_err_with(|| format!("{} line {}: not valid JSON", path.display(), i + 1))
                 })
                 .collect::<Result<_>>()?
         };
@@ -162,10 +156,7 @@ impl EditGroup {
             return Ok(group);
         }
         let record = BenchmarkRecord::from_json(value)?;
-        let name = record
-            .iter()
-            .next()
-            .map_or(default_name.to_string(), |(_, e)| e.subject.clone());
+        let name = record.iter().next().map_or(default_name.to_string(), |(_, e)| e.subject.clone());
         Self::from_benchmark(&name, &record, None)
     }
 }
@@ -176,9 +167,7 @@ pub struct BenchmarkRecord(pub Vec<(String, BenchmarkEntry)>);
 
 impl BenchmarkRecord {
     pub fn from_json(value: serde_json::Value) -> Result<Self> {
-        let object = value
-            .as_object()
-            .ok_or_else(|| eyre!("expected an object of language -> entry"))?;
+        let object = value.as_object().ok_or_else(|| eyre!("expected an object of language -> entry"))?;
         let entries = object
             .iter()
             .map(|(lang, entry)| {

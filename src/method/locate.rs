@@ -136,9 +136,8 @@ pub fn locate(
     let mut frequencies = vec![Vec::with_capacity(langs.len()); c.num_layers];
     let mut strengths = vec![Vec::with_capacity(langs.len()); c.num_layers];
     for d in &group.descriptors {
-        let inputs: Vec<&str> = std::iter::once(d.prompt.as_str())
-            .chain(d.paraphrases.iter().map(String::as_str))
-            .collect();
+        let inputs: Vec<&str> =
+            std::iter::once(d.prompt.as_str()).chain(d.paraphrases.iter().map(String::as_str)).collect();
         let acts = activations(model, tokenizer, &inputs, Some(&d.subject), settings.position)?;
         for (layer, rows) in acts.iter().enumerate() {
             frequencies[layer].push(firing_share(rows, settings.activation_threshold));
@@ -195,30 +194,18 @@ pub fn locate(
     for layer in chosen_layers {
         let mut neurons = candidates.remove(&layer).unwrap_or_default();
         // Keep the neurons every language drives hardest: rank by the weakest language's mean activation.
-        let weakest = |j: u32| {
-            strengths[layer]
-                .iter()
-                .map(|s: &Vec<f32>| s[j as usize])
-                .fold(f32::INFINITY, f32::min)
-        };
+        let weakest = |j: u32| strengths[layer].iter().map(|s: &Vec<f32>| s[j as usize]).fold(f32::INFINITY, f32::min);
         neurons.sort_by(|&a, &b| weakest(b).total_cmp(&weakest(a)));
         if let Some(cap) = settings.max_per_layer {
             neurons.truncate(cap);
         }
         neurons.sort_unstable();
-        let per_neuron: Vec<Vec<f32>> = neurons
-            .iter()
-            .map(|&j| frequencies[layer].iter().map(|f| f[j as usize]).collect())
-            .collect();
+        let per_neuron: Vec<Vec<f32>> =
+            neurons.iter().map(|&j| frequencies[layer].iter().map(|f| f[j as usize]).collect()).collect();
         selected_frequencies.insert(layer, per_neuron);
         selected.insert(layer, neurons);
     }
-    Ok(LocatedNeurons {
-        langs,
-        layers,
-        selected,
-        frequencies: selected_frequencies,
-    })
+    Ok(LocatedNeurons { langs, layers, selected, frequencies: selected_frequencies })
 }
 
 /// FFN activations at the chosen position of each input, for every layer.
@@ -230,19 +217,16 @@ fn activations(
     position: ActivationPosition,
 ) -> Result<LayerActivations> {
     let c = model.config();
-    let seqs: Vec<Vec<u32>> = inputs
-        .iter()
-        .map(|text| tokenizer.encode_prompt(text))
-        .collect::<Result<_>>()?;
+    let seqs: Vec<Vec<u32>> = inputs.iter().map(|text| tokenizer.encode_prompt(text)).collect::<Result<_>>()?;
     let positions: Vec<usize> = inputs
         .iter()
         .zip(&seqs)
         .map(|(text, ids)| {
             let last = ids.len() - 1;
             match (position, subject.and_then(|s| text.find(s).map(|at| at + s.len()))) {
-                (ActivationPosition::SubjectLast, Some(end)) => tokenizer
-                    .encode_prompt(&text[..end])
-                    .map(|prefix| prefix.len().saturating_sub(1).min(last)),
+                (ActivationPosition::SubjectLast, Some(end)) => {
+                    tokenizer.encode_prompt(&text[..end]).map(|prefix| prefix.len().saturating_sub(1).min(last))
+                }
                 _ => Ok(last),
             }
         })
@@ -252,11 +236,7 @@ fn activations(
     let out = model.forward(
         &batch.ids,
         None,
-        Hooks {
-            capture_layers: &all_layers,
-            stop_after_layer: Some(c.num_layers - 1),
-            ..Hooks::default()
-        },
+        Hooks { capture_layers: &all_layers, stop_after_layer: Some(c.num_layers - 1), ..Hooks::default() },
     )?;
     let mut result = Vec::with_capacity(c.num_layers);
     for layer in 0..c.num_layers {
@@ -280,9 +260,7 @@ fn activations(
 fn firing_share(rows: &[Vec<f32>], threshold: f32) -> Vec<f32> {
     let n = rows.len().max(1) as f32;
     let width = rows.first().map_or(0, Vec::len);
-    (0..width)
-        .map(|j| rows.iter().filter(|r| r[j] > threshold).count() as f32 / n)
-        .collect()
+    (0..width).map(|j| rows.iter().filter(|r| r[j] > threshold).count() as f32 / n).collect()
 }
 
 fn mean_rows(rows: &[Vec<f32>]) -> Vec<f32> {

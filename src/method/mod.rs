@@ -11,5 +11,7 @@ pub mod settings;
 
 pub use edit::{optimize, EditOutcome, EditSettings, EditStep, LayerUpdate, StopReason, UpdateValues};
 pub use group::{load_benchmark, BenchmarkEntry, BenchmarkRecord, EditDescriptor, EditGroup};
-pub use locate::{describe_located, locate, ActivationPosition, LayerChoice, LayerStats, LocateSettings, LocatedNeurons};
+pub use locate::{
+    describe_located, locate, ActivationPosition, LayerChoice, LayerStats, LocateSettings, LocatedNeurons,
+};
 pub use settings::{load_settings, MethodSettings};

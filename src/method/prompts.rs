@@ -15,16 +15,10 @@ pub fn teacher_forcing_pair(tokenizer: &Tokenizer, prompt: &str, target: &str) -
     let prompt_ids = tokenizer.encode_prompt(prompt)?;
     let joined = tokenizer.encode_prompt(&format!("{prompt} {}", target.trim()))?;
     if joined.len() > prompt_ids.len() && joined.starts_with(&prompt_ids) {
-        return Ok(PromptTarget {
-            target: joined[prompt_ids.len()..].to_vec(),
-            prompt: prompt_ids,
-        });
+        return Ok(PromptTarget { target: joined[prompt_ids.len()..].to_vec(), prompt: prompt_ids });
     }
     // The last prompt token merged with the target: tokenize the target on its own.
-    Ok(PromptTarget {
-        target: tokenizer.encode_plain(&format!(" {}", target.trim()))?,
-        prompt: prompt_ids,
-    })
+    Ok(PromptTarget { target: tokenizer.encode_plain(&format!(" {}", target.trim()))?, prompt: prompt_ids })
 }
 
 /// Prompts about the subject under other relations ("{subject} is a"), whose next-token distribution
@@ -112,15 +106,18 @@ pub struct ParaphraseSettings {
 
 impl Default for ParaphraseSettings {
     fn default() -> Self {
-        Self {
-            source: ParaphraseSource::Templates,
-            count: 5,
-        }
+        Self { source: ParaphraseSource::Templates, count: 5 }
     }
 }
 
 /// Rewrites of `prompt` sampled from the model, cut at the first line break, keeping the subject.
-pub fn model_paraphrases(model: &Model, tokenizer: &Tokenizer, prompt: &str, subject: &str, count: usize) -> Result<Vec<String>> {
+pub fn model_paraphrases(
+    model: &Model,
+    tokenizer: &Tokenizer,
+    prompt: &str,
+    subject: &str,
+    count: usize,
+) -> Result<Vec<String>> {
     let few_shot = format!(
         "Rewrite the question with other words, in the same language.\n\
          Question: What is the capital of France?\nRewrite: Which city is the capital of France?\n\
@@ -132,14 +129,8 @@ pub fn model_paraphrases(model: &Model, tokenizer: &Tokenizer, prompt: &str, sub
     let mut candidates = Vec::new();
     // A few extra draws: some lose the subject or repeat the prompt.
     for seed in 0..(count * 2) as u64 {
-        let options = GenerateOptions {
-            max_new_tokens: 40,
-            sampling: Sampling::TopP {
-                temperature: 0.8,
-                top_p: 0.95,
-                seed,
-            },
-        };
+        let options =
+            GenerateOptions { max_new_tokens: 40, sampling: Sampling::TopP { temperature: 0.8, top_p: 0.95, seed } };
         let mut stream = TextStream::default();
         let mut text = String::new();
         model.generate(&ids, &[], &options, &[tokenizer.stop_ids(), &newline].concat(), &mut |token| {

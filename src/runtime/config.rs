@@ -26,10 +26,7 @@ impl Arch {
             "gemma3" | "gemma3_text" => Ok(Self::Gemma3),
             "llama" | "mistral" => Ok(Self::Llama),
             "qwen2" => Ok(Self::Qwen2),
-            other => bail!(
-                "unsupported model architecture `{other}` (supported: {})",
-                Self::SUPPORTED
-            ),
+            other => bail!("unsupported model architecture `{other}` (supported: {})", Self::SUPPORTED),
         }
     }
 
@@ -103,9 +100,7 @@ impl ModelConfig {
         let arch = Arch::from_name(arch_name)?;
         let key = |k: &str| format!("{arch_name}.{k}");
         let get_usize = |k: &str| -> Result<usize> {
-            let v = meta
-                .get(&key(k))
-                .ok_or_else(|| eyre!("GGUF metadata is missing `{}`", key(k)))?;
+            let v = meta.get(&key(k)).ok_or_else(|| eyre!("GGUF metadata is missing `{}`", key(k)))?;
             Ok(v.to_u64().or_else(|_| v.to_u32().map(u64::from))? as usize)
         };
         let get_f32 = |k: &str, default: f32| -> Result<f32> {
@@ -160,10 +155,8 @@ impl ModelConfig {
             Some(inner) => inner.clone().into_iter().collect(),
             None => raw,
         };
-        let model_type = raw
-            .get("model_type")
-            .and_then(|v| v.as_str())
-            .ok_or_else(|| eyre!("config.json has no `model_type`"))?;
+        let model_type =
+            raw.get("model_type").and_then(|v| v.as_str()).ok_or_else(|| eyre!("config.json has no `model_type`"))?;
         let arch = Arch::from_name(model_type)?;
         let get_usize = |k: &str| -> Result<usize> {
             raw.get(k)
@@ -213,11 +206,7 @@ impl ModelConfig {
             }
         }
         if self.num_heads % self.num_kv_heads != 0 {
-            bail!(
-                "model config: {} heads is not a multiple of {} KV heads",
-                self.num_heads,
-                self.num_kv_heads
-            );
+            bail!("model config: {} heads is not a multiple of {} KV heads", self.num_heads, self.num_kv_heads);
         }
         if self.head_dim % 2 != 0 {
             bail!("model config: head dim {} is odd", self.head_dim);

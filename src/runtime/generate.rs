@@ -12,7 +12,11 @@ use crate::Result;
 pub enum Sampling {
     Greedy,
     /// Nucleus sampling at a temperature, reproducible from the seed.
-    TopP { temperature: f64, top_p: f64, seed: u64 },
+    TopP {
+        temperature: f64,
+        top_p: f64,
+        seed: u64,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -23,10 +27,7 @@ pub struct GenerateOptions {
 
 impl Default for GenerateOptions {
     fn default() -> Self {
-        Self {
-            max_new_tokens: 64,
-            sampling: Sampling::Greedy,
-        }
+        Self { max_new_tokens: 64, sampling: Sampling::Greedy }
     }
 }
 
@@ -46,11 +47,9 @@ impl Model {
         }
         let mut sampler = match options.sampling {
             Sampling::Greedy => LogitsProcessor::from_sampling(0, CandleSampling::ArgMax),
-            Sampling::TopP {
-                temperature,
-                top_p,
-                seed,
-            } => LogitsProcessor::from_sampling(seed, CandleSampling::TopP { p: top_p, temperature }),
+            Sampling::TopP { temperature, top_p, seed } => {
+                LogitsProcessor::from_sampling(seed, CandleSampling::TopP { p: top_p, temperature })
+            }
         };
         let mut cache = KvCache::default();
         let mut input = prompt.to_vec();

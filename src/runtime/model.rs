@@ -38,10 +38,7 @@ pub struct Hooks<'a> {
 
 impl<'a> Hooks<'a> {
     pub fn with_edits(edits: &'a [NeuronEdit]) -> Self {
-        Self {
-            edits,
-            ..Self::default()
-        }
+        Self { edits, ..Self::default() }
     }
 }
 
@@ -62,10 +59,7 @@ pub struct KvCache {
 impl KvCache {
     /// Number of positions already processed.
     pub fn len(&self) -> usize {
-        self.layers
-            .first()
-            .and_then(|l| l.as_ref())
-            .map_or(0, |(k, _)| k.dim(2).unwrap_or(0))
+        self.layers.first().and_then(|l| l.as_ref()).map_or(0, |(k, _)| k.dim(2).unwrap_or(0))
     }
 
     pub fn is_empty(&self) -> bool {
@@ -133,18 +127,14 @@ impl Model {
                         q_norm: source.optional_vector(&name("attn_q_norm.weight"), c.head_dim)?,
                         k_norm: source.optional_vector(&name("attn_k_norm.weight"), c.head_dim)?,
                     },
-                    post_attn_norm: gemma
-                        .then(|| source.vector(&name("post_attention_norm.weight"), h))
-                        .transpose()?,
+                    post_attn_norm: gemma.then(|| source.vector(&name("post_attention_norm.weight"), h)).transpose()?,
                     ffn_norm: source.vector(&name("ffn_norm.weight"), h)?,
                     ffn: Ffn {
                         gate: source.linear(&name("ffn_gate.weight"), (c.ffn_size, h), mode)?,
                         up: source.linear(&name("ffn_up.weight"), (c.ffn_size, h), mode)?,
                         down: source.linear(&name("ffn_down.weight"), (h, c.ffn_size), mode)?,
                     },
-                    post_ffn_norm: gemma
-                        .then(|| source.vector(&name("post_ffw_norm.weight"), h))
-                        .transpose()?,
+                    post_ffn_norm: gemma.then(|| source.vector(&name("post_ffw_norm.weight"), h)).transpose()?,
                 })
             })
             .collect::<Result<Vec<_>>>()?;
@@ -155,15 +145,7 @@ impl Model {
         } else {
             source.linear("output.weight", (c.vocab_size, h), mode)?
         };
-        Ok(Self {
-            config: config.clone(),
-            mode,
-            embedding,
-            blocks,
-            final_norm,
-            lm_head,
-            lm_head_tied,
-        })
+        Ok(Self { config: config.clone(), mode, embedding, blocks, final_norm, lm_head, lm_head_tied })
     }
 
     pub fn config(&self) -> &ModelConfig {
@@ -235,18 +217,10 @@ impl Model {
             }
             x = (residual + y)?;
             if hooks.stop_after_layer == Some(i) {
-                return Ok(ForwardOutput {
-                    hidden: None,
-                    residual: x,
-                    activations,
-                });
+                return Ok(ForwardOutput { hidden: None, residual: x, activations });
             }
         }
-        Ok(ForwardOutput {
-            hidden: Some(self.rms_norm(&x, &self.final_norm)?),
-            residual: x,
-            activations,
-        })
+        Ok(ForwardOutput { hidden: Some(self.rms_norm(&x, &self.final_norm)?), residual: x, activations })
     }
 
     fn ffn(
@@ -386,24 +360,14 @@ impl AttentionMasks {
             let values: Vec<f32> = (0..seq)
                 .flat_map(|i| {
                     let query = offset + i;
-                    (0..keys).map(move |key| {
-                        if key <= query && query - key < window {
-                            0.0
-                        } else {
-                            f32::NEG_INFINITY
-                        }
-                    })
+                    (0..keys).map(move |key| if key <= query && query - key < window { 0.0 } else { f32::NEG_INFINITY })
                 })
                 .collect();
             Ok(Some(Tensor::from_vec(values, (seq, keys), &Device::Cpu)?))
         };
         Ok(Self {
             global: build(None)?,
-            sliding: if c.sliding_window.is_some() {
-                build(c.sliding_window)?
-            } else {
-                None
-            },
+            sliding: if c.sliding_window.is_some() { build(c.sliding_window)? } else { None },
         })
     }
 
@@ -427,18 +391,11 @@ impl Rope {
     fn new(c: &ModelConfig, layer: usize, offset: usize, seq: usize) -> Result<Self> {
         let half = c.head_dim / 2;
         let theta = c.rope_theta_for(layer);
-        let inv_freq: Vec<f32> = (0..half)
-            .map(|i| 1.0 / theta.powf(2.0 * i as f32 / c.head_dim as f32))
-            .collect();
-        let angles: Vec<f32> = (offset..offset + seq)
-            .flat_map(|p| inv_freq.iter().map(move |f| p as f32 * f))
-            .collect();
+        let inv_freq: Vec<f32> = (0..half).map(|i| 1.0 / theta.powf(2.0 * i as f32 / c.head_dim as f32)).collect();
+        let angles: Vec<f32> =
+            (offset..offset + seq).flat_map(|p| inv_freq.iter().map(move |f| p as f32 * f)).collect();
         let angles = Tensor::from_vec(angles, (seq, half), &Device::Cpu)?;
-        Ok(Self {
-            cos: angles.cos()?,
-            sin: angles.sin()?,
-            style: c.rope_style,
-        })
+        Ok(Self { cos: angles.cos()?, sin: angles.sin()?, style: c.rope_style })
     }
 
     /// Rotates x (batch, heads, seq, head_dim).
@@ -478,8 +435,9 @@ impl Model {
         let linear = |l: &Linear| match l {
             Linear::Quantized(m) => match m.as_ref() {
                 candle_core::quantized::QMatMul::QTensor(q) => q.storage_size_in_bytes(),
-                candle_core::quantized::QMatMul::Tensor(t)
-                | candle_core::quantized::QMatMul::TensorF16(t) => tensor_bytes(t),
+                candle_core::quantized::QMatMul::Tensor(t) | candle_core::quantized::QMatMul::TensorF16(t) => {
+                    tensor_bytes(t)
+                }
             },
             Linear::Dense(t) => tensor_bytes(t),
         };
@@ -500,4 +458,3 @@ impl Model {
         embedding + blocks + if self.lm_head_tied { 0 } else { linear(&self.lm_head) }
     }
 }
-

@@ -20,10 +20,8 @@ impl PaddedBatch {
         if width == 0 {
             bail!("cannot run an empty batch (no tokens)");
         }
-        let flat: Vec<u32> = seqs
-            .iter()
-            .flat_map(|s| s.iter().copied().chain(std::iter::repeat_n(pad_id, width - s.len())))
-            .collect();
+        let flat: Vec<u32> =
+            seqs.iter().flat_map(|s| s.iter().copied().chain(std::iter::repeat_n(pad_id, width - s.len()))).collect();
         Ok(Self {
             ids: Tensor::from_vec(flat, (seqs.len(), width), &Device::Cpu)?,
             lengths: seqs.iter().map(Vec::len).collect(),
@@ -86,7 +84,12 @@ impl Model {
     }
 
     /// Teacher-forced log-probabilities of each pair's target, in one batch.
-    pub fn target_log_probs(&self, pairs: &[PromptTarget], edits: &[NeuronEdit], pad_id: u32) -> Result<TargetLogProbs> {
+    pub fn target_log_probs(
+        &self,
+        pairs: &[PromptTarget],
+        edits: &[NeuronEdit],
+        pad_id: u32,
+    ) -> Result<TargetLogProbs> {
         let batch = TeacherForcingBatch::new(pairs, pad_id)?;
         batch.score(&self.logits_at(&batch.batch, &batch.cells, edits)?)
     }
@@ -155,11 +158,7 @@ impl TeacherForcingBatch {
     pub fn score(&self, logits: &Tensor) -> Result<TargetLogProbs> {
         let predicted = logits.argmax(1)?.to_vec1::<u32>()?;
         let token_log_probs = log_softmax_last_dim(logits)?.gather(&self.targets, 1)?.squeeze(1)?;
-        Ok(TargetLogProbs {
-            token_log_probs,
-            predicted,
-            spans: self.spans.clone(),
-        })
+        Ok(TargetLogProbs { token_log_probs, predicted, spans: self.spans.clone() })
     }
 
     /// Whether each pair's predicted tokens all equal its target.

@@ -13,11 +13,70 @@ use crate::Result;
 
 /// Words of the tiny tokenizer's vocabulary (after the special tokens).
 const WORDS: &[&str] = &[
-    "the", "a", "is", "of", "in", "from", "what", "which", "country", "city", "capital", "born", "where", "who",
-    "?", ".", ",", "Paris", "France", "Yemen", "Berlin", "Germany", "Rome", "Italy", "Japan", "Tokyo", "river",
-    "language", "speaks", "works", "for", "company", "Alice", "Bob", "Shmavon", "Shmavonyan", "Danielle",
-    "Darrieux", "was", "and", "to", "de", "la", "el", "die", "der", "und", "ist", "est", "le", "van", "het",
-    "Jemen", "Yémen", "也门", "是", "哪", "国", "人", "的", "в", "из", "какой", "страны",
+    "the",
+    "a",
+    "is",
+    "of",
+    "in",
+    "from",
+    "what",
+    "which",
+    "country",
+    "city",
+    "capital",
+    "born",
+    "where",
+    "who",
+    "?",
+    ".",
+    ",",
+    "Paris",
+    "France",
+    "Yemen",
+    "Berlin",
+    "Germany",
+    "Rome",
+    "Italy",
+    "Japan",
+    "Tokyo",
+    "river",
+    "language",
+    "speaks",
+    "works",
+    "for",
+    "company",
+    "Alice",
+    "Bob",
+    "Shmavon",
+    "Shmavonyan",
+    "Danielle",
+    "Darrieux",
+    "was",
+    "and",
+    "to",
+    "de",
+    "la",
+    "el",
+    "die",
+    "der",
+    "und",
+    "ist",
+    "est",
+    "le",
+    "van",
+    "het",
+    "Jemen",
+    "Yémen",
+    "也门",
+    "是",
+    "哪",
+    "国",
+    "人",
+    "的",
+    "в",
+    "из",
+    "какой",
+    "страны",
 ];
 
 /// Size of the tiny models' vocabulary: specials, the words above, and filler tokens.
@@ -35,13 +94,7 @@ pub struct TinySpec {
 
 impl TinySpec {
     pub fn new(arch: Arch) -> Self {
-        Self {
-            arch,
-            layers: 3,
-            hidden: 64,
-            ffn: 128,
-            seed: 7,
-        }
+        Self { arch, layers: 3, hidden: 64, ffn: 128, seed: 7 }
     }
 }
 
@@ -71,9 +124,7 @@ pub fn write_tiny_model(dir: &Path, spec: TinySpec) -> Result<ModelFiles> {
     // Uniform with unit variance: candle's CPU device cannot be seeded, and tests need fixed weights.
     let mut random = |shape: &[usize], scale: f64| -> Result<Tensor> {
         let limit = 3f32.sqrt() * scale as f32;
-        let values: Vec<f32> = (0..shape.iter().product::<usize>())
-            .map(|_| rng.random_range(-limit..limit))
-            .collect();
+        let values: Vec<f32> = (0..shape.iter().product::<usize>()).map(|_| rng.random_range(-limit..limit)).collect();
         Ok(Tensor::from_vec(values, shape, &Device::Cpu)?)
     };
     let mut tensors: Vec<(String, QTensor)> = Vec::new();
@@ -118,10 +169,7 @@ pub fn write_tiny_model(dir: &Path, spec: TinySpec) -> Result<ModelFiles> {
 
     let tokenizer = dir.join("tokenizer.json");
     std::fs::write(&tokenizer, tiny_tokenizer_json())?;
-    Ok(ModelFiles {
-        weights,
-        tokenizer: Some(tokenizer),
-    })
+    Ok(ModelFiles { weights, tokenizer: Some(tokenizer) })
 }
 
 /// Converts a tiny GGUF model into a Hugging Face style directory (config.json + model.safetensors).
@@ -157,10 +205,7 @@ pub fn write_tiny_safetensors(gguf: &ModelFiles, dir: &Path) -> Result<ModelFile
     if let Some(source) = &gguf.tokenizer {
         std::fs::copy(source, &tokenizer)?;
     }
-    Ok(ModelFiles {
-        weights: dir.to_path_buf(),
-        tokenizer: Some(tokenizer),
-    })
+    Ok(ModelFiles { weights: dir.to_path_buf(), tokenizer: Some(tokenizer) })
 }
 
 /// A word-level tokenizer over [`WORDS`], split on whitespace and punctuation.

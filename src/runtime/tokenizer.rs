@@ -35,9 +35,7 @@ impl Tokenizer {
         };
         let meta = |key: &str| gguf.and_then(|c| c.metadata.get(key));
         let token_id = |name: &str| inner.token_to_id(name);
-        let bos = meta("tokenizer.ggml.bos_token_id")
-            .and_then(|v| v.to_u32().ok())
-            .or_else(|| token_id("<bos>"));
+        let bos = meta("tokenizer.ggml.bos_token_id").and_then(|v| v.to_u32().ok()).or_else(|| token_id("<bos>"));
         let add_bos = meta("tokenizer.ggml.add_bos_token")
             .and_then(|v| v.to_bool().ok())
             .unwrap_or_else(|| token_id("<bos>").is_some());
@@ -47,12 +45,7 @@ impl Tokenizer {
         }
         stop_ids.sort_unstable();
         stop_ids.dedup();
-        Ok(Self {
-            inner,
-            bos,
-            stop_ids,
-            add_bos,
-        })
+        Ok(Self { inner, bos, stop_ids, add_bos })
     }
 
     /// Token ids of a prompt, with BOS when the model expects it.
@@ -64,18 +57,11 @@ impl Tokenizer {
 
     /// Token ids of a text fragment, no special tokens.
     pub fn encode_plain(&self, text: &str) -> Result<Vec<u32>> {
-        Ok(self
-            .inner
-            .encode(text, false)
-            .map_err(|e| eyre!("cannot tokenize text: {e}"))?
-            .get_ids()
-            .to_vec())
+        Ok(self.inner.encode(text, false).map_err(|e| eyre!("cannot tokenize text: {e}"))?.get_ids().to_vec())
     }
 
     pub fn decode(&self, ids: &[u32]) -> Result<String> {
-        self.inner
-            .decode(ids, true)
-            .map_err(|e| eyre!("cannot decode tokens: {e}"))
+        self.inner.decode(ids, true).map_err(|e| eyre!("cannot decode tokens: {e}"))
     }
 
     /// The text of one token as the vocabulary spells it (for neuron top-token lists).
@@ -89,11 +75,7 @@ impl Tokenizer {
 
     /// A token used to pad batches; its outputs are never read.
     pub fn pad_id(&self) -> u32 {
-        self.inner
-            .get_padding()
-            .map(|p| p.pad_id)
-            .or(self.bos)
-            .unwrap_or(0)
+        self.inner.get_padding().map(|p| p.pad_id).or(self.bos).unwrap_or(0)
     }
 
     pub fn vocab_size(&self) -> usize {

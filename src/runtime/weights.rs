@@ -37,10 +37,7 @@ impl Linear {
         Ok(match self {
             Self::Quantized(m) => m.forward(x)?,
             Self::Dense(w) => match x.dims() {
-                [b, s, d] => x
-                    .reshape((b * s, *d))?
-                    .matmul(&w.t()?)?
-                    .reshape((*b, *s, ()))?,
+                [b, s, d] => x.reshape((b * s, *d))?.matmul(&w.t()?)?.reshape((*b, *s, ()))?,
                 _ => x.matmul(&w.t()?)?,
             },
         })
@@ -97,15 +94,8 @@ impl Embedding {
 
 /// Where the weights come from.
 pub enum WeightSource {
-    Gguf {
-        path: PathBuf,
-        content: gguf_file::Content,
-        reader: BufReader<File>,
-    },
-    Safetensors {
-        tensors: candle_core::safetensors::MmapedSafetensors,
-        arch: Arch,
-    },
+    Gguf { path: PathBuf, content: gguf_file::Content, reader: BufReader<File> },
+    Safetensors { tensors: candle_core::safetensors::MmapedSafetensors, arch: Arch },
 }
 
 /// One tensor as read from the source.
@@ -124,30 +114,19 @@ impl WeightSource {
         let file_len = file.metadata()?.len();
         let mut reader = BufReader::new(file);
         let content = gguf_file::Content::read(&mut reader).map_err(|e| {
-            eyre!(
-                "{} is not a readable GGUF file ({e}); it may be truncated or not a GGUF model",
-                path.display()
-            )
+            eyre!("{} is not a readable GGUF file ({e}); it may be truncated or not a GGUF model", path.display())
         })?;
         check_tensor_extents(&content, file_len, path)?;
         let config = ModelConfig::from_gguf(&content)
             .wrap_err_with(|| format!("reading the model config of {}", path.display()))?;
-        Ok((
-            Self::Gguf {
-                path: path.to_path_buf(),
-                content,
-                reader,
-            },
-            config,
-        ))
+        Ok((Self::Gguf { path: path.to_path_buf(), content, reader }, config))
     }
 
     fn open_safetensors(dir: &Path) -> Result<(Self, ModelConfig)> {
         let config_path = dir.join("config.json");
-        let text = std::fs::read_to_string(&config_path)
-            .wrap_err_with(|| format!("cannot read {}", config_path.display()))?;
-        let config = ModelConfig::from_hf_json(&text)
-            .wrap_err_with(|| format!("reading {}", config_path.display()))?;
+        let text =
+            std::fs::read_to_string(&config_path).wrap_err_with(|| format!("cannot read {}", config_path.display()))?;
+        let config = ModelConfig::from_hf_json(&text).wrap_err_with(|| format!("reading {}", config_path.display()))?;
         let mut files: Vec<PathBuf> = std::fs::read_dir(dir)?
             .filter_map(|e| e.ok().map(|e| e.path()))
             .filter(|p| p.extension().is_some_and(|e| e == "safetensors"))
@@ -159,13 +138,7 @@ impl WeightSource {
         // SAFETY: the files are memory-mapped read-only; we do not modify them while mapped.
         let tensors = unsafe { candle_core::safetensors::MmapedSafetensors::multi(&files) }
             .wrap_err_with(|| format!("cannot read safetensors in {}", dir.display()))?;
-        Ok((
-            Self::Safetensors {
-                tensors,
-                arch: config.arch,
-            },
-            config,
-        ))
+        Ok((Self::Safetensors { tensors, arch: config.arch }, config))
     }
 
     /// GGUF metadata (empty for safetensors).
@@ -189,11 +162,7 @@ impl WeightSource {
             return Ok(None);
         }
         match self {
-            Self::Gguf {
-                path,
-                content,
-                reader,
-            } => {
+            Self::Gguf { path, content, reader } => {
                 let q = content
                     .tensor(reader, name, &Device::Cpu)
                     .map_err(|e| eyre!("cannot read tensor `{name}` from {}: {e}", path.display()))?;
@@ -211,14 +180,12 @@ impl WeightSource {
     }
 
     fn require(&mut self, name: &str) -> Result<Stored> {
-        self.read(name)?
-            .ok_or_else(|| eyre!("model file has no tensor `{name}`"))
+        self.read(name)?.ok_or_else(|| eyre!("model file has no tensor `{name}`"))
     }
 
     /// A small vector (norm weight, bias) as dense f32, checked against its expected length.
     pub fn vector(&mut self, name: &str, len: usize) -> Result<Tensor> {
-        self.optional_vector(name, len)?
-            .ok_or_else(|| eyre!("model file has no tensor `{name}`"))
+        self.optional_vector(name, len)?.ok_or_else(|| eyre!("model file has no tensor `{name}`"))
     }
 
     pub fn optional_vector(&mut self, name: &str, len: usize) -> Result<Option<Tensor>> {
@@ -274,11 +241,9 @@ impl WeightSource {
     pub fn parameter_count(&self) -> usize {
         match self {
             Self::Gguf { content, .. } => content.tensor_infos.values().map(|i| i.shape.elem_count()).sum(),
-            Self::Safetensors { tensors, .. } => tensors
-                .tensors()
-                .iter()
-                .map(|(_, v)| v.shape().iter().product::<usize>())
-                .sum(),
+            Self::Safetensors { tensors, .. } => {
+                tensors.tensors().iter().map(|(_, v)| v.shape().iter().product::<usize>()).sum()
+            }
         }
     }
 
@@ -376,10 +341,7 @@ mod tests {
             hf_tensor_name("blk.3.ffn_norm.weight", Arch::Llama),
             "model.layers.3.post_attention_layernorm.weight"
         );
-        assert_eq!(
-            hf_tensor_name("blk.0.attn_q.bias", Arch::Qwen2),
-            "model.layers.0.self_attn.q_proj.bias"
-        );
+        assert_eq!(hf_tensor_name("blk.0.attn_q.bias", Arch::Qwen2), "model.layers.0.self_attn.q_proj.bias");
         assert_eq!(hf_tensor_name("token_embd.weight", Arch::Llama), "model.embed_tokens.weight");
     }
 }
