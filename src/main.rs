@@ -7,7 +7,8 @@ use clap::{Args, Parser, Subcommand};
 use color_eyre::eyre::{bail, eyre, WrapErr};
 use lafn::fetch::{self, FetchEvent, ModelFiles};
 use lafn::method::prompts::fill_paraphrases;
-use lafn::method::{locate, optimize, EditGroup, LayerChoice, MethodSettings};
+use lafn::method::cache::{default_cache_dir, EditCache};
+use lafn::method::{locate, optimize, EditGroup, LayerChoice, MethodSettings, StopReason};
 use lafn::runtime::{GenerateOptions, LoadedModel, Sampling, WeightMode};
 use lafn::Result;
 
@@ -53,7 +54,8 @@ enum Command {
         #[command(flatten)]
         settings: SettingsArgs,
     },
-    /// Locate and optimize update values for an edit group, printing the losses of every step.
+    /// Locate and optimize update values for an edit group, print the losses of every step, and
+    /// store the result in the edit cache.
     Edit {
         #[command(flatten)]
         model: ModelArgs,
@@ -61,6 +63,17 @@ enum Command {
         group: GroupArgs,
         #[command(flatten)]
         settings: SettingsArgs,
+        #[command(flatten)]
+        cache: CacheArgs,
+    },
+    /// List, show or remove cached edits of a model.
+    Cache {
+        #[command(flatten)]
+        model: ModelArgs,
+        #[command(flatten)]
+        cache: CacheArgs,
+        #[command(subcommand)]
+        action: CacheAction,
     },
     /// Show a model's architecture, size and storage types.
     Inspect {
@@ -88,6 +101,34 @@ struct ModelArgs {
     /// Dequantize all weights to f32 (the differentiable mode used for editing).
     #[arg(long)]
     dense: bool,
+}
+
+#[derive(Subcommand)]
+enum CacheAction {
+    /// One line per cached edit.
+    List,
+    /// Everything stored for one edit.
+    Show { id: String },
+    /// Remove one edit.
+    Rm { id: String },
+}
+
+#[derive(Args)]
+struct CacheArgs {
+    /// Edit cache directory (default: the data directory's cache for this model).
+    #[arg(long)]
+    cache_dir: Option<PathBuf>,
+}
+
+impl CacheArgs {
+    fn open(&self, weights: &std::path::Path) -> Result<EditCache> {
+        let fingerprint = lafn::runtime::fingerprint(weights)?;
+        let dir = match &self.cache_dir {
+            Some(dir) => dir.clone(),
+            None => default_cache_dir(&fingerprint)?,
+        };
+        EditCache::open(&dir, &fingerprint)
+    }
 }
 
 #[derive(Args)]
@@ -262,7 +303,7 @@ fn main() -> Result<()> {
             print!("{}", lafn::method::describe_located(&located));
             Ok(())
         }
-        Some(Command::Edit { model, group, settings }) => {
+        Some(Command::Edit { model, group, settings, cache }) => {
             let settings = settings.load()?;
             let loaded = model.load()?;
             let dense = loaded.load_weights(WeightMode::Dense)?;
@@ -291,6 +332,32 @@ fn main() -> Result<()> {
                 );
             })?;
             println!("stopped: {:?} after {:.1} s", outcome.stop, started.elapsed().as_secs_f64());
+            if outcome.stop == StopReason::Cancelled {
+                return Ok(());
+            }
+            let mut cache = cache.open(&loaded.info.path)?;
+            let id = cache.insert(&group, &located, &outcome.update, &settings, &outcome.history)?;
+            println!("cached as {id} in {}", cache.dir().display());
+            Ok(())
+        }
+        Some(Command::Cache { model, cache, action }) => {
+            let files = model.files()?;
+            let mut cache = cache.open(&files.weights)?;
+            for warning in cache.warnings() {
+                eprintln!("warning: {warning}");
+            }
+            match action {
+                CacheAction::List => {
+                    for row in cache.list() {
+                        println!("{}  {} neurons  [{}]  {}", row.id, row.neuron_count, row.langs.join(","), row.subjects.join(" | "));
+                    }
+                }
+                CacheAction::Show { id } => println!("{}", serde_json::to_string_pretty(&cache.get(&id)?)?),
+                CacheAction::Rm { id } => {
+                    cache.remove(&id)?;
+                    println!("removed {id}");
+                }
+            }
             Ok(())
         }
         Some(Command::Inspect { model }) => {
