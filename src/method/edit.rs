@@ -249,12 +249,27 @@ pub fn optimize(
         let target_hooks =
             Hooks { edits: &edits, resume: target_residual.as_ref().map(|r| (first_layer, r)), ..Hooks::default() };
         let kl_hooks = Hooks { resume: kl_residual.as_ref().map(|r| (first_layer, r)), ..target_hooks };
-        let scored = targets.score(&model.logits_at_with(&targets.batch, &targets.cells, target_hooks)?)?;
+        // Losses and their gradients with respect to the final hidden states are computed in closed
+        // form (softmax minus target); autograd only runs through the transformer layers.
+        let target_hidden = model.hidden_at(&targets.batch, &targets.cells, target_hooks)?;
+        let kl_hidden = model.hidden_at(&kl_batch, &kl_cells, kl_hooks)?;
+        let target_logits = model.logits(&target_hidden.detach())?;
+        let scored = targets.score(&target_logits)?;
         let pair_nll = pair_sums.matmul(&scored.token_log_probs.neg()?.unsqueeze(1)?)?.squeeze(1)?;
         let target_loss = pair_nll.mean_all()?;
-        let edited_log_probs = log_softmax_last_dim(&model.logits_at_with(&kl_batch, &kl_cells, kl_hooks)?)?;
-        let kl_loss = (&original_probs * (&original_log_probs - &edited_log_probs)?)?.sum(1)?.mean_all()?;
+        let edited_log_probs = log_softmax_last_dim(&model.logits(&kl_hidden.detach())?)?;
+        let kl_rows = kl_cells.len() as f64;
+        let kl_loss = ((&original_probs * (&original_log_probs - &edited_log_probs)?)?.sum_all()? / kl_rows)?;
         let total = (&target_loss + (&kl_loss * settings.kl_weight)?)?;
+
+        // d(mean over pairs of summed NLL)/d logits = (softmax - onehot(target)) / pairs.
+        let pairs_count = targets.spans.len() as f64;
+        let target_grad = ((model.head_gradient(&log_softmax_last_dim(&target_logits)?.exp()?)?
+            - model.output_rows(&targets.target_ids()?)?)?
+            / pairs_count)?;
+        // d KL(p0 || p) / d logits = p - p0, averaged over the prompts.
+        let kl_grad = (model.head_gradient(&(edited_log_probs.exp()? - &original_probs)?)? * (settings.kl_weight / kl_rows))?;
+        let surrogate = ((target_hidden * target_grad)?.sum_all()? + (kl_hidden * kl_grad)?.sum_all()?)?;
 
         let nll: Vec<f32> = pair_nll.to_vec1()?;
         let correct = targets.all_correct(&scored.predicted)?;
@@ -280,7 +295,7 @@ pub fn optimize(
             stop = StopReason::Cancelled;
             break;
         }
-        optimizer.backward_step(&total)?;
+        optimizer.backward_step(&surrogate)?;
         for (var, max_norm) in vars.iter().zip(&max_norms) {
             if let Some(max_norm) = max_norm {
                 let norms = var.as_tensor().sqr()?.sum_keepdim(1)?.sqrt()?;

@@ -166,6 +166,24 @@ impl Model {
         Ok(self.blocks[layer].ffn.down.dense()?.t()?.contiguous()?)
     }
 
+    /// Maps a gradient over logits (rows, vocab) to the gradient over the hidden states that produced
+    /// them (rows, hidden): the LM head is linear, so this is exact, and it spares autograd a
+    /// vocabulary-wide graph.
+    pub fn head_gradient(&self, logit_grad: &Tensor) -> Result<Tensor> {
+        match &self.lm_head {
+            Linear::Dense(w) => Ok(logit_grad.matmul(w)?),
+            Linear::Quantized(_) => bail!("head gradients need the dense weights"),
+        }
+    }
+
+    /// Rows of the LM head for the given token ids, (ids, hidden).
+    pub fn output_rows(&self, ids: &Tensor) -> Result<Tensor> {
+        match &self.lm_head {
+            Linear::Dense(w) => Ok(w.index_select(ids, 0)?),
+            Linear::Quantized(_) => bail!("output rows need the dense weights"),
+        }
+    }
+
     /// Projects hidden states (…, hidden) to vocabulary logits.
     pub fn logits(&self, hidden: &Tensor) -> Result<Tensor> {
         self.lm_head.forward(hidden)

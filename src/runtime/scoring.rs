@@ -68,6 +68,11 @@ impl Model {
 
     /// [`Model::logits_at`] with any hooks (e.g. resuming from a cached residual stream).
     pub fn logits_at_with(&self, batch: &PaddedBatch, cells: &[(usize, usize)], hooks: Hooks) -> Result<Tensor> {
+        self.logits(&self.hidden_at(batch, cells, hooks)?)
+    }
+
+    /// Final hidden states (after the last norm) at chosen (row, position) cells, (cells, hidden).
+    pub fn hidden_at(&self, batch: &PaddedBatch, cells: &[(usize, usize)], hooks: Hooks) -> Result<Tensor> {
         let width = batch.width();
         for &(row, pos) in cells {
             if row >= batch.lengths.len() || pos >= batch.lengths[row] {
@@ -79,8 +84,7 @@ impl Model {
         let (b, s, d) = hidden.dims3()?;
         let flat_index: Vec<u32> = cells.iter().map(|&(r, p)| (r * width + p) as u32).collect();
         let index = Tensor::from_vec(flat_index, cells.len(), &Device::Cpu)?;
-        let chosen = hidden.reshape((b * s, d))?.index_select(&index, 0)?;
-        self.logits(&chosen)
+        Ok(hidden.reshape((b * s, d))?.index_select(&index, 0)?)
     }
 
     /// Teacher-forced log-probabilities of each pair's target, in one batch.
@@ -159,6 +163,11 @@ impl TeacherForcingBatch {
         let predicted = logits.argmax(1)?.to_vec1::<u32>()?;
         let token_log_probs = log_softmax_last_dim(logits)?.gather(&self.targets, 1)?.squeeze(1)?;
         Ok(TargetLogProbs { token_log_probs, predicted, spans: self.spans.clone() })
+    }
+
+    /// The token each cell must predict, (cells).
+    pub fn target_ids(&self) -> Result<Tensor> {
+        Ok(self.targets.squeeze(1)?)
     }
 
     /// Whether each pair's predicted tokens all equal its target.
