@@ -6,8 +6,8 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand};
 use color_eyre::eyre::{bail, eyre, WrapErr};
 use lafn::fetch::{self, FetchEvent, ModelFiles};
-use lafn::method::prompts::fill_paraphrases;
 use lafn::method::cache::{default_cache_dir, EditCache};
+use lafn::method::prompts::fill_paraphrases;
 use lafn::method::{locate, optimize, EditGroup, LayerChoice, MethodSettings, StopReason};
 use lafn::runtime::{GenerateOptions, LoadedModel, Sampling, WeightMode};
 use lafn::Result;
@@ -349,7 +349,13 @@ fn main() -> Result<()> {
             match action {
                 CacheAction::List => {
                     for row in cache.list() {
-                        println!("{}  {} neurons  [{}]  {}", row.id, row.neuron_count, row.langs.join(","), row.subjects.join(" | "));
+                        println!(
+                            "{}  {} neurons  [{}]  {}",
+                            row.id,
+                            row.neuron_count,
+                            row.langs.join(","),
+                            row.subjects.join(" | ")
+                        );
                     }
                 }
                 CacheAction::Show { id } => println!("{}", serde_json::to_string_pretty(&cache.get(&id)?)?),

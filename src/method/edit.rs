@@ -268,7 +268,8 @@ pub fn optimize(
             - model.output_rows(&targets.target_ids()?)?)?
             / pairs_count)?;
         // d KL(p0 || p) / d logits = p - p0, averaged over the prompts.
-        let kl_grad = (model.head_gradient(&(edited_log_probs.exp()? - &original_probs)?)? * (settings.kl_weight / kl_rows))?;
+        let kl_grad =
+            (model.head_gradient(&(edited_log_probs.exp()? - &original_probs)?)? * (settings.kl_weight / kl_rows))?;
         let surrogate = ((target_hidden * target_grad)?.sum_all()? + (kl_hidden * kl_grad)?.sum_all()?)?;
 
         let nll: Vec<f32> = pair_nll.to_vec1()?;

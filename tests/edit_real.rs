@@ -1,0 +1,65 @@
+//! The method end to end on the default model: edit an MzsRE fact in 12 languages, cache it, and
+//! answer through the cache.
+
+mod common;
+
+use std::sync::atomic::AtomicBool;
+
+use lafn::method::apply::{teacher_forced_with_cache, CachedEdits};
+use lafn::method::cache::EditCache;
+use lafn::method::prompts::{fill_paraphrases, teacher_forcing_pair};
+use lafn::method::{load_benchmark, locate, optimize, EditGroup, MethodSettings};
+use lafn::runtime::PromptTarget;
+
+#[test]
+fn twelve_language_edit_changes_answers_and_leaves_unrelated_ones() {
+    let loaded = common::default_quantized();
+    let dense = common::default_dense();
+    let tokenizer = &loaded.tokenizer;
+    let data = format!("{}/../shared/data/mzsre.dev.jsonl", env!("CARGO_MANIFEST_DIR"));
+    let record = load_benchmark(std::path::Path::new(&data)).expect("shared/data beside the repository").remove(0);
+    let settings = MethodSettings::default();
+    let mut group = EditGroup::from_benchmark("record-1", &record, None).unwrap();
+    assert_eq!(group.descriptors.len(), 12);
+    fill_paraphrases(&mut group, &settings.paraphrases, None).unwrap();
+
+    let located = locate(dense, tokenizer, &group, &settings.locate).unwrap();
+    assert!(located.neuron_count() > 0);
+    let mut steps = 0;
+    let outcome =
+        optimize(dense, tokenizer, &group, &located, &settings.edit, &AtomicBool::new(false), &mut |_| steps += 1)
+            .unwrap();
+    assert_eq!(outcome.history.len(), steps, "one progress event per step");
+    assert!(outcome.history.last().unwrap().target_loss < outcome.history[0].target_loss / 4.0);
+
+    let dir = tempfile::tempdir().unwrap();
+    let cache = EditCache::open(dir.path(), &loaded.info.fingerprint).unwrap();
+    let mut cached = CachedEdits::new(cache, Default::default(), dense.config().hidden_size);
+    cached.insert(&group, &located, &outcome.update, &settings, &outcome.history).unwrap();
+
+    // Reliability: through the cache, on the quantized chat model, in at least 11 of 12 languages.
+    let langs: Vec<&String> = record.iter().map(|(lang, _)| lang).collect();
+    let prompts: Vec<String> = record.iter().map(|(_, e)| e.src.clone()).collect();
+    let pairs: Vec<PromptTarget> =
+        record.iter().map(|(_, e)| teacher_forcing_pair(tokenizer, &e.src, &e.alt).unwrap()).collect();
+    let scored = teacher_forced_with_cache(&loaded.model, tokenizer, &mut cached, &prompts, &pairs).unwrap();
+    let mut correct = 0;
+    for ((lang, pair), (score, hits)) in langs.iter().zip(&pairs).zip(&scored) {
+        let ok = score.predicted == pair.target;
+        eprintln!("{lang}: fired {} entries, new target {}", hits.len(), if ok { "yes" } else { "no" });
+        correct += usize::from(ok);
+    }
+    assert!(correct >= 11, "the new target is the answer in only {correct} of 12 languages");
+
+    // Locality: unrelated questions fire no entry, so their answers are exactly the unedited ones.
+    let loc_prompts: Vec<String> = record.iter().map(|(_, e)| e.loc.clone()).collect();
+    let loc_pairs: Vec<PromptTarget> =
+        record.iter().map(|(_, e)| teacher_forcing_pair(tokenizer, &e.loc, &e.loc_ans).unwrap()).collect();
+    let with_cache =
+        teacher_forced_with_cache(&loaded.model, tokenizer, &mut cached, &loc_prompts, &loc_pairs).unwrap();
+    let unedited = loaded.model.teacher_forced(&loc_pairs, &[], tokenizer.pad_id(), 4).unwrap();
+    for ((lang, (edited, hits)), before) in langs.iter().zip(&with_cache).zip(&unedited) {
+        assert!(hits.is_empty(), "{lang}: an unrelated question fired {hits:?}");
+        assert_eq!(edited.predicted, before.predicted, "{lang}: the answer to an unrelated question changed");
+    }
+}
