@@ -1,6 +1,7 @@
 //! The LU-LAFNs method: edit groups, locating language-agnostic factual neurons, optimizing their
 //! update values, caching them on disk keyed by subject, and retrieving them for a query.
 
+pub mod apply;
 pub mod cache;
 pub mod edit;
 pub mod group;

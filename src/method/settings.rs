@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 use super::edit::EditSettings;
 use super::locate::LocateSettings;
 use super::prompts::ParaphraseSettings;
+use super::retrieve::RetrievalSettings;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
 #[serde(default)]
@@ -12,6 +13,7 @@ pub struct MethodSettings {
     pub paraphrases: ParaphraseSettings,
     pub locate: LocateSettings,
     pub edit: EditSettings,
+    pub retrieval: RetrievalSettings,
 }
 
 /// Reads method settings from a JSON file; missing fields take their defaults.
