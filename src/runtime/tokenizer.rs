@@ -25,12 +25,22 @@ impl Tokenizer {
         let inner = match (tokenizer_json, gguf) {
             (Some(path), _) => tokenizers::Tokenizer::from_file(path)
                 .map_err(|e| eyre!("cannot load tokenizer {}: {e}", path.display()))?,
-            (None, Some(content)) => tokenizers::Tokenizer::from_gguf(content).map_err(|e| {
-                eyre!(
-                    "no tokenizer: there is no tokenizer.json beside the model and its GGUF metadata \
-                     has no usable tokenizer ({e}); put the model's tokenizer.json next to it"
-                )
-            })?,
+            (None, Some(content)) => {
+                let mut tokenizer = tokenizers::Tokenizer::from_gguf(content).map_err(|e| {
+                    eyre!(
+                        "no tokenizer: there is no tokenizer.json beside the model and its GGUF metadata \
+                         has no usable tokenizer ({e}); put the model's tokenizer.json next to it"
+                    )
+                })?;
+                let pre = content.metadata.get("tokenizer.ggml.pre").and_then(|v| v.to_string().ok());
+                // candle's generic GPT-2 pipeline prepends a space ("The" becomes " The"); GGUF
+                // byte-level BPE tokenizers (SmolLM2's "smollm", "gpt2") encode text as written.
+                if !matches!(pre.map(String::as_str), Some("qwen2" | "smaug-bpe" | "lfm2" | "llama3")) {
+                    let byte_level = tokenizers::pre_tokenizers::byte_level::ByteLevel::default().add_prefix_space(false);
+                    tokenizer.with_pre_tokenizer(Some(byte_level));
+                }
+                tokenizer
+            }
             (None, None) => bail!("no tokenizer: put the model's tokenizer.json next to it"),
         };
         let meta = |key: &str| gguf.and_then(|c| c.metadata.get(key));
