@@ -6,7 +6,9 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand};
 use color_eyre::eyre::{bail, eyre, WrapErr};
 use lafn::fetch::{self, FetchEvent, ModelFiles};
+use lafn::method::apply::{answer, CachedEdits};
 use lafn::method::cache::{default_cache_dir, EditCache};
+use lafn::method::retrieve::RetrievalSettings;
 use lafn::method::prompts::fill_paraphrases;
 use lafn::method::{locate, optimize, EditGroup, LayerChoice, MethodSettings, StopReason};
 use lafn::runtime::{GenerateOptions, LoadedModel, Sampling, WeightMode};
@@ -65,6 +67,18 @@ enum Command {
         settings: SettingsArgs,
         #[command(flatten)]
         cache: CacheArgs,
+    },
+    /// Line-based chat over stdin: each answer uses the cached edits whose subject the line mentions.
+    Chat {
+        #[command(flatten)]
+        model: ModelArgs,
+        #[command(flatten)]
+        cache: CacheArgs,
+        #[arg(long, default_value_t = 48)]
+        max_tokens: usize,
+        /// Answer without the cache (the unedited model).
+        #[arg(long)]
+        no_cache: bool,
     },
     /// List, show or remove cached edits of a model.
     Cache {
@@ -338,6 +352,34 @@ fn main() -> Result<()> {
             let mut cache = cache.open(&loaded.info.path)?;
             let id = cache.insert(&group, &located, &outcome.update, &settings, &outcome.history)?;
             println!("cached as {id} in {}", cache.dir().display());
+            Ok(())
+        }
+        Some(Command::Chat { model, cache, max_tokens, no_cache }) => {
+            let loaded = model.load()?;
+            let mut cached = if no_cache {
+                None
+            } else {
+                let cache = cache.open(&loaded.info.path)?;
+                eprintln!("{} cached edits in {}", cache.list().len(), cache.dir().display());
+                Some(CachedEdits::new(cache, RetrievalSettings::default(), loaded.info.config.hidden_size))
+            };
+            let options = GenerateOptions { max_new_tokens: max_tokens, sampling: Sampling::Greedy };
+            let mut stdout = std::io::stdout();
+            for line in std::io::stdin().lines() {
+                let line = line?;
+                if line.trim().is_empty() {
+                    continue;
+                }
+                let reply = answer(&loaded.model, &loaded.tokenizer, cached.as_mut(), &line, &options, &mut |piece| {
+                    let _ = write!(stdout, "{piece}");
+                    let _ = stdout.flush();
+                    true
+                })?;
+                let fired: Vec<String> =
+                    reply.fired.iter().map(|h| format!("{} ({:.2}, \"{}\")", h.entry_id, h.score, h.matched_subject)).collect();
+                println!();
+                println!("[fired: {}]", if fired.is_empty() { "none".to_string() } else { fired.join(", ") });
+            }
             Ok(())
         }
         Some(Command::Cache { model, cache, action }) => {
