@@ -8,8 +8,8 @@ use color_eyre::eyre::{bail, eyre, WrapErr};
 use lafn::fetch::{self, FetchEvent, ModelFiles};
 use lafn::method::apply::{answer, CachedEdits};
 use lafn::method::cache::{default_cache_dir, EditCache};
-use lafn::method::retrieve::RetrievalSettings;
 use lafn::method::prompts::fill_paraphrases;
+use lafn::method::retrieve::RetrievalSettings;
 use lafn::method::{locate, optimize, EditGroup, LayerChoice, MethodSettings, StopReason};
 use lafn::runtime::{GenerateOptions, LoadedModel, Sampling, WeightMode};
 use lafn::Result;
@@ -375,8 +375,11 @@ fn main() -> Result<()> {
                     let _ = stdout.flush();
                     true
                 })?;
-                let fired: Vec<String> =
-                    reply.fired.iter().map(|h| format!("{} ({:.2}, \"{}\")", h.entry_id, h.score, h.matched_subject)).collect();
+                let fired: Vec<String> = reply
+                    .fired
+                    .iter()
+                    .map(|h| format!("{} ({:.2}, \"{}\")", h.entry_id, h.score, h.matched_subject))
+                    .collect();
                 println!();
                 println!("[fired: {}]", if fired.is_empty() { "none".to_string() } else { fired.join(", ") });
             }

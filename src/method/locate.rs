@@ -154,8 +154,8 @@ pub fn locate(
 
     let mut layers = Vec::with_capacity(c.num_layers);
     let mut candidates: BTreeMap<usize, Vec<u32>> = BTreeMap::new();
-    for layer in 0..c.num_layers {
-        let factual: Vec<Vec<u32>> = frequencies[layer]
+    for (layer, layer_frequencies) in frequencies.iter().enumerate() {
+        let factual: Vec<Vec<u32>> = layer_frequencies
             .iter()
             .map(|f| (0..f.len() as u32).filter(|&j| f[j as usize] >= settings.beta).collect())
             .collect();

@@ -71,7 +71,7 @@ pub struct ModelConfig {
 impl ModelConfig {
     /// Gemma 3 makes every 6th layer global; the others use the sliding window.
     pub fn is_sliding_layer(&self, layer: usize) -> bool {
-        self.arch == Arch::Gemma3 && self.sliding_window.is_some() && (layer + 1) % 6 != 0
+        self.arch == Arch::Gemma3 && self.sliding_window.is_some() && !(layer + 1).is_multiple_of(6)
     }
 
     pub fn rope_theta_for(&self, layer: usize) -> f32 {
@@ -205,10 +205,10 @@ impl ModelConfig {
                 bail!("model config has {what} 0");
             }
         }
-        if self.num_heads % self.num_kv_heads != 0 {
+        if !self.num_heads.is_multiple_of(self.num_kv_heads) {
             bail!("model config: {} heads is not a multiple of {} KV heads", self.num_heads, self.num_kv_heads);
         }
-        if self.head_dim % 2 != 0 {
+        if !self.head_dim.is_multiple_of(2) {
             bail!("model config: head dim {} is odd", self.head_dim);
         }
         Ok(())

@@ -36,7 +36,8 @@ impl Tokenizer {
                 // candle's generic GPT-2 pipeline prepends a space ("The" becomes " The"); GGUF
                 // byte-level BPE tokenizers (SmolLM2's "smollm", "gpt2") encode text as written.
                 if !matches!(pre.map(String::as_str), Some("qwen2" | "smaug-bpe" | "lfm2" | "llama3")) {
-                    let byte_level = tokenizers::pre_tokenizers::byte_level::ByteLevel::default().add_prefix_space(false);
+                    let byte_level =
+                        tokenizers::pre_tokenizers::byte_level::ByteLevel::default().add_prefix_space(false);
                     tokenizer.with_pre_tokenizer(Some(byte_level));
                 }
                 tokenizer

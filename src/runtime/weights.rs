@@ -272,7 +272,7 @@ fn with_fast_kernel(q: QTensor) -> Result<QTensor> {
     use GgmlDType::*;
     let fast = matches!(q.dtype(), F32 | F16 | BF16 | Q4_0 | Q8_0 | Q2K | Q3K | Q4K | Q5K | Q6K | Q8K);
     let cols = *q.shape().dims().last().unwrap_or(&0);
-    if fast || cols % Q8_0.block_size() != 0 {
+    if fast || !cols.is_multiple_of(Q8_0.block_size()) {
         return Ok(q);
     }
     Ok(QTensor::quantize(&q.dequantize(&Device::Cpu)?, Q8_0)?)
