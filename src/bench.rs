@@ -6,7 +6,11 @@ use std::time::{Duration, Instant};
 use candle_core::{Device, Tensor, Var};
 use candle_nn::optim::{AdamW, Optimizer, ParamsAdamW};
 
+use std::sync::atomic::AtomicBool;
+
 use crate::fetch::ModelFiles;
+use crate::method::prompts::fill_paraphrases;
+use crate::method::{locate, optimize, EditGroup, MethodSettings};
 use crate::runtime::{GenerateOptions, Hooks, LoadedModel, NeuronEdit, PromptTarget, Sampling, WeightMode};
 use crate::Result;
 
@@ -14,8 +18,8 @@ const PROMPT: &str = "The history of the city begins in the early middle ages, w
 around the river crossing. Merchants from many countries came to trade wool, salt and wine, and over the \
 following centuries the town became";
 
-/// Runs the runtime benchmarks and returns a printable report.
-pub fn run(files: &ModelFiles, decode_tokens: usize) -> Result<String> {
+/// Runs the runtime benchmarks (and, given an edit group, the method's) and returns a printable report.
+pub fn run(files: &ModelFiles, decode_tokens: usize, group: Option<EditGroup>) -> Result<String> {
     let mut report = String::new();
     let quantized = LoadedModel::load(files, WeightMode::Quantized)?;
     let prompt = quantized.tokenizer.encode_prompt(PROMPT)?;
@@ -62,6 +66,35 @@ pub fn run(files: &ModelFiles, decode_tokens: usize) -> Result<String> {
         "edit step (dense f32, forward+backward+AdamW, 12 prompts, 64 neurons in 2 layers): {:.0} ms",
         ms(step)
     )?;
+    if let Some(mut group) = group {
+        let settings = MethodSettings::default();
+        fill_paraphrases(&mut group, &settings.paraphrases, None)?;
+        let started = Instant::now();
+        let located = locate(&dense, &quantized.tokenizer, &group, &settings.locate)?;
+        let locate_time = started.elapsed();
+        let started = Instant::now();
+        let outcome = optimize(
+            &dense,
+            &quantized.tokenizer,
+            &group,
+            &located,
+            &settings.edit,
+            &AtomicBool::new(false),
+            &mut |_| {},
+        )?;
+        let edit_time = started.elapsed();
+        let paraphrases: usize = group.descriptors.iter().map(|d| d.paraphrases.len()).sum();
+        writeln!(
+            report,
+            "edit group ({} languages, {paraphrases} paraphrases): locate {:.1} s, edit {:.1} s ({} steps, {:?}), {} neurons",
+            group.descriptors.len(),
+            locate_time.as_secs_f64(),
+            edit_time.as_secs_f64(),
+            outcome.history.len(),
+            outcome.stop,
+            located.neuron_count()
+        )?;
+    }
     writeln!(report, "peak memory (VmHWM): {:.0} MB", peak_memory_mb())?;
     Ok(report)
 }

@@ -101,6 +101,9 @@ enum Command {
         /// Tokens decoded in the decode benchmark.
         #[arg(long, default_value_t = 64)]
         decode_tokens: usize,
+        /// Also time locating and editing the first group of this file (e.g. an MzsRE record).
+        #[arg(long)]
+        group: Option<PathBuf>,
     },
 }
 
@@ -271,7 +274,10 @@ fn main() -> Result<()> {
     let cli = Cli::parse();
     match cli.command {
         None => {
-            println!("The terminal UI is coming; meanwhile see `lafn --help` for the subcommands.");
+            // The terminal UI (a later milestone) starts here; until then, make the default model ready.
+            let files = fetch::resolve(fetch::DEFAULT_MODEL, &mut print_fetch_progress)?;
+            println!("default model ready: {}", files.weights.display());
+            println!("The terminal UI is not built yet; see `lafn --help` for the subcommands (edit, chat, ...).");
             Ok(())
         }
         Some(Command::FetchModel { name, force }) => {
@@ -416,9 +422,10 @@ fn main() -> Result<()> {
             print!("{}", lafn::runtime::describe(&loaded.info));
             Ok(())
         }
-        Some(Command::Bench { model, decode_tokens }) => {
+        Some(Command::Bench { model, decode_tokens, group }) => {
             let files = model.files()?;
-            let report = lafn::bench::run(&files, decode_tokens)?;
+            let group = group.map(|path| EditGroup::load_file(&path).map(|mut groups| groups.remove(0))).transpose()?;
+            let report = lafn::bench::run(&files, decode_tokens, group)?;
             print!("{report}");
             Ok(())
         }
