@@ -1,0 +1,109 @@
+//! The method on a tiny random model: locating yields per-layer statistics and neurons, optimizing
+//! lowers the target loss and reports every step, cancelling stops at once, update values round-trip.
+
+use std::sync::atomic::AtomicBool;
+
+use lafn::method::{
+    locate, optimize, EditDescriptor, EditGroup, EditSettings, LayerChoice, LocateSettings, StopReason, UpdateValues,
+};
+use lafn::runtime::tiny::{write_tiny_model, TinySpec};
+use lafn::runtime::{Arch, LoadedModel, WeightMode};
+
+fn descriptor(lang: &str, prompt: &str, target: &str, paraphrases: &[&str]) -> EditDescriptor {
+    EditDescriptor {
+        lang: lang.into(),
+        subject: "Shmavon Shmavonyan".into(),
+        prompt: prompt.into(),
+        target: target.into(),
+        paraphrases: paraphrases.iter().map(|p| p.to_string()).collect(),
+        aliases: Vec::new(),
+    }
+}
+
+fn group() -> EditGroup {
+    EditGroup {
+        name: "tiny".into(),
+        descriptors: vec![
+            descriptor(
+                "en",
+                "what country is Shmavon Shmavonyan from ?",
+                "Yemen",
+                &["which country is Shmavon Shmavonyan from ?", "Shmavon Shmavonyan is from"],
+            ),
+            descriptor("de", "Shmavon Shmavonyan ist der", "Jemen", &["der Shmavon Shmavonyan ist"]),
+        ],
+    }
+}
+
+fn settings() -> LocateSettings {
+    LocateSettings {
+        beta: 0.5,
+        layers: LayerChoice::Fixed(vec![1, 2]),
+        generic_share: None,
+        max_per_layer: Some(16),
+        ..LocateSettings::default()
+    }
+}
+
+#[test]
+fn locate_then_optimize_then_cancel() {
+    let dir = tempfile::tempdir().unwrap();
+    let files = write_tiny_model(dir.path(), TinySpec::new(Arch::Gemma3)).unwrap();
+    let loaded = LoadedModel::load(&files, WeightMode::Dense).unwrap();
+    let (model, tokenizer) = (&loaded.model, &loaded.tokenizer);
+
+    let located = locate(model, tokenizer, &group(), &settings()).unwrap();
+    assert_eq!(located.layers.len(), 3, "statistics for every layer");
+    assert_eq!(located.langs, vec!["en", "de"]);
+    for stats in &located.layers {
+        assert_eq!(stats.jaccard[0][0], 1.0);
+        assert!(stats.lafn_count <= stats.factual_counts.iter().copied().min().unwrap());
+    }
+    assert_eq!(located.selected.keys().copied().collect::<Vec<_>>(), vec![1, 2]);
+    assert!(located.neuron_count() > 0 && located.selected.values().all(|n| n.len() <= 16));
+
+    let edit = EditSettings { steps: 25, learning_rate: 0.1, early_stop: false, ..EditSettings::default() };
+    let mut reported = 0;
+    let outcome =
+        optimize(model, tokenizer, &group(), &located, &edit, &AtomicBool::new(false), &mut |_| reported += 1).unwrap();
+    assert_eq!(outcome.stop, StopReason::StepsDone);
+    assert_eq!(reported, outcome.history.len());
+    let (first, last) = (&outcome.history[0], outcome.history.last().unwrap());
+    assert!(last.target_loss < first.target_loss * 0.5, "loss {} -> {}", first.target_loss, last.target_loss);
+    assert!(last.target_probs.iter().zip(&first.target_probs).all(|(after, before)| after > before));
+
+    let cancelled = optimize(model, tokenizer, &group(), &located, &edit, &AtomicBool::new(true), &mut |_| {}).unwrap();
+    assert_eq!(cancelled.stop, StopReason::Cancelled);
+    assert_eq!(cancelled.history.len(), 1, "cancelling stops before the first update");
+
+    let path = dir.path().join("update.safetensors");
+    outcome.update.save(&path).unwrap();
+    let reloaded = UpdateValues::load(&path, model.config().hidden_size).unwrap();
+    assert_eq!(reloaded.layers.len(), outcome.update.layers.len());
+    for (a, b) in reloaded.layers.iter().zip(&outcome.update.layers) {
+        assert_eq!(a.neurons, b.neurons);
+        let diff = (&a.delta - &b.delta).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap();
+        assert_eq!(diff, 0.0);
+    }
+    assert!(UpdateValues::load(&path, model.config().hidden_size + 1).is_err(), "a wrong hidden size is refused");
+}
+
+#[test]
+fn editing_needs_dense_weights_and_located_neurons() {
+    let dir = tempfile::tempdir().unwrap();
+    let files = write_tiny_model(dir.path(), TinySpec::new(Arch::Llama)).unwrap();
+    let quantized = LoadedModel::load(&files, WeightMode::Quantized).unwrap();
+    let located = locate(&quantized.model, &quantized.tokenizer, &group(), &settings()).unwrap();
+    let err = optimize(
+        &quantized.model,
+        &quantized.tokenizer,
+        &group(),
+        &located,
+        &EditSettings::default(),
+        &AtomicBool::new(false),
+        &mut |_| {},
+    )
+    .err()
+    .expect("quantized weights cannot be edited");
+    assert!(err.to_string().contains("dense"), "{err}");
+}
