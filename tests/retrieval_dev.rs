@@ -1,94 +1,207 @@
-//! Retrieval on the dev sets: every MzsRE record indexed at once; each language's `src` and `rephrase`
-//! must find its own record, and the unrelated `loc` questions must find nothing.
+//! Retrieval on the dev sets. MzsRE: all records indexed at once (subjects and `src` prompts of every
+//! language); each language's `src` and `rephrase` must find the record's own entry, its unrelated
+//! `loc` question must find nothing. Reported for all records and for each half, so that changes tuned
+//! on the first half can be checked on the second. Bi-ZsRE: records sharing a subject must be told apart.
+//!
+//! Run with `cargo test --release --test retrieval_dev -- --nocapture` to see the tables.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
+use std::time::{Duration, Instant};
 
-use lafn::method::load_benchmark;
 use lafn::method::retrieve::{RetrievalSettings, SubjectIndex};
+use lafn::method::{load_benchmark, BenchmarkRecord};
+
+/// Share of `src` and of `rephrase` questions that must find their own entry, in every language.
+/// The goal is 97% (issue 3); this floor is what the matcher reaches now (ru 94.3% on `rephrase`),
+/// kept so that it cannot silently get worse. The printed table shows the gap.
+const MIN_RECALL: f64 = 0.93;
+/// Share of unrelated `loc` questions that may find some entry, in every language (goal: 1%; vi is
+/// at 1.3% now).
+const MAX_FALSE_HITS: f64 = 0.015;
 
 fn data(file: &str) -> PathBuf {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/data").join(file);
-    assert!(path.exists(), "{} is missing: shared/ must sit beside the repository", path.display());
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/data");
+    let path = dir.join(file);
+    assert!(
+        path.exists(),
+        "{} is missing: the dev data must sit in {} (shared/ beside the repository)",
+        file,
+        dir.display()
+    );
     path
+}
+
+/// Every record as one entry: id = record index, subjects and prompts (`src`) of all its languages.
+fn index_of(records: &[BenchmarkRecord]) -> SubjectIndex {
+    let mut index = SubjectIndex::new(RetrievalSettings::default());
+    for (i, record) in records.iter().enumerate() {
+        let subjects: Vec<String> = record.iter().map(|(_, e)| e.subject.clone()).collect();
+        let prompts: Vec<String> = record.iter().map(|(_, e)| e.src.clone()).collect();
+        index.insert(&i.to_string(), &subjects, &prompts);
+    }
+    index
 }
 
 #[derive(Default)]
 struct Counts {
-    queries: usize,
-    found: usize,
-    first: usize,
-    loc: usize,
+    records: usize,
+    src_found: usize,
+    rephrase_found: usize,
+    own_first: usize,
     false_hits: usize,
+}
+
+impl Counts {
+    fn rate(&self, count: usize) -> f64 {
+        count as f64 / self.records as f64
+    }
+    fn recall_src(&self) -> f64 {
+        self.rate(self.src_found)
+    }
+    fn recall_rephrase(&self) -> f64 {
+        self.rate(self.rephrase_found)
+    }
+    /// Own entry ranked first, over `src` and `rephrase` questions.
+    fn top1(&self) -> f64 {
+        self.own_first as f64 / (2 * self.records) as f64
+    }
+    fn false_hit_rate(&self) -> f64 {
+        self.rate(self.false_hits)
+    }
+}
+
+struct Timing {
+    searches: u32,
+    total: Duration,
+    slowest: Duration,
+}
+
+/// Per-language counts over the records in `range` (the index holds all records).
+fn measure(
+    index: &SubjectIndex,
+    records: &[BenchmarkRecord],
+    range: std::ops::Range<usize>,
+) -> (BTreeMap<String, Counts>, Timing) {
+    let mut table: BTreeMap<String, Counts> = BTreeMap::new();
+    let mut timing = Timing { searches: 0, total: Duration::ZERO, slowest: Duration::ZERO };
+    let mut search = |query: &str| {
+        let started = Instant::now();
+        let hits = index.search(query);
+        let took = started.elapsed();
+        timing.searches += 1;
+        timing.total += took;
+        timing.slowest = timing.slowest.max(took);
+        hits
+    };
+    for i in range {
+        let id = i.to_string();
+        for (lang, entry) in records[i].iter() {
+            let counts = table.entry(lang.clone()).or_default();
+            counts.records += 1;
+            let src_hits = search(&entry.src);
+            let rephrase_hits = search(&entry.rephrase);
+            counts.src_found += usize::from(src_hits.iter().any(|h| h.entry_id == id));
+            counts.rephrase_found += usize::from(rephrase_hits.iter().any(|h| h.entry_id == id));
+            for hits in [&src_hits, &rephrase_hits] {
+                counts.own_first += usize::from(hits.first().is_some_and(|h| h.entry_id == id));
+            }
+            counts.false_hits += usize::from(!search(&entry.loc).is_empty());
+        }
+    }
+    (table, timing)
+}
+
+fn percent(share: f64) -> String {
+    format!("{:5.1}%", 100.0 * share)
 }
 
 #[test]
 fn mzsre_recall_and_false_hits_per_language() {
     let records = load_benchmark(&data("mzsre.dev.jsonl")).unwrap();
-    let mut index = SubjectIndex::new(RetrievalSettings::default());
-    for (i, record) in records.iter().enumerate() {
-        let subjects: Vec<String> = record.iter().map(|(_, e)| e.subject.clone()).collect();
-        let prompts: Vec<String> = record.iter().map(|(_, e)| e.src.clone()).collect();
-        index.insert(&i.to_string(), &subjects, &prompts);
-    }
-    let mut table: BTreeMap<String, Counts> = BTreeMap::new();
-    let started = std::time::Instant::now();
-    let mut searches = 0;
-    for (i, record) in records.iter().enumerate() {
-        let id = i.to_string();
-        for (lang, entry) in record.iter() {
-            let counts = table.entry(lang.clone()).or_default();
-            for query in [&entry.src, &entry.rephrase] {
-                let hits = index.search(query);
-                counts.queries += 1;
-                counts.found += usize::from(hits.iter().any(|h| h.entry_id == id));
-                counts.first += usize::from(hits.first().is_some_and(|h| h.entry_id == id));
-            }
-            counts.loc += 1;
-            counts.false_hits += usize::from(!index.search(&entry.loc).is_empty());
-            searches += 3;
-        }
-    }
-    let per_query = started.elapsed() / searches;
-    println!("lang  recall  top-1  false hits on loc   ({} records, {per_query:?} per query)", records.len());
-    let mut failures = Vec::new();
+    let started = Instant::now();
+    let index = index_of(&records);
+    let indexing = started.elapsed();
+    let (table, timing) = measure(&index, &records, 0..records.len());
+    println!("MzsRE: {} records indexed in {indexing:?}", records.len());
+    println!("lang  recall src  recall rephrase  top-1   false hits (loc)");
     for (lang, c) in &table {
-        let recall = c.found as f64 / c.queries as f64;
-        let false_rate = c.false_hits as f64 / c.loc as f64;
         println!(
-            "{lang:4}  {:5.1}%  {:5.1}%  {:5.1}%",
-            100.0 * recall,
-            100.0 * c.first as f64 / c.queries as f64,
-            100.0 * false_rate
+            "{lang:4}  {}      {}           {}  {}",
+            percent(c.recall_src()),
+            percent(c.recall_rephrase()),
+            percent(c.top1()),
+            percent(c.false_hit_rate())
         );
-        // The issue's goal is recall >= 97% and false hits <= 1% everywhere; these floors guard what
-        // the current matcher reaches (see the printed table) against regressions.
-        if recall < 0.85 || false_rate > 0.03 {
-            failures.push(lang.clone());
-        }
     }
-    assert!(failures.is_empty(), "below target in {failures:?}");
+    println!(
+        "{} searches: {:?} per query on average, slowest {:?}",
+        timing.searches,
+        timing.total / timing.searches,
+        timing.slowest
+    );
+
+    let half = records.len() / 2;
+    let (first, _) = measure(&index, &records, 0..half);
+    let (second, _) = measure(&index, &records, half..records.len());
+    println!("halves (records 0..{half} | {half}..{}): recall src, recall rephrase, false hits", records.len());
+    for (lang, a) in &first {
+        let b = &second[lang];
+        println!(
+            "{lang:4}  {} {} {}  |  {} {} {}",
+            percent(a.recall_src()),
+            percent(a.recall_rephrase()),
+            percent(a.false_hit_rate()),
+            percent(b.recall_src()),
+            percent(b.recall_rephrase()),
+            percent(b.false_hit_rate())
+        );
+    }
+
+    let below: Vec<String> = table
+        .iter()
+        .filter(|(_, c)| {
+            c.recall_src() < MIN_RECALL || c.recall_rephrase() < MIN_RECALL || c.false_hit_rate() > MAX_FALSE_HITS
+        })
+        .map(|(lang, _)| lang.clone())
+        .collect();
+    assert!(
+        below.is_empty(),
+        "below target (recall >= {}, false hits <= {}) in {below:?}",
+        percent(MIN_RECALL),
+        percent(MAX_FALSE_HITS)
+    );
 }
 
 #[test]
 fn bizsre_same_subject_entries_are_told_apart() {
     let records = load_benchmark(&data("bizsre.dev.jsonl")).unwrap();
-    let mut index = SubjectIndex::new(RetrievalSettings::default());
+    let index = index_of(&records);
+    let (mut queries, mut found, mut own_first, mut loc, mut false_hits) = (0, 0, 0, 0, 0);
     for (i, record) in records.iter().enumerate() {
-        let subjects: Vec<String> = record.iter().map(|(_, e)| e.subject.clone()).collect();
-        let prompts: Vec<String> = record.iter().map(|(_, e)| e.src.clone()).collect();
-        index.insert(&i.to_string(), &subjects, &prompts);
-    }
-    let (mut queries, mut first) = (0, 0);
-    for (i, record) in records.iter().enumerate() {
+        let id = i.to_string();
         for (_, entry) in record.iter() {
             for query in [&entry.src, &entry.rephrase] {
                 queries += 1;
-                first += usize::from(index.search(query).first().is_some_and(|h| h.entry_id == i.to_string()));
+                found += usize::from(index.search_all(query).iter().any(|h| h.entry_id == id));
+                own_first += usize::from(index.search(query).first().is_some_and(|h| h.entry_id == id));
             }
+            loc += 1;
+            false_hits += usize::from(!index.search(&entry.loc).is_empty());
         }
     }
-    let accuracy = first as f64 / queries as f64;
-    println!("Bi-ZsRE: own entry first for {:.1}% of {queries} queries", 100.0 * accuracy);
-    assert!(accuracy >= 0.78, "own entry first for only {:.1}%", 100.0 * accuracy);
+    let share = |count: usize, of: usize| count as f64 / of as f64;
+    println!(
+        "Bi-ZsRE ({} records, {queries} questions): own entry among the hits {}, ranked first {}, \
+         false hits on loc {}",
+        records.len(),
+        percent(share(found, queries)),
+        percent(share(own_first, queries)),
+        percent(share(false_hits, loc))
+    );
+    assert!(share(found, queries) >= MIN_RECALL);
+    assert!(share(false_hits, loc) <= MAX_FALSE_HITS);
+    // Several records share both subject and relation (the same question asked twice with different
+    // targets), so ranking the own entry first cannot always succeed.
+    assert!(share(own_first, queries) >= 0.8, "own entry first for only {}", percent(share(own_first, queries)));
 }
