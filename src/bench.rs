@@ -9,8 +9,8 @@ use candle_nn::optim::{AdamW, Optimizer, ParamsAdamW};
 use std::sync::atomic::AtomicBool;
 
 use crate::fetch::ModelFiles;
-use crate::method::prompts::fill_paraphrases;
-use crate::method::{locate, optimize, EditGroup, MethodSettings};
+use crate::method::pipeline::{run_edit, EditModels};
+use crate::method::{EditGroup, MethodSettings};
 use crate::runtime::{GenerateOptions, Hooks, LoadedModel, NeuronEdit, PromptTarget, Sampling, WeightMode};
 use crate::Result;
 
@@ -66,33 +66,19 @@ pub fn run(files: &ModelFiles, decode_tokens: usize, group: Option<EditGroup>) -
         "edit step (dense f32, forward+backward+AdamW, 12 prompts, 64 neurons in 2 layers): {:.0} ms",
         ms(step)
     )?;
-    if let Some(mut group) = group {
-        let settings = MethodSettings::default();
-        fill_paraphrases(&mut group, &settings.paraphrases, None)?;
-        let started = Instant::now();
-        let located = locate(&dense, &quantized.tokenizer, &group, &settings.locate)?;
-        let locate_time = started.elapsed();
-        let started = Instant::now();
-        let outcome = optimize(
-            &dense,
-            &quantized.tokenizer,
-            &group,
-            &located,
-            &settings.edit,
-            &AtomicBool::new(false),
-            &mut |_| {},
-        )?;
-        let edit_time = started.elapsed();
-        let paraphrases: usize = group.descriptors.iter().map(|d| d.paraphrases.len()).sum();
+    if let Some(group) = group {
+        let models = EditModels { dense: &dense, paraphraser: &quantized.model, tokenizer: &quantized.tokenizer };
+        let run = run_edit(models, group, &MethodSettings::default(), &AtomicBool::new(false), &mut |_| {})?;
+        let paraphrases: usize = run.group.descriptors.iter().map(|d| d.paraphrases.len()).sum();
         writeln!(
             report,
             "edit group ({} languages, {paraphrases} paraphrases): locate {:.1} s, edit {:.1} s ({} steps, {:?}), {} neurons",
-            group.descriptors.len(),
-            locate_time.as_secs_f64(),
-            edit_time.as_secs_f64(),
-            outcome.history.len(),
-            outcome.stop,
-            located.neuron_count()
+            run.group.descriptors.len(),
+            run.locate_seconds,
+            run.optimize_seconds,
+            run.outcome.history.len(),
+            run.outcome.stop,
+            run.located.neuron_count()
         )?;
     }
     writeln!(report, "peak memory (VmHWM): {:.0} MB", peak_memory_mb())?;

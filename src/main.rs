@@ -8,9 +8,9 @@ use color_eyre::eyre::{bail, eyre, WrapErr};
 use lafn::fetch::{self, FetchEvent, ModelFiles};
 use lafn::method::apply::{answer, CachedEdits};
 use lafn::method::cache::{default_cache_dir, EditCache};
+use lafn::method::pipeline::{run_edit, EditEvent, EditModels};
 use lafn::method::prompts::fill_paraphrases;
-use lafn::method::retrieve::RetrievalSettings;
-use lafn::method::{locate, optimize, EditGroup, LayerChoice, MethodSettings, StopReason};
+use lafn::method::{locate, EditGroup, LayerChoice, MethodSettings, StopReason};
 use lafn::runtime::{GenerateOptions, LoadedModel, Sampling, WeightMode};
 use lafn::Result;
 
@@ -79,6 +79,9 @@ enum Command {
         /// Answer without the cache (the unedited model).
         #[arg(long)]
         no_cache: bool,
+        /// Method settings as JSON; chat uses its `retrieval` part.
+        #[arg(long)]
+        settings: Option<PathBuf>,
     },
     /// List, show or remove cached edits of a model.
     Cache {
@@ -327,47 +330,53 @@ fn main() -> Result<()> {
             let settings = settings.load()?;
             let loaded = model.load()?;
             let dense = loaded.load_weights(WeightMode::Dense)?;
-            let mut group = group.load()?;
-            fill_paraphrases(&mut group, &settings.paraphrases, Some((&loaded.model, &loaded.tokenizer)))?;
-            let started = std::time::Instant::now();
-            let located = locate(&dense, &loaded.tokenizer, &group, &settings.locate)?;
-            println!(
-                "located {} neurons in layers {:?} ({:.1} s)",
-                located.neuron_count(),
-                located.selected.keys().collect::<Vec<_>>(),
-                started.elapsed().as_secs_f64()
-            );
+            let group = group.load()?;
             let langs = group.langs().join(" ");
-            println!("step  target     kl      total   P(target): {langs}");
+            let models = EditModels { dense: &dense, paraphraser: &loaded.model, tokenizer: &loaded.tokenizer };
             let cancel = std::sync::atomic::AtomicBool::new(false);
-            let outcome = optimize(&dense, &loaded.tokenizer, &group, &located, &settings.edit, &cancel, &mut |s| {
-                let probs: Vec<String> = s.target_probs.iter().map(|p| format!("{p:.2}")).collect();
-                println!(
-                    "{:4}  {:8.4} {:7.4} {:8.4}  {}",
-                    s.step,
-                    s.target_loss,
-                    s.kl_loss,
-                    s.total_loss,
-                    probs.join(" ")
-                );
+            let run = run_edit(models, group, &settings, &cancel, &mut |event| match event {
+                EditEvent::Paraphrased(_) => {}
+                EditEvent::Located(located) => {
+                    println!(
+                        "located {} neurons in layers {:?}",
+                        located.neuron_count(),
+                        located.selected.keys().collect::<Vec<_>>()
+                    );
+                    println!("step  target     kl      total   P(target): {langs}");
+                }
+                EditEvent::Step(s) => {
+                    let probs: Vec<String> = s.target_probs.iter().map(|p| format!("{p:.2}")).collect();
+                    println!(
+                        "{:4}  {:8.4} {:7.4} {:8.4}  {}",
+                        s.step,
+                        s.target_loss,
+                        s.kl_loss,
+                        s.total_loss,
+                        probs.join(" ")
+                    );
+                }
             })?;
-            println!("stopped: {:?} after {:.1} s", outcome.stop, started.elapsed().as_secs_f64());
-            if outcome.stop == StopReason::Cancelled {
+            println!(
+                "stopped: {:?} (locate {:.1} s, optimize {:.1} s)",
+                run.outcome.stop, run.locate_seconds, run.optimize_seconds
+            );
+            if run.outcome.stop == StopReason::Cancelled {
                 return Ok(());
             }
             let mut cache = cache.open(&loaded.info.path)?;
-            let id = cache.insert(&group, &located, &outcome.update, &settings, &outcome.history)?;
+            let id = cache.insert(&run.group, &run.located, &run.outcome.update, &settings, &run.outcome.history)?;
             println!("cached as {id} in {}", cache.dir().display());
             Ok(())
         }
-        Some(Command::Chat { model, cache, max_tokens, no_cache }) => {
+        Some(Command::Chat { model, cache, max_tokens, no_cache, settings }) => {
+            let settings = settings.map(|path| lafn::method::load_settings(&path)).transpose()?.unwrap_or_default();
             let loaded = model.load()?;
             let mut cached = if no_cache {
                 None
             } else {
                 let cache = cache.open(&loaded.info.path)?;
                 eprintln!("{} cached edits in {}", cache.list().len(), cache.dir().display());
-                Some(CachedEdits::new(cache, RetrievalSettings::default(), loaded.info.config.hidden_size))
+                Some(CachedEdits::new(cache, settings.retrieval, loaded.info.config.hidden_size))
             };
             let options = GenerateOptions { max_new_tokens: max_tokens, sampling: Sampling::Greedy };
             let mut stdout = std::io::stdout();

@@ -6,6 +6,7 @@ pub mod cache;
 pub mod edit;
 pub mod group;
 pub mod locate;
+pub mod pipeline;
 pub mod prompts;
 pub mod retrieve;
 pub mod settings;
