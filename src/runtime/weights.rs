@@ -37,8 +37,8 @@ impl Linear {
         Ok(match self {
             Self::Quantized(m) => m.forward(x)?,
             Self::Dense(w) => match x.dims() {
-                [b, s, d] => x.reshape((b * s, *d))?.matmul(&w.t()?)?.reshape((*b, *s, ()))?,
-                _ => x.matmul(&w.t()?)?,
+                [b, s, d] => frozen_matmul(&x.reshape((b * s, *d))?, w)?.reshape((*b, *s, ()))?,
+                _ => frozen_matmul(x, w)?,
             },
         })
     }
@@ -62,6 +62,45 @@ impl Linear {
             },
             Self::Dense(w) => w.dims2()?,
         })
+    }
+}
+
+/// `x (rows, in) @ weight (out, in)^T` for a weight that never trains. candle's own matmul backward
+/// also computes the gradient of the weight matrix, which doubles the cost of every backward pass
+/// through the model; this op only passes the gradient on to `x`.
+fn frozen_matmul(x: &Tensor, weight: &Tensor) -> candle_core::Result<Tensor> {
+    x.contiguous()?.apply_op1(FrozenMatmul(weight.clone()))
+}
+
+struct FrozenMatmul(Tensor);
+
+impl candle_core::CustomOp1 for FrozenMatmul {
+    fn name(&self) -> &'static str {
+        "frozen-matmul"
+    }
+
+    fn cpu_fwd(
+        &self,
+        x: &candle_core::CpuStorage,
+        x_layout: &candle_core::Layout,
+    ) -> candle_core::Result<(candle_core::CpuStorage, candle_core::Shape)> {
+        use candle_core::backend::BackendStorage;
+        let (rows, inner) = x_layout.shape().dims2()?;
+        let (out, weight_inner) = self.0.dims2()?;
+        if inner != weight_inner {
+            candle_core::bail!("frozen matmul: input has {inner} columns, weight expects {weight_inner}");
+        }
+        let (storage, weight_layout) = self.0.storage_and_layout();
+        let candle_core::Storage::Cpu(weight) = &*storage else {
+            candle_core::bail!("frozen matmul runs on the CPU");
+        };
+        let transposed = weight_layout.transpose(0, 1)?;
+        let product = x.matmul(weight, (1, rows, out, inner), x_layout, &transposed)?;
+        Ok((product, (rows, out).into()))
+    }
+
+    fn bwd(&self, _x: &Tensor, _product: &Tensor, grad: &Tensor) -> candle_core::Result<Option<Tensor>> {
+        Ok(Some(grad.matmul(&self.0)?))
     }
 }
 
