@@ -11,7 +11,9 @@ use std::sync::atomic::AtomicBool;
 use crate::fetch::ModelFiles;
 use crate::method::pipeline::{run_edit, EditModels};
 use crate::method::{EditGroup, MethodSettings};
-use crate::runtime::{GenerateOptions, Hooks, LoadedModel, NeuronEdit, PromptTarget, Sampling, WeightMode};
+use crate::runtime::{
+    AnswerEdits, GenerateOptions, Hooks, LoadedModel, NeuronEdit, PromptTarget, Sampling, WeightMode,
+};
 use crate::Result;
 
 const PROMPT: &str = "The history of the city begins in the early middle ages, when a small settlement grew \
@@ -45,7 +47,7 @@ pub fn run(files: &ModelFiles, decode_tokens: usize, group: Option<EditGroup>) -
     let options = GenerateOptions { max_new_tokens: decode_tokens, sampling: Sampling::Greedy };
     let decode = median_time(3, || {
         let mut stamps = Vec::with_capacity(decode_tokens);
-        quantized.model.generate(&prompt, &[], &options, &[], &mut |_| {
+        quantized.model.generate(&prompt, AnswerEdits::NONE, &options, &[], &mut |_| {
             stamps.push(Instant::now());
             true
         })?;

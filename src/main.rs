@@ -11,7 +11,7 @@ use lafn::method::cache::{default_cache_dir, EditCache};
 use lafn::method::pipeline::{run_edit, EditEvent, EditModels};
 use lafn::method::prompts::fill_paraphrases;
 use lafn::method::{locate, EditGroup, LayerChoice, MethodSettings, StopReason};
-use lafn::runtime::{GenerateOptions, LoadedModel, Sampling, WeightMode};
+use lafn::runtime::{AnswerEdits, GenerateOptions, LoadedModel, Sampling, WeightMode};
 use lafn::Result;
 
 #[derive(Parser)]
@@ -308,12 +308,18 @@ fn main() -> Result<()> {
             let mut stream = lafn::runtime::TextStream::default();
             let mut stdout = std::io::stdout();
             print!("{prompt}");
-            loaded.model.generate(&prompt_ids, &[], &options, loaded.tokenizer.stop_ids(), &mut |token| {
-                let piece = stream.push(&loaded.tokenizer, token);
-                let _ = write!(stdout, "{piece}");
-                let _ = stdout.flush();
-                true
-            })?;
+            loaded.model.generate(
+                &prompt_ids,
+                AnswerEdits::NONE,
+                &options,
+                loaded.tokenizer.stop_ids(),
+                &mut |token| {
+                    let piece = stream.push(&loaded.tokenizer, token);
+                    let _ = write!(stdout, "{piece}");
+                    let _ = stdout.flush();
+                    true
+                },
+            )?;
             println!();
             Ok(())
         }

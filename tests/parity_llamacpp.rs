@@ -8,7 +8,7 @@
 mod common;
 
 use candle_core::{Device, Tensor};
-use lafn::runtime::{GenerateOptions, Hooks, LoadedModel, Model, Sampling, WeightMode};
+use lafn::runtime::{AnswerEdits, GenerateOptions, Hooks, LoadedModel, Model, Sampling, WeightMode};
 use serde::Deserialize;
 
 #[derive(Deserialize)]
@@ -51,7 +51,7 @@ fn argmax(values: &[f32]) -> u32 {
 
 fn greedy(model: &Model, ids: &[u32], tokens: usize) -> Vec<u32> {
     let options = GenerateOptions { max_new_tokens: tokens, sampling: Sampling::Greedy };
-    model.generate(ids, &[], &options, &[], &mut |_| true).unwrap()
+    model.generate(ids, AnswerEdits::NONE, &options, &[], &mut |_| true).unwrap()
 }
 
 #[test]

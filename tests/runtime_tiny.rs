@@ -4,7 +4,8 @@
 use candle_core::{DType, Device, Tensor, Var};
 use lafn::runtime::tiny::{write_tiny_model, write_tiny_safetensors, TinySpec};
 use lafn::runtime::{
-    Arch, GenerateOptions, Hooks, LoadedModel, Model, NeuronEdit, PaddedBatch, PromptTarget, WeightMode,
+    AnswerEdits, AnswerTails, Arch, GenerateOptions, Hooks, LoadedModel, Model, NeuronEdit, PaddedBatch, PromptTarget,
+    TeacherForcingBatch, WeightMode,
 };
 
 const ARCHS: [Arch; 3] = [Arch::Gemma3, Arch::Llama, Arch::Qwen2];
@@ -60,7 +61,7 @@ fn kv_cache_generation_equals_full_recomputation() {
         for model in [&loaded.model, &loaded.load_weights(WeightMode::Dense).unwrap()] {
             let prompt = loaded.tokenizer.encode_prompt("where was Alice born ?").unwrap();
             let options = GenerateOptions { max_new_tokens: 6, ..Default::default() };
-            let generated = model.generate(&prompt, &[], &options, &[], &mut |_| true).unwrap();
+            let generated = model.generate(&prompt, AnswerEdits::NONE, &options, &[], &mut |_| true).unwrap();
             assert_eq!(generated.len(), 6);
             let mut seq = prompt.clone();
             for &token in &generated {
@@ -175,4 +176,84 @@ fn update_value_gradients_match_finite_differences() {
         }
         assert!(checked >= 4, "{arch:?}: too few non-trivial gradients ({checked})");
     }
+}
+
+#[test]
+fn answer_tails_equal_full_passes_in_values_and_gradients() {
+    for arch in ARCHS {
+        let (_dir, loaded) = tiny(arch);
+        let dense = loaded.load_weights(WeightMode::Dense).unwrap();
+        let tok = &loaded.tokenizer;
+        let pairs: Vec<PromptTarget> = [("what country is Shmavon from ?", "Yemen ."), ("Bob ist aus", "Jemen")]
+            .iter()
+            .map(|(p, t)| PromptTarget { prompt: tok.encode_prompt(p).unwrap(), target: tok.encode_plain(t).unwrap() })
+            .collect();
+        let batch = TeacherForcingBatch::new(&pairs, tok.pad_id()).unwrap();
+        let delta =
+            Var::from_tensor(&(Tensor::ones((4, 64), DType::F32, &Device::Cpu).unwrap() * 0.3).unwrap()).unwrap();
+        let edits = [NeuronEdit {
+            layer: 2,
+            neurons: Tensor::new(&[3u32, 17, 40, 99], &Device::Cpu).unwrap(),
+            delta: delta.as_tensor().clone(),
+        }];
+        let full = dense.hidden_at(&batch.batch, &batch.cells, Hooks::with_edits(&edits)).unwrap();
+        let tails = AnswerTails::new(&dense, &batch.batch, 2, tok.pad_id()).unwrap();
+        let tail = tails.hidden_at(&dense, &batch.cells, &edits).unwrap();
+        assert!(max_abs_diff(&full, &tail) < 1e-4, "{arch:?}: tails differ from the full pass");
+        let grad_of = |hidden: &Tensor| hidden.sqr().unwrap().sum_all().unwrap().backward().unwrap();
+        let (full_grad, tail_grad) = (grad_of(&full), grad_of(&tail));
+        let diff = max_abs_diff(full_grad.get(&delta).unwrap(), tail_grad.get(&delta).unwrap());
+        let scale = full_grad.get(&delta).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap();
+        assert!(diff <= 1e-3 * scale, "{arch:?}: tail gradients differ by {diff} (scale {scale})");
+    }
+}
+
+#[test]
+fn edits_act_only_from_the_answer_start() {
+    let (_dir, loaded) = tiny(Arch::Gemma3);
+    let ids = loaded.tokenizer.encode_prompt("who is Bob ?").unwrap();
+    let batch = PaddedBatch::new(std::slice::from_ref(&ids), loaded.tokenizer.pad_id()).unwrap();
+    let edit = NeuronEdit {
+        layer: 1,
+        neurons: Tensor::new(&[1u32, 5, 9], &Device::Cpu).unwrap(),
+        delta: Tensor::ones((3, 64), DType::F32, &Device::Cpu).unwrap(),
+    };
+    let every_position: Vec<(usize, usize)> = (0..ids.len()).map(|p| (0, p)).collect();
+    let hidden =
+        |edits: &[NeuronEdit]| loaded.model.hidden_at(&batch, &every_position, Hooks::with_edits(edits)).unwrap();
+    let (base, edited) = (hidden(&[]), hidden(std::slice::from_ref(&edit)));
+    let before = ids.len() - 1;
+    assert_eq!(max_abs_diff(&base.narrow(0, 0, before).unwrap(), &edited.narrow(0, 0, before).unwrap()), 0.0);
+    assert!(max_abs_diff(&base.narrow(0, before, 1).unwrap(), &edited.narrow(0, before, 1).unwrap()) > 1e-3);
+
+    // Generation: the edits act on the answer's first `answer_tokens` positions only.
+    let options = GenerateOptions { max_new_tokens: 4, ..Default::default() };
+    let dense = loaded.load_weights(WeightMode::Dense).unwrap();
+    // An update value pointing at token 7's output row, on the neuron most active at the answer start,
+    // makes 7 the answer.
+    let input = Tensor::new(ids.as_slice(), &Device::Cpu).unwrap().unsqueeze(0).unwrap();
+    let h = dense.forward(&input, None, Hooks { capture_layers: &[1], ..Default::default() }).unwrap().activations[&1]
+        .get(0)
+        .unwrap()
+        .get(ids.len() - 1)
+        .unwrap()
+        .to_vec1::<f32>()
+        .unwrap();
+    let (neuron, activation) = h.iter().copied().enumerate().max_by(|a, b| a.1.abs().total_cmp(&b.1.abs())).unwrap();
+    let row = dense.output_rows(&Tensor::new(&[7u32], &Device::Cpu).unwrap()).unwrap();
+    let strong = NeuronEdit {
+        layer: 1,
+        neurons: Tensor::new(&[neuron as u32], &Device::Cpu).unwrap(),
+        delta: (row * (100.0 / activation as f64)).unwrap(),
+    };
+    let run = |answer_tokens| {
+        let edits = AnswerEdits { edits: std::slice::from_ref(&strong), answer_tokens };
+        dense.generate(&ids, edits, &options, &[], &mut |_| true).unwrap()
+    };
+    let unedited = dense.generate(&ids, AnswerEdits::NONE, &options, &[], &mut |_| true).unwrap();
+    assert_eq!(run(0), unedited);
+    let (one, four) = (run(1), run(4));
+    assert_ne!(unedited[0], 7);
+    assert_eq!(one[0], 7, "the edit makes the first answer token");
+    assert_eq!(four, vec![7; 4], "inside the window every position is edited");
 }

@@ -13,7 +13,7 @@ use super::group::EditGroup;
 use super::locate::LocatedNeurons;
 use super::prompts::{kl_prompts, teacher_forcing_pair};
 use crate::runtime::{
-    log_softmax_last_dim, Hooks, Model, NeuronEdit, PaddedBatch, TeacherForcingBatch, Tokenizer, WeightMode,
+    log_softmax_last_dim, AnswerTails, Model, NeuronEdit, PaddedBatch, TeacherForcingBatch, Tokenizer, WeightMode,
 };
 use crate::Result;
 
@@ -193,20 +193,14 @@ pub fn optimize(
         .collect::<Result<_>>()?;
     let kl_batch = PaddedBatch::new(&kl_seqs, pad)?;
     let kl_cells: Vec<(usize, usize)> = kl_batch.lengths.iter().enumerate().map(|(r, &len)| (r, len - 1)).collect();
-    let original_log_probs = log_softmax_last_dim(&model.logits_at(&kl_batch, &kl_cells, &[])?)?;
-    let original_probs = original_log_probs.exp()?;
 
-    // Nothing below the lowest edited layer changes: compute its input once.
+    // Update values act from each answer's start on: everything before it is computed once, and so is
+    // everything below the lowest edited layer.
     let first_layer = *located.selected.keys().next().expect("at least one layer is selected");
-    let residual_below = |ids: &Tensor| -> Result<Option<Tensor>> {
-        if first_layer == 0 {
-            return Ok(None);
-        }
-        let hooks = Hooks { stop_after_layer: Some(first_layer - 1), ..Hooks::default() };
-        Ok(Some(model.forward(ids, None, hooks)?.residual))
-    };
-    let target_residual = residual_below(&targets.batch.ids)?;
-    let kl_residual = residual_below(&kl_batch.ids)?;
+    let target_tails = AnswerTails::new(model, &targets.batch, first_layer, pad)?;
+    let kl_tails = AnswerTails::new(model, &kl_batch, first_layer, pad)?;
+    let original_log_probs = log_softmax_last_dim(&model.logits(&kl_tails.hidden_at(model, &kl_cells, &[])?)?)?;
+    let original_probs = original_log_probs.exp()?;
 
     let layers: Vec<(usize, Vec<u32>)> = located.selected.iter().map(|(l, n)| (*l, n.clone())).collect();
     let vars: Vec<Var> = layers
@@ -246,13 +240,10 @@ pub fn optimize(
                 delta: var.as_tensor().clone(),
             })
             .collect();
-        let target_hooks =
-            Hooks { edits: &edits, resume: target_residual.as_ref().map(|r| (first_layer, r)), ..Hooks::default() };
-        let kl_hooks = Hooks { resume: kl_residual.as_ref().map(|r| (first_layer, r)), ..target_hooks };
         // Losses and their gradients with respect to the final hidden states are computed in closed
         // form (softmax minus target); autograd only runs through the transformer layers.
-        let target_hidden = model.hidden_at(&targets.batch, &targets.cells, target_hooks)?;
-        let kl_hidden = model.hidden_at(&kl_batch, &kl_cells, kl_hooks)?;
+        let target_hidden = target_tails.hidden_at(model, &targets.cells, &edits)?;
+        let kl_hidden = kl_tails.hidden_at(model, &kl_cells, &edits)?;
         let target_logits = model.logits(&target_hidden.detach())?;
         let scored = targets.score(&target_logits)?;
         let pair_nll = pair_sums.matmul(&scored.token_log_probs.neg()?.unsqueeze(1)?)?.squeeze(1)?;

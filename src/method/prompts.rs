@@ -5,7 +5,7 @@ use color_eyre::eyre::eyre;
 use serde::{Deserialize, Serialize};
 
 use super::group::EditGroup;
-use crate::runtime::{GenerateOptions, Model, PromptTarget, Sampling, TextStream, Tokenizer};
+use crate::runtime::{AnswerEdits, GenerateOptions, Model, PromptTarget, Sampling, TextStream, Tokenizer};
 use crate::Result;
 
 /// Token ids of `prompt` followed by `target`, split where the prompt ends. The pair is tokenized
@@ -133,10 +133,16 @@ pub fn model_paraphrases(
             GenerateOptions { max_new_tokens: 40, sampling: Sampling::TopP { temperature: 0.8, top_p: 0.95, seed } };
         let mut stream = TextStream::default();
         let mut text = String::new();
-        model.generate(&ids, &[], &options, &[tokenizer.stop_ids(), &newline].concat(), &mut |token| {
-            text.push_str(&stream.push(tokenizer, token));
-            !text.contains('\n')
-        })?;
+        model.generate(
+            &ids,
+            AnswerEdits::NONE,
+            &options,
+            &[tokenizer.stop_ids(), &newline].concat(),
+            &mut |token| {
+                text.push_str(&stream.push(tokenizer, token));
+                !text.contains('\n')
+            },
+        )?;
         candidates.push(text.lines().next().unwrap_or("").to_string());
     }
     let subject = contains_ignoring_case(prompt, subject).then_some(subject);

@@ -31,13 +31,27 @@ impl Default for GenerateOptions {
     }
 }
 
+/// Update values to apply while generating. They act where they were trained to: from the prompt's
+/// last token for `answer_tokens` positions, the length of the answer they produce; the text after the
+/// answer comes from the unedited model (otherwise it keeps repeating the answer).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct AnswerEdits<'a> {
+    pub edits: &'a [NeuronEdit],
+    pub answer_tokens: usize,
+}
+
+impl AnswerEdits<'_> {
+    /// No update values: the unedited model.
+    pub const NONE: AnswerEdits<'static> = AnswerEdits { edits: &[], answer_tokens: 0 };
+}
+
 impl Model {
     /// Generates after `prompt`, calling `on_token` with each new token; it returns false to stop early.
     /// Stop tokens end the generation and are not returned.
     pub fn generate(
         &self,
         prompt: &[u32],
-        edits: &[NeuronEdit],
+        edits: AnswerEdits,
         options: &GenerateOptions,
         stop_ids: &[u32],
         on_token: &mut dyn FnMut(u32) -> bool,
@@ -54,9 +68,17 @@ impl Model {
         let mut cache = KvCache::default();
         let mut input = prompt.to_vec();
         let mut generated = Vec::new();
+        let answer_start = [prompt.len() - 1];
         while generated.len() < options.max_new_tokens {
             let ids = Tensor::new(input.as_slice(), &Device::Cpu)?.unsqueeze(0)?;
-            let out = self.forward(&ids, Some(&mut cache), Hooks::with_edits(edits))?;
+            // Position prompt.len() - 1 + generated.len() is the last one this pass computes.
+            let in_answer = generated.len() < edits.answer_tokens;
+            let hooks = Hooks {
+                edits: if in_answer { edits.edits } else { &[] },
+                edit_from: Some(&answer_start),
+                ..Hooks::default()
+            };
+            let out = self.forward(&ids, Some(&mut cache), hooks)?;
             let hidden = out.hidden.expect("a full forward pass returns hidden states");
             let last = hidden.get(0)?.get(input.len() - 1)?;
             let logits = self.logits(&last.unsqueeze(0)?)?.squeeze(0)?;

@@ -17,9 +17,9 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 pub use config::{Arch, ModelConfig, RopeStyle};
-pub use generate::{GenerateOptions, Sampling};
+pub use generate::{AnswerEdits, GenerateOptions, Sampling};
 pub use model::{log_softmax_last_dim, softmax_last_dim, ForwardOutput, Hooks, KvCache, Model, NeuronEdit};
-pub use scoring::{PaddedBatch, PromptTarget, TargetLogProbs, TeacherForced, TeacherForcingBatch};
+pub use scoring::{AnswerTails, PaddedBatch, PromptTarget, TargetLogProbs, TeacherForced, TeacherForcingBatch};
 pub use tokenizer::{TextStream, Tokenizer};
 pub use weights::{WeightMode, WeightSource};
 

@@ -27,6 +27,14 @@ pub struct NeuronEdit {
 #[derive(Default, Clone, Copy)]
 pub struct Hooks<'a> {
     pub edits: &'a [NeuronEdit],
+    /// Per batch row, the first absolute position at which the edits act; `None`: every position.
+    /// Update values are trained to act where the answer is produced — from the prompt's last token
+    /// on — so they act only there (see [`crate::runtime::PaddedBatch::answer_starts`]).
+    pub edit_from: Option<&'a [usize]>,
+    /// Per batch row, the absolute position of the row's first id when rows continue cached prefixes
+    /// of different lengths: row r sees only the first `row_offsets[r]` cached keys (the cache's rows
+    /// are right-padded). `None`: every row continues right after the whole cache.
+    pub row_offsets: Option<&'a [usize]>,
     /// Layers whose FFN activation `h` (batch, seq, ffn) is returned.
     pub capture_layers: &'a [usize],
     /// Skip everything after this layer (locating needs no LM head or later layers).
@@ -200,7 +208,14 @@ impl Model {
         if let Some(layer) = hooks.edits.iter().map(|e| e.layer).find(|&l| l >= c.num_layers) {
             bail!("edit addresses layer {layer}, but the model has {} layers", c.num_layers);
         }
-        let offset = cache.as_ref().map_or(0, |c| c.len());
+        let cached = cache.as_ref().map_or(0, |c| c.len());
+        let offsets = match hooks.row_offsets {
+            Some(offsets) if offsets.len() != batch || offsets.iter().any(|&o| o > cached) => {
+                bail!("row offsets {offsets:?} do not fit a batch of {batch} rows after {cached} cached positions")
+            }
+            Some(offsets) => offsets.to_vec(),
+            None => vec![cached; batch],
+        };
         if let Some(cache) = cache.as_deref_mut() {
             cache.layers.resize(c.num_layers, None);
         }
@@ -214,10 +229,14 @@ impl Model {
                 }
             }
         };
-        let masks = AttentionMasks::new(c, seq, offset)?;
+        let masks = AttentionMasks::new(c, seq, cached, &offsets)?;
+        let edit_mask = match (hooks.edit_from, hooks.edits.is_empty()) {
+            (Some(from), false) => edit_mask(from, &offsets, seq)?,
+            _ => None,
+        };
         let mut activations = BTreeMap::new();
         for (i, block) in self.blocks.iter().enumerate().skip(first_layer) {
-            let rope = Rope::new(c, i, offset, seq)?;
+            let rope = Rope::new(c, i, &offsets, seq)?;
             let layer_cache = cache.as_deref_mut().map(|c| &mut c.layers[i]);
             let mask = masks.for_layer(c, i);
             let residual = x.clone();
@@ -229,7 +248,7 @@ impl Model {
             x = (residual + y)?;
             let residual = x.clone();
             let mut y = self.rms_norm(&x, &block.ffn_norm)?;
-            y = self.ffn(&block.ffn, &y, i, hooks, &mut activations)?;
+            y = self.ffn(&block.ffn, &y, i, hooks.edits, edit_mask.as_ref(), hooks.capture_layers, &mut activations)?;
             if let Some(norm) = &block.post_ffn_norm {
                 y = self.rms_norm(&y, norm)?;
             }
@@ -241,12 +260,15 @@ impl Model {
         Ok(ForwardOutput { hidden: Some(self.rms_norm(&x, &self.final_norm)?), residual: x, activations })
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn ffn(
         &self,
         ffn: &Ffn,
         x: &Tensor,
         layer: usize,
-        hooks: Hooks,
+        edits: &[NeuronEdit],
+        edit_mask: Option<&Tensor>,
+        capture_layers: &[usize],
         activations: &mut BTreeMap<usize, Tensor>,
     ) -> Result<Tensor> {
         let gate = ffn.gate.forward(x)?;
@@ -255,13 +277,16 @@ impl Model {
             Arch::Llama | Arch::Qwen2 => gate.silu()?,
         };
         let h = (gate * ffn.up.forward(x)?)?;
-        if hooks.capture_layers.contains(&layer) {
+        if capture_layers.contains(&layer) {
             activations.insert(layer, h.clone());
         }
         let mut out = ffn.down.forward(&h)?;
-        for edit in hooks.edits.iter().filter(|e| e.layer == layer) {
+        for edit in edits.iter().filter(|e| e.layer == layer) {
             let (b, s, _) = h.dims3()?;
-            let chosen = h.index_select(&edit.neurons, 2)?;
+            let mut chosen = h.index_select(&edit.neurons, 2)?;
+            if let Some(mask) = edit_mask {
+                chosen = chosen.broadcast_mul(mask)?;
+            }
             let k = chosen.dim(2)?;
             let update = chosen.reshape((b * s, k))?.matmul(&edit.delta)?.reshape((b, s, ()))?;
             out = (out + update)?;
@@ -360,28 +385,47 @@ pub fn log_softmax_last_dim(x: &Tensor) -> Result<Tensor> {
     Ok(shifted.broadcast_sub(&log_sum)?)
 }
 
-/// Additive attention masks (0 or -inf) for one forward pass, shared by all layers of a kind.
+/// Additive attention masks (0 or -inf) for one forward pass, shared by all layers of a kind:
+/// (seq, keys) when every row continues from the same position, else (batch, 1, seq, keys).
 struct AttentionMasks {
     global: Option<Tensor>,
     sliding: Option<Tensor>,
 }
 
 impl AttentionMasks {
-    fn new(c: &ModelConfig, seq: usize, offset: usize) -> Result<Self> {
-        let keys = offset + seq;
+    /// `cached` keys precede the `seq` new ones; row r's new ids start at absolute position `offsets[r]`
+    /// and it sees only its first `offsets[r]` cached keys.
+    fn new(c: &ModelConfig, seq: usize, cached: usize, offsets: &[usize]) -> Result<Self> {
+        let uniform = offsets.iter().all(|&o| o == cached);
+        let keys = cached + seq;
         let build = |window: Option<usize>| -> Result<Option<Tensor>> {
             let window = window.unwrap_or(usize::MAX);
             // A single new token sees every cached key unless the window cuts some off.
-            if seq == 1 && keys <= window {
+            if uniform && seq == 1 && keys <= window {
                 return Ok(None);
             }
-            let values: Vec<f32> = (0..seq)
-                .flat_map(|i| {
+            let row_mask = |offset: usize| {
+                (0..seq).flat_map(move |i| {
                     let query = offset + i;
-                    (0..keys).map(move |key| if key <= query && query - key < window { 0.0 } else { f32::NEG_INFINITY })
+                    (0..keys).map(move |key| {
+                        // Cached keys sit at their own positions; new keys at offset + their index.
+                        let (position, visible) =
+                            if key < cached { (key, key < offset) } else { (offset + key - cached, key - cached <= i) };
+                        if visible && query - position < window {
+                            0.0
+                        } else {
+                            f32::NEG_INFINITY
+                        }
+                    })
                 })
-                .collect();
-            Ok(Some(Tensor::from_vec(values, (seq, keys), &Device::Cpu)?))
+            };
+            let mask = if uniform {
+                Tensor::from_vec(row_mask(cached).collect::<Vec<f32>>(), (seq, keys), &Device::Cpu)?
+            } else {
+                let values: Vec<f32> = offsets.iter().flat_map(|&o| row_mask(o)).collect();
+                Tensor::from_vec(values, (offsets.len(), 1, seq, keys), &Device::Cpu)?
+            };
+            Ok(Some(mask))
         };
         Ok(Self {
             global: build(None)?,
@@ -398,7 +442,24 @@ impl AttentionMasks {
     }
 }
 
-/// Rotary position embedding for positions offset..offset+seq of one layer.
+/// A (batch, seq, 1) 0/1 mask of the positions where edits act, or `None` when they act everywhere.
+fn edit_mask(edit_from: &[usize], offsets: &[usize], seq: usize) -> Result<Option<Tensor>> {
+    if edit_from.len() != offsets.len() {
+        bail!("edit start positions are given for {} rows, the batch has {}", edit_from.len(), offsets.len());
+    }
+    if edit_from.iter().zip(offsets).all(|(&from, &offset)| from <= offset) {
+        return Ok(None);
+    }
+    let values: Vec<f32> = edit_from
+        .iter()
+        .zip(offsets)
+        .flat_map(|(&from, &offset)| (0..seq).map(move |i| if offset + i >= from { 1.0 } else { 0.0 }))
+        .collect();
+    Ok(Some(Tensor::from_vec(values, (offsets.len(), seq, 1), &Device::Cpu)?))
+}
+
+/// Rotary position embedding of one layer for positions offset..offset+seq of each row:
+/// cos/sin are (seq, head_dim/2) when all rows share the offset, else (batch, seq, head_dim/2).
 struct Rope {
     cos: Tensor,
     sin: Tensor,
@@ -406,13 +467,20 @@ struct Rope {
 }
 
 impl Rope {
-    fn new(c: &ModelConfig, layer: usize, offset: usize, seq: usize) -> Result<Self> {
+    fn new(c: &ModelConfig, layer: usize, offsets: &[usize], seq: usize) -> Result<Self> {
         let half = c.head_dim / 2;
         let theta = c.rope_theta_for(layer);
         let inv_freq: Vec<f32> = (0..half).map(|i| 1.0 / theta.powf(2.0 * i as f32 / c.head_dim as f32)).collect();
-        let angles: Vec<f32> =
-            (offset..offset + seq).flat_map(|p| inv_freq.iter().map(move |f| p as f32 * f)).collect();
-        let angles = Tensor::from_vec(angles, (seq, half), &Device::Cpu)?;
+        let row_angles = |offset: usize| {
+            let inv_freq = &inv_freq;
+            (offset..offset + seq).flat_map(move |p| inv_freq.iter().map(move |f| p as f32 * f))
+        };
+        let angles = if offsets.iter().all(|&o| o == offsets[0]) {
+            Tensor::from_vec(row_angles(offsets[0]).collect::<Vec<f32>>(), (seq, half), &Device::Cpu)?
+        } else {
+            let values: Vec<f32> = offsets.iter().flat_map(|&o| row_angles(o)).collect();
+            Tensor::from_vec(values, (offsets.len(), seq, half), &Device::Cpu)?
+        };
         Ok(Self { cos: angles.cos()?, sin: angles.sin()?, style: c.rope_style })
     }
 
@@ -426,6 +494,11 @@ impl Rope {
             });
         }
         let (b, h, s, d) = x.dims4()?;
+        // Per-row angles broadcast over the heads.
+        let (cos, sin) = match cos.rank() {
+            3 => (&cos.unsqueeze(1)?, &sin.unsqueeze(1)?),
+            _ => (cos, sin),
+        };
         let (first, second) = match self.style {
             RopeStyle::Halves => (x.narrow(3, 0, d / 2)?, x.narrow(3, d / 2, d / 2)?),
             RopeStyle::Interleaved => {

@@ -3,15 +3,18 @@
 use std::ops::Range;
 
 use candle_core::{Device, Tensor};
-use color_eyre::eyre::bail;
+use color_eyre::eyre::{bail, eyre};
 
-use super::model::{log_softmax_last_dim, Hooks, Model, NeuronEdit};
+use super::model::{log_softmax_last_dim, Hooks, KvCache, Model, NeuronEdit};
 use crate::Result;
 
 /// Token sequences padded on the right into one (batch, len) tensor.
 pub struct PaddedBatch {
     pub ids: Tensor,
     pub lengths: Vec<usize>,
+    /// Per row, where the answer begins: the prompt's last token, whose output is the answer's first
+    /// token. Update values act from there on (a batch of prompts: each row's last token).
+    pub answer_starts: Vec<usize>,
 }
 
 impl PaddedBatch {
@@ -25,7 +28,21 @@ impl PaddedBatch {
         Ok(Self {
             ids: Tensor::from_vec(flat, (seqs.len(), width), &Device::Cpu)?,
             lengths: seqs.iter().map(Vec::len).collect(),
+            answer_starts: seqs.iter().map(|s| s.len().saturating_sub(1)).collect(),
         })
+    }
+
+    /// The rows' tokens without padding.
+    fn rows(&self) -> Result<Vec<Vec<u32>>> {
+        let padded = self.ids.to_vec2::<u32>()?;
+        Ok(padded
+            .into_iter()
+            .zip(&self.lengths)
+            .map(|(mut row, &len)| {
+                row.truncate(len);
+                row
+            })
+            .collect())
     }
 
     pub fn width(&self) -> usize {
@@ -79,6 +96,7 @@ impl Model {
                 bail!("cell ({row}, {pos}) is outside the batch");
             }
         }
+        let hooks = Hooks { edit_from: hooks.edit_from.or(Some(&batch.answer_starts)), ..hooks };
         let out = self.forward(&batch.ids, None, hooks)?;
         let hidden = out.hidden.expect("a full forward pass returns hidden states");
         let (b, s, d) = hidden.dims3()?;
@@ -150,12 +168,9 @@ impl TeacherForcingBatch {
             seqs.push([pair.prompt.as_slice(), &pair.target[..pair.target.len() - 1]].concat());
         }
         let n = targets.len();
-        Ok(Self {
-            batch: PaddedBatch::new(&seqs, pad_id)?,
-            cells,
-            targets: Tensor::from_vec(targets, (n, 1), &Device::Cpu)?,
-            spans,
-        })
+        let mut batch = PaddedBatch::new(&seqs, pad_id)?;
+        batch.answer_starts = pairs.iter().map(|p| p.prompt.len() - 1).collect();
+        Ok(Self { batch, cells, targets: Tensor::from_vec(targets, (n, 1), &Device::Cpu)?, spans })
     }
 
     /// Scores logits computed at [`TeacherForcingBatch::cells`].
@@ -174,5 +189,75 @@ impl TeacherForcingBatch {
     pub fn all_correct(&self, predicted: &[u32]) -> Result<Vec<bool>> {
         let targets = self.targets.squeeze(1)?.to_vec1::<u32>()?;
         Ok(self.spans.iter().map(|s| predicted[s.clone()] == targets[s.clone()]).collect())
+    }
+}
+
+/// A batch split where its answers begin: the prompt prefixes before the answer start, which update
+/// values never reach, run once and stay as cached keys and values; only the tails (the answer start
+/// and what follows) are recomputed while update values change. Optimizing an edit thus runs a few
+/// tokens per sequence instead of whole prompts.
+pub struct AnswerTails {
+    prefix_cache: KvCache,
+    prefix_lengths: Vec<usize>,
+    tails: Tensor,
+    tail_lengths: Vec<usize>,
+    /// The tails' residual stream entering `from_layer` (nothing below it is edited).
+    residual: Option<Tensor>,
+    from_layer: usize,
+}
+
+impl AnswerTails {
+    /// Prepares `batch` for repeated passes with edits in layers `from_layer` and above.
+    pub fn new(model: &Model, batch: &PaddedBatch, from_layer: usize, pad_id: u32) -> Result<Self> {
+        let rows = batch.rows()?;
+        let prefixes: Vec<Vec<u32>> = rows.iter().zip(&batch.answer_starts).map(|(r, &s)| r[..s].to_vec()).collect();
+        let tails: Vec<Vec<u32>> = rows.iter().zip(&batch.answer_starts).map(|(r, &s)| r[s..].to_vec()).collect();
+        let prefix_lengths: Vec<usize> = prefixes.iter().map(Vec::len).collect();
+        let mut prefix_cache = KvCache::default();
+        if prefix_lengths.iter().any(|&len| len > 0) {
+            let prefix_batch = PaddedBatch::new(&prefixes, pad_id)?;
+            let hooks = Hooks { stop_after_layer: Some(model.config().num_layers - 1), ..Hooks::default() };
+            model.forward(&prefix_batch.ids, Some(&mut prefix_cache), hooks)?;
+        }
+        let tail_batch = PaddedBatch::new(&tails, pad_id)?;
+        let mut tails = Self {
+            prefix_cache,
+            prefix_lengths,
+            tails: tail_batch.ids,
+            tail_lengths: tail_batch.lengths,
+            residual: None,
+            from_layer: 0,
+        };
+        if from_layer > 0 {
+            let hooks = Hooks { stop_after_layer: Some(from_layer - 1), ..Hooks::default() };
+            tails.residual = Some(tails.forward(model, hooks)?.residual);
+            tails.from_layer = from_layer;
+        }
+        Ok(tails)
+    }
+
+    /// Final hidden states at (row, absolute position) cells of the batch, each inside its row's tail.
+    pub fn hidden_at(&self, model: &Model, cells: &[(usize, usize)], edits: &[NeuronEdit]) -> Result<Tensor> {
+        let width = self.tails.dim(1)?;
+        let mut flat_index = Vec::with_capacity(cells.len());
+        for &(row, position) in cells {
+            let start = *self.prefix_lengths.get(row).ok_or_else(|| eyre!("row {row} is outside the batch"))?;
+            if position < start || position - start >= self.tail_lengths[row] {
+                bail!("cell ({row}, {position}) is not in its row's answer tail");
+            }
+            flat_index.push((row * width + position - start) as u32);
+        }
+        let hooks = Hooks { edits, resume: self.residual.as_ref().map(|r| (self.from_layer, r)), ..Hooks::default() };
+        let hidden = self.forward(model, hooks)?.hidden.expect("a full forward pass returns hidden states");
+        let (b, s, d) = hidden.dims3()?;
+        let index = Tensor::from_vec(flat_index, cells.len(), &Device::Cpu)?;
+        Ok(hidden.reshape((b * s, d))?.index_select(&index, 0)?)
+    }
+
+    fn forward(&self, model: &Model, hooks: Hooks) -> Result<super::model::ForwardOutput> {
+        // Each pass extends its own copy of the prefix cache (tensors are shared, not copied).
+        let mut cache = self.prefix_cache.clone();
+        let hooks = Hooks { row_offsets: Some(&self.prefix_lengths), ..hooks };
+        model.forward(&self.tails, Some(&mut cache), hooks)
     }
 }
