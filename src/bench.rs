@@ -74,11 +74,12 @@ pub fn run(files: &ModelFiles, decode_tokens: usize, group: Option<EditGroup>) -
         let paraphrases: usize = run.group.descriptors.iter().map(|d| d.paraphrases.len()).sum();
         writeln!(
             report,
-            "edit group ({} languages, {paraphrases} paraphrases): locate {:.1} s, edit {:.1} s ({} steps, {:?}), {} neurons",
+            "edit group ({} languages, {paraphrases} paraphrases): locate {:.1} s, edit {:.1} s ({} steps, {:.2} s/step, {:?}), {} neurons",
             run.group.descriptors.len(),
             run.locate_seconds,
             run.optimize_seconds,
             run.outcome.history.len(),
+            run.optimize_seconds / run.outcome.history.len().max(1) as f64,
             run.outcome.stop,
             run.located.neuron_count()
         )?;
