@@ -24,7 +24,12 @@ fn lu_lafns_raises_reliability_and_keeps_locality() {
     let (unedited, ours) = (&report.methods[0], &report.methods[1]);
     assert_eq!((unedited.method, ours.method), (EvalMethod::Unedited, EvalMethod::LuLafns));
     let reliability = |m: &lafn::eval::MethodReport| m.average[&Metric::Reliability].em;
-    assert!(reliability(ours) > reliability(unedited), "reliability EM {} -> {}", reliability(unedited), reliability(ours));
+    assert!(
+        reliability(ours) > reliability(unedited),
+        "reliability EM {} -> {}",
+        reliability(unedited),
+        reliability(ours)
+    );
     assert!(ours.average[&Metric::Locality].f1 >= 90.0, "locality F1 {}", ours.average[&Metric::Locality].f1);
     assert!(report.git_commit.len() >= 7);
 }

@@ -27,19 +27,17 @@ use crate::Result;
 
 /// Settings of the evaluation itself (beside the method's), under the key `eval` of the settings file.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default)]
+#[serde(default, deny_unknown_fields)]
 pub struct EvalSettings {
     /// Seed of the random-neurons baseline; record i uses `random_seed + i`.
     pub random_seed: u64,
     /// The layer FT-L fine-tunes; `None`: per record, the located layer with the most LAFNs.
     pub ft_layer: Option<usize>,
-    /// Questions per forward pass when a method applies the same update values to all of them.
-    pub score_batch: usize,
 }
 
 impl Default for EvalSettings {
     fn default() -> Self {
-        Self { random_seed: 1234, ft_layer: None, score_batch: 8 }
+        Self { random_seed: 1234, ft_layer: None }
     }
 }
 
@@ -515,8 +513,8 @@ impl<'a> Evaluator<'a> {
         fixed: &FixedEdits,
     ) -> Result<Vec<RecordResult>> {
         let questions = questions(record, self.langs).wrap_err_with(|| format!("record {}", index + 1))?;
-        let (models, batch) = (self.models, self.config.eval.score_batch);
-        let (unedited, unedited_seconds) = answer(models, batch, Answerer::Fixed(&[]), &questions)?;
+        let models = self.models;
+        let (unedited, unedited_seconds) = answer(models, Answerer::Fixed(&[]), &questions)?;
         let mut results = Vec::new();
         for &method in methods {
             let edit = || edits.ok_or_else(|| eyre!("{method} needs the record's edit"));
@@ -531,20 +529,18 @@ impl<'a> Evaluator<'a> {
                     seconds.paraphrases = e.paraphrase_seconds;
                     seconds.locate = e.run.locate_seconds;
                     seconds.optimize = e.run.optimize_seconds;
-                    timed(models, batch, Answerer::Cached(&mut self.ours), &questions, &mut seconds)?
+                    timed(models, Answerer::Cached(&mut self.ours), &questions, &mut seconds)?
                 }
-                EvalMethod::LuLafnsNocache => {
-                    timed(models, batch, Answerer::Fixed(&fixed.ours), &questions, &mut seconds)?
-                }
+                EvalMethod::LuLafnsNocache => timed(models, Answerer::Fixed(&fixed.ours), &questions, &mut seconds)?,
                 EvalMethod::RandomNeurons => {
                     seconds.optimize = edit()?.random.as_ref().map_or(0.0, |r| r.2);
-                    timed(models, batch, Answerer::Cached(&mut self.random), &questions, &mut seconds)?
+                    timed(models, Answerer::Cached(&mut self.random), &questions, &mut seconds)?
                 }
                 EvalMethod::FtL => {
                     seconds.optimize = edit()?.fine_tuned.as_ref().map_or(0.0, |f| f.1);
-                    timed(models, batch, Answerer::Fixed(&fixed.fine_tuned), &questions, &mut seconds)?
+                    timed(models, Answerer::Fixed(&fixed.fine_tuned), &questions, &mut seconds)?
                 }
-                EvalMethod::Icl => timed(models, batch, Answerer::InContext(&self.facts), &questions, &mut seconds)?,
+                EvalMethod::Icl => timed(models, Answerer::InContext(&self.facts), &questions, &mut seconds)?,
             };
             let tokenizer = &self.models.loaded.tokenizer;
             let langs = score_answers(tokenizer, &questions, &answers, &unedited)?;
@@ -555,22 +551,21 @@ impl<'a> Evaluator<'a> {
 }
 
 /// A method's answers on the quantized model, and the seconds they took.
-fn answer(models: EvalModels, batch: usize, answerer: Answerer, questions: &[Question]) -> Result<(Vec<Answer>, f64)> {
+fn answer(models: EvalModels, answerer: Answerer, questions: &[Question]) -> Result<(Vec<Answer>, f64)> {
     let started = Instant::now();
     let loaded = models.loaded;
-    let answers = answer_all(&loaded.model, &loaded.tokenizer, answerer, questions, batch)?;
+    let answers = answer_all(&loaded.model, &loaded.tokenizer, answerer, questions)?;
     Ok((answers, started.elapsed().as_secs_f64()))
 }
 
 /// [`answer`], recording the seconds as scoring time.
 fn timed(
     models: EvalModels,
-    batch: usize,
     answerer: Answerer,
     questions: &[Question],
     seconds: &mut TimeBreakdown,
 ) -> Result<Vec<Answer>> {
-    let (answers, scoring) = answer(models, batch, answerer, questions)?;
+    let (answers, scoring) = answer(models, answerer, questions)?;
     seconds.scoring = scoring;
     Ok(answers)
 }
