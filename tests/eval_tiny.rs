@@ -164,3 +164,15 @@ fn a_language_missing_from_a_record_is_a_clear_error() {
     let error = format!("{:#}", evaluate(&tiny, &request).unwrap_err());
     assert!(error.contains("record 1: no language `fr` (it has en, de)"), "{error}");
 }
+
+#[test]
+fn the_documented_settings_file_loads_and_typos_in_eval_settings_are_refused() {
+    let documented = Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/eval-settings.json");
+    let config = EvalConfig::load(&documented).unwrap();
+    assert_eq!(config.eval, Default::default());
+    let dir = tempfile::tempdir().unwrap();
+    let typo = dir.path().join("typo.json");
+    std::fs::write(&typo, r#"{"edit": {"steps": 3}, "eval": {"random_sed": 1}}"#).unwrap();
+    let error = format!("{:#}", EvalConfig::load(&typo).unwrap_err());
+    assert!(error.contains("random_sed"), "{error}");
+}

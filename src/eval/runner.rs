@@ -21,7 +21,7 @@ use crate::method::apply::CachedEdits;
 use crate::method::cache::EditCache;
 use crate::method::pipeline::{run_edit, EditEvent, EditModels, EditRun};
 use crate::method::{load_benchmark, load_settings, optimize, BenchmarkRecord, EditGroup, MethodSettings};
-use crate::method::{LocatedNeurons, StopReason, UpdateValues};
+use crate::method::{LocatedNeurons, UpdateValues};
 use crate::runtime::{LoadedModel, Model, NeuronEdit};
 use crate::Result;
 
@@ -439,7 +439,7 @@ impl<'a> Evaluator<'a> {
             .wrap_err_with(|| format!("editing record {}", index + 1))?;
             Ok((outcome, started.elapsed().as_secs_f64()))
         };
-        let random = if methods.contains(&EvalMethod::RandomNeurons) && run.outcome.stop != StopReason::Cancelled {
+        let random = if methods.contains(&EvalMethod::RandomNeurons) && !cancel.load(Ordering::Relaxed) {
             let located = random_neurons(&run.located, ffn, self.config.eval.random_seed.wrapping_add(index as u64));
             let (outcome, seconds) = optimize_with(&located)?;
             Some((located, outcome, seconds))
