@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 use color_eyre::eyre::{bail, eyre, WrapErr};
-use lafn::eval::{Dataset, EvalConfig, EvalMethod, EvalModels, EvalPhase, EvalRequest, Progress};
+use lafn::eval::{Dataset, EvalConfig, EvalMethod, EvalModels, EvalPhase, EvalRequest, Progress, Stage};
 use lafn::fetch::{self, FetchEvent, ModelFiles};
 use lafn::method::apply::{answer, CachedEdits};
 use lafn::method::cache::{default_cache_dir, EditCache};
@@ -539,10 +539,15 @@ impl ProgressBar {
             EvalPhase::Editing => "editing",
             EvalPhase::Scoring => "scoring",
         };
+        let stage = match p.stage {
+            Some(Stage::Editing(method)) => format!("editing {method}"),
+            Some(Stage::Scoring(method)) => format!("scoring {method}"),
+            None => String::new(),
+        };
         let mut err = std::io::stderr();
         let _ = write!(
             err,
-            "\r{label} [{}{}] {}/{} ({} resumed)  elapsed {}  ETA {eta}   ",
+            "\r\x1b[2K{label} [{}{}] {}/{} ({} resumed)  elapsed {}  ETA {eta}  {stage}",
             "#".repeat(filled),
             "-".repeat(width - filled),
             p.done,
@@ -550,7 +555,7 @@ impl ProgressBar {
             p.resumed,
             clock(elapsed)
         );
-        if p.done == p.total {
+        if p.done == p.total && p.stage.is_none() {
             let _ = writeln!(err);
         }
         let _ = err.flush();

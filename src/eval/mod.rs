@@ -14,5 +14,5 @@ pub mod state;
 pub use methods::EvalMethod;
 pub use metrics::{token_f1, Metric, Score};
 pub use report::{EvalReport, MethodReport, RecordResult, TimeBreakdown};
-pub use runner::{run, Dataset, EvalConfig, EvalModels, EvalPhase, EvalRequest, EvalSettings, Progress};
+pub use runner::{run, Dataset, EvalConfig, EvalModels, EvalPhase, EvalRequest, EvalSettings, Progress, Stage};
 pub use state::state_path_for;

@@ -142,13 +142,23 @@ pub enum EvalPhase {
     Scoring,
 }
 
-/// Progress: `done` of `total` records finished in `phase`, of which `resumed` came from the state file.
+/// What a run is doing within the current record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stage {
+    /// Making a method's edit (for `lu-lafns`: paraphrases, locate, optimize).
+    Editing(EvalMethod),
+    Scoring(EvalMethod),
+}
+
+/// Progress: `done` of `total` records finished in `phase`, of which `resumed` came from the state file;
+/// `stage` says what is being done for the next record (`None` when a record has just finished).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Progress {
     pub phase: EvalPhase,
     pub done: usize,
     pub total: usize,
     pub resumed: usize,
+    pub stage: Option<Stage>,
 }
 
 /// Runs the evaluation and returns its report. Results found in the state file are not computed
@@ -318,7 +328,7 @@ impl<'a> Evaluator<'a> {
         let resumed = missing.iter().filter(|m| m.is_empty()).count();
         let mut done = resumed;
         let total = records.len();
-        on_progress(Progress { phase: EvalPhase::Records, done, total, resumed });
+        on_progress(Progress { phase: EvalPhase::Records, done, total, resumed, stage: None });
         for (i, record) in records.iter().enumerate() {
             let methods = &missing[i];
             if methods.is_empty() {
@@ -327,20 +337,22 @@ impl<'a> Evaluator<'a> {
             if cancel.load(Ordering::Relaxed) {
                 break;
             }
+            let mut on_stage =
+                |stage| on_progress(Progress { phase: EvalPhase::Records, done, total, resumed, stage: Some(stage) });
             let group = self.group(i, record)?;
-            let edits = self.edit(i, &group, methods, cancel)?;
+            let edits = self.edit(i, &group, methods, cancel, &mut on_stage)?;
             if cancel.load(Ordering::Relaxed) {
                 break;
             }
             let ids = self.insert(&group, edits.as_ref(), methods)?;
             let fixed = FixedEdits::of(edits.as_ref().into_iter().collect(), self.models)?;
-            let scored = self.score(i, record, methods, edits.as_ref(), &fixed)?;
+            let scored = self.score(i, record, methods, edits.as_ref(), &fixed, &mut on_stage)?;
             self.remove(&ids)?;
             for result in scored {
                 sink(result)?;
             }
             done += 1;
-            on_progress(Progress { phase: EvalPhase::Records, done, total, resumed });
+            on_progress(Progress { phase: EvalPhase::Records, done, total, resumed, stage: None });
         }
         Ok(())
     }
@@ -357,27 +369,30 @@ impl<'a> Evaluator<'a> {
         let total = records.len();
         let resumed = missing.iter().filter(|m| m.is_empty()).count();
         if resumed == total {
-            on_progress(Progress { phase: EvalPhase::Scoring, done: total, total, resumed });
+            on_progress(Progress { phase: EvalPhase::Scoring, done: total, total, resumed, stage: None });
             return Ok(());
         }
         // Scoring a record needs every record's edits, finished or not: the edits are made again.
         let needed: Vec<EvalMethod> =
             EvalMethod::ALL.into_iter().filter(|m| missing.iter().any(|list| list.contains(m))).collect();
         let mut all_edits = Vec::with_capacity(total);
-        on_progress(Progress { phase: EvalPhase::Editing, done: 0, total, resumed: 0 });
+        on_progress(Progress { phase: EvalPhase::Editing, done: 0, total, resumed: 0, stage: None });
         for (i, record) in records.iter().enumerate() {
             let group = self.group(i, record)?;
-            let edits = self.edit(i, &group, &needed, cancel)?;
+            let mut on_stage = |stage| {
+                on_progress(Progress { phase: EvalPhase::Editing, done: i, total, resumed: 0, stage: Some(stage) })
+            };
+            let edits = self.edit(i, &group, &needed, cancel, &mut on_stage)?;
             if cancel.load(Ordering::Relaxed) {
                 return Ok(());
             }
             self.insert(&group, edits.as_ref(), &needed)?;
             all_edits.push(edits);
-            on_progress(Progress { phase: EvalPhase::Editing, done: i + 1, total, resumed: 0 });
+            on_progress(Progress { phase: EvalPhase::Editing, done: i + 1, total, resumed: 0, stage: None });
         }
         let fixed = FixedEdits::of(all_edits.iter().flatten().collect(), self.models)?;
         let mut done = resumed;
-        on_progress(Progress { phase: EvalPhase::Scoring, done, total, resumed });
+        on_progress(Progress { phase: EvalPhase::Scoring, done, total, resumed, stage: None });
         for (i, record) in records.iter().enumerate() {
             if missing[i].is_empty() {
                 continue;
@@ -385,11 +400,13 @@ impl<'a> Evaluator<'a> {
             if cancel.load(Ordering::Relaxed) {
                 break;
             }
-            for result in self.score(i, record, &missing[i], all_edits[i].as_ref(), &fixed)? {
+            let mut on_stage =
+                |stage| on_progress(Progress { phase: EvalPhase::Scoring, done, total, resumed, stage: Some(stage) });
+            for result in self.score(i, record, &missing[i], all_edits[i].as_ref(), &fixed, &mut on_stage)? {
                 sink(result)?;
             }
             done += 1;
-            on_progress(Progress { phase: EvalPhase::Scoring, done, total, resumed });
+            on_progress(Progress { phase: EvalPhase::Scoring, done, total, resumed, stage: None });
         }
         Ok(())
     }
@@ -407,6 +424,7 @@ impl<'a> Evaluator<'a> {
         group: &EditGroup,
         methods: &[EvalMethod],
         cancel: &AtomicBool,
+        on_stage: &mut dyn FnMut(Stage),
     ) -> Result<Option<RecordEdits>> {
         if !methods.iter().any(|m| m.needs_edit()) {
             return Ok(None);
@@ -415,6 +433,7 @@ impl<'a> Evaluator<'a> {
         let edit_models =
             EditModels { dense: self.models.dense, paraphraser: &loaded.model, tokenizer: &loaded.tokenizer };
         let settings = &self.config.method;
+        on_stage(Stage::Editing(EvalMethod::LuLafns));
         let started = Instant::now();
         let mut paraphrased_at = None;
         let run = run_edit(edit_models, group.clone(), settings, cancel, &mut |event| {
@@ -441,6 +460,7 @@ impl<'a> Evaluator<'a> {
         };
         let random = if methods.contains(&EvalMethod::RandomNeurons) && !cancel.load(Ordering::Relaxed) {
             let located = random_neurons(&run.located, ffn, self.config.eval.random_seed.wrapping_add(index as u64));
+            on_stage(Stage::Editing(EvalMethod::RandomNeurons));
             let (outcome, seconds) = optimize_with(&located)?;
             Some((located, outcome, seconds))
         } else {
@@ -451,6 +471,7 @@ impl<'a> Evaluator<'a> {
                 if layer >= self.models.dense.config().num_layers {
                     bail!("eval.ft_layer {layer} does not exist in this model");
                 }
+                on_stage(Stage::Editing(EvalMethod::FtL));
                 let (outcome, seconds) = optimize_with(&whole_layer(&run.located, layer, ffn))?;
                 Some((outcome.update, seconds))
             }
@@ -511,12 +532,15 @@ impl<'a> Evaluator<'a> {
         methods: &[EvalMethod],
         edits: Option<&RecordEdits>,
         fixed: &FixedEdits,
+        on_stage: &mut dyn FnMut(Stage),
     ) -> Result<Vec<RecordResult>> {
         let questions = questions(record, self.langs).wrap_err_with(|| format!("record {}", index + 1))?;
         let models = self.models;
+        on_stage(Stage::Scoring(EvalMethod::Unedited));
         let (unedited, unedited_seconds) = answer(models, Answerer::Fixed(&[]), &questions)?;
         let mut results = Vec::new();
         for &method in methods {
+            on_stage(Stage::Scoring(method));
             let edit = || edits.ok_or_else(|| eyre!("{method} needs the record's edit"));
             let mut seconds = TimeBreakdown::default();
             let answers = match method {
