@@ -2,7 +2,7 @@
 //! so an interrupted run resumes where it stopped — but only with exactly the same settings and model.
 //!
 //! Line 1 is a [`StateHeader`]; every further line a [`RecordResult`]. A last line cut short by a crash
-//! is dropped when the file is opened.
+//! is dropped when the file is opened. Two runs must not share a state file at the same time.
 
 use std::fs::{File, OpenOptions};
 use std::io::Write;
@@ -59,6 +59,7 @@ impl StateFile {
         let header =
             serde_json::to_string(&StateHeader { lafn_eval_state: STATE_FORMAT_VERSION, identity: identity.clone() })?;
         let mut results = Vec::new();
+        let mut intact = false;
         if path.exists() {
             let text =
                 std::fs::read_to_string(path).wrap_err_with(|| format!("cannot read state file {}", path.display()))?;
@@ -84,22 +85,26 @@ impl StateFile {
                 );
             }
             let lines: Vec<&str> = lines.filter(|l| !l.trim().is_empty()).collect();
+            intact = text.ends_with('\n');
             for (i, line) in lines.iter().enumerate() {
                 match serde_json::from_str::<RecordResult>(line) {
                     Ok(result) => results.push(result),
                     // Only the last line can be cut short by an interrupted write.
-                    Err(_) if i + 1 == lines.len() => {}
+                    Err(_) if i + 1 == lines.len() => intact = false,
                     Err(e) => bail!("state file {} line {}: {e}; remove the file to start over", path.display(), i + 2),
                 }
             }
         }
-        // Rewrite what is valid (dropping a cut-off line) so appends start on a fresh line.
-        let mut text = header + "\n";
-        for result in &results {
-            text.push_str(&serde_json::to_string(result)?);
-            text.push('\n');
+        // A new file, or one with a cut-off last line: write what is valid so appends start on a fresh
+        // line. An intact file is only appended to.
+        if !intact {
+            let mut text = header + "\n";
+            for result in &results {
+                text.push_str(&serde_json::to_string(result)?);
+                text.push('\n');
+            }
+            storage::write_atomic(path, text.as_bytes())?;
         }
-        storage::write_atomic(path, text.as_bytes())?;
         let file = OpenOptions::new()
             .append(true)
             .open(path)
