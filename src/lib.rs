@@ -1,9 +1,10 @@
 //! lafn: multilingual knowledge editing with language-agnostic factual neurons (LU-LAFNs).
 //!
 //! Layout: [`runtime`] runs transformer models with FFN hooks; [`fetch`] finds and downloads models;
-//! [`method`] is LU-LAFNs itself (locate, edit, cache, retrieve).
+//! [`method`] is LU-LAFNs itself (locate, edit, cache, retrieve); [`eval`] measures it on MzsRE / Bi-ZsRE.
 
 pub mod bench;
+pub mod eval;
 pub mod fetch;
 pub mod method;
 pub mod runtime;

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 use color_eyre::eyre::{bail, eyre, WrapErr};
+use lafn::eval::{Dataset, EvalConfig, EvalMethod, EvalModels, EvalPhase, EvalRequest, Progress, Stage};
 use lafn::fetch::{self, FetchEvent, ModelFiles};
 use lafn::method::apply::{answer, CachedEdits};
 use lafn::method::cache::{default_cache_dir, EditCache};
@@ -96,6 +97,37 @@ enum Command {
     Inspect {
         #[command(flatten)]
         model: ModelArgs,
+    },
+    /// Evaluate editing methods on MzsRE or Bi-ZsRE: a markdown table per metric on stdout, the full
+    /// report as JSON with --out, and per-record results in a state file beside it to resume from.
+    Eval {
+        #[command(flatten)]
+        model: ModelArgs,
+        /// mzsre or bizsre.
+        #[arg(long)]
+        dataset: Dataset,
+        /// The benchmark's JSONL file.
+        #[arg(long)]
+        file: PathBuf,
+        /// Languages to edit and score (comma-separated; default: all of the dataset's).
+        #[arg(long, value_delimiter = ',')]
+        langs: Option<Vec<String>>,
+        /// Evaluate only the first N records.
+        #[arg(long)]
+        limit: Option<usize>,
+        /// Methods (comma-separated): unedited, lu-lafns, lu-lafns-nocache, random-neurons, ft-l, icl, or all.
+        #[arg(long = "method", value_delimiter = ',', default_value = "all")]
+        methods: Vec<String>,
+        /// Accumulate all edits in one cache and score every record after all edits.
+        #[arg(long)]
+        sequential: bool,
+        /// Method and evaluation settings as one JSON file (see docs/results.md).
+        #[arg(long)]
+        settings: Option<PathBuf>,
+        /// Write the report as JSON here; results are also kept in <stem>.state.jsonl beside it, and a
+        /// rerun with the same settings resumes from them.
+        #[arg(long)]
+        out: Option<PathBuf>,
     },
     /// Measure forward, decode and edit-step speed and peak memory.
     Bench {
@@ -437,6 +469,36 @@ fn main() -> Result<()> {
             print!("{}", lafn::runtime::describe(&loaded.info));
             Ok(())
         }
+        Some(Command::Eval { model, dataset, file, langs, limit, methods, sequential, settings, out }) => {
+            let methods = parse_methods(&methods)?;
+            let config = settings.map(|path| EvalConfig::load(&path)).transpose()?.unwrap_or_default();
+            let loaded = model.load()?;
+            let dense = loaded.load_weights(WeightMode::Dense)?;
+            let request = EvalRequest {
+                dataset,
+                file,
+                langs,
+                limit,
+                methods,
+                sequential,
+                config,
+                state_file: out.as_deref().map(lafn::eval::state_path_for),
+            };
+            if let Some(state) = &request.state_file {
+                eprintln!("per-record results: {}", state.display());
+            }
+            let cancel = std::sync::atomic::AtomicBool::new(false);
+            let mut bar = ProgressBar::default();
+            let report = lafn::eval::run(EvalModels { loaded: &loaded, dense: &dense }, &request, &cancel, &mut |p| {
+                bar.show(p)
+            })?;
+            print!("{}", report.markdown());
+            if let Some(out) = &out {
+                lafn::storage::write_json_atomic(out, &report)?;
+                eprintln!("report written to {}", out.display());
+            }
+            Ok(())
+        }
         Some(Command::Bench { model, decode_tokens, group }) => {
             let files = model.files()?;
             let group = group.map(|path| EditGroup::load_file(&path).map(|mut groups| groups.remove(0))).transpose()?;
@@ -444,5 +506,73 @@ fn main() -> Result<()> {
             print!("{report}");
             Ok(())
         }
+    }
+}
+
+/// `--method` values: method names, or `all`.
+fn parse_methods(names: &[String]) -> Result<Vec<EvalMethod>> {
+    let mut methods = Vec::new();
+    for name in names {
+        if name == "all" {
+            methods.extend(EvalMethod::ALL);
+        } else {
+            methods.push(name.parse()?);
+        }
+    }
+    Ok(methods)
+}
+
+/// A one-line progress bar with ETA on stderr, from the records finished since this run started.
+#[derive(Default)]
+struct ProgressBar {
+    phase: Option<(EvalPhase, std::time::Instant, usize)>,
+}
+
+impl ProgressBar {
+    fn show(&mut self, p: Progress) {
+        if self.phase.is_none_or(|(phase, _, _)| phase != p.phase) {
+            self.phase = Some((p.phase, std::time::Instant::now(), p.done));
+        }
+        let (_, started, first) = self.phase.expect("set above");
+        let elapsed = started.elapsed().as_secs_f64();
+        let finished = p.done.saturating_sub(first);
+        let eta =
+            if finished == 0 { "?".to_string() } else { clock(elapsed / finished as f64 * (p.total - p.done) as f64) };
+        let width = 30;
+        let filled = (p.done * width).checked_div(p.total).unwrap_or(width);
+        let label = match p.phase {
+            EvalPhase::Records => "records",
+            EvalPhase::Editing => "editing",
+            EvalPhase::Scoring => "scoring",
+        };
+        let stage = match p.stage {
+            Some(Stage::Editing(method)) => format!("editing {method}"),
+            Some(Stage::Scoring(method)) => format!("scoring {method}"),
+            None => String::new(),
+        };
+        let mut err = std::io::stderr();
+        let _ = write!(
+            err,
+            "\r\x1b[2K{label} [{}{}] {}/{} ({} resumed)  elapsed {}  ETA {eta}  {stage}",
+            "#".repeat(filled),
+            "-".repeat(width - filled),
+            p.done,
+            p.total,
+            p.resumed,
+            clock(elapsed)
+        );
+        if p.done == p.total && p.stage.is_none() {
+            let _ = writeln!(err);
+        }
+        let _ = err.flush();
+    }
+}
+
+fn clock(seconds: f64) -> String {
+    let s = seconds.round() as u64;
+    if s >= 3600 {
+        format!("{}h{:02}m", s / 3600, s % 3600 / 60)
+    } else {
+        format!("{}m{:02}s", s / 60, s % 60)
     }
 }

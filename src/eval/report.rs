@@ -1,0 +1,272 @@
+//! Per-record results, their aggregation into per-language tables, and the report (JSON and markdown).
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+use super::methods::{EvalMethod, LangResult};
+use super::metrics::{Metric, Score};
+use super::runner::EvalConfig;
+
+/// Seconds spent on one record by one method, by stage.
+#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
+pub struct TimeBreakdown {
+    pub paraphrases: f64,
+    pub locate: f64,
+    pub optimize: f64,
+    pub scoring: f64,
+}
+
+impl TimeBreakdown {
+    pub fn total(&self) -> f64 {
+        self.paraphrases + self.locate + self.optimize + self.scoring
+    }
+
+    fn add(&mut self, other: &TimeBreakdown) {
+        self.paraphrases += other.paraphrases;
+        self.locate += other.locate;
+        self.optimize += other.optimize;
+        self.scoring += other.scoring;
+    }
+}
+
+/// One method's results on one record: a line of the state file.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RecordResult {
+    pub method: EvalMethod,
+    /// Position of the record in the data file, from 0.
+    pub record: usize,
+    pub langs: BTreeMap<String, LangResult>,
+    pub seconds: TimeBreakdown,
+}
+
+/// One method's scores, x100: per language (mean over records) and averaged over languages.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MethodReport {
+    pub method: EvalMethod,
+    pub records: usize,
+    pub per_lang: BTreeMap<String, BTreeMap<Metric, Score>>,
+    pub average: BTreeMap<Metric, Score>,
+    /// Share of questions (x100) on which retrieval fired, per metric (methods with retrieval only).
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub retrieval_fired: BTreeMap<Metric, f64>,
+    /// Seconds summed over the records, by stage.
+    pub seconds: TimeBreakdown,
+    pub seconds_per_record: f64,
+    pub records_per_minute: f64,
+}
+
+/// Aggregates per-record results into one report per method (in `methods` order). A language's
+/// score is the mean over records; the average is the mean over `langs`.
+pub fn aggregate(results: &[RecordResult], methods: &[EvalMethod], langs: &[String]) -> Vec<MethodReport> {
+    methods
+        .iter()
+        .map(|&method| {
+            let mine: Vec<&RecordResult> = results.iter().filter(|r| r.method == method).collect();
+            let mut seconds = TimeBreakdown::default();
+            let mut sums: BTreeMap<(&str, Metric), (Score, usize)> = BTreeMap::new();
+            let mut fired: BTreeMap<Metric, (usize, usize)> = BTreeMap::new();
+            for result in &mine {
+                seconds.add(&result.seconds);
+                for lang in langs {
+                    let Some(lang_result) = result.langs.get(lang) else { continue };
+                    for (&metric, score) in &lang_result.scores {
+                        let (sum, n) = sums.entry((lang.as_str(), metric)).or_default();
+                        sum.f1 += score.f1;
+                        sum.em += score.em;
+                        *n += 1;
+                    }
+                    for (&metric, &hit) in &lang_result.fired {
+                        let (hits, n) = fired.entry(metric).or_default();
+                        *hits += usize::from(hit);
+                        *n += 1;
+                    }
+                }
+            }
+            let mut per_lang: BTreeMap<String, BTreeMap<Metric, Score>> = BTreeMap::new();
+            for ((lang, metric), (sum, n)) in sums {
+                let mean = Score { f1: 100.0 * sum.f1 / n as f64, em: 100.0 * sum.em / n as f64 };
+                per_lang.entry(lang.to_string()).or_default().insert(metric, mean);
+            }
+            let average = Metric::ALL
+                .into_iter()
+                .filter_map(|metric| {
+                    let scores: Vec<Score> = per_lang.values().filter_map(|m| m.get(&metric).copied()).collect();
+                    let n = scores.len() as f64;
+                    (!scores.is_empty()).then(|| {
+                        let f1 = scores.iter().map(|s| s.f1).sum::<f64>() / n;
+                        (metric, Score { f1, em: scores.iter().map(|s| s.em).sum::<f64>() / n })
+                    })
+                })
+                .collect();
+            let records = mine.len();
+            let total = seconds.total();
+            MethodReport {
+                method,
+                records,
+                per_lang,
+                average,
+                retrieval_fired: fired
+                    .into_iter()
+                    .map(|(metric, (hits, n))| (metric, 100.0 * hits as f64 / n as f64))
+                    .collect(),
+                seconds,
+                seconds_per_record: if records == 0 { 0.0 } else { total / records as f64 },
+                records_per_minute: if total > 0.0 { 60.0 * records as f64 / total } else { 0.0 },
+            }
+        })
+        .collect()
+}
+
+/// The model an evaluation ran on.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ModelSummary {
+    pub path: PathBuf,
+    pub architecture: String,
+    pub fingerprint: String,
+}
+
+/// Everything needed to read and reproduce an evaluation run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EvalReport {
+    pub dataset: String,
+    pub file: PathBuf,
+    pub langs: Vec<String>,
+    /// "standard" (one edit in the cache at a time) or "sequential" (all edits, then all scores).
+    pub protocol: String,
+    /// Records evaluated (the first `records` of the file).
+    pub records: usize,
+    pub methods: Vec<MethodReport>,
+    pub settings: EvalConfig,
+    pub model: ModelSummary,
+    pub git_commit: String,
+    /// Wall time of this invocation (records resumed from the state file took none of it).
+    pub wall_seconds: f64,
+    /// Records whose results were computed in this invocation.
+    pub records_this_run: usize,
+}
+
+impl EvalReport {
+    /// One table per metric (methods x languages, cells "F1 / EM"), then throughput.
+    pub fn markdown(&self) -> String {
+        let mut out = String::new();
+        let _ = writeln!(
+            out,
+            "## {} ({} records, {} protocol, model {} `{}`, commit {})\n",
+            self.dataset,
+            self.records,
+            self.protocol,
+            self.model.architecture,
+            self.model.fingerprint,
+            short_commit(&self.git_commit)
+        );
+        let header: Vec<&str> = self.langs.iter().map(String::as_str).chain(["avg"]).collect();
+        for metric in Metric::ALL {
+            if self.methods.iter().all(|m| !m.average.contains_key(&metric)) {
+                continue;
+            }
+            let _ = writeln!(out, "### {} (F1 / EM)\n", metric.name());
+            let _ = writeln!(out, "| method | {} |", header.join(" | "));
+            let _ = writeln!(out, "|---|{}", "---:|".repeat(header.len()));
+            for m in &self.methods {
+                let cells: Vec<String> = self
+                    .langs
+                    .iter()
+                    .map(|lang| m.per_lang.get(lang).and_then(|s| s.get(&metric)))
+                    .chain([m.average.get(&metric)])
+                    .map(|s| s.map_or("-".to_string(), |s| format!("{:.1} / {:.1}", s.f1, s.em)))
+                    .collect();
+                let _ = writeln!(out, "| {} | {} |", m.method, cells.join(" | "));
+            }
+            let _ = writeln!(out);
+        }
+        let _ = writeln!(out, "### Retrieval fired (% of questions)\n");
+        let _ = writeln!(out, "| method | {} |", Metric::ALL.map(Metric::name).join(" | "));
+        let _ = writeln!(out, "|---|{}", "---:|".repeat(Metric::ALL.len()));
+        for m in self.methods.iter().filter(|m| !m.retrieval_fired.is_empty()) {
+            let cells =
+                Metric::ALL.map(|metric| m.retrieval_fired.get(&metric).map_or("-".into(), |v| format!("{v:.1}")));
+            let _ = writeln!(out, "| {} | {} |", m.method, cells.join(" | "));
+        }
+        let _ = writeln!(out, "\n### Time (seconds per record)\n");
+        let _ = writeln!(out, "| method | paraphrases | locate | optimize | scoring | total | records/min |");
+        let _ = writeln!(out, "|---|---:|---:|---:|---:|---:|---:|");
+        for m in &self.methods {
+            let per = |s: f64| if m.records == 0 { 0.0 } else { s / m.records as f64 };
+            let _ = writeln!(
+                out,
+                "| {} | {:.1} | {:.1} | {:.1} | {:.1} | {:.1} | {:.2} |",
+                m.method,
+                per(m.seconds.paraphrases),
+                per(m.seconds.locate),
+                per(m.seconds.optimize),
+                per(m.seconds.scoring),
+                m.seconds_per_record,
+                m.records_per_minute
+            );
+        }
+        let _ = writeln!(
+            out,
+            "\nWall time {:.0} s for {} records computed in this run.",
+            self.wall_seconds, self.records_this_run
+        );
+        out
+    }
+}
+
+fn short_commit(commit: &str) -> &str {
+    commit.get(..12).unwrap_or(commit)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn result(method: EvalMethod, record: usize, scores: &[(&str, Metric, f64, f64)], seconds: f64) -> RecordResult {
+        let mut langs: BTreeMap<String, LangResult> = BTreeMap::new();
+        for &(lang, metric, f1, em) in scores {
+            langs.entry(lang.into()).or_default().scores.insert(metric, Score { f1, em });
+        }
+        RecordResult { method, record, langs, seconds: TimeBreakdown { scoring: seconds, ..Default::default() } }
+    }
+
+    #[test]
+    fn languages_average_over_records_and_the_average_over_languages() {
+        use Metric::*;
+        let results = vec![
+            result(EvalMethod::LuLafns, 0, &[("en", Reliability, 1.0, 1.0), ("de", Reliability, 0.5, 0.0)], 2.0),
+            result(EvalMethod::LuLafns, 1, &[("en", Reliability, 0.0, 0.0), ("de", Reliability, 0.5, 0.0)], 4.0),
+            // Another method's and another language's results are not mixed in.
+            result(EvalMethod::Unedited, 0, &[("en", Reliability, 0.0, 0.0), ("fr", Reliability, 1.0, 1.0)], 1.0),
+            result(EvalMethod::LuLafns, 2, &[("en", Locality, 1.0, 1.0), ("fr", Reliability, 1.0, 1.0)], 6.0),
+        ];
+        let langs = vec!["en".to_string(), "de".to_string()];
+        let reports = aggregate(&results, &[EvalMethod::LuLafns], &langs);
+        assert_eq!(reports.len(), 1);
+        let ours = &reports[0];
+        assert_eq!(ours.records, 3);
+        assert_eq!(ours.per_lang["en"][&Reliability], Score { f1: 50.0, em: 50.0 });
+        assert_eq!(ours.per_lang["de"][&Reliability], Score { f1: 50.0, em: 0.0 });
+        assert_eq!(ours.average[&Reliability], Score { f1: 50.0, em: 25.0 });
+        // Locality exists only for en: its average is en's.
+        assert_eq!(ours.average[&Locality], Score { f1: 100.0, em: 100.0 });
+        assert!(!ours.average.contains_key(&Portability) && !ours.per_lang.contains_key("fr"));
+        assert_eq!(ours.seconds.total(), 12.0);
+        assert_eq!(ours.seconds_per_record, 4.0);
+        assert_eq!(ours.records_per_minute, 15.0);
+    }
+
+    #[test]
+    fn retrieval_firing_is_a_share_per_metric() {
+        let mut r = result(EvalMethod::Icl, 0, &[("en", Metric::Reliability, 1.0, 1.0)], 1.0);
+        r.langs.get_mut("en").unwrap().fired = BTreeMap::from([(Metric::Reliability, true), (Metric::Locality, false)]);
+        let mut r2 = r.clone();
+        r2.record = 1;
+        r2.langs.get_mut("en").unwrap().fired.insert(Metric::Locality, true);
+        let report = &aggregate(&[r, r2], &[EvalMethod::Icl], &["en".into()])[0];
+        assert_eq!(report.retrieval_fired[&Metric::Reliability], 100.0);
+        assert_eq!(report.retrieval_fired[&Metric::Locality], 50.0);
+    }
+}

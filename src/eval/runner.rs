@@ -1,0 +1,614 @@
+//! Running an evaluation: edit each record with every requested method, score every language, keep
+//! per-record results in the state file, and aggregate them into the report.
+
+use std::collections::HashSet;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
+
+use color_eyre::eyre::{bail, eyre, WrapErr};
+use serde::{Deserialize, Serialize};
+
+use super::methods::{
+    answer_all, fine_tune_layer, merged_edits, questions, random_neurons, score_answers, whole_layer, Answer, Answerer,
+    EvalMethod, InContextFacts, Question,
+};
+use super::report::{aggregate, EvalReport, ModelSummary, RecordResult, TimeBreakdown};
+use super::state::{RunIdentity, StateFile};
+use crate::method::apply::CachedEdits;
+use crate::method::cache::EditCache;
+use crate::method::pipeline::{run_edit, EditEvent, EditModels, EditRun};
+use crate::method::{load_benchmark, load_settings, optimize, BenchmarkRecord, EditGroup, MethodSettings};
+use crate::method::{LocatedNeurons, UpdateValues};
+use crate::runtime::{LoadedModel, Model, NeuronEdit};
+use crate::Result;
+
+/// Settings of the evaluation itself (beside the method's), under the key `eval` of the settings file.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct EvalSettings {
+    /// Seed of the random-neurons baseline; record i uses `random_seed + i`.
+    pub random_seed: u64,
+    /// The layer FT-L fine-tunes; `None`: per record, the located layer with the most LAFNs.
+    pub ft_layer: Option<usize>,
+}
+
+impl Default for EvalSettings {
+    fn default() -> Self {
+        Self { random_seed: 1234, ft_layer: None }
+    }
+}
+
+/// All settings of a run, from one JSON file: the method's settings (as `load_settings` reads them)
+/// plus an `eval` object.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+pub struct EvalConfig {
+    #[serde(flatten)]
+    pub method: MethodSettings,
+    #[serde(default)]
+    pub eval: EvalSettings,
+}
+
+impl EvalConfig {
+    pub fn load(path: &Path) -> Result<Self> {
+        let method = load_settings(path)?;
+        let value: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(path)?)?;
+        let eval = match value.get("eval") {
+            Some(eval) => serde_json::from_value(eval.clone())
+                .wrap_err_with(|| format!("settings {}: `eval` is not valid", path.display()))?,
+            None => EvalSettings::default(),
+        };
+        Ok(Self { method, eval })
+    }
+}
+
+/// The benchmarks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Dataset {
+    Mzsre,
+    Bizsre,
+}
+
+impl Dataset {
+    pub fn name(self) -> &'static str {
+        match self {
+            Dataset::Mzsre => "mzsre",
+            Dataset::Bizsre => "bizsre",
+        }
+    }
+
+    /// The languages of the benchmark, evaluated when no others are asked for.
+    pub fn languages(self) -> &'static [&'static str] {
+        match self {
+            Dataset::Mzsre => &["en", "cz", "de", "du", "es", "fr", "pt", "ru", "th", "tr", "vi", "zh"],
+            Dataset::Bizsre => &["en", "zh"],
+        }
+    }
+}
+
+impl fmt::Display for Dataset {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for Dataset {
+    type Err = color_eyre::Report;
+
+    fn from_str(text: &str) -> Result<Self> {
+        match text {
+            "mzsre" => Ok(Dataset::Mzsre),
+            "bizsre" => Ok(Dataset::Bizsre),
+            _ => Err(eyre!("unknown dataset `{text}`: choose mzsre or bizsre")),
+        }
+    }
+}
+
+/// What to evaluate.
+#[derive(Debug, Clone)]
+pub struct EvalRequest {
+    pub dataset: Dataset,
+    pub file: PathBuf,
+    /// Languages to edit and score; `None`: the dataset's languages.
+    pub langs: Option<Vec<String>>,
+    /// Only the first `limit` records.
+    pub limit: Option<usize>,
+    pub methods: Vec<EvalMethod>,
+    /// All edits accumulate in one cache and every record is scored after all edits.
+    pub sequential: bool,
+    pub config: EvalConfig,
+    /// Where per-record results are appended and resumed from (`None`: kept only in memory).
+    pub state_file: Option<PathBuf>,
+}
+
+/// The models of a run: the quantized model answers (as chat does), the dense copy edits.
+#[derive(Clone, Copy)]
+pub struct EvalModels<'a> {
+    pub loaded: &'a LoadedModel,
+    pub dense: &'a Model,
+}
+
+/// The stages a run reports progress in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EvalPhase {
+    /// Standard protocol: each record edited and scored in turn.
+    Records,
+    /// Sequential protocol, first pass: every record edited into the shared cache.
+    Editing,
+    /// Sequential protocol, second pass: every record scored.
+    Scoring,
+}
+
+/// What a run is doing within the current record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stage {
+    /// Making a method's edit (for `lu-lafns`: paraphrases, locate, optimize).
+    Editing(EvalMethod),
+    Scoring(EvalMethod),
+}
+
+/// Progress: `done` of `total` records finished in `phase`, of which `resumed` came from the state file;
+/// `stage` says what is being done for the next record (`None` when a record has just finished).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Progress {
+    pub phase: EvalPhase,
+    pub done: usize,
+    pub total: usize,
+    pub resumed: usize,
+    pub stage: Option<Stage>,
+}
+
+/// Runs the evaluation and returns its report. Results found in the state file are not computed
+/// again. Setting `cancel` stops after the current record; the report then covers what was finished.
+pub fn run(
+    models: EvalModels,
+    request: &EvalRequest,
+    cancel: &AtomicBool,
+    on_progress: &mut dyn FnMut(Progress),
+) -> Result<EvalReport> {
+    let started = Instant::now();
+    let mut methods: Vec<EvalMethod> = Vec::new();
+    for &m in &request.methods {
+        if !methods.contains(&m) {
+            methods.push(m);
+        }
+    }
+    if methods.is_empty() {
+        bail!("no method to evaluate");
+    }
+    let mut records = load_benchmark(&request.file)?;
+    if let Some(limit) = request.limit {
+        records.truncate(limit);
+    }
+    if records.is_empty() {
+        bail!("{} holds no records to evaluate", request.file.display());
+    }
+    let langs: Vec<String> = match &request.langs {
+        Some(langs) if !langs.is_empty() => langs.clone(),
+        _ => request.dataset.languages().iter().map(|l| l.to_string()).collect(),
+    };
+    for (i, record) in records.iter().enumerate() {
+        if let Some(missing) = langs.iter().find(|l| record.get(l).is_none()) {
+            let present: Vec<&str> = record.iter().map(|(l, _)| l.as_str()).collect();
+            bail!(
+                "{} record {}: no language `{missing}` (it has {})",
+                request.file.display(),
+                i + 1,
+                present.join(", ")
+            );
+        }
+    }
+
+    let info = &models.loaded.info;
+    let identity = RunIdentity {
+        dataset: request.dataset.name().into(),
+        data_fingerprint: crate::runtime::fingerprint(&request.file)?,
+        langs: langs.clone(),
+        protocol: protocol_name(request.sequential).into(),
+        sequential_records: request.sequential.then_some(records.len()),
+        model_fingerprint: info.fingerprint.clone(),
+        settings: request.config.clone(),
+    };
+    let (mut state, mut results) = match &request.state_file {
+        Some(path) => {
+            let (state, results) = StateFile::open(path, &identity)?;
+            (Some(state), results)
+        }
+        None => (None, Vec::new()),
+    };
+    results.retain(|r| r.record < records.len() && methods.contains(&r.method));
+    let done: HashSet<(EvalMethod, usize)> = results.iter().map(|r| (r.method, r.record)).collect();
+    let missing: Vec<Vec<EvalMethod>> =
+        (0..records.len()).map(|i| methods.iter().copied().filter(|m| !done.contains(&(*m, i))).collect()).collect();
+
+    let mut evaluator = Evaluator::new(models, &request.config, &langs)?;
+    let before = results.len();
+    let mut sink = |result: RecordResult| -> Result<()> {
+        if let Some(state) = state.as_mut() {
+            state.append(&result)?;
+        }
+        results.push(result);
+        Ok(())
+    };
+    if request.sequential {
+        evaluator.run_sequential(&records, &missing, cancel, on_progress, &mut sink)?;
+    } else {
+        evaluator.run_standard(&records, &missing, cancel, on_progress, &mut sink)?;
+    }
+    let computed: HashSet<usize> = results[before..].iter().map(|r| r.record).collect();
+
+    Ok(EvalReport {
+        dataset: request.dataset.name().into(),
+        file: request.file.clone(),
+        langs: langs.clone(),
+        protocol: protocol_name(request.sequential).into(),
+        records: records.len(),
+        methods: aggregate(&results, &methods, &langs),
+        settings: request.config.clone(),
+        model: ModelSummary {
+            path: info.path.clone(),
+            architecture: info.config.arch.name().into(),
+            fingerprint: info.fingerprint.clone(),
+        },
+        git_commit: git_commit(),
+        wall_seconds: started.elapsed().as_secs_f64(),
+        records_this_run: computed.len(),
+    })
+}
+
+fn protocol_name(sequential: bool) -> &'static str {
+    if sequential {
+        "sequential"
+    } else {
+        "standard"
+    }
+}
+
+/// The commit of the source tree lafn was built from, as git reports it now; "unknown" without git.
+pub fn git_commit() -> String {
+    let output =
+        std::process::Command::new("git").args(["rev-parse", "HEAD"]).current_dir(env!("CARGO_MANIFEST_DIR")).output();
+    match output {
+        Ok(out) if out.status.success() => String::from_utf8_lossy(&out.stdout).trim().to_string(),
+        _ => "unknown".into(),
+    }
+}
+
+/// The edits one record gets: ours and the baselines built from it.
+struct RecordEdits {
+    run: EditRun,
+    paraphrase_seconds: f64,
+    random: Option<(LocatedNeurons, crate::method::EditOutcome, f64)>,
+    fine_tuned: Option<(UpdateValues, f64)>,
+}
+
+/// Per-run state: the models, the caches the methods retrieve from, the settings.
+struct Evaluator<'a> {
+    models: EvalModels<'a>,
+    config: &'a EvalConfig,
+    langs: &'a [String],
+    ours: CachedEdits,
+    random: CachedEdits,
+    facts: InContextFacts,
+    // Holds the caches' directories for as long as the run lasts.
+    _cache_dir: tempfile::TempDir,
+}
+
+impl<'a> Evaluator<'a> {
+    fn new(models: EvalModels<'a>, config: &'a EvalConfig, langs: &'a [String]) -> Result<Self> {
+        let cache_dir = tempfile::Builder::new().prefix("lafn-eval-").tempdir()?;
+        let info = &models.loaded.info;
+        let open = |name: &str| -> Result<CachedEdits> {
+            let cache = EditCache::open(&cache_dir.path().join(name), &info.fingerprint)?;
+            Ok(CachedEdits::new(cache, config.method.retrieval.clone(), info.config.hidden_size))
+        };
+        Ok(Self {
+            models,
+            config,
+            langs,
+            ours: open("lu-lafns")?,
+            random: open("random-neurons")?,
+            facts: InContextFacts::new(config.method.retrieval.clone()),
+            _cache_dir: cache_dir,
+        })
+    }
+
+    /// Each record edited, scored and forgotten before the next: the cache holds one entry at a time.
+    fn run_standard(
+        &mut self,
+        records: &[BenchmarkRecord],
+        missing: &[Vec<EvalMethod>],
+        cancel: &AtomicBool,
+        on_progress: &mut dyn FnMut(Progress),
+        sink: &mut dyn FnMut(RecordResult) -> Result<()>,
+    ) -> Result<()> {
+        let resumed = missing.iter().filter(|m| m.is_empty()).count();
+        let mut done = resumed;
+        let total = records.len();
+        on_progress(Progress { phase: EvalPhase::Records, done, total, resumed, stage: None });
+        for (i, record) in records.iter().enumerate() {
+            let methods = &missing[i];
+            if methods.is_empty() {
+                continue;
+            }
+            if cancel.load(Ordering::Relaxed) {
+                break;
+            }
+            let mut on_stage =
+                |stage| on_progress(Progress { phase: EvalPhase::Records, done, total, resumed, stage: Some(stage) });
+            let group = self.group(i, record)?;
+            let edits = self.edit(i, &group, methods, cancel, &mut on_stage)?;
+            if cancel.load(Ordering::Relaxed) {
+                break;
+            }
+            let ids = self.insert(&group, edits.as_ref(), methods)?;
+            let fixed = FixedEdits::of(edits.as_ref().into_iter().collect(), self.models)?;
+            let scored = self.score(i, record, methods, edits.as_ref(), &fixed, &mut on_stage)?;
+            self.remove(&ids)?;
+            for result in scored {
+                sink(result)?;
+            }
+            done += 1;
+            on_progress(Progress { phase: EvalPhase::Records, done, total, resumed, stage: None });
+        }
+        Ok(())
+    }
+
+    /// Every record edited into one cache first, then every record scored with all edits in place.
+    fn run_sequential(
+        &mut self,
+        records: &[BenchmarkRecord],
+        missing: &[Vec<EvalMethod>],
+        cancel: &AtomicBool,
+        on_progress: &mut dyn FnMut(Progress),
+        sink: &mut dyn FnMut(RecordResult) -> Result<()>,
+    ) -> Result<()> {
+        let total = records.len();
+        let resumed = missing.iter().filter(|m| m.is_empty()).count();
+        if resumed == total {
+            on_progress(Progress { phase: EvalPhase::Scoring, done: total, total, resumed, stage: None });
+            return Ok(());
+        }
+        // Scoring a record needs every record's edits, finished or not: the edits are made again.
+        let needed: Vec<EvalMethod> =
+            EvalMethod::ALL.into_iter().filter(|m| missing.iter().any(|list| list.contains(m))).collect();
+        let mut all_edits = Vec::with_capacity(total);
+        on_progress(Progress { phase: EvalPhase::Editing, done: 0, total, resumed: 0, stage: None });
+        for (i, record) in records.iter().enumerate() {
+            let group = self.group(i, record)?;
+            let mut on_stage = |stage| {
+                on_progress(Progress { phase: EvalPhase::Editing, done: i, total, resumed: 0, stage: Some(stage) })
+            };
+            let edits = self.edit(i, &group, &needed, cancel, &mut on_stage)?;
+            if cancel.load(Ordering::Relaxed) {
+                return Ok(());
+            }
+            self.insert(&group, edits.as_ref(), &needed)?;
+            all_edits.push(edits);
+            on_progress(Progress { phase: EvalPhase::Editing, done: i + 1, total, resumed: 0, stage: None });
+        }
+        let fixed = FixedEdits::of(all_edits.iter().flatten().collect(), self.models)?;
+        let mut done = resumed;
+        on_progress(Progress { phase: EvalPhase::Scoring, done, total, resumed, stage: None });
+        for (i, record) in records.iter().enumerate() {
+            if missing[i].is_empty() {
+                continue;
+            }
+            if cancel.load(Ordering::Relaxed) {
+                break;
+            }
+            let mut on_stage =
+                |stage| on_progress(Progress { phase: EvalPhase::Scoring, done, total, resumed, stage: Some(stage) });
+            for result in self.score(i, record, &missing[i], all_edits[i].as_ref(), &fixed, &mut on_stage)? {
+                sink(result)?;
+            }
+            done += 1;
+            on_progress(Progress { phase: EvalPhase::Scoring, done, total, resumed, stage: None });
+        }
+        Ok(())
+    }
+
+    fn group(&self, index: usize, record: &BenchmarkRecord) -> Result<EditGroup> {
+        EditGroup::from_benchmark(&format!("record-{}", index + 1), record, Some(self.langs))
+            .wrap_err_with(|| format!("record {}", index + 1))
+    }
+
+    /// Our edit of the record (when a method needs it) and the baselines' edits derived from it.
+    /// Returns what was finished when `cancel` is set; the caller checks it.
+    fn edit(
+        &self,
+        index: usize,
+        group: &EditGroup,
+        methods: &[EvalMethod],
+        cancel: &AtomicBool,
+        on_stage: &mut dyn FnMut(Stage),
+    ) -> Result<Option<RecordEdits>> {
+        if !methods.iter().any(|m| m.needs_edit()) {
+            return Ok(None);
+        }
+        let loaded = self.models.loaded;
+        let edit_models =
+            EditModels { dense: self.models.dense, paraphraser: &loaded.model, tokenizer: &loaded.tokenizer };
+        let settings = &self.config.method;
+        on_stage(Stage::Editing(EvalMethod::LuLafns));
+        let started = Instant::now();
+        let mut paraphrased_at = None;
+        let run = run_edit(edit_models, group.clone(), settings, cancel, &mut |event| {
+            if let EditEvent::Paraphrased(_) = event {
+                paraphrased_at = Some(started.elapsed().as_secs_f64());
+            }
+        })
+        .wrap_err_with(|| format!("editing record {}", index + 1))?;
+        let paraphrase_seconds = paraphrased_at.unwrap_or_default();
+        let ffn = self.models.dense.config().ffn_size;
+        let optimize_with = |located: &LocatedNeurons| -> Result<(crate::method::EditOutcome, f64)> {
+            let started = Instant::now();
+            let outcome = optimize(
+                self.models.dense,
+                &loaded.tokenizer,
+                &run.group,
+                located,
+                &settings.edit,
+                cancel,
+                &mut |_| {},
+            )
+            .wrap_err_with(|| format!("editing record {}", index + 1))?;
+            Ok((outcome, started.elapsed().as_secs_f64()))
+        };
+        let random = if methods.contains(&EvalMethod::RandomNeurons) && !cancel.load(Ordering::Relaxed) {
+            let located = random_neurons(&run.located, ffn, self.config.eval.random_seed.wrapping_add(index as u64));
+            on_stage(Stage::Editing(EvalMethod::RandomNeurons));
+            let (outcome, seconds) = optimize_with(&located)?;
+            Some((located, outcome, seconds))
+        } else {
+            None
+        };
+        let fine_tuned = match fine_tune_layer(&run.located, self.config.eval.ft_layer) {
+            Some(layer) if methods.contains(&EvalMethod::FtL) && !cancel.load(Ordering::Relaxed) => {
+                if layer >= self.models.dense.config().num_layers {
+                    bail!("eval.ft_layer {layer} does not exist in this model");
+                }
+                on_stage(Stage::Editing(EvalMethod::FtL));
+                let (outcome, seconds) = optimize_with(&whole_layer(&run.located, layer, ffn))?;
+                Some((outcome.update, seconds))
+            }
+            _ => None,
+        };
+        Ok(Some(RecordEdits { run, paraphrase_seconds, random, fine_tuned }))
+    }
+
+    /// Makes a record's edits retrievable; returns the cache ids to remove afterwards.
+    fn insert(
+        &mut self,
+        group: &EditGroup,
+        edits: Option<&RecordEdits>,
+        methods: &[EvalMethod],
+    ) -> Result<Vec<String>> {
+        let settings = &self.config.method;
+        let mut ids = Vec::new();
+        if let Some(edits) = edits {
+            let run = &edits.run;
+            if methods.contains(&EvalMethod::LuLafns) {
+                ids.push(self.ours.insert(
+                    &run.group,
+                    &run.located,
+                    &run.outcome.update,
+                    settings,
+                    &run.outcome.history,
+                )?);
+            }
+            if let Some((located, outcome, _)) = &edits.random {
+                ids.push(self.random.insert(&run.group, located, &outcome.update, settings, &outcome.history)?);
+            }
+        }
+        if methods.contains(&EvalMethod::Icl) {
+            self.facts.insert(&group.name, group);
+        }
+        ids.push(group.name.clone());
+        Ok(ids)
+    }
+
+    /// Forgets a record's edits (standard protocol). The random cache shares the entry ids.
+    fn remove(&mut self, ids: &[String]) -> Result<()> {
+        for id in ids {
+            for cached in [&mut self.ours, &mut self.random] {
+                if cached.cache().list().iter().any(|row| &row.id == id) {
+                    cached.remove(id)?;
+                }
+            }
+            self.facts.remove(id);
+        }
+        Ok(())
+    }
+
+    /// Scores one record with each of `methods`.
+    fn score(
+        &mut self,
+        index: usize,
+        record: &BenchmarkRecord,
+        methods: &[EvalMethod],
+        edits: Option<&RecordEdits>,
+        fixed: &FixedEdits,
+        on_stage: &mut dyn FnMut(Stage),
+    ) -> Result<Vec<RecordResult>> {
+        let questions = questions(record, self.langs).wrap_err_with(|| format!("record {}", index + 1))?;
+        let models = self.models;
+        on_stage(Stage::Scoring(EvalMethod::Unedited));
+        let (unedited, unedited_seconds) = answer(models, Answerer::Fixed(&[]), &questions)?;
+        let mut results = Vec::new();
+        for &method in methods {
+            on_stage(Stage::Scoring(method));
+            let edit = || edits.ok_or_else(|| eyre!("{method} needs the record's edit"));
+            let mut seconds = TimeBreakdown::default();
+            let answers = match method {
+                EvalMethod::Unedited => {
+                    seconds.scoring = unedited_seconds;
+                    unedited.clone()
+                }
+                EvalMethod::LuLafns => {
+                    let e = edit()?;
+                    seconds.paraphrases = e.paraphrase_seconds;
+                    seconds.locate = e.run.locate_seconds;
+                    seconds.optimize = e.run.optimize_seconds;
+                    timed(models, Answerer::Cached(&mut self.ours), &questions, &mut seconds)?
+                }
+                EvalMethod::LuLafnsNocache => timed(models, Answerer::Fixed(&fixed.ours), &questions, &mut seconds)?,
+                EvalMethod::RandomNeurons => {
+                    seconds.optimize = edit()?.random.as_ref().map_or(0.0, |r| r.2);
+                    timed(models, Answerer::Cached(&mut self.random), &questions, &mut seconds)?
+                }
+                EvalMethod::FtL => {
+                    seconds.optimize = edit()?.fine_tuned.as_ref().map_or(0.0, |f| f.1);
+                    timed(models, Answerer::Fixed(&fixed.fine_tuned), &questions, &mut seconds)?
+                }
+                EvalMethod::Icl => timed(models, Answerer::InContext(&self.facts), &questions, &mut seconds)?,
+            };
+            let tokenizer = &self.models.loaded.tokenizer;
+            let langs = score_answers(tokenizer, &questions, &answers, &unedited)?;
+            results.push(RecordResult { method, record: index, langs, seconds });
+        }
+        Ok(results)
+    }
+}
+
+/// A method's answers on the quantized model, and the seconds they took.
+fn answer(models: EvalModels, answerer: Answerer, questions: &[Question]) -> Result<(Vec<Answer>, f64)> {
+    let started = Instant::now();
+    let loaded = models.loaded;
+    let answers = answer_all(&loaded.model, &loaded.tokenizer, answerer, questions)?;
+    Ok((answers, started.elapsed().as_secs_f64()))
+}
+
+/// [`answer`], recording the seconds as scoring time.
+fn timed(
+    models: EvalModels,
+    answerer: Answerer,
+    questions: &[Question],
+    seconds: &mut TimeBreakdown,
+) -> Result<Vec<Answer>> {
+    let (answers, scoring) = answer(models, answerer, questions)?;
+    seconds.scoring = scoring;
+    Ok(answers)
+}
+
+/// Update values the no-retrieval methods apply to every question: the records' edits summed.
+struct FixedEdits {
+    ours: Vec<NeuronEdit>,
+    fine_tuned: Vec<NeuronEdit>,
+}
+
+impl FixedEdits {
+    fn of(edits: Vec<&RecordEdits>, models: EvalModels) -> Result<Self> {
+        let c = models.dense.config();
+        let ours: Vec<&UpdateValues> = edits.iter().map(|e| &e.run.outcome.update).collect();
+        let fine_tuned: Vec<&UpdateValues> = edits.iter().filter_map(|e| e.fine_tuned.as_ref().map(|f| &f.0)).collect();
+        let merge = |updates: &[&UpdateValues]| match updates {
+            [one] => one.to_edits(),
+            _ => merged_edits(updates, c.ffn_size, c.hidden_size),
+        };
+        Ok(Self { ours: merge(&ours)?, fine_tuned: merge(&fine_tuned)? })
+    }
+}

@@ -1,0 +1,148 @@
+//! The state file of a run: per (method, record) results appended as JSON lines and flushed one by one,
+//! so an interrupted run resumes where it stopped — but only with exactly the same settings and model.
+//!
+//! Line 1 is a [`StateHeader`]; every further line a [`RecordResult`]. A last line cut short by a crash
+//! is dropped when the file is opened. Two runs must not share a state file at the same time.
+
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use color_eyre::eyre::{bail, WrapErr};
+use serde::{Deserialize, Serialize};
+
+use super::report::RecordResult;
+use super::runner::EvalConfig;
+use crate::storage;
+use crate::Result;
+
+/// Version of the state file's format.
+const STATE_FORMAT_VERSION: u32 = 1;
+
+/// What makes stored results valid for this run. Methods and `--limit` may change between runs
+/// (except that a sequential run's cache holds all its records, so there the record count counts too).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunIdentity {
+    pub dataset: String,
+    /// Fingerprint of the data file.
+    pub data_fingerprint: String,
+    pub langs: Vec<String>,
+    pub protocol: String,
+    /// Sequential runs only: the number of records edited into one cache.
+    pub sequential_records: Option<usize>,
+    pub model_fingerprint: String,
+    pub settings: EvalConfig,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct StateHeader {
+    lafn_eval_state: u32,
+    identity: RunIdentity,
+}
+
+/// The state file next to a report: `report.json` -> `report.state.jsonl`.
+pub fn state_path_for(report: &Path) -> PathBuf {
+    let stem = report.file_stem().map_or("report".into(), |s| s.to_string_lossy().into_owned());
+    report.with_file_name(format!("{stem}.state.jsonl"))
+}
+
+/// An open state file, appending results.
+pub struct StateFile {
+    path: PathBuf,
+    file: File,
+}
+
+impl StateFile {
+    /// Opens (or creates) the state file for a run with `identity` and returns the results stored in it.
+    /// Refuses a file written by a run with other settings, data or model.
+    pub fn open(path: &Path, identity: &RunIdentity) -> Result<(Self, Vec<RecordResult>)> {
+        let header =
+            serde_json::to_string(&StateHeader { lafn_eval_state: STATE_FORMAT_VERSION, identity: identity.clone() })?;
+        let mut results = Vec::new();
+        let mut intact = false;
+        if path.exists() {
+            let text =
+                std::fs::read_to_string(path).wrap_err_with(|| format!("cannot read state file {}", path.display()))?;
+            let mut lines = text.lines();
+            let first = lines.next().unwrap_or_default();
+            let stored: StateHeader = serde_json::from_str(first).wrap_err_with(|| {
+                format!("{} is not an evaluation state file: remove it or choose another --out", path.display())
+            })?;
+            if stored.lafn_eval_state != STATE_FORMAT_VERSION {
+                bail!(
+                    "state file {} has format {}, this lafn reads {STATE_FORMAT_VERSION}: remove it to start over",
+                    path.display(),
+                    stored.lafn_eval_state
+                );
+            }
+            let differences = differences(&stored.identity, identity);
+            if !differences.is_empty() {
+                bail!(
+                    "state file {} belongs to a run with different {}: resuming would mix incomparable results. \
+                     Use the same settings, or remove the file (or choose another --out) to start over",
+                    path.display(),
+                    differences.join(", ")
+                );
+            }
+            let lines: Vec<&str> = lines.filter(|l| !l.trim().is_empty()).collect();
+            intact = text.ends_with('\n');
+            for (i, line) in lines.iter().enumerate() {
+                match serde_json::from_str::<RecordResult>(line) {
+                    Ok(result) => results.push(result),
+                    // Only the last line can be cut short by an interrupted write.
+                    Err(_) if i + 1 == lines.len() => intact = false,
+                    Err(e) => bail!("state file {} line {}: {e}; remove the file to start over", path.display(), i + 2),
+                }
+            }
+        }
+        // A new file, or one with a cut-off last line: write what is valid so appends start on a fresh
+        // line. An intact file is only appended to.
+        if !intact {
+            let mut text = header + "\n";
+            for result in &results {
+                text.push_str(&serde_json::to_string(result)?);
+                text.push('\n');
+            }
+            storage::write_atomic(path, text.as_bytes())?;
+        }
+        let file = OpenOptions::new()
+            .append(true)
+            .open(path)
+            .wrap_err_with(|| format!("cannot open state file {}", path.display()))?;
+        Ok((Self { path: path.to_path_buf(), file }, results))
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Appends one result and flushes it to disk.
+    pub fn append(&mut self, result: &RecordResult) -> Result<()> {
+        let line = serde_json::to_string(result)? + "\n";
+        self.file
+            .write_all(line.as_bytes())
+            .and_then(|()| self.file.sync_data())
+            .wrap_err_with(|| format!("cannot write state file {}", self.path.display()))
+    }
+}
+
+/// Names of the identity parts that differ.
+fn differences(stored: &RunIdentity, current: &RunIdentity) -> Vec<&'static str> {
+    let mut out = Vec::new();
+    if stored.dataset != current.dataset || stored.data_fingerprint != current.data_fingerprint {
+        out.push("data");
+    }
+    if stored.langs != current.langs {
+        out.push("languages");
+    }
+    if stored.protocol != current.protocol || stored.sequential_records != current.sequential_records {
+        out.push("protocol (sequential runs also need the same --limit)");
+    }
+    if stored.model_fingerprint != current.model_fingerprint {
+        out.push("model");
+    }
+    if stored.settings != current.settings {
+        out.push("settings");
+    }
+    out
+}

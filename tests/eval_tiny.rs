@@ -1,0 +1,179 @@
+//! The evaluation harness on a tiny random model: every method runs in both protocols, results are
+//! kept per (method, record) and a rerun resumes from them, but never with other settings.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicBool;
+
+use lafn::eval::{
+    run, state_path_for, Dataset, EvalConfig, EvalMethod, EvalModels, EvalReport, EvalRequest, Metric, Progress,
+};
+use lafn::method::prompts::ParaphraseSettings;
+use lafn::method::{EditSettings, LayerChoice, LocateSettings, MethodSettings};
+use lafn::runtime::tiny::{write_tiny_model, TinySpec};
+use lafn::runtime::{Arch, LoadedModel, Model, WeightMode};
+
+/// Two records in the benchmark format, in words the tiny tokenizer knows.
+const RECORDS: &str = r#"{"en": {"subject": "Shmavon Shmavonyan", "src": "what country is Shmavon Shmavonyan from ?", "rephrase": "which country is Shmavon Shmavonyan from ?", "alt": "Yemen", "loc": "where is the river ?", "loc_ans": "Italy", "portability": {"New Question": "what is the capital of the country of Shmavon Shmavonyan ?", "New Answer": "Tokyo"}}, "de": {"subject": "Shmavon Shmavonyan", "src": "Shmavon Shmavonyan ist der", "rephrase": "der Shmavon Shmavonyan ist", "alt": "Jemen", "loc": "die river ist", "loc_ans": "Berlin", "portability": {"New Question": "die capital der Shmavon Shmavonyan ist", "New Answer": "Tokyo"}}}
+{"en": {"subject": "Danielle Darrieux", "src": "which language speaks Danielle Darrieux ?", "rephrase": "what language is Danielle Darrieux ?", "alt": "Japan", "loc": "who works for the company ?", "loc_ans": "Bob", "portability": {"New Question": "", "New Answer": ""}}, "de": {"subject": "Danielle Darrieux", "src": "Danielle Darrieux ist die", "rephrase": "die Danielle Darrieux ist", "alt": "Japan", "loc": "der company und", "loc_ans": "Alice", "portability": {"New Question": "", "New Answer": ""}}}
+"#;
+
+struct Tiny {
+    _dir: tempfile::TempDir,
+    data: PathBuf,
+    loaded: LoadedModel,
+    dense: Model,
+}
+
+fn tiny() -> Tiny {
+    let dir = tempfile::tempdir().unwrap();
+    let files = write_tiny_model(&dir.path().join("model"), TinySpec::new(Arch::Gemma3)).unwrap();
+    let loaded = LoadedModel::load(&files, WeightMode::Quantized).unwrap();
+    let dense = loaded.load_weights(WeightMode::Dense).unwrap();
+    let data = dir.path().join("records.jsonl");
+    std::fs::write(&data, RECORDS).unwrap();
+    Tiny { _dir: dir, data, loaded, dense }
+}
+
+fn config(steps: usize) -> EvalConfig {
+    EvalConfig {
+        method: MethodSettings {
+            paraphrases: ParaphraseSettings { count: 2, ..Default::default() },
+            locate: LocateSettings {
+                beta: 0.5,
+                layers: LayerChoice::Fixed(vec![1, 2]),
+                generic_share: None,
+                max_per_layer: Some(16),
+                ..Default::default()
+            },
+            edit: EditSettings { steps, learning_rate: 0.1, ..Default::default() },
+            ..Default::default()
+        },
+        eval: Default::default(),
+    }
+}
+
+fn request(tiny: &Tiny, methods: &[EvalMethod], state: Option<&Path>) -> EvalRequest {
+    EvalRequest {
+        dataset: Dataset::Mzsre,
+        file: tiny.data.clone(),
+        langs: Some(vec!["en".into(), "de".into()]),
+        limit: None,
+        methods: methods.to_vec(),
+        sequential: false,
+        config: config(4),
+        state_file: state.map(Path::to_path_buf),
+    }
+}
+
+fn evaluate(tiny: &Tiny, request: &EvalRequest) -> lafn::Result<(EvalReport, Vec<Progress>)> {
+    let mut progress = Vec::new();
+    let models = EvalModels { loaded: &tiny.loaded, dense: &tiny.dense };
+    let report = run(models, request, &AtomicBool::new(false), &mut |p| progress.push(p))?;
+    Ok((report, progress))
+}
+
+fn state_lines(path: &Path) -> usize {
+    std::fs::read_to_string(path).unwrap().lines().count()
+}
+
+#[test]
+fn every_method_runs_and_a_rerun_resumes_from_the_state_file() {
+    let tiny = tiny();
+    let out = tiny._dir.path().join("report.json");
+    let state = state_path_for(&out);
+    assert_eq!(state.file_name().unwrap(), "report.state.jsonl");
+    let first_methods = [EvalMethod::Unedited, EvalMethod::LuLafns];
+    let (first, _) = evaluate(&tiny, &request(&tiny, &first_methods, Some(&state))).unwrap();
+    assert_eq!((first.records, first.records_this_run), (2, 2));
+    assert_eq!(state_lines(&state), 1 + 4, "a header and one line per (method, record)");
+    let unedited = &first.methods[0];
+    assert_eq!(unedited.method, EvalMethod::Unedited);
+    assert_eq!(unedited.average[&Metric::Locality].em, 100.0, "the unedited model agrees with itself");
+    // Portability exists only in the first record: both languages still have a score.
+    assert!(unedited.per_lang["en"].contains_key(&Metric::Portability));
+    let ours = &first.methods[1];
+    assert!(ours.seconds.locate > 0.0 && ours.seconds.optimize > 0.0 && ours.seconds.scoring > 0.0);
+    assert_eq!(ours.retrieval_fired[&Metric::Reliability], 100.0, "the edit prompts name the subject");
+    assert_eq!(ours.retrieval_fired[&Metric::Locality], 0.0);
+    assert_eq!(ours.average[&Metric::Locality].em, 100.0, "nothing fires on unrelated questions");
+
+    // The same run again computes nothing and reports the same results.
+    let (again, progress) = evaluate(&tiny, &request(&tiny, &first_methods, Some(&state))).unwrap();
+    assert_eq!(again.records_this_run, 0);
+    assert_eq!(again.methods, first.methods);
+    assert_eq!(progress[0].resumed, 2);
+    assert!(progress.iter().all(|p| p.stage.is_none()), "nothing was edited or scored");
+    assert_eq!(state_lines(&state), 5);
+
+    // More methods: only theirs are computed; the earlier results stay as they were.
+    let (all, _) = evaluate(&tiny, &request(&tiny, &EvalMethod::ALL, Some(&state))).unwrap();
+    assert_eq!(all.records_this_run, 2);
+    assert_eq!(state_lines(&state), 1 + 12);
+    assert_eq!(all.methods.iter().map(|m| m.method).collect::<Vec<_>>(), EvalMethod::ALL);
+    assert_eq!(all.methods[..2], first.methods[..]);
+    for m in &all.methods {
+        assert_eq!(m.records, 2, "{}", m.method);
+        assert_eq!(m.per_lang.len(), 2, "{}", m.method);
+    }
+    let report = |method| all.methods.iter().find(|m| m.method == method).unwrap();
+    assert!(report(EvalMethod::FtL).seconds.optimize > 0.0 && report(EvalMethod::RandomNeurons).seconds.optimize > 0.0);
+    assert!(report(EvalMethod::Icl).retrieval_fired[&Metric::Generality] == 100.0);
+    let markdown = all.markdown();
+    for needle in ["### Reliability (F1 / EM)", "| lu-lafns-nocache |", "records/min"] {
+        assert!(markdown.contains(needle), "{needle} missing from\n{markdown}");
+    }
+
+    // A crash mid-write leaves half a line: it is dropped and that one result computed again.
+    let text = std::fs::read_to_string(&state).unwrap();
+    let cut = text.trim_end().rfind('\n').unwrap() + 20;
+    std::fs::write(&state, &text[..cut]).unwrap();
+    let (resumed, _) = evaluate(&tiny, &request(&tiny, &EvalMethod::ALL, Some(&state))).unwrap();
+    assert_eq!(resumed.records_this_run, 1);
+    assert_eq!(state_lines(&state), 1 + 12);
+
+    // Other settings or languages must not mix with these results.
+    let mut other = request(&tiny, &first_methods, Some(&state));
+    other.config = config(5);
+    let error = format!("{:#}", evaluate(&tiny, &other).unwrap_err());
+    assert!(error.contains("different settings"), "{error}");
+    let mut other = request(&tiny, &first_methods, Some(&state));
+    other.langs = Some(vec!["en".into()]);
+    let error = format!("{:#}", evaluate(&tiny, &other).unwrap_err());
+    assert!(error.contains("different languages"), "{error}");
+}
+
+#[test]
+fn sequential_protocol_scores_every_record_with_all_edits_in_place() {
+    let tiny = tiny();
+    let mut request = request(&tiny, &EvalMethod::ALL, None);
+    request.sequential = true;
+    let (report, progress) = evaluate(&tiny, &request).unwrap();
+    assert_eq!(report.protocol, "sequential");
+    assert!(report.methods.iter().all(|m| m.records == 2));
+    let phases: Vec<_> = progress.iter().filter(|p| p.stage.is_none()).map(|p| (p.phase, p.done)).collect();
+    use lafn::eval::EvalPhase::{Editing, Scoring};
+    assert_eq!(phases, vec![(Editing, 0), (Editing, 1), (Editing, 2), (Scoring, 0), (Scoring, 1), (Scoring, 2)]);
+    let ours = report.methods.iter().find(|m| m.method == EvalMethod::LuLafns).unwrap();
+    assert_eq!(ours.retrieval_fired[&Metric::Reliability], 100.0);
+}
+
+#[test]
+fn a_language_missing_from_a_record_is_a_clear_error() {
+    let tiny = tiny();
+    let mut request = request(&tiny, &[EvalMethod::Unedited], None);
+    request.langs = Some(vec!["en".into(), "fr".into()]);
+    let error = format!("{:#}", evaluate(&tiny, &request).unwrap_err());
+    assert!(error.contains("record 1: no language `fr` (it has en, de)"), "{error}");
+}
+
+#[test]
+fn the_documented_settings_file_loads_and_typos_in_eval_settings_are_refused() {
+    let documented = Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/eval-settings.json");
+    let config = EvalConfig::load(&documented).unwrap();
+    assert_eq!(config.eval, Default::default());
+    let dir = tempfile::tempdir().unwrap();
+    let typo = dir.path().join("typo.json");
+    std::fs::write(&typo, r#"{"edit": {"steps": 3}, "eval": {"random_sed": 1}}"#).unwrap();
+    let error = format!("{:#}", EvalConfig::load(&typo).unwrap_err());
+    assert!(error.contains("random_sed"), "{error}");
+}
