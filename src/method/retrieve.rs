@@ -25,6 +25,9 @@ pub struct RetrievalSettings {
     /// An entry fires when one of its subjects scores at least this: the weighted share of the
     /// subject's tokens found in the query, each counted by its similarity. Default 0.8.
     pub threshold: f32,
+    /// A subject of one word fires only at this score: with no other word to confirm it, an inflected
+    /// form of a common word ("Verás" and "verse") would otherwise fire. Default 0.85.
+    pub single_word_threshold: f32,
     /// A subject found only in part still fires at this score when at least `partial_min_words` of
     /// its uncommon words of five or more letters are found: translated titles keep some words and
     /// replace others ("Галицкое объединение регионалистов" for "Галицкая ассоциация регионалистов").
@@ -46,6 +49,7 @@ impl Default for RetrievalSettings {
     fn default() -> Self {
         Self {
             threshold: 0.8,
+            single_word_threshold: 0.85,
             partial_threshold: 0.6,
             partial_min_words: 2,
             min_token_similarity: 0.6,
@@ -127,7 +131,9 @@ struct VocabularyToken {
     token: Token,
     /// Spelling used for fuzzy comparison (see `loose_spelling`).
     loose: Vec<char>,
-    /// Number of distinct n-grams of `loose`.
+    /// `loose` in Latin letters, for finding similar tokens and comparing across scripts.
+    latin: Vec<char>,
+    /// Number of distinct n-grams of `latin`.
     gram_count: usize,
     /// (subject slot, position in the subject) of every occurrence.
     occurrences: Vec<(usize, usize)>,
@@ -158,6 +164,9 @@ const ENDING_CHARS: usize = 2;
 /// Cost of changing a letter of the ending, and of appending a letter after the word.
 const ENDING_EDIT_COST: f32 = 0.5;
 const APPENDED_LETTER_COST: f32 = 0.25;
+/// Cost of dropping the letter before the ending: Slavic declension drops a vowel there ("Pavel" ->
+/// "Pavla"), but together with a changed ending a short word becomes another word ("veras", "verd").
+const DROPPED_VOWEL_COST: f32 = 0.75;
 /// Runs shorter than this must occur exactly: in Thai a few letters occur inside many words.
 const MIN_FUZZY_RUN_CHARS: usize = 8;
 /// Words at least this similar count as found for `RetrievalSettings::partial_min_words`.
@@ -375,7 +384,12 @@ impl SubjectIndex {
                         && frequencies[i] <= PARTIAL_MAX_FREQUENCY
                 })
                 .count();
-            let fires = coverage >= self.settings.threshold
+            let threshold = if matches!(tokens[..], [only] if only.token.kind == Kind::Word) {
+                self.settings.single_word_threshold
+            } else {
+                self.settings.threshold
+            };
+            let fires = coverage >= threshold
                 || (words_found >= self.settings.partial_min_words && coverage >= self.settings.partial_threshold);
             if fires && numbers_found && (exact || evidence >= MIN_EVIDENCE_CHARS) {
                 best = best.max(coverage);
@@ -419,14 +433,15 @@ impl Vocabulary {
             Some(&id) => id,
             None => {
                 let id = self.tokens.len();
-                let loose = loose_spelling(token);
-                let grams = grams(token.kind, &loose);
+                let (loose, latin) = (loose_spelling(token, false), loose_spelling(token, true));
+                let grams = grams(token.kind, &latin);
                 for gram in &grams {
                     self.grams.entry(*gram).or_default().push(id);
                 }
                 self.tokens.push(VocabularyToken {
                     token: token.clone(),
                     loose,
+                    latin,
                     gram_count: grams.len(),
                     occurrences: Vec::new(),
                     entry_count: 0,
@@ -452,13 +467,13 @@ impl Vocabulary {
         if query_token.kind == Kind::Number {
             return similar;
         }
-        let loose = loose_spelling(query_token);
+        let (query_loose, query_latin) = (loose_spelling(query_token, false), loose_spelling(query_token, true));
         let query_chars = query_token.text.chars().count();
         let mut touched = Vec::new();
-        let mut query_grams = grams(query_token.kind, &loose);
+        let mut query_grams = grams(query_token.kind, &query_latin);
         if query_token.kind == Kind::Run {
             // One-character subject runs are indexed by that character alone.
-            query_grams.extend(loose.iter().map(|&c| [c, '\0', '\0']));
+            query_grams.extend(query_latin.iter().map(|&c| [c, '\0', '\0']));
             query_grams.sort_unstable();
             query_grams.dedup();
         }
@@ -477,28 +492,36 @@ impl Vocabulary {
             // pair coverage keeps at least half of its character pairs.
             let comparable = match query_token.kind {
                 Kind::Run => 2 * shared >= candidate.gram_count,
-                _ => candidate.loose.first() == loose.first(),
+                _ => candidate.latin.first() == query_latin.first(),
             };
-            if Some(id) == exact || !comparable || candidate.loose.is_empty() || loose.is_empty() {
+            // Words of one script compare as written: romanizing blurs Cyrillic endings ("-ая", "-ей").
+            let same_script = (candidate.latin != candidate.loose) == (query_latin != query_loose);
+            let (subject, loose) =
+                if same_script { (&candidate.loose, &query_loose) } else { (&candidate.latin, &query_latin) };
+            if Some(id) == exact || !comparable || subject.is_empty() || loose.is_empty() {
                 continue;
             }
             let similarity = match query_token.kind {
                 Kind::Word => {
                     let short = |chars: usize| chars <= settings.exact_match_max_chars;
-                    let similarity = if short(query_chars) {
-                        // Short query words ("le", "de") may only differ in diacritics.
-                        if candidate.loose == loose {
+                    let similarity = if short(query_chars)
+                        || is_vietnamese(&query_token.text)
+                        || is_vietnamese(&candidate.token.text)
+                    {
+                        // Short query words ("le", "de") and Vietnamese syllables, which do not inflect
+                        // ("thấy" is not "tháng"), may only differ in diacritics.
+                        if subject == loose {
                             1.0
                         } else {
                             0.0
                         }
                     } else {
-                        word_similarity(&candidate.loose, &loose, short(candidate.token.text.chars().count()))
+                        word_similarity(subject, loose, short(candidate.token.text.chars().count()))
                     };
                     similarity.min(NOT_EXACT_SIMILARITY)
                 }
                 Kind::Run => {
-                    let similarity = run_similarity(&candidate.loose, &loose);
+                    let similarity = run_similarity(subject, loose);
                     if query_token.text.contains(candidate.token.text.as_str()) {
                         similarity
                     } else {
@@ -536,22 +559,25 @@ fn word_similarity(subject: &[char], query: &[char], subject_is_short: bool) -> 
 }
 
 /// Edit distance in which replacing or inserting letters within the last `ENDING_CHARS` letters of
-/// the subject costs half and appending letters after it a quarter: inflection rewrites endings
-/// ("Марта" -> "Марты", "Павел" -> "Павла"), agglutination appends ("Krallığı" -> "Krallığının").
-/// Deletions and changes elsewhere (transliteration) pay in full: a query word that drops the end of
-/// a subject word ("OpenCV" -> "open") is another word.
+/// the subject (up to a third of it) costs half, dropping the letter before them three quarters and
+/// appending letters after it a quarter: inflection rewrites endings ("Марта" -> "Марты") and drops
+/// the vowel before them ("Pavel" -> "Pavla"), agglutination appends ("Krallığı" -> "Krallığının"). Changes
+/// elsewhere (transliteration) and dropping letters of the ending pay in full: a query word that cuts
+/// a subject word short ("OpenCV" -> "open") is another word.
 fn ending_tolerant_distance(subject: &[char], query: &[char]) -> f32 {
     let ending_start = subject.len() - ENDING_CHARS.min(subject.len() / 3);
-    // Cost of replacing subject letter `i`, and of inserting a letter after `i` subject letters.
+    // Cost of replacing subject letter `i`, of dropping it, and of inserting a letter after `i`
+    // subject letters.
     let replace = |i: usize| if i >= ending_start { ENDING_EDIT_COST } else { 1.0 };
+    let delete = |i: usize| if i + 1 == ending_start { DROPPED_VOWEL_COST } else { 1.0 };
     let insert = |i: usize| if i == subject.len() { APPENDED_LETTER_COST } else { replace(i) };
     let mut previous: Vec<f32> = (0..=query.len()).map(|j| j as f32 * insert(0)).collect();
     let mut current = vec![0.0; query.len() + 1];
     for (i, s) in subject.iter().enumerate() {
-        current[0] = previous[0] + 1.0;
+        current[0] = previous[0] + delete(i);
         for (j, q) in query.iter().enumerate() {
             let substitution = previous[j] + if s == q { 0.0 } else { replace(i) };
-            current[j + 1] = substitution.min(previous[j + 1] + 1.0).min(current[j] + insert(i + 1));
+            current[j + 1] = substitution.min(previous[j + 1] + delete(i)).min(current[j] + insert(i + 1));
         }
         std::mem::swap(&mut previous, &mut current);
     }
@@ -677,16 +703,19 @@ fn grams(kind: Kind, loose: &[char]) -> Vec<Gram> {
 
 /// Spelling that transliterations of one name share. Words: no diacritics, no doubled letters,
 /// sh/ch/sch -> s, y -> i, w -> v, ph -> f, no soft/hard signs ("Shmavonyan", "Chmavonian" and
-/// "Šmavonyan" agree). Runs: see `loose_thai`.
-fn loose_spelling(token: &Token) -> Vec<char> {
+/// "Šmavonyan" agree), `latin`: Cyrillic and Greek in Latin letters. Runs: see `loose_thai`.
+fn loose_spelling(token: &Token, latin: bool) -> Vec<char> {
     match token.kind {
         Kind::Number => return token.text.chars().collect(),
         Kind::Run => return loose_thai(&token.text),
         Kind::Word => {}
     }
-    let mut letters: Vec<char> = fold(&token.text).chars().collect();
+    let folded = fold(&token.text);
+    let mut letters: Vec<char> = if latin { romanize(&folded) } else { folded }.chars().collect();
     letters.dedup();
     let replaced = String::from_iter(letters)
+        .replace("kh", "h")
+        .replace("zh", "z")
         .replace("sch", "s")
         .replace("sh", "s")
         .replace("ch", "s")
@@ -695,6 +724,11 @@ fn loose_spelling(token: &Token) -> Vec<char> {
         .replace('w', "v")
         .replace(['ь', 'ъ'], "");
     replaced.chars().collect()
+}
+
+/// Whether a word has letters only Vietnamese uses (ơ, ư, vowels with a tone mark and another mark).
+fn is_vietnamese(word: &str) -> bool {
+    word.chars().any(|c| matches!(c, 'ơ' | 'ư' | '\u{1EA0}'..='\u{1EF9}'))
 }
 
 /// Thai writes most sounds with several letters and marks silent ones: transliterations of one name
@@ -824,6 +858,80 @@ fn fold(word: &str) -> String {
         }
     }
     folded
+}
+
+/// A folded word with Cyrillic and Greek letters spelled in Latin ones, so that a name matches across
+/// scripts ("Бушры" and "Bushra", "Хантавади" and "Hanthawaddy").
+fn romanize(word: &str) -> String {
+    static TABLE: OnceLock<HashMap<char, &'static str>> = OnceLock::new();
+    let table = TABLE.get_or_init(|| {
+        const LETTERS: &[(char, &str)] = &[
+            ('а', "a"),
+            ('б', "b"),
+            ('в', "v"),
+            ('г', "g"),
+            ('д', "d"),
+            ('е', "e"),
+            ('ж', "zh"),
+            ('з', "z"),
+            ('и', "i"),
+            ('і', "i"),
+            ('к', "k"),
+            ('л', "l"),
+            ('м', "m"),
+            ('н', "n"),
+            ('о', "o"),
+            ('п', "p"),
+            ('р', "r"),
+            ('с', "s"),
+            ('т', "t"),
+            ('у', "u"),
+            ('ф', "f"),
+            ('х', "kh"),
+            ('ц', "ts"),
+            ('ч', "ch"),
+            ('ш', "sh"),
+            ('щ', "shch"),
+            ('ы', "y"),
+            ('э', "e"),
+            ('ю', "yu"),
+            ('я', "ya"),
+            ('є', "ye"),
+            ('α', "a"),
+            ('β', "v"),
+            ('γ', "g"),
+            ('δ', "d"),
+            ('ε', "e"),
+            ('ζ', "z"),
+            ('η', "i"),
+            ('θ', "th"),
+            ('ι', "i"),
+            ('κ', "k"),
+            ('λ', "l"),
+            ('μ', "m"),
+            ('ν', "n"),
+            ('ξ', "x"),
+            ('ο', "o"),
+            ('π', "p"),
+            ('ρ', "r"),
+            ('σ', "s"),
+            ('τ', "t"),
+            ('υ', "y"),
+            ('φ', "f"),
+            ('χ', "ch"),
+            ('ψ', "ps"),
+            ('ω', "o"),
+        ];
+        LETTERS.iter().copied().collect()
+    });
+    let mut latin = String::with_capacity(word.len());
+    for c in word.chars() {
+        match table.get(&c) {
+            Some(letters) => latin.push_str(letters),
+            None => latin.push(c),
+        }
+    }
+    latin
 }
 
 /// Accented Latin, Cyrillic and Greek letters -> base letters.
