@@ -12,13 +12,16 @@ use std::time::{Duration, Instant};
 use lafn::method::retrieve::{RetrievalSettings, SubjectIndex};
 use lafn::method::{load_benchmark, BenchmarkRecord};
 
-/// Share of `src` and of `rephrase` questions that must find their own entry, in every language.
-/// The goal is 97% (issue 3); this floor is what the matcher reaches now (ru 94.3% on `rephrase`),
-/// kept so that it cannot silently get worse. The printed table shows the gap.
-const MIN_RECALL: f64 = 0.93;
-/// Share of unrelated `loc` questions that may find some entry, in every language (goal: 1%; vi is
-/// at 1.3% now).
-const MAX_FALSE_HITS: f64 = 0.015;
+/// Share of `src` and of `rephrase` questions that must find their own entry, in every language
+/// (issue 3), except the languages in `RECALL_SHORTFALLS`.
+const MIN_RECALL: f64 = 0.97;
+/// Languages below `MIN_RECALL`, with the floor they reach, so that they cannot silently get worse.
+/// Russian `rephrase` questions (96.7%) often use another translation of a title than both the
+/// subject and the `src` prompt ("Истории игрушек" for "Игрушечная история", "Жить в одиночестве" for
+/// "Жизнь в полном одиночестве"): only a dictionary would find those.
+const RECALL_SHORTFALLS: &[(&str, f64)] = &[("ru", 0.965)];
+/// Share of unrelated `loc` questions that may find some entry, in every language (issue 3).
+const MAX_FALSE_HITS: f64 = 0.01;
 
 fn data(file: &str) -> PathBuf {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/data");
@@ -33,8 +36,8 @@ fn data(file: &str) -> PathBuf {
 }
 
 /// Every record as one entry: id = record index, subjects and prompts (`src`) of all its languages.
-fn index_of(records: &[BenchmarkRecord]) -> SubjectIndex {
-    let mut index = SubjectIndex::new(RetrievalSettings::default());
+fn index_of(records: &[BenchmarkRecord], settings: RetrievalSettings) -> SubjectIndex {
+    let mut index = SubjectIndex::new(settings);
     for (i, record) in records.iter().enumerate() {
         let subjects: Vec<String> = record.iter().map(|(_, e)| e.subject.clone()).collect();
         let prompts: Vec<String> = record.iter().map(|(_, e)| e.src.clone()).collect();
@@ -120,7 +123,7 @@ fn percent(share: f64) -> String {
 fn mzsre_recall_and_false_hits_per_language() {
     let records = load_benchmark(&data("mzsre.dev.jsonl")).unwrap();
     let started = Instant::now();
-    let index = index_of(&records);
+    let index = index_of(&records, RetrievalSettings::default());
     let indexing = started.elapsed();
     let (table, timing) = measure(&index, &records, 0..records.len());
     println!("MzsRE: {} records indexed in {indexing:?}", records.len());
@@ -158,16 +161,32 @@ fn mzsre_recall_and_false_hits_per_language() {
         );
     }
 
+    // `src` questions are the indexed prompts themselves: how far the subjects alone go shows how
+    // well questions worded unlike any prompt are found.
+    let subjects_only = index_of(&records, RetrievalSettings { match_prompts: false, ..RetrievalSettings::default() });
+    let (by_subjects, _) = measure(&subjects_only, &records, 0..records.len());
+    println!("subjects only (prompts not matched): recall src, recall rephrase, false hits");
+    for (lang, c) in &by_subjects {
+        println!(
+            "{lang:4}  {} {} {}",
+            percent(c.recall_src()),
+            percent(c.recall_rephrase()),
+            percent(c.false_hit_rate())
+        );
+    }
+
+    let min_recall = |lang: &str| RECALL_SHORTFALLS.iter().find(|(l, _)| *l == lang).map_or(MIN_RECALL, |&(_, r)| r);
     let below: Vec<String> = table
         .iter()
-        .filter(|(_, c)| {
-            c.recall_src() < MIN_RECALL || c.recall_rephrase() < MIN_RECALL || c.false_hit_rate() > MAX_FALSE_HITS
+        .filter(|(lang, c)| {
+            let floor = min_recall(lang);
+            c.recall_src() < floor || c.recall_rephrase() < floor || c.false_hit_rate() > MAX_FALSE_HITS
         })
         .map(|(lang, _)| lang.clone())
         .collect();
     assert!(
         below.is_empty(),
-        "below target (recall >= {}, false hits <= {}) in {below:?}",
+        "below target (recall >= {} or the shortfall floor, false hits <= {}) in {below:?}",
         percent(MIN_RECALL),
         percent(MAX_FALSE_HITS)
     );
@@ -176,7 +195,7 @@ fn mzsre_recall_and_false_hits_per_language() {
 #[test]
 fn bizsre_same_subject_entries_are_told_apart() {
     let records = load_benchmark(&data("bizsre.dev.jsonl")).unwrap();
-    let index = index_of(&records);
+    let index = index_of(&records, RetrievalSettings::default());
     let (mut queries, mut found, mut own_first, mut loc, mut false_hits) = (0, 0, 0, 0, 0);
     for (i, record) in records.iter().enumerate() {
         let id = i.to_string();

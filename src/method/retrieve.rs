@@ -5,12 +5,14 @@
 //! ("Šmavon", "Chmavon", "Shmavon"), translations reorder or replace words. Both sides are lowercased
 //! and cut into tokens: words of scripts written with spaces, numbers, and runs of scripts written
 //! without spaces (Chinese, Japanese, Thai). A subject word matches a query word if a loose spelling
-//! (no diacritics, transliteration variants merged) is within a few edits, where changed or added
-//! endings cost less; a subject run matches if it occurs in a query run nearly as is, or with its
+//! (no diacritics, transliteration variants merged, Cyrillic and Greek romanized when the scripts
+//! differ) is within a few edits, where changed or added endings cost less (not in Vietnamese, which
+//! does not inflect); a subject run matches if it occurs in a query run nearly as is, or with its
 //! character pairs close together. A subject's score is the weighted share of its tokens found within
 //! a few consecutive query tokens; a token weighs its letters, less when many entries' subjects or
-//! prompts have it (articles, question words). Entries sharing a subject are told apart by how much
-//! the rest of the query resembles their prompts.
+//! prompts have it (articles, question words). An entry's prompts are matched the same way, as the
+//! subject named in the author's words. Entries sharing a subject are told apart by how much the rest
+//! of the query resembles their prompts.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::OnceLock;
@@ -25,6 +27,9 @@ pub struct RetrievalSettings {
     /// An entry fires when one of its subjects scores at least this: the weighted share of the
     /// subject's tokens found in the query, each counted by its similarity. Default 0.8.
     pub threshold: f32,
+    /// A subject of one word fires only at this score: with no other word to confirm it, an inflected
+    /// form of a common word ("Verás" and "verse") would otherwise fire. Default 0.85.
+    pub single_word_threshold: f32,
     /// A subject found only in part still fires at this score when at least `partial_min_words` of
     /// its uncommon words of five or more letters are found: translated titles keep some words and
     /// replace others ("Галицкое объединение регионалистов" for "Галицкая ассоциация регионалистов").
@@ -40,17 +45,24 @@ pub struct RetrievalSettings {
     /// How many query tokens beyond the subject's own count a mention may spread over (translations
     /// add words: "Hanthawaddy Krallığı" -> "Restore Edilen Hanthawaddy Krallığı"). Default 2.
     pub window_slack: usize,
+    /// Whether an entry's prompts count as further ways of naming its subject, matched like subjects
+    /// (never in part): a prompt names the subject as its author did, which a translated subject may
+    /// not ("Motýlí hvězdokupa" for "Cluster motýlů"). Words many entries' prompts share ("what",
+    /// "country") weigh little, so the prompt's rare words must be there. Default true.
+    pub match_prompts: bool,
 }
 
 impl Default for RetrievalSettings {
     fn default() -> Self {
         Self {
             threshold: 0.8,
+            single_word_threshold: 0.85,
             partial_threshold: 0.6,
             partial_min_words: 2,
             min_token_similarity: 0.6,
             exact_match_max_chars: 3,
             window_slack: 2,
+            match_prompts: true,
         }
     }
 }
@@ -61,7 +73,7 @@ pub struct Hit {
     pub entry_id: String,
     /// How completely the query mentions `matched_subject`, in [0, 1].
     pub score: f32,
-    /// The stored subject (or alias) that matched best.
+    /// The stored subject (or alias, or prompt) that matched best.
     pub matched_subject: String,
     /// How much the rest of the query resembles the entry's prompts, in [0, 1]: tells apart entries
     /// that share a subject.
@@ -86,8 +98,8 @@ struct Entry {
     subject_keys: HashSet<String>,
     /// Features of each prompt with the subject's own features removed, so only the relation remains.
     prompt_features: Vec<HashSet<String>>,
-    /// Distinct tokens of the prompts, counted in `Vocabulary::prompt_frequency`.
-    prompt_tokens: HashSet<Token>,
+    /// Distinct vocabulary ids of the prompts, counted in `VocabularyToken::prompt_count`.
+    prompt_tokens: HashSet<usize>,
 }
 
 struct IndexedSubject {
@@ -97,6 +109,8 @@ struct IndexedSubject {
     tokens: Vec<usize>,
     /// Every token must match exactly: the subject is too short for fuzzy matching to be safe.
     exact_only: bool,
+    /// A prompt of the entry, matched as a whole: it names the subject as the user wrote it.
+    is_prompt: bool,
 }
 
 /// What a token is made of decides how it may match.
@@ -127,22 +141,42 @@ struct VocabularyToken {
     token: Token,
     /// Spelling used for fuzzy comparison (see `loose_spelling`).
     loose: Vec<char>,
-    /// Number of distinct n-grams of `loose`.
+    /// `loose` in Latin letters, for finding similar tokens and comparing across scripts.
+    latin: Vec<char>,
+    /// Whether `latin` differs from `loose`: the token is in another script.
+    romanized: bool,
+    /// Number of distinct n-grams of `latin`.
     gram_count: usize,
+    /// Whether the token is in the n-gram index, found by resemblance (see `Vocabulary::add`).
+    fuzzy: bool,
     /// (subject slot, position in the subject) of every occurrence.
     occurrences: Vec<(usize, usize)>,
     /// Number of entries with the token in a subject.
     entry_count: usize,
+    /// Number of entries with the token in a prompt: question words and articles are common.
+    prompt_count: usize,
+    /// How much finding the token says (see `VocabularyToken::refresh_weight`).
+    weight: f32,
 }
 
-/// Distinct subject tokens, with an n-gram index to find the ones resembling a query token.
+impl VocabularyToken {
+    /// In how many entries' subjects or prompts the token occurs.
+    fn frequency(&self) -> usize {
+        self.entry_count.max(self.prompt_count).max(1)
+    }
+
+    /// A token weighs its letters (a long name says more than "of"), less if it is common.
+    fn refresh_weight(&mut self) {
+        self.weight = self.loose.len() as f32 / (1.0 + (self.frequency() as f32).ln());
+    }
+}
+
+/// Distinct subject and prompt tokens, with an n-gram index to find the ones resembling a query token.
 #[derive(Default)]
 struct Vocabulary {
     ids: HashMap<Token, usize>,
     tokens: Vec<VocabularyToken>,
     grams: HashMap<Gram, Vec<usize>>,
-    /// Token -> number of entries whose prompts contain it: question words and articles are common.
-    prompt_frequency: HashMap<Token, usize>,
 }
 
 type Gram = [char; 3];
@@ -158,6 +192,9 @@ const ENDING_CHARS: usize = 2;
 /// Cost of changing a letter of the ending, and of appending a letter after the word.
 const ENDING_EDIT_COST: f32 = 0.5;
 const APPENDED_LETTER_COST: f32 = 0.25;
+/// Cost of dropping the letter before the ending: Slavic declension drops a vowel there ("Pavel" ->
+/// "Pavla"), but together with a changed ending a short word becomes another word ("veras", "verd").
+const DROPPED_VOWEL_COST: f32 = 0.75;
 /// Runs shorter than this must occur exactly: in Thai a few letters occur inside many words.
 const MIN_FUZZY_RUN_CHARS: usize = 8;
 /// Words at least this similar count as found for `RetrievalSettings::partial_min_words`.
@@ -197,26 +234,47 @@ impl SubjectIndex {
             subject_features.extend(features(&tokens));
             let slot = self.subjects.len();
             let ids: Vec<usize> =
-                tokens.iter().enumerate().map(|(position, t)| self.vocabulary.add(t, slot, position)).collect();
+                tokens.iter().enumerate().map(|(position, t)| self.vocabulary.add(t, slot, position, true)).collect();
             entry.subject_tokens.extend(&ids);
             self.subjects.push(Some(IndexedSubject {
                 entry_id: entry_id.to_string(),
                 original: subject.clone(),
                 tokens: ids,
                 exact_only: key.chars().filter(|c| *c != ' ').count() <= self.settings.exact_match_max_chars,
+                is_prompt: false,
             }));
             entry.subject_slots.push(slot);
         }
+        let mut prompt_keys = HashSet::new();
         for prompt in prompts {
             let tokens = tokenize(prompt);
             entry.prompt_features.push(features(&tokens).difference(&subject_features).cloned().collect());
-            entry.prompt_tokens.extend(tokens);
+            if self.settings.match_prompts && !tokens.is_empty() && prompt_keys.insert(subject_key(&tokens)) {
+                let slot = self.subjects.len();
+                let ids = tokens
+                    .iter()
+                    .enumerate()
+                    .map(|(position, t)| self.vocabulary.add(t, slot, position, false))
+                    .collect();
+                self.subjects.push(Some(IndexedSubject {
+                    entry_id: entry_id.to_string(),
+                    original: prompt.clone(),
+                    tokens: ids,
+                    exact_only: false,
+                    is_prompt: true,
+                }));
+                entry.subject_slots.push(slot);
+            }
+            entry.prompt_tokens.extend(tokens.iter().map(|t| self.vocabulary.id(t)));
         }
         for &id in &entry.subject_tokens {
             self.vocabulary.tokens[id].entry_count += 1;
         }
-        for token in &entry.prompt_tokens {
-            *self.vocabulary.prompt_frequency.entry(token.clone()).or_default() += 1;
+        for &id in &entry.prompt_tokens {
+            self.vocabulary.tokens[id].prompt_count += 1;
+        }
+        for &id in entry.subject_tokens.iter().chain(&entry.prompt_tokens) {
+            self.vocabulary.tokens[id].refresh_weight();
         }
         self.entries.insert(entry_id.to_string(), entry);
     }
@@ -234,13 +292,11 @@ impl SubjectIndex {
         for &id in &entry.subject_tokens {
             self.vocabulary.tokens[id].entry_count -= 1;
         }
-        for token in &entry.prompt_tokens {
-            if let Some(count) = self.vocabulary.prompt_frequency.get_mut(token) {
-                *count -= 1;
-                if *count == 0 {
-                    self.vocabulary.prompt_frequency.remove(token);
-                }
-            }
+        for &id in &entry.prompt_tokens {
+            self.vocabulary.tokens[id].prompt_count -= 1;
+        }
+        for &id in entry.subject_tokens.iter().chain(&entry.prompt_tokens) {
+            self.vocabulary.tokens[id].refresh_weight();
         }
     }
 
@@ -319,22 +375,18 @@ impl SubjectIndex {
     /// Best weighted share of the subject's tokens matched within one window of query tokens, each
     /// query word standing for at most one subject word ("Kara Kara" needs two); 0 unless it fires.
     fn subject_score(&self, subject: &IndexedSubject, mut matches: Vec<TokenMatch>) -> f32 {
-        let tokens: Vec<&VocabularyToken> = subject.tokens.iter().map(|&id| &self.vocabulary.tokens[id]).collect();
-        let frequencies: Vec<usize> = subject.tokens.iter().map(|&id| self.frequency(id)).collect();
-        // A token weighs its letters (a long name says more than "of"), less if it is common.
-        let weights: Vec<f32> =
-            tokens.iter().zip(&frequencies).map(|(t, &f)| t.loose.len() as f32 / (1.0 + (f as f32).ln())).collect();
-        let total: f32 = weights.iter().sum();
+        let weight = |id: usize| self.vocabulary.tokens[id].weight;
+        let total: f32 = subject.tokens.iter().map(|&id| weight(id)).sum();
         // Skip subjects whose matched tokens could not reach the lowest firing score anywhere.
-        let reachable: f32 = weights
-            .iter()
-            .enumerate()
+        let reachable: f32 = (subject.tokens.iter().enumerate())
             .filter(|(position, _)| matches.iter().any(|m| m.subject_position == *position))
-            .map(|(_, w)| w)
+            .map(|(_, &id)| weight(id))
             .sum();
         if total == 0.0 || reachable < self.settings.threshold.min(self.settings.partial_threshold) * total {
             return 0.0;
         }
+        let tokens: Vec<&VocabularyToken> = subject.tokens.iter().map(|&id| &self.vocabulary.tokens[id]).collect();
+        let weights: Vec<f32> = tokens.iter().map(|t| t.weight).collect();
         matches.sort_by_key(|m| (m.query_position, m.subject_position));
         let window = subject.tokens.len() + self.settings.window_slack;
         let mut best = 0.0f32;
@@ -372,23 +424,23 @@ impl SubjectIndex {
                 .filter(|&i| {
                     found[i] >= STRONG_SIMILARITY
                         && tokens[i].loose.len() >= PARTIAL_MIN_LETTERS
-                        && frequencies[i] <= PARTIAL_MAX_FREQUENCY
+                        && tokens[i].frequency() <= PARTIAL_MAX_FREQUENCY
                 })
                 .count();
-            let fires = coverage >= self.settings.threshold
-                || (words_found >= self.settings.partial_min_words && coverage >= self.settings.partial_threshold);
+            let threshold = if matches!(tokens[..], [only] if only.token.kind == Kind::Word) {
+                self.settings.single_word_threshold
+            } else {
+                self.settings.threshold
+            };
+            let fires = coverage >= threshold
+                || (!subject.is_prompt
+                    && words_found >= self.settings.partial_min_words
+                    && coverage >= self.settings.partial_threshold);
             if fires && numbers_found && (exact || evidence >= MIN_EVIDENCE_CHARS) {
                 best = best.max(coverage);
             }
         }
         best
-    }
-
-    /// In how many entries' subjects or prompts a token occurs: articles and question words in many.
-    fn frequency(&self, id: usize) -> usize {
-        let vocabulary_token = &self.vocabulary.tokens[id];
-        let in_prompts = self.vocabulary.prompt_frequency.get(&vocabulary_token.token).copied().unwrap_or(0);
-        vocabulary_token.entry_count.max(in_prompts).max(1)
     }
 
     fn prompt_similarity(&self, entry_id: &str, query_features: &HashSet<String>) -> f32 {
@@ -413,30 +465,45 @@ fn rank(a: &Hit, b: &Hit) -> std::cmp::Ordering {
 }
 
 impl Vocabulary {
-    /// Records one occurrence of a subject token and returns its id.
-    fn add(&mut self, token: &Token, slot: usize, position: usize) -> usize {
-        let id = match self.ids.get(token) {
+    /// Records one occurrence of a token and returns its id. Only tokens of subjects are found by
+    /// resemblance (`fuzzy`); a prompt's own words must be there as written, which keeps the search
+    /// over the many prompt words fast.
+    fn add(&mut self, token: &Token, slot: usize, position: usize, fuzzy: bool) -> usize {
+        let id = self.id(token);
+        let vocabulary_token = &mut self.tokens[id];
+        vocabulary_token.occurrences.push((slot, position));
+        if fuzzy && !vocabulary_token.fuzzy {
+            vocabulary_token.fuzzy = true;
+            for gram in grams(token.kind, &vocabulary_token.latin) {
+                self.grams.entry(gram).or_default().push(id);
+            }
+        }
+        id
+    }
+
+    /// The id of a token, added to the vocabulary if new.
+    fn id(&mut self, token: &Token) -> usize {
+        match self.ids.get(token) {
             Some(&id) => id,
             None => {
                 let id = self.tokens.len();
-                let loose = loose_spelling(token);
-                let grams = grams(token.kind, &loose);
-                for gram in &grams {
-                    self.grams.entry(*gram).or_default().push(id);
-                }
+                let (loose, latin) = (loose_spelling(token, false), loose_spelling(token, true));
                 self.tokens.push(VocabularyToken {
                     token: token.clone(),
+                    gram_count: grams(token.kind, &latin).len(),
+                    fuzzy: false,
+                    romanized: latin != loose,
                     loose,
-                    gram_count: grams.len(),
+                    latin,
                     occurrences: Vec::new(),
                     entry_count: 0,
+                    prompt_count: 0,
+                    weight: 0.0,
                 });
                 self.ids.insert(token.clone(), id);
                 id
             }
-        };
-        self.tokens[id].occurrences.push((slot, position));
-        id
+        }
     }
 
     /// Vocabulary tokens resembling `query_token`, with their similarity. `shared_grams` is scratch
@@ -452,13 +519,13 @@ impl Vocabulary {
         if query_token.kind == Kind::Number {
             return similar;
         }
-        let loose = loose_spelling(query_token);
+        let (query_loose, query_latin) = (loose_spelling(query_token, false), loose_spelling(query_token, true));
         let query_chars = query_token.text.chars().count();
         let mut touched = Vec::new();
-        let mut query_grams = grams(query_token.kind, &loose);
+        let mut query_grams = grams(query_token.kind, &query_latin);
         if query_token.kind == Kind::Run {
             // One-character subject runs are indexed by that character alone.
-            query_grams.extend(loose.iter().map(|&c| [c, '\0', '\0']));
+            query_grams.extend(query_latin.iter().map(|&c| [c, '\0', '\0']));
             query_grams.sort_unstable();
             query_grams.dedup();
         }
@@ -477,28 +544,37 @@ impl Vocabulary {
             // pair coverage keeps at least half of its character pairs.
             let comparable = match query_token.kind {
                 Kind::Run => 2 * shared >= candidate.gram_count,
-                _ => candidate.loose.first() == loose.first(),
+                _ => candidate.latin.first() == query_latin.first(),
             };
-            if Some(id) == exact || !comparable || candidate.loose.is_empty() || loose.is_empty() {
+            // Words of one script compare as written: romanizing blurs Cyrillic endings ("-ая", "-ей").
+            let same_script = candidate.romanized == (query_latin != query_loose);
+            let (subject, loose) =
+                if same_script { (&candidate.loose, &query_loose) } else { (&candidate.latin, &query_latin) };
+            let unused = candidate.occurrences.is_empty();
+            if Some(id) == exact || unused || !comparable || subject.is_empty() || loose.is_empty() {
                 continue;
             }
             let similarity = match query_token.kind {
                 Kind::Word => {
                     let short = |chars: usize| chars <= settings.exact_match_max_chars;
-                    let similarity = if short(query_chars) {
-                        // Short query words ("le", "de") may only differ in diacritics.
-                        if candidate.loose == loose {
+                    let similarity = if short(query_chars)
+                        || is_vietnamese(&query_token.text)
+                        || is_vietnamese(&candidate.token.text)
+                    {
+                        // Short query words ("le", "de") and Vietnamese syllables, which do not inflect
+                        // ("thấy" is not "tháng"), may only differ in diacritics.
+                        if subject == loose {
                             1.0
                         } else {
                             0.0
                         }
                     } else {
-                        word_similarity(&candidate.loose, &loose, short(candidate.token.text.chars().count()))
+                        word_similarity(subject, loose, short(candidate.token.text.chars().count()))
                     };
                     similarity.min(NOT_EXACT_SIMILARITY)
                 }
                 Kind::Run => {
-                    let similarity = run_similarity(&candidate.loose, &loose);
+                    let similarity = run_similarity(subject, loose);
                     if query_token.text.contains(candidate.token.text.as_str()) {
                         similarity
                     } else {
@@ -519,15 +595,24 @@ impl Vocabulary {
 /// one minus an edit distance that forgives changed and added endings, relative to the subject's
 /// length. A short subject word may only gain an ending ("Гар" -> "Гаром").
 fn word_similarity(subject: &[char], query: &[char], subject_is_short: bool) -> f32 {
+    let allowed = (subject.len() - 1) as f32 / MAX_EDIT_SHARE as f32;
+    // The cheapest edits that could make up the difference in length.
+    let least_cost = if query.len() < subject.len() {
+        DROPPED_VOWEL_COST * (subject.len() - query.len()) as f32
+    } else {
+        APPENDED_LETTER_COST * (query.len() - subject.len()) as f32
+    };
+    if least_cost > allowed {
+        return 0.0;
+    }
     let cost = if subject_is_short {
         if subject.len() < MIN_STEM_CHARS || !query.starts_with(subject) {
             return 0.0;
         }
-        APPENDED_LETTER_COST * (query.len() - subject.len()) as f32
+        least_cost
     } else {
         ending_tolerant_distance(subject, query)
     };
-    let allowed = (subject.len() - 1) as f32 / MAX_EDIT_SHARE as f32;
     if cost > allowed {
         0.0
     } else {
@@ -536,22 +621,25 @@ fn word_similarity(subject: &[char], query: &[char], subject_is_short: bool) -> 
 }
 
 /// Edit distance in which replacing or inserting letters within the last `ENDING_CHARS` letters of
-/// the subject costs half and appending letters after it a quarter: inflection rewrites endings
-/// ("Марта" -> "Марты", "Павел" -> "Павла"), agglutination appends ("Krallığı" -> "Krallığının").
-/// Deletions and changes elsewhere (transliteration) pay in full: a query word that drops the end of
-/// a subject word ("OpenCV" -> "open") is another word.
+/// the subject (up to a third of it) costs half, dropping the letter before them three quarters and
+/// appending letters after it a quarter: inflection rewrites endings ("Марта" -> "Марты") and drops
+/// the vowel before them ("Pavel" -> "Pavla"), agglutination appends ("Krallığı" -> "Krallığının"). Changes
+/// elsewhere (transliteration) and dropping letters of the ending pay in full: a query word that cuts
+/// a subject word short ("OpenCV" -> "open") is another word.
 fn ending_tolerant_distance(subject: &[char], query: &[char]) -> f32 {
     let ending_start = subject.len() - ENDING_CHARS.min(subject.len() / 3);
-    // Cost of replacing subject letter `i`, and of inserting a letter after `i` subject letters.
+    // Cost of replacing subject letter `i`, of dropping it, and of inserting a letter after `i`
+    // subject letters.
     let replace = |i: usize| if i >= ending_start { ENDING_EDIT_COST } else { 1.0 };
+    let delete = |i: usize| if i + 1 == ending_start { DROPPED_VOWEL_COST } else { 1.0 };
     let insert = |i: usize| if i == subject.len() { APPENDED_LETTER_COST } else { replace(i) };
     let mut previous: Vec<f32> = (0..=query.len()).map(|j| j as f32 * insert(0)).collect();
     let mut current = vec![0.0; query.len() + 1];
     for (i, s) in subject.iter().enumerate() {
-        current[0] = previous[0] + 1.0;
+        current[0] = previous[0] + delete(i);
         for (j, q) in query.iter().enumerate() {
             let substitution = previous[j] + if s == q { 0.0 } else { replace(i) };
-            current[j + 1] = substitution.min(previous[j + 1] + 1.0).min(current[j] + insert(i + 1));
+            current[j + 1] = substitution.min(previous[j + 1] + delete(i)).min(current[j] + insert(i + 1));
         }
         std::mem::swap(&mut previous, &mut current);
     }
@@ -677,16 +765,19 @@ fn grams(kind: Kind, loose: &[char]) -> Vec<Gram> {
 
 /// Spelling that transliterations of one name share. Words: no diacritics, no doubled letters,
 /// sh/ch/sch -> s, y -> i, w -> v, ph -> f, no soft/hard signs ("Shmavonyan", "Chmavonian" and
-/// "Šmavonyan" agree). Runs: see `loose_thai`.
-fn loose_spelling(token: &Token) -> Vec<char> {
+/// "Šmavonyan" agree), `latin`: Cyrillic and Greek in Latin letters. Runs: see `loose_thai`.
+fn loose_spelling(token: &Token, latin: bool) -> Vec<char> {
     match token.kind {
         Kind::Number => return token.text.chars().collect(),
         Kind::Run => return loose_thai(&token.text),
         Kind::Word => {}
     }
-    let mut letters: Vec<char> = fold(&token.text).chars().collect();
+    let folded = fold(&token.text);
+    let mut letters: Vec<char> = if latin { romanize(&folded) } else { folded }.chars().collect();
     letters.dedup();
     let replaced = String::from_iter(letters)
+        .replace("kh", "h")
+        .replace("zh", "z")
         .replace("sch", "s")
         .replace("sh", "s")
         .replace("ch", "s")
@@ -695,6 +786,11 @@ fn loose_spelling(token: &Token) -> Vec<char> {
         .replace('w', "v")
         .replace(['ь', 'ъ'], "");
     replaced.chars().collect()
+}
+
+/// Whether a word has letters only Vietnamese uses (ơ, ư, vowels with a tone mark and another mark).
+fn is_vietnamese(word: &str) -> bool {
+    word.chars().any(|c| matches!(c, 'ơ' | 'ư' | '\u{1EA0}'..='\u{1EF9}'))
 }
 
 /// Thai writes most sounds with several letters and marks silent ones: transliterations of one name
@@ -826,6 +922,80 @@ fn fold(word: &str) -> String {
     folded
 }
 
+/// A folded word with Cyrillic and Greek letters spelled in Latin ones, so that a name matches across
+/// scripts ("Бушры" and "Bushra", "Хантавади" and "Hanthawaddy").
+fn romanize(word: &str) -> String {
+    static TABLE: OnceLock<HashMap<char, &'static str>> = OnceLock::new();
+    let table = TABLE.get_or_init(|| {
+        const LETTERS: &[(char, &str)] = &[
+            ('а', "a"),
+            ('б', "b"),
+            ('в', "v"),
+            ('г', "g"),
+            ('д', "d"),
+            ('е', "e"),
+            ('ж', "zh"),
+            ('з', "z"),
+            ('и', "i"),
+            ('і', "i"),
+            ('к', "k"),
+            ('л', "l"),
+            ('м', "m"),
+            ('н', "n"),
+            ('о', "o"),
+            ('п', "p"),
+            ('р', "r"),
+            ('с', "s"),
+            ('т', "t"),
+            ('у', "u"),
+            ('ф', "f"),
+            ('х', "kh"),
+            ('ц', "ts"),
+            ('ч', "ch"),
+            ('ш', "sh"),
+            ('щ', "shch"),
+            ('ы', "y"),
+            ('э', "e"),
+            ('ю', "yu"),
+            ('я', "ya"),
+            ('є', "ye"),
+            ('α', "a"),
+            ('β', "v"),
+            ('γ', "g"),
+            ('δ', "d"),
+            ('ε', "e"),
+            ('ζ', "z"),
+            ('η', "i"),
+            ('θ', "th"),
+            ('ι', "i"),
+            ('κ', "k"),
+            ('λ', "l"),
+            ('μ', "m"),
+            ('ν', "n"),
+            ('ξ', "x"),
+            ('ο', "o"),
+            ('π', "p"),
+            ('ρ', "r"),
+            ('σ', "s"),
+            ('τ', "t"),
+            ('υ', "y"),
+            ('φ', "f"),
+            ('χ', "ch"),
+            ('ψ', "ps"),
+            ('ω', "o"),
+        ];
+        LETTERS.iter().copied().collect()
+    });
+    let mut latin = String::with_capacity(word.len());
+    for c in word.chars() {
+        match table.get(&c) {
+            Some(letters) => latin.push_str(letters),
+            None => latin.push(c),
+        }
+    }
+    latin
+}
+
 /// Accented Latin, Cyrillic and Greek letters -> base letters.
 fn fold_table() -> &'static HashMap<char, &'static str> {
     static TABLE: OnceLock<HashMap<char, &'static str>> = OnceLock::new();
@@ -901,6 +1071,8 @@ mod tests {
     fn inflected_russian_name_is_found() {
         assert_eq!(found(&shmavon(), "Из какой страны родом Шмавона Шмавоняна?"), ["shmavon"]);
         assert_eq!(found(&shmavon(), "Дата рождения Марты Ноймарк?"), ["neumark"]);
+        let czech = index_of(&[("pavel", &["Martin Pavel"], &[])]);
+        assert_eq!(found(&czech, "Jaké je rodiště Martina Pavla?"), ["pavel"]);
     }
 
     #[test]
@@ -911,6 +1083,37 @@ mod tests {
         assert_eq!(found(&french, "De quel pays est originaire Shmavon Shmavonyan ?"), ["shmavon"]);
         let thai = index_of(&[("kolobar", &["โกโลบาร์ นุนาทักษ์"], &[])]);
         assert_eq!(found(&thai, "โคโลบาร์ นุนาตักพบในทวีปใด"), ["kolobar"]);
+    }
+
+    #[test]
+    fn names_are_found_across_scripts() {
+        let index = index_of(&[("bushra", &["Bushra al-Assad"], &[])]);
+        assert_eq!(found(&index, "Кто мать Бушры аль-Асад?"), ["bushra"]);
+        assert_eq!(found(&index, "Кто мать Бушры Мубарак?"), Vec::<String>::new());
+    }
+
+    #[test]
+    fn vietnamese_syllables_do_not_inflect() {
+        let index = index_of(&[("see", &["Bạn sẽ thấy"], &[])]);
+        assert_eq!(found(&index, "Hãng thu âm của Bạn sẽ thấy là gì?"), ["see"]);
+        assert_eq!(found(&index, "tôi sẽ gặp bạn vào tháng 9"), Vec::<String>::new());
+    }
+
+    #[test]
+    fn prompts_name_the_subject_when_the_translation_differs() {
+        let entry: &[(&str, &[&str], &[&str])] =
+            &[("butterfly", &["Cluster motýlů"], &["Jaké souhvězdí je domovem Motýlí hvězdokupa?"])];
+        let index = index_of(entry);
+        assert_eq!(found(&index, "jaké souhvězdí je domovem motýlí hvězdokupa"), ["butterfly"]);
+        assert_eq!(found(&index, "Jaké souhvězdí je domovem Orionu?"), Vec::<String>::new());
+        let mut subjects_only = SubjectIndex::new(RetrievalSettings { match_prompts: false, ..Default::default() });
+        let (id, subjects, prompts) = entry[0];
+        subjects_only.insert(
+            id,
+            &subjects.iter().map(|s| s.to_string()).collect::<Vec<_>>(),
+            &prompts.iter().map(|s| s.to_string()).collect::<Vec<_>>(),
+        );
+        assert!(subjects_only.search("jaké souhvězdí je domovem motýlí hvězdokupa").is_empty());
     }
 
     #[test]
