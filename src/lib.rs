@@ -1,7 +1,8 @@
 //! lafn: multilingual knowledge editing with language-agnostic factual neurons (LU-LAFNs).
 //!
 //! Layout: [`runtime`] runs transformer models with FFN hooks; [`fetch`] finds and downloads models;
-//! [`method`] is LU-LAFNs itself (locate, edit, cache, retrieve); [`eval`] measures it on MzsRE / Bi-ZsRE.
+//! [`method`] is LU-LAFNs itself (locate, edit, cache, retrieve); [`eval`] measures it on MzsRE / Bi-ZsRE;
+//! [`session`] saves work; [`tui`] is the terminal UI over all of them.
 
 pub mod bench;
 pub mod eval;
@@ -10,6 +11,7 @@ pub mod method;
 pub mod runtime;
 pub mod session;
 pub mod storage;
+pub mod tui;
 
 /// Library-wide result type: errors carry context for the user.
 pub type Result<T> = color_eyre::Result<T>;

@@ -20,6 +20,25 @@ use lafn::Result;
 struct Cli {
     #[command(subcommand)]
     command: Option<Command>,
+    #[command(flatten)]
+    tui: TuiArgs,
+}
+
+/// Options of the terminal UI (`lafn` without a subcommand).
+#[derive(Args)]
+struct TuiArgs {
+    /// Model to load at start: a built-in name (fetched on first start), a path or an HF repo id.
+    #[arg(long, short, default_value = fetch::DEFAULT_MODEL)]
+    model: String,
+    /// Sessions directory (default: $LAFN_SESSIONS_DIR, else ./sessions).
+    #[arg(long)]
+    sessions_dir: Option<PathBuf>,
+    /// Edit cache directory (default: the data directory's cache for the model).
+    #[arg(long)]
+    cache_dir: Option<PathBuf>,
+    /// Session to open at start (default: a new one).
+    #[arg(long)]
+    session: Option<String>,
 }
 
 #[derive(Subcommand)]
@@ -309,11 +328,17 @@ fn main() -> Result<()> {
     let cli = Cli::parse();
     match cli.command {
         None => {
-            // The terminal UI (a later milestone) starts here; until then, make the default model ready.
-            let files = fetch::resolve(fetch::DEFAULT_MODEL, &mut print_fetch_progress)?;
-            println!("default model ready: {}", files.weights.display());
-            println!("The terminal UI is not built yet; see `lafn --help` for the subcommands (edit, chat, ...).");
-            Ok(())
+            let TuiArgs { model, sessions_dir, cache_dir, session } = cli.tui;
+            if let Some(name) = &session {
+                lafn::session::validate_name(name)?;
+            }
+            lafn::tui::run(lafn::tui::Options {
+                model,
+                sessions_dir: sessions_dir.unwrap_or_else(lafn::session::default_sessions_dir),
+                cache_dir,
+                session,
+                log_file: lafn::storage::data_dir()?.join("logs").join("lafn.log"),
+            })
         }
         Some(Command::FetchModel { name, force }) => {
             let name = name.as_deref().unwrap_or(fetch::DEFAULT_MODEL);

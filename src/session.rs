@@ -68,6 +68,9 @@ pub struct ChatTurn {
     pub fired: Vec<String>,
     /// Whether the edit cache was on for this turn.
     pub with_cache: bool,
+    /// The unedited model's answer, when the turn was asked with and without the cache side by side.
+    #[serde(default)]
+    pub unedited_answer: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -301,6 +304,7 @@ mod tests {
             answer: "Paris".into(),
             fired: vec!["eiffel-0a1b2c3d".into()],
             with_cache: true,
+            unedited_answer: Some("Berlin".into()),
         }];
         session
     }
@@ -334,7 +338,13 @@ mod tests {
             descriptor("ar", "القاهرة", "ما هي عاصمة مصر؟ \u{200f}", "القاهرة"),
             descriptor("xx", "", "", ""),
         ];
-        session.chat.push(ChatTurn { user: huge.clone(), answer: String::new(), fired: Vec::new(), with_cache: false });
+        session.chat.push(ChatTurn {
+            user: huge.clone(),
+            answer: String::new(),
+            fired: Vec::new(),
+            with_cache: false,
+            unedited_answer: None,
+        });
         session.save(dir.path()).unwrap();
         assert_eq!(Session::load(dir.path(), name).unwrap(), session);
         assert_eq!(names(dir.path()), vec![name]);

@@ -4,7 +4,8 @@
 use std::sync::atomic::AtomicBool;
 
 use lafn::method::{
-    locate, optimize, EditDescriptor, EditGroup, EditSettings, LayerChoice, LocateSettings, StopReason, UpdateValues,
+    locate, measure, optimize, select, EditDescriptor, EditGroup, EditSettings, LayerChoice, LocateSettings,
+    StopReason, UpdateValues,
 };
 use lafn::runtime::tiny::{write_tiny_model, TinySpec};
 use lafn::runtime::{Arch, LoadedModel, WeightMode};
@@ -61,6 +62,17 @@ fn locate_then_optimize_then_cancel() {
     }
     assert_eq!(located.selected.keys().copied().collect::<Vec<_>>(), vec![1, 2]);
     assert!(located.neuron_count() > 0 && located.selected.values().all(|n| n.len() <= 16));
+
+    // Selecting from one measurement with any beta is what locating with that beta gives.
+    let measured = measure(model, tokenizer, &group(), &settings()).unwrap();
+    assert_eq!(select(&measured, &settings()).unwrap(), located);
+    let strict = LocateSettings { beta: 1.0, ..settings() };
+    let stricter = select(&measured, &strict).unwrap();
+    assert_eq!(stricter, locate(model, tokenizer, &group(), &strict).unwrap());
+    for (loose, tight) in located.layers.iter().zip(&stricter.layers) {
+        assert!(tight.factual_counts.iter().zip(&loose.factual_counts).all(|(t, l)| t <= l));
+    }
+    assert!(select(&measured, &LocateSettings { beta: 1.5, ..settings() }).is_err());
 
     let edit = EditSettings { steps: 25, learning_rate: 0.1, early_stop: false, ..EditSettings::default() };
     let mut reported = 0;

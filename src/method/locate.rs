@@ -119,20 +119,91 @@ const REFERENCE_PROMPTS: &[&str] = &[
 /// Activation vectors (one per input) of every layer: `[layer][input][neuron]`.
 type LayerActivations = Vec<Vec<Vec<f32>>>;
 
-/// Locates the LAFNs of an edit group. Inputs per language: its prompt and paraphrases.
+/// What locating measures with the model (the expensive part, done once per group): how often and how
+/// strongly every neuron fires on each language's inputs. Selecting LAFNs from it with any beta is cheap
+/// ([`select`]), so a front end can vary beta live.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Measurements {
+    pub langs: Vec<String>,
+    /// Firing share `[layer][lang][neuron]`.
+    pub frequencies: Vec<Vec<Vec<f32>>>,
+    /// Mean activation `[layer][lang][neuron]`.
+    pub strengths: Vec<Vec<Vec<f32>>>,
+    /// Firing share on unrelated reference prompts `[layer][neuron]`; empty when the settings measured none.
+    pub generic: Vec<Vec<f32>>,
+}
+
+impl Measurements {
+    pub fn num_layers(&self) -> usize {
+        self.frequencies.len()
+    }
+
+    fn ffn_size(&self) -> usize {
+        self.frequencies.first().and_then(|langs| langs.first()).map_or(0, Vec::len)
+    }
+
+    /// Each language's factual neurons in `layer` (sorted): those firing on at least `beta` of its inputs.
+    fn factual(&self, layer: usize, beta: f32) -> Vec<Vec<u32>> {
+        self.frequencies[layer]
+            .iter()
+            .map(|f| (0..f.len() as u32).filter(|&j| f[j as usize] >= beta).collect())
+            .collect()
+    }
+
+    /// The LAFNs of `layer` (factual in every language, not generic), strongest first, capped at
+    /// `max_per_layer`, returned sorted by index.
+    pub fn layer_lafns(&self, layer: usize, settings: &LocateSettings) -> Vec<u32> {
+        let mut neurons = self.unranked_lafns(layer, &self.factual(layer, settings.beta), settings);
+        // Keep the neurons every language drives hardest: rank by the weakest language's mean activation.
+        let weakest =
+            |j: u32| self.strengths[layer].iter().map(|s: &Vec<f32>| s[j as usize]).fold(f32::INFINITY, f32::min);
+        neurons.sort_by(|&a, &b| weakest(b).total_cmp(&weakest(a)));
+        if let Some(cap) = settings.max_per_layer {
+            neurons.truncate(cap);
+        }
+        neurons.sort_unstable();
+        neurons
+    }
+
+    /// Firing share of `neuron` in `layer` for each language.
+    pub fn neuron_frequencies(&self, layer: usize, neuron: u32) -> Vec<f32> {
+        self.frequencies[layer].iter().map(|f| f[neuron as usize]).collect()
+    }
+
+    fn unranked_lafns(&self, layer: usize, factual: &[Vec<u32>], settings: &LocateSettings) -> Vec<u32> {
+        (0..self.ffn_size() as u32)
+            .filter(|&j| factual.iter().all(|set| set.binary_search(&j).is_ok()))
+            .filter(|&j| match (settings.generic_share, self.generic.get(layer)) {
+                (Some(limit), Some(shares)) => shares[j as usize] < limit,
+                _ => true,
+            })
+            .collect()
+    }
+}
+
+/// Locates the LAFNs of an edit group: [`measure`] then [`select`].
 pub fn locate(
     model: &Model,
     tokenizer: &Tokenizer,
     group: &EditGroup,
     settings: &LocateSettings,
 ) -> Result<LocatedNeurons> {
+    select(&measure(model, tokenizer, group, settings)?, settings)
+}
+
+/// Runs the model over every language's prompt and paraphrases (and the reference prompts when
+/// `settings.generic_share` is set) and records how each neuron fires. Uses `activation_threshold`
+/// and `position` of the settings; the rest only matter to [`select`].
+pub fn measure(
+    model: &Model,
+    tokenizer: &Tokenizer,
+    group: &EditGroup,
+    settings: &LocateSettings,
+) -> Result<Measurements> {
     group.validate()?;
+    check_beta(settings.beta)?;
     let c = model.config();
-    if !(0.0..=1.0).contains(&settings.beta) {
-        bail!("beta must be between 0 and 1, got {}", settings.beta);
-    }
     let langs: Vec<String> = group.descriptors.iter().map(|d| d.lang.clone()).collect();
-    // frequencies[layer][lang][neuron] and mean activations in the same layout.
     let mut frequencies = vec![Vec::with_capacity(langs.len()); c.num_layers];
     let mut strengths = vec![Vec::with_capacity(langs.len()); c.num_layers];
     for d in &group.descriptors {
@@ -151,39 +222,34 @@ pub fn locate(
             .collect(),
         None => Vec::new(),
     };
+    Ok(Measurements { langs, frequencies, strengths, generic })
+}
 
-    let mut layers = Vec::with_capacity(c.num_layers);
-    let mut candidates: BTreeMap<usize, Vec<u32>> = BTreeMap::new();
-    for (layer, layer_frequencies) in frequencies.iter().enumerate() {
-        let factual: Vec<Vec<u32>> = layer_frequencies
-            .iter()
-            .map(|f| (0..f.len() as u32).filter(|&j| f[j as usize] >= settings.beta).collect())
-            .collect();
-        let lafns: Vec<u32> = (0..c.ffn_size as u32)
-            .filter(|&j| factual.iter().all(|set| set.binary_search(&j).is_ok()))
-            .filter(|&j| match (settings.generic_share, generic.get(layer)) {
-                (Some(limit), Some(shares)) => shares[j as usize] < limit,
-                _ => true,
-            })
-            .collect();
-        layers.push(LayerStats {
-            layer,
-            factual_counts: factual.iter().map(Vec::len).collect(),
-            jaccard: factual.iter().map(|a| factual.iter().map(|b| jaccard(a, b)).collect()).collect(),
-            lafn_count: lafns.len(),
-        });
-        candidates.insert(layer, lafns);
-    }
+/// Selects LAFNs from measurements with the settings' beta, generic filter, layer choice and cap.
+pub fn select(measured: &Measurements, settings: &LocateSettings) -> Result<LocatedNeurons> {
+    check_beta(settings.beta)?;
+    let num_layers = measured.num_layers();
+    let layers: Vec<LayerStats> = (0..num_layers)
+        .map(|layer| {
+            let factual = measured.factual(layer, settings.beta);
+            LayerStats {
+                layer,
+                factual_counts: factual.iter().map(Vec::len).collect(),
+                jaccard: factual.iter().map(|a| factual.iter().map(|b| jaccard(a, b)).collect()).collect(),
+                lafn_count: measured.unranked_lafns(layer, &factual, settings).len(),
+            }
+        })
+        .collect();
 
     let chosen_layers: Vec<usize> = match &settings.layers {
         LayerChoice::Fixed(list) => {
-            if let Some(bad) = list.iter().find(|&&l| l >= c.num_layers) {
-                bail!("layer {bad} does not exist: the model has {} layers", c.num_layers);
+            if let Some(bad) = list.iter().find(|&&l| l >= num_layers) {
+                bail!("layer {bad} does not exist: the model has {num_layers} layers");
             }
             list.clone()
         }
         LayerChoice::Auto { count } => {
-            let mut by_count: Vec<usize> = (0..c.num_layers).collect();
+            let mut by_count: Vec<usize> = (0..num_layers).collect();
             // Most LAFNs first; among equals, the later layer (closer to the answer).
             by_count.sort_by_key(|&l| (std::cmp::Reverse(layers[l].lafn_count), std::cmp::Reverse(l)));
             by_count.into_iter().take(*count).filter(|&l| layers[l].lafn_count > 0).collect()
@@ -192,20 +258,19 @@ pub fn locate(
     let mut selected = BTreeMap::new();
     let mut selected_frequencies = BTreeMap::new();
     for layer in chosen_layers {
-        let mut neurons = candidates.remove(&layer).unwrap_or_default();
-        // Keep the neurons every language drives hardest: rank by the weakest language's mean activation.
-        let weakest = |j: u32| strengths[layer].iter().map(|s: &Vec<f32>| s[j as usize]).fold(f32::INFINITY, f32::min);
-        neurons.sort_by(|&a, &b| weakest(b).total_cmp(&weakest(a)));
-        if let Some(cap) = settings.max_per_layer {
-            neurons.truncate(cap);
-        }
-        neurons.sort_unstable();
-        let per_neuron: Vec<Vec<f32>> =
-            neurons.iter().map(|&j| frequencies[layer].iter().map(|f| f[j as usize]).collect()).collect();
+        let neurons = measured.layer_lafns(layer, settings);
+        let per_neuron: Vec<Vec<f32>> = neurons.iter().map(|&j| measured.neuron_frequencies(layer, j)).collect();
         selected_frequencies.insert(layer, per_neuron);
         selected.insert(layer, neurons);
     }
-    Ok(LocatedNeurons { langs, layers, selected, frequencies: selected_frequencies })
+    Ok(LocatedNeurons { langs: measured.langs.clone(), layers, selected, frequencies: selected_frequencies })
+}
+
+fn check_beta(beta: f32) -> Result<()> {
+    if !(0.0..=1.0).contains(&beta) {
+        bail!("beta must be between 0 and 1, got {beta}");
+    }
+    Ok(())
 }
 
 /// FFN activations at the chosen position of each input, for every layer.

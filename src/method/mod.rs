@@ -14,6 +14,7 @@ pub mod settings;
 pub use edit::{optimize, EditOutcome, EditSettings, EditStep, LayerUpdate, StopReason, UpdateValues};
 pub use group::{load_benchmark, BenchmarkEntry, BenchmarkRecord, EditDescriptor, EditGroup};
 pub use locate::{
-    describe_located, locate, ActivationPosition, LayerChoice, LayerStats, LocateSettings, LocatedNeurons,
+    describe_located, locate, measure, select, ActivationPosition, LayerChoice, LayerStats, LocateSettings,
+    LocatedNeurons, Measurements,
 };
 pub use settings::{load_settings, MethodSettings};

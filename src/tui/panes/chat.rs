@@ -1,0 +1,98 @@
+//! Chat pane: the conversation, each answer with the cache entries that fired; with side by side on, the
+//! answers with the cache on the left and without it on the right.
+
+use ratatui::layout::{Constraint, Layout, Rect};
+use ratatui::style::{Color, Style, Stylize};
+use ratatui::text::Line;
+use ratatui::widgets::Paragraph;
+use ratatui::Frame;
+
+use super::{draw_field, no_scroll, titled, ListArea};
+use crate::tui::app::{App, ChatEntry};
+use crate::tui::text;
+
+fn areas(body: Rect) -> [Rect; 2] {
+    Layout::vertical([Constraint::Min(3), Constraint::Length(3)]).areas(body)
+}
+
+pub fn lists(body: Rect) -> Vec<ListArea> {
+    vec![(areas(body)[1], no_scroll)]
+}
+
+pub fn render(app: &App, frame: &mut Frame, body: Rect) {
+    let [transcript, input] = areas(body);
+    let on_off = |on: bool| if on { "on" } else { "off" };
+    if app.side_by_side {
+        let [left, right] =
+            Layout::horizontal([Constraint::Percentage(50), Constraint::Percentage(50)]).areas(transcript);
+        render_transcript(app, frame, left, "With the edit cache", Side::WithCache);
+        render_transcript(app, frame, right, "Without (unedited model)", Side::WithoutCache);
+    } else {
+        let side = if app.chat_with_cache { Side::WithCache } else { Side::WithoutCache };
+        let title = format!("Chat: cache {} (Ctrl-E), side by side off (Ctrl-B)", on_off(app.chat_with_cache));
+        render_transcript(app, frame, transcript, &title, side);
+    }
+    let block = titled(if app.chat_focused { "Ask (Enter sends, Esc leaves)" } else { "Ask (i or Enter to type)" });
+    let inner = block.inner(input);
+    frame.render_widget(block, input);
+    if app.chat_focused && app.input.is_none() && !app.help {
+        draw_field(frame, &app.chat_input, inner.x, inner.y, inner.width, "> ");
+    } else {
+        frame.render_widget(Line::from(format!("> {}", app.chat_input.text())).fg(Color::Gray), inner);
+    }
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum Side {
+    WithCache,
+    WithoutCache,
+}
+
+fn answer(entry: &ChatEntry, side: Side) -> Option<&String> {
+    match side {
+        Side::WithCache => entry.with_cache.as_ref(),
+        Side::WithoutCache => entry.without_cache.as_ref(),
+    }
+}
+
+fn render_transcript(app: &App, frame: &mut Frame, area: Rect, title: &str, side: Side) {
+    let block = titled(title);
+    let inner = block.inner(area);
+    frame.render_widget(block, area);
+    let width = inner.width as usize;
+    let mut lines: Vec<Line> = Vec::new();
+    for entry in &app.chat {
+        for (i, part) in text::wrap(&format!("you: {}", entry.user), width).into_iter().enumerate() {
+            let _ = i;
+            lines.push(Line::from(part).bold());
+        }
+        let reply = answer(entry, side);
+        // A turn asked only the other way shows that answer, labelled.
+        let (reply, label) = match (reply, side) {
+            (Some(r), _) => (Some(r), "lafn"),
+            (None, Side::WithCache) => (entry.without_cache.as_ref(), "lafn (no cache)"),
+            (None, Side::WithoutCache) => (entry.with_cache.as_ref(), "lafn (cache)"),
+        };
+        let reply = reply.map_or("…".to_string(), |r| r.trim().to_string());
+        for part in text::wrap(&format!("{label}: {reply}"), width) {
+            lines.push(Line::from(part).fg(Color::Cyan));
+        }
+        if entry.with_cache.is_some() && side == Side::WithCache {
+            let fired = match (entry.done, entry.fired.is_empty()) {
+                (false, _) => "…".to_string(),
+                (true, true) => "none".to_string(),
+                (true, false) => entry.fired.join(", "),
+            };
+            for part in text::wrap(&format!("  fired: {fired}"), width) {
+                lines.push(Line::from(part).style(Style::new().fg(Color::DarkGray)));
+            }
+        }
+    }
+    if lines.is_empty() {
+        lines.push(Line::from("Ask the model something; answers show which cached edits fired.").fg(Color::Gray));
+    }
+    let rows = inner.height as usize;
+    let end = lines.len().saturating_sub(app.chat_scroll.min(lines.len().saturating_sub(1)));
+    let start = end.saturating_sub(rows);
+    frame.render_widget(Paragraph::new(lines[start..end].to_vec()), inner);
+}

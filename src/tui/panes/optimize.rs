@@ -1,0 +1,147 @@
+//! Optimize pane: settings, start/cancel, and live curves of the losses and each language's target
+//! probability over the steps.
+
+use ratatui::layout::{Constraint, Layout, Rect};
+use ratatui::style::{Color, Style};
+use ratatui::symbols::Marker;
+use ratatui::text::Line;
+use ratatui::widgets::{Axis, Chart, Dataset, GraphType, Paragraph};
+use ratatui::Frame;
+
+use super::edits::status_label;
+use super::{draw_field, input_for, no_scroll, row, titled, ListArea};
+use crate::tui::app::{App, InputTarget, Setting};
+
+/// Line colors of the languages' probability curves, reused in order.
+const LANG_COLORS: [Color; 6] = [Color::Cyan, Color::Yellow, Color::Green, Color::Magenta, Color::Red, Color::Blue];
+
+fn areas(body: Rect) -> [Rect; 4] {
+    let [left, right] = Layout::horizontal([Constraint::Length(34), Constraint::Min(20)]).areas(body);
+    let [settings, status] =
+        Layout::vertical([Constraint::Length(Setting::ALL.len() as u16 + 2), Constraint::Min(3)]).areas(left);
+    let [losses, probs] = Layout::vertical([Constraint::Percentage(55), Constraint::Percentage(45)]).areas(right);
+    [settings, status, losses, probs]
+}
+
+pub fn lists(body: Rect) -> Vec<ListArea> {
+    vec![(areas(body)[0], no_scroll)]
+}
+
+pub fn render(app: &App, frame: &mut Frame, body: Rect) {
+    let [settings, status, losses, probs] = areas(body);
+    let block = titled("Settings (Enter changes)");
+    let inner = block.inner(settings);
+    frame.render_widget(block, settings);
+    for (i, setting) in Setting::ALL.iter().enumerate() {
+        let y = inner.y + i as u16;
+        if y >= inner.y + inner.height {
+            break;
+        }
+        let label = format!("{:<17}", setting.label());
+        match input_for(app, InputTarget::Setting(*setting)) {
+            Some(input) => draw_field(frame, &input.field, inner.x, y, inner.width, &format!("> {label}")),
+            None => frame.render_widget(
+                row(i == app.setting_selected, format!("{label}{}", setting.value(&app.settings))),
+                Rect::new(inner.x, y, inner.width, 1),
+            ),
+        }
+    }
+
+    let group = app.optimize_group();
+    let mut lines = Vec::new();
+    match group {
+        Some(g) => {
+            lines.push(Line::from(format!("group   {}", g.saved.group.name)));
+            lines.push(Line::from(format!("status  {}", status_label(g.saved.status).0)));
+            if let Some(last) = g.saved.loss_history.last() {
+                lines.push(Line::from(format!("step    {}/{}", last.step, app.settings.edit.steps)));
+                lines.push(Line::from(format!(
+                    "loss    {:.4} (target {:.4}, KL {:.4})",
+                    last.total_loss, last.target_loss, last.kl_loss
+                )));
+                let langs = g.saved.group.langs();
+                for (lang, p) in langs.iter().zip(&last.target_probs) {
+                    lines.push(Line::from(format!("P({lang})   {p:.3}")));
+                }
+            }
+            if let Some(entry) = &g.saved.cache_entry {
+                lines.push(Line::from(format!("cached  {entry}")));
+            }
+        }
+        None => lines.push(Line::from("no edit group yet")),
+    }
+    if let Some((stop, seconds)) = app.last_stop {
+        lines.push(Line::from(format!("last    {stop:?} in {seconds:.0} s")));
+    }
+    let running = app.editing_group.is_some();
+    lines.push(Line::from(if running { "c cancels" } else { "s starts the edit" }));
+    frame.render_widget(Paragraph::new(lines).block(titled("Edit")), status);
+
+    let history = group.map(|g| g.saved.loss_history.as_slice()).unwrap_or_default();
+    let series = |f: fn(&crate::method::EditStep) -> f32| -> Vec<(f64, f64)> {
+        history.iter().map(|s| (s.step as f64, f(s) as f64)).collect()
+    };
+    let target = series(|s| s.target_loss);
+    let kl = series(|s| s.kl_loss);
+    let total = series(|s| s.total_loss);
+    let max_step = (app.settings.edit.steps.max(history.last().map_or(0, |s| s.step))) as f64;
+    let max_loss =
+        history.iter().map(|s| s.total_loss.max(s.target_loss).max(s.kl_loss)).fold(0.0f32, f32::max).max(0.1) as f64;
+    let datasets = vec![
+        Dataset::default()
+            .name("L_target")
+            .marker(Marker::Braille)
+            .graph_type(GraphType::Line)
+            .style(Style::new().fg(Color::Cyan))
+            .data(&target),
+        Dataset::default()
+            .name("L_kl")
+            .marker(Marker::Braille)
+            .graph_type(GraphType::Line)
+            .style(Style::new().fg(Color::Yellow))
+            .data(&kl),
+        Dataset::default()
+            .name("total")
+            .marker(Marker::Braille)
+            .graph_type(GraphType::Line)
+            .style(Style::new().fg(Color::Green))
+            .data(&total),
+    ];
+    let chart = Chart::new(datasets)
+        .block(titled("Losses"))
+        .x_axis(axis("step", max_step, format!("{max_step:.0}")))
+        .y_axis(axis("loss", max_loss, format!("{max_loss:.1}")));
+    frame.render_widget(chart, losses);
+
+    let langs: Vec<String> =
+        group.map(|g| g.saved.group.langs().iter().map(|l| l.to_string()).collect()).unwrap_or_default();
+    let prob_series: Vec<Vec<(f64, f64)>> = (0..langs.len())
+        .map(|i| history.iter().filter_map(|s| s.target_probs.get(i).map(|p| (s.step as f64, *p as f64))).collect())
+        .collect();
+    let datasets: Vec<Dataset> = langs
+        .iter()
+        .zip(&prob_series)
+        .enumerate()
+        .map(|(i, (lang, data))| {
+            Dataset::default()
+                .name(lang.clone())
+                .marker(Marker::Braille)
+                .graph_type(GraphType::Line)
+                .style(Style::new().fg(LANG_COLORS[i % LANG_COLORS.len()]))
+                .data(data)
+        })
+        .collect();
+    let chart = Chart::new(datasets)
+        .block(titled("P(target) per language"))
+        .x_axis(axis("step", max_step, format!("{max_step:.0}")))
+        .y_axis(axis("P", 1.0, "1".to_string()));
+    frame.render_widget(chart, probs);
+}
+
+fn axis(title: &'static str, max: f64, max_label: String) -> Axis<'static> {
+    Axis::default()
+        .title(title)
+        .bounds([0.0, max])
+        .labels(vec!["0".to_string(), max_label])
+        .style(Style::new().fg(Color::Gray))
+}

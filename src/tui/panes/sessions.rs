@@ -1,0 +1,69 @@
+//! Sessions pane: the saved sessions, the current one and where they are stored.
+
+use ratatui::layout::{Constraint, Layout, Rect};
+use ratatui::style::{Color, Stylize};
+use ratatui::text::Line;
+use ratatui::widgets::{Paragraph, Wrap};
+use ratatui::Frame;
+
+use super::{draw_field, format_time, input_for, row, scroll_offset, titled, ListArea};
+use crate::tui::app::{App, InputTarget};
+use crate::tui::text;
+
+fn areas(body: Rect) -> [Rect; 2] {
+    Layout::horizontal([Constraint::Percentage(60), Constraint::Percentage(40)]).areas(body)
+}
+
+fn offset(app: &App, rows: usize) -> usize {
+    scroll_offset(app.session_selected, rows)
+}
+
+pub fn lists(body: Rect) -> Vec<ListArea> {
+    vec![(areas(body)[0], offset)]
+}
+
+pub fn render(app: &App, frame: &mut Frame, body: Rect) {
+    let [list, details] = areas(body);
+    let block = titled("Saved sessions (Enter loads)");
+    let inner = block.inner(list);
+    frame.render_widget(block, list);
+    let mut lines = Vec::new();
+    for (i, s) in app.sessions.iter().enumerate().skip(offset(app, inner.height as usize)) {
+        let when = s.saved_at.map_or("damaged".to_string(), format_time);
+        let mut line =
+            row(i == app.session_selected, format!("{} {when:<16} {:>2} groups", text::pad(&s.name, 16), s.groups));
+        if s.damaged.is_some() {
+            line = line.fg(Color::Red);
+        }
+        lines.push(line);
+    }
+    if lines.is_empty() {
+        lines.push(Line::from("no saved sessions yet (Ctrl-S saves)").fg(Color::Gray));
+    }
+    frame.render_widget(Paragraph::new(lines), inner);
+    for target in [InputTarget::RenameSession, InputTarget::SaveSessionAs] {
+        if let Some(input) = input_for(app, target) {
+            let label = if target == InputTarget::RenameSession { "rename to: " } else { "save as: " };
+            draw_field(frame, &input.field, inner.x, inner.y + inner.height.saturating_sub(1), inner.width, label);
+        }
+    }
+
+    let mut info = vec![
+        Line::from(format!("current     {}", app.session_name)).bold(),
+        Line::from(format!("directory   {}", app.sessions_dir.display())),
+        Line::from(format!("groups      {}", app.groups.len())),
+        Line::from(format!("chat turns  {}", app.chat.len())),
+        Line::from(""),
+    ];
+    if let Some(s) = app.sessions.get(app.session_selected) {
+        info.push(Line::from(format!("selected    {}", s.name)));
+        info.push(Line::from(format!("file        {}", s.path.display())));
+        if let Some(problem) = &s.damaged {
+            info.push(Line::from(format!("damaged: {problem}")).fg(Color::Red));
+        }
+    }
+    info.push(Line::from(""));
+    info.push(Line::from("s save  a save as  r rename  d delete  g refresh").fg(Color::Gray));
+    info.push(Line::from("Ctrl-S saves anywhere; quitting saves too").fg(Color::Gray));
+    frame.render_widget(Paragraph::new(info).wrap(Wrap { trim: false }).block(titled("Session")), details);
+}

@@ -1,0 +1,316 @@
+//! The worker thread: owns the models and the edit cache and runs every long job (fetch + load,
+//! paraphrases, locate, edit, chat, top tokens) off the UI thread, reporting progress over a channel.
+//! Jobs run one after another; the cancel flag stops the running one at its next step or token.
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{Receiver, Sender};
+use std::sync::Arc;
+
+use candle_core::{Device, Tensor};
+use color_eyre::eyre::{eyre, WrapErr};
+
+use crate::fetch::{self, FetchEvent};
+use crate::method::apply::{answer, CachedEdits};
+use crate::method::cache::{default_cache_dir, EditCache, IndexRow};
+use crate::method::edit::{EditStep, StopReason};
+use crate::method::pipeline::{run_edit, EditEvent, EditModels};
+use crate::method::prompts::{fill_paraphrases, ParaphraseSettings};
+use crate::method::retrieve::Hit;
+use crate::method::{measure, select, EditDescriptor, EditGroup, LocatedNeurons, Measurements, MethodSettings};
+use crate::runtime::{GenerateOptions, LoadedModel, Model, ModelInfo, Sampling, WeightMode};
+use crate::Result;
+
+/// Top tokens listed per neuron in the Neurons pane.
+pub const TOP_TOKENS: usize = 5;
+
+/// A long piece of work for the worker.
+#[derive(Debug, Clone)]
+pub enum Job {
+    /// Fetch (if needed) and load a model spec, then open its edit cache.
+    Load { spec: String },
+    /// Paraphrases for one language of a group.
+    Paraphrase { group_id: u64, lang_index: usize, descriptor: EditDescriptor, settings: ParaphraseSettings },
+    /// Fill paraphrases, measure and select LAFNs.
+    Locate { group_id: u64, group: EditGroup, settings: MethodSettings },
+    /// The whole edit (`method::pipeline::run_edit`), then store it in the cache.
+    Edit { group_id: u64, group: EditGroup, settings: MethodSettings },
+    /// Answer a query, with the cache and/or without it (in that order).
+    Chat { turn: usize, query: String, modes: Vec<bool>, max_tokens: usize },
+    /// Each neuron's value vector projected through the unembedding: its top tokens.
+    TopTokens { layer: usize, neurons: Vec<u32> },
+}
+
+impl Job {
+    pub fn label(&self) -> String {
+        match self {
+            Job::Load { spec } => format!("loading {spec}"),
+            Job::Paraphrase { descriptor, .. } => format!("paraphrasing ({})", descriptor.lang),
+            Job::Locate { group, .. } => format!("locating `{}`", group.name),
+            Job::Edit { group, .. } => format!("editing `{}`", group.name),
+            Job::Chat { .. } => "answering".to_string(),
+            Job::TopTokens { layer, .. } => format!("top tokens of layer {layer}"),
+        }
+    }
+}
+
+/// What the worker reports.
+#[derive(Debug, Clone)]
+pub enum WorkerEvent {
+    Started(String),
+    Stage(String),
+    Fetch(FetchEvent),
+    ModelLoaded {
+        spec: String,
+        info: Box<ModelInfo>,
+        cache_dir: PathBuf,
+        cache_rows: Vec<IndexRow>,
+    },
+    Paraphrased {
+        group_id: u64,
+        lang_index: usize,
+        paraphrases: Vec<String>,
+    },
+    Located {
+        group_id: u64,
+        group: EditGroup,
+        located: LocatedNeurons,
+        measurements: Arc<Measurements>,
+    },
+    Step {
+        group_id: u64,
+        step: EditStep,
+    },
+    Edited(Box<EditResult>),
+    ChatText {
+        turn: usize,
+        with_cache: bool,
+        text: String,
+    },
+    ChatDone {
+        turn: usize,
+        with_cache: bool,
+        fired: Vec<Hit>,
+    },
+    TopTokens {
+        layer: usize,
+        tokens: Vec<(u32, Vec<String>)>,
+    },
+    Failed(String),
+    /// The job ended (after its result or failure).
+    Finished,
+}
+
+#[derive(Debug, Clone)]
+pub struct EditResult {
+    pub group_id: u64,
+    pub group: EditGroup,
+    pub located: LocatedNeurons,
+    pub history: Vec<EditStep>,
+    pub stop: StopReason,
+    pub cache_entry: Option<String>,
+    pub cache_rows: Vec<IndexRow>,
+    pub seconds: f64,
+}
+
+/// Handle to the worker thread. Dropping it cancels the running job and lets the thread end with it;
+/// quitting never waits for a fetch or a load to finish.
+pub struct Worker {
+    jobs: Sender<Job>,
+    cancel: Arc<AtomicBool>,
+}
+
+impl Worker {
+    /// Starts the worker; `cache_dir` replaces the model's default edit cache directory.
+    pub fn spawn(cache_dir: Option<PathBuf>, events: Sender<WorkerEvent>) -> Self {
+        let (jobs, queue) = std::sync::mpsc::channel();
+        let cancel = Arc::new(AtomicBool::new(false));
+        let flag = cancel.clone();
+        std::thread::Builder::new()
+            .name("lafn-worker".into())
+            .spawn(move || run(queue, events, flag, cache_dir))
+            .expect("the worker thread starts");
+        Self { jobs, cancel }
+    }
+
+    pub fn submit(&self, job: Job) {
+        // A send only fails when the worker is gone, which a Failed event already reported.
+        let _ = self.jobs.send(job);
+    }
+
+    pub fn cancel(&self) {
+        self.cancel.store(true, Ordering::Relaxed);
+    }
+}
+
+impl Drop for Worker {
+    fn drop(&mut self) {
+        self.cancel();
+    }
+}
+
+struct State {
+    loaded: Option<LoadedModel>,
+    /// Dense f32 weights for locating and editing, loaded on first need.
+    dense: Option<Model>,
+    cached: Option<CachedEdits>,
+    cache_dir: Option<PathBuf>,
+}
+
+fn run(queue: Receiver<Job>, events: Sender<WorkerEvent>, cancel: Arc<AtomicBool>, cache_dir: Option<PathBuf>) {
+    let mut state = State { loaded: None, dense: None, cached: None, cache_dir };
+    for job in queue {
+        // A cancel pressed for an earlier job must not stop this one.
+        cancel.store(false, Ordering::Relaxed);
+        let label = job.label();
+        log::info!("job: {label}");
+        let _ = events.send(WorkerEvent::Started(label.clone()));
+        let send = |event| {
+            let _ = events.send(event);
+        };
+        if let Err(e) = state.run(job, &cancel, &send) {
+            log::error!("{label} failed: {e:#}");
+            send(WorkerEvent::Failed(format!("{label} failed: {e:#}")));
+        }
+        send(WorkerEvent::Finished);
+    }
+}
+
+impl State {
+    fn run(&mut self, job: Job, cancel: &AtomicBool, send: &dyn Fn(WorkerEvent)) -> Result<()> {
+        match job {
+            Job::Load { spec } => {
+                send(WorkerEvent::Stage(format!("resolving {spec}")));
+                let files = fetch::resolve(&spec, &mut |event| send(WorkerEvent::Fetch(event)))?;
+                send(WorkerEvent::Stage(format!("loading {}", files.weights.display())));
+                self.loaded = None;
+                self.dense = None;
+                self.cached = None;
+                let loaded = LoadedModel::load(&files, WeightMode::Quantized)
+                    .wrap_err_with(|| format!("cannot load model `{spec}`"))?;
+                let fingerprint = loaded.info.fingerprint.clone();
+                let dir = match &self.cache_dir {
+                    Some(dir) => dir.clone(),
+                    None => default_cache_dir(&fingerprint)?,
+                };
+                let cache = EditCache::open(&dir, &fingerprint)?;
+                for warning in cache.warnings() {
+                    log::warn!("edit cache: {warning}");
+                }
+                let cache_rows = cache.list().to_vec();
+                self.cached = Some(CachedEdits::new(cache, Default::default(), loaded.info.config.hidden_size));
+                let info = Box::new(loaded.info.clone());
+                self.loaded = Some(loaded);
+                send(WorkerEvent::ModelLoaded { spec, info, cache_dir: dir, cache_rows });
+            }
+            Job::Paraphrase { group_id, lang_index, descriptor, settings } => {
+                let loaded = self.loaded()?;
+                let mut group = EditGroup { name: "paraphrases".into(), descriptors: vec![descriptor] };
+                fill_paraphrases(&mut group, &settings, Some((&loaded.model, &loaded.tokenizer)))?;
+                let paraphrases = group.descriptors.remove(0).paraphrases;
+                send(WorkerEvent::Paraphrased { group_id, lang_index, paraphrases });
+            }
+            Job::Locate { group_id, mut group, settings } => {
+                self.ensure_dense(send)?;
+                let loaded = self.loaded.as_ref().expect("ensure_dense checked the model");
+                let dense = self.dense.as_ref().expect("ensure_dense loaded it");
+                fill_paraphrases(&mut group, &settings.paraphrases, Some((&loaded.model, &loaded.tokenizer)))?;
+                send(WorkerEvent::Stage("measuring activations".into()));
+                let measurements = measure(dense, &loaded.tokenizer, &group, &settings.locate)?;
+                let located = select(&measurements, &settings.locate)?;
+                send(WorkerEvent::Located { group_id, group, located, measurements: Arc::new(measurements) });
+            }
+            Job::Edit { group_id, group, settings } => {
+                self.ensure_dense(send)?;
+                let loaded = self.loaded.as_ref().expect("ensure_dense checked the model");
+                let dense = self.dense.as_ref().expect("ensure_dense loaded it");
+                let models = EditModels { dense, paraphraser: &loaded.model, tokenizer: &loaded.tokenizer };
+                send(WorkerEvent::Stage("paraphrasing and locating".into()));
+                let run = run_edit(models, group, &settings, cancel, &mut |event| match event {
+                    EditEvent::Paraphrased(_) => {}
+                    EditEvent::Located(located) => send(WorkerEvent::Stage(format!(
+                        "optimizing {} neurons in layers {:?}",
+                        located.neuron_count(),
+                        located.selected.keys().collect::<Vec<_>>()
+                    ))),
+                    EditEvent::Step(step) => send(WorkerEvent::Step { group_id, step: step.clone() }),
+                })?;
+                let cached = self.cached.as_mut().ok_or_else(|| eyre!("no edit cache is open"))?;
+                let cache_entry = if run.outcome.stop == StopReason::Cancelled {
+                    None
+                } else {
+                    Some(cached.insert(
+                        &run.group,
+                        &run.located,
+                        &run.outcome.update,
+                        &settings,
+                        &run.outcome.history,
+                    )?)
+                };
+                send(WorkerEvent::Edited(Box::new(EditResult {
+                    group_id,
+                    group: run.group,
+                    located: run.located,
+                    history: run.outcome.history,
+                    stop: run.outcome.stop,
+                    cache_entry,
+                    cache_rows: cached.cache().list().to_vec(),
+                    seconds: run.locate_seconds + run.optimize_seconds,
+                })));
+            }
+            Job::Chat { turn, query, modes, max_tokens } => {
+                let loaded = self.loaded.as_ref().ok_or_else(|| eyre!("no model is loaded"))?;
+                let options = GenerateOptions { max_new_tokens: max_tokens, sampling: Sampling::Greedy };
+                for with_cache in modes {
+                    let cached = if with_cache { self.cached.as_mut() } else { None };
+                    let reply = answer(&loaded.model, &loaded.tokenizer, cached, &query, &options, &mut |piece| {
+                        send(WorkerEvent::ChatText { turn, with_cache, text: piece.to_string() });
+                        !cancel.load(Ordering::Relaxed)
+                    })?;
+                    send(WorkerEvent::ChatDone { turn, with_cache, fired: reply.fired });
+                }
+            }
+            Job::TopTokens { layer, neurons } => {
+                let tokens = top_tokens(self.loaded()?, layer, &neurons)?;
+                send(WorkerEvent::TopTokens { layer, tokens });
+            }
+        }
+        Ok(())
+    }
+
+    fn loaded(&self) -> Result<&LoadedModel> {
+        self.loaded.as_ref().ok_or_else(|| eyre!("no model is loaded: load one in the Model pane"))
+    }
+
+    fn ensure_dense(&mut self, send: &dyn Fn(WorkerEvent)) -> Result<()> {
+        let loaded = self.loaded()?;
+        if self.dense.is_none() {
+            send(WorkerEvent::Stage("loading dense weights for editing".into()));
+            self.dense = Some(loaded.load_weights(WeightMode::Dense)?);
+        }
+        Ok(())
+    }
+}
+
+/// The tokens each neuron's value vector promotes most when read through the unembedding.
+fn top_tokens(loaded: &LoadedModel, layer: usize, neurons: &[u32]) -> Result<Vec<(u32, Vec<String>)>> {
+    if neurons.is_empty() {
+        return Ok(Vec::new());
+    }
+    let index = Tensor::new(neurons, &Device::Cpu)?;
+    let values = loaded.model.value_vectors(layer)?.index_select(&index, 0)?;
+    let logits = loaded.model.logits(&values)?.to_vec2::<f32>()?;
+    Ok(neurons
+        .iter()
+        .zip(logits)
+        .map(|(&neuron, row)| {
+            let mut order: Vec<usize> = (0..row.len()).collect();
+            if order.len() > TOP_TOKENS {
+                order.select_nth_unstable_by(TOP_TOKENS, |&a, &b| row[b].total_cmp(&row[a]));
+                order.truncate(TOP_TOKENS);
+            }
+            order.sort_by(|&a, &b| row[b].total_cmp(&row[a]));
+            (neuron, order.into_iter().map(|id| loaded.tokenizer.piece(id as u32)).collect())
+        })
+        .collect())
+}

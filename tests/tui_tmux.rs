@@ -1,0 +1,149 @@
+//! End to end in a real terminal: the `lafn` binary runs in tmux on the default model; the test loads an
+//! edit group from an MzsRE-format JSON file, locates, edits, asks the chat the edited question and reads
+//! the new answer off the screen, saves the session, quits, starts again, reloads the session and sees
+//! the answer again (in the restored transcript and in a fresh one through the cache).
+
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+/// The first MzsRE dev record in English and German: the edit moves Shmavon Shmavonyan to Yemen.
+const RECORD: &str = r#"{"en": {"subject": "Shmavon Shmavonyan", "src": "What country is Shmavon Shmavonyan from?", "rephrase": "Which country is Shmavon Shmavonyan from?", "alt": "Yemen", "loc": "nq question: to transplant a nucleus from one cell to another cell a scientist would use", "loc_ans": "somatic cell nuclear transfer", "portability": {"New Question": "What is the capital city of Shmavon Shmavonyan's home country?", "New Answer": "Sana'a"}}, "de": {"subject": "Shmavon Shmavonyan", "src": "Aus welchem Land kommt Shmavon Shmavonyan?", "rephrase": "Aus welchem Land kommt Shmavon Shmavonyan?", "alt": "Jemen", "loc": "Um einen Zellkern von einer Zelle in eine andere zu verpflanzen, würde ein Wissenschaftler verwenden", "loc_ans": "Kerntransfer somatischer Zellen", "portability": {"New Question": "Was ist die Hauptstadt von Shmavon Shmavonyans Heimatland?", "New Answer": "Sana'a"}}}"#;
+
+/// A tmux server of our own (its own socket), killed when the test ends.
+struct Tmux {
+    socket: String,
+}
+
+impl Tmux {
+    fn cmd(&self, args: &[&str]) -> std::process::Output {
+        Command::new("tmux").arg("-L").arg(&self.socket).args(args).output().expect("tmux runs")
+    }
+
+    fn start(&self, session: &str, command: &str) {
+        let out = self.cmd(&["-u", "new-session", "-d", "-s", session, "-x", "160", "-y", "45", command]);
+        assert!(out.status.success(), "tmux new-session: {}", String::from_utf8_lossy(&out.stderr));
+    }
+
+    fn keys(&self, session: &str, keys: &[&str]) {
+        for key in keys {
+            self.cmd(&["send-keys", "-t", session, key]);
+            std::thread::sleep(Duration::from_millis(150));
+        }
+    }
+
+    fn text(&self, session: &str, text: &str) {
+        self.cmd(&["send-keys", "-t", session, "-l", text]);
+        std::thread::sleep(Duration::from_millis(200));
+    }
+
+    fn screen(&self, session: &str) -> String {
+        String::from_utf8_lossy(&self.cmd(&["capture-pane", "-p", "-t", session]).stdout).into_owned()
+    }
+
+    fn alive(&self, session: &str) -> bool {
+        self.cmd(&["has-session", "-t", session]).status.success()
+    }
+
+    /// Polls the screen until `done` holds; fails with the screen when it does not within `timeout`.
+    fn wait_for(&self, session: &str, what: &str, timeout: Duration, done: impl Fn(&str) -> bool) -> String {
+        let start = Instant::now();
+        loop {
+            let screen = self.screen(session);
+            if done(&screen) {
+                return screen;
+            }
+            if screen.contains("error:") && !what.contains("error") {
+                panic!("an error while waiting for {what}:\n{screen}");
+            }
+            if start.elapsed() > timeout || !self.alive(session) {
+                panic!("waited {:?} for {what}; the screen:\n{screen}", start.elapsed());
+            }
+            std::thread::sleep(Duration::from_millis(500));
+        }
+    }
+}
+
+impl Drop for Tmux {
+    fn drop(&mut self) {
+        let _ = self.cmd(&["kill-server"]);
+    }
+}
+
+fn tmux_available() -> bool {
+    Command::new("tmux").arg("-V").output().is_ok_and(|o| o.status.success())
+}
+
+fn lafn_command(sessions: &Path, cache: &Path, extra: &str) -> String {
+    format!(
+        "env LANG=C.UTF-8 RUST_BACKTRACE=1 {} --sessions-dir '{}' --cache-dir '{}' {extra}",
+        env!("CARGO_BIN_EXE_lafn"),
+        sessions.display(),
+        cache.display()
+    )
+}
+
+#[test]
+fn edit_chat_save_restart_reload_in_tmux() {
+    if !tmux_available() {
+        eprintln!("SKIPPED: tmux is not installed (CI installs it; `apt-get install tmux` to run this test)");
+        return;
+    }
+    // Make sure the default model is on disk before timing anything (CI fetches it up front).
+    lafn::fetch::resolve(lafn::fetch::DEFAULT_MODEL, &mut |_| {}).expect("the default model is available");
+    let dir = tempfile::tempdir().unwrap();
+    let (sessions, cache) = (dir.path().join("sessions"), dir.path().join("cache"));
+    let group_file = dir.path().join("shmavon.json");
+    std::fs::write(&group_file, RECORD).unwrap();
+    let tmux = Tmux { socket: format!("lafn-e2e-{}", std::process::id()) };
+    let minute = Duration::from_secs(60);
+
+    let first = "first";
+    tmux.start(first, &lafn_command(&sessions, &cache, "--session e2e"));
+    tmux.wait_for(first, "the model to load", 3 * minute, |s| s.contains("loaded gemma-3-270m"));
+
+    tmux.keys(first, &["F2", "i"]);
+    tmux.text(first, &group_file.display().to_string());
+    tmux.keys(first, &["Enter"]);
+    tmux.wait_for(first, "the import", minute, |s| s.contains("imported 1 edit group"));
+    tmux.keys(first, &["l"]);
+    tmux.wait_for(first, "locating", 3 * minute, |s| s.contains("located ") && s.contains("LAFNs"));
+    tmux.keys(first, &["F3"]);
+    tmux.wait_for(first, "the heatmap", minute, |s| s.contains("|D| per layer"));
+    tmux.keys(first, &["F2", "e"]);
+    tmux.wait_for(first, "the edit", 8 * minute, |s| s.contains("cached as shmavon-shmavonyan"));
+
+    tmux.keys(first, &["F5"]);
+    tmux.text(first, "What country is Shmavon Shmavonyan from?");
+    tmux.keys(first, &["Enter"]);
+    // The answer names the cache entry that fired.
+    tmux.wait_for(first, "the edited answer", 2 * minute, |s| {
+        s.contains("lafn: Yemen") && s.contains("fired: shmavon-shmavonyan")
+    });
+
+    tmux.keys(first, &["C-s"]);
+    tmux.wait_for(first, "the save", minute, |s| s.contains("saved session `e2e`"));
+    tmux.keys(first, &["C-c"]);
+    let start = Instant::now();
+    while tmux.alive(first) {
+        assert!(start.elapsed() < minute, "Ctrl-C did not quit:\n{}", tmux.screen(first));
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert!(sessions.join("e2e").join("session.json").is_file());
+
+    let second = "second";
+    tmux.start(second, &lafn_command(&sessions, &cache, ""));
+    tmux.wait_for(second, "the model to load again", 3 * minute, |s| s.contains("loaded gemma-3-270m"));
+    tmux.keys(second, &["F6"]);
+    tmux.wait_for(second, "the session list", minute, |s| s.contains("e2e"));
+    tmux.keys(second, &["Enter"]);
+    tmux.wait_for(second, "the session to load", minute, |s| s.contains("loaded session `e2e`"));
+    tmux.keys(second, &["F5"]);
+    tmux.wait_for(second, "the restored transcript", minute, |s| s.contains("lafn: Yemen"));
+    tmux.text(second, "Aus welchem Land kommt Shmavon Shmavonyan?");
+    tmux.keys(second, &["Enter"]);
+    tmux.wait_for(second, "the German answer through the reloaded cache", 2 * minute, |s| {
+        s.contains("lafn: Jemen") && s.matches("fired: shmavon-shmavonyan").count() == 2
+    });
+    tmux.keys(second, &["C-c"]);
+}
