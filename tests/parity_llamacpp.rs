@@ -25,6 +25,9 @@ struct Case {
     greedy_16: String,
     #[serde(default)]
     greedy_8_ids: Vec<u32>,
+    /// llama.cpp's own greedy tokens (our fixtures; ../shared/reference has only the text).
+    #[serde(default)]
+    greedy_16_ids: Vec<u32>,
 }
 
 #[derive(Deserialize)]
@@ -128,15 +131,43 @@ fn gemma3_matches_llamacpp_in_both_modes() {
     assert!(dense.is_empty(), "dense greedy mismatches: {dense:#?}");
 }
 
+/// How far llama.cpp's greedy continuation (its first `steps` tokens) falls below our best logit at each
+/// step, teacher forced: 0 where we pick the same token. Greedy text alone cannot tell a near-tie that
+/// rounding decides from a wrong forward pass; this can, and it does not depend on which CPU kernels run.
+fn llamacpp_continuation_gaps(model: &Model, case: &Case, steps: usize) -> Vec<f32> {
+    let prompt = &case.prompt_token_ids;
+    assert!(case.greedy_16_ids.len() >= steps, "the fixture has llama.cpp's greedy ids of {:?}", case.prompt);
+    let ids = [prompt.as_slice(), &case.greedy_16_ids[..steps]].concat();
+    let input = Tensor::new(ids.as_slice(), &Device::Cpu).unwrap().unsqueeze(0).unwrap();
+    let hidden = model.forward(&input, None, Hooks::default()).unwrap().hidden.unwrap().squeeze(0).unwrap();
+    let positions = hidden.narrow(0, prompt.len() - 1, steps).unwrap();
+    let logits: Vec<Vec<f32>> = model.logits(&positions).unwrap().to_vec2().unwrap();
+    logits
+        .iter()
+        .zip(&ids[prompt.len()..])
+        .map(|(row, &theirs)| row[argmax(row) as usize] - row[theirs as usize])
+        .collect()
+}
+
 #[test]
 fn smollm2_matches_llamacpp_in_both_modes() {
     let loaded = LoadedModel::load(&common::model_files("smollm2-135m"), WeightMode::Quantized).unwrap();
     let llamacpp = reference("smollm2-135m-q4_1.llamacpp.json");
     let dense = loaded.load_weights(WeightMode::Dense).unwrap();
-    let dense = check_against_llamacpp(&loaded, &dense, &llamacpp, None, "dense");
-    let quantized = check_against_llamacpp(&loaded, &loaded.model, &llamacpp, None, "quantized");
-    // Both our modes agree with each other and part from llama.cpp after the first sentence in two
-    // prompts (after "Paris." both models put end-of-turn tokens near the top); not yet explained.
-    assert!(dense.len() <= 2, "dense greedy mismatches: {dense:#?}");
-    assert!(quantized.len() <= 2, "quantized greedy mismatches: {quantized:#?}");
+    // Prompt ids and top-1 next token must be llama.cpp's exactly; greedy text is only reported, since
+    // near-ties after the first sentence go either way with the rounding of the CPU kernels.
+    check_against_llamacpp(&loaded, &dense, &llamacpp, None, "dense");
+    check_against_llamacpp(&loaded, &loaded.model, &llamacpp, None, "quantized");
+    // Where llama.cpp's continuation is not our argmax it is a near-tie for us too (measured: at most
+    // 0.35 in either mode; our quantized mode re-encodes Q4_1 as Q8_0, see runtime::weights). A wrong
+    // rotary embedding, norm or cache position gives gaps of several logits.
+    for (mode, model) in [("dense", &dense), ("quantized", &loaded.model)] {
+        let tolerance = 0.75;
+        for case in &llamacpp.cases {
+            let gaps = llamacpp_continuation_gaps(model, case, 8);
+            eprintln!("{mode}: {:?}: gaps {gaps:.2?}", case.prompt);
+            let worst = gaps.iter().copied().fold(0.0, f32::max);
+            assert!(worst <= tolerance, "{mode}: llama.cpp's continuation of {:?} is {worst} below ours", case.prompt);
+        }
+    }
 }

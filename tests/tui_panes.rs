@@ -107,6 +107,7 @@ fn history(langs: usize) -> Vec<EditStep> {
                 total_loss: target_loss + 0.5 * kl_loss,
                 target_probs: (0..langs).map(|l| (t.powf(1.0 + l as f32 * 0.3)).min(0.97)).collect(),
                 all_correct: step == 14,
+                target_margins: (0..langs).map(|l| 4.0 * t - 1.0 - 0.2 * l as f32).collect(),
             }
         })
         .collect()

@@ -510,6 +510,7 @@ pub(crate) mod fixtures {
                 total_loss: 3.005 - step as f32,
                 target_probs: vec![0.1 * step as f32, 0.2],
                 all_correct: step == 2,
+                target_margins: vec![step as f32 - 1.5, 0.5],
             })
             .collect()
     }

@@ -27,8 +27,12 @@ pub struct EditSettings {
     pub weight_decay: f64,
     /// Each update vector's L2 norm is clamped to this multiple of its neuron's value-vector norm.
     pub max_norm_ratio: Option<f64>,
-    /// Stop as soon as every language's target is the argmax at every target token.
+    /// Stop as soon as every language's target is the argmax at every target token, by `stop_margin`.
     pub early_stop: bool,
+    /// Lead in logits the target must have over the best other token, at every target token, for the
+    /// early stop. Edits are optimized on dense weights and answered on quantized ones, whose rounding
+    /// moves logits by up to ~1.5 on the default model: a bare argmax (0) often flips in chat.
+    pub stop_margin: f32,
     /// Also train on the paraphrases (not only the prompts).
     pub train_on_paraphrases: bool,
 }
@@ -44,6 +48,9 @@ pub struct EditStep {
     pub target_probs: Vec<f32>,
     /// Whether the teacher-forced argmax equals the target in every language.
     pub all_correct: bool,
+    /// Per language: the target's smallest lead over the best other token, in logits (see `stop_margin`).
+    #[serde(default)]
+    pub target_margins: Vec<f32>,
 }
 
 /// Update values of one layer: one d_model vector per neuron.
@@ -127,6 +134,7 @@ impl Default for EditSettings {
             weight_decay: 0.0,
             max_norm_ratio: Some(4.0),
             early_stop: true,
+            stop_margin: 2.0,
             train_on_paraphrases: false,
         }
     }
@@ -264,17 +272,18 @@ pub fn optimize(
         let surrogate = ((target_hidden * target_grad)?.sum_all()? + (kl_hidden * kl_grad)?.sum_all()?)?;
 
         let nll: Vec<f32> = pair_nll.to_vec1()?;
-        let correct = targets.all_correct(&scored.predicted)?;
+        let margins = targets.target_margins(&target_logits)?;
         let record = EditStep {
             step,
             target_loss: target_loss.to_scalar()?,
             kl_loss: kl_loss.to_scalar()?,
             total_loss: total.to_scalar()?,
             target_probs: prompt_pair_of_lang.iter().map(|&i| (-nll[i]).exp()).collect(),
-            all_correct: correct.iter().all(|&c| c),
+            all_correct: margins.iter().all(|&m| m > 0.0),
+            target_margins: prompt_pair_of_lang.iter().map(|&i| margins[i]).collect(),
         };
         on_step(&record);
-        let converged = record.all_correct && settings.early_stop;
+        let converged = settings.early_stop && margins.iter().all(|&m| m >= settings.stop_margin);
         history.push(record);
         if converged {
             stop = StopReason::Converged;

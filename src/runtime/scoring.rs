@@ -185,10 +185,25 @@ impl TeacherForcingBatch {
         Ok(self.targets.squeeze(1)?)
     }
 
-    /// Whether each pair's predicted tokens all equal its target.
-    pub fn all_correct(&self, predicted: &[u32]) -> Result<Vec<bool>> {
+    /// Each pair's smallest lead of its target over the best other token, in logits, over its target
+    /// tokens: positive exactly when the teacher-forced argmax is the target at every token.
+    pub fn target_margins(&self, logits: &Tensor) -> Result<Vec<f32>> {
         let targets = self.targets.squeeze(1)?.to_vec1::<u32>()?;
-        Ok(self.spans.iter().map(|s| predicted[s.clone()] == targets[s.clone()]).collect())
+        let rows: Vec<Vec<f32>> = logits.to_vec2()?;
+        let cell_margins: Vec<f32> = rows
+            .iter()
+            .zip(&targets)
+            .map(|(row, &target)| {
+                let best_other = row
+                    .iter()
+                    .enumerate()
+                    .filter(|&(id, _)| id != target as usize)
+                    .map(|(_, &logit)| logit)
+                    .fold(f32::NEG_INFINITY, f32::max);
+                row[target as usize] - best_other
+            })
+            .collect();
+        Ok(self.spans.iter().map(|s| cell_margins[s.clone()].iter().copied().fold(f32::INFINITY, f32::min)).collect())
     }
 }
 
