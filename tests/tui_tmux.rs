@@ -2,6 +2,9 @@
 //! edit group from an MzsRE-format JSON file, locates, edits, asks the chat the edited question and reads
 //! the new answer off the screen, saves the session, quits, starts again, reloads the session and sees
 //! the answer again (in the restored transcript and in a fresh one through the cache).
+//!
+//! With `LAFN_E2E_SCREENS=DIR` it also writes each pane's screen to `DIR/<pane>.txt` (the README's
+//! screenshots come from there).
 
 use std::path::Path;
 use std::process::Command;
@@ -21,7 +24,7 @@ impl Tmux {
     }
 
     fn start(&self, session: &str, command: &str) {
-        let out = self.cmd(&["-u", "new-session", "-d", "-s", session, "-x", "160", "-y", "45", command]);
+        let out = self.cmd(&["-u", "new-session", "-d", "-s", session, "-x", "120", "-y", "36", command]);
         assert!(out.status.success(), "tmux new-session: {}", String::from_utf8_lossy(&out.stderr));
     }
 
@@ -39,6 +42,16 @@ impl Tmux {
 
     fn screen(&self, session: &str) -> String {
         String::from_utf8_lossy(&self.cmd(&["capture-pane", "-p", "-t", session]).stdout).into_owned()
+    }
+
+    /// Keeps the current screen as `<name>.txt` when `LAFN_E2E_SCREENS` names a directory.
+    fn keep_screen(&self, session: &str, name: &str) {
+        if let Some(dir) = std::env::var_os("LAFN_E2E_SCREENS") {
+            let dir = Path::new(&dir);
+            std::fs::create_dir_all(dir).unwrap();
+            let screen: Vec<String> = self.screen(session).lines().map(|l| l.trim_end().to_string()).collect();
+            std::fs::write(dir.join(format!("{name}.txt")), screen.join("\n")).unwrap();
+        }
     }
 
     fn alive(&self, session: &str) -> bool {
@@ -101,6 +114,7 @@ fn edit_chat_save_restart_reload_in_tmux() {
     let first = "first";
     tmux.start(first, &lafn_command(&sessions, &cache, "--session e2e"));
     tmux.wait_for(first, "the model to load", 3 * minute, |s| s.contains("loaded gemma-3-270m"));
+    tmux.keep_screen(first, "model");
 
     tmux.keys(first, &["F2", "i"]);
     tmux.text(first, &group_file.display().to_string());
@@ -110,8 +124,13 @@ fn edit_chat_save_restart_reload_in_tmux() {
     tmux.wait_for(first, "locating", 3 * minute, |s| s.contains("located ") && s.contains("LAFNs"));
     tmux.keys(first, &["F3"]);
     tmux.wait_for(first, "the heatmap", minute, |s| s.contains("|D| per layer"));
+    tmux.keep_screen(first, "neurons");
     tmux.keys(first, &["F2", "e"]);
     tmux.wait_for(first, "the edit", 8 * minute, |s| s.contains("cached as shmavon-shmavonyan"));
+    tmux.keep_screen(first, "edits");
+    tmux.keys(first, &["F4"]);
+    tmux.wait_for(first, "the loss curves", minute, |s| s.contains("Converged"));
+    tmux.keep_screen(first, "optimize");
 
     tmux.keys(first, &["F5"]);
     tmux.text(first, "What country is Shmavon Shmavonyan from?");
@@ -120,9 +139,17 @@ fn edit_chat_save_restart_reload_in_tmux() {
     tmux.wait_for(first, "the edited answer", 2 * minute, |s| {
         s.contains("lafn: Yemen") && s.contains("fired: shmavon-shmavonyan")
     });
+    tmux.keep_screen(first, "chat");
 
     tmux.keys(first, &["C-s"]);
     tmux.wait_for(first, "the save", minute, |s| s.contains("saved session `e2e`"));
+    tmux.keys(first, &["F6"]);
+    tmux.wait_for(first, "the session list", minute, |s| s.contains("e2e") && s.contains("Saved sessions"));
+    tmux.keep_screen(first, "sessions");
+    tmux.keys(first, &["?"]);
+    tmux.wait_for(first, "the help", minute, |s| s.contains("Ctrl-X"));
+    tmux.keep_screen(first, "help");
+    tmux.keys(first, &["Escape"]);
     tmux.keys(first, &["C-c"]);
     let start = Instant::now();
     while tmux.alive(first) {
