@@ -407,6 +407,15 @@ fn help_lists_every_key() {
 }
 
 #[test]
+fn readme_key_table_is_the_help() {
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    for (keys, does) in panes::KEYS {
+        let row = format!("| {} | {does} |", keys.replace('|', "\\|"));
+        assert!(readme.contains(&row), "README's key table lacks `{row}`");
+    }
+}
+
+#[test]
 fn tiny_terminal_says_so() {
     let mut app = demo_app();
     let screen = render(&mut app, 20, 5);

@@ -120,6 +120,7 @@ fn edit_chat_save_restart_reload_in_tmux() {
     tmux.text(first, &group_file.display().to_string());
     tmux.keys(first, &["Enter"]);
     tmux.wait_for(first, "the import", minute, |s| s.contains("imported 1 edit group"));
+    tmux.keep_screen(first, "edits");
     tmux.keys(first, &["l"]);
     tmux.wait_for(first, "locating", 3 * minute, |s| s.contains("located ") && s.contains("LAFNs"));
     tmux.keys(first, &["F3"]);
@@ -127,7 +128,6 @@ fn edit_chat_save_restart_reload_in_tmux() {
     tmux.keep_screen(first, "neurons");
     tmux.keys(first, &["F2", "e"]);
     tmux.wait_for(first, "the edit", 8 * minute, |s| s.contains("cached as shmavon-shmavonyan"));
-    tmux.keep_screen(first, "edits");
     tmux.keys(first, &["F4"]);
     tmux.wait_for(first, "the loss curves", minute, |s| s.contains("Converged"));
     tmux.keep_screen(first, "optimize");
