@@ -1,6 +1,6 @@
 //! The `lafn` command: the TUI by default, and subcommands that drive the same library.
 
-use std::io::Write;
+use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
@@ -277,7 +277,7 @@ impl SettingsArgs {
 
 impl ModelArgs {
     fn files(&self) -> Result<ModelFiles> {
-        let mut files = fetch::resolve(&self.model, &mut print_fetch_progress)?;
+        let mut files = fetch::resolve(&self.model, &mut fetch_progress())?;
         if let Some(tokenizer) = &self.tokenizer {
             files.tokenizer = Some(tokenizer.clone());
         }
@@ -298,26 +298,38 @@ impl ModelArgs {
     }
 }
 
-fn print_fetch_progress(event: FetchEvent) {
-    let mut err = std::io::stderr();
-    match event {
-        FetchEvent::Stage(stage) => {
-            let _ = writeln!(err, "\r{stage}");
-        }
-        FetchEvent::Bytes { done, total } => {
-            let fraction = if total == 0 { 0.0 } else { done as f64 / total as f64 };
-            let filled = (fraction * 30.0).round() as usize;
-            let _ = write!(
-                err,
-                "\r[{}{}] {:5.1}% {:.1}/{:.1} MB",
-                "#".repeat(filled.min(30)),
-                " ".repeat(30 - filled.min(30)),
-                fraction * 100.0,
-                done as f64 / 1e6,
-                total as f64 / 1e6
-            );
-            if done >= total {
-                let _ = writeln!(err);
+/// Fetch progress on stderr: a bar redrawn in place on a terminal; in a log (not a terminal), a line
+/// per tenth, so CI logs do not fill with thousands of redraws.
+fn fetch_progress() -> impl FnMut(FetchEvent) {
+    let on_terminal = std::io::stderr().is_terminal();
+    let mut last_shown = None;
+    move |event| {
+        let mut err = std::io::stderr();
+        match event {
+            FetchEvent::Stage(stage) => {
+                last_shown = None;
+                let _ = writeln!(err, "\r{stage}");
+            }
+            FetchEvent::Bytes { done, total } => {
+                let fraction = if total == 0 { 0.0 } else { done as f64 / total as f64 };
+                let step = (fraction * if on_terminal { 1000.0 } else { 10.0 }) as u64;
+                if last_shown == Some(step) {
+                    return;
+                }
+                last_shown = Some(step);
+                let filled = ((fraction * 30.0).round() as usize).min(30);
+                let bar = format!(
+                    "[{}{}] {:5.1}% {:.1}/{:.1} MB",
+                    "#".repeat(filled),
+                    " ".repeat(30 - filled),
+                    fraction * 100.0,
+                    done as f64 / 1e6,
+                    total as f64 / 1e6
+                );
+                let _ = if on_terminal { write!(err, "\r{bar}") } else { writeln!(err, "{bar}") };
+                if on_terminal && done >= total {
+                    let _ = writeln!(err);
+                }
             }
         }
     }
@@ -342,7 +354,7 @@ fn main() -> Result<()> {
         }
         Some(Command::FetchModel { name, force }) => {
             let name = name.as_deref().unwrap_or(fetch::DEFAULT_MODEL);
-            let files = fetch::fetch_builtin(name, force, &mut print_fetch_progress)?;
+            let files = fetch::fetch_builtin(name, force, &mut fetch_progress())?;
             println!("{}", files.weights.display());
             if let Some(tokenizer) = files.tokenizer {
                 println!("{}", tokenizer.display());
