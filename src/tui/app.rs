@@ -755,18 +755,10 @@ impl App {
                 let input = self.input.take().expect("checked above");
                 return self.commit(input.target, input.field.text().to_string());
             }
-            KeyCode::Char('z') if ctrl => field.undo(),
-            KeyCode::Char('u') if ctrl => field.clear_before_cursor(),
-            KeyCode::Char('a') if ctrl => field.home(),
             KeyCode::Char('e') if ctrl => field.end(),
-            KeyCode::Char(c) if !ctrl => field.insert(c),
-            KeyCode::Backspace => field.backspace(),
-            KeyCode::Delete => field.delete(),
-            KeyCode::Left => field.left(),
-            KeyCode::Right => field.right(),
-            KeyCode::Home => field.home(),
-            KeyCode::End => field.end(),
-            _ => {}
+            _ => {
+                field.edit_key(key);
+            }
         }
         Vec::new()
     }
@@ -1123,19 +1115,11 @@ impl App {
         match key.code {
             KeyCode::Esc => self.chat_focused = false,
             KeyCode::Enter => return self.ask(),
-            KeyCode::Char('z') if ctrl => field.undo(),
-            KeyCode::Char('u') if ctrl => field.clear_before_cursor(),
-            KeyCode::Char('a') if ctrl => field.home(),
             KeyCode::Up => self.chat_scroll += 1,
             KeyCode::Down => self.chat_scroll = self.chat_scroll.saturating_sub(1),
-            KeyCode::Char(c) if !ctrl => field.insert(c),
-            KeyCode::Backspace => field.backspace(),
-            KeyCode::Delete => field.delete(),
-            KeyCode::Left => field.left(),
-            KeyCode::Right => field.right(),
-            KeyCode::Home => field.home(),
-            KeyCode::End => field.end(),
-            _ => {}
+            _ => {
+                field.edit_key(key);
+            }
         }
         Vec::new()
     }

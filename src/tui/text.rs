@@ -1,6 +1,7 @@
 //! A one-line text field: the cursor moves by grapheme (so a Thai vowel mark or an emoji with a skin tone
 //! is one step), widths come from Unicode (a CJK character takes two columns), with paste and undo.
 
+use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use unicode_segmentation::UnicodeSegmentation;
 use unicode_width::UnicodeWidthStr;
 
@@ -22,6 +23,26 @@ impl TextField {
 
     pub fn text(&self) -> &str {
         &self.text
+    }
+
+    /// Applies an editing key (typing, deleting, moving, Ctrl-Z undo, Ctrl-U, Ctrl-A home); returns
+    /// whether the key was one. Ctrl-E (end) is left to the caller: the chat uses it for the cache.
+    pub fn edit_key(&mut self, key: KeyEvent) -> bool {
+        let ctrl = key.modifiers.contains(KeyModifiers::CONTROL);
+        match key.code {
+            KeyCode::Char('z') if ctrl => self.undo(),
+            KeyCode::Char('u') if ctrl => self.clear_before_cursor(),
+            KeyCode::Char('a') if ctrl => self.home(),
+            KeyCode::Char(c) if !ctrl => self.insert(c),
+            KeyCode::Backspace => self.backspace(),
+            KeyCode::Delete => self.delete(),
+            KeyCode::Left => self.left(),
+            KeyCode::Right => self.right(),
+            KeyCode::Home => self.home(),
+            KeyCode::End => self.end(),
+            _ => return false,
+        }
+        true
     }
 
     /// Replaces the whole text (undoable), cursor at the end.
