@@ -131,6 +131,7 @@ pub enum Setting {
     LearningRate,
     Steps,
     KlWeight,
+    StopMargin,
     Layers,
     Beta,
     ParaphraseSource,
@@ -138,10 +139,11 @@ pub enum Setting {
 }
 
 impl Setting {
-    pub const ALL: [Setting; 7] = [
+    pub const ALL: [Setting; 8] = [
         Setting::LearningRate,
         Setting::Steps,
         Setting::KlWeight,
+        Setting::StopMargin,
         Setting::Layers,
         Setting::Beta,
         Setting::ParaphraseSource,
@@ -153,6 +155,7 @@ impl Setting {
             Setting::LearningRate => "learning rate",
             Setting::Steps => "steps",
             Setting::KlWeight => "lambda (KL)",
+            Setting::StopMargin => "stop margin",
             Setting::Layers => "layers",
             Setting::Beta => "beta",
             Setting::ParaphraseSource => "paraphrases",
@@ -165,6 +168,7 @@ impl Setting {
             Setting::LearningRate => s.edit.learning_rate.to_string(),
             Setting::Steps => s.edit.steps.to_string(),
             Setting::KlWeight => s.edit.kl_weight.to_string(),
+            Setting::StopMargin => s.edit.stop_margin.to_string(),
             Setting::Layers => match &s.locate.layers {
                 LayerChoice::Auto { count } => format!("auto {count}"),
                 LayerChoice::Fixed(list) => list.iter().map(|l| l.to_string()).collect::<Vec<_>>().join(","),
@@ -193,6 +197,10 @@ impl Setting {
             Setting::KlWeight => {
                 s.edit.kl_weight =
                     text.parse().ok().filter(|v: &f64| *v >= 0.0 && v.is_finite()).ok_or(bad("a number >= 0"))?
+            }
+            Setting::StopMargin => {
+                s.edit.stop_margin =
+                    text.parse().ok().filter(|v: &f32| *v >= 0.0 && v.is_finite()).ok_or(bad("a number >= 0"))?
             }
             Setting::Layers => {
                 s.locate.layers = if let Some(count) = text.strip_prefix("auto") {
