@@ -1,5 +1,6 @@
 //! End to end in a real terminal: the `lafn` binary runs in tmux on the default model; the test loads an
-//! edit group from an MzsRE-format JSON file, locates, edits, asks the chat the edited question and reads
+//! edit group from an MzsRE-format JSON file, locates, starts an edit and cancels it from another pane
+//! while it runs, edits again, asks the chat the edited question and reads
 //! the new answer off the screen, saves the session, quits, starts again, reloads the session and sees
 //! the answer again (in the restored transcript and in a fresh one through the cache).
 //!
@@ -120,15 +121,21 @@ fn edit_chat_save_restart_reload_in_tmux() {
     tmux.text(first, &group_file.display().to_string());
     tmux.keys(first, &["Enter"]);
     tmux.wait_for(first, "the import", minute, |s| s.contains("imported 1 edit group"));
-    tmux.keep_screen(first, "edits");
     tmux.keys(first, &["l"]);
     tmux.wait_for(first, "locating", 3 * minute, |s| s.contains("located ") && s.contains("LAFNs"));
+    tmux.keep_screen(first, "edits");
     tmux.keys(first, &["F3"]);
     tmux.wait_for(first, "the heatmap", minute, |s| s.contains("|D| per layer"));
     tmux.keep_screen(first, "neurons");
-    tmux.keys(first, &["F2", "e"]);
+    // While the edit runs, the UI switches panes, redraws its progress, and cancels on Ctrl-X.
+    tmux.keys(first, &["F2", "e", "F4"]);
+    tmux.wait_for(first, "the Optimize pane during the edit", 3 * minute, |s| {
+        s.contains("Settings (Enter changes)") && s.contains(" step ") && s.contains("(Ctrl-X cancels)")
+    });
+    tmux.keys(first, &["C-x"]);
+    tmux.wait_for(first, "the cancel", minute, |s| s.contains("edit cancelled: nothing cached"));
+    tmux.keys(first, &["s"]);
     tmux.wait_for(first, "the edit", 8 * minute, |s| s.contains("cached as shmavon-shmavonyan"));
-    tmux.keys(first, &["F4"]);
     tmux.wait_for(first, "the loss curves", minute, |s| s.contains("Converged"));
     tmux.keep_screen(first, "optimize");
 

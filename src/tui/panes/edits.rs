@@ -83,7 +83,8 @@ pub fn render(app: &App, frame: &mut Frame, body: Rect) {
                 format!("(empty) — {} paraphrases", group.descriptors[*d].paraphrases.len())
             }
             FieldRef::Lang(d) => format!("{value} — {} paraphrases", group.descriptors[*d].paraphrases.len()),
-            _ => value,
+            // Template paraphrases hold line breaks ("...?\nAnswer:"); a row shows them as a mark.
+            _ => value.replace('\n', " ↵ "),
         };
         let room = (inner.width as usize).saturating_sub(text::width(&label) + 2);
         let mut line = row(selected, format!("{label}{}", text::truncate(&value, room)));
