@@ -88,24 +88,9 @@ pub fn render(app: &App, frame: &mut Frame, body: Rect) {
     let max_loss =
         history.iter().map(|s| s.total_loss.max(s.target_loss).max(s.kl_loss)).fold(0.0f32, f32::max).max(0.1) as f64;
     let datasets = vec![
-        Dataset::default()
-            .name("L_target")
-            .marker(Marker::Braille)
-            .graph_type(GraphType::Line)
-            .style(Style::new().fg(Color::Cyan))
-            .data(&target),
-        Dataset::default()
-            .name("L_kl")
-            .marker(Marker::Braille)
-            .graph_type(GraphType::Line)
-            .style(Style::new().fg(Color::Yellow))
-            .data(&kl),
-        Dataset::default()
-            .name("total")
-            .marker(Marker::Braille)
-            .graph_type(GraphType::Line)
-            .style(Style::new().fg(Color::Green))
-            .data(&total),
+        curve("L_target", Color::Cyan, &target),
+        curve("L_kl", Color::Yellow, &kl),
+        curve("total", Color::Green, &total),
     ];
     let chart = Chart::new(datasets)
         .block(titled("Losses"))
@@ -122,14 +107,7 @@ pub fn render(app: &App, frame: &mut Frame, body: Rect) {
         .iter()
         .zip(&prob_series)
         .enumerate()
-        .map(|(i, (lang, data))| {
-            Dataset::default()
-                .name(lang.clone())
-                .marker(Marker::Braille)
-                .graph_type(GraphType::Line)
-                .style(Style::new().fg(LANG_COLORS[i % LANG_COLORS.len()]))
-                .data(data)
-        })
+        .map(|(i, (lang, data))| curve(lang.clone(), LANG_COLORS[i % LANG_COLORS.len()], data))
         .collect();
     let chart = Chart::new(datasets)
         .block(titled("P(target) per language"))
@@ -144,4 +122,14 @@ fn axis(title: &'static str, max: f64, max_label: String) -> Axis<'static> {
         .bounds([0.0, max])
         .labels(vec!["0".to_string(), max_label])
         .style(Style::new().fg(Color::Gray))
+}
+
+/// One line of a chart, drawn in braille dots.
+fn curve<'a>(name: impl Into<Line<'a>>, color: Color, data: &'a [(f64, f64)]) -> Dataset<'a> {
+    Dataset::default()
+        .name(name)
+        .marker(Marker::Braille)
+        .graph_type(GraphType::Line)
+        .style(Style::new().fg(color))
+        .data(data)
 }
