@@ -276,3 +276,19 @@ impl AnswerTails {
         model.forward(&self.tails, Some(&mut cache), hooks)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn target_margins_are_the_smallest_lead_per_pair() {
+        // Pair 0 has two target tokens (leads 2.0 and -1.0), pair 1 one (lead 0.5); vocabulary of 3.
+        let pairs =
+            [PromptTarget { prompt: vec![1], target: vec![0, 2] }, PromptTarget { prompt: vec![1], target: vec![1] }];
+        let batch = TeacherForcingBatch::new(&pairs, 0).unwrap();
+        let logits = Tensor::new(&[[3.0f32, 1.0, 0.5], [0.0, 2.0, 1.0], [1.0, 1.5, 0.2]], &Device::Cpu).unwrap();
+        let margins = batch.target_margins(&logits).unwrap();
+        assert_eq!(margins, vec![-1.0, 0.5]);
+    }
+}
