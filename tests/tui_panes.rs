@@ -121,6 +121,10 @@ fn key(code: KeyCode) -> Event {
     Event::Key(KeyEvent::new(code, KeyModifiers::NONE))
 }
 
+fn ctrl(c: char) -> Event {
+    Event::Key(KeyEvent::new(KeyCode::Char(c), KeyModifiers::CONTROL))
+}
+
 fn type_text(app: &mut App, text: &str) {
     for c in text.chars() {
         app.handle(key(KeyCode::Char(c)));
@@ -319,7 +323,7 @@ fn edits_pane_typing_thai_with_undo() {
     app.handle(key(KeyCode::End));
     type_text(&mut app, " กี่");
     app.handle(Event::Paste("汉字".into()));
-    app.handle(Event::Key(KeyEvent::new(KeyCode::Char('z'), KeyModifiers::CONTROL)));
+    app.handle(ctrl('z'));
     app.handle(key(KeyCode::Enter));
     assert_eq!(app.groups[0].saved.group.descriptors[0].subject, "Shmavon Shmavonyan กี่");
     assert_eq!(app.groups[0].saved.status, lafn::session::GroupStatus::Draft, "an edited field makes a draft");
@@ -362,13 +366,13 @@ fn optimize_settings_reject_bad_values() {
     app.pane = Pane::Optimize;
     app.handle(key(KeyCode::Down));
     app.handle(key(KeyCode::Enter));
-    app.handle(Event::Key(KeyEvent::new(KeyCode::Char('u'), KeyModifiers::CONTROL)));
+    app.handle(ctrl('u'));
     type_text(&mut app, "-3");
     app.handle(key(KeyCode::Enter));
     assert!(app.error.as_deref().unwrap().contains("steps"), "{:?}", app.error);
     assert_eq!(app.settings.edit.steps, 40, "a bad value changes nothing");
     app.handle(key(KeyCode::Enter));
-    app.handle(Event::Key(KeyEvent::new(KeyCode::Char('u'), KeyModifiers::CONTROL)));
+    app.handle(ctrl('u'));
     type_text(&mut app, "25");
     app.handle(key(KeyCode::Enter));
     assert_eq!(app.settings.edit.steps, 25);
@@ -383,7 +387,7 @@ fn chat_pane() {
 fn chat_pane_side_by_side() {
     let mut app = demo_app();
     app.pane = Pane::Chat;
-    app.handle(Event::Key(KeyEvent::new(KeyCode::Char('b'), KeyModifiers::CONTROL)));
+    app.handle(ctrl('b'));
     assert!(app.side_by_side);
     insta::assert_snapshot!("chat_side_by_side_80x24", render(&mut app, 80, 24));
 }
@@ -435,11 +439,11 @@ fn keys_switch_panes_and_ctrl_s_saves_anywhere() {
     assert_eq!(app.pane, Pane::Chat);
     app.handle(key(KeyCode::Char('6')));
     assert_eq!(app.pane, Pane::Chat, "digits type in the chat input");
-    let commands = app.handle(Event::Key(KeyEvent::new(KeyCode::Char('s'), KeyModifiers::CONTROL)));
+    let commands = app.handle(ctrl('s'));
     let Some(Command::SaveSession(session)) = commands.first() else { panic!("Ctrl-S saves: {commands:?}") };
     assert_eq!(session.groups.len(), 2);
     assert_eq!(session.chat[0].unedited_answer.as_deref(), Some(" Armenia"));
-    let commands = app.handle(Event::Key(KeyEvent::new(KeyCode::Char('c'), KeyModifiers::CONTROL)));
+    let commands = app.handle(ctrl('c'));
     assert!(app.quit);
     assert!(matches!(commands.first(), Some(Command::SaveSession(_))), "quitting saves first");
 }
