@@ -153,7 +153,11 @@ impl Measurements {
     /// The LAFNs of `layer` (factual in every language, not generic), strongest first, capped at
     /// `max_per_layer`, returned sorted by index.
     pub fn layer_lafns(&self, layer: usize, settings: &LocateSettings) -> Vec<u32> {
-        let mut neurons = self.unranked_lafns(layer, &self.factual(layer, settings.beta), settings);
+        self.strongest(layer, self.unranked_lafns(layer, &self.factual(layer, settings.beta), settings), settings)
+    }
+
+    /// `neurons` of `layer` ranked by strength, capped at `max_per_layer`, returned sorted by index.
+    fn strongest(&self, layer: usize, mut neurons: Vec<u32>, settings: &LocateSettings) -> Vec<u32> {
         // Keep the neurons every language drives hardest: rank by the weakest language's mean activation.
         let weakest =
             |j: u32| self.strengths[layer].iter().map(|s: &Vec<f32>| s[j as usize]).fold(f32::INFINITY, f32::min);
@@ -229,14 +233,16 @@ pub fn measure(
 pub fn select(measured: &Measurements, settings: &LocateSettings) -> Result<LocatedNeurons> {
     check_beta(settings.beta)?;
     let num_layers = measured.num_layers();
+    let mut unranked: Vec<Vec<u32>> = Vec::with_capacity(num_layers);
     let layers: Vec<LayerStats> = (0..num_layers)
         .map(|layer| {
             let factual = measured.factual(layer, settings.beta);
+            unranked.push(measured.unranked_lafns(layer, &factual, settings));
             LayerStats {
                 layer,
                 factual_counts: factual.iter().map(Vec::len).collect(),
                 jaccard: factual.iter().map(|a| factual.iter().map(|b| jaccard(a, b)).collect()).collect(),
-                lafn_count: measured.unranked_lafns(layer, &factual, settings).len(),
+                lafn_count: unranked[layer].len(),
             }
         })
         .collect();
@@ -258,7 +264,7 @@ pub fn select(measured: &Measurements, settings: &LocateSettings) -> Result<Loca
     let mut selected = BTreeMap::new();
     let mut selected_frequencies = BTreeMap::new();
     for layer in chosen_layers {
-        let neurons = measured.layer_lafns(layer, settings);
+        let neurons = measured.strongest(layer, unranked[layer].clone(), settings);
         let per_neuron: Vec<Vec<f32>> = neurons.iter().map(|&j| measured.neuron_frequencies(layer, j)).collect();
         selected_frequencies.insert(layer, per_neuron);
         selected.insert(layer, neurons);
@@ -357,4 +363,57 @@ pub fn describe_located(located: &LocatedNeurons) -> String {
         out.push_str(&format!("layer {layer}: {} neurons {:?}\n", neurons.len(), neurons));
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Three layers x 2 languages x 6 neurons. Layer 1: neurons 0-3 fire in both languages (3 generic);
+    /// layer 2: neurons 4-5 in both; layer 0: none shared.
+    fn measurements() -> Measurements {
+        let on = |set: &[usize]| (0..6).map(|j| if set.contains(&j) { 1.0 } else { 0.0 }).collect::<Vec<f32>>();
+        let frequencies = vec![
+            vec![on(&[0, 1]), on(&[2, 3])],
+            vec![on(&[0, 1, 2, 3, 5]), on(&[0, 1, 2, 3])],
+            vec![on(&[4, 5]), on(&[4, 5])],
+        ];
+        // Strength ranks neuron j of layer 1 by its weakest language: 2 > 0 > 1.
+        let strengths = vec![
+            vec![vec![1.0; 6], vec![1.0; 6]],
+            vec![vec![0.5, 0.9, 3.0, 1.0, 1.0, 1.0], vec![2.0, 0.2, 2.5, 1.0, 1.0, 1.0]],
+            vec![vec![1.0; 6], vec![1.0; 6]],
+        ];
+        let generic = vec![vec![0.0; 6], on(&[3]), vec![0.0; 6]];
+        Measurements { langs: vec!["en".into(), "de".into()], frequencies, strengths, generic }
+    }
+
+    #[test]
+    fn select_filters_generic_ranks_by_weakest_language_and_picks_the_richest_layers() {
+        let settings = LocateSettings { max_per_layer: Some(2), ..LocateSettings::default() };
+        let located = select(&measurements(), &settings).unwrap();
+        let counts: Vec<usize> = located.layers.iter().map(|l| l.lafn_count).collect();
+        assert_eq!(counts, [0, 3, 2], "shared neurons minus the generic one");
+        assert_eq!(located.layers[1].factual_counts, [5, 4]);
+        assert_eq!(located.layers[1].jaccard[0][1], 0.8);
+        assert_eq!(located.layers[0].jaccard[0][1], 0.0);
+        // Layer 1 keeps its two strongest (2 and 0, not 1); layer 0 has none and is not chosen.
+        assert_eq!(located.selected, BTreeMap::from([(1, vec![0, 2]), (2, vec![4, 5])]));
+        assert_eq!(located.frequencies[&1], [vec![1.0, 1.0], vec![1.0, 1.0]]);
+        // The per-layer view a front end shows for any layer agrees with what was selected.
+        assert_eq!(measurements().layer_lafns(1, &settings), located.selected[&1]);
+    }
+
+    #[test]
+    fn select_honours_fixed_layers_beta_and_rejects_missing_layers() {
+        let measured = measurements();
+        let fixed = LocateSettings { layers: LayerChoice::Fixed(vec![0, 2]), ..LocateSettings::default() };
+        let located = select(&measured, &fixed).unwrap();
+        assert_eq!(located.selected, BTreeMap::from([(0, vec![]), (2, vec![4, 5])]));
+        let keep_generic = LocateSettings { generic_share: None, ..LocateSettings::default() };
+        assert_eq!(select(&measured, &keep_generic).unwrap().layers[1].lafn_count, 4);
+        let missing = LocateSettings { layers: LayerChoice::Fixed(vec![3]), ..LocateSettings::default() };
+        assert!(select(&measured, &missing).unwrap_err().to_string().contains("layer 3 does not exist"));
+        assert!(select(&measured, &LocateSettings { beta: 1.5, ..LocateSettings::default() }).is_err());
+    }
 }
