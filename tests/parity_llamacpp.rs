@@ -125,10 +125,17 @@ fn gemma3_matches_llamacpp_in_both_modes() {
     let llamacpp = reference("gemma3-270m-q4km.llamacpp.json");
     let exact = reference("gemma3-270m-numpy-f64.json");
     let quantized = check_against_llamacpp(loaded, &loaded.model, &llamacpp, Some(&exact), "quantized");
-    // Our 8-bit activation rounding is llama.cpp's, but its f16 attention is not: allow one near-tie.
+    // Our 8-bit activation rounding is llama.cpp's, but its f16 attention is not: allow one near-tie
+    // (measured: after 日本の首都は our cached decode writes 2019 where llama.cpp, and our own
+    // teacher-forced pass below, write 2018).
     assert!(quantized.len() <= 1, "quantized greedy mismatches: {quantized:#?}");
     let dense = check_against_llamacpp(loaded, common::default_dense(), &llamacpp, Some(&exact), "dense");
     assert!(dense.is_empty(), "dense greedy mismatches: {dense:#?}");
+    // Teacher forced on llama.cpp's own greedy ids (the fixture is ../shared/reference's file regenerated
+    // here with greedy_16_ids; text and logits came out identical): measured worst gaps 0.10 quantized,
+    // 0.53 dense (the Russian prompt, where the exact computation also departs from llama.cpp).
+    assert_llamacpp_continuations_are_near_ties(&loaded.model, &llamacpp, "quantized", 0.75);
+    assert_llamacpp_continuations_are_near_ties(common::default_dense(), &llamacpp, "dense", 0.75);
 }
 
 /// How far llama.cpp's greedy continuation (its first `steps` tokens) falls below our best logit at each
@@ -149,6 +156,18 @@ fn llamacpp_continuation_gaps(model: &Model, case: &Case, steps: usize) -> Vec<f
         .collect()
 }
 
+/// Asserts that wherever llama.cpp's greedy continuation (first 8 tokens) is not our argmax, it is within
+/// `tolerance` logits of it: a near-tie for us too. A wrong rotary embedding, norm or cache position
+/// gives gaps of several logits.
+fn assert_llamacpp_continuations_are_near_ties(model: &Model, llamacpp: &Reference, mode: &str, tolerance: f32) {
+    for case in &llamacpp.cases {
+        let gaps = llamacpp_continuation_gaps(model, case, 8);
+        eprintln!("{mode}: {:?}: gaps {gaps:.2?}", case.prompt);
+        let worst = gaps.iter().copied().fold(0.0, f32::max);
+        assert!(worst <= tolerance, "{mode}: llama.cpp's continuation of {:?} is {worst} below ours", case.prompt);
+    }
+}
+
 #[test]
 fn smollm2_matches_llamacpp_in_both_modes() {
     let loaded = LoadedModel::load(&common::model_files("smollm2-135m"), WeightMode::Quantized).unwrap();
@@ -158,16 +177,8 @@ fn smollm2_matches_llamacpp_in_both_modes() {
     // near-ties after the first sentence go either way with the rounding of the CPU kernels.
     check_against_llamacpp(&loaded, &dense, &llamacpp, None, "dense");
     check_against_llamacpp(&loaded, &loaded.model, &llamacpp, None, "quantized");
-    // Where llama.cpp's continuation is not our argmax it is a near-tie for us too (measured: at most
-    // 0.35 in either mode; our quantized mode re-encodes Q4_1 as Q8_0, see runtime::weights). A wrong
-    // rotary embedding, norm or cache position gives gaps of several logits.
-    for (mode, model) in [("dense", &dense), ("quantized", &loaded.model)] {
-        let tolerance = 0.75;
-        for case in &llamacpp.cases {
-            let gaps = llamacpp_continuation_gaps(model, case, 8);
-            eprintln!("{mode}: {:?}: gaps {gaps:.2?}", case.prompt);
-            let worst = gaps.iter().copied().fold(0.0, f32::max);
-            assert!(worst <= tolerance, "{mode}: llama.cpp's continuation of {:?} is {worst} below ours", case.prompt);
-        }
-    }
+    // Measured gaps: at most 0.35 in either mode (our quantized mode re-encodes Q4_1 as Q8_0, see
+    // runtime::weights).
+    assert_llamacpp_continuations_are_near_ties(&dense, &llamacpp, "dense", 0.75);
+    assert_llamacpp_continuations_are_near_ties(&loaded.model, &llamacpp, "quantized", 0.75);
 }
