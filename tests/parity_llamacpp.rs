@@ -37,8 +37,30 @@ struct TopToken {
 }
 
 fn reference(file: &str) -> Reference {
-    let path = format!("{}/tests/fixtures/{file}", env!("CARGO_MANIFEST_DIR"));
-    serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap()
+    read_reference(&format!("{}/tests/fixtures/{file}", env!("CARGO_MANIFEST_DIR")))
+}
+
+fn read_reference(path: &str) -> Reference {
+    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{path}: {e}"));
+    serde_json::from_str(&text).unwrap()
+}
+
+/// Our gemma3 fixture adds llama.cpp's greedy ids to ../shared/reference's file; everything else in it
+/// must be that file's.
+#[test]
+fn gemma3_fixture_is_the_shared_reference() {
+    let fixture = reference("gemma3-270m-q4km.llamacpp.json");
+    let shared =
+        read_reference(&format!("{}/../shared/reference/gemma3-270m-q4km.llamacpp.json", env!("CARGO_MANIFEST_DIR")));
+    assert_eq!(fixture.cases.len(), shared.cases.len());
+    for (ours, theirs) in fixture.cases.iter().zip(&shared.cases) {
+        assert_eq!(ours.prompt, theirs.prompt);
+        assert_eq!(ours.prompt_token_ids, theirs.prompt_token_ids);
+        assert_eq!(ours.greedy_16, theirs.greedy_16);
+        let top = |case: &Case| case.next_token_top5.iter().map(|t| (t.id, t.logit)).collect::<Vec<_>>();
+        assert_eq!(top(ours), top(theirs), "top 5 after {:?}", ours.prompt);
+        assert_eq!(ours.greedy_16_ids.len(), 16);
+    }
 }
 
 fn next_token_logits(model: &Model, ids: &[u32]) -> Vec<f32> {
