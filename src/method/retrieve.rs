@@ -254,7 +254,7 @@ impl SubjectIndex {
                 let ids = tokens
                     .iter()
                     .enumerate()
-                    .map(|(position, t)| self.vocabulary.add(t, slot, position, false))
+                    .map(|(position, t)| self.vocabulary.add(t, slot, position, t.kind == Kind::Run))
                     .collect();
                 self.subjects.push(Some(IndexedSubject {
                     entry_id: entry_id.to_string(),
@@ -465,9 +465,10 @@ fn rank(a: &Hit, b: &Hit) -> std::cmp::Ordering {
 }
 
 impl Vocabulary {
-    /// Records one occurrence of a token and returns its id. Only tokens of subjects are found by
-    /// resemblance (`fuzzy`); a prompt's own words must be there as written, which keeps the search
-    /// over the many prompt words fast.
+    /// Records one occurrence of a token and returns its id. Tokens of subjects are found by
+    /// resemblance (`fuzzy`); a prompt's words must be there as written, which keeps the search over
+    /// the many prompt words fast, but not its runs: in Thai or Chinese one run holds a whole clause,
+    /// and a rephrasing that changes one word of it ("ได้ชื่อว่า" -> "มีชื่อว่า") would lose the prompt.
     fn add(&mut self, token: &Token, slot: usize, position: usize, fuzzy: bool) -> usize {
         let id = self.id(token);
         let vocabulary_token = &mut self.tokens[id];
@@ -1114,6 +1115,14 @@ mod tests {
             &prompts.iter().map(|s| s.to_string()).collect::<Vec<_>>(),
         );
         assert!(subjects_only.search("jaké souhvězdí je domovem motýlí hvězdokupa").is_empty());
+    }
+
+    #[test]
+    fn a_prompt_written_without_spaces_is_found_reworded() {
+        // A Thai question is one run: the rephrasing changes one word of it, the subject is not in it.
+        let index = index_of(&[("smith", &["มิสเตอร์สมิธ"], &["ใครแสดงนำในภาพยนตร์เรื่องนายสมิธไปต่อ"])]);
+        assert_eq!(found(&index, "ใครเป็นดารานำในภาพยนตร์เรื่องนายสมิธไปต่อ?"), ["smith"]);
+        assert_eq!(found(&index, "ใครเป็นผู้กำกับภาพยนตร์เรื่องไททานิค?"), Vec::<String>::new());
     }
 
     #[test]
