@@ -233,19 +233,19 @@ pub fn measure(
 pub fn select(measured: &Measurements, settings: &LocateSettings) -> Result<LocatedNeurons> {
     check_beta(settings.beta)?;
     let num_layers = measured.num_layers();
-    let mut unranked: Vec<Vec<u32>> = Vec::with_capacity(num_layers);
-    let layers: Vec<LayerStats> = (0..num_layers)
+    let (layers, unranked): (Vec<LayerStats>, Vec<Vec<u32>>) = (0..num_layers)
         .map(|layer| {
             let factual = measured.factual(layer, settings.beta);
-            unranked.push(measured.unranked_lafns(layer, &factual, settings));
-            LayerStats {
+            let lafns = measured.unranked_lafns(layer, &factual, settings);
+            let stats = LayerStats {
                 layer,
                 factual_counts: factual.iter().map(Vec::len).collect(),
                 jaccard: factual.iter().map(|a| factual.iter().map(|b| jaccard(a, b)).collect()).collect(),
-                lafn_count: unranked[layer].len(),
-            }
+                lafn_count: lafns.len(),
+            };
+            (stats, lafns)
         })
-        .collect();
+        .unzip();
 
     let chosen_layers: Vec<usize> = match &settings.layers {
         LayerChoice::Fixed(list) => {
