@@ -5,9 +5,9 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 use color_eyre::eyre::{bail, eyre, WrapErr};
-use lafn::eval::{Dataset, EvalConfig, EvalMethod, EvalModels, EvalPhase, EvalRequest, Progress, Stage};
+use lafn::eval::{Dataset, EvalConfig, EvalMethod, EvalModels, EvalPhase, EvalRequest, Progress, Scoring, Stage};
 use lafn::fetch::{self, FetchEvent, ModelFiles};
-use lafn::method::apply::{answer, CachedEdits};
+use lafn::method::apply::{answer, describe_hit, AnswerOptions, CachedEdits};
 use lafn::method::cache::{default_cache_dir, EditCache};
 use lafn::method::pipeline::{run_edit, EditEvent, EditModels};
 use lafn::method::prompts::fill_paraphrases;
@@ -99,6 +99,9 @@ enum Command {
         /// Answer without the cache (the unedited model).
         #[arg(long)]
         no_cache: bool,
+        /// Keep generating after the answer's first line (raw continuation) instead of stopping there.
+        #[arg(long)]
+        raw: bool,
         /// Method settings as JSON; chat uses its `retrieval` part.
         #[arg(long)]
         settings: Option<PathBuf>,
@@ -147,6 +150,10 @@ enum Command {
         /// rerun with the same settings resumes from them.
         #[arg(long)]
         out: Option<PathBuf>,
+        /// How answers are scored: teacher-forced (the benchmarks' way), generate (the first line of
+        /// the greedy answer, as `lafn chat` gives it), or both.
+        #[arg(long, value_enum, default_value_t = Scoring::Both)]
+        scoring: Scoring,
     },
     /// Measure forward, decode and edit-step speed and peak memory.
     Bench {
@@ -438,12 +445,16 @@ fn main() -> Result<()> {
             if run.outcome.stop == StopReason::Cancelled {
                 return Ok(());
             }
-            let mut cache = cache.open(&loaded.info.path)?;
-            let id = cache.insert(&run.group, &run.located, &run.outcome.update, &settings, &run.outcome.history)?;
-            println!("cached as {id} in {}", cache.dir().display());
+            let cache = cache.open(&loaded.info.path)?;
+            let (model, tokenizer) = (&loaded.model, &loaded.tokenizer);
+            let mut cached =
+                CachedEdits::new(cache, model, tokenizer, settings.retrieval.clone(), settings.scope.clone())?;
+            let (group, located, outcome) = (&run.group, &run.located, &run.outcome);
+            let id = cached.insert(model, tokenizer, group, located, &outcome.update, &settings, &outcome.history)?;
+            println!("cached as {id} in {}", cached.cache().dir().display());
             Ok(())
         }
-        Some(Command::Chat { model, cache, max_tokens, no_cache, settings }) => {
+        Some(Command::Chat { model, cache, max_tokens, no_cache, raw, settings }) => {
             let settings = settings.map(|path| lafn::method::load_settings(&path)).transpose()?.unwrap_or_default();
             let loaded = model.load()?;
             let mut cached = if no_cache {
@@ -451,10 +462,11 @@ fn main() -> Result<()> {
             } else {
                 let cache = cache.open(&loaded.info.path)?;
                 eprintln!("{} cached edits in {}", cache.list().len(), cache.dir().display());
-                Some(CachedEdits::new(cache, settings.retrieval, loaded.info.config.hidden_size))
+                Some(CachedEdits::new(cache, &loaded.model, &loaded.tokenizer, settings.retrieval, settings.scope)?)
             };
-            let options = GenerateOptions { max_new_tokens: max_tokens, sampling: Sampling::Greedy };
+            let options = AnswerOptions { stop_at_line_end: !raw, ..AnswerOptions::chat(max_tokens) };
             let mut stdout = std::io::stdout();
+            let mut warned = std::collections::HashSet::new();
             for line in std::io::stdin().lines() {
                 let line = line?;
                 if line.trim().is_empty() {
@@ -465,13 +477,19 @@ fn main() -> Result<()> {
                     let _ = stdout.flush();
                     true
                 })?;
-                let fired: Vec<String> = reply
-                    .fired
-                    .iter()
-                    .map(|h| format!("{} ({:.2}, \"{}\")", h.entry_id, h.score, h.matched_subject))
-                    .collect();
                 println!();
+                let retrieved = &reply.retrieved;
+                for (id, reason) in &retrieved.damaged {
+                    if warned.insert(id.clone()) {
+                        eprintln!("warning: skipped damaged cache entry `{id}`: {reason}");
+                    }
+                }
+                let fired: Vec<String> = retrieved.hits.iter().map(describe_hit).collect();
                 println!("[fired: {}]", if fired.is_empty() { "none".to_string() } else { fired.join(", ") });
+                if !retrieved.out_of_scope.is_empty() {
+                    let skipped: Vec<String> = retrieved.out_of_scope.iter().map(describe_hit).collect();
+                    println!("[named but not asked (scope below threshold): {}]", skipped.join(", "));
+                }
             }
             Ok(())
         }
@@ -506,7 +524,7 @@ fn main() -> Result<()> {
             print!("{}", lafn::runtime::describe(&loaded.info));
             Ok(())
         }
-        Some(Command::Eval { model, dataset, file, langs, limit, methods, sequential, settings, out }) => {
+        Some(Command::Eval { model, dataset, file, langs, limit, methods, sequential, settings, out, scoring }) => {
             let methods = parse_methods(&methods)?;
             let config = settings.map(|path| EvalConfig::load(&path)).transpose()?.unwrap_or_default();
             let loaded = model.load()?;
@@ -520,6 +538,7 @@ fn main() -> Result<()> {
                 sequential,
                 config,
                 state_file: out.as_deref().map(lafn::eval::state_path_for),
+                scoring,
             };
             if let Some(state) = &request.state_file {
                 eprintln!("per-record results: {}", state.display());

@@ -56,14 +56,22 @@ pub fn temp_sibling(path: &Path) -> PathBuf {
 /// Replaces `path` with `bytes` atomically and durably: temp file in the same directory, fsync, rename,
 /// fsync of the directory.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let temp = temp_sibling(path);
-    let written = (|| -> std::io::Result<()> {
-        let mut file = OpenOptions::new().write(true).create_new(true).open(&temp)?;
+    write_atomic_with(path, |temp| {
+        let mut file = OpenOptions::new().write(true).create_new(true).open(temp)?;
         file.write_all(bytes)?;
-        file.sync_all()?;
+        Ok(())
+    })
+}
+
+/// [`write_atomic`] for writers that want a path (file formats whose libraries write files): `write`
+/// creates the temp file it is given, which is then flushed and renamed onto `path`.
+pub fn write_atomic_with(path: &Path, write: impl FnOnce(&Path) -> Result<()>) -> Result<()> {
+    let temp = temp_sibling(path);
+    let written = write(&temp).and_then(|()| -> Result<()> {
+        File::open(&temp)?.sync_all()?;
         fs::rename(&temp, path)?;
-        sync_dir(parent_dir(path))
-    })();
+        Ok(sync_dir(parent_dir(path))?)
+    });
     if written.is_err() {
         // The write already failed; a leftover temp would only be cleaned later, so try now.
         let _ = fs::remove_file(&temp);

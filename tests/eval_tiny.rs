@@ -6,6 +6,7 @@ use std::sync::atomic::AtomicBool;
 
 use lafn::eval::{
     run, state_path_for, Dataset, EvalConfig, EvalMethod, EvalModels, EvalReport, EvalRequest, Metric, Progress,
+    Scoring,
 };
 use lafn::method::prompts::ParaphraseSettings;
 use lafn::method::{EditSettings, LayerChoice, LocateSettings, MethodSettings};
@@ -62,6 +63,7 @@ fn request(tiny: &Tiny, methods: &[EvalMethod], state: Option<&Path>) -> EvalReq
         sequential: false,
         config: config(4),
         state_file: state.map(Path::to_path_buf),
+        scoring: Scoring::Both,
     }
 }
 
@@ -88,14 +90,22 @@ fn every_method_runs_and_a_rerun_resumes_from_the_state_file() {
     assert_eq!(state_lines(&state), 1 + 4, "a header and one line per (method, record)");
     let unedited = &first.methods[0];
     assert_eq!(unedited.method, EvalMethod::Unedited);
-    assert_eq!(unedited.average[&Metric::Locality].em, 100.0, "the unedited model agrees with itself");
-    // Portability exists only in the first record: both languages still have a score.
-    assert!(unedited.per_lang["en"].contains_key(&Metric::Portability));
+    for table in [&unedited.teacher_forced, &unedited.generated] {
+        for metric in [Metric::Locality, Metric::Specificity] {
+            assert_eq!(table.average[&metric].em, 100.0, "{metric:?}: the unedited model agrees with itself");
+        }
+        // Portability exists only in the first record: both languages still have a score.
+        assert!(table.per_lang["en"].contains_key(&Metric::Portability));
+    }
+    assert!(unedited.generated.average.contains_key(&Metric::SpecificityNewTarget));
+    assert!(!unedited.teacher_forced.average.contains_key(&Metric::SpecificityNewTarget), "generated answers only");
+    assert!(unedited.in_script["avg"] > 0.0);
     let ours = &first.methods[1];
     assert!(ours.seconds.locate > 0.0 && ours.seconds.optimize > 0.0 && ours.seconds.scoring > 0.0);
     assert_eq!(ours.retrieval_fired[&Metric::Reliability], 100.0, "the edit prompts name the subject");
     assert_eq!(ours.retrieval_fired[&Metric::Locality], 0.0);
-    assert_eq!(ours.average[&Metric::Locality].em, 100.0, "nothing fires on unrelated questions");
+    assert_eq!(ours.teacher_forced.average[&Metric::Locality].em, 100.0, "nothing fires on unrelated questions");
+    assert_eq!(ours.generated.average[&Metric::Locality].em, 100.0, "nothing fires on unrelated questions");
 
     // The same run again computes nothing and reports the same results.
     let (again, progress) = evaluate(&tiny, &request(&tiny, &first_methods, Some(&state))).unwrap();
@@ -113,13 +123,19 @@ fn every_method_runs_and_a_rerun_resumes_from_the_state_file() {
     assert_eq!(all.methods[..2], first.methods[..]);
     for m in &all.methods {
         assert_eq!(m.records, 2, "{}", m.method);
-        assert_eq!(m.per_lang.len(), 2, "{}", m.method);
+        assert_eq!(m.teacher_forced.per_lang.len(), 2, "{}", m.method);
+        assert_eq!(m.generated.per_lang.len(), 2, "{}", m.method);
     }
     let report = |method| all.methods.iter().find(|m| m.method == method).unwrap();
     assert!(report(EvalMethod::FtL).seconds.optimize > 0.0 && report(EvalMethod::RandomNeurons).seconds.optimize > 0.0);
     assert!(report(EvalMethod::Icl).retrieval_fired[&Metric::Generality] == 100.0);
     let markdown = all.markdown();
-    for needle in ["### Reliability (F1 / EM)", "| lu-lafns-nocache |", "records/min"] {
+    for needle in [
+        "### Reliability, teacher forced (F1 / EM)",
+        "### Specificity, generated (F1 / EM)",
+        "| lu-lafns-nocache |",
+        "records/min",
+    ] {
         assert!(markdown.contains(needle), "{needle} missing from\n{markdown}");
     }
 
@@ -136,6 +152,9 @@ fn every_method_runs_and_a_rerun_resumes_from_the_state_file() {
     other.config = config(5);
     let error = format!("{:#}", evaluate(&tiny, &other).unwrap_err());
     assert!(error.contains("different settings"), "{error}");
+    let mut other = request(&tiny, &first_methods, Some(&state));
+    other.scoring = Scoring::Generate;
+    assert!(evaluate(&tiny, &other).is_err(), "results scored another way are not mixed in");
     let mut other = request(&tiny, &first_methods, Some(&state));
     other.langs = Some(vec!["en".into()]);
     let error = format!("{:#}", evaluate(&tiny, &other).unwrap_err());

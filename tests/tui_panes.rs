@@ -215,10 +215,12 @@ fn demo_app() -> App {
         .collect();
     worker(&mut app, WorkerEvent::TopTokens { layer, tokens });
 
-    for (turn, (question, answer, fired)) in [
-        ("What country is Shmavon Shmavonyan from?", " Yemen", true),
-        ("Aus welchem Land kommt Shmavon Shmavonyan?", " Jemen, Jemen,", true),
-        ("The capital of France is", " Paris, the city of light.", false),
+    // (question, answer, fired, scope score): the last names the subject but asks another fact.
+    for (turn, (question, answer, fired, scope)) in [
+        ("What country is Shmavon Shmavonyan from?", " Yemen", true, 0.93),
+        ("Aus welchem Land kommt Shmavon Shmavonyan?", " Jemen", true, 0.81),
+        ("The capital of France is", " Paris, the city of light.", false, 0.0),
+        ("Who was Shmavon Shmavonyan married to?", " Anna Shmavonyan", false, 0.22),
     ]
     .into_iter()
     .enumerate()
@@ -228,17 +230,19 @@ fn demo_app() -> App {
         let commands = app.handle(key(KeyCode::Enter));
         assert!(commands.iter().any(|c| matches!(c, Command::Job(Job::Chat { .. }))));
         worker(&mut app, WorkerEvent::ChatText { turn, with_cache: true, text: answer.into() });
-        let hits = if fired {
-            vec![Hit {
-                entry_id: cache_row.id.clone(),
-                score: 1.0,
-                matched_subject: "Shmavon Shmavonyan".into(),
-                prompt_similarity: 0.9,
-            }]
-        } else {
-            Vec::new()
+        let hit = Hit {
+            entry_id: cache_row.id.clone(),
+            score: 1.0,
+            matched_subject: "Shmavon Shmavonyan".into(),
+            prompt_similarity: 0.9,
+            scope_score: Some(scope),
         };
-        worker(&mut app, WorkerEvent::ChatDone { turn, with_cache: true, fired: hits });
+        let (fired, out_of_scope) = match (fired, scope > 0.0) {
+            (true, _) => (vec![hit], Vec::new()),
+            (false, true) => (Vec::new(), vec![hit]),
+            (false, false) => (Vec::new(), Vec::new()),
+        };
+        worker(&mut app, WorkerEvent::ChatDone { turn, with_cache: true, fired, out_of_scope });
         worker(&mut app, WorkerEvent::Finished);
     }
     app.chat[0].without_cache = Some(" Armenia".into());

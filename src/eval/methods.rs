@@ -10,12 +10,12 @@ use rand::rngs::StdRng;
 use rand::SeedableRng;
 use serde::{Deserialize, Serialize};
 
-use super::metrics::{score, Metric, Score};
-use crate::method::apply::{teacher_forced_with_cache, CachedEdits};
+use super::metrics::{generated_score, in_question_script, mentions, normalize_answer, score, Metric, Score};
+use crate::method::apply::{self, generate_text, AnswerOptions, CachedEdits};
 use crate::method::prompts::teacher_forcing_pair;
 use crate::method::retrieve::{RetrievalSettings, SubjectIndex};
 use crate::method::{BenchmarkRecord, EditGroup, LocatedNeurons, UpdateValues};
-use crate::runtime::{Model, NeuronEdit, PromptTarget, Tokenizer};
+use crate::runtime::{AnswerEdits, Model, NeuronEdit, Tokenizer};
 use crate::Result;
 
 /// A method compared in an evaluation run; all run on the same model.
@@ -86,33 +86,81 @@ pub struct Question {
     pub lang: String,
     pub metric: Metric,
     pub prompt: String,
-    /// The expected answer; for locality the dataset's `loc_ans`, which only fixes the teacher-forced
-    /// positions (the reference is the unedited model's answer).
+    /// The expected answer. Where the reference is the unedited model's answer (Locality, Specificity)
+    /// it only fixes the teacher-forced positions: the dataset's `loc_ans`, or for Specificity the
+    /// answer of the record the question was taken from.
     pub answer: String,
+    /// The edit's new target in this language: what a specificity answer must not state.
+    pub new_target: String,
 }
 
-/// Every question of a record in the given languages, in language order; portability only where present.
-pub fn questions(record: &BenchmarkRecord, langs: &[String]) -> Result<Vec<Question>> {
+/// How many same-subject, other-relation questions each record gets per language.
+pub const SPECIFICITY_QUESTIONS: usize = 2;
+
+/// Every question of record `index` in the given languages, in language order; portability only
+/// where present. Generality is also asked as [`Metric::DistinctGenerality`] when the rephrasing
+/// differs from `src`. Specificity questions come from other records (see [`specificity_questions`]).
+pub fn questions(records: &[BenchmarkRecord], index: usize, langs: &[String]) -> Result<Vec<Question>> {
+    let record = &records[index];
     let mut out = Vec::new();
     for lang in langs {
         let entry = record.get(lang).ok_or_else(|| eyre!("the record has no language `{lang}`"))?;
         let portability = &entry.portability;
         let mut items = vec![
-            (Metric::Reliability, &entry.src, &entry.alt),
-            (Metric::Generality, &entry.rephrase, &entry.alt),
-            (Metric::Locality, &entry.loc, &entry.loc_ans),
+            (Metric::Reliability, entry.src.clone(), entry.alt.clone()),
+            (Metric::Generality, entry.rephrase.clone(), entry.alt.clone()),
+            (Metric::Locality, entry.loc.clone(), entry.loc_ans.clone()),
         ];
+        if entry.rephrase.trim() != entry.src.trim() {
+            items.push((Metric::DistinctGenerality, entry.rephrase.clone(), entry.alt.clone()));
+        }
         if !portability.question.trim().is_empty() && !portability.answer.trim().is_empty() {
-            items.push((Metric::Portability, &portability.question, &portability.answer));
+            items.push((Metric::Portability, portability.question.clone(), portability.answer.clone()));
+        }
+        for (prompt, answer) in specificity_questions(records, index, lang) {
+            items.push((Metric::Specificity, prompt, answer));
         }
         for (metric, prompt, answer) in items {
             if prompt.trim().is_empty() || answer.trim().is_empty() {
                 bail!("language `{lang}`: the {} question or its answer is empty", metric.name());
             }
-            out.push(Question { lang: lang.clone(), metric, prompt: prompt.clone(), answer: answer.clone() });
+            out.push(Question { lang: lang.clone(), metric, prompt, answer, new_target: entry.alt.clone() });
         }
     }
     Ok(out)
+}
+
+/// Questions about other relations of record `index`'s subject in `lang`: the `src` of the next
+/// records (in file order, wrapping) whose subject occurs verbatim in it, with that subject replaced
+/// by this record's, paired with their own `alt` (teacher-forced positions only). Skipped: records
+/// whose question asks the same relation as this one (their English `src` with the subject taken
+/// out is the same text) and records that name this record's subject already.
+pub fn specificity_questions(records: &[BenchmarkRecord], index: usize, lang: &str) -> Vec<(String, String)> {
+    let Some(entry) = records[index].get(lang) else { return Vec::new() };
+    let subject = entry.subject.trim();
+    if subject.is_empty() {
+        return Vec::new();
+    }
+    let relation =
+        |record: &BenchmarkRecord| record.get("en").map(|en| normalize_answer(&en.src.replace(en.subject.trim(), " ")));
+    let own_relation = relation(&records[index]);
+    let mut out = Vec::new();
+    for other in (index + 1..records.len()).chain(0..index).map(|j| &records[j]) {
+        if out.len() == SPECIFICITY_QUESTIONS {
+            break;
+        }
+        let Some(o) = other.get(lang) else { continue };
+        let other_subject = o.subject.trim();
+        let same_relation = own_relation.is_some() && relation(other) == own_relation;
+        if other_subject.is_empty() || !o.src.contains(other_subject) || o.src.contains(subject) || same_relation {
+            continue;
+        }
+        if o.alt.trim().is_empty() {
+            continue;
+        }
+        out.push((o.src.replacen(other_subject, subject, 1), o.alt.clone()));
+    }
+    out
 }
 
 /// The facts an in-context editor can retrieve: the edit groups, indexed by subject exactly as the cache is.
@@ -159,64 +207,144 @@ pub enum Answerer<'a> {
     InContext(&'a InContextFacts),
 }
 
-/// A method's teacher-forced answer to one question.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Answer {
-    pub predicted: Vec<u32>,
-    /// Whether retrieval fired (methods with retrieval only).
-    pub fired: Option<bool>,
+/// How answers are scored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum Scoring {
+    /// The argmax at each position of the expected answer fed in (the benchmarks' own scoring).
+    TeacherForced,
+    /// The first line of the greedy answer, generated exactly as `lafn chat` does (what users see).
+    Generate,
+    #[default]
+    Both,
 }
 
-/// Teacher-forced answers of a method to all questions, one question per forward pass: batching pads
-/// questions to a common width, and the changed matrix shapes round differently enough to flip near-tied
-/// argmaxes (seen on MzsRE record 1, de `loc`), which would count as locality failures.
-pub fn answer_all(
-    model: &Model,
-    tokenizer: &Tokenizer,
-    answerer: Answerer,
-    questions: &[Question],
-) -> Result<Vec<Answer>> {
-    let pair = |prompt: &str, q: &Question| teacher_forcing_pair(tokenizer, prompt, &q.answer);
-    match answerer {
-        Answerer::Fixed(edits) => {
-            let pairs: Vec<PromptTarget> = questions.iter().map(|q| pair(&q.prompt, q)).collect::<Result<_>>()?;
-            let scored = model.teacher_forced(&pairs, edits, tokenizer.pad_id(), 1)?;
-            Ok(scored.into_iter().map(|s| Answer { predicted: s.predicted, fired: None }).collect())
-        }
-        Answerer::Cached(cached) => {
-            let prompts: Vec<String> = questions.iter().map(|q| q.prompt.clone()).collect();
-            let pairs: Vec<PromptTarget> = questions.iter().map(|q| pair(&q.prompt, q)).collect::<Result<_>>()?;
-            let scored = teacher_forced_with_cache(model, tokenizer, cached, &prompts, &pairs)?;
-            Ok(scored
-                .into_iter()
-                .map(|(s, hits)| Answer { predicted: s.predicted, fired: Some(!hits.is_empty()) })
-                .collect())
-        }
-        Answerer::InContext(facts) => {
-            let mut pairs = Vec::with_capacity(questions.len());
-            let mut fired = Vec::with_capacity(questions.len());
-            for q in questions {
-                let (prompt, hit) = facts.prompt_for(q);
-                pairs.push(pair(&prompt, q)?);
-                fired.push(hit);
-            }
-            let scored = model.teacher_forced(&pairs, &[], tokenizer.pad_id(), 1)?;
-            Ok(scored.into_iter().zip(fired).map(|(s, f)| Answer { predicted: s.predicted, fired: Some(f) }).collect())
-        }
+impl Scoring {
+    pub fn teacher_forced(self) -> bool {
+        matches!(self, Scoring::TeacherForced | Scoring::Both)
+    }
+
+    pub fn generate(self) -> bool {
+        matches!(self, Scoring::Generate | Scoring::Both)
     }
 }
 
-/// A method's scores and retrieval decisions in one language of one record.
-#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
-pub struct LangResult {
-    pub scores: BTreeMap<Metric, Score>,
-    /// Whether retrieval fired on each question (methods with retrieval only).
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub fired: BTreeMap<Metric, bool>,
+/// Tokens a generated answer may take; answers are cut at their first line end well before.
+pub const GENERATED_ANSWER_TOKENS: usize = 24;
+
+/// A method's answer to one question, in each scoring mode asked for.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Answer {
+    /// Teacher-forced argmax ids at the expected answer's positions.
+    pub predicted: Option<Vec<u32>>,
+    /// The generated first line and its ids.
+    pub generated: Option<(String, Vec<u32>)>,
+    /// Whether retrieval fired (methods with retrieval only).
+    pub fired: Option<bool>,
+    /// The best scope score among the entries the question names (cached methods only).
+    pub scope_score: Option<f32>,
 }
 
-/// Scores a method's answers: against the expected answer, and for locality against the unedited
-/// model's answer (`unedited`, answers to the same questions).
+/// The best scope score among the entries a question names, fired or not.
+fn best_scope_score(retrieved: &apply::Retrieved) -> Option<f32> {
+    retrieved.hits.iter().chain(&retrieved.out_of_scope).filter_map(|h| h.scope_score).reduce(f32::max)
+}
+
+/// A method's answers to all questions, one question per forward pass: batching pads questions to a
+/// common width, and the changed matrix shapes round differently enough to flip near-tied argmaxes
+/// (seen on MzsRE record 1, de `loc`), which would count as locality failures.
+pub fn answer_all(
+    model: &Model,
+    tokenizer: &Tokenizer,
+    mut answerer: Answerer,
+    questions: &[Question],
+    scoring: Scoring,
+) -> Result<Vec<Answer>> {
+    let options = AnswerOptions::chat(GENERATED_ANSWER_TOKENS);
+    let mut answers = Vec::with_capacity(questions.len());
+    for q in questions {
+        let pair = |prompt: &str| teacher_forcing_pair(tokenizer, prompt, &q.answer);
+        let forced = |prompt: &str, edits: &[NeuronEdit]| -> Result<Vec<u32>> {
+            let scored = model.teacher_forced(&[pair(prompt)?], edits, tokenizer.pad_id(), 1)?;
+            Ok(scored.into_iter().next().expect("one pair in, one score out").predicted)
+        };
+        let mut answer = Answer::default();
+        match &mut answerer {
+            Answerer::Fixed(edits) => {
+                if scoring.teacher_forced() {
+                    answer.predicted = Some(forced(&q.prompt, edits)?);
+                }
+                if scoring.generate() {
+                    // Applied to every query, so through the whole answer.
+                    let everywhere = AnswerEdits { edits, answer_tokens: usize::MAX };
+                    answer.generated =
+                        Some(generate_text(model, tokenizer, &q.prompt, everywhere, &options, &mut |_| true)?);
+                }
+            }
+            Answerer::Cached(cached) => {
+                if scoring.teacher_forced() {
+                    let retrieved = cached.retrieve(model, tokenizer, &q.prompt)?;
+                    answer.predicted = Some(forced(&q.prompt, &retrieved.edits)?);
+                    answer.fired = Some(!retrieved.hits.is_empty());
+                    answer.scope_score = best_scope_score(&retrieved);
+                }
+                if scoring.generate() {
+                    let reply = apply::answer(model, tokenizer, Some(cached), &q.prompt, &options, &mut |_| true)?;
+                    answer.fired = Some(!reply.retrieved.hits.is_empty());
+                    answer.scope_score = best_scope_score(&reply.retrieved);
+                    answer.generated = Some((reply.text, reply.ids));
+                }
+            }
+            Answerer::InContext(facts) => {
+                let (prompt, hit) = facts.prompt_for(q);
+                answer.fired = Some(hit);
+                if scoring.teacher_forced() {
+                    answer.predicted = Some(forced(&prompt, &[])?);
+                }
+                if scoring.generate() {
+                    answer.generated =
+                        Some(generate_text(model, tokenizer, &prompt, AnswerEdits::NONE, &options, &mut |_| true)?);
+                }
+            }
+        }
+        answers.push(answer);
+    }
+    Ok(answers)
+}
+
+/// How one question was answered and scored.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Outcome {
+    pub metric: Metric,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub teacher_forced: Option<Score>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub generated: Option<GeneratedOutcome>,
+    /// Whether retrieval fired (methods with retrieval only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fired: Option<bool>,
+    /// The best scope score among the entries the question names (cached methods only): with the
+    /// unedited outcomes it gives the Generality / Specificity trade-off at any threshold.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scope_score: Option<f32>,
+}
+
+/// A generated answer's scores, kept with the answer itself for later analysis.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GeneratedOutcome {
+    pub score: Score,
+    pub line: String,
+    /// Written in the question's script.
+    pub in_script: bool,
+    /// States the edit's new target anywhere (what a specificity answer must not do).
+    pub states_new_target: bool,
+}
+
+/// A method's outcomes in one language of one record, in question order.
+pub type LangResult = Vec<Outcome>;
+
+/// Scores a method's answers: against the expected answer, and for Locality and Specificity against
+/// the unedited model's answer (`unedited`, answers to the same questions).
 pub fn score_answers(
     tokenizer: &Tokenizer,
     questions: &[Question],
@@ -225,17 +353,39 @@ pub fn score_answers(
 ) -> Result<BTreeMap<String, LangResult>> {
     let mut results: BTreeMap<String, LangResult> = BTreeMap::new();
     for ((q, answer), before) in questions.iter().zip(answers).zip(unedited) {
-        let reference = match q.metric {
-            Metric::Locality => before.predicted.clone(),
-            _ => teacher_forcing_pair(tokenizer, &q.prompt, &q.answer)?.target,
+        let expected = teacher_forcing_pair(tokenizer, &q.prompt, &q.answer)?.target;
+        let teacher_forced = match (&answer.predicted, &before.predicted) {
+            (Some(predicted), Some(before)) => {
+                let reference = if q.metric.compares_with_unedited() { before } else { &expected };
+                let (text, reference_text) = (tokenizer.decode(predicted)?, tokenizer.decode(reference)?);
+                Some(score(predicted, &text, reference, &reference_text))
+            }
+            _ => None,
         };
-        let text = tokenizer.decode(&answer.predicted)?;
-        let reference_text = tokenizer.decode(&reference)?;
-        let result = results.entry(q.lang.clone()).or_default();
-        result.scores.insert(q.metric, score(&answer.predicted, &text, &reference, &reference_text));
-        if let Some(fired) = answer.fired {
-            result.fired.insert(q.metric, fired);
-        }
+        let generated = match (&answer.generated, &before.generated) {
+            (Some((line, ids)), Some((before_line, before_ids))) => {
+                let score = if q.metric.compares_with_unedited() {
+                    generated_score(ids, line, before_ids, before_line, true)
+                } else {
+                    generated_score(ids, line, &expected, &q.answer, false)
+                };
+                Some(GeneratedOutcome {
+                    score,
+                    line: line.clone(),
+                    in_script: in_question_script(&q.prompt, line),
+                    states_new_target: mentions(line, &q.new_target),
+                })
+            }
+            _ => None,
+        };
+        let outcome = Outcome {
+            metric: q.metric,
+            teacher_forced,
+            generated,
+            fired: answer.fired,
+            scope_score: answer.scope_score,
+        };
+        results.entry(q.lang.clone()).or_default().push(outcome);
     }
     Ok(results)
 }
@@ -302,6 +452,55 @@ mod tests {
             selected: selected.iter().cloned().collect(),
             frequencies: BTreeMap::new(),
         }
+    }
+
+    fn record(blocks: &[(&str, &str, &str)]) -> BenchmarkRecord {
+        let value: serde_json::Value = blocks
+            .iter()
+            .map(|(lang, subject, src)| {
+                let block = serde_json::json!({"subject": subject, "src": src, "rephrase": src, "alt": format!("alt of {subject}"),
+                    "loc": "l", "loc_ans": "a", "portability": {"New Question": "", "New Answer": ""}});
+                (lang.to_string(), block)
+            })
+            .collect::<serde_json::Map<_, _>>()
+            .into();
+        BenchmarkRecord::from_json(value).unwrap()
+    }
+
+    #[test]
+    fn specificity_asks_other_records_relations_about_this_subject() {
+        let records = vec![
+            record(&[
+                ("en", "Marie Curie", "Where was Marie Curie born?"),
+                ("de", "Marie Curie", "Wo wurde Marie Curie geboren?"),
+            ]),
+            record(&[("en", "Rome", "Which country is Rome in?"), ("de", "Rom", "In welchem Land liegt Rom?")]),
+            // Same relation as record 0 in English: skipped.
+            record(&[("en", "Bach", "Where was Bach born?"), ("de", "Bach", "Wo ist Bach geboren?")]),
+            // The subject is not in the question verbatim in German: skipped there.
+            record(&[("en", "Paris", "Who is the mayor of Paris?"), ("de", "Paris", "Wer regiert die Stadt?")]),
+            record(&[
+                ("en", "Tokyo", "How many people live in Tokyo?"),
+                ("de", "Tokio", "Wie viele Menschen leben in Tokio?"),
+            ]),
+        ];
+        let en = specificity_questions(&records, 0, "en");
+        assert_eq!(
+            en,
+            vec![
+                ("Which country is Marie Curie in?".to_string(), "alt of Rome".to_string()),
+                ("Who is the mayor of Marie Curie?".to_string(), "alt of Paris".to_string())
+            ]
+        );
+        let de: Vec<String> = specificity_questions(&records, 0, "de").into_iter().map(|q| q.0).collect();
+        assert_eq!(de, vec!["In welchem Land liegt Marie Curie?", "Wie viele Menschen leben in Marie Curie?"]);
+        // Wraps around to earlier records, deterministically.
+        assert_eq!(specificity_questions(&records, 4, "en")[0].0, "Where was Tokyo born?");
+        assert_eq!(specificity_questions(&records, 4, "en"), specificity_questions(&records, 4, "en"));
+        let all = questions(&records, 0, &["en".into()]).unwrap();
+        assert_eq!(all.iter().filter(|q| q.metric == Metric::Specificity).count(), 2);
+        assert!(all.iter().all(|q| q.new_target == "alt of Marie Curie"));
+        assert!(all.iter().all(|q| q.metric != Metric::DistinctGenerality), "rephrase equals src here");
     }
 
     #[test]

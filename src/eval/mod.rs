@@ -11,8 +11,8 @@ pub mod report;
 pub mod runner;
 pub mod state;
 
-pub use methods::EvalMethod;
+pub use methods::{EvalMethod, Scoring};
 pub use metrics::{token_f1, Metric, Score};
-pub use report::{EvalReport, MethodReport, RecordResult, TimeBreakdown};
+pub use report::{EvalReport, MethodReport, RecordResult, Table, TimeBreakdown};
 pub use runner::{run, Dataset, EvalConfig, EvalModels, EvalPhase, EvalRequest, EvalSettings, Progress, Stage};
 pub use state::state_path_for;

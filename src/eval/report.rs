@@ -42,13 +42,23 @@ pub struct RecordResult {
     pub seconds: TimeBreakdown,
 }
 
-/// One method's scores, x100: per language (mean over records) and averaged over languages.
+/// Scores x100 per language (mean over records) and averaged over languages.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct Table {
+    pub per_lang: BTreeMap<String, BTreeMap<Metric, Score>>,
+    pub average: BTreeMap<Metric, Score>,
+}
+
+/// One method's scores: teacher forced and generated.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct MethodReport {
     pub method: EvalMethod,
     pub records: usize,
-    pub per_lang: BTreeMap<String, BTreeMap<Metric, Score>>,
-    pub average: BTreeMap<Metric, Score>,
+    pub teacher_forced: Table,
+    pub generated: Table,
+    /// Share (x100) of generated answers written in their question's script, per language and "avg".
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub in_script: BTreeMap<String, f64>,
     /// Share of questions (x100) on which retrieval fired, per metric (methods with retrieval only).
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub retrieval_fired: BTreeMap<Metric, f64>,
@@ -58,60 +68,92 @@ pub struct MethodReport {
     pub records_per_minute: f64,
 }
 
+/// Means of samples per (language, metric), x100.
+#[derive(Default)]
+struct Means<'a>(BTreeMap<(&'a str, Metric), (Score, usize)>);
+
+impl<'a> Means<'a> {
+    fn add(&mut self, lang: &'a str, metric: Metric, score: Score) {
+        let (sum, n) = self.0.entry((lang, metric)).or_default();
+        sum.f1 += score.f1;
+        sum.em += score.em;
+        *n += 1;
+    }
+
+    /// A language's score is the mean over its samples; the average is the mean over languages.
+    fn table(self) -> Table {
+        let mut per_lang: BTreeMap<String, BTreeMap<Metric, Score>> = BTreeMap::new();
+        for ((lang, metric), (sum, n)) in self.0 {
+            let mean = Score { f1: 100.0 * sum.f1 / n as f64, em: 100.0 * sum.em / n as f64 };
+            per_lang.entry(lang.to_string()).or_default().insert(metric, mean);
+        }
+        let average = Metric::ALL
+            .into_iter()
+            .filter_map(|metric| {
+                let scores: Vec<Score> = per_lang.values().filter_map(|m| m.get(&metric).copied()).collect();
+                let n = scores.len() as f64;
+                (!scores.is_empty()).then(|| {
+                    let f1 = scores.iter().map(|s| s.f1).sum::<f64>() / n;
+                    (metric, Score { f1, em: scores.iter().map(|s| s.em).sum::<f64>() / n })
+                })
+            })
+            .collect();
+        Table { per_lang, average }
+    }
+}
+
 /// Aggregates per-record results into one report per method (in `methods` order). A language's
-/// score is the mean over records; the average is the mean over `langs`.
+/// score is the mean over its questions; the average is the mean over `langs`.
 pub fn aggregate(results: &[RecordResult], methods: &[EvalMethod], langs: &[String]) -> Vec<MethodReport> {
     methods
         .iter()
         .map(|&method| {
             let mine: Vec<&RecordResult> = results.iter().filter(|r| r.method == method).collect();
             let mut seconds = TimeBreakdown::default();
-            let mut sums: BTreeMap<(&str, Metric), (Score, usize)> = BTreeMap::new();
+            let (mut forced, mut generated) = (Means::default(), Means::default());
+            let mut in_script: BTreeMap<&str, (usize, usize)> = BTreeMap::new();
             let mut fired: BTreeMap<Metric, (usize, usize)> = BTreeMap::new();
             for result in &mine {
                 seconds.add(&result.seconds);
                 for lang in langs {
-                    let Some(lang_result) = result.langs.get(lang) else { continue };
-                    for (&metric, score) in &lang_result.scores {
-                        let (sum, n) = sums.entry((lang.as_str(), metric)).or_default();
-                        sum.f1 += score.f1;
-                        sum.em += score.em;
-                        *n += 1;
-                    }
-                    for (&metric, &hit) in &lang_result.fired {
-                        let (hits, n) = fired.entry(metric).or_default();
-                        *hits += usize::from(hit);
-                        *n += 1;
+                    for outcome in result.langs.get(lang).into_iter().flatten() {
+                        if let Some(score) = outcome.teacher_forced {
+                            forced.add(lang, outcome.metric, score);
+                        }
+                        if let Some(g) = &outcome.generated {
+                            generated.add(lang, outcome.metric, g.score);
+                            if outcome.metric == Metric::Specificity {
+                                let stated = f64::from(u8::from(g.states_new_target));
+                                generated.add(lang, Metric::SpecificityNewTarget, Score { f1: stated, em: stated });
+                            }
+                            let (yes, n) = in_script.entry(lang).or_default();
+                            *yes += usize::from(g.in_script);
+                            *n += 1;
+                        }
+                        if let Some(hit) = outcome.fired {
+                            let (hits, n) = fired.entry(outcome.metric).or_default();
+                            *hits += usize::from(hit);
+                            *n += 1;
+                        }
                     }
                 }
             }
-            let mut per_lang: BTreeMap<String, BTreeMap<Metric, Score>> = BTreeMap::new();
-            for ((lang, metric), (sum, n)) in sums {
-                let mean = Score { f1: 100.0 * sum.f1 / n as f64, em: 100.0 * sum.em / n as f64 };
-                per_lang.entry(lang.to_string()).or_default().insert(metric, mean);
+            let share = |(yes, n): (usize, usize)| 100.0 * yes as f64 / n as f64;
+            let mut in_script: BTreeMap<String, f64> =
+                in_script.into_iter().map(|(lang, counts)| (lang.to_string(), share(counts))).collect();
+            if !in_script.is_empty() {
+                let average = in_script.values().sum::<f64>() / in_script.len() as f64;
+                in_script.insert("avg".into(), average);
             }
-            let average = Metric::ALL
-                .into_iter()
-                .filter_map(|metric| {
-                    let scores: Vec<Score> = per_lang.values().filter_map(|m| m.get(&metric).copied()).collect();
-                    let n = scores.len() as f64;
-                    (!scores.is_empty()).then(|| {
-                        let f1 = scores.iter().map(|s| s.f1).sum::<f64>() / n;
-                        (metric, Score { f1, em: scores.iter().map(|s| s.em).sum::<f64>() / n })
-                    })
-                })
-                .collect();
             let records = mine.len();
             let total = seconds.total();
             MethodReport {
                 method,
                 records,
-                per_lang,
-                average,
-                retrieval_fired: fired
-                    .into_iter()
-                    .map(|(metric, (hits, n))| (metric, 100.0 * hits as f64 / n as f64))
-                    .collect(),
+                teacher_forced: forced.table(),
+                generated: generated.table(),
+                in_script,
+                retrieval_fired: fired.into_iter().map(|(metric, counts)| (metric, share(counts))).collect(),
                 seconds,
                 seconds_per_record: if records == 0 { 0.0 } else { total / records as f64 },
                 records_per_minute: if total > 0.0 { 60.0 * records as f64 / total } else { 0.0 },
@@ -163,21 +205,37 @@ impl EvalReport {
             short_commit(&self.git_commit)
         );
         let header: Vec<&str> = self.langs.iter().map(String::as_str).chain(["avg"]).collect();
-        for metric in Metric::ALL {
-            if self.methods.iter().all(|m| !m.average.contains_key(&metric)) {
-                continue;
+        let scorings: [(&str, fn(&MethodReport) -> &Table); 2] =
+            [("teacher forced", |m| &m.teacher_forced), ("generated", |m| &m.generated)];
+        for (scoring, table_of) in scorings {
+            for metric in Metric::ALL {
+                if self.methods.iter().all(|m| !table_of(m).average.contains_key(&metric)) {
+                    continue;
+                }
+                let _ = writeln!(out, "### {}, {scoring} (F1 / EM)\n", metric.name());
+                let _ = writeln!(out, "| method | {} |", header.join(" | "));
+                let _ = writeln!(out, "|---|{}", "---:|".repeat(header.len()));
+                for m in &self.methods {
+                    let table = table_of(m);
+                    let cells: Vec<String> = self
+                        .langs
+                        .iter()
+                        .map(|lang| table.per_lang.get(lang).and_then(|s| s.get(&metric)))
+                        .chain([table.average.get(&metric)])
+                        .map(|s| s.map_or("-".to_string(), |s| format!("{:.1} / {:.1}", s.f1, s.em)))
+                        .collect();
+                    let _ = writeln!(out, "| {} | {} |", m.method, cells.join(" | "));
+                }
+                let _ = writeln!(out);
             }
-            let _ = writeln!(out, "### {} (F1 / EM)\n", metric.name());
+        }
+        if self.methods.iter().any(|m| !m.in_script.is_empty()) {
+            let _ = writeln!(out, "### Generated answers in the question's script (%)\n");
             let _ = writeln!(out, "| method | {} |", header.join(" | "));
             let _ = writeln!(out, "|---|{}", "---:|".repeat(header.len()));
             for m in &self.methods {
-                let cells: Vec<String> = self
-                    .langs
-                    .iter()
-                    .map(|lang| m.per_lang.get(lang).and_then(|s| s.get(&metric)))
-                    .chain([m.average.get(&metric)])
-                    .map(|s| s.map_or("-".to_string(), |s| format!("{:.1} / {:.1}", s.f1, s.em)))
-                    .collect();
+                let cells: Vec<String> =
+                    header.iter().map(|l| m.in_script.get(*l).map_or("-".into(), |v| format!("{v:.1}"))).collect();
                 let _ = writeln!(out, "| {} | {} |", m.method, cells.join(" | "));
             }
             let _ = writeln!(out);
@@ -223,11 +281,16 @@ fn short_commit(commit: &str) -> &str {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::eval::methods::{GeneratedOutcome, Outcome};
+
+    fn outcome(metric: Metric, f1: f64, em: f64) -> Outcome {
+        Outcome { metric, teacher_forced: Some(Score { f1, em }), generated: None, fired: None, scope_score: None }
+    }
 
     fn result(method: EvalMethod, record: usize, scores: &[(&str, Metric, f64, f64)], seconds: f64) -> RecordResult {
         let mut langs: BTreeMap<String, LangResult> = BTreeMap::new();
         for &(lang, metric, f1, em) in scores {
-            langs.entry(lang.into()).or_default().scores.insert(metric, Score { f1, em });
+            langs.entry(lang.into()).or_default().push(outcome(metric, f1, em));
         }
         RecordResult { method, record, langs, seconds: TimeBreakdown { scoring: seconds, ..Default::default() } }
     }
@@ -247,12 +310,14 @@ mod tests {
         assert_eq!(reports.len(), 1);
         let ours = &reports[0];
         assert_eq!(ours.records, 3);
-        assert_eq!(ours.per_lang["en"][&Reliability], Score { f1: 50.0, em: 50.0 });
-        assert_eq!(ours.per_lang["de"][&Reliability], Score { f1: 50.0, em: 0.0 });
-        assert_eq!(ours.average[&Reliability], Score { f1: 50.0, em: 25.0 });
+        let table = &ours.teacher_forced;
+        assert_eq!(table.per_lang["en"][&Reliability], Score { f1: 50.0, em: 50.0 });
+        assert_eq!(table.per_lang["de"][&Reliability], Score { f1: 50.0, em: 0.0 });
+        assert_eq!(table.average[&Reliability], Score { f1: 50.0, em: 25.0 });
         // Locality exists only for en: its average is en's.
-        assert_eq!(ours.average[&Locality], Score { f1: 100.0, em: 100.0 });
-        assert!(!ours.average.contains_key(&Portability) && !ours.per_lang.contains_key("fr"));
+        assert_eq!(table.average[&Locality], Score { f1: 100.0, em: 100.0 });
+        assert!(!table.average.contains_key(&Portability) && !table.per_lang.contains_key("fr"));
+        assert!(ours.generated.average.is_empty() && ours.in_script.is_empty());
         assert_eq!(ours.seconds.total(), 12.0);
         assert_eq!(ours.seconds_per_record, 4.0);
         assert_eq!(ours.records_per_minute, 15.0);
@@ -260,13 +325,47 @@ mod tests {
 
     #[test]
     fn retrieval_firing_is_a_share_per_metric() {
-        let mut r = result(EvalMethod::Icl, 0, &[("en", Metric::Reliability, 1.0, 1.0)], 1.0);
-        r.langs.get_mut("en").unwrap().fired = BTreeMap::from([(Metric::Reliability, true), (Metric::Locality, false)]);
-        let mut r2 = r.clone();
-        r2.record = 1;
-        r2.langs.get_mut("en").unwrap().fired.insert(Metric::Locality, true);
+        let fired = |metric, hit| Outcome { fired: Some(hit), ..outcome(metric, 1.0, 1.0) };
+        let en = |outcomes: Vec<Outcome>| BTreeMap::from([("en".to_string(), outcomes)]);
+        let record =
+            |record, langs| RecordResult { method: EvalMethod::Icl, record, langs, seconds: TimeBreakdown::default() };
+        let r = record(0, en(vec![fired(Metric::Reliability, true), fired(Metric::Locality, false)]));
+        let r2 = record(1, en(vec![fired(Metric::Reliability, true), fired(Metric::Locality, true)]));
         let report = &aggregate(&[r, r2], &[EvalMethod::Icl], &["en".into()])[0];
         assert_eq!(report.retrieval_fired[&Metric::Reliability], 100.0);
         assert_eq!(report.retrieval_fired[&Metric::Locality], 50.0);
+    }
+
+    #[test]
+    fn generated_specificity_counts_answers_that_state_the_new_target() {
+        let generated = |metric, em, states_new_target, in_script| Outcome {
+            metric,
+            teacher_forced: None,
+            generated: Some(GeneratedOutcome {
+                score: Score { f1: em, em },
+                line: String::new(),
+                in_script,
+                states_new_target,
+            }),
+            fired: None,
+            scope_score: None,
+        };
+        let langs = BTreeMap::from([(
+            "de".to_string(),
+            vec![
+                generated(Metric::Specificity, 1.0, false, true),
+                generated(Metric::Specificity, 0.0, true, true),
+                generated(Metric::Specificity, 0.0, false, true),
+                generated(Metric::Reliability, 1.0, true, false),
+            ],
+        )]);
+        let result = RecordResult { method: EvalMethod::LuLafns, record: 0, langs, seconds: TimeBreakdown::default() };
+        let report = &aggregate(&[result], &[EvalMethod::LuLafns], &["de".into()])[0];
+        let g = &report.generated.average;
+        assert!((g[&Metric::Specificity].em - 100.0 / 3.0).abs() < 1e-9);
+        assert!((g[&Metric::SpecificityNewTarget].em - 100.0 / 3.0).abs() < 1e-9);
+        assert_eq!(g[&Metric::Reliability].em, 100.0);
+        assert_eq!(report.in_script["de"], 75.0);
+        assert!(report.teacher_forced.average.is_empty());
     }
 }

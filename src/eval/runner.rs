@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 
 use super::methods::{
     answer_all, fine_tune_layer, merged_edits, questions, random_neurons, score_answers, whole_layer, Answer, Answerer,
-    EvalMethod, InContextFacts, Question,
+    EvalMethod, InContextFacts, Question, Scoring,
 };
 use super::report::{aggregate, EvalReport, ModelSummary, RecordResult, TimeBreakdown};
 use super::state::{RunIdentity, StateFile};
@@ -122,6 +122,7 @@ pub struct EvalRequest {
     pub config: EvalConfig,
     /// Where per-record results are appended and resumed from (`None`: kept only in memory).
     pub state_file: Option<PathBuf>,
+    pub scoring: Scoring,
 }
 
 /// The models of a run: the quantized model answers (as chat does), the dense copy edits.
@@ -211,6 +212,7 @@ pub fn run(
         sequential_records: request.sequential.then_some(records.len()),
         model_fingerprint: info.fingerprint.clone(),
         settings: request.config.clone(),
+        scoring: request.scoring,
     };
     let (mut state, mut results) = match &request.state_file {
         Some(path) => {
@@ -224,7 +226,7 @@ pub fn run(
     let missing: Vec<Vec<EvalMethod>> =
         (0..records.len()).map(|i| methods.iter().copied().filter(|m| !done.contains(&(*m, i))).collect()).collect();
 
-    let mut evaluator = Evaluator::new(models, &request.config, &langs)?;
+    let mut evaluator = Evaluator::new(models, &request.config, &langs, request.scoring)?;
     let before = results.len();
     let mut sink = |result: RecordResult| -> Result<()> {
         if let Some(state) = state.as_mut() {
@@ -290,6 +292,7 @@ struct Evaluator<'a> {
     models: EvalModels<'a>,
     config: &'a EvalConfig,
     langs: &'a [String],
+    scoring: Scoring,
     ours: CachedEdits,
     random: CachedEdits,
     facts: InContextFacts,
@@ -298,17 +301,20 @@ struct Evaluator<'a> {
 }
 
 impl<'a> Evaluator<'a> {
-    fn new(models: EvalModels<'a>, config: &'a EvalConfig, langs: &'a [String]) -> Result<Self> {
+    fn new(models: EvalModels<'a>, config: &'a EvalConfig, langs: &'a [String], scoring: Scoring) -> Result<Self> {
         let cache_dir = tempfile::Builder::new().prefix("lafn-eval-").tempdir()?;
         let info = &models.loaded.info;
         let open = |name: &str| -> Result<CachedEdits> {
             let cache = EditCache::open(&cache_dir.path().join(name), &info.fingerprint)?;
-            Ok(CachedEdits::new(cache, config.method.retrieval.clone(), info.config.hidden_size))
+            let loaded = models.loaded;
+            let (retrieval, scope) = (config.method.retrieval.clone(), config.method.scope.clone());
+            CachedEdits::new(cache, &loaded.model, &loaded.tokenizer, retrieval, scope)
         };
         Ok(Self {
             models,
             config,
             langs,
+            scoring,
             ours: open("lu-lafns")?,
             random: open("random-neurons")?,
             facts: InContextFacts::new(config.method.retrieval.clone()),
@@ -346,7 +352,7 @@ impl<'a> Evaluator<'a> {
             }
             let ids = self.insert(&group, edits.as_ref(), methods)?;
             let fixed = FixedEdits::of(edits.as_ref().into_iter().collect(), self.models)?;
-            let scored = self.score(i, record, methods, edits.as_ref(), &fixed, &mut on_stage)?;
+            let scored = self.score(records, i, methods, edits.as_ref(), &fixed, &mut on_stage)?;
             self.remove(&ids)?;
             for result in scored {
                 sink(result)?;
@@ -393,7 +399,7 @@ impl<'a> Evaluator<'a> {
         let fixed = FixedEdits::of(all_edits.iter().flatten().collect(), self.models)?;
         let mut done = resumed;
         on_progress(Progress { phase: EvalPhase::Scoring, done, total, resumed, stage: None });
-        for (i, record) in records.iter().enumerate() {
+        for i in 0..total {
             if missing[i].is_empty() {
                 continue;
             }
@@ -402,7 +408,7 @@ impl<'a> Evaluator<'a> {
             }
             let mut on_stage =
                 |stage| on_progress(Progress { phase: EvalPhase::Scoring, done, total, resumed, stage: Some(stage) });
-            for result in self.score(i, record, &missing[i], all_edits[i].as_ref(), &fixed, &mut on_stage)? {
+            for result in self.score(records, i, &missing[i], all_edits[i].as_ref(), &fixed, &mut on_stage)? {
                 sink(result)?;
             }
             done += 1;
@@ -488,11 +494,14 @@ impl<'a> Evaluator<'a> {
         methods: &[EvalMethod],
     ) -> Result<Vec<String>> {
         let settings = &self.config.method;
+        let loaded = self.models.loaded;
         let mut ids = Vec::new();
         if let Some(edits) = edits {
             let run = &edits.run;
             if methods.contains(&EvalMethod::LuLafns) {
                 ids.push(self.ours.insert(
+                    &loaded.model,
+                    &loaded.tokenizer,
                     &run.group,
                     &run.located,
                     &run.outcome.update,
@@ -501,7 +510,15 @@ impl<'a> Evaluator<'a> {
                 )?);
             }
             if let Some((located, outcome, _)) = &edits.random {
-                ids.push(self.random.insert(&run.group, located, &outcome.update, settings, &outcome.history)?);
+                ids.push(self.random.insert(
+                    &loaded.model,
+                    &loaded.tokenizer,
+                    &run.group,
+                    located,
+                    &outcome.update,
+                    settings,
+                    &outcome.history,
+                )?);
             }
         }
         if methods.contains(&EvalMethod::Icl) {
@@ -524,20 +541,21 @@ impl<'a> Evaluator<'a> {
         Ok(())
     }
 
-    /// Scores one record with each of `methods`.
+    /// Scores record `index` with each of `methods`.
     fn score(
         &mut self,
+        records: &[BenchmarkRecord],
         index: usize,
-        record: &BenchmarkRecord,
         methods: &[EvalMethod],
         edits: Option<&RecordEdits>,
         fixed: &FixedEdits,
         on_stage: &mut dyn FnMut(Stage),
     ) -> Result<Vec<RecordResult>> {
-        let questions = questions(record, self.langs).wrap_err_with(|| format!("record {}", index + 1))?;
+        let questions = questions(records, index, self.langs).wrap_err_with(|| format!("record {}", index + 1))?;
         let models = self.models;
+        let scoring = self.scoring;
         on_stage(Stage::Scoring(EvalMethod::Unedited));
-        let (unedited, unedited_seconds) = answer(models, Answerer::Fixed(&[]), &questions)?;
+        let (unedited, unedited_seconds) = answer(models, Answerer::Fixed(&[]), &questions, scoring)?;
         let mut results = Vec::new();
         for &method in methods {
             on_stage(Stage::Scoring(method));
@@ -553,18 +571,20 @@ impl<'a> Evaluator<'a> {
                     seconds.paraphrases = e.paraphrase_seconds;
                     seconds.locate = e.run.locate_seconds;
                     seconds.optimize = e.run.optimize_seconds;
-                    timed(models, Answerer::Cached(&mut self.ours), &questions, &mut seconds)?
+                    timed(models, Answerer::Cached(&mut self.ours), &questions, scoring, &mut seconds)?
                 }
-                EvalMethod::LuLafnsNocache => timed(models, Answerer::Fixed(&fixed.ours), &questions, &mut seconds)?,
+                EvalMethod::LuLafnsNocache => {
+                    timed(models, Answerer::Fixed(&fixed.ours), &questions, scoring, &mut seconds)?
+                }
                 EvalMethod::RandomNeurons => {
                     seconds.optimize = edit()?.random.as_ref().map_or(0.0, |r| r.2);
-                    timed(models, Answerer::Cached(&mut self.random), &questions, &mut seconds)?
+                    timed(models, Answerer::Cached(&mut self.random), &questions, scoring, &mut seconds)?
                 }
                 EvalMethod::FtL => {
                     seconds.optimize = edit()?.fine_tuned.as_ref().map_or(0.0, |f| f.1);
-                    timed(models, Answerer::Fixed(&fixed.fine_tuned), &questions, &mut seconds)?
+                    timed(models, Answerer::Fixed(&fixed.fine_tuned), &questions, scoring, &mut seconds)?
                 }
-                EvalMethod::Icl => timed(models, Answerer::InContext(&self.facts), &questions, &mut seconds)?,
+                EvalMethod::Icl => timed(models, Answerer::InContext(&self.facts), &questions, scoring, &mut seconds)?,
             };
             let tokenizer = &self.models.loaded.tokenizer;
             let langs = score_answers(tokenizer, &questions, &answers, &unedited)?;
@@ -575,10 +595,15 @@ impl<'a> Evaluator<'a> {
 }
 
 /// A method's answers on the quantized model, and the seconds they took.
-fn answer(models: EvalModels, answerer: Answerer, questions: &[Question]) -> Result<(Vec<Answer>, f64)> {
+fn answer(
+    models: EvalModels,
+    answerer: Answerer,
+    questions: &[Question],
+    scoring: Scoring,
+) -> Result<(Vec<Answer>, f64)> {
     let started = Instant::now();
     let loaded = models.loaded;
-    let answers = answer_all(&loaded.model, &loaded.tokenizer, answerer, questions)?;
+    let answers = answer_all(&loaded.model, &loaded.tokenizer, answerer, questions, scoring)?;
     Ok((answers, started.elapsed().as_secs_f64()))
 }
 
@@ -587,10 +612,11 @@ fn timed(
     models: EvalModels,
     answerer: Answerer,
     questions: &[Question],
+    scoring: Scoring,
     seconds: &mut TimeBreakdown,
 ) -> Result<Vec<Answer>> {
-    let (answers, scoring) = answer(models, answerer, questions)?;
-    seconds.scoring = scoring;
+    let (answers, elapsed) = answer(models, answerer, questions, scoring)?;
+    seconds.scoring = elapsed;
     Ok(answers)
 }
 

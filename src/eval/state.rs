@@ -11,13 +11,14 @@ use std::path::{Path, PathBuf};
 use color_eyre::eyre::{bail, WrapErr};
 use serde::{Deserialize, Serialize};
 
+use super::methods::Scoring;
 use super::report::RecordResult;
 use super::runner::EvalConfig;
 use crate::storage;
 use crate::Result;
 
 /// Version of the state file's format.
-const STATE_FORMAT_VERSION: u32 = 1;
+const STATE_FORMAT_VERSION: u32 = 2;
 
 /// What makes stored results valid for this run. Methods and `--limit` may change between runs
 /// (except that a sequential run's cache holds all its records, so there the record count counts too).
@@ -32,6 +33,7 @@ pub struct RunIdentity {
     pub sequential_records: Option<usize>,
     pub model_fingerprint: String,
     pub settings: EvalConfig,
+    pub scoring: Scoring,
 }
 
 #[derive(Debug, Serialize, Deserialize)]

@@ -1,5 +1,8 @@
-//! Inference with the cache: per query, retrieve the entries whose subject it mentions and apply
-//! their update values; otherwise the model runs unedited (locality by construction).
+//! Inference with the cache: per query, retrieve the entries whose subject it mentions, keep those
+//! whose scope the query is in (it asks their fact, see [`super::scope`]), and apply their update
+//! values; otherwise the model runs unedited (locality by construction).
+
+use std::collections::HashMap;
 
 use super::cache::EditCache;
 use super::edit::{EditStep, UpdateValues};
@@ -7,22 +10,31 @@ use super::group::EditGroup;
 use super::locate::LocatedNeurons;
 use super::prompts::teacher_forcing_pair;
 use super::retrieve::{Hit, RetrievalSettings, SubjectIndex};
+use super::scope::{QuestionEncoder, ScopeKeys, ScopeSettings};
 use super::settings::MethodSettings;
-use crate::runtime::{
-    AnswerEdits, GenerateOptions, Model, NeuronEdit, PromptTarget, TeacherForced, TextStream, Tokenizer,
-};
+use crate::runtime::{AnswerEdits, GenerateOptions, Model, NeuronEdit, Sampling, TextStream, Tokenizer};
 use crate::Result;
 
-/// The edit cache with a retrieval index over its entries' subjects.
+/// The edit cache with a retrieval index over its entries' subjects and their scope keys.
 pub struct CachedEdits {
     cache: EditCache,
     index: SubjectIndex,
+    scope: ScopeSettings,
+    encoder: QuestionEncoder,
+    /// Scope keys read or computed so far, by entry id.
+    keys: HashMap<String, ScopeKeys>,
     hidden: usize,
 }
 
 /// What a query retrieved: the entries that fired and their combined update values.
+#[derive(Default)]
 pub struct Retrieved {
+    /// Entries that fired: the query names their subject and is in their scope.
     pub hits: Vec<Hit>,
+    /// Entries whose subject the query names but whose fact it does not ask (scope score too low).
+    pub out_of_scope: Vec<Hit>,
+    /// Entries that would have fired but could not be read: skipped, with the reason.
+    pub damaged: Vec<(String, String)>,
     pub edits: Vec<NeuronEdit>,
     /// The longest answer (in tokens) the fired entries were trained to produce: how long the update
     /// values act when generating.
@@ -30,53 +42,123 @@ pub struct Retrieved {
 }
 
 impl CachedEdits {
-    pub fn new(cache: EditCache, settings: RetrievalSettings, hidden: usize) -> Self {
-        let mut index = SubjectIndex::new(settings);
+    /// Indexes the cache's entries for `model`, the model that answers (its question vectors are
+    /// what scope keys are compared in).
+    pub fn new(
+        cache: EditCache,
+        model: &Model,
+        tokenizer: &Tokenizer,
+        retrieval: RetrievalSettings,
+        scope: ScopeSettings,
+    ) -> Result<Self> {
+        let mut index = SubjectIndex::new(retrieval);
         for row in cache.list() {
             index.insert(&row.id, &row.subjects, &row.prompts);
         }
-        Self { cache, index, hidden }
+        let encoder = QuestionEncoder::new(model, tokenizer, &scope)?;
+        let hidden = model.config().hidden_size;
+        Ok(Self { cache, index, scope, encoder, keys: HashMap::new(), hidden })
     }
 
     pub fn cache(&self) -> &EditCache {
         &self.cache
     }
 
-    /// Stores an edit and makes it retrievable.
+    pub fn scope_settings(&self) -> &ScopeSettings {
+        &self.scope
+    }
+
+    /// Stores an edit with its scope keys and makes it retrievable.
+    #[allow(clippy::too_many_arguments)]
     pub fn insert(
         &mut self,
+        model: &Model,
+        tokenizer: &Tokenizer,
         group: &EditGroup,
         located: &LocatedNeurons,
         update: &UpdateValues,
         settings: &MethodSettings,
         history: &[EditStep],
     ) -> Result<String> {
-        let id = self.cache.insert(group, located, update, settings, history)?;
+        let keys = self.encoder.keys(model, tokenizer, group)?;
+        let id = self.cache.insert(group, located, update, settings, history, &keys)?;
         let prompts: Vec<String> = group.descriptors.iter().map(|d| d.prompt.clone()).collect();
         self.index.remove(&id);
         self.index.insert(&id, &group.subjects(), &prompts);
+        self.keys.insert(id.clone(), keys);
         Ok(id)
     }
 
     pub fn remove(&mut self, id: &str) -> Result<()> {
         self.cache.remove(id)?;
         self.index.remove(id);
+        self.keys.remove(id);
         Ok(())
     }
 
-    /// The entries `query` mentions and the update values to apply for it.
-    pub fn retrieve(&mut self, tokenizer: &Tokenizer, query: &str) -> Result<Retrieved> {
-        let hits = self.index.search(query);
-        let mut edits = Vec::new();
-        let mut answer_tokens = 0;
-        let query_ids = tokenizer.encode_prompt(query)?;
-        for hit in &hits {
-            edits.extend(self.cache.load_update(&hit.entry_id, self.hidden)?.to_edits()?);
-            let group = self.cache.get(&hit.entry_id)?.group;
-            answer_tokens = answer_tokens.max(answer_length(tokenizer, &group, hit, &query_ids)?);
+    /// The entries `query` names and asks about, and the update values to apply for it. An entry
+    /// that cannot be read is skipped and reported in [`Retrieved::damaged`].
+    pub fn retrieve(&mut self, model: &Model, tokenizer: &Tokenizer, query: &str) -> Result<Retrieved> {
+        let mut retrieved = Retrieved::default();
+        let mentioned = self.index.search(query);
+        if mentioned.is_empty() {
+            return Ok(retrieved);
         }
-        Ok(Retrieved { hits, edits, answer_tokens })
+        let query_vector = self.encoder.encode(model, tokenizer, query)?;
+        let query_ids = tokenizer.encode_prompt(query)?;
+        for mut hit in mentioned {
+            let entry = self.scope_score(model, tokenizer, &hit.entry_id, &query_vector).and_then(|score| {
+                hit.scope_score = Some(score);
+                if !self.scope.in_scope(score) {
+                    return Ok(None);
+                }
+                let edits = self.cache.load_update(&hit.entry_id, self.hidden)?.to_edits()?;
+                let group = self.cache.get(&hit.entry_id)?.group;
+                Ok(Some((edits, answer_length(tokenizer, &group, &hit, &query_ids)?)))
+            });
+            match entry {
+                Ok(Some((edits, answer_tokens))) => {
+                    retrieved.edits.extend(edits);
+                    retrieved.answer_tokens = retrieved.answer_tokens.max(answer_tokens);
+                    retrieved.hits.push(hit);
+                }
+                Ok(None) => retrieved.out_of_scope.push(hit),
+                Err(e) => retrieved.damaged.push((hit.entry_id, format!("{e:#}"))),
+            }
+        }
+        Ok(retrieved)
     }
+
+    /// How much `query_vector` asks what entry `id` was edited for. Keys are read from the cache, or
+    /// computed from the entry's group (and stored) when it has none for this layer: entries cached
+    /// before scope keys existed keep working.
+    fn scope_score(
+        &mut self,
+        model: &Model,
+        tokenizer: &Tokenizer,
+        id: &str,
+        query_vector: &candle_core::Tensor,
+    ) -> Result<f32> {
+        let layer = self.encoder.layer();
+        if !self.keys.get(id).is_some_and(|k| k.layer == layer) {
+            let keys = match self.cache.load_scope_keys(id, self.hidden) {
+                Ok(Some(keys)) if keys.layer == layer => keys,
+                _ => {
+                    let keys = self.encoder.keys(model, tokenizer, &self.cache.get(id)?.group)?;
+                    self.cache.store_scope_keys(id, &keys)?;
+                    keys
+                }
+            };
+            self.keys.insert(id.to_string(), keys);
+        }
+        self.keys[id].score(query_vector)
+    }
+}
+
+/// Why an entry fired (or was considered): `id (subject "Marie Curie" 1.00, scope 0.82)`.
+pub fn describe_hit(hit: &Hit) -> String {
+    let scope = hit.scope_score.map_or(String::new(), |s| format!(", scope {s:.2}"));
+    format!("{} (subject \"{}\" {:.2}{scope})", hit.entry_id, hit.matched_subject, hit.score)
 }
 
 /// Tokens of the answer an entry was trained to give for this query: the target of the language whose
@@ -99,10 +181,30 @@ fn answer_length(tokenizer: &Tokenizer, group: &EditGroup, hit: &Hit, query: &[u
     Ok(best.1)
 }
 
+/// How a chat answer is generated.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct AnswerOptions {
+    pub generate: GenerateOptions,
+    /// End the answer at its first line break (leading blank lines aside): a base model otherwise
+    /// runs on into text of its own after the answer. `false` keeps the raw continuation.
+    pub stop_at_line_end: bool,
+}
+
+impl AnswerOptions {
+    /// Greedy, up to `max_new_tokens`, ending at the answer's line end: what `lafn chat` and the TUI do
+    /// by default, and what generation scoring does.
+    pub fn chat(max_new_tokens: usize) -> Self {
+        Self { generate: GenerateOptions { max_new_tokens, sampling: Sampling::Greedy }, stop_at_line_end: true }
+    }
+}
+
 /// A chat answer and the cache entries that shaped it.
 pub struct Answer {
     pub text: String,
-    pub fired: Vec<Hit>,
+    /// The tokens of `text` (without the line break that ended it).
+    pub ids: Vec<u32>,
+    /// What retrieval found (its update values were applied).
+    pub retrieved: Retrieved,
 }
 
 /// Answers `query` with the update values of the entries it mentions, streaming text pieces to `on_text`.
@@ -111,40 +213,69 @@ pub fn answer(
     tokenizer: &Tokenizer,
     cached: Option<&mut CachedEdits>,
     query: &str,
-    options: &GenerateOptions,
+    options: &AnswerOptions,
     on_text: &mut dyn FnMut(&str) -> bool,
 ) -> Result<Answer> {
     let retrieved = match cached {
-        Some(cached) => cached.retrieve(tokenizer, query)?,
-        None => Retrieved { hits: Vec::new(), edits: Vec::new(), answer_tokens: 0 },
+        Some(cached) => cached.retrieve(model, tokenizer, query)?,
+        None => Retrieved::default(),
     };
-    let prompt = tokenizer.encode_prompt(query)?;
-    let mut stream = TextStream::default();
-    let mut text = String::new();
     let edits = AnswerEdits { edits: &retrieved.edits, answer_tokens: retrieved.answer_tokens };
-    model.generate(&prompt, edits, options, tokenizer.stop_ids(), &mut |token| {
-        let piece = stream.push(tokenizer, token);
-        text.push_str(&piece);
-        on_text(&piece)
-    })?;
-    Ok(Answer { text, fired: retrieved.hits })
+    let (text, ids) = generate_text(model, tokenizer, query, edits, options, on_text)?;
+    Ok(Answer { text, ids, retrieved })
 }
 
-/// Teacher-forced scores of prompt/target pairs, each with the update values its own prompt retrieves.
-pub fn teacher_forced_with_cache(
+/// Generates after `prompt` with `edits`, streaming text pieces to `on_text`; returns the text and its
+/// tokens, cut at the answer's line end when `options` ask for it.
+pub fn generate_text(
     model: &Model,
     tokenizer: &Tokenizer,
-    cached: &mut CachedEdits,
-    prompts: &[String],
-    pairs: &[PromptTarget],
-) -> Result<Vec<(TeacherForced, Vec<Hit>)>> {
-    prompts
-        .iter()
-        .zip(pairs)
-        .map(|(prompt, pair)| {
-            let retrieved = cached.retrieve(tokenizer, prompt)?;
-            let scored = model.teacher_forced(std::slice::from_ref(pair), &retrieved.edits, tokenizer.pad_id(), 1)?;
-            Ok((scored.into_iter().next().expect("one pair in, one score out"), retrieved.hits))
-        })
-        .collect()
+    prompt: &str,
+    edits: AnswerEdits,
+    options: &AnswerOptions,
+    on_text: &mut dyn FnMut(&str) -> bool,
+) -> Result<(String, Vec<u32>)> {
+    let prompt = tokenizer.encode_prompt(prompt)?;
+    let mut stream = TextStream::default();
+    let mut text = String::new();
+    let mut ids = Vec::new();
+    model.generate(&prompt, edits, &options.generate, tokenizer.stop_ids(), &mut |token| {
+        let piece = stream.push(tokenizer, token);
+        let before = text.len();
+        text.push_str(&piece);
+        if options.stop_at_line_end {
+            if let Some(end) = line_end(&text) {
+                text.truncate(end);
+                let kept = &text[before.min(end)..];
+                if !kept.is_empty() {
+                    ids.push(token);
+                    on_text(kept);
+                }
+                return false;
+            }
+        }
+        ids.push(token);
+        on_text(&piece)
+    })?;
+    Ok((text, ids))
+}
+
+/// Where the first line of `text` with something on it ends: the first line break after a
+/// non-space character.
+fn line_end(text: &str) -> Option<usize> {
+    let content = text.find(|c: char| !c.is_whitespace())?;
+    text[content..].find(['\n', '\r']).map(|i| content + i)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::line_end;
+
+    #[test]
+    fn an_answer_ends_at_its_first_line_with_content() {
+        assert_eq!(line_end(" Lisbon\nMarie"), Some(7));
+        assert_eq!(line_end("\n\n Lisbon, Portugal\r\n"), Some(18));
+        assert_eq!(line_end("\n\n"), None);
+        assert_eq!(line_end(" Lisbon"), None);
+    }
 }

@@ -5,6 +5,7 @@
 //! index.json                       CacheIndex: model fingerprint + one IndexRow per entry
 //! entries/<id>/entry.json          CacheEntry: group, located neurons, settings, loss history
 //! entries/<id>/update.safetensors  UpdateValues
+//! entries/<id>/scope.safetensors   ScopeKeys (optional: computed and added when missing)
 //! ```
 //! The entry directories are the truth; `index.json` is a summary of them that [`EditCache::open`] repairs.
 //! An entry is written under a temporary name and renamed into place, so `entries/<id>` is always complete;
@@ -21,6 +22,7 @@ use sha2::{Digest, Sha256};
 use super::edit::{EditStep, UpdateValues};
 use super::group::EditGroup;
 use super::locate::LocatedNeurons;
+use super::scope::ScopeKeys;
 use super::settings::MethodSettings;
 use crate::storage::{self, NewerFormatError};
 use crate::Result;
@@ -32,6 +34,7 @@ const INDEX_FILE: &str = "index.json";
 const ENTRIES_DIR: &str = "entries";
 const ENTRY_FILE: &str = "entry.json";
 const UPDATE_FILE: &str = "update.safetensors";
+const SCOPE_FILE: &str = "scope.safetensors";
 
 /// How many entries' update values stay in memory, so chat does not reread files on every query.
 const RECENT_UPDATES_CAPACITY: usize = 64;
@@ -176,6 +179,7 @@ impl EditCache {
         update: &UpdateValues,
         settings: &MethodSettings,
         loss_history: &[EditStep],
+        scope_keys: &ScopeKeys,
     ) -> Result<String> {
         let id = entry_id(group)?;
         let entry = CacheEntry {
@@ -191,7 +195,7 @@ impl EditCache {
         };
         let final_dir = self.entry_dir(&id)?;
         let staging_dir = storage::temp_sibling(&final_dir);
-        let replaced = write_entry_files(&staging_dir, &entry, update)
+        let replaced = write_entry_files(&staging_dir, &entry, update, scope_keys)
             .and_then(|()| self.move_into_place(&staging_dir, &final_dir))
             .inspect_err(|_| {
                 // Nothing points at the staging directory; don't leave it for the stale-temp sweep.
@@ -223,6 +227,24 @@ impl EditCache {
             .wrap_err_with(|| format!("cache entry `{id}`"))?;
         self.recent_updates.put(id, hidden, values.clone());
         Ok(values)
+    }
+
+    /// An entry's scope keys; `None` when it has none (cached before they existed).
+    pub fn load_scope_keys(&self, id: &str, hidden: usize) -> Result<Option<ScopeKeys>> {
+        self.row(id)?;
+        let path = self.entry_dir(id)?.join(SCOPE_FILE);
+        if !path.exists() {
+            return Ok(None);
+        }
+        ScopeKeys::load(&path, hidden).map(Some).wrap_err_with(|| format!("cache entry `{id}`"))
+    }
+
+    /// Adds or replaces an entry's scope keys (written aside, then renamed into place).
+    pub fn store_scope_keys(&self, id: &str, keys: &ScopeKeys) -> Result<()> {
+        self.row(id)?;
+        let path = self.entry_dir(id)?.join(SCOPE_FILE);
+        storage::write_atomic_with(&path, |temp| keys.save(temp))
+            .wrap_err_with(|| format!("cannot store the scope keys of cache entry `{id}`"))
     }
 
     /// Deletes an entry from disk and the index.
@@ -350,14 +372,18 @@ fn remove_retired(retired: Option<PathBuf>) -> Result<()> {
     }
 }
 
-fn write_entry_files(dir: &Path, entry: &CacheEntry, update: &UpdateValues) -> Result<()> {
+fn write_entry_files(dir: &Path, entry: &CacheEntry, update: &UpdateValues, scope_keys: &ScopeKeys) -> Result<()> {
     fs::create_dir(dir).wrap_err_with(|| format!("cannot create {}", dir.display()))?;
     let update_path = dir.join(UPDATE_FILE);
     update.save(&update_path)?;
-    // `UpdateValues::save` does not fsync; the rename into place must not outrun the data.
-    fs::File::open(&update_path)
-        .and_then(|file| file.sync_all())
-        .wrap_err_with(|| format!("cannot flush {}", update_path.display()))?;
+    let scope_path = dir.join(SCOPE_FILE);
+    scope_keys.save(&scope_path)?;
+    // The safetensors writers do not fsync; the rename into place must not outrun the data.
+    for path in [&update_path, &scope_path] {
+        fs::File::open(path)
+            .and_then(|file| file.sync_all())
+            .wrap_err_with(|| format!("cannot flush {}", path.display()))?;
+    }
     storage::write_json_atomic(&dir.join(ENTRY_FILE), entry)
 }
 
@@ -449,6 +475,7 @@ pub(crate) mod fixtures {
     use crate::method::edit::{EditStep, LayerUpdate, UpdateValues};
     use crate::method::group::{EditDescriptor, EditGroup};
     use crate::method::locate::{LayerStats, LocatedNeurons};
+    use crate::method::scope::ScopeKeys;
 
     pub const HIDDEN: usize = 8;
 
@@ -501,6 +528,11 @@ pub(crate) mod fixtures {
         UpdateValues { layers: vec![layer(1, vec![0, 3, 7]), layer(2, vec![2])] }
     }
 
+    pub fn scope_keys() -> ScopeKeys {
+        let keys = Tensor::from_vec((0..2 * HIDDEN).map(|i| i as f32).collect(), (2, HIDDEN), &Device::Cpu).unwrap();
+        ScopeKeys { layer: 3, keys }
+    }
+
     pub fn loss_history() -> Vec<EditStep> {
         (0..3)
             .map(|step| EditStep {
@@ -532,7 +564,9 @@ mod tests {
     const MODEL: &str = "0123456789abcdef";
 
     fn insert(cache: &mut EditCache, group: &EditGroup, seed: f32) -> String {
-        cache.insert(group, &located(), &update(seed), &MethodSettings::default(), &loss_history()).unwrap()
+        cache
+            .insert(group, &located(), &update(seed), &MethodSettings::default(), &loss_history(), &scope_keys())
+            .unwrap()
     }
 
     fn error_text<T: std::fmt::Debug>(result: Result<T>) -> String {
@@ -564,6 +598,27 @@ mod tests {
         assert_eq!(entry.model_fingerprint, MODEL);
         let loaded = reopened.load_update(&id, HIDDEN).unwrap();
         assert_eq!(update_numbers(&loaded), update_numbers(&update(1.0)));
+        let keys = reopened.load_scope_keys(&id, HIDDEN).unwrap().expect("stored with the entry");
+        assert_eq!(keys.layer, 3);
+        assert_eq!(keys.keys.to_vec2::<f32>().unwrap(), scope_keys().keys.to_vec2::<f32>().unwrap());
+    }
+
+    #[test]
+    fn scope_keys_missing_or_damaged_are_told_apart_and_can_be_replaced() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut cache = EditCache::open(dir.path(), MODEL).unwrap();
+        let id = insert(&mut cache, &group("Eiffel"), 1.0);
+        let path = dir.path().join("entries").join(&id).join(SCOPE_FILE);
+        // An entry cached before scope keys existed has none: that is no error.
+        std::fs::remove_file(&path).unwrap();
+        assert!(cache.load_scope_keys(&id, HIDDEN).unwrap().is_none());
+        std::fs::write(&path, b"not a safetensors file").unwrap();
+        assert!(error_text(cache.load_scope_keys(&id, HIDDEN)).contains(&id));
+        assert!(error_text(cache.load_scope_keys(&id, HIDDEN + 1)).contains(&id));
+        cache.store_scope_keys(&id, &scope_keys()).unwrap();
+        assert_eq!(cache.load_scope_keys(&id, HIDDEN).unwrap().unwrap().layer, 3);
+        assert!(cache.load_scope_keys(&id, HIDDEN + 1).is_err(), "the hidden size is checked");
+        assert!(cache.store_scope_keys("missing", &scope_keys()).is_err());
     }
 
     #[test]

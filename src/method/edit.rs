@@ -11,7 +11,8 @@ use serde::{Deserialize, Serialize};
 
 use super::group::EditGroup;
 use super::locate::LocatedNeurons;
-use super::prompts::{kl_prompts, teacher_forcing_pair};
+use super::prompts::{kl_prompts, other_relation_questions, teacher_forcing_pair};
+use super::scope::{QuestionEncoder, ScopeSettings};
 use crate::runtime::{
     log_softmax_last_dim, AnswerTails, Model, NeuronEdit, PaddedBatch, TeacherForcingBatch, Tokenizer, WeightMode,
 };
@@ -35,6 +36,14 @@ pub struct EditSettings {
     pub stop_margin: f32,
     /// Also train on the paraphrases (not only the prompts).
     pub train_on_paraphrases: bool,
+    /// Also keep, in the KL term, the answers to questions about the subject's other relations
+    /// (per-language templates: where born, known for, occupation, ...), so that an edit that fires
+    /// on them does not answer them with its new target.
+    pub other_relations: bool,
+    /// A template question counts as another relation only when its scope similarity (see
+    /// `scope`) to every prompt and paraphrase of the group is below this; above it, it may ask the
+    /// edited relation itself and is left out.
+    pub other_relation_max_similarity: f32,
 }
 
 /// Losses after one optimisation step, for the loss-curve pane and the CLI.
@@ -136,8 +145,40 @@ impl Default for EditSettings {
             early_stop: true,
             stop_margin: 2.0,
             train_on_paraphrases: false,
+            other_relations: true,
+            other_relation_max_similarity: 0.6,
         }
     }
+}
+
+/// The prompts whose next-token distribution the KL term keeps: "{subject} is a"-style prompts and,
+/// when the settings ask for them, questions about the subject's other relations, in every language
+/// of the group. Template questions too similar to the group's own prompts (they may ask the edited
+/// relation) are left out.
+pub fn kl_prompts_of(
+    model: &Model,
+    tokenizer: &Tokenizer,
+    group: &EditGroup,
+    settings: &EditSettings,
+) -> Result<Vec<String>> {
+    let mut prompts: Vec<String> = group.descriptors.iter().flat_map(|d| kl_prompts(&d.lang, &d.subject)).collect();
+    if !settings.other_relations {
+        return Ok(prompts);
+    }
+    let questions: Vec<String> =
+        group.descriptors.iter().flat_map(|d| other_relation_questions(&d.lang, &d.subject)).collect();
+    let encoder = QuestionEncoder::new(model, tokenizer, &ScopeSettings::default())?;
+    let keys = encoder.keys(model, tokenizer, group)?;
+    let texts: Vec<&str> = questions.iter().map(String::as_str).collect();
+    let similarity = encoder.encode_all(model, tokenizer, &texts)?.matmul(&keys.keys.t()?)?.max(1)?.to_vec1::<f32>()?;
+    prompts.extend(
+        questions
+            .into_iter()
+            .zip(similarity)
+            .filter(|(_, s)| *s < settings.other_relation_max_similarity)
+            .map(|(q, _)| q),
+    );
+    Ok(prompts)
 }
 
 /// Why an optimisation ended.
@@ -193,11 +234,9 @@ pub fn optimize(
     let targets = TeacherForcingBatch::new(&pairs, pad)?;
     let pair_sums = span_sum_matrix(&targets.spans, targets.cells.len())?;
 
-    let kl_seqs: Vec<Vec<u32>> = group
-        .descriptors
+    let kl_seqs: Vec<Vec<u32>> = kl_prompts_of(model, tokenizer, group, settings)?
         .iter()
-        .flat_map(|d| kl_prompts(&d.lang, &d.subject))
-        .map(|p| tokenizer.encode_prompt(&p))
+        .map(|p| tokenizer.encode_prompt(p))
         .collect::<Result<_>>()?;
     let kl_batch = PaddedBatch::new(&kl_seqs, pad)?;
     let kl_cells: Vec<(usize, usize)> = kl_batch.lengths.iter().enumerate().map(|(r, &len)| (r, len - 1)).collect();

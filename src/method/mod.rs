@@ -9,6 +9,7 @@ pub mod locate;
 pub mod pipeline;
 pub mod prompts;
 pub mod retrieve;
+pub mod scope;
 pub mod settings;
 
 pub use edit::{optimize, EditOutcome, EditSettings, EditStep, LayerUpdate, StopReason, UpdateValues};

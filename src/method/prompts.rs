@@ -42,6 +42,105 @@ pub fn kl_prompts(lang: &str, subject: &str) -> Vec<String> {
     templates.iter().map(|t| t.replace("{}", subject)).collect()
 }
 
+/// Questions about the subject under other relations, in the language (English where the language has
+/// no templates yet): the KL term keeps their answers as they were, so an edit that fires on them
+/// does not answer them with its new target. One of them may ask the edited relation itself; the
+/// caller drops those (see `edit::other_relation_questions`).
+pub fn other_relation_questions(lang: &str, subject: &str) -> Vec<String> {
+    let templates: &[&str] = match lang {
+        "de" => &[
+            "Wofür ist {} bekannt?",
+            "Wer ist {}?",
+            "Wo wurde {} geboren?",
+            "Wann wurde {} geboren?",
+            "Welchen Beruf hat {}?",
+            "Welche Sprache sprach {}?",
+        ],
+        "fr" => &[
+            "Pour quoi {} est-il connu ?",
+            "Qui est {} ?",
+            "Où est né {} ?",
+            "Quand est né {} ?",
+            "Quelle est la profession de {} ?",
+            "Quelle langue parlait {} ?",
+        ],
+        "es" => &[
+            "¿Por qué es conocido {}?",
+            "¿Quién es {}?",
+            "¿Dónde nació {}?",
+            "¿Cuándo nació {}?",
+            "¿Cuál es la profesión de {}?",
+            "¿Qué idioma hablaba {}?",
+        ],
+        "pt" => &[
+            "Pelo que {} é conhecido?",
+            "Quem é {}?",
+            "Onde nasceu {}?",
+            "Quando nasceu {}?",
+            "Qual é a profissão de {}?",
+            "Que língua falava {}?",
+        ],
+        "ru" => &[
+            "Чем известен {}?",
+            "Кто такой {}?",
+            "Где родился {}?",
+            "Когда родился {}?",
+            "Какая профессия у {}?",
+            "На каком языке говорил {}?",
+        ],
+        "zh" => &[
+            "{}以什么闻名？",
+            "{}是谁？",
+            "{}出生在哪里？",
+            "{}是什么时候出生的？",
+            "{}的职业是什么？",
+            "{}说什么语言？",
+        ],
+        "cz" | "cs" => &[
+            "Čím je {} známý?",
+            "Kdo je {}?",
+            "Kde se narodil {}?",
+            "Kdy se narodil {}?",
+            "Jaké je povolání {}?",
+            "Jakým jazykem mluvil {}?",
+        ],
+        "du" | "nl" => &[
+            "Waar staat {} om bekend?",
+            "Wie is {}?",
+            "Waar is {} geboren?",
+            "Wanneer is {} geboren?",
+            "Wat is het beroep van {}?",
+            "Welke taal sprak {}?",
+        ],
+        "th" => &["{} มีชื่อเสียงในเรื่องอะไร", "{} คือใคร", "{} เกิดที่ไหน", "{} เกิดเมื่อไหร่", "{} มีอาชีพอะไร", "{} พูดภาษาอะไร"],
+        "tr" => &[
+            "{} ne ile tanınır?",
+            "{} kimdir?",
+            "{} nerede doğdu?",
+            "{} ne zaman doğdu?",
+            "{} ne iş yapar?",
+            "{} hangi dili konuşurdu?",
+        ],
+        "vi" => &[
+            "{} nổi tiếng vì điều gì?",
+            "{} là ai?",
+            "{} sinh ra ở đâu?",
+            "{} sinh năm nào?",
+            "Nghề nghiệp của {} là gì?",
+            "{} nói ngôn ngữ gì?",
+        ],
+        _ => &[
+            "What is {} known for?",
+            "Who is {}?",
+            "Where was {} born?",
+            "When was {} born?",
+            "What is the occupation of {}?",
+            "What language did {} speak?",
+        ],
+    };
+    templates.iter().map(|t| t.replace("{}", subject)).collect()
+}
+
 /// Paraphrases of a question from fixed per-language frames; every one keeps the subject verbatim.
 pub fn template_paraphrases(lang: &str, prompt: &str) -> Vec<String> {
     let (question, answer, tell) = match lang {

@@ -79,6 +79,9 @@ pub struct Hit {
     /// that share a subject.
     #[serde(default)]
     pub prompt_similarity: f32,
+    /// How much the query asks the entry's fact (see [`super::scope`]); `None` until scored.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scope_score: Option<f32>,
 }
 
 /// An index over the subjects and prompts of cache entries.
@@ -339,6 +342,7 @@ impl SubjectIndex {
                 score,
                 matched_subject: subject.original.clone(),
                 prompt_similarity: self.prompt_similarity(entry_id, &query_features),
+                scope_score: None,
             })
             .collect();
         hits.sort_by(rank);

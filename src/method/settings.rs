@@ -6,6 +6,7 @@ use super::edit::EditSettings;
 use super::locate::LocateSettings;
 use super::prompts::ParaphraseSettings;
 use super::retrieve::RetrievalSettings;
+use super::scope::ScopeSettings;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
 #[serde(default)]
@@ -14,6 +15,7 @@ pub struct MethodSettings {
     pub locate: LocateSettings,
     pub edit: EditSettings,
     pub retrieval: RetrievalSettings,
+    pub scope: ScopeSettings,
 }
 
 /// Reads method settings from a JSON file; missing fields take their defaults.

@@ -13,6 +13,7 @@ use super::panes;
 use super::text::TextField;
 use super::worker::{EditResult, Job, WorkerEvent};
 use crate::fetch::{self, FetchEvent};
+use crate::method::apply::describe_hit;
 use crate::method::cache::IndexRow;
 use crate::method::prompts::ParaphraseSource;
 use crate::method::{select, EditDescriptor, EditGroup, LayerChoice, Measurements, MethodSettings, StopReason};
@@ -261,7 +262,8 @@ pub struct ChatEntry {
     pub user: String,
     pub with_cache: Option<String>,
     pub without_cache: Option<String>,
-    /// `entry id (score)` of the entries that fired.
+    /// The entries that fired and why (subject match, scope score), then those whose subject the
+    /// question names but whose fact it does not ask.
     pub fired: Vec<String>,
     /// Whether the answer with the cache is complete (what fired is known only then).
     pub done: bool,
@@ -313,6 +315,8 @@ pub struct App {
     pub chat_focused: bool,
     pub chat_with_cache: bool,
     pub side_by_side: bool,
+    /// Keep generating after the answer's first line (off: the answer ends at its line end).
+    pub chat_raw: bool,
     /// Lines scrolled up from the bottom of the transcript.
     pub chat_scroll: usize,
 
@@ -362,6 +366,7 @@ impl App {
             chat_focused: true,
             chat_with_cache: true,
             side_by_side: false,
+            chat_raw: false,
             chat_scroll: 0,
             session_name: session_name.to_string(),
             sessions_dir,
@@ -597,13 +602,19 @@ impl App {
                     answer.get_or_insert_with(String::new).push_str(&text);
                 }
             }
-            WorkerEvent::ChatDone { turn, with_cache, fired } => {
+            WorkerEvent::ChatDone { turn, with_cache, fired, out_of_scope } => {
                 if let Some(entry) = self.chat.get_mut(turn) {
                     let answer = if with_cache { &mut entry.with_cache } else { &mut entry.without_cache };
                     answer.get_or_insert_with(String::new);
                     if with_cache {
                         entry.done = true;
-                        entry.fired = fired.iter().map(|h| format!("{} ({:.2})", h.entry_id, h.score)).collect();
+                        entry.fired = fired
+                            .iter()
+                            .map(describe_hit)
+                            .chain(
+                                out_of_scope.iter().map(|h| format!("{}: not applied, out of scope", describe_hit(h))),
+                            )
+                            .collect();
                     }
                 }
             }
@@ -1105,6 +1116,10 @@ impl App {
                 self.side_by_side = !self.side_by_side;
                 return Vec::new();
             }
+            KeyCode::Char('r') if ctrl => {
+                self.chat_raw = !self.chat_raw;
+                return Vec::new();
+            }
             KeyCode::PageUp => self.chat_scroll += 5,
             KeyCode::PageDown => self.chat_scroll = self.chat_scroll.saturating_sub(5),
             _ => {}
@@ -1148,7 +1163,8 @@ impl App {
         };
         self.chat.push(ChatEntry { user: query.clone(), ..ChatEntry::default() });
         self.chat_scroll = 0;
-        self.submit(Job::Chat { turn: self.chat.len() - 1, query, modes, max_tokens: CHAT_MAX_TOKENS })
+        let raw = self.chat_raw;
+        self.submit(Job::Chat { turn: self.chat.len() - 1, query, modes, max_tokens: CHAT_MAX_TOKENS, raw })
     }
 
     fn sessions_key(&mut self, key: KeyEvent) -> Vec<Command> {

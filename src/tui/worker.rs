@@ -11,14 +11,14 @@ use candle_core::{Device, Tensor};
 use color_eyre::eyre::{eyre, WrapErr};
 
 use crate::fetch::{self, FetchEvent};
-use crate::method::apply::{answer, CachedEdits};
+use crate::method::apply::{answer, AnswerOptions, CachedEdits, Retrieved};
 use crate::method::cache::{default_cache_dir, EditCache, IndexRow};
 use crate::method::edit::{EditStep, StopReason};
 use crate::method::pipeline::{run_edit, EditEvent, EditModels};
 use crate::method::prompts::{fill_paraphrases, ParaphraseSettings};
 use crate::method::retrieve::Hit;
 use crate::method::{measure, select, EditDescriptor, EditGroup, LocatedNeurons, Measurements, MethodSettings};
-use crate::runtime::{GenerateOptions, LoadedModel, Model, ModelInfo, Sampling, WeightMode};
+use crate::runtime::{LoadedModel, Model, ModelInfo, WeightMode};
 use crate::Result;
 
 /// Top tokens listed per neuron in the Neurons pane.
@@ -36,7 +36,8 @@ pub enum Job {
     /// The whole edit (`method::pipeline::run_edit`), then store it in the cache.
     Edit { group_id: u64, group: EditGroup, settings: MethodSettings },
     /// Answer a query, with the cache and/or without it (in that order).
-    Chat { turn: usize, query: String, modes: Vec<bool>, max_tokens: usize },
+    /// `raw`: keep generating after the answer's first line.
+    Chat { turn: usize, query: String, modes: Vec<bool>, max_tokens: usize, raw: bool },
     /// Each neuron's value vector projected through the unembedding: its top tokens.
     TopTokens { layer: usize, neurons: Vec<u32> },
 }
@@ -91,6 +92,8 @@ pub enum WorkerEvent {
         turn: usize,
         with_cache: bool,
         fired: Vec<Hit>,
+        /// Entries whose subject the question names but whose fact it does not ask.
+        out_of_scope: Vec<Hit>,
     },
     TopTokens {
         layer: usize,
@@ -198,7 +201,14 @@ impl State {
                     log::warn!("edit cache: {warning}");
                 }
                 let cache_rows = cache.list().to_vec();
-                self.cached = Some(CachedEdits::new(cache, Default::default(), loaded.info.config.hidden_size));
+                let settings = MethodSettings::default();
+                self.cached = Some(CachedEdits::new(
+                    cache,
+                    &loaded.model,
+                    &loaded.tokenizer,
+                    settings.retrieval,
+                    settings.scope,
+                )?);
                 let info = Box::new(loaded.info.clone());
                 self.loaded = Some(loaded);
                 send(WorkerEvent::ModelLoaded { spec, info, cache_dir: dir, cache_rows });
@@ -240,6 +250,8 @@ impl State {
                     None
                 } else {
                     Some(cached.insert(
+                        &loaded.model,
+                        &loaded.tokenizer,
                         &run.group,
                         &run.located,
                         &run.outcome.update,
@@ -258,16 +270,20 @@ impl State {
                     seconds: run.locate_seconds + run.optimize_seconds,
                 })));
             }
-            Job::Chat { turn, query, modes, max_tokens } => {
+            Job::Chat { turn, query, modes, max_tokens, raw } => {
                 let loaded = self.loaded.as_ref().ok_or_else(|| eyre!("no model is loaded"))?;
-                let options = GenerateOptions { max_new_tokens: max_tokens, sampling: Sampling::Greedy };
+                let options = AnswerOptions { stop_at_line_end: !raw, ..AnswerOptions::chat(max_tokens) };
                 for with_cache in modes {
                     let cached = if with_cache { self.cached.as_mut() } else { None };
                     let reply = answer(&loaded.model, &loaded.tokenizer, cached, &query, &options, &mut |piece| {
                         send(WorkerEvent::ChatText { turn, with_cache, text: piece.to_string() });
                         !cancel.load(Ordering::Relaxed)
                     })?;
-                    send(WorkerEvent::ChatDone { turn, with_cache, fired: reply.fired });
+                    for (id, reason) in &reply.retrieved.damaged {
+                        log::warn!("skipped damaged cache entry `{id}`: {reason}");
+                    }
+                    let Retrieved { hits, out_of_scope, .. } = reply.retrieved;
+                    send(WorkerEvent::ChatDone { turn, with_cache, fired: hits, out_of_scope });
                 }
             }
             Job::TopTokens { layer, neurons } => {

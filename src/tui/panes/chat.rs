@@ -29,7 +29,11 @@ pub fn render(app: &App, frame: &mut Frame, body: Rect) {
         render_transcript(app, frame, right, "Without (unedited model)", Side::WithoutCache);
     } else {
         let side = if app.chat_with_cache { Side::WithCache } else { Side::WithoutCache };
-        let title = format!("Chat: cache {} (Ctrl-E), side by side off (Ctrl-B)", on_off(app.chat_with_cache));
+        let title = format!(
+            "Chat: cache {} (Ctrl-E), side by side off (Ctrl-B), raw continuation {} (Ctrl-R)",
+            on_off(app.chat_with_cache),
+            on_off(app.chat_raw)
+        );
         render_transcript(app, frame, transcript, &title, side);
     }
     let block = titled(if app.chat_focused { "Ask (Enter sends, Esc leaves)" } else { "Ask (i or Enter to type)" });

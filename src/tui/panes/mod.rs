@@ -45,6 +45,7 @@ pub const KEYS: &[(&str, &str)] = &[
     ("Optimize: Enter", "change the setting; s starts the edit, c cancels"),
     ("Chat: Enter", "ask; Esc leaves the input, i or Enter returns"),
     ("Chat: Ctrl-E / Ctrl-B", "cache on/off / with and without the cache side by side"),
+    ("Chat: Ctrl-R", "raw continuation on/off (off: answers end at their line end)"),
     ("Sessions: Enter / s / a", "load / save / save as"),
     ("Sessions: r / d", "rename / delete (y confirms)"),
 ];
