@@ -153,3 +153,34 @@ fn bench_decode_token_counts_are_checked() {
         assert_clear_failure(&["bench", "--model", &model, "--decode-tokens", count], "--decode-tokens must be from 2");
     }
 }
+
+#[test]
+fn numeric_flags_never_panic() {
+    let dir = tempfile::tempdir().unwrap();
+    let (model, group) = (tiny_gguf(dir.path()), group_file(dir.path()));
+    let cache = dir.path().join("cache").to_string_lossy().into_owned();
+    let data = dir.path().join("data.jsonl").to_string_lossy().into_owned();
+    let (model, group) = (model.as_str(), group.as_str());
+    let commands: [(&[&str], &[&str]); 6] = [
+        (
+            &["generate", "--model", model, "--prompt", "the city"],
+            &["--max-tokens", "--temperature", "--top-p", "--seed"],
+        ),
+        (&["locate", "--model", model, "--group", group], &["--index", "--beta", "--layers"]),
+        (&["edit", "--model", model, "--group", group, "--cache-dir", &cache], &["--steps", "--lr", "--kl-weight"]),
+        (&["chat", "--model", model, "--cache-dir", &cache], &["--max-tokens"]),
+        (&["bench", "--model", model], &["--decode-tokens"]),
+        (&["eval", "--model", model, "--dataset", "mzsre", "--file", &data], &["--limit"]),
+    ];
+    // Values that end quickly on a tiny model (a huge token or step count would only take long).
+    let values = ["0", "-1", "-0", "NaN", "inf", "-inf", "1e309", "abc", "", "٣", "18446744073709551616"];
+    for (command, flags) in commands {
+        for flag in flags {
+            for value in values {
+                let args: Vec<&str> = command.iter().copied().chain([*flag, value]).collect();
+                let (code, stderr) = lafn(&args);
+                assert!(code != 101 && !stderr.contains("panicked"), "`lafn {args:?}` panicked: {stderr}");
+            }
+        }
+    }
+}

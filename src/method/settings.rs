@@ -15,10 +15,10 @@ use crate::Result;
 
 /// Most paraphrases per language: each one is a forward pass when locating (and a sampled generation
 /// with model paraphrases).
-pub const MAX_PARAPHRASES: usize = 50;
+const MAX_PARAPHRASES: usize = 50;
 
 /// Most extra query tokens a subject's mention may spread over.
-pub const MAX_WINDOW_SLACK: usize = 100;
+const MAX_WINDOW_SLACK: usize = 100;
 
 /// The section of a settings file that belongs to `lafn eval`, not to the method.
 const EVAL_SECTION: &str = "eval";
