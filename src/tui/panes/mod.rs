@@ -158,9 +158,7 @@ fn render_status(app: &App, frame: &mut Frame, area: Rect) {
 }
 
 fn render_help(frame: &mut Frame, body: Rect) {
-    let width = body.width.min(90);
-    let height = body.height.min(KEYS.len() as u16 + 2);
-    let area = Rect::new(body.x + (body.width - width) / 2, body.y + (body.height - height) / 2, width, height);
+    let area = centered(body, 90, KEYS.len() as u16 + 2);
     let key_width = KEYS.iter().map(|(k, _)| text::width(k)).max().unwrap_or(0);
     let lines: Vec<Line> = KEYS
         .iter()
@@ -172,11 +170,15 @@ fn render_help(frame: &mut Frame, body: Rect) {
     frame.render_widget(Paragraph::new(lines).block(titled("Keys (any key closes)")), area);
 }
 
+/// A popup of at most `width` x `height` in the middle of `body`.
+fn centered(body: Rect, width: u16, height: u16) -> Rect {
+    let (width, height) = (body.width.min(width), body.height.min(height));
+    Rect::new(body.x + (body.width - width) / 2, body.y + (body.height - height) / 2, width, height)
+}
+
 /// Why a session was not loaded and what the user can do, until dismissed.
 fn render_load_failure(failure: &LoadFailure, frame: &mut Frame, body: Rect) {
-    let width = body.width.min(84);
-    let height = body.height.min(12);
-    let area = Rect::new(body.x + (body.width - width) / 2, body.y + (body.height - height) / 2, width, height);
+    let area = centered(body, 84, 12);
     let key = |k: &str| Span::styled(format!("{k:>4}  "), Style::new().bold());
     let restore = if failure.has_backup {
         Line::from(vec![key("b"), Span::raw("restore its previous save (session.json.bak)")])
