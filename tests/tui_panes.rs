@@ -14,7 +14,7 @@ use lafn::runtime::{Arch, ModelConfig, ModelInfo, RopeStyle, WeightMode};
 use lafn::session::{GroupStatus, Session, SessionGroup, SessionSummary};
 use lafn::tui::app::{App, Command, Event, Pane};
 use lafn::tui::worker::{EditResult, Job, WorkerEvent};
-use lafn::tui::{panes, run_file_command};
+use lafn::tui::{panes, run_commands, run_file_command};
 use proptest::prelude::*;
 use ratatui::backend::TestBackend;
 use ratatui::Terminal;
@@ -470,16 +470,10 @@ fn mouse_clicks_tabs_and_rows() {
     assert_eq!(app.group_selected, 1);
 }
 
-/// Carries out the app's file commands in its sessions directory, feeding their answers back, until none are
-/// left (as the terminal loop does; jobs go nowhere).
-fn drive(app: &mut App, mut commands: Vec<Command>) {
-    while !commands.is_empty() {
-        for command in std::mem::take(&mut commands) {
-            if let Some(event) = run_file_command(command, &app.sessions_dir.clone()) {
-                commands.extend(app.handle(event));
-            }
-        }
-    }
+/// Carries out the app's file commands in its sessions directory as the terminal loop does (jobs go
+/// nowhere).
+fn drive(app: &mut App, commands: Vec<Command>) {
+    run_commands(app, commands, |command, app| run_file_command(command, &app.sessions_dir));
 }
 
 fn press(app: &mut App, event: Event) {

@@ -90,7 +90,7 @@ fn event_loop(
     let mut dirty = true;
     loop {
         if !pending.is_empty() {
-            run_commands(&mut app, worker, std::mem::take(&mut pending));
+            run_commands(&mut app, std::mem::take(&mut pending), |command, app| execute_command(command, app, worker));
             dirty = true;
         }
         if app.quit {
@@ -110,7 +110,7 @@ fn event_loop(
             Err(e) => {
                 // The terminal is gone (a hang-up can beat its SIGHUP here): save like a quit, then report.
                 let commands = app.handle(Event::Terminate);
-                run_commands(&mut app, worker, commands);
+                run_commands(&mut app, commands, |command, app| execute_command(command, app, worker));
                 return Err(e);
             }
         }
@@ -143,11 +143,12 @@ fn next_terminal_event(
     })
 }
 
-/// Carries out commands and those the app answers their results with, until none are left.
-fn run_commands(app: &mut App, worker: &Worker, mut pending: Vec<Command>) {
+/// Carries out commands with `execute`, and the commands the app answers their results with, until none
+/// are left. Public so that tests drive the app against real files with [`run_file_command`].
+pub fn run_commands(app: &mut App, mut pending: Vec<Command>, mut execute: impl FnMut(Command, &App) -> Option<Event>) {
     while !pending.is_empty() {
         for command in std::mem::take(&mut pending) {
-            if let Some(event) = execute_command(command, app, worker) {
+            if let Some(event) = execute(command, app) {
                 pending.extend(app.handle(event));
             }
         }
@@ -171,8 +172,7 @@ fn execute_command(command: Command, app: &App, worker: &Worker) -> Option<Event
 }
 
 /// Carries out a session or import command in sessions directory `dir` and returns the event that
-/// answers it (public so that tests drive the app against real files without a terminal). Jobs and
-/// quitting are the terminal loop's: they return `None` here.
+/// answers it. Jobs and quitting are the terminal loop's: they return `None` here.
 pub fn run_file_command(command: Command, dir: &Path) -> Option<Event> {
     let failed = |e: color_eyre::Report| {
         log::warn!("{e:#}");
