@@ -5,6 +5,7 @@ use std::time::{Duration, Instant};
 
 use candle_core::{Device, Tensor, Var};
 use candle_nn::optim::{AdamW, Optimizer, ParamsAdamW};
+use color_eyre::eyre::bail;
 
 use std::sync::atomic::AtomicBool;
 
@@ -20,8 +21,19 @@ const PROMPT: &str = "The history of the city begins in the early middle ages, w
 around the river crossing. Merchants from many countries came to trade wool, salt and wine, and over the \
 following centuries the town became";
 
+/// Token counts the decode benchmark accepts: the first token includes the prompt's prefill and is not
+/// timed, so at least one more is needed; more than a few thousand only takes longer.
+pub const DECODE_TOKENS: std::ops::RangeInclusive<usize> = 2..=4096;
+
 /// Runs the runtime benchmarks (and, given an edit group, the method's) and returns a printable report.
 pub fn run(files: &ModelFiles, decode_tokens: usize, group: Option<EditGroup>) -> Result<String> {
+    if !DECODE_TOKENS.contains(&decode_tokens) {
+        bail!(
+            "--decode-tokens must be from {} to {} (got {decode_tokens})",
+            DECODE_TOKENS.start(),
+            DECODE_TOKENS.end()
+        );
+    }
     let mut report = String::new();
     let quantized = LoadedModel::load(files, WeightMode::Quantized)?;
     let prompt = quantized.tokenizer.encode_prompt(PROMPT)?;
@@ -52,7 +64,10 @@ pub fn run(files: &ModelFiles, decode_tokens: usize, group: Option<EditGroup>) -
             true
         })?;
         // The first token includes the prompt prefill: time the tokens after it.
-        Ok(stamps.last().unwrap().duration_since(stamps[0]) / (stamps.len() as u32 - 1).max(1))
+        let (Some(first), Some(last)) = (stamps.first(), stamps.last()) else {
+            bail!("the model decoded no tokens");
+        };
+        Ok(last.duration_since(*first) / (stamps.len() as u32 - 1).max(1))
     })?;
     writeln!(
         report,

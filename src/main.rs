@@ -57,14 +57,14 @@ enum Command {
         model: ModelArgs,
         #[arg(long, short)]
         prompt: String,
-        #[arg(long, default_value_t = 32)]
+        #[arg(long, allow_negative_numbers = true, default_value_t = 32)]
         max_tokens: usize,
         /// Sample at this temperature instead of greedy decoding.
-        #[arg(long)]
+        #[arg(long, allow_negative_numbers = true)]
         temperature: Option<f64>,
-        #[arg(long, default_value_t = 0.95)]
+        #[arg(long, allow_negative_numbers = true, default_value_t = 0.95)]
         top_p: f64,
-        #[arg(long, default_value_t = 0)]
+        #[arg(long, allow_negative_numbers = true, default_value_t = 0)]
         seed: u64,
     },
     /// Locate the language-agnostic factual neurons of an edit group and print per-layer statistics.
@@ -94,7 +94,7 @@ enum Command {
         model: ModelArgs,
         #[command(flatten)]
         cache: CacheArgs,
-        #[arg(long, default_value_t = 48)]
+        #[arg(long, allow_negative_numbers = true, default_value_t = 48)]
         max_tokens: usize,
         /// Answer without the cache (the unedited model).
         #[arg(long)]
@@ -135,7 +135,7 @@ enum Command {
         #[arg(long, value_delimiter = ',')]
         langs: Option<Vec<String>>,
         /// Evaluate only the first N records.
-        #[arg(long)]
+        #[arg(long, allow_negative_numbers = true)]
         limit: Option<usize>,
         /// Methods (comma-separated): unedited, lu-lafns, lu-lafns-nocache, random-neurons, ft-l, icl, or all.
         #[arg(long = "method", value_delimiter = ',', default_value = "all")]
@@ -160,7 +160,7 @@ enum Command {
         #[command(flatten)]
         model: ModelArgs,
         /// Tokens decoded in the decode benchmark.
-        #[arg(long, default_value_t = 64)]
+        #[arg(long, allow_negative_numbers = true, default_value_t = 64)]
         decode_tokens: usize,
         /// Also time locating and editing the first group of this file (e.g. an MzsRE record).
         #[arg(long)]
@@ -215,7 +215,7 @@ struct GroupArgs {
     #[arg(long, short)]
     group: PathBuf,
     /// Which group of the file (1 = first).
-    #[arg(long, default_value_t = 1)]
+    #[arg(long, allow_negative_numbers = true, default_value_t = 1)]
     index: usize,
     /// Keep only these languages (comma-separated codes).
     #[arg(long, value_delimiter = ',')]
@@ -243,17 +243,17 @@ struct SettingsArgs {
     #[arg(long)]
     settings: Option<PathBuf>,
     /// Frequency threshold beta for factual neurons.
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     beta: Option<f32>,
     /// Edit exactly these layers (comma-separated) instead of choosing by the data.
-    #[arg(long, value_delimiter = ',')]
+    #[arg(long, allow_negative_numbers = true, value_delimiter = ',')]
     layers: Option<Vec<usize>>,
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     steps: Option<usize>,
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     lr: Option<f64>,
     /// Weight lambda of the KL loss.
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     kl_weight: Option<f64>,
 }
 
@@ -278,6 +278,7 @@ impl SettingsArgs {
         if let Some(kl_weight) = self.kl_weight {
             settings.edit.kl_weight = kl_weight;
         }
+        settings.validate()?;
         Ok(settings)
     }
 }

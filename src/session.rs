@@ -1,7 +1,8 @@
 //! Sessions: the edit groups, their progress and the chat of one piece of work, saved to resume later.
 //!
 //! Layout: `<sessions dir>/<name>/session.json`, and `session.json.bak`, the previous save, kept so that a
-//! damaged `session.json` never loses the work (see [`Session::load_backup`]).
+//! damaged `session.json` never loses the work (see [`Session::load_backup`] and
+//! [`Session::restore_backup`]). A `session.json` this lafn cannot read is never saved over.
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -129,12 +130,18 @@ impl Session {
 
     /// Saves to `<dir>/<name>/session.json` atomically, keeping the file it replaces as `session.json.bak`.
     /// Stamps `saved_at` and the current format version. Returns the file's path.
+    ///
+    /// Refuses when the existing `session.json` cannot be loaded (damaged, or from a newer lafn): replacing
+    /// it, or rotating it into the backup, would lose that work or the last good save.
     pub fn save(&mut self, dir: &Path) -> Result<PathBuf> {
         validate_name(&self.name)?;
         let session_dir = dir.join(&self.name);
         fs::create_dir_all(&session_dir).wrap_err_with(|| format!("cannot create {}", session_dir.display()))?;
         let path = session_dir.join(SESSION_FILE);
         if path.exists() {
+            Self::load(dir, &self.name).wrap_err_with(|| {
+                format!("not saving over session `{}`: restore its previous save or save under a new name", self.name)
+            })?;
             let previous = fs::read(&path).wrap_err_with(|| format!("cannot read {}", path.display()))?;
             storage::write_atomic(&session_dir.join(BACKUP_FILE), &previous)?;
         }
@@ -148,7 +155,7 @@ impl Session {
     /// file, line and column (the previous save may still load with [`Session::load_backup`]).
     pub fn load(dir: &Path, name: &str) -> Result<Self> {
         Self::load_file(dir, name, SESSION_FILE).map_err(|e| {
-            if dir.join(name).join(BACKUP_FILE).is_file() {
+            if backup_exists(dir, name) {
                 e.wrap_err(format!("cannot load session `{name}` (its previous save can be loaded instead)"))
             } else {
                 e.wrap_err(format!("cannot load session `{name}`"))
@@ -162,6 +169,22 @@ impl Session {
             .wrap_err_with(|| format!("cannot load the previous save of session `{name}`"))
     }
 
+    /// Makes the previous save of session `name` its current one again (a copy of `session.json.bak`) and
+    /// returns it. The `session.json` it replaces is kept as `session.json.replaced-<unix seconds>`: even a
+    /// damaged file may hold work worth recovering by hand.
+    pub fn restore_backup(dir: &Path, name: &str) -> Result<Self> {
+        let session = Self::load_backup(dir, name)?;
+        let session_dir = dir.join(name);
+        let current = session_dir.join(SESSION_FILE);
+        let read = |path: &Path| fs::read(path).wrap_err_with(|| format!("cannot read {}", path.display()));
+        if current.exists() {
+            let replaced = session_dir.join(format!("{SESSION_FILE}.replaced-{}", storage::unix_now()));
+            storage::write_atomic(&replaced, &read(&current)?)?;
+        }
+        storage::write_atomic(&current, &read(&session_dir.join(BACKUP_FILE))?)?;
+        Ok(session)
+    }
+
     fn load_file(dir: &Path, name: &str, file: &str) -> Result<Self> {
         validate_name(name)?;
         let path = dir.join(name).join(file);
@@ -169,9 +192,15 @@ impl Session {
             bail!("{} does not exist", path.display());
         }
         let mut session: Self = storage::read_versioned_json(&path, SESSION_FORMAT_VERSION)?;
+        session.settings.validate().wrap_err_with(|| format!("{} holds invalid settings", path.display()))?;
         session.name = name.to_string();
         Ok(session)
     }
+}
+
+/// Whether session `name` has a previous save to restore.
+pub fn backup_exists(dir: &Path, name: &str) -> bool {
+    dir.join(name).join(BACKUP_FILE).is_file()
 }
 
 /// The sessions in `dir`, most recently saved first, damaged ones last. A missing `dir` has none.
@@ -186,11 +215,11 @@ pub fn list_sessions(dir: &Path) -> Result<Vec<SessionSummary>> {
         let item = item.wrap_err_with(|| format!("cannot list sessions in {}", dir.display()))?;
         let path = item.path();
         let has_session = path.join(SESSION_FILE).is_file();
-        let has_backup = path.join(BACKUP_FILE).is_file();
         // Other files and directories (and names that are not Unicode) are not sessions.
         let Some(name) = item.file_name().to_str().map(str::to_string) else {
             continue;
         };
+        let has_backup = backup_exists(dir, &name);
         if !has_session && !has_backup {
             continue;
         }
@@ -401,6 +430,75 @@ mod tests {
         assert!(error.contains("newer lafn"), "{error}");
         let listed = list_sessions(dir.path()).unwrap();
         assert!(listed[0].damaged.as_ref().unwrap().contains("newer lafn"));
+    }
+
+    /// A session whose `session.json` is cut short after two saves, so that its backup is good.
+    fn damaged_with_backup(dir: &Path) -> (PathBuf, PathBuf) {
+        let mut session = sample("work");
+        session.save(dir).unwrap();
+        session.save(dir).unwrap();
+        let (path, backup) = (dir.join("work").join(SESSION_FILE), dir.join("work").join(BACKUP_FILE));
+        let text = fs::read_to_string(&path).unwrap();
+        fs::write(&path, &text[..text.len() / 2]).unwrap();
+        (path, backup)
+    }
+
+    #[test]
+    fn a_damaged_session_is_never_saved_over() {
+        let dir = tempfile::tempdir().unwrap();
+        let (path, backup) = damaged_with_backup(dir.path());
+        let before = (fs::read(&path).unwrap(), fs::read(&backup).unwrap());
+        for _ in 0..2 {
+            let error = format!("{:#}", Session::new("work").unwrap().save(dir.path()).unwrap_err());
+            assert!(error.contains("not saving over session `work`"), "{error}");
+        }
+        assert_eq!((fs::read(&path).unwrap(), fs::read(&backup).unwrap()), before, "both files untouched");
+    }
+
+    #[test]
+    fn a_session_from_a_newer_lafn_is_never_saved_over() {
+        let dir = tempfile::tempdir().unwrap();
+        sample("future").save(dir.path()).unwrap();
+        let path = dir.path().join("future").join(SESSION_FILE);
+        let newer = fs::read_to_string(&path).unwrap().replacen("\"version\": 1", "\"version\": 2", 1);
+        fs::write(&path, &newer).unwrap();
+        for _ in 0..2 {
+            assert!(Session::new("future").unwrap().save(dir.path()).is_err());
+        }
+        assert_eq!(fs::read_to_string(&path).unwrap(), newer);
+        assert!(!backup_exists(dir.path(), "future"), "nothing rotated into the backup");
+    }
+
+    #[test]
+    fn restoring_the_backup_keeps_the_damaged_file_aside() {
+        let dir = tempfile::tempdir().unwrap();
+        let (path, backup) = damaged_with_backup(dir.path());
+        let damaged = fs::read(&path).unwrap();
+        let restored = Session::restore_backup(dir.path(), "work").unwrap();
+        assert_eq!(restored.groups.len(), 2);
+        assert_eq!(fs::read(&path).unwrap(), fs::read(&backup).unwrap());
+        let kept: Vec<_> = fs::read_dir(dir.path().join("work"))
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.to_string_lossy().contains(".replaced-"))
+            .collect();
+        assert_eq!(kept.len(), 1);
+        assert_eq!(fs::read(&kept[0]).unwrap(), damaged);
+        // Saving works again and the backup is a good session.
+        let mut restored = restored;
+        restored.save(dir.path()).unwrap();
+        assert_eq!(Session::load_backup(dir.path(), "work").unwrap().groups.len(), 2);
+    }
+
+    #[test]
+    fn invalid_settings_in_a_session_are_refused_by_name() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut session = sample("odd");
+        session.settings.edit.learning_rate = -1.0;
+        fs::create_dir(dir.path().join("odd")).unwrap();
+        storage::write_json_atomic(&dir.path().join("odd").join(SESSION_FILE), &session).unwrap();
+        let error = format!("{:#}", Session::load(dir.path(), "odd").unwrap_err());
+        assert!(error.contains("edit.learning_rate"), "{error}");
     }
 
     #[test]

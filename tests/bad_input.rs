@@ -95,3 +95,92 @@ fn tiny_model_generates() {
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert!(String::from_utf8_lossy(&out.stdout).starts_with("the capital of France is"));
 }
+
+/// A one-language edit group in our format, written to `dir`.
+fn group_file(dir: &Path) -> String {
+    let path = dir.join("group.json");
+    std::fs::write(
+        &path,
+        r#"{"name": "tiny", "descriptors": [{"lang": "en", "subject": "Shmavon Shmavonyan",
+            "prompt": "what country is Shmavon Shmavonyan from ?", "target": "Yemen", "paraphrases": [], "aliases": []}]}"#,
+    )
+    .unwrap();
+    path.to_string_lossy().into_owned()
+}
+
+#[test]
+fn bad_numeric_settings_are_refused_before_any_work() {
+    let dir = tempfile::tempdir().unwrap();
+    let (model, group) = (tiny_gguf(dir.path()), group_file(dir.path()));
+    let cache = dir.path().join("cache");
+    let cache_arg = cache.to_string_lossy().into_owned();
+    let edit = ["edit", "--model", &model, "--group", &group, "--cache-dir", &cache_arg];
+    for (flags, expected) in [
+        (&["--lr", "NaN"][..], "edit.learning_rate"),
+        (&["--lr", "-1"], "edit.learning_rate"),
+        (&["--lr", "inf"], "edit.learning_rate"),
+        (&["--kl-weight", "-0.5"], "edit.kl_weight"),
+        (&["--beta", "0"], "locate.beta"),
+        (&["--beta", "1.5"], "locate.beta"),
+        (&["--steps", "0"], "edit.steps"),
+    ] {
+        let args: Vec<&str> = edit.iter().chain(flags).copied().collect();
+        assert_clear_failure(&args, expected);
+        assert!(!cache.exists(), "{flags:?}: nothing cached");
+    }
+    // A negative count reaches clap's number parser, which names the flag (not "unexpected argument").
+    assert_clear_failure(&[&edit[..], &["--steps", "-3"]].concat(), "invalid value '-3' for '--steps");
+    assert_clear_failure(&["locate", "--model", &model, "--group", &group, "--beta", "-0.2"], "locate.beta");
+}
+
+#[test]
+fn unknown_settings_keys_are_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let (model, group) = (tiny_gguf(dir.path()), group_file(dir.path()));
+    let settings = dir.path().join("settings.json");
+    std::fs::write(&settings, r#"{"edit": {"step": 3}}"#).unwrap();
+    let settings = settings.to_string_lossy().into_owned();
+    let cache = dir.path().join("cache").to_string_lossy().into_owned();
+    let args = ["edit", "--model", &model, "--group", &group, "--cache-dir", &cache, "--settings", &settings];
+    assert_clear_failure(&args, "unknown field `step`, expected one of `learning_rate`, `steps`");
+}
+
+#[test]
+fn bench_decode_token_counts_are_checked() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = tiny_gguf(dir.path());
+    for count in ["0", "1", "18446744073709551615"] {
+        assert_clear_failure(&["bench", "--model", &model, "--decode-tokens", count], "--decode-tokens must be from 2");
+    }
+}
+
+#[test]
+fn numeric_flags_never_panic() {
+    let dir = tempfile::tempdir().unwrap();
+    let (model, group) = (tiny_gguf(dir.path()), group_file(dir.path()));
+    let cache = dir.path().join("cache").to_string_lossy().into_owned();
+    let data = dir.path().join("data.jsonl").to_string_lossy().into_owned();
+    let (model, group) = (model.as_str(), group.as_str());
+    let commands: [(&[&str], &[&str]); 6] = [
+        (
+            &["generate", "--model", model, "--prompt", "the city"],
+            &["--max-tokens", "--temperature", "--top-p", "--seed"],
+        ),
+        (&["locate", "--model", model, "--group", group], &["--index", "--beta", "--layers"]),
+        (&["edit", "--model", model, "--group", group, "--cache-dir", &cache], &["--steps", "--lr", "--kl-weight"]),
+        (&["chat", "--model", model, "--cache-dir", &cache], &["--max-tokens"]),
+        (&["bench", "--model", model], &["--decode-tokens"]),
+        (&["eval", "--model", model, "--dataset", "mzsre", "--file", &data], &["--limit"]),
+    ];
+    // Values that end quickly on a tiny model (a huge token or step count would only take long).
+    let values = ["0", "-1", "-0", "NaN", "inf", "-inf", "1e309", "abc", "", "٣", "18446744073709551616"];
+    for (command, flags) in commands {
+        for flag in flags {
+            for value in values {
+                let args: Vec<&str> = command.iter().copied().chain([*flag, value]).collect();
+                let (code, stderr) = lafn(&args);
+                assert!(code != 101 && !stderr.contains("panicked"), "`lafn {args:?}` panicked: {stderr}");
+            }
+        }
+    }
+}

@@ -119,3 +119,28 @@ fn editing_needs_dense_weights_and_located_neurons() {
     .expect("quantized weights cannot be edited");
     assert!(err.to_string().contains("dense"), "{err}");
 }
+
+#[test]
+fn a_diverging_edit_fails_instead_of_converging() {
+    let dir = tempfile::tempdir().unwrap();
+    let files = write_tiny_model(dir.path(), TinySpec::new(Arch::Llama)).unwrap();
+    let loaded = LoadedModel::load(&files, WeightMode::Dense).unwrap();
+    let located = locate(&loaded.model, &loaded.tokenizer, &group(), &settings()).unwrap();
+    // A learning rate beyond f32's range makes the first update infinite.
+    let edit = EditSettings {
+        learning_rate: 1e300,
+        max_norm_ratio: None,
+        steps: 3,
+        early_stop: false,
+        ..EditSettings::default()
+    };
+    let mut steps = Vec::new();
+    let err =
+        optimize(&loaded.model, &loaded.tokenizer, &group(), &located, &edit, &AtomicBool::new(false), &mut |s| {
+            steps.push(s.total_loss)
+        })
+        .err()
+        .expect("a non-finite loss is an error");
+    assert!(err.to_string().contains("diverged"), "{err}");
+    assert!(steps.iter().all(|l| l.is_finite()), "no non-finite step is reported: {steps:?}");
+}

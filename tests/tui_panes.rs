@@ -11,10 +11,10 @@ use lafn::method::cache::IndexRow;
 use lafn::method::retrieve::Hit;
 use lafn::method::{select, EditGroup, EditStep, LocateSettings, Measurements, StopReason};
 use lafn::runtime::{Arch, ModelConfig, ModelInfo, RopeStyle, WeightMode};
-use lafn::session::SessionSummary;
+use lafn::session::{GroupStatus, Session, SessionGroup, SessionSummary};
 use lafn::tui::app::{App, Command, Event, Pane};
-use lafn::tui::panes;
 use lafn::tui::worker::{EditResult, Job, WorkerEvent};
+use lafn::tui::{panes, run_commands, run_file_command};
 use proptest::prelude::*;
 use ratatui::backend::TestBackend;
 use ratatui::Terminal;
@@ -474,6 +474,187 @@ fn mouse_clicks_tabs_and_rows() {
     assert_eq!(app.group_selected, 1);
 }
 
+/// Carries out the app's file commands in its sessions directory as the terminal loop does (jobs go
+/// nowhere).
+fn drive(app: &mut App, commands: Vec<Command>) {
+    run_commands(app, commands, |command, app| run_file_command(command, &app.sessions_dir));
+}
+
+fn press(app: &mut App, event: Event) {
+    let commands = app.handle(event);
+    drive(app, commands);
+}
+
+/// `lafn --session NAME --sessions-dir DIR` up to the model having loaded (after the session).
+fn start_on_session(dir: &std::path::Path, name: &str) -> App {
+    let (mut app, commands) = App::new("gemma-3-270m", name, dir.to_path_buf());
+    drive(&mut app, commands);
+    drive(&mut app, vec![Command::LoadSession(name.into())]);
+    worker(
+        &mut app,
+        WorkerEvent::ModelLoaded {
+            spec: "gemma-3-270m".into(),
+            info: Box::new(model_info()),
+            cache_dir: dir.join("cache"),
+            cache_rows: Vec::new(),
+        },
+    );
+    worker(&mut app, WorkerEvent::Finished);
+    app
+}
+
+/// Session `name` saved twice in `dir` (so its backup is good), with one group.
+fn saved_twice(dir: &std::path::Path, name: &str) -> PathBuf {
+    let mut session = Session::new(name).unwrap();
+    session.groups.push(SessionGroup {
+        group: record_group(),
+        status: GroupStatus::Draft,
+        located: None,
+        loss_history: Vec::new(),
+        cache_entry: None,
+    });
+    session.save(dir).unwrap();
+    session.save(dir).unwrap()
+}
+
+fn files_of(dir: &std::path::Path) -> Vec<(PathBuf, Vec<u8>)> {
+    let mut files: Vec<_> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .map(|path| {
+            let bytes = std::fs::read(&path).unwrap();
+            (path, bytes)
+        })
+        .collect();
+    files.sort();
+    files
+}
+
+#[test]
+fn a_damaged_session_is_never_saved_over_and_its_backup_restores() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = saved_twice(dir.path(), "x");
+    let text = std::fs::read_to_string(&path).unwrap();
+    std::fs::write(&path, &text[..text.len() / 2]).unwrap();
+    let before = files_of(&dir.path().join("x"));
+
+    let mut app = start_on_session(dir.path(), "x");
+    // The model loading after the session does not hide the failure.
+    let screen = render(&mut app, 80, 24);
+    assert!(screen.contains("Session `x` was not loaded") && screen.contains("damaged"), "{screen}");
+    assert!(screen.contains("restore its previous save"), "{screen}");
+    press(&mut app, ctrl('s'));
+    assert!(app.load_failure.as_ref().unwrap().shown, "a refused save shows why");
+    press(&mut app, key(KeyCode::Esc));
+    let screen = render(&mut app, 120, 30);
+    assert!(!screen.contains("was not loaded") && screen.contains("(not loaded, not saved)"), "{screen}");
+    // One chat question, then quit: nothing is written over the damaged session or its backup.
+    app.pane = Pane::Chat;
+    type_text(&mut app, "What country is Shmavon Shmavonyan from?");
+    press(&mut app, key(KeyCode::Enter));
+    worker(&mut app, WorkerEvent::ChatText { turn: 0, with_cache: true, text: " Yemen".into() });
+    worker(&mut app, WorkerEvent::ChatDone { turn: 0, with_cache: true, fired: Vec::new(), out_of_scope: Vec::new() });
+    worker(&mut app, WorkerEvent::Finished);
+    press(&mut app, ctrl('c'));
+    assert!(app.quit);
+    assert_eq!(files_of(&dir.path().join("x")), before, "files untouched");
+
+    let mut app = start_on_session(dir.path(), "x");
+    press(&mut app, key(KeyCode::Char('b')));
+    assert!(app.load_failure.is_none(), "{:?}", app.error);
+    assert_eq!(app.groups.len(), 1, "the previous save is loaded");
+    press(&mut app, ctrl('s'));
+    assert!(app.message.starts_with("saved session `x`"), "{}", app.message);
+    assert_eq!(Session::load(dir.path(), "x").unwrap().groups.len(), 1);
+    assert_eq!(Session::load_backup(dir.path(), "x").unwrap().groups.len(), 1, "the backup stays good");
+}
+
+#[test]
+fn a_session_from_a_newer_lafn_survives_saves_and_the_work_goes_elsewhere() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = saved_twice(dir.path(), "x");
+    let newer = std::fs::read_to_string(&path).unwrap().replacen("\"version\": 1", "\"version\": 2", 1);
+    std::fs::write(&path, &newer).unwrap();
+    let before = files_of(&dir.path().join("x"));
+
+    let mut app = start_on_session(dir.path(), "x");
+    assert!(app.load_failure.as_ref().unwrap().reason.contains("newer lafn"));
+    press(&mut app, key(KeyCode::Esc));
+    app.handle(Event::Imported(vec![record_group()]));
+    for _ in 0..2 {
+        press(&mut app, ctrl('s'));
+    }
+    // Save as: the same name is still refused, a new one takes the work.
+    press(&mut app, key(KeyCode::Char('a')));
+    assert_eq!(app.pane, Pane::Sessions);
+    type_text(&mut app, "x");
+    press(&mut app, key(KeyCode::Enter));
+    assert!(app.load_failure.as_ref().unwrap().shown);
+    press(&mut app, key(KeyCode::Char('a')));
+    type_text(&mut app, "y");
+    press(&mut app, key(KeyCode::Enter));
+    press(&mut app, ctrl('s'));
+    assert_eq!(files_of(&dir.path().join("x")), before, "files untouched");
+    assert_eq!(Session::load(dir.path(), "y").unwrap().groups.len(), 1);
+}
+
+#[test]
+fn errors_stay_until_dismissed() {
+    let mut app = demo_app();
+    app.handle(Event::IoFailed("cannot read /nowhere/fact.json".into()));
+    worker(
+        &mut app,
+        WorkerEvent::ModelLoaded {
+            spec: "gemma-3-270m".into(),
+            info: Box::new(model_info()),
+            cache_dir: PathBuf::from("/cache"),
+            cache_rows: Vec::new(),
+        },
+    );
+    assert!(render(&mut app, 80, 24).contains("error: cannot read /nowhere/fact.json"));
+    app.pane = Pane::Model;
+    app.handle(key(KeyCode::Esc));
+    assert_eq!(app.error, None);
+}
+
+#[test]
+fn the_notice_of_a_session_not_loaded() {
+    let mut app = demo_app();
+    app.pane = Pane::Sessions;
+    app.handle(Event::SessionLoadFailed {
+        name: "broken".into(),
+        reason: "cannot load session `broken` (its previous save can be loaded instead): \
+                 sessions/broken/session.json is damaged or not in lafn's format: EOF while parsing an object at \
+                 line 40 column 0"
+            .into(),
+        has_backup: true,
+    });
+    insta::assert_snapshot!("session_not_loaded_80x24", render(&mut app, 80, 24));
+}
+
+#[test]
+fn a_termination_signal_saves_like_a_quit() {
+    let mut app = demo_app();
+    let commands = app.handle(Event::Terminate);
+    assert!(app.quit);
+    assert!(matches!(commands.first(), Some(Command::SaveSession(_))), "{commands:?}");
+}
+
+#[test]
+fn sessions_pane_restores_a_previous_save() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = saved_twice(dir.path(), "x");
+    std::fs::write(&path, "{").unwrap();
+    let (mut app, commands) = App::new("gemma-3-270m", "other", dir.path().to_path_buf());
+    drive(&mut app, commands);
+    press(&mut app, key(KeyCode::F(6)));
+    assert!(app.sessions[0].damaged.is_some());
+    press(&mut app, key(KeyCode::Char('b')));
+    assert_eq!((app.session_name.as_str(), app.groups.len()), ("x", 1));
+    assert!(app.sessions[0].damaged.is_none(), "the list shows the restored session");
+    assert_eq!(Session::load(dir.path(), "x").unwrap().groups.len(), 1);
+}
+
 fn arb_event() -> impl Strategy<Value = Event> {
     let modifiers = prop_oneof![
         Just(KeyModifiers::NONE),
@@ -517,6 +698,11 @@ fn arb_event() -> impl Strategy<Value = Event> {
         2 => (mouse_kind, 0u16..220, 0u16..60).prop_map(|(kind, column, row)| Event::Mouse(MouseEvent { kind, column, row, modifiers: KeyModifiers::NONE })),
         1 => (1u16..220, 1u16..60).prop_map(|(w, h)| Event::Resize(w, h)),
         1 => "\\PC{0,40}".prop_map(Event::Paste),
+        1 => any::<bool>().prop_map(|has_backup| Event::SessionLoadFailed {
+            name: "broken".into(),
+            reason: "session.json is damaged".into(),
+            has_backup,
+        }),
     ]
 }
 

@@ -181,3 +181,50 @@ fn edit_chat_save_restart_reload_in_tmux() {
     });
     tmux.keys(second, &["C-c"]);
 }
+
+/// The process id of the command running in `session`'s pane, a child of the pane's shell.
+fn lafn_pid(tmux: &Tmux, session: &str) -> String {
+    let out = tmux.cmd(&["display-message", "-p", "-t", session, "#{pane_pid}"]);
+    let shell = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    let children = std::fs::read_to_string(format!("/proc/{shell}/task/{shell}/children")).unwrap();
+    children.split_whitespace().next().unwrap_or_else(|| panic!("no child of the pane's shell {shell}")).to_string()
+}
+
+#[test]
+fn termination_signals_restore_the_terminal_and_save() {
+    if !tmux_available() {
+        eprintln!("SKIPPED: tmux is not installed (CI installs it; `apt-get install tmux` to run this test)");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let tiny = lafn::runtime::tiny::write_tiny_model(
+        dir.path(),
+        lafn::runtime::tiny::TinySpec::new(lafn::runtime::Arch::Llama),
+    )
+    .unwrap();
+    let (sessions, cache) = (dir.path().join("sessions"), dir.path().join("cache"));
+    let tmux = Tmux { socket: format!("lafn-signals-{}", std::process::id()) };
+    let minute = Duration::from_secs(60);
+    for signal in ["TERM", "HUP"] {
+        let name = format!("sig{signal}");
+        // After lafn, the shell reports whether the terminal is back in canonical (cooked) mode.
+        let command = format!(
+            "env LAFN_DATA_DIR='{}' {} --model '{}' --session {name}; stty -a | grep -o -- '-*icanon'; echo LAFN-EXITED; sleep 60",
+            dir.path().display(),
+            lafn_command(&sessions, &cache, ""),
+            tiny.weights.display()
+        );
+        tmux.start(&name, &command);
+        tmux.wait_for(&name, "the tiny model to load", minute, |s| s.contains("loaded "));
+        tmux.keys(&name, &["F2", "n"]);
+        tmux.text(&name, "Shmavon Shmavonyan");
+        tmux.keys(&name, &["Enter"]);
+        tmux.wait_for(&name, "the new group", minute, |s| s.contains("group-1"));
+        let killed = Command::new("kill").args([&format!("-{signal}"), &lafn_pid(&tmux, &name)]).status().unwrap();
+        assert!(killed.success());
+        let screen = tmux.wait_for(&name, "lafn to exit", minute, |s| s.contains("LAFN-EXITED"));
+        assert!(screen.lines().any(|l| l.trim() == "icanon"), "SIG{signal} left the terminal raw:\n{screen}");
+        let saved = lafn::session::Session::load(&sessions, &name).expect("the session was saved");
+        assert_eq!(saved.groups[0].group.descriptors[0].subject, "Shmavon Shmavonyan");
+    }
+}

@@ -230,7 +230,7 @@ impl Scoring {
 }
 
 /// Tokens a generated answer may take; answers are cut at their first line end well before.
-pub const GENERATED_ANSWER_TOKENS: usize = 24;
+pub const GENERATED_ANSWER_TOKENS: usize = 16;
 
 /// A method's answer to one question, in each scoring mode asked for.
 #[derive(Debug, Clone, PartialEq, Default)]

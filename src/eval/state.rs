@@ -146,5 +146,8 @@ fn differences(stored: &RunIdentity, current: &RunIdentity) -> Vec<&'static str>
     if stored.settings != current.settings {
         out.push("settings");
     }
+    if stored.scoring != current.scoring {
+        out.push("--scoring");
+    }
     out
 }

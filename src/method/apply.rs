@@ -274,7 +274,7 @@ mod tests {
     #[test]
     fn an_answer_ends_at_its_first_line_with_content() {
         assert_eq!(line_end(" Lisbon\nMarie"), Some(7));
-        assert_eq!(line_end("\n\n Lisbon, Portugal\r\n"), Some(18));
+        assert_eq!(line_end("\n\n Lisbon, Portugal\r\n"), Some(19));
         assert_eq!(line_end("\n\n"), None);
         assert_eq!(line_end(" Lisbon"), None);
     }

@@ -19,7 +19,7 @@ use crate::runtime::{
 use crate::Result;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default)]
+#[serde(default, deny_unknown_fields)]
 pub struct EditSettings {
     pub learning_rate: f64,
     pub steps: usize,
@@ -90,6 +90,17 @@ impl UpdateValues {
                 })
             })
             .collect()
+    }
+
+    /// Fails when any value is NaN or infinite: such an update would break every answer it is applied to.
+    fn check_finite(&self) -> Result<()> {
+        for l in &self.layers {
+            let values: Vec<f32> = l.delta.flatten_all()?.to_dtype(DType::F32)?.to_vec1()?;
+            if let Some(bad) = values.iter().find(|v| !v.is_finite()) {
+                bail!("the update values of layer {} contain {bad}: the edit diverged and is not kept", l.layer);
+            }
+        }
+        Ok(())
     }
 
     /// Writes the update values as safetensors (`layer.{i}.neurons` u32, `layer.{i}.delta` f32).
@@ -213,6 +224,7 @@ pub fn optimize(
         bail!("editing needs the dense (f32) weights: load the model with WeightMode::Dense");
     }
     group.validate()?;
+    settings.validate()?;
     if located.neuron_count() == 0 {
         bail!("no language-agnostic neurons were located for `{}`: lower beta or choose other layers", group.name);
     }
@@ -321,6 +333,15 @@ pub fn optimize(
             all_correct: margins.iter().all(|&m| m > 0.0),
             target_margins: prompt_pair_of_lang.iter().map(|&i| margins[i]).collect(),
         };
+        if ![record.target_loss, record.kl_loss, record.total_loss].iter().all(|l| l.is_finite()) {
+            bail!(
+                "the edit diverged: the loss of step {step} is {} (target {}, KL {}); nothing is kept. \
+                 Lower the learning rate or set a max_norm_ratio",
+                record.total_loss,
+                record.target_loss,
+                record.kl_loss
+            );
+        }
         on_step(&record);
         let converged = settings.early_stop && margins.iter().all(|&m| m >= settings.stop_margin);
         history.push(record);
@@ -351,6 +372,7 @@ pub fn optimize(
             .map(|((layer, neurons), var)| LayerUpdate { layer, neurons, delta: var.as_tensor().detach() })
             .collect(),
     };
+    update.check_finite()?;
     Ok(EditOutcome { update, history, stop })
 }
 

@@ -33,7 +33,7 @@ pub enum LayerChoice {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default)]
+#[serde(default, deny_unknown_fields)]
 pub struct LocateSettings {
     /// A neuron is a factual neuron of a language when it fires on at least this share of the
     /// language's inputs (beta).
@@ -205,7 +205,7 @@ pub fn measure(
     settings: &LocateSettings,
 ) -> Result<Measurements> {
     group.validate()?;
-    check_beta(settings.beta)?;
+    settings.validate()?;
     let c = model.config();
     let langs: Vec<String> = group.descriptors.iter().map(|d| d.lang.clone()).collect();
     let mut frequencies = vec![Vec::with_capacity(langs.len()); c.num_layers];
@@ -231,7 +231,7 @@ pub fn measure(
 
 /// Selects LAFNs from measurements with the settings' beta, generic filter, layer choice and cap.
 pub fn select(measured: &Measurements, settings: &LocateSettings) -> Result<LocatedNeurons> {
-    check_beta(settings.beta)?;
+    settings.validate()?;
     let num_layers = measured.num_layers();
     let (layers, unranked): (Vec<LayerStats>, Vec<Vec<u32>>) = (0..num_layers)
         .map(|layer| {
@@ -270,13 +270,6 @@ pub fn select(measured: &Measurements, settings: &LocateSettings) -> Result<Loca
         selected.insert(layer, neurons);
     }
     Ok(LocatedNeurons { langs: measured.langs.clone(), layers, selected, frequencies: selected_frequencies })
-}
-
-fn check_beta(beta: f32) -> Result<()> {
-    if !(0.0..=1.0).contains(&beta) {
-        bail!("beta must be between 0 and 1, got {beta}");
-    }
-    Ok(())
 }
 
 /// FFN activations at the chosen position of each input, for every layer.

@@ -196,7 +196,7 @@ pub enum ParaphraseSource {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(default)]
+#[serde(default, deny_unknown_fields)]
 pub struct ParaphraseSettings {
     pub source: ParaphraseSource,
     /// Paraphrases wanted per language (user-given ones count).

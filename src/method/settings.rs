@@ -1,15 +1,31 @@
-//! All settings of the method in one serialisable place, so runs are reproducible.
+//! All settings of the method in one serialisable place, so runs are reproducible, and the one place that
+//! says which values are valid: every way settings enter (CLI flags, settings files, the TUI, sessions)
+//! calls [`MethodSettings::validate`] before any work.
 
+use std::fmt::Display;
+
+use color_eyre::eyre::{eyre, WrapErr};
 use serde::{Deserialize, Serialize};
 
 use super::edit::EditSettings;
-use super::locate::LocateSettings;
+use super::locate::{LayerChoice, LocateSettings};
 use super::prompts::ParaphraseSettings;
 use super::retrieve::RetrievalSettings;
 use super::scope::ScopeSettings;
+use crate::Result;
+
+/// Most paraphrases per language: each one is a forward pass when locating (and a sampled generation
+/// with model paraphrases).
+const MAX_PARAPHRASES: usize = 50;
+
+/// Most extra query tokens a subject's mention may spread over.
+const MAX_WINDOW_SLACK: usize = 100;
+
+/// The section of a settings file that belongs to `lafn eval`, not to the method.
+const EVAL_SECTION: &str = "eval";
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
-#[serde(default)]
+#[serde(default, deny_unknown_fields)]
 pub struct MethodSettings {
     pub paraphrases: ParaphraseSettings,
     pub locate: LocateSettings,
@@ -18,9 +34,208 @@ pub struct MethodSettings {
     pub scope: ScopeSettings,
 }
 
-/// Reads method settings from a JSON file; missing fields take their defaults.
-pub fn load_settings(path: &std::path::Path) -> crate::Result<MethodSettings> {
-    use color_eyre::eyre::WrapErr;
+impl MethodSettings {
+    /// Checks every value; the error names the setting, what is valid and what it got.
+    pub fn validate(&self) -> Result<()> {
+        self.paraphrases.validate()?;
+        self.locate.validate()?;
+        self.edit.validate()?;
+        self.retrieval.validate()?;
+        self.scope.validate()
+    }
+}
+
+impl ScopeSettings {
+    pub fn validate(&self) -> Result<()> {
+        if let Some(threshold) = self.threshold {
+            check("scope.threshold", (-1.0..=1.0).contains(&threshold), "from -1 to 1, or null", threshold)?;
+        }
+        check("scope.depth", (0.0..=1.0).contains(&self.depth), "from 0 to 1", self.depth)
+    }
+}
+
+impl EditSettings {
+    pub fn validate(&self) -> Result<()> {
+        check(
+            "edit.learning_rate",
+            self.learning_rate.is_finite() && self.learning_rate > 0.0,
+            "a finite number > 0",
+            self.learning_rate,
+        )?;
+        check("edit.steps", self.steps >= 1, "at least 1", self.steps)?;
+        check(
+            "edit.kl_weight",
+            self.kl_weight.is_finite() && self.kl_weight >= 0.0,
+            "a finite number >= 0",
+            self.kl_weight,
+        )?;
+        check(
+            "edit.weight_decay",
+            self.weight_decay.is_finite() && self.weight_decay >= 0.0,
+            "a finite number >= 0",
+            self.weight_decay,
+        )?;
+        if let Some(ratio) = self.max_norm_ratio {
+            check("edit.max_norm_ratio", ratio.is_finite() && ratio > 0.0, "a finite number > 0 or null", ratio)?;
+        }
+        check(
+            "edit.stop_margin",
+            self.stop_margin.is_finite() && self.stop_margin >= 0.0,
+            "a finite number >= 0",
+            self.stop_margin,
+        )?;
+        check(
+            "edit.other_relation_max_similarity",
+            (-1.0..=1.0).contains(&self.other_relation_max_similarity),
+            "from -1 to 1",
+            self.other_relation_max_similarity,
+        )
+    }
+}
+
+impl LocateSettings {
+    pub fn validate(&self) -> Result<()> {
+        check("locate.beta", self.beta > 0.0 && self.beta <= 1.0, "above 0 and at most 1", self.beta)?;
+        check(
+            "locate.activation_threshold",
+            self.activation_threshold.is_finite(),
+            "a finite number",
+            self.activation_threshold,
+        )?;
+        match &self.layers {
+            LayerChoice::Auto { count } => check("locate.layers.auto.count", *count >= 1, "at least 1", count)?,
+            LayerChoice::Fixed(list) => check("locate.layers.fixed", !list.is_empty(), "at least one layer", "[]")?,
+        }
+        if let Some(share) = self.generic_share {
+            check("locate.generic_share", share > 0.0 && share <= 1.0, "above 0 and at most 1, or null", share)?;
+        }
+        if let Some(cap) = self.max_per_layer {
+            check("locate.max_per_layer", cap >= 1, "at least 1 or null", cap)?;
+        }
+        Ok(())
+    }
+}
+
+impl ParaphraseSettings {
+    pub fn validate(&self) -> Result<()> {
+        check("paraphrases.count", self.count <= MAX_PARAPHRASES, &format!("at most {MAX_PARAPHRASES}"), self.count)
+    }
+}
+
+impl RetrievalSettings {
+    pub fn validate(&self) -> Result<()> {
+        for (key, value) in [
+            ("retrieval.threshold", self.threshold),
+            ("retrieval.single_word_threshold", self.single_word_threshold),
+            ("retrieval.partial_threshold", self.partial_threshold),
+            ("retrieval.min_token_similarity", self.min_token_similarity),
+        ] {
+            check(key, (0.0..=1.0).contains(&value), "from 0 to 1", value)?;
+        }
+        check(
+            "retrieval.window_slack",
+            self.window_slack <= MAX_WINDOW_SLACK,
+            &format!("at most {MAX_WINDOW_SLACK}"),
+            self.window_slack,
+        )
+    }
+}
+
+/// An error for setting `key` unless `valid`: what the setting must be and what it got.
+fn check(key: &str, valid: bool, must_be: &str, got: impl Display) -> Result<()> {
+    if valid {
+        Ok(())
+    } else {
+        Err(eyre!("setting `{key}` must be {must_be} (got {got})"))
+    }
+}
+
+/// Reads method settings from a JSON file and validates them. Missing fields take their defaults; an
+/// unknown field is an error naming it and the valid ones. An `eval` section (read by `lafn eval`) is
+/// allowed, so one file can serve every command.
+pub fn load_settings(path: &std::path::Path) -> Result<MethodSettings> {
     let text = std::fs::read_to_string(path).wrap_err_with(|| format!("cannot read settings {}", path.display()))?;
-    serde_json::from_str(&text).wrap_err_with(|| format!("settings {} are not valid", path.display()))
+    let parse = || -> Result<MethodSettings> {
+        let mut value: serde_json::Value = serde_json::from_str(&text)?;
+        if let Some(sections) = value.as_object_mut() {
+            sections.remove(EVAL_SECTION);
+        }
+        let settings: MethodSettings = serde_json::from_value(value)?;
+        settings.validate()?;
+        Ok(settings)
+    };
+    parse().wrap_err_with(|| format!("settings {} are not valid", path.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load(json: &str) -> Result<MethodSettings> {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("settings.json");
+        std::fs::write(&path, json).unwrap();
+        load_settings(&path)
+    }
+
+    #[test]
+    fn defaults_are_valid() {
+        MethodSettings::default().validate().unwrap();
+        assert_eq!(load("{}").unwrap(), MethodSettings::default());
+    }
+
+    #[test]
+    fn unknown_keys_are_named_with_the_valid_ones() {
+        for (json, unknown, valid) in [
+            (r#"{"edit": {"step": 3}}"#, "`step`", "`steps`"),
+            (r#"{"edits": {}}"#, "`edits`", "`edit`"),
+            (r#"{"locate": {"betta": 0.5}}"#, "`betta`", "`beta`"),
+            (r#"{"paraphrases": {"number": 2}}"#, "`number`", "`count`"),
+            (r#"{"retrieval": {"treshold": 0.5}}"#, "`treshold`", "`threshold`"),
+        ] {
+            let error = format!("{:#}", load(json).unwrap_err());
+            assert!(error.contains(unknown) && error.contains(valid), "{json}: {error}");
+        }
+    }
+
+    #[test]
+    fn an_eval_section_is_allowed() {
+        let settings = load(r#"{"edit": {"steps": 3}, "eval": {"random_seed": 1}}"#).unwrap();
+        assert_eq!(settings.edit.steps, 3);
+    }
+
+    #[test]
+    fn every_bad_number_is_refused_by_name() {
+        type Spoil = fn(&mut MethodSettings);
+        let cases: [(&str, Spoil); 16] = [
+            ("edit.learning_rate", |s| s.edit.learning_rate = f64::NAN),
+            ("edit.learning_rate", |s| s.edit.learning_rate = -1.0),
+            ("edit.learning_rate", |s| s.edit.learning_rate = 0.0),
+            ("edit.learning_rate", |s| s.edit.learning_rate = f64::INFINITY),
+            ("edit.steps", |s| s.edit.steps = 0),
+            ("edit.kl_weight", |s| s.edit.kl_weight = -0.5),
+            ("edit.weight_decay", |s| s.edit.weight_decay = f64::NAN),
+            ("edit.max_norm_ratio", |s| s.edit.max_norm_ratio = Some(0.0)),
+            ("edit.stop_margin", |s| s.edit.stop_margin = f32::NEG_INFINITY),
+            ("locate.beta", |s| s.locate.beta = 0.0),
+            ("locate.beta", |s| s.locate.beta = 1.5),
+            ("locate.layers.auto.count", |s| s.locate.layers = LayerChoice::Auto { count: 0 }),
+            ("locate.generic_share", |s| s.locate.generic_share = Some(f32::NAN)),
+            ("paraphrases.count", |s| s.paraphrases.count = usize::MAX),
+            ("retrieval.threshold", |s| s.retrieval.threshold = 1.1),
+            ("retrieval.window_slack", |s| s.retrieval.window_slack = usize::MAX),
+        ];
+        for (key, spoil) in cases {
+            let mut settings = MethodSettings::default();
+            spoil(&mut settings);
+            let error = settings.validate().unwrap_err().to_string();
+            assert!(error.contains(key), "{key}: {error}");
+        }
+    }
+
+    #[test]
+    fn a_settings_file_with_a_bad_value_is_refused() {
+        let error = format!("{:#}", load(r#"{"edit": {"learning_rate": -1}}"#).unwrap_err());
+        assert!(error.contains("edit.learning_rate") && error.contains("got -1"), "{error}");
+    }
 }

@@ -72,6 +72,14 @@ pub enum Event {
     },
     Imported(Vec<EditGroup>),
     IoFailed(String),
+    /// A session could not be loaded (see [`LoadFailure`]).
+    SessionLoadFailed {
+        name: String,
+        reason: String,
+        has_backup: bool,
+    },
+    /// The process was asked to end (SIGTERM, SIGHUP, SIGINT, or the terminal went away): like a quit.
+    Terminate,
 }
 
 /// What the terminal loop must do for the app.
@@ -81,7 +89,12 @@ pub enum Command {
     CancelJob,
     SaveSession(Box<Session>),
     LoadSession(String),
-    RenameSession { from: String, to: String },
+    /// Make the previous save of a session current again and load it.
+    RestoreBackup(String),
+    RenameSession {
+        from: String,
+        to: String,
+    },
     DeleteSession(String),
     ListSessions,
     Import(PathBuf),
@@ -185,24 +198,16 @@ impl Setting {
         }
     }
 
-    /// Parses a typed value into the settings; an error leaves them unchanged.
-    fn apply(self, s: &mut MethodSettings, text: &str) -> Result<(), String> {
+    /// Parses a typed value into the settings, which must stay valid; an error leaves them unchanged.
+    fn apply(self, settings: &mut MethodSettings, text: &str) -> Result<(), String> {
         let text = text.trim();
         let bad = |what: &str| format!("{}: {what} (got `{text}`)", self.label());
+        let mut s = settings.clone();
         match self {
-            Setting::LearningRate => {
-                s.edit.learning_rate =
-                    text.parse().ok().filter(|v: &f64| *v > 0.0 && v.is_finite()).ok_or(bad("a positive number"))?
-            }
-            Setting::Steps => s.edit.steps = text.parse().ok().filter(|v| *v > 0).ok_or(bad("a whole number > 0"))?,
-            Setting::KlWeight => {
-                s.edit.kl_weight =
-                    text.parse().ok().filter(|v: &f64| *v >= 0.0 && v.is_finite()).ok_or(bad("a number >= 0"))?
-            }
-            Setting::StopMargin => {
-                s.edit.stop_margin =
-                    text.parse().ok().filter(|v: &f32| *v >= 0.0 && v.is_finite()).ok_or(bad("a number >= 0"))?
-            }
+            Setting::LearningRate => s.edit.learning_rate = text.parse().map_err(|_| bad("a number"))?,
+            Setting::Steps => s.edit.steps = text.parse().map_err(|_| bad("a whole number"))?,
+            Setting::KlWeight => s.edit.kl_weight = text.parse().map_err(|_| bad("a number"))?,
+            Setting::StopMargin => s.edit.stop_margin = text.parse().map_err(|_| bad("a number"))?,
             Setting::Layers => {
                 s.locate.layers = if let Some(count) = text.strip_prefix("auto") {
                     let count = count.trim();
@@ -218,10 +223,7 @@ impl Setting {
                     )
                 }
             }
-            Setting::Beta => {
-                s.locate.beta =
-                    text.parse().ok().filter(|v| (0.0..=1.0).contains(v)).ok_or(bad("a number from 0 to 1"))?
-            }
+            Setting::Beta => s.locate.beta = text.parse().map_err(|_| bad("a number"))?,
             Setting::ParaphraseSource => {
                 s.paraphrases.source = match text {
                     "templates" => ParaphraseSource::Templates,
@@ -232,8 +234,21 @@ impl Setting {
             }
             Setting::ParaphraseCount => s.paraphrases.count = text.parse().map_err(|_| bad("a whole number"))?,
         }
+        s.validate().map_err(|e| format!("{}: {e}", self.label()))?;
+        *settings = s;
         Ok(())
     }
+}
+
+/// A session that could not be loaded. Its files may hold the only copy of the work, so nothing is saved
+/// under its name; the user restores its previous save or saves the current work under another name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LoadFailure {
+    pub name: String,
+    pub reason: String,
+    pub has_backup: bool,
+    /// Whether the notice is on screen: until Esc closes it, and again when a save is refused.
+    pub shown: bool,
 }
 
 /// An edit group with what the UI knows about it beyond the session.
@@ -281,6 +296,7 @@ pub struct App {
     pub pending_jobs: usize,
     pub input: Option<Input>,
     pub confirm_delete: Option<String>,
+    pub load_failure: Option<LoadFailure>,
 
     // Model
     pub builtins: Vec<&'static str>,
@@ -343,6 +359,7 @@ impl App {
             pending_jobs: 0,
             input: None,
             confirm_delete: None,
+            load_failure: None,
             builtins,
             builtin_selected,
             model_spec: model_spec.to_string(),
@@ -486,6 +503,12 @@ impl App {
                 self.error = Some(error);
                 Vec::new()
             }
+            Event::SessionLoadFailed { name, reason, has_backup } => {
+                self.message = format!("session `{name}` was not loaded");
+                self.load_failure = Some(LoadFailure { name, reason, has_backup, shown: true });
+                Vec::new()
+            }
+            Event::Terminate => self.quit(),
         }
     }
 
@@ -503,6 +526,7 @@ impl App {
 
     fn load_session(&mut self, session: Session) -> Vec<Command> {
         let mut commands = Vec::new();
+        self.load_failure = None;
         self.session_name = session.name.clone();
         self.settings = session.settings;
         self.groups.clear();
@@ -561,7 +585,6 @@ impl App {
                 self.cache_rows = cache_rows;
                 self.top_tokens.clear();
                 self.requested_tokens.clear();
-                self.error = None;
             }
             WorkerEvent::Paraphrased { group_id, lang_index, paraphrases } => {
                 if let Some(d) = self.group_by_id(group_id).and_then(|g| g.saved.group.descriptors.get_mut(lang_index))
@@ -674,6 +697,9 @@ impl App {
             KeyCode::Char(c @ '1'..='6') if alt => return self.switch(Pane::ALL[c as usize - '1' as usize]),
             _ => {}
         }
+        if self.load_failure.as_ref().is_some_and(|f| f.shown) {
+            return self.load_failure_key(key);
+        }
         if self.help {
             self.help = false;
             return Vec::new();
@@ -736,10 +762,34 @@ impl App {
         }
     }
 
+    /// The notice of a session that failed to load: restore its backup, save as, or close.
+    fn load_failure_key(&mut self, key: KeyEvent) -> Vec<Command> {
+        let Some(failure) = &mut self.load_failure else { return Vec::new() };
+        match key.code {
+            KeyCode::Char('b') if failure.has_backup => {
+                return vec![Command::RestoreBackup(failure.name.clone()), Command::ListSessions]
+            }
+            KeyCode::Char('a') => {
+                failure.shown = false;
+                let commands = self.switch(Pane::Sessions);
+                self.open_input(InputTarget::SaveSessionAs, "");
+                return commands;
+            }
+            KeyCode::Esc => failure.shown = false,
+            _ => {}
+        }
+        Vec::new()
+    }
+
+    /// Whether saving is refused because the current session's files could not be loaded.
+    pub fn save_refused(&self) -> bool {
+        self.load_failure.as_ref().is_some_and(|f| f.name == self.session_name)
+    }
+
     fn quit(&mut self) -> Vec<Command> {
         self.quit = true;
         let mut commands = Vec::new();
-        if !self.groups.is_empty() || !self.chat.is_empty() {
+        if (!self.groups.is_empty() || !self.chat.is_empty()) && !self.save_refused() {
             commands.push(Command::SaveSession(Box::new(self.session())));
         }
         commands.push(Command::CancelJob);
@@ -748,6 +798,12 @@ impl App {
     }
 
     fn save(&mut self) -> Vec<Command> {
+        if self.save_refused() {
+            if let Some(failure) = &mut self.load_failure {
+                failure.shown = true;
+            }
+            return Vec::new();
+        }
         vec![Command::SaveSession(Box::new(self.session()))]
     }
 
@@ -1181,6 +1237,11 @@ impl App {
             }
             KeyCode::Char('s') => return self.save(),
             KeyCode::Char('a') => self.open_input(InputTarget::SaveSessionAs, &self.session_name.clone()),
+            KeyCode::Char('b') => match self.sessions.get(self.session_selected) {
+                Some(s) if s.has_backup => return vec![Command::RestoreBackup(s.name.clone()), Command::ListSessions],
+                Some(s) => self.error = Some(format!("session `{}` has no previous save", s.name)),
+                None => {}
+            },
             KeyCode::Char('r') => {
                 if let Some(name) = selected {
                     self.open_input(InputTarget::RenameSession, &name);
@@ -1268,7 +1329,7 @@ fn blank_descriptor(lang: &str) -> EditDescriptor {
     }
 }
 
-/// Beta after a step, clamped to [0, 1] and kept on the step grid (no 0.7999999).
+/// Beta after a step, kept on the step grid (no 0.7999999) and valid: above 0, at most 1.
 fn round_beta(beta: f32) -> f32 {
-    ((beta.clamp(0.0, 1.0) / BETA_STEP).round() * BETA_STEP).clamp(0.0, 1.0)
+    ((beta / BETA_STEP).round() * BETA_STEP).clamp(BETA_STEP, 1.0)
 }

@@ -4,7 +4,8 @@
 //! - [`panes`]: rendering from `&App`, one module per pane;
 //! - [`worker`]: a thread owning the models and the edit cache, running long jobs with progress events;
 //! - this module: the terminal loop (raw mode, alternate screen, mouse), running the app's commands, and a
-//!   guard that restores the terminal on every exit path, panics included. Logs go to a file.
+//!   guard that restores the terminal on every exit path, panics included. SIGTERM, SIGHUP and SIGINT
+//!   end the loop like a quit (the session is saved). Logs go to a file.
 
 pub mod app;
 pub mod panes;
@@ -14,8 +15,9 @@ pub mod worker;
 use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Receiver};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use color_eyre::eyre::WrapErr;
@@ -53,11 +55,12 @@ pub fn run(options: Options) -> Result<()> {
     init_logging(&options.log_file)?;
     log::info!("lafn TUI starting: {options:?}");
     install_panic_hook();
+    let signals = TerminationSignals::register()?;
     let _guard = TerminalGuard::enter()?;
     let mut terminal = Terminal::new(CrosstermBackend::new(std::io::stdout()))?;
     let (events, worker_events) = mpsc::channel();
     let worker = Worker::spawn(options.cache_dir.clone(), events);
-    let result = event_loop(&mut terminal, &options, &worker, &worker_events);
+    let result = event_loop(&mut terminal, &options, &worker, &worker_events, &signals.received);
     drop(worker);
     if let Err(e) = &result {
         log::error!("TUI stopped: {e:#}");
@@ -70,6 +73,7 @@ fn event_loop(
     options: &Options,
     worker: &Worker,
     worker_events: &Receiver<WorkerEvent>,
+    terminate: &AtomicBool,
 ) -> Result<()> {
     let session_name = match &options.session {
         Some(name) => name.clone(),
@@ -85,33 +89,29 @@ fn event_loop(
     }
     let mut dirty = true;
     loop {
-        while !pending.is_empty() {
-            let commands = std::mem::take(&mut pending);
-            for command in commands {
-                if let Some(event) = execute_command(command, &app, worker) {
-                    pending.extend(app.handle(event));
-                }
-            }
+        if !pending.is_empty() {
+            run_commands(&mut app, std::mem::take(&mut pending), |command, app| execute_command(command, app, worker));
             dirty = true;
         }
         if app.quit {
             return Ok(());
         }
-        if dirty {
-            terminal.draw(|frame| panes::render(&app, frame))?;
-            dirty = false;
+        if terminate.load(Ordering::Relaxed) {
+            log::info!("terminated by a signal");
+            pending.extend(app.handle(Event::Terminate));
+            continue;
         }
-        if terminal_event::poll(Duration::from_millis(40))? {
-            let event = match terminal_event::read()? {
-                TerminalEvent::Key(key) => Some(Event::Key(key)),
-                TerminalEvent::Mouse(mouse) => Some(Event::Mouse(mouse)),
-                TerminalEvent::Paste(text) => Some(Event::Paste(text)),
-                TerminalEvent::Resize(w, h) => Some(Event::Resize(w, h)),
-                _ => None,
-            };
-            if let Some(event) = event {
+        match next_terminal_event(terminal, &app, &mut dirty) {
+            Ok(Some(event)) => {
                 pending.extend(app.handle(event));
                 dirty = true;
+            }
+            Ok(None) => {}
+            Err(e) => {
+                // The terminal is gone (a hang-up can beat its SIGHUP here): save like a quit, then report.
+                let commands = app.handle(Event::Terminate);
+                run_commands(&mut app, commands, |command, app| execute_command(command, app, worker));
+                return Err(e);
             }
         }
         while let Ok(event) = worker_events.try_recv() {
@@ -121,13 +121,42 @@ fn event_loop(
     }
 }
 
+/// Draws if needed, then waits briefly for the next terminal event.
+fn next_terminal_event(
+    terminal: &mut Terminal<CrosstermBackend<std::io::Stdout>>,
+    app: &App,
+    dirty: &mut bool,
+) -> Result<Option<Event>> {
+    if *dirty {
+        terminal.draw(|frame| panes::render(app, frame))?;
+        *dirty = false;
+    }
+    if !terminal_event::poll(Duration::from_millis(40))? {
+        return Ok(None);
+    }
+    Ok(match terminal_event::read()? {
+        TerminalEvent::Key(key) => Some(Event::Key(key)),
+        TerminalEvent::Mouse(mouse) => Some(Event::Mouse(mouse)),
+        TerminalEvent::Paste(text) => Some(Event::Paste(text)),
+        TerminalEvent::Resize(w, h) => Some(Event::Resize(w, h)),
+        _ => None,
+    })
+}
+
+/// Carries out commands with `execute`, and the commands the app answers their results with, until none
+/// are left. Public so that tests drive the app against real files with [`run_file_command`].
+pub fn run_commands(app: &mut App, mut pending: Vec<Command>, mut execute: impl FnMut(Command, &App) -> Option<Event>) {
+    while !pending.is_empty() {
+        for command in std::mem::take(&mut pending) {
+            if let Some(event) = execute(command, app) {
+                pending.extend(app.handle(event));
+            }
+        }
+    }
+}
+
 /// Carries out one command; file operations answer with an event for the app.
 fn execute_command(command: Command, app: &App, worker: &Worker) -> Option<Event> {
-    let dir = &app.sessions_dir;
-    let failed = |e: color_eyre::Report| {
-        log::warn!("{e:#}");
-        Some(Event::IoFailed(format!("{e:#}")))
-    };
     match command {
         Command::Job(job) => {
             worker.submit(job);
@@ -137,11 +166,33 @@ fn execute_command(command: Command, app: &App, worker: &Worker) -> Option<Event
             worker.cancel();
             None
         }
+        Command::Quit => None,
+        file_command => run_file_command(file_command, &app.sessions_dir),
+    }
+}
+
+/// Carries out a session or import command in sessions directory `dir` and returns the event that
+/// answers it. Jobs and quitting are the terminal loop's: they return `None` here.
+pub fn run_file_command(command: Command, dir: &Path) -> Option<Event> {
+    let failed = |e: color_eyre::Report| {
+        log::warn!("{e:#}");
+        Some(Event::IoFailed(format!("{e:#}")))
+    };
+    match command {
+        Command::Job(_) | Command::CancelJob | Command::Quit => None,
         Command::SaveSession(mut session) => match session.save(dir) {
             Ok(path) => Some(Event::SessionSaved { name: session.name.clone(), path }),
             Err(e) => failed(e),
         },
         Command::LoadSession(name) => match Session::load(dir, &name) {
+            Ok(session) => Some(Event::SessionLoaded(Box::new(session))),
+            Err(e) => {
+                log::warn!("{e:#}");
+                let has_backup = session::backup_exists(dir, &name);
+                Some(Event::SessionLoadFailed { name, reason: format!("{e:#}"), has_backup })
+            }
+        },
+        Command::RestoreBackup(name) => match Session::restore_backup(dir, &name) {
             Ok(session) => Some(Event::SessionLoaded(Box::new(session))),
             Err(e) => failed(e),
         },
@@ -155,7 +206,34 @@ fn execute_command(command: Command, app: &App, worker: &Worker) -> Option<Event
             Ok(groups) => Some(Event::Imported(groups)),
             Err(e) => failed(e),
         },
-        Command::Quit => None,
+    }
+}
+
+/// SIGTERM, SIGHUP (a closed terminal window, a dropped ssh connection) and SIGINT set `received` instead
+/// of killing the process, so the loop can save and restore the terminal; unregistered when dropped.
+struct TerminationSignals {
+    received: Arc<AtomicBool>,
+    ids: Vec<signal_hook::SigId>,
+}
+
+impl TerminationSignals {
+    fn register() -> Result<Self> {
+        use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+        let received = Arc::new(AtomicBool::new(false));
+        let ids = [SIGTERM, SIGHUP, SIGINT]
+            .into_iter()
+            .map(|signal| signal_hook::flag::register(signal, Arc::clone(&received)))
+            .collect::<std::io::Result<_>>()
+            .wrap_err("cannot install the signal handlers")?;
+        Ok(Self { received, ids })
+    }
+}
+
+impl Drop for TerminationSignals {
+    fn drop(&mut self) {
+        for id in self.ids.drain(..) {
+            signal_hook::low_level::unregister(id);
+        }
     }
 }
 

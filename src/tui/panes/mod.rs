@@ -9,12 +9,12 @@ mod optimize;
 mod sessions;
 
 use ratatui::layout::{Constraint, Layout, Position, Rect};
-use ratatui::style::{Color, Modifier, Style};
+use ratatui::style::{Color, Modifier, Style, Stylize};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Borders, Clear, Paragraph, Wrap};
 use ratatui::Frame;
 
-use super::app::{App, Input, Pane};
+use super::app::{App, Input, LoadFailure, Pane};
 use super::text::{self, TextField};
 
 /// Smallest terminal the panes are laid out for.
@@ -48,6 +48,8 @@ pub const KEYS: &[(&str, &str)] = &[
     ("Chat: Ctrl-R", "raw continuation on/off (off: answers end at their line end)"),
     ("Sessions: Enter / s / a", "load / save / save as"),
     ("Sessions: r / d", "rename / delete (y confirms)"),
+    ("Sessions: b", "restore the selected session's previous save"),
+    ("Load failed: b / a / Esc", "restore the previous save / save as / close the notice"),
 ];
 
 pub struct FrameLayout {
@@ -89,6 +91,8 @@ pub fn render(app: &App, frame: &mut Frame) {
     render_status(app, frame, layout.status);
     if app.help {
         render_help(frame, layout.body);
+    } else if let Some(failure) = app.load_failure.as_ref().filter(|f| f.shown) {
+        render_load_failure(failure, frame, layout.body);
     }
 }
 
@@ -120,7 +124,8 @@ fn render_tabs(app: &App, frame: &mut Frame, area: Rect) {
         spans.push(Span::styled(tab_label(i, *pane), style));
         spans.push(Span::raw("│"));
     }
-    let right = format!("session: {} ", app.session_name);
+    let not_saved = if app.save_refused() { " (not loaded, not saved)" } else { "" };
+    let right = format!("session: {}{not_saved} ", app.session_name);
     let used: usize = spans.iter().map(|s| s.width()).sum();
     let room = (area.width as usize).saturating_sub(used);
     if room > text::width(&right) {
@@ -154,9 +159,7 @@ fn render_status(app: &App, frame: &mut Frame, area: Rect) {
 }
 
 fn render_help(frame: &mut Frame, body: Rect) {
-    let width = body.width.min(90);
-    let height = body.height.min(KEYS.len() as u16 + 2);
-    let area = Rect::new(body.x + (body.width - width) / 2, body.y + (body.height - height) / 2, width, height);
+    let area = centered(body, 90, KEYS.len() as u16 + 2);
     let key_width = KEYS.iter().map(|(k, _)| text::width(k)).max().unwrap_or(0);
     let lines: Vec<Line> = KEYS
         .iter()
@@ -166,6 +169,34 @@ fn render_help(frame: &mut Frame, body: Rect) {
         .collect();
     frame.render_widget(Clear, area);
     frame.render_widget(Paragraph::new(lines).block(titled("Keys (any key closes)")), area);
+}
+
+/// A popup of at most `width` x `height` in the middle of `body`.
+fn centered(body: Rect, width: u16, height: u16) -> Rect {
+    let (width, height) = (body.width.min(width), body.height.min(height));
+    Rect::new(body.x + (body.width - width) / 2, body.y + (body.height - height) / 2, width, height)
+}
+
+/// Why a session was not loaded and what the user can do, until dismissed.
+fn render_load_failure(failure: &LoadFailure, frame: &mut Frame, body: Rect) {
+    let area = centered(body, 84, 12);
+    let key = |k: &str| Span::styled(format!("{k:>4}  "), Style::new().bold());
+    let restore = if failure.has_backup {
+        Line::from(vec![key("b"), Span::raw("restore its previous save (session.json.bak)")])
+    } else {
+        Line::from("      it has no previous save to restore").fg(Color::Gray)
+    };
+    let lines = vec![
+        Line::from(failure.reason.clone()).fg(Color::Red),
+        Line::from(""),
+        Line::from("Its files are left as they are: nothing is saved over them."),
+        restore,
+        Line::from(vec![key("a"), Span::raw("save the current work under a new name")]),
+        Line::from(vec![key("Esc"), Span::raw("close this notice")]),
+    ];
+    let title = format!("Session `{}` was not loaded", failure.name);
+    frame.render_widget(Clear, area);
+    frame.render_widget(Paragraph::new(lines).wrap(Wrap { trim: false }).block(titled(&title)), area);
 }
 
 pub fn percent(done: u64, total: u64) -> f64 {

@@ -63,7 +63,7 @@ pub fn render(app: &App, frame: &mut Frame, body: Rect) {
         }
     }
     info.push(Line::from(""));
-    info.push(Line::from("s save  a save as  r rename  d delete  g refresh").fg(Color::Gray));
+    info.push(Line::from("s save  a save as  r rename  d delete  g refresh  b restore previous save").fg(Color::Gray));
     info.push(Line::from("Ctrl-S saves anywhere; quitting saves too").fg(Color::Gray));
     frame.render_widget(Paragraph::new(info).wrap(Wrap { trim: false }).block(titled("Session")), details);
 }
