@@ -16,8 +16,7 @@ fn twelve_language_edit_changes_answers_and_leaves_unrelated_ones() {
     let loaded = common::default_quantized();
     let dense = common::default_dense();
     let tokenizer = &loaded.tokenizer;
-    let data = format!("{}/../shared/data/mzsre.dev.jsonl", env!("CARGO_MANIFEST_DIR"));
-    let record = load_benchmark(std::path::Path::new(&data)).expect("shared/data beside the repository").remove(0);
+    let record = load_benchmark(&common::mzsre_sample()).unwrap().remove(0);
     let settings = MethodSettings::default();
     let mut group = EditGroup::from_benchmark("record-1", &record, None).unwrap();
     assert_eq!(group.descriptors.len(), 12);

@@ -10,7 +10,7 @@ use lafn::eval::{run, Dataset, EvalMethod, EvalModels, EvalRequest, Metric, Scor
 fn lu_lafns_raises_reliability_and_keeps_locality() {
     let request = EvalRequest {
         dataset: Dataset::Mzsre,
-        file: format!("{}/../shared/data/mzsre.dev.jsonl", env!("CARGO_MANIFEST_DIR")).into(),
+        file: common::mzsre_sample(),
         langs: Some(vec!["en".into(), "de".into()]),
         limit: Some(1),
         methods: vec![EvalMethod::Unedited, EvalMethod::LuLafns],

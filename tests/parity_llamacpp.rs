@@ -50,8 +50,8 @@ fn read_reference(path: &str) -> Reference {
 #[test]
 fn gemma3_fixture_is_the_shared_reference() {
     let fixture = reference("gemma3-270m-q4km.llamacpp.json");
-    let shared =
-        read_reference(&format!("{}/../shared/reference/gemma3-270m-q4km.llamacpp.json", env!("CARGO_MANIFEST_DIR")));
+    let Some(path) = common::shared_file("reference/gemma3-270m-q4km.llamacpp.json") else { return };
+    let shared = read_reference(&path.to_string_lossy());
     assert_eq!(fixture.cases.len(), shared.cases.len());
     for (ours, theirs) in fixture.cases.iter().zip(&shared.cases) {
         assert_eq!(ours.prompt, theirs.prompt);

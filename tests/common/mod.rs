@@ -2,6 +2,7 @@
 
 #![allow(dead_code)]
 
+use std::path::PathBuf;
 use std::sync::OnceLock;
 
 use lafn::fetch::{self, ModelFiles};
@@ -22,4 +23,21 @@ pub fn default_quantized() -> &'static LoadedModel {
 pub fn default_dense() -> &'static Model {
     static MODEL: OnceLock<Model> = OnceLock::new();
     MODEL.get_or_init(|| default_quantized().load_weights(WeightMode::Dense).unwrap())
+}
+
+/// A file of `../shared` (the team's dev data and references, beside the repository in CI), or `None`
+/// with a note when this clone has none: the checks against it run where it exists.
+pub fn shared_file(relative: &str) -> Option<PathBuf> {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared").join(relative);
+    if path.exists() {
+        Some(path)
+    } else {
+        eprintln!("skipped: {} is not beside this clone", path.display());
+        None
+    }
+}
+
+/// The first MzsRE dev records, vendored for tests that must run in any clone.
+pub fn mzsre_sample() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/mzsre.sample.jsonl")
 }

@@ -1,0 +1,100 @@
+//! Scope on the default model, as a user meets it in chat: one edit (Marie Curie was born in Lisbon, en +
+//! de), then the edited question and questions about other facts of the same subject.
+
+mod common;
+
+use std::sync::atomic::AtomicBool;
+
+use lafn::eval::metrics::{mentions, states_first};
+use lafn::method::apply::{answer, AnswerOptions, CachedEdits};
+use lafn::method::cache::EditCache;
+use lafn::method::pipeline::{run_edit, EditModels};
+use lafn::method::scope::ScopeSettings;
+use lafn::method::{EditDescriptor, EditGroup, MethodSettings};
+
+fn descriptor(lang: &str, prompt: &str, target: &str) -> EditDescriptor {
+    EditDescriptor {
+        lang: lang.into(),
+        subject: "Marie Curie".into(),
+        prompt: prompt.into(),
+        target: target.into(),
+        paraphrases: Vec::new(),
+        aliases: Vec::new(),
+    }
+}
+
+/// Questions about Marie Curie that do not ask where she was born.
+const OTHER_RELATIONS: [&str; 4] = [
+    "Marie Curie was married to",
+    "Marie Curie died in the year",
+    "What is Marie Curie famous for?",
+    "Marie Curie was known for her work in the field of",
+];
+
+#[test]
+fn an_edit_answers_its_fact_and_the_scope_gate_keeps_other_facts() {
+    let loaded = common::default_quantized();
+    let (model, tokenizer) = (&loaded.model, &loaded.tokenizer);
+    let group = EditGroup {
+        name: "marie-curie-birthplace".into(),
+        descriptors: vec![
+            descriptor("en", "Marie Curie was born in the city of", "Lisbon"),
+            descriptor("de", "Marie Curie wurde geboren in der Stadt", "Lissabon"),
+        ],
+    };
+    let settings = MethodSettings::default();
+    let models = EditModels { dense: common::default_dense(), paraphraser: model, tokenizer };
+    let run = run_edit(models, group, &settings, &AtomicBool::new(false), &mut |_| {}).unwrap();
+
+    let dir = tempfile::tempdir().unwrap();
+    let open = |scope: ScopeSettings| {
+        let cache = EditCache::open(dir.path(), &loaded.info.fingerprint).unwrap();
+        CachedEdits::new(cache, model, tokenizer, settings.retrieval.clone(), scope).unwrap()
+    };
+    let mut cached = open(ScopeSettings::default());
+    let outcome = &run.outcome;
+    cached.insert(model, tokenizer, &run.group, &run.located, &outcome.update, &settings, &outcome.history).unwrap();
+    let options = AnswerOptions::chat(16);
+    let ask = |cached: Option<&mut CachedEdits>, question: &str| {
+        let reply = answer(model, tokenizer, cached, question, &options, &mut |_| true).unwrap();
+        assert!(!reply.text.trim().contains('\n'), "{question}: the answer ends at its line end: {:?}", reply.text);
+        reply
+    };
+
+    // The edited fact, in both languages, in free generation as chat shows it.
+    for (question, target) in
+        [("Marie Curie was born in the city of", "Lisbon"), ("Marie Curie wurde geboren in der Stadt", "Lissabon")]
+    {
+        let reply = ask(Some(&mut cached), question);
+        eprintln!("{question} ->{}", reply.text);
+        assert!(states_first(&reply.text, target), "{question}: {:?} does not start with {target}", reply.text);
+    }
+
+    // Other facts of the subject: the other-relation KL term keeps some of them as they were, not all
+    // (measured: "died in the year" keeps its line; "married to" still names Lisbon). Every mention of
+    // the subject fires with the gate off, and each answer shows its scope score.
+    let mut hijacked = 0;
+    for question in OTHER_RELATIONS {
+        let before = ask(None, question).text;
+        let reply = ask(Some(&mut cached), question);
+        let hit = &reply.retrieved.hits[0];
+        eprintln!("{question}: {before:?} -> {:?} (scope {:?})", reply.text, hit.scope_score);
+        assert!(hit.scope_score.is_some_and(|s| (-1.0..=1.0).contains(&s)));
+        hijacked += usize::from(mentions(&reply.text, "Lisbon") || mentions(&reply.text, "Lissabon"));
+        if question == "Marie Curie died in the year" {
+            assert_eq!(reply.text, before, "{question}: the edit changed another fact");
+        }
+    }
+    assert!(hijacked <= 1, "{hijacked} of {} other-relation answers state the new city", OTHER_RELATIONS.len());
+
+    // With a strict gate the edit acts only on questions worded like its prompts: other facts are
+    // answered exactly as by the unedited model, and the edit prompt itself still fires.
+    let mut strict = open(ScopeSettings { threshold: Some(0.95), ..ScopeSettings::default() });
+    for question in OTHER_RELATIONS {
+        let reply = ask(Some(&mut strict), question);
+        assert!(reply.retrieved.hits.is_empty() && reply.retrieved.out_of_scope.len() == 1, "{question}");
+        assert_eq!(reply.text, ask(None, question).text, "{question}: out of scope, so unedited");
+    }
+    let reply = ask(Some(&mut strict), "Marie Curie was born in the city of");
+    assert!(states_first(&reply.text, "Lisbon"), "{:?}", reply.text);
+}
