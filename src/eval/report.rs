@@ -68,6 +68,17 @@ pub struct MethodReport {
     pub records_per_minute: f64,
 }
 
+impl MethodReport {
+    /// The generated or the teacher-forced scores.
+    pub fn table(&self, generated: bool) -> &Table {
+        if generated {
+            &self.generated
+        } else {
+            &self.teacher_forced
+        }
+    }
+}
+
 /// Means of samples per (language, metric), x100.
 #[derive(Default)]
 struct Means<'a>(BTreeMap<(&'a str, Metric), (Score, usize)>);
@@ -205,18 +216,16 @@ impl EvalReport {
             short_commit(&self.git_commit)
         );
         let header: Vec<&str> = self.langs.iter().map(String::as_str).chain(["avg"]).collect();
-        let scorings: [(&str, fn(&MethodReport) -> &Table); 2] =
-            [("teacher forced", |m| &m.teacher_forced), ("generated", |m| &m.generated)];
-        for (scoring, table_of) in scorings {
+        for (scoring, generated) in [("teacher forced", false), ("generated", true)] {
             for metric in Metric::ALL {
-                if self.methods.iter().all(|m| !table_of(m).average.contains_key(&metric)) {
+                if self.methods.iter().all(|m| !m.table(generated).average.contains_key(&metric)) {
                     continue;
                 }
                 let _ = writeln!(out, "### {}, {scoring} (F1 / EM)\n", metric.name());
                 let _ = writeln!(out, "| method | {} |", header.join(" | "));
                 let _ = writeln!(out, "|---|{}", "---:|".repeat(header.len()));
                 for m in &self.methods {
-                    let table = table_of(m);
+                    let table = m.table(generated);
                     let cells: Vec<String> = self
                         .langs
                         .iter()

@@ -140,7 +140,7 @@ impl CachedEdits {
         query_vector: &candle_core::Tensor,
     ) -> Result<f32> {
         let layer = self.encoder.layer();
-        if !self.keys.get(id).is_some_and(|k| k.layer == layer) {
+        if self.keys.get(id).is_none_or(|k| k.layer != layer) {
             let keys = match self.cache.load_scope_keys(id, self.hidden) {
                 Ok(Some(keys)) if keys.layer == layer => keys,
                 _ => {

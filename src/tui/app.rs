@@ -1042,7 +1042,7 @@ impl App {
             self.error = Some(format!("{e:#}"));
             return Vec::new();
         }
-        let (group_id, group, settings) = (g.id, g.saved.group.clone(), self.settings.clone());
+        let (group_id, group, settings) = (g.id, g.saved.group.clone(), Box::new(self.settings.clone()));
         if edit {
             self.editing_group = Some(group_id);
             self.pane = Pane::Optimize;

@@ -32,9 +32,9 @@ pub enum Job {
     /// Paraphrases for one language of a group.
     Paraphrase { group_id: u64, lang_index: usize, descriptor: EditDescriptor, settings: ParaphraseSettings },
     /// Fill paraphrases, measure and select LAFNs.
-    Locate { group_id: u64, group: EditGroup, settings: MethodSettings },
+    Locate { group_id: u64, group: EditGroup, settings: Box<MethodSettings> },
     /// The whole edit (`method::pipeline::run_edit`), then store it in the cache.
-    Edit { group_id: u64, group: EditGroup, settings: MethodSettings },
+    Edit { group_id: u64, group: EditGroup, settings: Box<MethodSettings> },
     /// Answer a query, with the cache and/or without it (in that order).
     /// `raw`: keep generating after the answer's first line.
     Chat { turn: usize, query: String, modes: Vec<bool>, max_tokens: usize, raw: bool },

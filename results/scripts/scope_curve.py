@@ -1,0 +1,53 @@
+#!/usr/bin/env python3
+"""Generality vs Specificity of the scope gate at every threshold, from one `lafn eval` state file.
+
+The run must have the gate off (`{"scope": {"threshold": null}}`) and include `unedited`: each
+lu-lafns outcome then carries the scope score of the entry its question names, and a gate at
+threshold t would have answered it as lu-lafns did (score >= t) or as the unedited model (below t).
+Prints, per threshold, generated-answer EM (x100, mean over languages) of Reliability, Generality
+(rephrase != src), Specificity and the share of specificity answers that state the new target.
+
+    python3 results/scripts/scope_curve.py RUN.state.jsonl
+"""
+import json
+import sys
+from collections import defaultdict
+
+METRICS = ["reliability", "distinct-generality", "specificity"]
+
+
+def main(path):
+    lines = open(path, encoding="utf-8").read().splitlines()
+    runs = defaultdict(dict)
+    for line in lines[1:]:
+        result = json.loads(line)
+        runs[result["method"]][result["record"]] = result["langs"]
+    ours, unedited = runs["lu-lafns"], runs["unedited"]
+    thresholds = [None] + [round(-0.2 + 0.1 * i, 1) for i in range(12)]
+    print("| threshold | " + " | ".join(METRICS) + " | spec. states new target |")
+    print("|---|" + "---:|" * (len(METRICS) + 1))
+    for t in thresholds:
+        sums = defaultdict(lambda: defaultdict(list))
+        for record, langs in ours.items():
+            for lang, outcomes in langs.items():
+                before = unedited[record][lang]
+                for mine, theirs in zip(outcomes, before):
+                    assert mine["metric"] == theirs["metric"]
+                    score = mine.get("scope_score")
+                    fires = t is None or (score is not None and score >= t)
+                    chosen = mine if fires else theirs
+                    generated = chosen["generated"]
+                    # An unedited answer agrees with itself on Specificity.
+                    em = 1.0 if (not fires and mine["metric"] == "specificity") else generated["score"]["em"]
+                    sums[mine["metric"]][lang].append(em)
+                    if mine["metric"] == "specificity":
+                        sums["new-target"][lang].append(float(fires and generated["states_new_target"]))
+        cells = []
+        for metric in METRICS + ["new-target"]:
+            per_lang = [100 * sum(v) / len(v) for v in sums[metric].values() if v]
+            cells.append(f"{sum(per_lang) / len(per_lang):.1f}" if per_lang else "-")
+        print(f"| {'off' if t is None else t} | " + " | ".join(cells) + " |")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1])
