@@ -171,10 +171,10 @@ enum Command {
 #[derive(Args)]
 struct ModelArgs {
     /// A built-in name, a .gguf file, a directory with config.json + safetensors, or an HF repo id.
-    #[arg(long, short, default_value = fetch::DEFAULT_MODEL)]
+    #[arg(long, short, global = true, default_value = fetch::DEFAULT_MODEL)]
     model: String,
     /// tokenizer.json to use instead of the one found beside the model or in its GGUF.
-    #[arg(long)]
+    #[arg(long, global = true)]
     tokenizer: Option<PathBuf>,
     /// Dequantize all weights to f32 (the differentiable mode used for editing).
     #[arg(long)]
@@ -194,7 +194,8 @@ enum CacheAction {
 #[derive(Args)]
 struct CacheArgs {
     /// Edit cache directory (default: the data directory's cache for this model).
-    #[arg(long)]
+    // Global: `lafn cache list --cache-dir D` works as well as `lafn cache --cache-dir D list`.
+    #[arg(long, global = true)]
     cache_dir: Option<PathBuf>,
 }
 
@@ -502,9 +503,16 @@ fn main() -> Result<()> {
             }
             match action {
                 CacheAction::List => {
-                    for row in cache.list() {
+                    // Every entry is read in full, so a damaged one is marked here, not found in chat.
+                    let hidden = lafn::runtime::WeightSource::open(&files.weights)?.1.hidden_size;
+                    let rows = cache.list().to_vec();
+                    for row in rows {
+                        let health = match cache.get(&row.id).and_then(|_| cache.load_update(&row.id, hidden)) {
+                            Ok(_) => String::new(),
+                            Err(e) => format!("  DAMAGED (chat skips it): {e:#}"),
+                        };
                         println!(
-                            "{}  {} neurons  [{}]  {}",
+                            "{}  {} neurons  [{}]  {}{health}",
                             row.id,
                             row.neuron_count,
                             row.langs.join(","),

@@ -184,3 +184,43 @@ fn numeric_flags_never_panic() {
         }
     }
 }
+
+/// A damaged cache entry is marked by `cache list` and skipped by chat, which warns once and answers
+/// every line; `--cache-dir` works after the action too.
+#[test]
+fn a_damaged_cache_entry_is_listed_and_skipped_by_chat() {
+    let dir = tempfile::tempdir().unwrap();
+    let (model, group) = (tiny_gguf(dir.path()), group_file(dir.path()));
+    let cache = dir.path().join("cache");
+    let cache_arg = cache.to_string_lossy().into_owned();
+    let edit = ["edit", "--model", &model, "--group", &group, "--cache-dir", &cache_arg, "--steps", "2"];
+    let edit = [&edit[..], &["--beta", "0.5", "--layers", "1"]].concat();
+    let (code, stderr) = lafn(&edit);
+    assert_eq!(code, 0, "{stderr}");
+    let list = |args: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_lafn")).args(args).output().unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let listed = list(&["cache", "list", "--model", &model, "--cache-dir", &cache_arg]);
+    assert!(listed.contains("tiny-") && !listed.contains("DAMAGED"), "{listed}");
+    let entry = std::fs::read_dir(cache.join("entries")).unwrap().next().unwrap().unwrap().path();
+    std::fs::write(entry.join("update.safetensors"), b"garbage").unwrap();
+    assert!(list(&["cache", "--model", &model, "--cache-dir", &cache_arg, "list"]).contains("DAMAGED"));
+
+    let mut chat = Command::new(env!("CARGO_BIN_EXE_lafn"))
+        .args(["chat", "--model", &model, "--cache-dir", &cache_arg, "--max-tokens", "2"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write as _;
+    let question = "what country is Shmavon Shmavonyan from ?\n";
+    chat.stdin.take().unwrap().write_all(question.repeat(2).as_bytes()).unwrap();
+    let out = chat.wait_with_output().unwrap();
+    let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "{stderr}");
+    assert_eq!(stdout.matches("[fired: none]").count(), 2, "both lines answered, unedited: {stdout}");
+    assert_eq!(stderr.matches("skipped damaged cache entry").count(), 1, "one warning: {stderr}");
+}

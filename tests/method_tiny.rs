@@ -144,3 +144,59 @@ fn a_diverging_edit_fails_instead_of_converging() {
     assert!(err.to_string().contains("diverged"), "{err}");
     assert!(steps.iter().all(|l| l.is_finite()), "no non-finite step is reported: {steps:?}");
 }
+
+/// Cache, retrieval and scope on the tiny model: entries fire by subject and carry a scope score; a
+/// strict gate keeps other questions out; a damaged entry is skipped and reported, never fatal; an
+/// entry without scope keys (cached before they existed) gets them on first use.
+#[test]
+fn cached_edits_fire_by_subject_and_scope_and_survive_damage() {
+    use lafn::method::apply::CachedEdits;
+    use lafn::method::cache::EditCache;
+    use lafn::method::scope::ScopeSettings;
+    use lafn::method::MethodSettings;
+
+    let dir = tempfile::tempdir().unwrap();
+    let files = write_tiny_model(&dir.path().join("model"), TinySpec::new(Arch::Gemma3)).unwrap();
+    let loaded = LoadedModel::load(&files, WeightMode::Dense).unwrap();
+    let (model, tokenizer) = (&loaded.model, &loaded.tokenizer);
+    let group = group();
+    let located = locate(model, tokenizer, &group, &settings()).unwrap();
+    let edit = EditSettings { steps: 2, ..EditSettings::default() };
+    let outcome = optimize(model, tokenizer, &group, &located, &edit, &AtomicBool::new(false), &mut |_| {}).unwrap();
+    let cache_dir = dir.path().join("cache");
+    let open = |scope: ScopeSettings| {
+        let cache = EditCache::open(&cache_dir, &loaded.info.fingerprint).unwrap();
+        CachedEdits::new(cache, model, tokenizer, Default::default(), scope).unwrap()
+    };
+    let mut cached = open(ScopeSettings::default());
+    let id = cached
+        .insert(model, tokenizer, &group, &located, &outcome.update, &MethodSettings::default(), &outcome.history)
+        .unwrap();
+    let prompt = "what country is Shmavon Shmavonyan from ?";
+    let other = "where is Shmavon Shmavonyan ?";
+    let fired = cached.retrieve(model, tokenizer, prompt).unwrap();
+    assert_eq!(fired.hits.len(), 1);
+    let score = fired.hits[0].scope_score.unwrap();
+    assert!((score - 1.0).abs() < 1e-3, "the edit prompt is one of the keys: {score}");
+    assert!(!fired.edits.is_empty() && fired.answer_tokens > 0);
+    assert_eq!(cached.retrieve(model, tokenizer, other).unwrap().hits.len(), 1, "gate off: the subject suffices");
+
+    // A strict gate: the edit prompt still fires, another question about the subject does not.
+    let mut strict = open(ScopeSettings { threshold: Some(0.999), ..ScopeSettings::default() });
+    assert_eq!(strict.retrieve(model, tokenizer, prompt).unwrap().hits.len(), 1);
+    let kept_out = strict.retrieve(model, tokenizer, other).unwrap();
+    assert!(kept_out.hits.is_empty() && kept_out.edits.is_empty() && kept_out.out_of_scope.len() == 1);
+
+    // Keys removed (an entry from before scope keys): computed again and stored on first use.
+    let scope_file = cache_dir.join("entries").join(&id).join("scope.safetensors");
+    std::fs::remove_file(&scope_file).unwrap();
+    assert_eq!(open(ScopeSettings::default()).retrieve(model, tokenizer, prompt).unwrap().hits.len(), 1);
+    assert!(scope_file.exists());
+
+    // Damaged update values: skipped with the reason, the query is answered unedited.
+    std::fs::write(cache_dir.join("entries").join(&id).join("update.safetensors"), b"garbage").unwrap();
+    let damaged = open(ScopeSettings::default()).retrieve(model, tokenizer, prompt).unwrap();
+    assert!(damaged.hits.is_empty() && damaged.edits.is_empty());
+    assert_eq!(damaged.damaged.len(), 1);
+    assert!(damaged.damaged[0].0 == id && damaged.damaged[0].1.contains(&id), "{:?}", damaged.damaged);
+}
