@@ -478,7 +478,16 @@ fn main() -> Result<()> {
                     let _ = write!(stdout, "{piece}");
                     let _ = stdout.flush();
                     true
-                })?;
+                });
+                // One bad line (too long for the model, say) is reported; the next lines are answered.
+                let reply = match reply {
+                    Ok(reply) => reply,
+                    Err(e) => {
+                        eprintln!("error: {e:#}");
+                        println!("[not answered]");
+                        continue;
+                    }
+                };
                 println!();
                 let retrieved = &reply.retrieved;
                 for (id, reason) in &retrieved.damaged {

@@ -118,13 +118,20 @@ impl QuestionEncoder {
     }
 }
 
+/// Tokens of a text a question vector reads: its first (the BOS where the model has one) and its last
+/// ones. What is asked sits at the end; the bound keeps a huge query's cost fixed.
+const MAX_QUESTION_TOKENS: usize = 256;
+
 /// The residual stream after `layer` at the last token of each text, (texts, hidden). Rows are
 /// right-padded: causal attention keeps real tokens from seeing the padding.
 fn last_residuals(model: &Model, tokenizer: &Tokenizer, texts: &[&str], layer: usize) -> Result<Tensor> {
     if texts.is_empty() {
         bail!("no question to encode");
     }
-    let seqs: Vec<Vec<u32>> = texts.iter().map(|t| tokenizer.encode_prompt(t)).collect::<Result<_>>()?;
+    let mut seqs: Vec<Vec<u32>> = texts.iter().map(|t| tokenizer.encode_prompt(t)).collect::<Result<_>>()?;
+    for seq in seqs.iter_mut().filter(|s| s.len() > MAX_QUESTION_TOKENS) {
+        seq.drain(1..seq.len() - (MAX_QUESTION_TOKENS - 1));
+    }
     if seqs.iter().any(Vec::is_empty) {
         bail!("cannot encode an empty question");
     }

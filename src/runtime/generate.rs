@@ -45,6 +45,10 @@ impl AnswerEdits<'_> {
     pub const NONE: AnswerEdits<'static> = AnswerEdits { edits: &[], answer_tokens: 0 };
 }
 
+/// Prompt tokens run per forward pass before generating: attention scores then take (chunk x prompt)
+/// memory instead of (prompt x prompt), so a long prompt costs memory linear in its length.
+pub const PREFILL_CHUNK: usize = 256;
+
 impl Model {
     /// Generates after `prompt`, calling `on_token` with each new token; it returns false to stop early.
     /// Stop tokens end the generation and are not returned.
@@ -59,6 +63,10 @@ impl Model {
         if prompt.is_empty() {
             bail!("cannot generate from an empty prompt");
         }
+        let context = self.config().context_length;
+        if prompt.len() >= context {
+            bail!("the prompt is {} tokens; this model reads at most {} (its context)", prompt.len(), context - 1);
+        }
         let mut sampler = match options.sampling {
             Sampling::Greedy => LogitsProcessor::from_sampling(0, CandleSampling::ArgMax),
             Sampling::TopP { temperature, top_p, seed } => {
@@ -66,10 +74,17 @@ impl Model {
             }
         };
         let mut cache = KvCache::default();
-        let mut input = prompt.to_vec();
+        // Everything before the chunk holding the prompt's last token is only cached: no edits act
+        // there (they start at the answer) and no logits are needed.
+        let last_chunk_start = (prompt.len() - 1) / PREFILL_CHUNK * PREFILL_CHUNK;
+        for chunk in prompt[..last_chunk_start].chunks(PREFILL_CHUNK) {
+            let ids = Tensor::new(chunk, &Device::Cpu)?.unsqueeze(0)?;
+            self.forward(&ids, Some(&mut cache), Hooks::default())?;
+        }
+        let mut input = prompt[last_chunk_start..].to_vec();
         let mut generated = Vec::new();
         let answer_start = [prompt.len() - 1];
-        while generated.len() < options.max_new_tokens {
+        while generated.len() < options.max_new_tokens && cache.len() + input.len() < context {
             let ids = Tensor::new(input.as_slice(), &Device::Cpu)?.unsqueeze(0)?;
             // Position prompt.len() - 1 + generated.len() is the last one this pass computes.
             let in_answer = generated.len() < edits.answer_tokens;
