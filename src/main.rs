@@ -413,6 +413,9 @@ fn main() -> Result<()> {
         Some(Command::Edit { model, group, settings, cache }) => {
             let settings = settings.load()?;
             let loaded = model.load()?;
+            // The cache is opened (and proven writable) before the edit is computed, not after.
+            let cache = cache.open(&loaded.info.path)?;
+            cache.check_writable()?;
             let dense = loaded.load_weights(WeightMode::Dense)?;
             let group = group.load()?;
             let langs = group.langs().join(" ");
@@ -447,7 +450,6 @@ fn main() -> Result<()> {
             if run.outcome.stop == StopReason::Cancelled {
                 return Ok(());
             }
-            let cache = cache.open(&loaded.info.path)?;
             let (model, tokenizer) = (&loaded.model, &loaded.tokenizer);
             let mut cached =
                 CachedEdits::new(cache, model, tokenizer, settings.retrieval.clone(), settings.scope.clone())?;

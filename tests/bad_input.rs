@@ -224,3 +224,17 @@ fn a_damaged_cache_entry_is_listed_and_skipped_by_chat() {
     assert_eq!(stdout.matches("[fired: none]").count(), 2, "both lines answered, unedited: {stdout}");
     assert_eq!(stderr.matches("skipped damaged cache entry").count(), 1, "one warning: {stderr}");
 }
+
+/// An unwritable cache is refused before the edit is computed: nothing is located or optimized.
+#[test]
+fn an_unwritable_cache_is_found_before_editing() {
+    let dir = tempfile::tempdir().unwrap();
+    let (model, group) = (tiny_gguf(dir.path()), group_file(dir.path()));
+    // /proc refuses new files whoever asks (file permissions would not stop root).
+    let args = ["edit", "--model", &model, "--group", &group, "--cache-dir", "/proc/lafn-cache"];
+    let out = Command::new(env!("CARGO_BIN_EXE_lafn")).args(args).env("RUST_BACKTRACE", "0").output().unwrap();
+    let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(!out.status.success());
+    assert!(stderr.contains("/proc/lafn-cache") && !stderr.contains("panicked"), "{stderr}");
+    assert!(!stdout.contains("located"), "the edit ran before the cache was checked: {stdout}");
+}

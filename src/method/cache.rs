@@ -210,6 +210,15 @@ impl EditCache {
         Ok(id)
     }
 
+    /// Fails unless a new entry can be written here: checked before an edit is computed, so that a
+    /// read-only cache is found in a second, not after the edit.
+    pub fn check_writable(&self) -> Result<()> {
+        let probe = storage::temp_sibling(&self.dir.join(ENTRIES_DIR).join("write-check"));
+        fs::write(&probe, b"")
+            .and_then(|()| fs::remove_file(&probe))
+            .wrap_err_with(|| format!("the edit cache {} is not writable", self.dir.display()))
+    }
+
     /// Reads an entry's description (not its update values).
     pub fn get(&self, id: &str) -> Result<CacheEntry> {
         self.row(id)?;

@@ -231,6 +231,8 @@ impl State {
                 send(WorkerEvent::Located { group_id, group, located, measurements: Arc::new(measurements) });
             }
             Job::Edit { group_id, group, settings } => {
+                let cached = self.cached.as_ref().ok_or_else(|| eyre!("no edit cache is open"))?;
+                cached.cache().check_writable()?;
                 self.ensure_dense(send)?;
                 let loaded = self.loaded.as_ref().expect("ensure_dense checked the model");
                 let dense = self.dense.as_ref().expect("ensure_dense loaded it");
