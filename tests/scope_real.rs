@@ -70,16 +70,21 @@ fn an_edit_answers_its_fact_and_the_scope_gate_keeps_other_facts() {
         assert!(states_first(&reply.text, target), "{question}: {:?} does not start with {target}", reply.text);
     }
 
-    // Other facts of the subject: the other-relation KL term keeps some of them as they were, not all
-    // (measured: "died in the year" keeps its line; "married to" still names Lisbon). Every mention of
-    // the subject fires with the gate off, and each answer shows its scope score.
+    // Other facts of the subject: the default gate keeps some out, the other-relation KL term keeps
+    // some of those that fire as they were, not all (measured: "died in the year" fires and keeps its
+    // line; "married to" fires and still names Lisbon). Each question shows its scope score.
     let mut hijacked = 0;
     for question in OTHER_RELATIONS {
         let before = ask(None, question).text;
         let reply = ask(Some(&mut cached), question);
-        let hit = &reply.retrieved.hits[0];
+        let retrieved = &reply.retrieved;
+        assert_eq!(retrieved.hits.len() + retrieved.out_of_scope.len(), 1, "{question}: the subject is named");
+        let hit = retrieved.hits.iter().chain(&retrieved.out_of_scope).next().unwrap();
         eprintln!("{question}: {before:?} -> {:?} (scope {:?})", reply.text, hit.scope_score);
         assert!(hit.scope_score.is_some_and(|s| (-1.0..=1.0).contains(&s)));
+        if retrieved.hits.is_empty() {
+            assert_eq!(reply.text, before, "{question}: out of scope, so unedited");
+        }
         hijacked += usize::from(mentions(&reply.text, "Lisbon") || mentions(&reply.text, "Lissabon"));
         if question == "Marie Curie died in the year" {
             assert_eq!(reply.text, before, "{question}: the edit changed another fact");
