@@ -535,7 +535,8 @@ fn a_damaged_session_is_never_saved_over_and_its_backup_restores() {
     let dir = tempfile::tempdir().unwrap();
     let path = saved_twice(dir.path(), "x");
     let text = std::fs::read_to_string(&path).unwrap();
-    std::fs::write(&path, &text[..text.len() / 2]).unwrap();
+    let half = (0..=text.len() / 2).rev().find(|&i| text.is_char_boundary(i)).unwrap();
+    std::fs::write(&path, &text[..half]).unwrap();
     let before = files_of(&dir.path().join("x"));
 
     let mut app = start_on_session(dir.path(), "x");

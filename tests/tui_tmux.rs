@@ -144,7 +144,7 @@ fn edit_chat_save_restart_reload_in_tmux() {
     tmux.keys(first, &["Enter"]);
     // The answer names the cache entry that fired.
     tmux.wait_for(first, "the edited answer", 2 * minute, |s| {
-        s.contains("lafn: Yemen") && s.contains("fired: shmavon-shmavonyan")
+        s.contains("lafn: Yemen") && s.contains("fired shmavon-shmavonyan")
     });
     tmux.keep_screen(first, "chat");
 
@@ -177,7 +177,7 @@ fn edit_chat_save_restart_reload_in_tmux() {
     tmux.text(second, "Aus welchem Land kommt Shmavon Shmavonyan?");
     tmux.keys(second, &["Enter"]);
     tmux.wait_for(second, "the German answer through the reloaded cache", 2 * minute, |s| {
-        s.contains("lafn: Jemen") && s.matches("fired: shmavon-shmavonyan").count() == 2
+        s.contains("lafn: Jemen") && s.matches("fired shmavon-shmavonyan").count() == 2
     });
     tmux.keys(second, &["C-c"]);
 }

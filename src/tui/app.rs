@@ -633,10 +633,8 @@ impl App {
                         entry.done = true;
                         entry.fired = fired
                             .iter()
-                            .map(describe_hit)
-                            .chain(
-                                out_of_scope.iter().map(|h| format!("{}: not applied, out of scope", describe_hit(h))),
-                            )
+                            .map(|h| format!("fired {}", describe_hit(h)))
+                            .chain(out_of_scope.iter().map(|h| format!("named but not asked {}", describe_hit(h))))
                             .collect();
                     }
                 }

@@ -87,7 +87,7 @@ fn render_transcript(app: &App, frame: &mut Frame, area: Rect, title: &str, side
                 (true, true) => "none".to_string(),
                 (true, false) => entry.fired.join(", "),
             };
-            for part in text::wrap(&format!("  fired: {fired}"), width) {
+            for part in text::wrap(&format!("  cache: {fired}"), width) {
                 lines.push(Line::from(part).style(Style::new().fg(Color::DarkGray)));
             }
         }
