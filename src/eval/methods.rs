@@ -282,18 +282,18 @@ pub fn answer_all(
                 }
             }
             Answerer::Cached(cached) => {
+                // One retrieval serves both modes; generation then runs as `apply::answer` runs it.
+                let retrieved = cached.retrieve(model, tokenizer, &q.prompt)?;
                 if scoring.teacher_forced() {
-                    let retrieved = cached.retrieve(model, tokenizer, &q.prompt)?;
                     answer.predicted = Some(forced(&q.prompt, &retrieved.edits)?);
-                    answer.fired = Some(!retrieved.hits.is_empty());
-                    answer.scope_score = best_scope_score(&retrieved);
                 }
                 if scoring.generate() {
-                    let reply = apply::answer(model, tokenizer, Some(cached), &q.prompt, &options, &mut |_| true)?;
-                    answer.fired = Some(!reply.retrieved.hits.is_empty());
-                    answer.scope_score = best_scope_score(&reply.retrieved);
-                    answer.generated = Some((reply.text, reply.ids));
+                    let edits = AnswerEdits { edits: &retrieved.edits, answer_tokens: retrieved.answer_tokens };
+                    answer.generated =
+                        Some(generate_text(model, tokenizer, &q.prompt, edits, &options, &mut |_| true)?);
                 }
+                answer.fired = Some(!retrieved.hits.is_empty());
+                answer.scope_score = best_scope_score(&retrieved);
             }
             Answerer::InContext(facts) => {
                 let (prompt, hit) = facts.prompt_for(q);
