@@ -50,8 +50,10 @@ pub fn render(app: &App, frame: &mut Frame, body: Rect) {
     };
     let live = app.selected_group().is_some_and(|g| g.measurements.is_some());
     let selected_layers: Vec<String> = located.selected.keys().map(|l| l.to_string()).collect();
+    // The edit acts only on questions whose scope score reaches the threshold (chat shows each score).
+    let scope = app.settings.scope.threshold.map_or("off".to_string(), |t| format!(">= {t:.2}"));
     let summary = format!(
-        "{}  beta {:.2} (+/-{})  edit layers [{}]  {} LAFNs",
+        "{}  beta {:.2} (+/-{})  edit layers [{}]  {} LAFNs  scope {scope}",
         group.name,
         app.settings.locate.beta,
         if live { ", live" } else { "; r measures" },
