@@ -227,10 +227,18 @@ impl GroupArgs {
     fn load(&self) -> Result<EditGroup> {
         let groups = EditGroup::load_file(&self.group)?;
         let count = groups.len();
-        let mut group = groups.into_iter().nth(self.index.saturating_sub(1)).ok_or_else(|| {
-            eyre!("{} holds {count} groups; --index {} is out of range", self.group.display(), self.index)
+        let mut group = self.index.checked_sub(1).and_then(|i| groups.into_iter().nth(i)).ok_or_else(|| {
+            eyre!(
+                "{} holds {count} groups; --index {} is out of range (1 is the first)",
+                self.group.display(),
+                self.index
+            )
         })?;
         if let Some(langs) = &self.langs {
+            // A language asked for but absent is an error, not silently dropped.
+            if let Some(missing) = langs.iter().find(|l| !group.descriptors.iter().any(|d| &d.lang == *l)) {
+                bail!("group `{}` has no language `{missing}` (it has {})", group.name, group.langs().join(", "));
+            }
             group.descriptors.retain(|d| langs.contains(&d.lang));
         }
         group.validate()?;
@@ -345,7 +353,13 @@ fn fetch_progress() -> impl FnMut(FetchEvent) {
 }
 
 fn main() -> Result<()> {
-    color_eyre::install()?;
+    // Colours only on a terminal: errors written to a file or a pipe stay plain text.
+    let theme = if std::io::stderr().is_terminal() {
+        color_eyre::config::Theme::dark()
+    } else {
+        color_eyre::config::Theme::new()
+    };
+    color_eyre::config::HookBuilder::default().theme(theme).install()?;
     let cli = Cli::parse();
     match cli.command {
         None => {
@@ -507,6 +521,10 @@ fn main() -> Result<()> {
             Ok(())
         }
         Some(Command::Cache { model, cache, action }) => {
+            // Reading a cache never creates one: a mistyped directory is an error, not a new empty cache.
+            if let Some(dir) = cache.cache_dir.as_ref().filter(|dir| !dir.is_dir()) {
+                bail!("there is no edit cache at {}", dir.display());
+            }
             let files = model.files()?;
             let mut cache = cache.open(&files.weights)?;
             for warning in cache.warnings() {
@@ -545,6 +563,9 @@ fn main() -> Result<()> {
             Ok(())
         }
         Some(Command::Eval { model, dataset, file, langs, limit, methods, sequential, settings, out, scoring }) => {
+            if limit == Some(0) {
+                bail!("--limit 0 evaluates nothing: give at least 1 (or leave it out for every record)");
+            }
             let methods = parse_methods(&methods)?;
             let config = settings.map(|path| EvalConfig::load(&path)).transpose()?.unwrap_or_default();
             let loaded = model.load()?;

@@ -238,3 +238,23 @@ fn an_unwritable_cache_is_found_before_editing() {
     assert!(stderr.contains("/proc/lafn-cache") && !stderr.contains("panicked"), "{stderr}");
     assert!(!stdout.contains("located"), "the edit ran before the cache was checked: {stdout}");
 }
+
+/// Inputs that were silently accepted: each is now refused by name, and nothing is created.
+#[test]
+fn silently_accepted_inputs_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let (model, group) = (tiny_gguf(dir.path()), group_file(dir.path()));
+    let locate = ["locate", "--model", &model, "--group", &group];
+    assert_clear_failure(&[&locate[..], &["--index", "0"]].concat(), "--index 0 is out of range");
+    assert_clear_failure(&[&locate[..], &["--langs", "en,ar"]].concat(), "no language `ar`");
+    let missing = dir.path().join("no-such-cache");
+    let missing_arg = missing.to_string_lossy().into_owned();
+    assert_clear_failure(&["cache", "list", "--model", &model, "--cache-dir", &missing_arg], "no edit cache");
+    assert!(!missing.exists(), "a mistyped cache directory is not created");
+    let out = dir.path().join("report.json").to_string_lossy().into_owned();
+    let eval = ["eval", "--model", &model, "--dataset", "mzsre", "--file", &group, "--limit", "0", "--out", &out];
+    assert_clear_failure(&eval, "--limit 0");
+    // Errors written to a pipe carry no colour codes.
+    let (_, stderr) = lafn(&[&locate[..], &["--index", "0"]].concat());
+    assert!(!stderr.contains('\u{1b}'), "{stderr:?}");
+}
