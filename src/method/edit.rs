@@ -166,7 +166,7 @@ impl Default for EditSettings {
 /// when the settings ask for them, questions about the subject's other relations, in every language
 /// of the group. Template questions too similar to the group's own prompts (they may ask the edited
 /// relation) are left out.
-pub fn kl_prompts_of(
+fn kl_prompts_of(
     model: &Model,
     tokenizer: &Tokenizer,
     group: &EditGroup,

@@ -2,15 +2,16 @@
 //!
 //! Retrieval finds the entries whose subject a query names; an edit should act only when the query
 //! also asks the edited relation ("Where was Marie Curie born?", not "Whom did Marie Curie marry?").
-//! The model itself tells: at a middle layer, the residual stream at a question's last token (where
-//! the answer is about to be produced) encodes what is asked, across languages and wordings. Each
-//! entry keeps these vectors for its prompts and paraphrases in every language (its *scope keys*);
-//! a query's *scope score* is the largest cosine similarity between its own vector and the keys, and
-//! with a threshold set the entry acts only when the score reaches it. The same vectors decide which
-//! generated other-relation questions the edit's KL term protects (`edit::kl_prompts_of`). Vectors are taken relative to the mean
-//! over a fixed set of unrelated questions, so what every question shares does not count as likeness.
-//! This is the activation-keyed gate of GRACE / WISE / SERAC-style editors, keyed by the question
-//! rather than by the subject.
+//! The model's own representation is the judge: at a middle layer, the residual stream at a question's
+//! last token (where the answer is about to be produced) carries what is asked, across languages and
+//! wordings, though on small models also much of the sentence's form (docs/results.md, "Scope").
+//! Each entry keeps these vectors for its prompts and paraphrases in every language (its *scope
+//! keys*); a query's *scope score* is the largest cosine similarity between its own vector and the
+//! keys, and the entry acts only when the score reaches the threshold. Vectors are taken relative to
+//! the mean over a fixed set of unrelated questions, so what every question shares does not count as
+//! likeness. The same vectors decide which generated other-relation questions the edit's KL term
+//! protects (see `edit::EditSettings::other_relation_max_similarity`). This is the activation-keyed
+//! gate of GRACE / WISE / SERAC-style editors, keyed by the question rather than by the subject.
 
 use std::path::Path;
 
