@@ -152,10 +152,8 @@ pub fn specificity_questions(records: &[BenchmarkRecord], index: usize, lang: &s
         let Some(o) = other.get(lang) else { continue };
         let other_subject = o.subject.trim();
         let same_relation = own_relation.is_some() && relation(other) == own_relation;
-        if other_subject.is_empty() || !o.src.contains(other_subject) || o.src.contains(subject) || same_relation {
-            continue;
-        }
-        if o.alt.trim().is_empty() {
+        let usable = !other_subject.is_empty() && o.src.contains(other_subject) && !o.alt.trim().is_empty();
+        if !usable || o.src.contains(subject) || same_relation {
             continue;
         }
         out.push((o.src.replacen(other_subject, subject, 1), o.alt.clone()));
@@ -288,7 +286,7 @@ pub fn answer_all(
                     answer.predicted = Some(forced(&q.prompt, &retrieved.edits)?);
                 }
                 if scoring.generate() {
-                    let edits = AnswerEdits { edits: &retrieved.edits, answer_tokens: retrieved.answer_tokens };
+                    let edits = retrieved.answer_edits();
                     answer.generated =
                         Some(generate_text(model, tokenizer, &q.prompt, edits, &options, &mut |_| true)?);
                 }

@@ -43,6 +43,13 @@ pub struct Retrieved {
     pub answer_tokens: usize,
 }
 
+impl Retrieved {
+    /// The update values as generation applies them: for the answer the fired entries were trained on.
+    pub fn answer_edits(&self) -> AnswerEdits<'_> {
+        AnswerEdits { edits: &self.edits, answer_tokens: self.answer_tokens }
+    }
+}
+
 impl CachedEdits {
     /// Indexes the cache's entries for `model`, the model that answers (its question vectors are
     /// what scope keys are compared in).
@@ -64,10 +71,6 @@ impl CachedEdits {
 
     pub fn cache(&self) -> &EditCache {
         &self.cache
-    }
-
-    pub fn scope_settings(&self) -> &ScopeSettings {
-        &self.scope
     }
 
     /// Stores an edit with its scope keys and makes it retrievable.
@@ -231,8 +234,7 @@ pub fn answer(
         Some(cached) => cached.retrieve(model, tokenizer, query)?,
         None => Retrieved::default(),
     };
-    let edits = AnswerEdits { edits: &retrieved.edits, answer_tokens: retrieved.answer_tokens };
-    let (text, ids) = generate_text(model, tokenizer, query, edits, options, on_text)?;
+    let (text, ids) = generate_text(model, tokenizer, query, retrieved.answer_edits(), options, on_text)?;
     Ok(Answer { text, ids, retrieved })
 }
 

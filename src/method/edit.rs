@@ -181,7 +181,7 @@ fn kl_prompts_of(
     let encoder = QuestionEncoder::new(model, tokenizer, &ScopeSettings::default())?;
     let keys = encoder.keys(model, tokenizer, group)?;
     let texts: Vec<&str> = questions.iter().map(String::as_str).collect();
-    let similarity = encoder.encode_all(model, tokenizer, &texts)?.matmul(&keys.keys.t()?)?.max(1)?.to_vec1::<f32>()?;
+    let similarity = keys.scores(&encoder.encode_all(model, tokenizer, &texts)?)?;
     prompts.extend(
         questions
             .into_iter()

@@ -156,8 +156,12 @@ const KEYS_TENSOR: &str = "keys";
 impl ScopeKeys {
     /// The scope score of a query vector (from the same encoder): the best cosine over the keys.
     pub fn score(&self, query: &Tensor) -> Result<f32> {
-        let cosines = self.keys.matmul(&query.unsqueeze(1)?)?.squeeze(1)?;
-        Ok(cosines.max(0)?.to_scalar::<f32>()?)
+        Ok(self.scores(&query.unsqueeze(0)?)?[0])
+    }
+
+    /// [`ScopeKeys::score`] of each row of `queries` (queries, hidden).
+    pub fn scores(&self, queries: &Tensor) -> Result<Vec<f32>> {
+        Ok(queries.matmul(&self.keys.t()?)?.max(1)?.to_vec1::<f32>()?)
     }
 
     pub fn save(&self, path: &Path) -> Result<()> {
