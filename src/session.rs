@@ -419,12 +419,20 @@ mod tests {
         assert!(listed[1].has_backup);
     }
 
+    /// Session `future` saved in `dir`, its file rewritten as a newer lafn would (version 2): the path
+    /// and the text.
+    fn future_session(dir: &Path) -> (PathBuf, String) {
+        sample("future").save(dir).unwrap();
+        let path = dir.join("future").join(SESSION_FILE);
+        let newer = fs::read_to_string(&path).unwrap().replacen("\"version\": 1", "\"version\": 2", 1);
+        fs::write(&path, &newer).unwrap();
+        (path, newer)
+    }
+
     #[test]
     fn newer_version_is_refused_clearly() {
         let dir = tempfile::tempdir().unwrap();
-        sample("future").save(dir.path()).unwrap();
-        let path = dir.path().join("future").join(SESSION_FILE);
-        let text = fs::read_to_string(&path).unwrap().replacen("\"version\": 1", "\"version\": 2", 1);
+        let (path, text) = future_session(dir.path());
         fs::write(&path, text.replacen('{', "{\"only_in_v2\": [1, 2],", 1)).unwrap();
         let error = format!("{:#}", Session::load(dir.path(), "future").unwrap_err());
         assert!(error.contains("newer lafn"), "{error}");
@@ -458,10 +466,7 @@ mod tests {
     #[test]
     fn a_session_from_a_newer_lafn_is_never_saved_over() {
         let dir = tempfile::tempdir().unwrap();
-        sample("future").save(dir.path()).unwrap();
-        let path = dir.path().join("future").join(SESSION_FILE);
-        let newer = fs::read_to_string(&path).unwrap().replacen("\"version\": 1", "\"version\": 2", 1);
-        fs::write(&path, &newer).unwrap();
+        let (path, newer) = future_session(dir.path());
         for _ in 0..2 {
             assert!(Session::new("future").unwrap().save(dir.path()).is_err());
         }
