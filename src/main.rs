@@ -4,14 +4,13 @@ use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
-use color_eyre::eyre::{bail, eyre, WrapErr};
+use color_eyre::eyre::{bail, WrapErr};
 use lafn::eval::{Dataset, EvalConfig, EvalMethod, EvalModels, EvalPhase, EvalRequest, Progress, Scoring, Stage};
 use lafn::fetch::{self, FetchEvent, ModelFiles};
 use lafn::method::apply::{answer, describe_hit, AnswerOptions, CachedEdits};
 use lafn::method::cache::{default_cache_dir, EditCache};
-use lafn::method::pipeline::{run_edit, EditEvent, EditModels};
-use lafn::method::prompts::fill_paraphrases;
-use lafn::method::{locate, EditGroup, LayerChoice, MethodSettings, StopReason};
+use lafn::method::pipeline::{check_group, locate_group, run_edit, EditEvent, EditModels};
+use lafn::method::{EditGroup, LayerChoice, MethodSettings, StopReason};
 use lafn::runtime::{AnswerEdits, GenerateOptions, LoadedModel, Sampling, WeightMode};
 use lafn::Result;
 
@@ -225,24 +224,7 @@ struct GroupArgs {
 
 impl GroupArgs {
     fn load(&self) -> Result<EditGroup> {
-        let groups = EditGroup::load_file(&self.group)?;
-        let count = groups.len();
-        let mut group = self.index.checked_sub(1).and_then(|i| groups.into_iter().nth(i)).ok_or_else(|| {
-            eyre!(
-                "{} holds {count} groups; --index {} is out of range (1 is the first)",
-                self.group.display(),
-                self.index
-            )
-        })?;
-        if let Some(langs) = &self.langs {
-            // A language asked for but absent is an error, not silently dropped.
-            if let Some(missing) = langs.iter().find(|l| !group.descriptors.iter().any(|d| &d.lang == *l)) {
-                bail!("group `{}` has no language `{missing}` (it has {})", group.name, group.langs().join(", "));
-            }
-            group.descriptors.retain(|d| langs.contains(&d.lang));
-        }
-        group.validate()?;
-        Ok(group)
+        EditGroup::load_one(&self.group, self.index, self.langs.as_deref())
     }
 }
 
@@ -353,13 +335,20 @@ fn fetch_progress() -> impl FnMut(FetchEvent) {
 }
 
 fn main() -> Result<()> {
+    // RUST_BACKTRACE=1 is for panics: library errors (candle's) would otherwise carry backtrace frames
+    // in the very message the user reads. RUST_LIB_BACKTRACE=1 still asks for them explicitly. Set
+    // before any thread starts or any error is built.
+    if std::env::var_os("RUST_LIB_BACKTRACE").is_none() {
+        std::env::set_var("RUST_LIB_BACKTRACE", "0");
+    }
     // Colours only on a terminal: errors written to a file or a pipe stay plain text.
     let theme = if std::io::stderr().is_terminal() {
         color_eyre::config::Theme::dark()
     } else {
         color_eyre::config::Theme::new()
     };
-    color_eyre::config::HookBuilder::default().theme(theme).install()?;
+    // No "run with RUST_BACKTRACE=1" hints: the messages are for users (see RUST_LIB_BACKTRACE above).
+    color_eyre::config::HookBuilder::default().theme(theme).display_env_section(false).install()?;
     let cli = Cli::parse();
     match cli.command {
         None => {
@@ -388,12 +377,19 @@ fn main() -> Result<()> {
             if prompt.trim().is_empty() {
                 bail!("the prompt is empty");
             }
+            if let Some(t) = temperature.filter(|t| !(t.is_finite() && *t > 0.0)) {
+                bail!("--temperature must be a finite number above 0 (leave it out for greedy decoding), not {t}");
+            }
+            if !(top_p > 0.0 && top_p <= 1.0) {
+                bail!("--top-p must be above 0 and at most 1, not {top_p}");
+            }
             let loaded = model.load()?;
+            loaded.tokenizer.check_length("the prompt", &prompt, loaded.model.config().max_input_tokens())?;
             let options = GenerateOptions {
                 max_new_tokens: max_tokens,
                 sampling: match temperature {
-                    Some(temperature) if temperature > 0.0 => Sampling::TopP { temperature, top_p, seed },
-                    _ => Sampling::Greedy,
+                    Some(temperature) => Sampling::TopP { temperature, top_p, seed },
+                    None => Sampling::Greedy,
                 },
             };
             let prompt_ids = loaded.tokenizer.encode_prompt(&prompt)?;
@@ -417,23 +413,26 @@ fn main() -> Result<()> {
         }
         Some(Command::Locate { model, group, settings }) => {
             let settings = settings.load()?;
+            let group = group.load()?;
             let loaded = model.load()?;
-            let mut group = group.load()?;
-            fill_paraphrases(&mut group, &settings.paraphrases, Some((&loaded.model, &loaded.tokenizer)))?;
-            let located = locate(&loaded.model, &loaded.tokenizer, &group, &settings.locate)?;
-            print!("{}", lafn::method::describe_located(&located));
+            // Located on the dense weights, as `lafn edit` locates: both report the same layers.
+            let dense = loaded.load_weights(WeightMode::Dense)?;
+            let models = EditModels { dense: &dense, paraphraser: &loaded.model, tokenizer: &loaded.tokenizer };
+            let location = locate_group(models, group, &settings, &mut |_| {})?;
+            print!("{}", lafn::method::describe_located(&location.located));
             Ok(())
         }
         Some(Command::Edit { model, group, settings, cache }) => {
             let settings = settings.load()?;
+            let group = group.load()?;
             let loaded = model.load()?;
-            // The cache is opened (and proven writable) before the edit is computed, not after.
+            let dense = loaded.load_weights(WeightMode::Dense)?;
+            let models = EditModels { dense: &dense, paraphraser: &loaded.model, tokenizer: &loaded.tokenizer };
+            // The input is checked, then the cache opened (and proven writable), before the edit is computed.
+            check_group(models, &group)?;
             let cache = cache.open(&loaded.info.path)?;
             cache.check_writable()?;
-            let dense = loaded.load_weights(WeightMode::Dense)?;
-            let group = group.load()?;
             let langs = group.langs().join(" ");
-            let models = EditModels { dense: &dense, paraphraser: &loaded.model, tokenizer: &loaded.tokenizer };
             let cancel = std::sync::atomic::AtomicBool::new(false);
             let run = run_edit(models, group, &settings, &cancel, &mut |event| match event {
                 EditEvent::Paraphrased(_) => {}
@@ -598,7 +597,7 @@ fn main() -> Result<()> {
         }
         Some(Command::Bench { model, decode_tokens, group }) => {
             let files = model.files()?;
-            let group = group.map(|path| EditGroup::load_file(&path).map(|mut groups| groups.remove(0))).transpose()?;
+            let group = group.map(|path| EditGroup::load_one(&path, 1, None)).transpose()?;
             let report = lafn::bench::run(&files, decode_tokens, group)?;
             print!("{report}");
             Ok(())

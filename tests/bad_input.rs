@@ -258,3 +258,58 @@ fn silently_accepted_inputs_are_refused() {
     let (_, stderr) = lafn(&[&locate[..], &["--index", "0"]].concat());
     assert!(!stderr.contains('\u{1b}'), "{stderr:?}");
 }
+
+/// `lafn locate` and `lafn edit` locate one way (issue 11 item 10): the same layers and neurons for the
+/// same group. They differed when locate ran on the quantized weights and edit on the dense ones.
+#[test]
+fn locate_and_edit_find_the_same_neurons() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = tiny_gguf(dir.path());
+    let group = dir.path().join("group.json");
+    std::fs::write(
+        &group,
+        r#"{"name": "tiny", "descriptors": [
+            {"lang": "en", "subject": "Shmavon Shmavonyan", "prompt": "what country is Shmavon Shmavonyan from ?", "target": "Yemen"},
+            {"lang": "de", "subject": "Shmavon Shmavonyan", "prompt": "Shmavon Shmavonyan ist der Jemen", "target": "Jemen"}]}"#,
+    )
+    .unwrap();
+    let group = group.to_string_lossy().into_owned();
+    let cache = dir.path().join("cache").to_string_lossy().into_owned();
+    let stdout = |args: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_lafn")).args(args).output().unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let located = stdout(&["locate", "--model", &model, "--group", &group, "--beta", "0.5"]);
+    // "layer 2: 47 neurons [...]" per selected layer.
+    let (mut layers, mut neurons) = (Vec::new(), 0);
+    for line in located.lines().filter_map(|l| l.strip_prefix("layer ")).filter(|l| l.contains(" neurons ")) {
+        let (layer, rest) = line.split_once(": ").unwrap();
+        layers.push(layer.to_string());
+        neurons += rest.split_whitespace().next().unwrap().parse::<usize>().unwrap();
+    }
+    let edited =
+        stdout(&["edit", "--model", &model, "--group", &group, "--beta", "0.5", "--steps", "1", "--cache-dir", &cache]);
+    let expected = format!("located {neurons} neurons in layers [{}]", layers.join(", "));
+    assert!(edited.contains(&expected), "locate printed\n{located}\nedit printed\n{edited}");
+}
+
+/// With RUST_BACKTRACE=1 (meant for panics), candle's errors carry no backtrace frames into the
+/// message the user reads: here a GGUF with a wrong magic, which candle reports.
+#[test]
+fn library_errors_carry_no_backtrace_frames() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = tiny_gguf(dir.path());
+    let mut bytes = std::fs::read(&path).unwrap();
+    bytes[..4].copy_from_slice(b"NOPE");
+    std::fs::write(&path, &bytes).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_lafn"))
+        .args(["inspect", "--model", &path])
+        .env("RUST_BACKTRACE", "1")
+        .env_remove("RUST_LIB_BACKTRACE")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("unknown magic"), "{stderr}");
+    assert!(!stderr.contains("candle-core") && !stderr.contains("error.rs"), "backtrace frames: {stderr}");
+}

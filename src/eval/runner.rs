@@ -203,6 +203,17 @@ pub fn run(
         }
     }
 
+    // Every question and answer fits the model, checked before hours of work rather than at its record.
+    let (tokenizer, limit) = (&models.loaded.tokenizer, models.loaded.model.config().max_input_tokens());
+    for i in 0..records.len() {
+        let at = || format!("{} record {}", request.file.display(), i + 1);
+        for q in questions(&records, i, &langs).wrap_err_with(at)? {
+            let what = format!("{}, language {}: the {} question", at(), q.lang, q.metric.name());
+            tokenizer.check_length(&what, &q.prompt, limit)?;
+            tokenizer.check_length(&format!("{what}'s answer"), &q.answer, limit)?;
+        }
+    }
+
     let info = &models.loaded.info;
     let identity = RunIdentity {
         dataset: request.dataset.name().into(),

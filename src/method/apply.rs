@@ -4,8 +4,6 @@
 
 use std::collections::HashMap;
 
-use color_eyre::eyre::bail;
-
 use super::cache::EditCache;
 use super::edit::{EditStep, UpdateValues};
 use super::group::EditGroup;
@@ -212,12 +210,9 @@ pub struct Answer {
     pub retrieved: Retrieved,
 }
 
-/// The longest query chat answers, in tokens: far beyond a question, and a bound on the time and memory
-/// one answer takes (a 4,096-token query is prefilled in chunks; the model's context may be larger).
-pub const MAX_QUERY_TOKENS: usize = 4096;
-
 /// Answers `query` with the update values of the entries it mentions, streaming text pieces to `on_text`.
-/// A query longer than [`MAX_QUERY_TOKENS`] is refused before any work.
+/// A query longer than the model's input bound ([`crate::runtime::ModelConfig::max_input_tokens`]) is
+/// refused before any work.
 pub fn answer(
     model: &Model,
     tokenizer: &Tokenizer,
@@ -226,10 +221,7 @@ pub fn answer(
     options: &AnswerOptions,
     on_text: &mut dyn FnMut(&str) -> bool,
 ) -> Result<Answer> {
-    let tokens = tokenizer.encode_prompt(query)?.len();
-    if tokens > MAX_QUERY_TOKENS {
-        bail!("the question is {tokens} tokens long; chat answers questions of at most {MAX_QUERY_TOKENS} tokens");
-    }
+    tokenizer.check_length("the question", query, model.config().max_input_tokens())?;
     let retrieved = match cached {
         Some(cached) => cached.retrieve(model, tokenizer, query)?,
         None => Retrieved::default(),

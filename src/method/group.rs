@@ -5,6 +5,7 @@ use std::path::Path;
 use color_eyre::eyre::{bail, eyre, WrapErr};
 use serde::{Deserialize, Serialize};
 
+use crate::runtime::Tokenizer;
 use crate::Result;
 
 /// One fact in one language.
@@ -50,12 +51,36 @@ pub struct Portability {
     pub answer: String,
 }
 
-/// Longest text we accept in one field: far beyond any real prompt, small enough to stay responsive.
-pub const MAX_FIELD_CHARS: usize = 4096;
+/// Longest text we accept in one field before tokenizing it: a cheap guard against runaway files. The
+/// bound that matters is in tokens, against the model ([`EditGroup::check_token_lengths`]).
+pub const MAX_FIELD_CHARS: usize = 65_536;
+
+impl EditDescriptor {
+    /// Every text field with its name as messages give it: subject, prompt, target, paraphrases, aliases.
+    fn named_fields(&self) -> impl Iterator<Item = (String, &str)> {
+        let fixed = [("subject", &self.subject), ("prompt", &self.prompt), ("target", &self.target)];
+        fixed
+            .into_iter()
+            .map(|(name, value)| (name.to_string(), value.as_str()))
+            .chain(numbered("paraphrase", &self.paraphrases))
+            .chain(numbered("alias", &self.aliases))
+    }
+}
+
+/// `values` named `kind 1`, `kind 2`, ...
+fn numbered<'a>(kind: &'static str, values: &'a [String]) -> impl Iterator<Item = (String, &'a str)> {
+    values.iter().enumerate().map(move |(i, v)| (format!("{kind} {}", i + 1), v.as_str()))
+}
 
 impl EditGroup {
     /// Builds the edit group of a benchmark record: prompt `src`, target `alt`, no paraphrases yet.
     pub fn from_benchmark(name: &str, record: &BenchmarkRecord, langs: Option<&[String]>) -> Result<Self> {
+        let group = Self::from_benchmark_unchecked(name, record, langs);
+        group.validate()?;
+        Ok(group)
+    }
+
+    fn from_benchmark_unchecked(name: &str, record: &BenchmarkRecord, langs: Option<&[String]>) -> Self {
         let descriptors: Vec<EditDescriptor> = record
             .iter()
             .filter(|(lang, _)| langs.is_none_or(|l| l.iter().any(|x| x == *lang)))
@@ -68,34 +93,67 @@ impl EditGroup {
                 aliases: Vec::new(),
             })
             .collect();
-        let group = Self { name: name.to_string(), descriptors };
-        group.validate()?;
-        Ok(group)
+        Self { name: name.to_string(), descriptors }
     }
 
-    /// Checks that every field a method needs is present and of sane size.
+    /// Checks that every field a method needs is present and of sane size, and that each language
+    /// has one target.
     pub fn validate(&self) -> Result<()> {
         if self.descriptors.is_empty() {
             bail!("edit group `{}` has no languages", self.name);
         }
-        for d in &self.descriptors {
+        for (i, d) in self.descriptors.iter().enumerate() {
             for (field, value) in [("subject", &d.subject), ("prompt", &d.prompt), ("target", &d.target)] {
                 if value.trim().is_empty() {
                     bail!("edit group `{}`, language {}: the {field} is empty", self.name, d.lang);
                 }
             }
-            let fields = [&d.subject, &d.prompt, &d.target].into_iter().chain(&d.paraphrases).chain(&d.aliases);
-            for value in fields {
-                if value.chars().count() > MAX_FIELD_CHARS {
+            for (field, value) in d.named_fields() {
+                let chars = value.chars().count();
+                if chars > MAX_FIELD_CHARS {
                     bail!(
-                        "edit group `{}`, language {}: a field has {} characters (at most {MAX_FIELD_CHARS})",
+                        "edit group `{}`, language {}: the {field} has {chars} characters (at most {MAX_FIELD_CHARS})",
                         self.name,
                         d.lang,
-                        value.chars().count()
                     );
                 }
             }
+            // One fact has one target per language: which of two would the edit teach?
+            let earlier = self.descriptors[..i].iter().find(|e| e.lang == d.lang && e.target.trim() != d.target.trim());
+            if let Some(earlier) = earlier {
+                bail!(
+                    "edit group `{}` has two blocks of language {} with different targets (`{}` and `{}`): give one",
+                    self.name,
+                    d.lang,
+                    earlier.target.trim(),
+                    d.target.trim()
+                );
+            }
         }
+        Ok(())
+    }
+
+    /// Refuses the group when any of its fields takes more than `limit` tokens (see
+    /// [`crate::runtime::ModelConfig::max_input_tokens`]), naming the field, its length and the limit.
+    pub fn check_token_lengths(&self, tokenizer: &Tokenizer, limit: usize) -> Result<()> {
+        for d in &self.descriptors {
+            for (field, value) in d.named_fields() {
+                tokenizer.check_length(
+                    &format!("edit group `{}`, language {}: the {field}", self.name, d.lang),
+                    value,
+                    limit,
+                )?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Keeps only the languages `langs`; a language asked for but absent is an error, not dropped.
+    pub fn keep_langs(&mut self, langs: &[String]) -> Result<()> {
+        if let Some(missing) = langs.iter().find(|l| !self.descriptors.iter().any(|d| &d.lang == *l)) {
+            bail!("group `{}` has no language `{missing}` (it has {})", self.name, self.langs().join(", "));
+        }
+        self.descriptors.retain(|d| langs.contains(&d.lang));
         Ok(())
     }
 
@@ -120,6 +178,30 @@ impl EditGroup {
     /// Loads edit groups from a JSON file (one group, a list of groups, or one benchmark record)
     /// or a JSONL file (one group or benchmark record per line).
     pub fn load_file(path: &Path) -> Result<Vec<Self>> {
+        let groups = Self::parse_file(path)?;
+        for group in &groups {
+            group.validate().wrap_err_with(|| format!("reading edit groups from {}", path.display()))?;
+        }
+        Ok(groups)
+    }
+
+    /// Group `index` (1 = the first) of a file, with only the languages `langs` when given. Only that
+    /// group is checked, after the languages are chosen: a language left out cannot reject it.
+    pub fn load_one(path: &Path, index: usize, langs: Option<&[String]>) -> Result<Self> {
+        let groups = Self::parse_file(path)?;
+        let count = groups.len();
+        let mut group = index.checked_sub(1).and_then(|i| groups.into_iter().nth(i)).ok_or_else(|| {
+            eyre!("{} holds {count} groups; --index {index} is out of range (1 is the first)", path.display())
+        })?;
+        if let Some(langs) = langs {
+            group.keep_langs(langs)?;
+        }
+        group.validate()?;
+        Ok(group)
+    }
+
+    /// The groups of a file as written, not yet validated.
+    fn parse_file(path: &Path) -> Result<Vec<Self>> {
         let text = std::fs::read_to_string(path).wrap_err_with(|| format!("cannot read {}", path.display()))?;
         let stem = path.file_stem().map_or("group".into(), |s| s.to_string_lossy().into_owned());
         let trimmed = text.trim_start();
@@ -143,21 +225,25 @@ impl EditGroup {
         values
             .into_iter()
             .enumerate()
-            .map(|(i, v)| Self::from_json(v, &format!("{stem}-{}", i + 1)))
+            .map(|(i, v)| Self::parse_json(v, &format!("{stem}-{}", i + 1)))
             .collect::<Result<_>>()
             .wrap_err_with(|| format!("reading edit groups from {}", path.display()))
     }
 
     /// Parses our own group format or a benchmark record.
     pub fn from_json(value: serde_json::Value, default_name: &str) -> Result<Self> {
+        let group = Self::parse_json(value, default_name)?;
+        group.validate()?;
+        Ok(group)
+    }
+
+    fn parse_json(value: serde_json::Value, default_name: &str) -> Result<Self> {
         if value.get("descriptors").is_some() {
-            let group: Self = serde_json::from_value(value).wrap_err("not a valid edit group")?;
-            group.validate()?;
-            return Ok(group);
+            return serde_json::from_value(value).wrap_err("not a valid edit group");
         }
         let record = BenchmarkRecord::from_json(value)?;
         let name = record.iter().next().map_or(default_name.to_string(), |(_, e)| e.subject.clone());
-        Self::from_benchmark(&name, &record, None)
+        Ok(Self::from_benchmark_unchecked(&name, &record, None))
     }
 }
 

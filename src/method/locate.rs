@@ -2,11 +2,12 @@
 
 use std::collections::BTreeMap;
 
-use color_eyre::eyre::bail;
+use candle_core::{Device, Tensor};
+use color_eyre::eyre::{bail, eyre};
 use serde::{Deserialize, Serialize};
 
 use super::group::EditGroup;
-use crate::runtime::{Hooks, Model, PaddedBatch, Tokenizer};
+use crate::runtime::{Hooks, KvCache, Model, Tokenizer, PREFILL_CHUNK};
 use crate::Result;
 
 /// Which token's activation decides whether a neuron fires on an input.
@@ -272,7 +273,10 @@ pub fn select(measured: &Measurements, settings: &LocateSettings) -> Result<Loca
     Ok(LocatedNeurons { langs: measured.langs.clone(), layers, selected, frequencies: selected_frequencies })
 }
 
-/// FFN activations at the chosen position of each input, for every layer.
+/// FFN activations at the chosen position of each input, for every layer. Each input runs alone, in
+/// chunks of [`PREFILL_CHUNK`] tokens over a KV cache, keeping only what the position needs: memory grows
+/// linearly with the input's length (attention takes chunk x length, not length x length, and no
+/// (length x neurons) activations of every layer are held), and padding costs nothing.
 fn activations(
     model: &Model,
     tokenizer: &Tokenizer,
@@ -280,42 +284,42 @@ fn activations(
     subject: Option<&str>,
     position: ActivationPosition,
 ) -> Result<LayerActivations> {
-    let c = model.config();
-    let seqs: Vec<Vec<u32>> = inputs.iter().map(|text| tokenizer.encode_prompt(text)).collect::<Result<_>>()?;
-    let positions: Vec<usize> = inputs
-        .iter()
-        .zip(&seqs)
-        .map(|(text, ids)| {
-            let last = ids.len() - 1;
-            match (position, subject.and_then(|s| text.find(s).map(|at| at + s.len()))) {
-                (ActivationPosition::SubjectLast, Some(end)) => {
-                    tokenizer.encode_prompt(&text[..end]).map(|prefix| prefix.len().saturating_sub(1).min(last))
-                }
-                _ => Ok(last),
+    let num_layers = model.config().num_layers;
+    let all_layers: Vec<usize> = (0..num_layers).collect();
+    let mut result = vec![Vec::with_capacity(inputs.len()); num_layers];
+    for text in inputs {
+        let ids = tokenizer.encode_prompt(text)?;
+        let Some(last) = ids.len().checked_sub(1) else { bail!("an input to locate on has no tokens: `{text}`") };
+        let at = match (position, subject.and_then(|s| text.find(s).map(|at| at + s.len()))) {
+            (ActivationPosition::SubjectLast, Some(end)) => {
+                tokenizer.encode_prompt(&text[..end])?.len().saturating_sub(1).min(last)
             }
-        })
-        .collect::<Result<_>>()?;
-    let batch = PaddedBatch::new(&seqs, tokenizer.pad_id())?;
-    let all_layers: Vec<usize> = (0..c.num_layers).collect();
-    let out = model.forward(
-        &batch.ids,
-        None,
-        Hooks { capture_layers: &all_layers, stop_after_layer: Some(c.num_layers - 1), ..Hooks::default() },
-    )?;
-    let mut result = Vec::with_capacity(c.num_layers);
-    for layer in 0..c.num_layers {
-        let h = &out.activations[&layer];
-        let rows = (0..seqs.len())
-            .map(|row| {
-                let row_h = h.get(row)?;
-                let v = match position {
-                    ActivationPosition::Mean => row_h.narrow(0, 0, batch.lengths[row])?.mean(0)?,
-                    _ => row_h.get(positions[row])?,
-                };
-                Ok(v.to_vec1::<f32>()?)
-            })
-            .collect::<Result<Vec<_>>>()?;
-        result.push(rows);
+            _ => last,
+        };
+        // Tokens after the chosen position cannot change its activation (attention is causal).
+        let needed = if position == ActivationPosition::Mean { ids.len() } else { at + 1 };
+        let mut cache = KvCache::default();
+        let mut rows: Vec<Option<Tensor>> = vec![None; num_layers];
+        for (index, chunk) in ids[..needed].chunks(PREFILL_CHUNK).enumerate() {
+            let start = index * PREFILL_CHUNK;
+            let holds_position = (start..start + chunk.len()).contains(&at);
+            let capture = if position == ActivationPosition::Mean || holds_position { &all_layers[..] } else { &[] };
+            let hooks = Hooks { capture_layers: capture, stop_after_layer: Some(num_layers - 1), ..Hooks::default() };
+            let out = model.forward(&Tensor::new(chunk, &Device::Cpu)?.unsqueeze(0)?, Some(&mut cache), hooks)?;
+            for (layer, h) in &out.activations {
+                let h = h.get(0)?;
+                rows[*layer] = Some(match (position, rows[*layer].take()) {
+                    (ActivationPosition::Mean, Some(sum)) => (sum + h.sum(0)?)?,
+                    (ActivationPosition::Mean, None) => h.sum(0)?,
+                    _ => h.get(at - start)?,
+                });
+            }
+        }
+        for (layer, row) in rows.into_iter().enumerate() {
+            let row = row.ok_or_else(|| eyre!("layer {layer} gave no activation"))?;
+            let row = if position == ActivationPosition::Mean { (row / ids.len() as f64)? } else { row };
+            result[layer].push(row.to_vec1::<f32>()?);
+        }
     }
     Ok(result)
 }

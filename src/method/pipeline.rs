@@ -1,12 +1,13 @@
 //! One edit from start to finish — paraphrases, locate, optimize — exactly as the CLI, the TUI and the
-//! evaluation harness run it, reporting progress as events so any front end can show it.
+//! evaluation harness run it, reporting progress as events so any front end can show it. Locating
+//! alone ([`locate_group`]) is the first half of the same path.
 
 use std::sync::atomic::AtomicBool;
 use std::time::Instant;
 
 use super::edit::{optimize, EditOutcome, EditStep};
 use super::group::EditGroup;
-use super::locate::{locate, LocatedNeurons};
+use super::locate::{measure, select, LocatedNeurons, Measurements};
 use super::prompts::fill_paraphrases;
 use super::settings::MethodSettings;
 use crate::runtime::{Model, Tokenizer};
@@ -28,6 +29,43 @@ pub enum EditEvent<'a> {
     Step(&'a EditStep),
 }
 
+/// The neurons located for a group.
+pub struct Location {
+    /// The group as located: with the paraphrases that were used.
+    pub group: EditGroup,
+    /// How every neuron fired, for selecting again with other settings (the TUI's live beta).
+    pub measurements: Measurements,
+    pub located: LocatedNeurons,
+    /// Time measuring and selecting took (paraphrases not included).
+    pub seconds: f64,
+}
+
+/// Checks that the group is complete and that each of its fields fits the model's input bound.
+pub fn check_group(models: EditModels, group: &EditGroup) -> Result<()> {
+    group.validate()?;
+    group.check_token_lengths(models.tokenizer, models.dense.config().max_input_tokens())
+}
+
+/// Checks the group against the model ([`check_group`]), fills its paraphrases and locates its LAFNs on the dense weights:
+/// the one way `lafn locate`, `lafn edit`, the TUI and eval locate, so they agree on the layers.
+pub fn locate_group(
+    models: EditModels,
+    mut group: EditGroup,
+    settings: &MethodSettings,
+    on_event: &mut dyn FnMut(EditEvent),
+) -> Result<Location> {
+    check_group(models, &group)?;
+    fill_paraphrases(&mut group, &settings.paraphrases, Some((models.paraphraser, models.tokenizer)))?;
+    on_event(EditEvent::Paraphrased(&group));
+
+    let started = Instant::now();
+    let measurements = measure(models.dense, models.tokenizer, &group, &settings.locate)?;
+    let located = select(&measurements, &settings.locate)?;
+    let seconds = started.elapsed().as_secs_f64();
+    on_event(EditEvent::Located(&located));
+    Ok(Location { group, measurements, located, seconds })
+}
+
 /// Everything one edit produced, ready to cache or to save in a session.
 pub struct EditRun {
     /// The group as edited: with the paraphrases that were used for locating.
@@ -38,24 +76,16 @@ pub struct EditRun {
     pub optimize_seconds: f64,
 }
 
-/// Fills paraphrases, locates the group's LAFNs and optimizes their update values.
+/// Fills paraphrases, locates the group's LAFNs ([`locate_group`]) and optimizes their update values.
 /// Setting `cancel` stops the optimization at the next step (the outcome then says `Cancelled`).
 pub fn run_edit(
     models: EditModels,
-    mut group: EditGroup,
+    group: EditGroup,
     settings: &MethodSettings,
     cancel: &AtomicBool,
     on_event: &mut dyn FnMut(EditEvent),
 ) -> Result<EditRun> {
-    group.validate()?;
-    fill_paraphrases(&mut group, &settings.paraphrases, Some((models.paraphraser, models.tokenizer)))?;
-    on_event(EditEvent::Paraphrased(&group));
-
-    let started = Instant::now();
-    let located = locate(models.dense, models.tokenizer, &group, &settings.locate)?;
-    let locate_seconds = started.elapsed().as_secs_f64();
-    on_event(EditEvent::Located(&located));
-
+    let Location { group, located, seconds: locate_seconds, .. } = locate_group(models, group, settings, on_event)?;
     let started = Instant::now();
     let outcome = optimize(models.dense, models.tokenizer, &group, &located, &settings.edit, cancel, &mut |step| {
         on_event(EditEvent::Step(step))

@@ -68,7 +68,18 @@ pub struct ModelConfig {
     pub rope_style: RopeStyle,
 }
 
+/// The most tokens any one input may take, whatever the model's context: a bound on the time and memory
+/// one forward pass over it costs (long inputs are run in chunks, so memory grows linearly up to it).
+pub const MAX_INPUT_TOKENS: usize = 4096;
+
 impl ModelConfig {
+    /// The most tokens one input (a question, prompt, paraphrase or target) may take on this model:
+    /// [`MAX_INPUT_TOKENS`], or half the context when that is less, leaving room for what follows the
+    /// input (its target, its answer) within the context.
+    pub fn max_input_tokens(&self) -> usize {
+        MAX_INPUT_TOKENS.min(self.context_length / 2)
+    }
+
     /// Gemma 3 makes every 6th layer global; the others use the sliding window.
     pub fn is_sliding_layer(&self, layer: usize) -> bool {
         self.arch == Arch::Gemma3 && self.sliding_window.is_some() && !(layer + 1).is_multiple_of(6)

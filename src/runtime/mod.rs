@@ -16,8 +16,8 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-pub use config::{Arch, ModelConfig, RopeStyle};
-pub use generate::{AnswerEdits, GenerateOptions, Sampling};
+pub use config::{Arch, ModelConfig, RopeStyle, MAX_INPUT_TOKENS};
+pub use generate::{AnswerEdits, GenerateOptions, Sampling, PREFILL_CHUNK};
 pub use model::{log_softmax_last_dim, softmax_last_dim, ForwardOutput, Hooks, KvCache, Model, NeuronEdit};
 pub use scoring::{AnswerTails, PaddedBatch, PromptTarget, TargetLogProbs, TeacherForced, TeacherForcingBatch};
 pub use tokenizer::{TextStream, Tokenizer};

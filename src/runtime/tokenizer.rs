@@ -71,6 +71,16 @@ impl Tokenizer {
         Ok(self.inner.encode(text, false).map_err(|e| eyre!("cannot tokenize text: {e}"))?.get_ids().to_vec())
     }
 
+    /// Refuses `text` when it takes more than `limit` tokens; the message names it as `what` (say
+    /// "edit group `g`, language en: the prompt") with its length, so the user knows what to shorten.
+    pub fn check_length(&self, what: &str, text: &str, limit: usize) -> Result<()> {
+        let tokens = self.encode_plain(text)?.len();
+        if tokens > limit {
+            bail!("{what} is {tokens} tokens long; this model takes at most {limit} tokens per input");
+        }
+        Ok(())
+    }
+
     pub fn decode(&self, ids: &[u32]) -> Result<String> {
         self.inner.decode(ids, true).map_err(|e| eyre!("cannot decode tokens: {e}"))
     }

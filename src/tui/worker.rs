@@ -14,10 +14,10 @@ use crate::fetch::{self, FetchEvent};
 use crate::method::apply::{answer, AnswerOptions, CachedEdits, Retrieved};
 use crate::method::cache::{default_cache_dir, EditCache, IndexRow};
 use crate::method::edit::{EditStep, StopReason};
-use crate::method::pipeline::{run_edit, EditEvent, EditModels};
+use crate::method::pipeline::{locate_group, run_edit, EditEvent, EditModels, Location};
 use crate::method::prompts::{fill_paraphrases, ParaphraseSettings};
 use crate::method::retrieve::Hit;
-use crate::method::{measure, select, EditDescriptor, EditGroup, LocatedNeurons, Measurements, MethodSettings};
+use crate::method::{EditDescriptor, EditGroup, LocatedNeurons, Measurements, MethodSettings};
 use crate::runtime::{LoadedModel, Model, ModelInfo, WeightMode};
 use crate::Result;
 
@@ -220,14 +220,17 @@ impl State {
                 let paraphrases = group.descriptors.remove(0).paraphrases;
                 send(WorkerEvent::Paraphrased { group_id, lang_index, paraphrases });
             }
-            Job::Locate { group_id, mut group, settings } => {
+            Job::Locate { group_id, group, settings } => {
                 self.ensure_dense(send)?;
                 let loaded = self.loaded.as_ref().expect("ensure_dense checked the model");
                 let dense = self.dense.as_ref().expect("ensure_dense loaded it");
-                fill_paraphrases(&mut group, &settings.paraphrases, Some((&loaded.model, &loaded.tokenizer)))?;
-                send(WorkerEvent::Stage("measuring activations".into()));
-                let measurements = measure(dense, &loaded.tokenizer, &group, &settings.locate)?;
-                let located = select(&measurements, &settings.locate)?;
+                let models = EditModels { dense, paraphraser: &loaded.model, tokenizer: &loaded.tokenizer };
+                let Location { group, measurements, located, .. } =
+                    locate_group(models, group, &settings, &mut |event| {
+                        if let EditEvent::Paraphrased(_) = event {
+                            send(WorkerEvent::Stage("measuring activations".into()));
+                        }
+                    })?;
                 send(WorkerEvent::Located { group_id, group, located, measurements: Arc::new(measurements) });
             }
             Job::Edit { group_id, group, settings } => {
