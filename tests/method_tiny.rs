@@ -200,3 +200,37 @@ fn cached_edits_fire_by_subject_and_scope_and_survive_damage() {
     assert_eq!(damaged.damaged.len(), 1);
     assert!(damaged.damaged[0].0 == id && damaged.damaged[0].1.contains(&id), "{:?}", damaged.damaged);
 }
+
+/// Locating runs a long input in chunks over a KV cache (memory linear in its length): the activations
+/// it measures are those of one pass over the whole input, at the last token and averaged.
+#[test]
+fn long_inputs_measure_as_one_pass_would() {
+    use lafn::method::ActivationPosition;
+    use lafn::runtime::{Hooks, PREFILL_CHUNK};
+    let dir = tempfile::tempdir().unwrap();
+    let files = write_tiny_model(dir.path(), TinySpec::new(Arch::Gemma3)).unwrap();
+    let loaded = LoadedModel::load(&files, WeightMode::Dense).unwrap();
+    let (model, tokenizer) = (&loaded.model, &loaded.tokenizer);
+    let prompt = format!("{} what country is Shmavon Shmavonyan from ?", "the city of Paris is in France ,".repeat(80));
+    let ids = tokenizer.encode_prompt(&prompt).unwrap();
+    assert!(ids.len() > 2 * PREFILL_CHUNK, "{} tokens: the input spans several chunks", ids.len());
+
+    let layers: Vec<usize> = (0..model.config().num_layers).collect();
+    let ids_tensor = candle_core::Tensor::new(ids.as_slice(), &candle_core::Device::Cpu).unwrap().unsqueeze(0).unwrap();
+    let whole = model.forward(&ids_tensor, None, Hooks { capture_layers: &layers, ..Hooks::default() }).unwrap();
+    let group = EditGroup { name: "long".into(), descriptors: vec![descriptor("en", &prompt, "Yemen", &[])] };
+    for position in [ActivationPosition::Last, ActivationPosition::Mean] {
+        let settings = LocateSettings { position, generic_share: None, ..settings() };
+        let measured = measure(model, tokenizer, &group, &settings).unwrap();
+        for &layer in &layers {
+            let h = whole.activations[&layer].get(0).unwrap();
+            let expected: Vec<f32> = match position {
+                ActivationPosition::Mean => h.mean(0).unwrap().to_vec1().unwrap(),
+                _ => h.get(ids.len() - 1).unwrap().to_vec1().unwrap(),
+            };
+            let got = &measured.strengths[layer][0];
+            let gap = expected.iter().zip(got).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
+            assert!(gap < 1e-3, "{position:?}, layer {layer}: chunked activations differ by {gap}");
+        }
+    }
+}
