@@ -191,6 +191,10 @@ fn every_subcommand_refuses_bad_input_without_panicking_or_touching_files() {
     let data_long = s.file("data_long.jsonl", record(&long_text) + "\n");
     let data_damaged = s.file("data_damaged.jsonl", format!("{}\n{{\"en\": ", record("Yemen")));
     let data_wrong = s.file("data_wrong.jsonl", "{\"en\": {\"subject\": 1}}\n");
+    // A benchmark record with two `en` blocks (serde_json alone keeps the last one silently).
+    let record_twice = record("Yemen").replacen("{\"en\":", &format!("{{\"en\": {}, \"en\":", serde_json::json!({"subject": "Shmavon Shmavonyan", "src": PROMPT, "rephrase": PROMPT, "alt": "Italy", "loc": "who is Alice ?", "loc_ans": "Bob", "portability": {"New Question": "", "New Answer": ""}})), 1);
+    let record_twice_group = s.file("record_twice.json", &record_twice);
+    let data_twice = s.file("data_twice.jsonl", record_twice + "\n");
 
     let m = |args: &[&str]| -> Vec<String> {
         let mut all: Vec<String> = args.iter().map(|a| a.to_string()).collect();
@@ -291,6 +295,11 @@ fn every_subcommand_refuses_bad_input_without_panicking_or_touching_files() {
             "locate: one language, two targets",
             locate(&two_targets),
             Fails("two blocks of language en with different targets"),
+        ),
+        cases_of(
+            "locate: a record with two `en` blocks",
+            locate(&record_twice_group),
+            Fails("the key `en` appears twice"),
         ),
         cases_of("locate: --index 0", with(locate(&group), &["--index", "0"]), Fails("--index 0 is out of range")),
         cases_of("locate: --index huge", with(locate(&group), &["--index", "99999999999"]), Fails("out of range")),
@@ -430,6 +439,7 @@ fn every_subcommand_refuses_bad_input_without_panicking_or_touching_files() {
             eval(&data_long),
             Fails("language en: the reliability question's answer is 200 tokens long"),
         ),
+        cases_of("eval: a record with two `en` blocks", eval(&data_twice), Fails("the key `en` appears twice")),
         cases_of("eval: language absent", with(eval(&data), &["--langs", "en,日本"]), Fails("no language `日本`")),
         cases_of(
             "eval: settings of the wrong type",

@@ -206,16 +206,16 @@ impl EditGroup {
         let stem = path.file_stem().map_or("group".into(), |s| s.to_string_lossy().into_owned());
         let trimmed = text.trim_start();
         let values: Vec<serde_json::Value> = if trimmed.starts_with('[') {
-            serde_json::from_str(trimmed).wrap_err_with(|| format!("{} is not valid JSON", path.display()))?
-        } else if let Ok(value) = serde_json::from_str::<serde_json::Value>(trimmed) {
+            let array = parse_json(trimmed).wrap_err_with(|| format!("{} is not valid JSON", path.display()))?;
+            serde_json::from_value(array)?
+        } else if let Ok(value) = parse_json(trimmed) {
             vec![value]
         } else {
             text.lines()
                 .enumerate()
                 .filter(|(_, l)| !l.trim().is_empty())
                 .map(|(i, l)| {
-                    serde_json::from_str(l)
-                        .wrap_err_with(|| format!("{} line {}: not valid JSON", path.display(), i + 1))
+                    parse_json(l).wrap_err_with(|| format!("{} line {}: not valid JSON", path.display(), i + 1))
                 })
                 .collect::<Result<_>>()?
         };
@@ -284,9 +284,78 @@ pub fn load_benchmark(path: &Path) -> Result<Vec<BenchmarkRecord>> {
         .enumerate()
         .filter(|(_, l)| !l.trim().is_empty())
         .map(|(i, line)| {
-            let value: serde_json::Value = serde_json::from_str(line)
-                .wrap_err_with(|| format!("{} line {}: not valid JSON", path.display(), i + 1))?;
+            let value =
+                parse_json(line).wrap_err_with(|| format!("{} line {}: not valid JSON", path.display(), i + 1))?;
             BenchmarkRecord::from_json(value).wrap_err_with(|| format!("{} line {}", path.display(), i + 1))
         })
         .collect()
+}
+
+/// Parses JSON as `serde_json` does, but refuses an object with a key twice: serde_json keeps the last
+/// silently, and a record with two blocks of one language would lose one unseen.
+fn parse_json(text: &str) -> serde_json::Result<serde_json::Value> {
+    serde_json::from_str::<UniqueKeys>(text).map(|UniqueKeys(value)| value)
+}
+
+/// A JSON value whose objects have each key once.
+struct UniqueKeys(serde_json::Value);
+
+impl<'de> Deserialize<'de> for UniqueKeys {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> std::result::Result<Self, D::Error> {
+        deserializer.deserialize_any(UniqueKeysVisitor)
+    }
+}
+
+struct UniqueKeysVisitor;
+
+impl<'de> serde::de::Visitor<'de> for UniqueKeysVisitor {
+    type Value = UniqueKeys;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a JSON value")
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> std::result::Result<UniqueKeys, A::Error> {
+        let mut object = serde_json::Map::new();
+        while let Some(key) = map.next_key::<String>()? {
+            let UniqueKeys(value) = map.next_value()?;
+            if object.contains_key(&key) {
+                return Err(serde::de::Error::custom(format!("the key `{key}` appears twice in one object")));
+            }
+            object.insert(key, value);
+        }
+        Ok(UniqueKeys(serde_json::Value::Object(object)))
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> std::result::Result<UniqueKeys, A::Error> {
+        let mut items = Vec::new();
+        while let Some(UniqueKeys(item)) = seq.next_element()? {
+            items.push(item);
+        }
+        Ok(UniqueKeys(serde_json::Value::Array(items)))
+    }
+
+    fn visit_bool<E>(self, v: bool) -> std::result::Result<UniqueKeys, E> {
+        Ok(UniqueKeys(v.into()))
+    }
+
+    fn visit_i64<E>(self, v: i64) -> std::result::Result<UniqueKeys, E> {
+        Ok(UniqueKeys(v.into()))
+    }
+
+    fn visit_u64<E>(self, v: u64) -> std::result::Result<UniqueKeys, E> {
+        Ok(UniqueKeys(v.into()))
+    }
+
+    fn visit_f64<E>(self, v: f64) -> std::result::Result<UniqueKeys, E> {
+        Ok(UniqueKeys(v.into()))
+    }
+
+    fn visit_str<E>(self, v: &str) -> std::result::Result<UniqueKeys, E> {
+        Ok(UniqueKeys(v.into()))
+    }
+
+    fn visit_unit<E>(self) -> std::result::Result<UniqueKeys, E> {
+        Ok(UniqueKeys(serde_json::Value::Null))
+    }
 }
