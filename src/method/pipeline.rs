@@ -46,8 +46,9 @@ pub fn check_group(models: EditModels, group: &EditGroup) -> Result<()> {
     group.check_token_lengths(models.tokenizer, models.dense.config().max_input_tokens())
 }
 
-/// Checks the group against the model ([`check_group`]), fills its paraphrases and locates its LAFNs on the dense weights:
-/// the one way `lafn locate`, `lafn edit`, the TUI and eval locate, so they agree on the layers.
+/// Checks the group against the model ([`check_group`]), fills its paraphrases and locates its LAFNs on
+/// the dense weights: the one way `lafn locate`, `lafn edit`, the TUI and eval locate, so they agree on
+/// the layers.
 pub fn locate_group(
     models: EditModels,
     mut group: EditGroup,
