@@ -179,20 +179,18 @@ fn every_subcommand_refuses_bad_input_without_panicking_or_touching_files() {
     std::fs::write(s.root.join("bad_tokenizer/tokenizer.json"), "{\"model\": 3}").unwrap();
     let bad_tokenizer = s.path("bad_tokenizer/model.gguf");
 
-    let record = |alt: &str| {
-        let entry = |alt: &str| {
-            serde_json::json!({"subject": "Shmavon Shmavonyan", "src": PROMPT, "rephrase": PROMPT,
+    let entry = |alt: &str| {
+        serde_json::json!({"subject": "Shmavon Shmavonyan", "src": PROMPT, "rephrase": PROMPT,
             "alt": alt, "loc": "who is Alice ?", "loc_ans": "Bob",
             "portability": {"New Question": "", "New Answer": ""}})
-        };
-        serde_json::json!({"en": entry(alt), "de": entry(alt)}).to_string()
     };
+    let record = |alt: &str| serde_json::json!({"en": entry(alt), "de": entry(alt)}).to_string();
     let data = s.file("data.jsonl", record("Yemen") + "\n");
     let data_long = s.file("data_long.jsonl", record(&long_text) + "\n");
     let data_damaged = s.file("data_damaged.jsonl", format!("{}\n{{\"en\": ", record("Yemen")));
     let data_wrong = s.file("data_wrong.jsonl", "{\"en\": {\"subject\": 1}}\n");
     // A benchmark record with two `en` blocks (serde_json alone keeps the last one silently).
-    let record_twice = record("Yemen").replacen("{\"en\":", &format!("{{\"en\": {}, \"en\":", serde_json::json!({"subject": "Shmavon Shmavonyan", "src": PROMPT, "rephrase": PROMPT, "alt": "Italy", "loc": "who is Alice ?", "loc_ans": "Bob", "portability": {"New Question": "", "New Answer": ""}})), 1);
+    let record_twice = format!("{{\"en\": {}, {}", entry("Italy"), &record("Yemen")[1..]);
     let record_twice_group = s.file("record_twice.json", &record_twice);
     let data_twice = s.file("data_twice.jsonl", record_twice + "\n");
 
@@ -222,9 +220,9 @@ fn every_subcommand_refuses_bad_input_without_panicking_or_touching_files() {
         case("tui: unknown flag", &["--frobnicate"], Fails("unexpected argument")),
         // fetch-model
         case("fetch-model: unknown name", &["fetch-model", "no-such-model"], Fails("no-such-model")),
-        case("fetch-model: empty name", &["fetch-model", ""], Fails("")),
+        case("fetch-model: empty name", &["fetch-model", ""], Fails("no built-in model ``")),
         // inspect and damaged models
-        case("inspect: empty model path", &["inspect", "--model", ""], Fails("")),
+        case("inspect: empty model path", &["inspect", "--model", ""], Fails("no model ``")),
         case("inspect: empty file", &["inspect", "--model", &empty_model], Fails("gguf")),
         case("inspect: truncated model", &["inspect", "--model", &truncated_model], Fails("truncated")),
         case("inspect: missing file", &["inspect", "--model", &s.path("nope.gguf")], Fails("nope.gguf")),
@@ -270,7 +268,7 @@ fn every_subcommand_refuses_bad_input_without_panicking_or_touching_files() {
         // locate: group files
         cases_of("locate: empty group file", locate(&empty_file), Fails("holds no edit groups")),
         cases_of("locate: cut-off JSON", locate(&not_json), Fails("not valid JSON")),
-        cases_of("locate: binary group file", locate(&binary), Fails("")),
+        cases_of("locate: binary group file", locate(&binary), Fails("did not contain valid UTF-8")),
         cases_of("locate: missing group file", locate(&s.path("nope.json")), Fails("cannot read")),
         cases_of("locate: wrong field types", locate(&wrong_types), Fails("invalid type")),
         cases_of("locate: descriptors a number", locate(&descriptors_number), Fails("invalid type")),
@@ -329,7 +327,11 @@ fn every_subcommand_refuses_bad_input_without_panicking_or_touching_files() {
             with(locate(&group), &["--settings", &settings_array]),
             Fails("invalid type"),
         ),
-        cases_of("locate: settings with NaN", with(locate(&group), &["--settings", &settings_nan]), Fails("")),
+        cases_of(
+            "locate: settings with NaN",
+            with(locate(&group), &["--settings", &settings_nan]),
+            Fails("settings_nan.json are not valid"),
+        ),
         cases_of(
             "locate: a million paraphrases",
             with(locate(&group), &["--settings", &settings_count]),
@@ -406,7 +408,7 @@ fn every_subcommand_refuses_bad_input_without_panicking_or_touching_files() {
         ),
         // cache
         cases_of("cache show: unknown id", m(&["cache", "show", "nope", "--cache-dir", &cache]), Fails("nope")),
-        cases_of("cache show: empty id", m(&["cache", "show", "", "--cache-dir", &cache]), Fails("")),
+        cases_of("cache show: empty id", m(&["cache", "show", "", "--cache-dir", &cache]), Fails("has no entry ``")),
         cases_of(
             "cache rm: a path for an id",
             m(&["cache", "rm", "../../data", "--cache-dir", &cache]),
