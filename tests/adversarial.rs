@@ -48,7 +48,8 @@ impl Sandbox {
         self.path(name)
     }
 
-    /// Every file under the data, cache and sessions directories with its contents.
+    /// Every file of the sandbox with its contents: the data, cache and sessions directories, and the
+    /// inputs beside them (a state file, another model's cache), which a failing command must not touch.
     fn snapshot(&self) -> BTreeMap<PathBuf, Vec<u8>> {
         fn walk(dir: &Path, into: &mut BTreeMap<PathBuf, Vec<u8>>) {
             let Ok(entries) = std::fs::read_dir(dir) else { return };
@@ -63,9 +64,7 @@ impl Sandbox {
             }
         }
         let mut files = BTreeMap::new();
-        for dir in [&self.data, &self.cache, &self.sessions] {
-            walk(dir, &mut files);
-        }
+        walk(&self.root, &mut files);
         files
     }
 
@@ -193,6 +192,11 @@ fn every_subcommand_refuses_bad_input_without_panicking_or_touching_files() {
     let record_twice = format!("{{\"en\": {}, {}", entry("Italy"), &record("Yemen")[1..]);
     let record_twice_group = s.file("record_twice.json", &record_twice);
     let data_twice = s.file("data_twice.jsonl", record_twice + "\n");
+    let damaged_state_report = s.path("damaged.json");
+    s.file("damaged.state.jsonl", "garbage");
+    std::fs::create_dir(s.root.join("other_cache")).unwrap();
+    let other_cache = s.path("other_cache");
+    s.file("other_cache/index.json", r#"{"version": 1, "model_fingerprint": "0123456789abcdef", "entries": []}"#);
 
     let m = |args: &[&str]| -> Vec<String> {
         let mut all: Vec<String> = args.iter().map(|a| a.to_string()).collect();
@@ -449,6 +453,32 @@ fn every_subcommand_refuses_bad_input_without_panicking_or_touching_files() {
             Fails("invalid type"),
         ),
         // bench
+        cases_of(
+            "eval: damaged state file",
+            with(eval(&data), &["--out", &damaged_state_report]),
+            Fails("is not an evaluation state file"),
+        ),
+        cases_of(
+            "eval: --out in a missing directory",
+            with(eval(&data), &["--out", &s.path("nope/report.json")]),
+            Fails("cannot write"),
+        ),
+        cases_of("eval: valid", with(eval(&data), &["--out", &s.path("report.json")]), Succeeds),
+        cases_of(
+            "edit: another model's cache",
+            m(&["edit", "--group", &group, "--cache-dir", &other_cache]),
+            Fails("belongs to the model with fingerprint 0123456789abcdef"),
+        ),
+        cases_of(
+            "chat: another model's cache",
+            m(&["chat", "--cache-dir", &other_cache]),
+            Fails("belongs to the model"),
+        ),
+        cases_of(
+            "cache list: another model's cache",
+            m(&["cache", "list", "--cache-dir", &other_cache]),
+            Fails("belongs to the model"),
+        ),
         cases_of("bench: --decode-tokens 0", m(&["bench", "--decode-tokens", "0"]), Fails("--decode-tokens")),
         cases_of("bench: damaged group", m(&["bench", "--group", &not_json]), Fails("not valid JSON")),
         cases_of(
@@ -466,6 +496,7 @@ fn every_subcommand_refuses_bad_input_without_panicking_or_touching_files() {
                 Fails("entry.json"),
             ),
             cases_of("cache list: damaged entry", m(&["cache", "list", "--cache-dir", &cache]), Succeeds),
+            cases_of("cache rm: damaged entry", m(&["cache", "rm", entry, "--cache-dir", &cache]), Succeeds),
             Case {
                 stdin: format!("{PROMPT}\n"),
                 ..cases_of("chat: damaged entry", m(&["chat", "--cache-dir", &cache, "--max-tokens", "2"]), Succeeds)

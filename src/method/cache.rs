@@ -119,10 +119,6 @@ impl EditCache {
     /// without an entry are dropped. Damaged entries are skipped; every repair is listed in
     /// [`EditCache::warnings`].
     pub fn open(dir: &Path, model_fingerprint: &str) -> Result<Self> {
-        let entries_dir = dir.join(ENTRIES_DIR);
-        fs::create_dir_all(&entries_dir).wrap_err_with(|| format!("cannot create the cache {}", dir.display()))?;
-        storage::remove_stale_temps(dir)?;
-        storage::remove_stale_temps(&entries_dir)?;
         let mut cache = Self {
             dir: dir.to_path_buf(),
             model_fingerprint: model_fingerprint.to_string(),
@@ -148,6 +144,11 @@ impl EditCache {
                 None
             }
         };
+        // Only now, with another model's cache refused untouched, is anything created or cleaned.
+        let entries_dir = dir.join(ENTRIES_DIR);
+        fs::create_dir_all(&entries_dir).wrap_err_with(|| format!("cannot create the cache {}", dir.display()))?;
+        storage::remove_stale_temps(dir)?;
+        storage::remove_stale_temps(&entries_dir)?;
         cache.reconcile(stored_rows)?;
         Ok(cache)
     }
