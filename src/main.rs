@@ -201,11 +201,14 @@ struct CacheArgs {
 impl CacheArgs {
     fn open(&self, weights: &std::path::Path) -> Result<EditCache> {
         let fingerprint = lafn::runtime::fingerprint(weights)?;
-        let dir = match &self.cache_dir {
-            Some(dir) => dir.clone(),
-            None => default_cache_dir(&fingerprint)?,
-        };
-        EditCache::open(&dir, &fingerprint)
+        EditCache::open(&self.dir(&fingerprint)?, &fingerprint)
+    }
+
+    fn dir(&self, fingerprint: &str) -> Result<PathBuf> {
+        match &self.cache_dir {
+            Some(dir) => Ok(dir.clone()),
+            None => default_cache_dir(fingerprint),
+        }
     }
 }
 
@@ -428,10 +431,20 @@ fn main() -> Result<()> {
             let loaded = model.load()?;
             let dense = loaded.load_weights(WeightMode::Dense)?;
             let models = EditModels { dense: &dense, paraphraser: &loaded.model, tokenizer: &loaded.tokenizer };
-            // The input is checked, then the cache opened (and proven writable), before the edit is computed.
+            // The input is checked and the cache proven usable before the edit is computed. A cache that does
+            // not exist yet is created once the edit succeeded: a failed edit leaves nothing behind.
             check_group(models, &group)?;
-            let cache = cache.open(&loaded.info.path)?;
-            cache.check_writable()?;
+            let fingerprint = &loaded.info.fingerprint;
+            let cache_dir = cache.dir(fingerprint)?;
+            let existing = if cache_dir.exists() {
+                let cache = EditCache::open(&cache_dir, fingerprint)?;
+                cache.check_writable()?;
+                Some(cache)
+            } else {
+                lafn::storage::check_creatable(&cache_dir)
+                    .wrap_err_with(|| format!("the edit cache {} cannot be created", cache_dir.display()))?;
+                None
+            };
             let langs = group.langs().join(" ");
             let cancel = std::sync::atomic::AtomicBool::new(false);
             let run = run_edit(models, group, &settings, &cancel, &mut |event| match event {
@@ -463,6 +476,10 @@ fn main() -> Result<()> {
             if run.outcome.stop == StopReason::Cancelled {
                 return Ok(());
             }
+            let cache = match existing {
+                Some(cache) => cache,
+                None => EditCache::open(&cache_dir, fingerprint)?,
+            };
             let (model, tokenizer) = (&loaded.model, &loaded.tokenizer);
             let mut cached =
                 CachedEdits::new(cache, model, tokenizer, settings.retrieval.clone(), settings.scope.clone())?;

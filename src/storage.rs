@@ -37,6 +37,17 @@ pub fn data_dir() -> Result<PathBuf> {
         .ok_or_else(|| eyre!("cannot find a home directory for lafn's data: set {DATA_DIR_ENV}"))
 }
 
+/// Proves that directory `dir` could be created, without creating it: a temporary directory is made and
+/// removed in its nearest existing ancestor.
+pub fn check_creatable(dir: &Path) -> Result<()> {
+    let ancestor = dir.ancestors().skip(1).find(|a| a.is_dir()).unwrap_or(Path::new("."));
+    tempfile::Builder::new()
+        .prefix(TEMP_PREFIX)
+        .tempdir_in(ancestor)
+        .map(drop)
+        .wrap_err_with(|| format!("cannot create {}", dir.display()))
+}
+
 /// Seconds since the Unix epoch, the timestamp format of lafn's files.
 pub fn unix_now() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())

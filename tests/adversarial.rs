@@ -167,6 +167,7 @@ fn every_subcommand_refuses_bad_input_without_panicking_or_touching_files() {
     let settings_type = s.file("settings_type.json", r#"{"edit": {"steps": "many"}}"#);
     let settings_array = s.file("settings_array.json", "[1, 2, 3]");
     let settings_nan = s.file("settings_nan.json", r#"{"edit": {"learning_rate": NaN}}"#);
+    let settings_silent = s.file("settings_silent.json", r#"{"locate": {"activation_threshold": 1000000}}"#);
     let settings_count = s.file("settings_count.json", r#"{"paraphrases": {"count": 1000000}}"#);
 
     let mut truncated = std::fs::read(s.root.join("model/model.gguf")).unwrap();
@@ -373,6 +374,11 @@ fn every_subcommand_refuses_bad_input_without_panicking_or_touching_files() {
         cases_of("edit: target over the bound", edit(&long_target), Fails("the target is 200 tokens long")),
         cases_of("edit: one language, two targets", edit(&two_targets), Fails("different targets")),
         cases_of("edit: empty group file", edit(&empty_file), Fails("holds no edit groups")),
+        cases_of(
+            "edit: no neurons fire, into a new cache",
+            m(&["edit", "--group", &group, "--cache-dir", &s.path("new_cache"), "--settings", &settings_silent]),
+            Fails("no language-agnostic neurons were located"),
+        ),
         cases_of(
             "edit: unwritable cache",
             m(&["edit", "--group", &group, "--cache-dir", "/proc/lafn-cache"]),
