@@ -45,7 +45,7 @@ pub fn check_creatable(dir: &Path) -> Result<()> {
         .prefix(TEMP_PREFIX)
         .tempdir_in(ancestor)
         .map(drop)
-        .wrap_err_with(|| format!("cannot create {}", dir.display()))
+        .wrap_err_with(|| format!("cannot create a directory in {}", ancestor.display()))
 }
 
 /// Seconds since the Unix epoch, the timestamp format of lafn's files.
