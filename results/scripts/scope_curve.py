@@ -7,7 +7,10 @@ threshold t would have answered it as lu-lafns did (score >= t) or as the unedit
 Prints, per threshold, generated-answer EM (x100, mean over languages) of Reliability, Generality
 (rephrase != src), Specificity and the share of specificity answers that state the new target.
 
-    python3 results/scripts/scope_curve.py RUN.state.jsonl
+    python3 results/scripts/scope_curve.py RUN.state.jsonl [SCORES.jsonl]
+
+SCORES.jsonl (optional) replaces the run's scope scores by another gate's: one line per record and
+language, `{"record": 0, "lang": "en", "<metric>": [score of each question of that metric, in order]}`.
 """
 import json
 import sys
@@ -16,14 +19,19 @@ from collections import defaultdict
 METRICS = ["reliability", "distinct-generality", "specificity"]
 
 
-def main(path):
+def main(path, scores_path=None):
+    other_scores = {}
+    if scores_path:
+        for line in open(scores_path, encoding="utf-8"):
+            row = json.loads(line)
+            other_scores[(row["record"], row["lang"])] = row
     lines = open(path, encoding="utf-8").read().splitlines()
     runs = defaultdict(dict)
     for line in lines[1:]:
         result = json.loads(line)
         runs[result["method"]][result["record"]] = result["langs"]
     ours, unedited = runs["lu-lafns"], runs["unedited"]
-    thresholds = [None] + [round(-0.2 + 0.1 * i, 1) for i in range(12)]
+    thresholds = [None] + [round(0.05 * i, 2) for i in range(4, 19)]
     print("| threshold | " + " | ".join(METRICS) + " | spec. states new target |")
     print("|---|" + "---:|" * (len(METRICS) + 1))
     for t in thresholds:
@@ -31,9 +39,14 @@ def main(path):
         for record, langs in ours.items():
             for lang, outcomes in langs.items():
                 before = unedited[record][lang]
+                seen = defaultdict(int)
                 for mine, theirs in zip(outcomes, before):
                     assert mine["metric"] == theirs["metric"]
                     score = mine.get("scope_score")
+                    if other_scores:
+                        row = other_scores[(int(record), lang)].get(mine["metric"], [])
+                        score = row[seen[mine["metric"]]] if seen[mine["metric"]] < len(row) else score
+                        seen[mine["metric"]] += 1
                     fires = t is None or (score is not None and score >= t)
                     chosen = mine if fires else theirs
                     generated = chosen["generated"]
@@ -50,4 +63,4 @@ def main(path):
 
 
 if __name__ == "__main__":
-    main(sys.argv[1])
+    main(*sys.argv[1:3])

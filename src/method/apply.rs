@@ -23,6 +23,8 @@ pub struct CachedEdits {
     encoder: QuestionEncoder,
     /// Scope keys read or computed so far, by entry id.
     keys: HashMap<String, ScopeKeys>,
+    /// Every entry's subjects (all languages, aliases): masked in a query before it is scored.
+    subjects: HashMap<String, Vec<String>>,
     hidden: usize,
 }
 
@@ -59,12 +61,14 @@ impl CachedEdits {
         scope: ScopeSettings,
     ) -> Result<Self> {
         let mut index = SubjectIndex::new(retrieval);
+        let mut subjects = HashMap::new();
         for row in cache.list() {
             index.insert(&row.id, &row.subjects, &row.prompts);
+            subjects.insert(row.id.clone(), row.subjects.clone());
         }
         let encoder = QuestionEncoder::new(model, tokenizer, &scope)?;
         let hidden = model.config().hidden_size;
-        Ok(Self { cache, index, scope, encoder, keys: HashMap::new(), hidden })
+        Ok(Self { cache, index, scope, encoder, keys: HashMap::new(), subjects, hidden })
     }
 
     pub fn cache(&self) -> &EditCache {
@@ -89,6 +93,7 @@ impl CachedEdits {
         self.index.remove(&id);
         self.index.insert(&id, &group.subjects(), &prompts);
         self.keys.insert(id.clone(), keys);
+        self.subjects.insert(id.clone(), group.subjects());
         Ok(id)
     }
 
@@ -96,6 +101,7 @@ impl CachedEdits {
         self.cache.remove(id)?;
         self.index.remove(id);
         self.keys.remove(id);
+        self.subjects.remove(id);
         Ok(())
     }
 
@@ -107,10 +113,9 @@ impl CachedEdits {
         if mentioned.is_empty() {
             return Ok(retrieved);
         }
-        let query_vector = self.encoder.encode(model, tokenizer, query)?;
         let query_ids = tokenizer.encode_prompt(query)?;
         for mut hit in mentioned {
-            let entry = self.scope_score(model, tokenizer, &hit.entry_id, &query_vector).and_then(|score| {
+            let entry = self.scope_score(model, tokenizer, &hit.entry_id, query).and_then(|score| {
                 hit.scope_score = Some(score);
                 if !self.scope.in_scope(score) {
                     return Ok(None);
@@ -132,16 +137,10 @@ impl CachedEdits {
         Ok(retrieved)
     }
 
-    /// How much `query_vector` asks what entry `id` was edited for. Keys are read from the cache, or
-    /// computed from the entry's group (and stored) when it has none for this layer: entries cached
-    /// before scope keys existed keep working.
-    fn scope_score(
-        &mut self,
-        model: &Model,
-        tokenizer: &Tokenizer,
-        id: &str,
-        query_vector: &candle_core::Tensor,
-    ) -> Result<f32> {
+    /// How much `query` asks what entry `id` was edited for. Keys are read from the cache, or computed
+    /// from the entry's group (and stored) when it has none for this layer and representation: entries
+    /// cached before (or by an older version) keep working.
+    fn scope_score(&mut self, model: &Model, tokenizer: &Tokenizer, id: &str, query: &str) -> Result<f32> {
         let layer = self.encoder.layer();
         if self.keys.get(id).is_none_or(|k| k.layer != layer) {
             let keys = match self.cache.load_scope_keys(id, self.hidden) {
@@ -154,7 +153,8 @@ impl CachedEdits {
             };
             self.keys.insert(id.to_string(), keys);
         }
-        self.keys[id].score(query_vector)
+        let subjects = self.subjects.get(id).map_or(&[][..], Vec::as_slice);
+        self.keys[id].score(&self.encoder.encode(model, tokenizer, query, subjects)?)
     }
 }
 

@@ -1,0 +1,78 @@
+//! The scope gate's score for every question `lafn eval` asks about a benchmark record's subject, as
+//! JSONL for `results/scripts/scope_curve.py` (which replays an ungated run at every threshold), and
+//! on stderr how well the score tells rephrasings from same-subject other-relation questions.
+//!
+//!     cargo run --release --example scope_scores -- FILE LANGS RECORDS [SETTINGS.json] > scores.jsonl
+
+use std::path::Path;
+
+use color_eyre::eyre::{eyre, WrapErr};
+use lafn::eval::methods::specificity_questions;
+use lafn::method::prompts::fill_paraphrases;
+use lafn::method::scope::QuestionEncoder;
+use lafn::method::{load_benchmark, load_settings, EditGroup, MethodSettings};
+use lafn::runtime::{LoadedModel, WeightMode};
+
+fn main() -> lafn::Result<()> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let [file, langs, records, rest @ ..] = args.as_slice() else {
+        return Err(eyre!("usage: scope_scores FILE LANGS RECORDS [SETTINGS.json]"));
+    };
+    let data = load_benchmark(Path::new(file))?;
+    let langs: Vec<String> = langs.split(',').map(String::from).collect();
+    let count: usize = records.parse().wrap_err("RECORDS must be a number")?;
+    let settings = match rest.first() {
+        Some(path) => load_settings(Path::new(path))?,
+        None => MethodSettings::default(),
+    };
+    let files = lafn::fetch::resolve(lafn::fetch::DEFAULT_MODEL, &mut |_| {})?;
+    let loaded = LoadedModel::load(&files, WeightMode::Quantized)?;
+    let (model, tokenizer) = (&loaded.model, &loaded.tokenizer);
+    let encoder = QuestionEncoder::new(model, tokenizer, &settings.scope)?;
+
+    let (mut rephrasings, mut other_relations) = (Vec::new(), Vec::new());
+    for index in 0..count.min(data.len()) {
+        // The group as `lafn eval` edits it: every language, paraphrases from the settings.
+        let mut group = EditGroup::from_benchmark(&format!("record-{index}"), &data[index], Some(&langs))?;
+        fill_paraphrases(&mut group, &settings.paraphrases, Some((model, tokenizer)))?;
+        let keys = encoder.keys(model, tokenizer, &group)?;
+        let subjects = group.subjects();
+        let score = |question: &str| keys.score(&encoder.encode(model, tokenizer, question, &subjects)?);
+        for lang in &langs {
+            let Some(entry) = data[index].get(lang) else { continue };
+            let src = score(&entry.src)?;
+            let rephrase = score(&entry.rephrase)?;
+            let specificity: Vec<f32> = (specificity_questions(&data, index, lang).iter())
+                .map(|(question, _)| score(question))
+                .collect::<lafn::Result<_>>()?;
+            if entry.rephrase.trim() != entry.src.trim() {
+                rephrasings.push(rephrase);
+            }
+            other_relations.extend(&specificity);
+            let row = serde_json::json!({"record": index, "lang": lang, "reliability": [src],
+                "generality": [rephrase], "distinct-generality": [rephrase], "specificity": specificity});
+            println!("{row}");
+        }
+    }
+    let pairs = rephrasings.len() * other_relations.len();
+    let above: f64 = (rephrasings.iter())
+        .flat_map(|r| {
+            other_relations.iter().map(move |o| {
+                if r > o {
+                    1.0
+                } else if r == o {
+                    0.5
+                } else {
+                    0.0
+                }
+            })
+        })
+        .sum();
+    eprintln!(
+        "{} rephrasings (!= src), {} other-relation questions: ROC AUC {:.3}",
+        rephrasings.len(),
+        other_relations.len(),
+        above / pairs.max(1) as f64
+    );
+    Ok(())
+}
