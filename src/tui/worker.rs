@@ -1,11 +1,15 @@
 //! The worker thread: owns the models and the edit cache and runs every long job (fetch + load,
-//! paraphrases, locate, edit, chat, top tokens) off the UI thread, reporting progress over a channel.
-//! Jobs run one after another; the cancel flag stops the running one at its next step or token.
+//! paraphrases, locate, edit, chat, top tokens) off the UI's async runtime, reporting progress over a
+//! channel the event loop selects on. Model work is CPU-bound and keeps the models across jobs, so it has
+//! a thread of its own rather than tokio's blocking pool. Jobs run one after another; the cancel flag
+//! stops the running one (an edit at its next step, an answer at its next token).
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, Sender};
 use std::sync::Arc;
+
+use tokio::sync::mpsc::UnboundedSender;
 
 use candle_core::{Device, Tensor};
 use color_eyre::eyre::{eyre, WrapErr};
@@ -125,7 +129,7 @@ pub struct Worker {
 
 impl Worker {
     /// Starts the worker; `cache_dir` replaces the model's default edit cache directory.
-    pub fn spawn(cache_dir: Option<PathBuf>, events: Sender<WorkerEvent>) -> Self {
+    pub fn spawn(cache_dir: Option<PathBuf>, events: UnboundedSender<WorkerEvent>) -> Self {
         let (jobs, queue) = std::sync::mpsc::channel();
         let cancel = Arc::new(AtomicBool::new(false));
         let flag = cancel.clone();
@@ -160,7 +164,12 @@ struct State {
     cache_dir: Option<PathBuf>,
 }
 
-fn run(queue: Receiver<Job>, events: Sender<WorkerEvent>, cancel: Arc<AtomicBool>, cache_dir: Option<PathBuf>) {
+fn run(
+    queue: Receiver<Job>,
+    events: UnboundedSender<WorkerEvent>,
+    cancel: Arc<AtomicBool>,
+    cache_dir: Option<PathBuf>,
+) {
     let mut state = State { loaded: None, dense: None, cached: None, cache_dir };
     for job in queue {
         // A cancel pressed for an earlier job must not stop this one.
@@ -186,31 +195,14 @@ impl State {
                 send(WorkerEvent::Stage(format!("resolving {spec}")));
                 let files = fetch::resolve(&spec, &mut |event| send(WorkerEvent::Fetch(event)))?;
                 send(WorkerEvent::Stage(format!("loading {}", files.weights.display())));
-                self.loaded = None;
-                self.dense = None;
-                self.cached = None;
-                let loaded = LoadedModel::load(&files, WeightMode::Quantized)
-                    .wrap_err_with(|| format!("cannot load model `{spec}`"))?;
-                let fingerprint = loaded.info.fingerprint.clone();
-                let dir = match &self.cache_dir {
-                    Some(dir) => dir.clone(),
-                    None => default_cache_dir(&fingerprint)?,
-                };
-                let cache = EditCache::open(&dir, &fingerprint)?;
-                for warning in cache.warnings() {
-                    log::warn!("edit cache: {warning}");
-                }
-                let cache_rows = cache.list().to_vec();
-                let settings = MethodSettings::default();
-                self.cached = Some(CachedEdits::new(
-                    cache,
-                    &loaded.model,
-                    &loaded.tokenizer,
-                    settings.retrieval,
-                    settings.scope,
-                )?);
+                // The current model stays until the new one and its cache are ready: a load that fails
+                // leaves it loaded, as the UI still shows it.
+                let (loaded, cached, dir) = self.open(&spec, &files)?;
+                let cache_rows = cached.cache().list().to_vec();
                 let info = Box::new(loaded.info.clone());
                 self.loaded = Some(loaded);
+                self.dense = None;
+                self.cached = Some(cached);
                 send(WorkerEvent::ModelLoaded { spec, info, cache_dir: dir, cache_rows });
             }
             Job::Paraphrase { group_id, lang_index, descriptor, settings } => {
@@ -294,6 +286,24 @@ impl State {
             }
         }
         Ok(())
+    }
+
+    /// Loads a model and opens its edit cache.
+    fn open(&self, spec: &str, files: &fetch::ModelFiles) -> Result<(LoadedModel, CachedEdits, PathBuf)> {
+        let loaded =
+            LoadedModel::load(files, WeightMode::Quantized).wrap_err_with(|| format!("cannot load model `{spec}`"))?;
+        let fingerprint = loaded.info.fingerprint.clone();
+        let dir = match &self.cache_dir {
+            Some(dir) => dir.clone(),
+            None => default_cache_dir(&fingerprint)?,
+        };
+        let cache = EditCache::open(&dir, &fingerprint)?;
+        for warning in cache.warnings() {
+            log::warn!("edit cache: {warning}");
+        }
+        let settings = MethodSettings::default();
+        let cached = CachedEdits::new(cache, &loaded.model, &loaded.tokenizer, settings.retrieval, settings.scope)?;
+        Ok((loaded, cached, dir))
     }
 
     fn loaded(&self) -> Result<&LoadedModel> {

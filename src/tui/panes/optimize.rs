@@ -1,7 +1,7 @@
 //! Optimize pane: settings, start/cancel, and live curves of the losses and each language's target
 //! probability over the steps.
 
-use ratatui::layout::{Constraint, Layout, Rect};
+use ratatui::layout::Rect;
 use ratatui::style::{Color, Style};
 use ratatui::symbols::Marker;
 use ratatui::text::Line;
@@ -9,26 +9,16 @@ use ratatui::widgets::{Axis, Chart, Dataset, GraphType, Paragraph};
 use ratatui::Frame;
 
 use super::edits::status_label;
-use super::{draw_field, input_for, no_scroll, row, titled, ListArea};
-use crate::tui::app::{App, InputTarget, Setting};
+use super::{draw_field, input_for, row, titled};
+use crate::tui::app::optimize::Setting;
+use crate::tui::app::{App, InputTarget};
+use crate::tui::layout;
 
 /// Line colors of the languages' probability curves, reused in order.
 const LANG_COLORS: [Color; 6] = [Color::Cyan, Color::Yellow, Color::Green, Color::Magenta, Color::Red, Color::Blue];
 
-fn areas(body: Rect) -> [Rect; 4] {
-    let [left, right] = Layout::horizontal([Constraint::Length(34), Constraint::Min(20)]).areas(body);
-    let [settings, status] =
-        Layout::vertical([Constraint::Length(Setting::ALL.len() as u16 + 2), Constraint::Min(3)]).areas(left);
-    let [losses, probs] = Layout::vertical([Constraint::Percentage(55), Constraint::Percentage(45)]).areas(right);
-    [settings, status, losses, probs]
-}
-
-pub fn lists(body: Rect) -> Vec<ListArea> {
-    vec![(areas(body)[0], no_scroll)]
-}
-
 pub fn render(app: &App, frame: &mut Frame, body: Rect) {
-    let [settings, status, losses, probs] = areas(body);
+    let [settings, status, losses, probs] = layout::optimize(body, Setting::ALL.len());
     let block = titled("Settings (Enter changes)");
     let inner = block.inner(settings);
     frame.render_widget(block, settings);
@@ -41,7 +31,7 @@ pub fn render(app: &App, frame: &mut Frame, body: Rect) {
         match input_for(app, InputTarget::Setting(*setting)) {
             Some(input) => draw_field(frame, &input.field, inner.x, y, inner.width, &format!("> {label}")),
             None => frame.render_widget(
-                row(i == app.setting_selected, format!("{label}{}", setting.value(&app.settings))),
+                row(i == app.optimize.selected, format!("{label}{}", setting.value(&app.settings))),
                 Rect::new(inner.x, y, inner.width, 1),
             ),
         }
@@ -70,10 +60,10 @@ pub fn render(app: &App, frame: &mut Frame, body: Rect) {
         }
         None => lines.push(Line::from("no edit group yet")),
     }
-    if let Some((stop, seconds)) = app.last_stop {
+    if let Some((stop, seconds)) = app.optimize.last_stop {
         lines.push(Line::from(format!("last    {stop:?} in {seconds:.0} s")));
     }
-    let running = app.editing_group.is_some();
+    let running = app.optimize.editing_group.is_some();
     lines.push(Line::from(if running { "c cancels" } else { "s starts the edit" }));
     frame.render_widget(Paragraph::new(lines).block(titled("Edit")), status);
 
