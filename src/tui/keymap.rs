@@ -423,3 +423,215 @@ pub fn markdown_table() -> String {
     }
     table
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every action. The match below is exhaustive, so a new action does not build until it is listed.
+    fn every_action() -> Vec<Action> {
+        let mut all = vec![
+            A::Quit,
+            A::Save,
+            A::Cancel,
+            A::NextPane,
+            A::PreviousPane,
+            A::Help,
+            A::CloseHelp,
+            A::DismissError,
+            A::Up,
+            A::Down,
+            A::Commit,
+            A::CloseInput,
+            A::FieldEnd,
+            A::ConfirmDelete,
+            A::KeepIt,
+            A::RestoreFailedSession,
+            A::SaveFailedSessionAs,
+            A::CloseNotice,
+            A::LoadBuiltin,
+            A::TypeModelSpec,
+            A::NewGroup,
+            A::Import,
+            A::EditField,
+            A::PreviousGroup,
+            A::NextGroup,
+            A::AddLanguage,
+            A::RemoveLanguage,
+            A::AddParaphrase,
+            A::RemoveParaphrase,
+            A::GenerateParaphrases,
+            A::Locate,
+            A::Edit,
+            A::DeleteGroup,
+            A::BetaUp,
+            A::BetaDown,
+            A::ScrollLafnsUp,
+            A::ScrollLafnsDown,
+            A::ChangeSetting,
+            A::Ask,
+            A::LeaveChatInput,
+            A::FocusChatInput,
+            A::ToggleCache,
+            A::ToggleSideBySide,
+            A::ToggleRaw,
+            A::ScrollChatUp,
+            A::ScrollChatDown,
+            A::LoadSession,
+            A::SaveAs,
+            A::RenameSession,
+            A::DeleteSession,
+            A::RestoreBackup,
+            A::RefreshSessions,
+        ];
+        all.extend(Pane::ALL.map(A::GoTo));
+        for action in &all {
+            match action {
+                A::Quit
+                | A::Save
+                | A::Cancel
+                | A::GoTo(_)
+                | A::NextPane
+                | A::PreviousPane
+                | A::Help
+                | A::CloseHelp
+                | A::DismissError
+                | A::Up
+                | A::Down
+                | A::Commit
+                | A::CloseInput
+                | A::FieldEnd
+                | A::ConfirmDelete
+                | A::KeepIt
+                | A::RestoreFailedSession
+                | A::SaveFailedSessionAs
+                | A::CloseNotice
+                | A::LoadBuiltin
+                | A::TypeModelSpec
+                | A::NewGroup
+                | A::Import
+                | A::EditField
+                | A::PreviousGroup
+                | A::NextGroup
+                | A::AddLanguage
+                | A::RemoveLanguage
+                | A::AddParaphrase
+                | A::RemoveParaphrase
+                | A::GenerateParaphrases
+                | A::Locate
+                | A::Edit
+                | A::DeleteGroup
+                | A::BetaUp
+                | A::BetaDown
+                | A::ScrollLafnsUp
+                | A::ScrollLafnsDown
+                | A::ChangeSetting
+                | A::Ask
+                | A::LeaveChatInput
+                | A::FocusChatInput
+                | A::ToggleCache
+                | A::ToggleSideBySide
+                | A::ToggleRaw
+                | A::ScrollChatUp
+                | A::ScrollChatDown
+                | A::LoadSession
+                | A::SaveAs
+                | A::RenameSession
+                | A::DeleteSession
+                | A::RestoreBackup
+                | A::RefreshSessions => {}
+            }
+        }
+        all
+    }
+
+    fn every_mode() -> Vec<Mode> {
+        let mut modes = vec![Mode::LoadFailure, Mode::Help, Mode::Input, Mode::Confirm, Mode::ChatInput];
+        modes.extend(Pane::ALL.map(Mode::Pane));
+        modes
+    }
+
+    fn event(key: Key) -> Option<KeyEvent> {
+        match key {
+            Key::Code(code, modifiers) => Some(KeyEvent::new(code, modifiers)),
+            Key::Any => None,
+        }
+    }
+
+    #[test]
+    fn every_action_has_a_key() {
+        for action in every_action() {
+            let bound = KEYMAP.iter().flat_map(|row| row.bindings).any(|(a, keys)| *a == action && !keys.is_empty());
+            assert!(bound, "{action:?} has no key");
+        }
+    }
+
+    /// Each binding does its action in some mode where its scope is live: no earlier binding shadows it.
+    #[test]
+    fn every_binding_works_somewhere() {
+        for row in KEYMAP {
+            for (bound, keys) in row.bindings {
+                for key in keys.iter().filter_map(|&k| event(k)) {
+                    let works = every_mode()
+                        .into_iter()
+                        .filter(|mode| mode.scopes().contains(&row.scope))
+                        .any(|mode| action(mode, key) == Some(*bound));
+                    assert!(works, "{key:?} never does {bound:?} ({:?})", row.scope);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn no_key_means_two_things_in_one_mode() {
+        for mode in every_mode() {
+            let mut seen: Vec<(KeyEvent, Action, Scope)> = Vec::new();
+            for row in KEYMAP.iter().filter(|row| mode.scopes().contains(&row.scope)) {
+                for (bound, keys) in row.bindings {
+                    for key in keys.iter().filter_map(|&k| event(k)) {
+                        if let Some((_, other, scope)) = seen.iter().find(|(k, a, _)| *k == key && a != bound) {
+                            panic!("in {mode:?}, {key:?} is {other:?} ({scope:?}) and {bound:?} ({:?})", row.scope);
+                        }
+                        seen.push((key, *bound, row.scope));
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn help_names_every_key_of_its_row() {
+        for (row, (keys, does)) in KEYMAP.iter().zip(help()) {
+            assert_eq!(does, row.does);
+            if row.keys_label.is_none() {
+                for (i, (_, bound)) in row.bindings.iter().enumerate() {
+                    for key in bound.iter() {
+                        assert!(keys.contains(&key.label(i > 0)), "help line `{keys}` lacks {key:?}");
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn pane_numbers_and_function_keys_go_to_their_pane() {
+        for (n, pane) in Pane::ALL.into_iter().enumerate() {
+            let digit = char::from(b'1' + n as u8);
+            let f_key = KeyEvent::new(KeyCode::F(n as u8 + 1), KeyModifiers::NONE);
+            let alt_digit = KeyEvent::new(KeyCode::Char(digit), KeyModifiers::ALT);
+            assert_eq!(action(Mode::Input, f_key), Some(A::GoTo(pane)), "F-keys work while typing");
+            assert_eq!(action(Mode::ChatInput, alt_digit), Some(A::GoTo(pane)));
+            assert_eq!(action(Mode::Pane(Pane::Model), KeyEvent::from(KeyCode::Char(digit))), Some(A::GoTo(pane)));
+            assert_eq!(action(Mode::ChatInput, KeyEvent::from(KeyCode::Char(digit))), None, "digits type in the chat");
+        }
+    }
+
+    #[test]
+    fn shift_is_part_of_the_character_and_ctrl_is_not() {
+        let shifted = KeyEvent::new(KeyCode::Char('D'), KeyModifiers::SHIFT);
+        assert_eq!(action(Mode::Pane(Pane::Edits), shifted), Some(A::DeleteGroup));
+        let ctrl_e = KeyEvent::new(KeyCode::Char('e'), KeyModifiers::CONTROL);
+        assert_eq!(action(Mode::Pane(Pane::Edits), ctrl_e), None, "Ctrl-E is not e");
+        assert_eq!(action(Mode::ChatInput, ctrl_e), Some(A::ToggleCache));
+    }
+}

@@ -125,3 +125,15 @@ pub fn chat(body: Rect) -> [Rect; 2] {
 pub fn sessions(body: Rect) -> [Rect; 2] {
     Layout::horizontal([Constraint::Percentage(60), Constraint::Percentage(40)]).areas(body)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tabs_cycle_both_ways() {
+        assert_eq!(Pane::Model.cycle(-1), Pane::Sessions);
+        assert_eq!(Pane::Sessions.cycle(1), Pane::Model);
+        assert_eq!(Pane::Edits.cycle(1), Pane::Neurons);
+    }
+}

@@ -191,20 +191,7 @@ fn run(
 impl State {
     fn run(&mut self, job: Job, cancel: &AtomicBool, send: &dyn Fn(WorkerEvent)) -> Result<()> {
         match job {
-            Job::Load { spec } => {
-                send(WorkerEvent::Stage(format!("resolving {spec}")));
-                let files = fetch::resolve(&spec, &mut |event| send(WorkerEvent::Fetch(event)))?;
-                send(WorkerEvent::Stage(format!("loading {}", files.weights.display())));
-                // The current model stays until the new one and its cache are ready: a load that fails
-                // leaves it loaded, as the UI still shows it.
-                let (loaded, cached, dir) = self.open(&spec, &files)?;
-                let cache_rows = cached.cache().list().to_vec();
-                let info = Box::new(loaded.info.clone());
-                self.loaded = Some(loaded);
-                self.dense = None;
-                self.cached = Some(cached);
-                send(WorkerEvent::ModelLoaded { spec, info, cache_dir: dir, cache_rows });
-            }
+            Job::Load { spec } => self.load(spec, send)?,
             Job::Paraphrase { group_id, lang_index, descriptor, settings } => {
                 let loaded = self.loaded()?;
                 let mut group = EditGroup { name: "paraphrases".into(), descriptors: vec![descriptor] };
@@ -265,20 +252,8 @@ impl State {
                 })));
             }
             Job::Chat { turn, query, modes, max_tokens, raw } => {
-                let loaded = self.loaded.as_ref().ok_or_else(|| eyre!("no model is loaded"))?;
                 let options = AnswerOptions { stop_at_line_end: !raw, ..AnswerOptions::chat(max_tokens) };
-                for with_cache in modes {
-                    let cached = if with_cache { self.cached.as_mut() } else { None };
-                    let reply = answer(&loaded.model, &loaded.tokenizer, cached, &query, &options, &mut |piece| {
-                        send(WorkerEvent::ChatText { turn, with_cache, text: piece.to_string() });
-                        !cancel.load(Ordering::Relaxed)
-                    })?;
-                    for (id, reason) in &reply.retrieved.damaged {
-                        log::warn!("skipped damaged cache entry `{id}`: {reason}");
-                    }
-                    let Retrieved { hits, out_of_scope, .. } = reply.retrieved;
-                    send(WorkerEvent::ChatDone { turn, with_cache, fired: hits, out_of_scope });
-                }
+                self.chat(turn, &query, modes, &options, cancel, send)?
             }
             Job::TopTokens { layer, neurons } => {
                 let tokens = top_tokens(self.loaded()?, layer, &neurons)?;
@@ -288,10 +263,14 @@ impl State {
         Ok(())
     }
 
-    /// Loads a model and opens its edit cache.
-    fn open(&self, spec: &str, files: &fetch::ModelFiles) -> Result<(LoadedModel, CachedEdits, PathBuf)> {
+    /// Fetches (if needed) and loads a model, then opens its edit cache. The current model stays until
+    /// the new one and its cache are ready: a load that fails leaves it loaded, as the UI still shows it.
+    fn load(&mut self, spec: String, send: &dyn Fn(WorkerEvent)) -> Result<()> {
+        send(WorkerEvent::Stage(format!("resolving {spec}")));
+        let files = fetch::resolve(&spec, &mut |event| send(WorkerEvent::Fetch(event)))?;
+        send(WorkerEvent::Stage(format!("loading {}", files.weights.display())));
         let loaded =
-            LoadedModel::load(files, WeightMode::Quantized).wrap_err_with(|| format!("cannot load model `{spec}`"))?;
+            LoadedModel::load(&files, WeightMode::Quantized).wrap_err_with(|| format!("cannot load model `{spec}`"))?;
         let fingerprint = loaded.info.fingerprint.clone();
         let dir = match &self.cache_dir {
             Some(dir) => dir.clone(),
@@ -301,9 +280,41 @@ impl State {
         for warning in cache.warnings() {
             log::warn!("edit cache: {warning}");
         }
+        let cache_rows = cache.list().to_vec();
         let settings = MethodSettings::default();
         let cached = CachedEdits::new(cache, &loaded.model, &loaded.tokenizer, settings.retrieval, settings.scope)?;
-        Ok((loaded, cached, dir))
+        let info = Box::new(loaded.info.clone());
+        self.loaded = Some(loaded);
+        self.dense = None;
+        self.cached = Some(cached);
+        send(WorkerEvent::ModelLoaded { spec, info, cache_dir: dir, cache_rows });
+        Ok(())
+    }
+
+    /// Answers a query once per mode (with the cache or without), streaming the text.
+    fn chat(
+        &mut self,
+        turn: usize,
+        query: &str,
+        modes: Vec<bool>,
+        options: &AnswerOptions,
+        cancel: &AtomicBool,
+        send: &dyn Fn(WorkerEvent),
+    ) -> Result<()> {
+        let loaded = self.loaded.as_ref().ok_or_else(|| eyre!("no model is loaded"))?;
+        for with_cache in modes {
+            let cached = if with_cache { self.cached.as_mut() } else { None };
+            let reply = answer(&loaded.model, &loaded.tokenizer, cached, query, options, &mut |piece| {
+                send(WorkerEvent::ChatText { turn, with_cache, text: piece.to_string() });
+                !cancel.load(Ordering::Relaxed)
+            })?;
+            for (id, reason) in &reply.retrieved.damaged {
+                log::warn!("skipped damaged cache entry `{id}`: {reason}");
+            }
+            let Retrieved { hits, out_of_scope, .. } = reply.retrieved;
+            send(WorkerEvent::ChatDone { turn, with_cache, fired: hits, out_of_scope });
+        }
+        Ok(())
     }
 
     fn loaded(&self) -> Result<&LoadedModel> {

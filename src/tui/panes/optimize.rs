@@ -19,9 +19,15 @@ const LANG_COLORS: [Color; 6] = [Color::Cyan, Color::Yellow, Color::Green, Color
 
 pub fn render(app: &App, frame: &mut Frame, body: Rect) {
     let [settings, status, losses, probs] = layout::optimize(body, Setting::ALL.len());
+    render_settings(app, frame, settings);
+    render_status(app, frame, status);
+    render_curves(app, frame, losses, probs);
+}
+
+fn render_settings(app: &App, frame: &mut Frame, area: Rect) {
     let block = titled("Settings (Enter changes)");
-    let inner = block.inner(settings);
-    frame.render_widget(block, settings);
+    let inner = block.inner(area);
+    frame.render_widget(block, area);
     for (i, setting) in Setting::ALL.iter().enumerate() {
         let y = inner.y + i as u16;
         if y >= inner.y + inner.height {
@@ -36,10 +42,12 @@ pub fn render(app: &App, frame: &mut Frame, body: Rect) {
             ),
         }
     }
+}
 
-    let group = app.optimize_group();
+/// The edited group's last step, and how the last edit stopped.
+fn render_status(app: &App, frame: &mut Frame, area: Rect) {
     let mut lines = Vec::new();
-    match group {
+    match app.optimize_group() {
         Some(g) => {
             lines.push(Line::from(format!("group   {}", g.saved.group.name)));
             lines.push(Line::from(format!("status  {}", status_label(g.saved.status).0)));
@@ -65,8 +73,12 @@ pub fn render(app: &App, frame: &mut Frame, body: Rect) {
     }
     let running = app.optimize.editing_group.is_some();
     lines.push(Line::from(if running { "c cancels" } else { "s starts the edit" }));
-    frame.render_widget(Paragraph::new(lines).block(titled("Edit")), status);
+    frame.render_widget(Paragraph::new(lines).block(titled("Edit")), area);
+}
 
+/// Loss curves and each language's target probability over the steps.
+fn render_curves(app: &App, frame: &mut Frame, losses: Rect, probs: Rect) {
+    let group = app.optimize_group();
     let history = group.map(|g| g.saved.loss_history.as_slice()).unwrap_or_default();
     let series = |f: fn(&crate::method::EditStep) -> f32| -> Vec<(f64, f64)> {
         history.iter().map(|s| (s.step as f64, f(s) as f64)).collect()
