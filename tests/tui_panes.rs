@@ -728,3 +728,148 @@ proptest! {
         }
     }
 }
+
+/// Every job is counted, the load at start too: an edit started while it runs stays the Optimize pane's
+/// until the edit itself ends.
+#[test]
+fn every_job_is_counted_so_an_edit_stays_shown_while_an_earlier_job_ends() {
+    let (mut app, commands) = App::new("gemma-3-270m", "s", PathBuf::from("sessions"));
+    assert!(commands.iter().any(|c| matches!(c, Command::Job(Job::Load { .. }))));
+    assert_eq!(app.jobs.pending(), 1, "the load at start is pending");
+    app.handle(Event::Imported(vec![record_group()]));
+    app.pane = Pane::Edits;
+    let commands = app.handle(key(KeyCode::Char('e')));
+    assert!(commands.iter().any(|c| matches!(c, Command::Job(Job::Edit { .. }))));
+    let id = app.edits.groups[0].id;
+    assert_eq!((app.jobs.pending(), app.optimize.editing_group), (2, Some(id)));
+    worker(&mut app, WorkerEvent::Started("loading gemma-3-270m".into()));
+    worker(&mut app, WorkerEvent::Failed("loading gemma-3-270m failed: no network".into()));
+    worker(&mut app, WorkerEvent::Finished);
+    assert_eq!(app.optimize.editing_group, Some(id), "the edit still runs");
+    assert!(render(&mut app, 80, 24).contains("c cancels"));
+    worker(&mut app, WorkerEvent::Started("editing `record`".into()));
+    worker(&mut app, WorkerEvent::Failed("editing `record` failed: no model".into()));
+    worker(&mut app, WorkerEvent::Finished);
+    assert_eq!((app.jobs.pending(), app.optimize.editing_group), (0, None));
+
+    // A session naming another model loads it: one more job, counted like the others.
+    let mut session = Session::new("other").unwrap();
+    session.model = Some("qwen2.5-0.5b".into());
+    let commands = app.handle(Event::SessionLoaded(Box::new(session)));
+    assert!(commands.iter().any(|c| matches!(c, Command::Job(Job::Load { .. }))));
+    assert_eq!(app.jobs.pending(), 1);
+    worker(&mut app, WorkerEvent::Finished);
+    assert_eq!(app.jobs.pending(), 0);
+}
+
+/// A model that fails to load leaves the loaded one in place, in the Model pane and in the session.
+#[test]
+fn a_failed_model_load_keeps_the_loaded_model_shown() {
+    let mut app = demo_app();
+    app.pane = Pane::Model;
+    app.handle(key(KeyCode::Char('p')));
+    type_text(&mut app, "/models/broken.gguf");
+    let commands = app.handle(key(KeyCode::Enter));
+    assert!(commands.iter().any(|c| matches!(c, Command::Job(Job::Load { spec }) if spec == "/models/broken.gguf")));
+    worker(&mut app, WorkerEvent::Started("loading /models/broken.gguf".into()));
+    worker(&mut app, WorkerEvent::Failed("loading /models/broken.gguf failed: not a GGUF file".into()));
+    worker(&mut app, WorkerEvent::Finished);
+    assert_eq!(app.model.spec, "gemma-3-270m");
+    assert!(app.model.info.is_some());
+    assert_eq!(app.session().model.as_deref(), Some("gemma-3-270m"));
+    let screen = render(&mut app, 80, 24);
+    assert!(
+        screen.contains("current: gemma-3-270m") && screen.contains("error: loading /models/broken.gguf"),
+        "{screen}"
+    );
+}
+
+/// The worker side of the same: after a failed load, the previous model still answers jobs.
+#[test]
+fn the_worker_keeps_its_model_when_a_load_fails() {
+    use lafn::runtime::tiny::{write_tiny_model, TinySpec};
+    let dir = tempfile::tempdir().unwrap();
+    let tiny = write_tiny_model(dir.path(), TinySpec::new(Arch::Llama)).unwrap();
+    let broken = dir.path().join("broken");
+    std::fs::create_dir(&broken).unwrap();
+    std::fs::write(broken.join("model.gguf"), b"not a model").unwrap();
+    let (events, mut received) = tokio::sync::mpsc::unbounded_channel();
+    let worker = lafn::tui::worker::Worker::spawn(Some(dir.path().join("cache")), events);
+    let mut run = |job: Job| {
+        worker.submit(job);
+        let mut reported = Vec::new();
+        loop {
+            match received.blocking_recv().expect("the worker runs") {
+                WorkerEvent::Finished => return reported,
+                event => reported.push(event),
+            }
+        }
+    };
+    let loaded = run(Job::Load { spec: tiny.weights.display().to_string() });
+    assert!(loaded.iter().any(|e| matches!(e, WorkerEvent::ModelLoaded { .. })), "{loaded:?}");
+    let failed = run(Job::Load { spec: broken.join("model.gguf").display().to_string() });
+    assert!(failed.iter().any(|e| matches!(e, WorkerEvent::Failed(_))), "{failed:?}");
+    let tokens = run(Job::TopTokens { layer: 0, neurons: vec![0, 1] });
+    assert!(tokens.iter().any(|e| matches!(e, WorkerEvent::TopTokens { .. })), "{tokens:?}");
+}
+
+/// File commands run in order off the event loop, and `finish` waits for the last save.
+#[test]
+fn file_tasks_run_in_order_and_finish_after_the_last_save() {
+    let dir = tempfile::tempdir().unwrap();
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let answers = runtime.block_on(async {
+        let (answers, mut received) = tokio::sync::mpsc::unbounded_channel();
+        let files = lafn::tui::files::FileTasks::spawn(dir.path().to_path_buf(), answers);
+        let mut session = Session::new("x").unwrap();
+        session.groups.push(SessionGroup {
+            group: record_group(),
+            status: GroupStatus::Draft,
+            located: None,
+            loss_history: Vec::new(),
+            cache_entry: None,
+        });
+        files.run(Command::SaveSession(Box::new(session)));
+        files.run(Command::RenameSession { from: "x".into(), to: "y".into() });
+        files.run(Command::ListSessions);
+        files.finish().await;
+        let mut answers = Vec::new();
+        while let Some(answer) = received.recv().await {
+            answers.push(answer);
+        }
+        answers
+    });
+    assert!(matches!(&answers[0], Event::SessionSaved { name, .. } if name == "x"), "{answers:?}");
+    let Event::SessionsListed(list) = &answers[1] else { panic!("{answers:?}") };
+    assert_eq!(list.iter().map(|s| s.name.as_str()).collect::<Vec<_>>(), ["y"], "the list follows the rename");
+    assert_eq!(Session::load(dir.path(), "y").unwrap().groups.len(), 1);
+}
+
+/// The mouse wheel scrolls the pane; it is not a key press, so it neither answers a pending deletion nor
+/// closes the help.
+#[test]
+fn the_mouse_wheel_scrolls_without_pressing_keys() {
+    let mut app = demo_app();
+    app.handle(Event::Resize(80, 24));
+    let wheel = |app: &mut App, kind| {
+        app.handle(Event::Mouse(MouseEvent { kind, column: 40, row: 10, modifiers: KeyModifiers::NONE }))
+    };
+    app.pane = Pane::Edits;
+    wheel(&mut app, MouseEventKind::ScrollDown);
+    wheel(&mut app, MouseEventKind::ScrollDown);
+    assert_eq!(app.edits.field_selected, 2);
+    wheel(&mut app, MouseEventKind::ScrollUp);
+    assert_eq!(app.edits.field_selected, 1);
+    app.handle(key(KeyCode::Char('D')));
+    wheel(&mut app, MouseEventKind::ScrollDown);
+    assert!(app.confirm.is_some(), "the deletion still waits for y or n");
+    app.handle(key(KeyCode::Char('n')));
+    assert_eq!(app.edits.groups.len(), 2);
+    app.pane = Pane::Chat;
+    app.chat.focused = false;
+    wheel(&mut app, MouseEventKind::ScrollUp);
+    assert_eq!(app.chat.scroll, 1);
+    app.handle(key(KeyCode::Char('?')));
+    wheel(&mut app, MouseEventKind::ScrollUp);
+    assert!(app.help && app.chat.scroll == 1, "the help stays open over a still transcript");
+}
