@@ -5,13 +5,29 @@ use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 
 use super::layout::Pane;
 
-/// What the user asks for; [`super::app::App::update`] carries it out.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Action {
+/// Declares [`Action`] with its unit variants listed for the tests, so a new action cannot be left out
+/// of the check that every action has a key.
+macro_rules! actions {
+    ($($(#[$attr:meta])* $name:ident,)*) => {
+        /// What the user asks for; [`super::app::App::update`] carries it out.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        pub enum Action {
+            GoTo(Pane),
+            $($(#[$attr])* $name,)*
+        }
+
+        #[cfg(test)]
+        impl Action {
+            /// Every action but [`Action::GoTo`].
+            const UNIT: &'static [Action] = &[$(Action::$name),*];
+        }
+    };
+}
+
+actions! {
     Quit,
     Save,
     Cancel,
-    GoTo(Pane),
     NextPane,
     PreviousPane,
     Help,
@@ -428,121 +444,8 @@ pub fn markdown_table() -> String {
 mod tests {
     use super::*;
 
-    /// Every action. The match below is exhaustive, so a new action does not build until it is listed.
     fn every_action() -> Vec<Action> {
-        let mut all = vec![
-            A::Quit,
-            A::Save,
-            A::Cancel,
-            A::NextPane,
-            A::PreviousPane,
-            A::Help,
-            A::CloseHelp,
-            A::DismissError,
-            A::Up,
-            A::Down,
-            A::Commit,
-            A::CloseInput,
-            A::FieldEnd,
-            A::ConfirmDelete,
-            A::KeepIt,
-            A::RestoreFailedSession,
-            A::SaveFailedSessionAs,
-            A::CloseNotice,
-            A::LoadBuiltin,
-            A::TypeModelSpec,
-            A::NewGroup,
-            A::Import,
-            A::EditField,
-            A::PreviousGroup,
-            A::NextGroup,
-            A::AddLanguage,
-            A::RemoveLanguage,
-            A::AddParaphrase,
-            A::RemoveParaphrase,
-            A::GenerateParaphrases,
-            A::Locate,
-            A::Edit,
-            A::DeleteGroup,
-            A::BetaUp,
-            A::BetaDown,
-            A::ScrollLafnsUp,
-            A::ScrollLafnsDown,
-            A::ChangeSetting,
-            A::Ask,
-            A::LeaveChatInput,
-            A::FocusChatInput,
-            A::ToggleCache,
-            A::ToggleSideBySide,
-            A::ToggleRaw,
-            A::ScrollChatUp,
-            A::ScrollChatDown,
-            A::LoadSession,
-            A::SaveAs,
-            A::RenameSession,
-            A::DeleteSession,
-            A::RestoreBackup,
-            A::RefreshSessions,
-        ];
-        all.extend(Pane::ALL.map(A::GoTo));
-        for action in &all {
-            match action {
-                A::Quit
-                | A::Save
-                | A::Cancel
-                | A::GoTo(_)
-                | A::NextPane
-                | A::PreviousPane
-                | A::Help
-                | A::CloseHelp
-                | A::DismissError
-                | A::Up
-                | A::Down
-                | A::Commit
-                | A::CloseInput
-                | A::FieldEnd
-                | A::ConfirmDelete
-                | A::KeepIt
-                | A::RestoreFailedSession
-                | A::SaveFailedSessionAs
-                | A::CloseNotice
-                | A::LoadBuiltin
-                | A::TypeModelSpec
-                | A::NewGroup
-                | A::Import
-                | A::EditField
-                | A::PreviousGroup
-                | A::NextGroup
-                | A::AddLanguage
-                | A::RemoveLanguage
-                | A::AddParaphrase
-                | A::RemoveParaphrase
-                | A::GenerateParaphrases
-                | A::Locate
-                | A::Edit
-                | A::DeleteGroup
-                | A::BetaUp
-                | A::BetaDown
-                | A::ScrollLafnsUp
-                | A::ScrollLafnsDown
-                | A::ChangeSetting
-                | A::Ask
-                | A::LeaveChatInput
-                | A::FocusChatInput
-                | A::ToggleCache
-                | A::ToggleSideBySide
-                | A::ToggleRaw
-                | A::ScrollChatUp
-                | A::ScrollChatDown
-                | A::LoadSession
-                | A::SaveAs
-                | A::RenameSession
-                | A::DeleteSession
-                | A::RestoreBackup
-                | A::RefreshSessions => {}
-            }
-        }
-        all
+        Action::UNIT.iter().copied().chain(Pane::ALL.map(A::GoTo)).collect()
     }
 
     fn every_mode() -> Vec<Mode> {
