@@ -49,11 +49,20 @@ pub async fn run(options: &Options) -> Result<()> {
         carry_out(std::mem::take(&mut commands), &worker, &files);
         let event = tokio::select! {
             _ = frames.tick() => {
-                if dirty {
-                    terminal.draw(|frame| panes::render(&app, frame))?;
-                    dirty = false;
+                if !dirty {
+                    continue;
                 }
-                continue;
+                match terminal.draw(|frame| panes::render(&app, frame)) {
+                    Ok(_) => {
+                        dirty = false;
+                        continue;
+                    }
+                    // The terminal is gone: save like a quit, then report.
+                    Err(e) => {
+                        outcome = Err(e).wrap_err("cannot draw on the terminal");
+                        Event::Terminate
+                    }
+                }
             }
             Some(event) = from_worker.recv() => Event::Worker(event),
             Some(event) = from_files.recv() => event,

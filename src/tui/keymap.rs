@@ -409,6 +409,13 @@ pub fn action(mode: Mode, key: KeyEvent) -> Option<Action> {
     })
 }
 
+/// The keys that do `action` in `mode`, as the help names them.
+pub fn keys_for(mode: Mode, action: Action) -> String {
+    let rows = KEYMAP.iter().filter(|row| mode.scopes().contains(&row.scope));
+    let keys = rows.flat_map(|row| row.bindings).filter(|(bound, _)| *bound == action).flat_map(|(_, keys)| *keys);
+    keys.map(|key| key.label(false)).collect::<Vec<_>>().join(", ")
+}
+
 impl Row {
     /// The keys as the help shows them: a scope prefix, each action's keys, actions apart by " / ".
     pub fn keys(&self) -> String {

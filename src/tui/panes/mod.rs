@@ -16,7 +16,7 @@ use ratatui::Frame;
 
 use super::app::sessions::LoadFailure;
 use super::app::{App, Input, InputTarget, Pane};
-use super::keymap;
+use super::keymap::{self, Action, Mode};
 use super::layout::{self, MIN_HEIGHT, MIN_WIDTH};
 use super::text::{self, TextField};
 
@@ -118,9 +118,10 @@ fn centered(body: Rect, width: u16, height: u16) -> Rect {
 /// Why a session was not loaded and what the user can do, until dismissed.
 fn render_load_failure(failure: &LoadFailure, frame: &mut Frame, body: Rect) {
     let area = centered(body, 84, 12);
-    let key = |k: &str| Span::styled(format!("{k:>4}  "), Style::new().bold());
+    let key =
+        |action| Span::styled(format!("{:>4}  ", keymap::keys_for(Mode::LoadFailure, action)), Style::new().bold());
     let restore = if failure.has_backup {
-        Line::from(vec![key("b"), Span::raw("restore its previous save (session.json.bak)")])
+        Line::from(vec![key(Action::RestoreFailedSession), Span::raw("restore its previous save (session.json.bak)")])
     } else {
         Line::from("      it has no previous save to restore").fg(Color::Gray)
     };
@@ -129,8 +130,8 @@ fn render_load_failure(failure: &LoadFailure, frame: &mut Frame, body: Rect) {
         Line::from(""),
         Line::from("Its files are left as they are: nothing is saved over them."),
         restore,
-        Line::from(vec![key("a"), Span::raw("save the current work under a new name")]),
-        Line::from(vec![key("Esc"), Span::raw("close this notice")]),
+        Line::from(vec![key(Action::SaveFailedSessionAs), Span::raw("save the current work under a new name")]),
+        Line::from(vec![key(Action::CloseNotice), Span::raw("close this notice")]),
     ];
     let title = format!("Session `{}` was not loaded", failure.name);
     frame.render_widget(Clear, area);
