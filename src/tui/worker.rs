@@ -9,10 +9,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, Sender};
 use std::sync::Arc;
 
-use tokio::sync::mpsc::UnboundedSender;
-
 use candle_core::{Device, Tensor};
 use color_eyre::eyre::{eyre, WrapErr};
+use tokio::sync::mpsc::UnboundedSender;
 
 use crate::fetch::{self, FetchEvent};
 use crate::method::apply::{answer, AnswerOptions, CachedEdits, Retrieved};

@@ -230,7 +230,11 @@ impl App {
             Action::Down => return self.move_in_list(true),
             Action::Commit => return self.commit_input(),
             Action::CloseInput => self.input = None,
-            Action::FieldEnd => self.input.iter_mut().for_each(|input| input.field.end()),
+            Action::FieldEnd => {
+                if let Some(input) = &mut self.input {
+                    input.field.end();
+                }
+            }
             Action::ConfirmDelete => return self.delete_confirmed(),
             Action::KeepIt => {
                 self.confirm = None;
@@ -279,15 +283,12 @@ impl App {
 
     /// A key no binding takes: typed into the open input line or the chat input.
     fn type_key(&mut self, mode: Mode, key: KeyEvent) {
-        match mode {
-            Mode::Input => self.input.iter_mut().for_each(|input| {
-                input.field.edit_key(key);
-            }),
-            Mode::ChatInput => {
-                self.chat.input.edit_key(key);
-            }
-            _ => {}
-        }
+        let field = match (mode, &mut self.input) {
+            (Mode::Input, Some(input)) => &mut input.field,
+            (Mode::ChatInput, _) => &mut self.chat.input,
+            _ => return,
+        };
+        field.edit_key(key);
     }
 
     /// Submits a job; every job goes through here so the count of pending jobs stays exact.

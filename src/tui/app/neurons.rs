@@ -10,7 +10,7 @@ use crate::tui::layout::scroll_offset;
 use crate::tui::worker::Job;
 
 /// Beta moves by this much per key press.
-pub const BETA_STEP: f32 = 0.05;
+const BETA_STEP: f32 = 0.05;
 
 /// LAFN rows PgUp/PgDn scroll by.
 const LAFN_PAGE: usize = 5;
