@@ -507,8 +507,8 @@ fn start_on_session(dir: &std::path::Path, name: &str) -> App {
     app
 }
 
-/// Session `name` saved twice in `dir` (so its backup is good), with one group.
-fn saved_twice(dir: &std::path::Path, name: &str) -> PathBuf {
+/// Session `name` with one draft group.
+fn one_group_session(name: &str) -> Session {
     let mut session = Session::new(name).unwrap();
     session.groups.push(SessionGroup {
         group: record_group(),
@@ -517,6 +517,12 @@ fn saved_twice(dir: &std::path::Path, name: &str) -> PathBuf {
         loss_history: Vec::new(),
         cache_entry: None,
     });
+    session
+}
+
+/// Session `name` saved twice in `dir` (so its backup is good), with one group.
+fn saved_twice(dir: &std::path::Path, name: &str) -> PathBuf {
+    let mut session = one_group_session(name);
     session.save(dir).unwrap();
     session.save(dir).unwrap()
 }
@@ -821,15 +827,7 @@ fn file_tasks_run_in_order_and_finish_after_the_last_save() {
     let answers = runtime.block_on(async {
         let (answers, mut received) = tokio::sync::mpsc::unbounded_channel();
         let files = lafn::tui::files::FileTasks::spawn(dir.path().to_path_buf(), answers);
-        let mut session = Session::new("x").unwrap();
-        session.groups.push(SessionGroup {
-            group: record_group(),
-            status: GroupStatus::Draft,
-            located: None,
-            loss_history: Vec::new(),
-            cache_entry: None,
-        });
-        files.run(Command::SaveSession(Box::new(session)));
+        files.run(Command::SaveSession(Box::new(one_group_session("x"))));
         files.run(Command::RenameSession { from: "x".into(), to: "y".into() });
         files.run(Command::ListSessions);
         files.finish().await;
