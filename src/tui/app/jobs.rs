@@ -16,8 +16,8 @@ pub struct Busy {
     pub steps: Option<(usize, usize)>,
 }
 
-/// Jobs submitted and not yet finished. Only [`Jobs::submit`] makes a job command and only
-/// [`WorkerEvent::Finished`] ends one, so the count matches the worker's queue.
+/// Jobs submitted and not yet finished. The app makes every job command through [`Jobs::submit`] and the
+/// worker ends every job with [`WorkerEvent::Finished`], so the count matches the worker's queue.
 #[derive(Debug, Default)]
 pub struct Jobs {
     pending: usize,
