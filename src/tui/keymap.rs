@@ -416,6 +416,13 @@ pub fn keys_for(mode: Mode, action: Action) -> String {
     keys.map(|key| key.label(false)).collect::<Vec<_>>().join(", ")
 }
 
+/// The first key bound to `action` in `scope`, for the hints in the panes.
+pub fn first_key(scope: Scope, action: Action) -> String {
+    let rows = KEYMAP.iter().filter(|row| row.scope == scope);
+    let mut keys = rows.flat_map(|row| row.bindings).filter(|(bound, _)| *bound == action).flat_map(|(_, keys)| *keys);
+    keys.next().map_or_else(|| panic!("{action:?} has no key in {scope:?}"), |key| key.label(false))
+}
+
 impl Row {
     /// The keys as the help shows them: a scope prefix, each action's keys, actions apart by " / ".
     pub fn keys(&self) -> String {

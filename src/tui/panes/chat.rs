@@ -10,7 +10,8 @@ use ratatui::Frame;
 use super::{draw_field, titled};
 use crate::tui::app::chat::ChatEntry;
 use crate::tui::app::App;
-use crate::tui::layout;
+use crate::tui::keymap::{self, Action, Scope};
+use crate::tui::layout::{self, Pane};
 use crate::tui::text;
 
 pub fn render(app: &App, frame: &mut Frame, body: Rect) {
@@ -23,10 +24,14 @@ pub fn render(app: &App, frame: &mut Frame, body: Rect) {
         render_transcript(app, frame, right, "Without (unedited model)", Side::WithoutCache);
     } else {
         let side = if app.chat.with_cache { Side::WithCache } else { Side::WithoutCache };
+        let key = |action| keymap::first_key(Scope::Pane(Pane::Chat), action);
         let title = format!(
-            "Chat: cache {} (Ctrl-E), side by side off (Ctrl-B), raw continuation {} (Ctrl-R)",
+            "Chat: cache {} ({}), side by side off ({}), raw continuation {} ({})",
             on_off(app.chat.with_cache),
-            on_off(app.chat.raw)
+            key(Action::ToggleCache),
+            key(Action::ToggleSideBySide),
+            on_off(app.chat.raw),
+            key(Action::ToggleRaw)
         );
         render_transcript(app, frame, transcript, &title, side);
     }

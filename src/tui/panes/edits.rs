@@ -10,7 +10,8 @@ use super::{draw_field, input_for, row, titled};
 use crate::session::GroupStatus;
 use crate::tui::app::edits::FieldRef;
 use crate::tui::app::{App, InputTarget};
-use crate::tui::layout;
+use crate::tui::keymap::{self, Action, Scope};
+use crate::tui::layout::{self, Pane};
 use crate::tui::text;
 
 pub fn status_label(status: GroupStatus) -> (&'static str, Color) {
@@ -42,7 +43,19 @@ pub fn render(app: &App, frame: &mut Frame, body: Rect) {
     };
     frame.render_widget(Paragraph::new(group_lines).block(titled("Edit groups")), groups);
 
-    let block = titled("Group (Enter edits; a/d language, p/x paraphrase, g generate, l locate, e edit)");
+    let key = |action| keymap::first_key(Scope::Pane(Pane::Edits), action);
+    let title = format!(
+        "Group ({} edits; {}/{} language, {}/{} paraphrase, {} generate, {} locate, {} edit)",
+        key(Action::EditField),
+        key(Action::AddLanguage),
+        key(Action::RemoveLanguage),
+        key(Action::AddParaphrase),
+        key(Action::RemoveParaphrase),
+        key(Action::GenerateParaphrases),
+        key(Action::Locate),
+        key(Action::Edit)
+    );
+    let block = titled(&title);
     let inner = block.inner(form);
     frame.render_widget(block, form);
     let fields = app.edits.form_fields();

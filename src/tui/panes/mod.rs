@@ -16,7 +16,7 @@ use ratatui::Frame;
 
 use super::app::sessions::LoadFailure;
 use super::app::{App, Input, InputTarget, Pane};
-use super::keymap::{self, Action, Mode};
+use super::keymap::{self, Action, Mode, Scope};
 use super::layout::{self, MIN_HEIGHT, MIN_WIDTH};
 use super::text::{self, TextField};
 
@@ -85,7 +85,7 @@ fn render_status(app: &App, frame: &mut Frame, area: Rect) {
         if let Some((step, steps)) = busy.steps {
             status.push_str(&format!(" step {step}/{steps}"));
         }
-        status.push_str("  (Ctrl-X cancels)");
+        status.push_str(&format!("  ({} cancels)", keymap::first_key(Scope::Anywhere, Action::Cancel)));
         Line::from(Span::styled(text::truncate(&status, width), Style::new().fg(Color::Yellow)))
     } else {
         Line::from(Span::styled(text::truncate(&app.message, width), Style::new().fg(Color::Green)))

@@ -8,7 +8,8 @@ use ratatui::Frame;
 
 use super::{draw_field, input_for, percent, row, titled};
 use crate::tui::app::{App, InputTarget};
-use crate::tui::layout;
+use crate::tui::keymap::{self, Action, Scope};
+use crate::tui::layout::{self, Pane};
 
 pub fn render(app: &App, frame: &mut Frame, body: Rect) {
     let [builtins, spec, info, progress] = layout::model(body);
@@ -16,7 +17,8 @@ pub fn render(app: &App, frame: &mut Frame, body: Rect) {
         app.model.builtins.iter().enumerate().map(|(i, name)| row(i == app.model.selected, name.to_string())).collect();
     frame.render_widget(Paragraph::new(lines).block(titled("Built-in (Enter loads)")), builtins);
 
-    frame.render_widget(titled("Path or HF repo id (p)"), spec);
+    let type_spec = keymap::first_key(Scope::Pane(Pane::Model), Action::TypeModelSpec);
+    frame.render_widget(titled(&format!("Path or HF repo id ({type_spec})")), spec);
     let inner = spec.inner(ratatui::layout::Margin::new(1, 1));
     match input_for(app, InputTarget::ModelSpec) {
         Some(input) => draw_field(frame, &input.field, inner.x, inner.y, inner.width, ""),

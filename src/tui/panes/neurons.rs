@@ -11,7 +11,8 @@ use ratatui::Frame;
 use super::{heat, shade, titled};
 use crate::method::LocatedNeurons;
 use crate::tui::app::App;
-use crate::tui::layout;
+use crate::tui::keymap::{self, Action, Scope};
+use crate::tui::layout::{self, Pane};
 use crate::tui::text;
 
 pub fn render(app: &App, frame: &mut Frame, body: Rect) {
@@ -30,11 +31,14 @@ pub fn render(app: &App, frame: &mut Frame, body: Rect) {
     let selected_layers: Vec<String> = located.selected.keys().map(|l| l.to_string()).collect();
     // The edit acts only on questions whose scope score reaches the threshold (chat shows each score).
     let scope = app.settings.scope.threshold.map_or("off".to_string(), |t| format!(">= {t:.2}"));
+    let key = |action| keymap::first_key(Scope::Pane(Pane::Neurons), action);
     let summary = format!(
-        "{}  beta {:.2} (+/-{})  edit layers [{}]  {} LAFNs  scope {scope}",
+        "{}  beta {:.2} ({}/{}{})  edit layers [{}]  {} LAFNs  scope {scope}",
         group.name,
         app.settings.locate.beta,
-        if live { ", live" } else { "; r measures" },
+        key(Action::BetaUp),
+        key(Action::BetaDown),
+        if live { ", live".to_string() } else { format!("; {} measures", key(Action::Locate)) },
         selected_layers.join(","),
         located.neuron_count()
     );
@@ -114,7 +118,9 @@ fn render_jaccard(app: &App, located: &LocatedNeurons, frame: &mut Frame, area: 
 
 fn render_lafns(app: &App, located: &LocatedNeurons, frame: &mut Frame, area: Rect) {
     let lafns = app.layer_lafns();
-    let block = titled("LAFNs of the layer (PgUp/PgDn)");
+    let key = |action| keymap::first_key(Scope::Pane(Pane::Neurons), action);
+    let title = format!("LAFNs of the layer ({}/{})", key(Action::ScrollLafnsUp), key(Action::ScrollLafnsDown));
+    let block = titled(&title);
     let inner = block.inner(area);
     frame.render_widget(block, area);
     if lafns.is_empty() {

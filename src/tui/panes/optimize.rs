@@ -12,7 +12,8 @@ use super::edits::status_label;
 use super::{draw_field, input_for, row, titled};
 use crate::tui::app::optimize::Setting;
 use crate::tui::app::{App, InputTarget};
-use crate::tui::layout;
+use crate::tui::keymap::{self, Action, Scope};
+use crate::tui::layout::{self, Pane};
 
 /// Line colors of the languages' probability curves, reused in order.
 const LANG_COLORS: [Color; 6] = [Color::Cyan, Color::Yellow, Color::Green, Color::Magenta, Color::Red, Color::Blue];
@@ -72,7 +73,12 @@ fn render_status(app: &App, frame: &mut Frame, area: Rect) {
         lines.push(Line::from(format!("last    {stop:?} in {seconds:.0} s")));
     }
     let running = app.optimize.editing_group.is_some();
-    lines.push(Line::from(if running { "c cancels" } else { "s starts the edit" }));
+    let key = |action| keymap::first_key(Scope::Pane(Pane::Optimize), action);
+    lines.push(Line::from(if running {
+        format!("{} cancels", key(Action::Cancel))
+    } else {
+        format!("{} starts the edit", key(Action::Edit))
+    }));
     frame.render_widget(Paragraph::new(lines).block(titled("Edit")), area);
 }
 

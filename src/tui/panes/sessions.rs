@@ -8,7 +8,8 @@ use ratatui::Frame;
 
 use super::{draw_field, format_time, input_for, row, titled};
 use crate::tui::app::{App, InputTarget};
-use crate::tui::layout;
+use crate::tui::keymap::{self, Action, Scope};
+use crate::tui::layout::{self, Pane};
 use crate::tui::text;
 
 pub fn render(app: &App, frame: &mut Frame, body: Rect) {
@@ -52,7 +53,20 @@ pub fn render(app: &App, frame: &mut Frame, body: Rect) {
         }
     }
     info.push(Line::from(""));
-    info.push(Line::from("s save  a save as  r rename  d delete  g refresh  b restore previous save").fg(Color::Gray));
-    info.push(Line::from("Ctrl-S saves anywhere; quitting saves too").fg(Color::Gray));
+    let key = |action| keymap::first_key(Scope::Pane(Pane::Sessions), action);
+    let keys = [
+        (Action::Save, "save"),
+        (Action::SaveAs, "save as"),
+        (Action::RenameSession, "rename"),
+        (Action::DeleteSession, "delete"),
+        (Action::RefreshSessions, "refresh"),
+        (Action::RestoreBackup, "restore previous save"),
+    ];
+    let keys: Vec<String> = keys.iter().map(|(action, does)| format!("{} {does}", key(*action))).collect();
+    info.push(Line::from(keys.join("  ")).fg(Color::Gray));
+    info.push(
+        Line::from(format!("{} saves anywhere; quitting saves too", keymap::first_key(Scope::Anywhere, Action::Save)))
+            .fg(Color::Gray),
+    );
     frame.render_widget(Paragraph::new(info).wrap(Wrap { trim: false }).block(titled("Session")), details);
 }
