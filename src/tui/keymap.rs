@@ -409,18 +409,17 @@ pub fn action(mode: Mode, key: KeyEvent) -> Option<Action> {
     })
 }
 
-/// The keys that do `action` in `mode`, as the help names them.
-pub fn keys_for(mode: Mode, action: Action) -> String {
-    let rows = KEYMAP.iter().filter(|row| mode.scopes().contains(&row.scope));
+/// The keys bound to `action` in `scope`, as the help names them, for the hints in the panes.
+pub fn keys_in(scope: Scope, action: Action) -> Vec<String> {
+    let rows = KEYMAP.iter().filter(|row| row.scope == scope);
     let keys = rows.flat_map(|row| row.bindings).filter(|(bound, _)| *bound == action).flat_map(|(_, keys)| *keys);
-    keys.map(|key| key.label(false)).collect::<Vec<_>>().join(", ")
+    keys.map(|key| key.label(false)).collect()
 }
 
-/// The first key bound to `action` in `scope`, for the hints in the panes.
+/// The first key bound to `action` in `scope`.
 pub fn first_key(scope: Scope, action: Action) -> String {
-    let rows = KEYMAP.iter().filter(|row| row.scope == scope);
-    let mut keys = rows.flat_map(|row| row.bindings).filter(|(bound, _)| *bound == action).flat_map(|(_, keys)| *keys);
-    keys.next().map_or_else(|| panic!("{action:?} has no key in {scope:?}"), |key| key.label(false))
+    let keys = keys_in(scope, action);
+    keys.into_iter().next().unwrap_or_else(|| panic!("{action:?} has no key in {scope:?}"))
 }
 
 impl Row {

@@ -35,7 +35,13 @@ pub fn render(app: &App, frame: &mut Frame, body: Rect) {
         );
         render_transcript(app, frame, transcript, &title, side);
     }
-    let block = titled(if app.chat.focused { "Ask (Enter sends, Esc leaves)" } else { "Ask (i or Enter to type)" });
+    let title = if app.chat.focused {
+        let key = |action| keymap::first_key(Scope::ChatInput, action);
+        format!("Ask ({} sends, {} leaves)", key(Action::Ask), key(Action::LeaveChatInput))
+    } else {
+        format!("Ask ({} to type)", keymap::keys_in(Scope::ChatTranscript, Action::FocusChatInput).join(" or "))
+    };
+    let block = titled(&title);
     let inner = block.inner(input);
     frame.render_widget(block, input);
     if app.chat.focused && app.input.is_none() && !app.help {

@@ -24,9 +24,11 @@ pub fn status_label(status: GroupStatus) -> (&'static str, Color) {
 }
 
 pub fn render(app: &App, frame: &mut Frame, body: Rect) {
+    let key = |action| keymap::first_key(Scope::Pane(Pane::Edits), action);
     let [groups, form] = layout::edits(body);
     let group_lines: Vec<Line> = if app.edits.groups.is_empty() {
-        vec![Line::from("no groups: n new, i import").fg(Color::Gray)]
+        let hint = format!("no groups: {} new, {} import", key(Action::NewGroup), key(Action::Import));
+        vec![Line::from(hint).fg(Color::Gray)]
     } else {
         app.edits
             .groups
@@ -43,7 +45,6 @@ pub fn render(app: &App, frame: &mut Frame, body: Rect) {
     };
     frame.render_widget(Paragraph::new(group_lines).block(titled("Edit groups")), groups);
 
-    let key = |action| keymap::first_key(Scope::Pane(Pane::Edits), action);
     let title = format!(
         "Group ({} edits; {}/{} language, {}/{} paraphrase, {} generate, {} locate, {} edit)",
         key(Action::EditField),
@@ -60,7 +61,12 @@ pub fn render(app: &App, frame: &mut Frame, body: Rect) {
     frame.render_widget(block, form);
     let fields = app.edits.form_fields();
     if fields.is_empty() {
-        frame.render_widget(Paragraph::new("Press n for a new group or i to import a JSON/JSONL file."), inner);
+        let hint = format!(
+            "Press {} for a new group or {} to import a JSON/JSONL file.",
+            key(Action::NewGroup),
+            key(Action::Import)
+        );
+        frame.render_widget(Paragraph::new(hint), inner);
         return;
     }
     let group = &app.edits.groups[app.edits.group_selected].saved.group;

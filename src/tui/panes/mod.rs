@@ -16,7 +16,7 @@ use ratatui::Frame;
 
 use super::app::sessions::LoadFailure;
 use super::app::{App, Input, InputTarget, Pane};
-use super::keymap::{self, Action, Mode, Scope};
+use super::keymap::{self, Action, Scope};
 use super::layout::{self, MIN_HEIGHT, MIN_WIDTH};
 use super::text::{self, TextField};
 
@@ -24,8 +24,10 @@ pub fn render(app: &App, frame: &mut Frame) {
     let area = frame.area();
     if layout::too_small(area) {
         let message = format!(
-            "Terminal too small: {}x{}, lafn needs {MIN_WIDTH}x{MIN_HEIGHT}. Enlarge it, or Ctrl-C to quit.",
-            area.width, area.height
+            "Terminal too small: {}x{}, lafn needs {MIN_WIDTH}x{MIN_HEIGHT}. Enlarge it, or {} to quit.",
+            area.width,
+            area.height,
+            keymap::first_key(Scope::Anywhere, Action::Quit)
         );
         frame.render_widget(Paragraph::new(message).wrap(Wrap { trim: true }), area);
         return;
@@ -118,8 +120,9 @@ fn centered(body: Rect, width: u16, height: u16) -> Rect {
 /// Why a session was not loaded and what the user can do, until dismissed.
 fn render_load_failure(failure: &LoadFailure, frame: &mut Frame, body: Rect) {
     let area = centered(body, 84, 12);
-    let key =
-        |action| Span::styled(format!("{:>4}  ", keymap::keys_for(Mode::LoadFailure, action)), Style::new().bold());
+    let key = |action| {
+        Span::styled(format!("{:>4}  ", keymap::keys_in(Scope::LoadFailure, action).join(", ")), Style::new().bold())
+    };
     let restore = if failure.has_backup {
         Line::from(vec![key(Action::RestoreFailedSession), Span::raw("restore its previous save (session.json.bak)")])
     } else {

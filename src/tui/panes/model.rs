@@ -15,7 +15,8 @@ pub fn render(app: &App, frame: &mut Frame, body: Rect) {
     let [builtins, spec, info, progress] = layout::model(body);
     let lines: Vec<Line> =
         app.model.builtins.iter().enumerate().map(|(i, name)| row(i == app.model.selected, name.to_string())).collect();
-    frame.render_widget(Paragraph::new(lines).block(titled("Built-in (Enter loads)")), builtins);
+    let load = keymap::first_key(Scope::Pane(Pane::Model), Action::LoadBuiltin);
+    frame.render_widget(Paragraph::new(lines).block(titled(&format!("Built-in ({load} loads)"))), builtins);
 
     let type_spec = keymap::first_key(Scope::Pane(Pane::Model), Action::TypeModelSpec);
     frame.render_widget(titled(&format!("Path or HF repo id ({type_spec})")), spec);

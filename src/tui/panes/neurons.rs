@@ -21,8 +21,12 @@ pub fn render(app: &App, frame: &mut Frame, body: Rect) {
         app.edits.selected_group().and_then(|g| g.saved.located.as_ref().map(|l| (&g.saved.group, l)))
     else {
         frame.render_widget(
-            Paragraph::new("No located group: select one in Edits and press l (locate) or e (edit).")
-                .block(titled("Neurons")),
+            Paragraph::new(format!(
+                "No located group: select one in Edits and press {} (locate) or {} (edit).",
+                keymap::first_key(Scope::Pane(Pane::Edits), Action::Locate),
+                keymap::first_key(Scope::Pane(Pane::Edits), Action::Edit)
+            ))
+            .block(titled("Neurons")),
             body,
         );
         return;
@@ -125,9 +129,9 @@ fn render_lafns(app: &App, located: &LocatedNeurons, frame: &mut Frame, area: Re
     frame.render_widget(block, area);
     if lafns.is_empty() {
         let note = if app.edits.selected_group().is_some_and(|g| g.measurements.is_some()) {
-            "no LAFNs in this layer at this beta"
+            "no LAFNs in this layer at this beta".to_string()
         } else {
-            "LAFNs of this layer are not stored: r locates again"
+            format!("LAFNs of this layer are not stored: {} locates again", key(Action::Locate))
         };
         frame.render_widget(Paragraph::new(note), inner);
         return;

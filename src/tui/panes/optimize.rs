@@ -26,7 +26,9 @@ pub fn render(app: &App, frame: &mut Frame, body: Rect) {
 }
 
 fn render_settings(app: &App, frame: &mut Frame, area: Rect) {
-    let block = titled("Settings (Enter changes)");
+    let change = keymap::first_key(Scope::Pane(Pane::Optimize), Action::ChangeSetting);
+    let title = format!("Settings ({change} changes)");
+    let block = titled(&title);
     let inner = block.inner(area);
     frame.render_widget(block, area);
     for (i, setting) in Setting::ALL.iter().enumerate() {

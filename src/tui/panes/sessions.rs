@@ -14,7 +14,10 @@ use crate::tui::text;
 
 pub fn render(app: &App, frame: &mut Frame, body: Rect) {
     let [list, details] = layout::sessions(body);
-    let block = titled("Saved sessions (Enter loads)");
+    let key = |action| keymap::first_key(Scope::Pane(Pane::Sessions), action);
+    let save_anywhere = keymap::first_key(Scope::Anywhere, Action::Save);
+    let title = format!("Saved sessions ({} loads)", key(Action::LoadSession));
+    let block = titled(&title);
     let inner = block.inner(list);
     frame.render_widget(block, list);
     let mut lines = Vec::new();
@@ -28,7 +31,7 @@ pub fn render(app: &App, frame: &mut Frame, body: Rect) {
         lines.push(line);
     }
     if lines.is_empty() {
-        lines.push(Line::from("no saved sessions yet (Ctrl-S saves)").fg(Color::Gray));
+        lines.push(Line::from(format!("no saved sessions yet ({save_anywhere} saves)")).fg(Color::Gray));
     }
     frame.render_widget(Paragraph::new(lines), inner);
     for target in [InputTarget::RenameSession, InputTarget::SaveSessionAs] {
@@ -53,7 +56,6 @@ pub fn render(app: &App, frame: &mut Frame, body: Rect) {
         }
     }
     info.push(Line::from(""));
-    let key = |action| keymap::first_key(Scope::Pane(Pane::Sessions), action);
     let keys = [
         (Action::Save, "save"),
         (Action::SaveAs, "save as"),
@@ -64,9 +66,6 @@ pub fn render(app: &App, frame: &mut Frame, body: Rect) {
     ];
     let keys: Vec<String> = keys.iter().map(|(action, does)| format!("{} {does}", key(*action))).collect();
     info.push(Line::from(keys.join("  ")).fg(Color::Gray));
-    info.push(
-        Line::from(format!("{} saves anywhere; quitting saves too", keymap::first_key(Scope::Anywhere, Action::Save)))
-            .fg(Color::Gray),
-    );
+    info.push(Line::from(format!("{save_anywhere} saves anywhere; quitting saves too")).fg(Color::Gray));
     frame.render_widget(Paragraph::new(info).wrap(Wrap { trim: false }).block(titled("Session")), details);
 }
