@@ -14,7 +14,7 @@ use lafn::runtime::{Arch, ModelConfig, ModelInfo, RopeStyle, WeightMode};
 use lafn::session::{GroupStatus, Session, SessionGroup, SessionSummary};
 use lafn::tui::app::{App, Command, Event, Pane};
 use lafn::tui::worker::{EditResult, Job, WorkerEvent};
-use lafn::tui::{panes, run_commands, run_file_command};
+use lafn::tui::{keymap, panes, run_file_command};
 use proptest::prelude::*;
 use ratatui::backend::TestBackend;
 use ratatui::Terminal;
@@ -164,14 +164,14 @@ fn demo_app() -> App {
     second.descriptors[0].prompt = "In which city is the Eiffel Tower?".into();
     second.descriptors[0].target = "Rome".into();
     app.handle(Event::Imported(vec![record_group(), second]));
-    assert_eq!(app.groups.len(), 2);
-    app.group_selected = 0;
+    assert_eq!(app.edits.groups.len(), 2);
+    app.edits.group_selected = 0;
 
     let group = record_group();
     let langs: Vec<String> = group.langs().iter().map(|l| l.to_string()).collect();
     let measured = measurements(&langs);
     let located = select(&measured, &LocateSettings::default()).unwrap();
-    let id = app.groups[0].id;
+    let id = app.edits.groups[0].id;
     worker(&mut app, WorkerEvent::Started("locating `Shmavon Shmavonyan`".into()));
     let commands = worker(
         &mut app,
@@ -183,7 +183,7 @@ fn demo_app() -> App {
         },
     );
     worker(&mut app, WorkerEvent::Finished);
-    assert!(app.groups[0].saved.located.is_some());
+    assert!(app.edits.groups[0].saved.located.is_some());
     let _ = commands;
 
     worker(&mut app, WorkerEvent::Started("editing `Shmavon Shmavonyan`".into()));
@@ -206,7 +206,7 @@ fn demo_app() -> App {
     worker(&mut app, WorkerEvent::Finished);
 
     let (&layer, neurons) = located.selected.iter().next().unwrap();
-    app.layer_selected = layer;
+    app.neurons.layer_selected = layer;
     let words = [" Yemen", " Arabia", "ي", " Sana", " Oman", " desert", " Aden", "也门", " Gulf", " Saudi"];
     let tokens = neurons
         .iter()
@@ -245,7 +245,7 @@ fn demo_app() -> App {
         worker(&mut app, WorkerEvent::ChatDone { turn, with_cache: true, fired, out_of_scope });
         worker(&mut app, WorkerEvent::Finished);
     }
-    app.chat[0].without_cache = Some(" Armenia".into());
+    app.chat.entries[0].without_cache = Some(" Armenia".into());
     type_text(&mut app, "沙马冯·沙马冯扬来自哪个国家？");
 
     app.handle(Event::SessionsListed(vec![
@@ -314,7 +314,7 @@ fn model_pane_while_fetching() {
 #[test]
 fn edits_pane() {
     snapshot_pane(Pane::Edits, |app| {
-        app.field_selected = 3;
+        app.edits.field_selected = 3;
     });
 }
 
@@ -322,15 +322,15 @@ fn edits_pane() {
 fn edits_pane_typing_thai_with_undo() {
     let mut app = demo_app();
     app.pane = Pane::Edits;
-    app.field_selected = 2;
+    app.edits.field_selected = 2;
     app.handle(key(KeyCode::Enter));
     app.handle(key(KeyCode::End));
     type_text(&mut app, " กี่");
     app.handle(Event::Paste("汉字".into()));
     app.handle(ctrl('z'));
     app.handle(key(KeyCode::Enter));
-    assert_eq!(app.groups[0].saved.group.descriptors[0].subject, "Shmavon Shmavonyan กี่");
-    assert_eq!(app.groups[0].saved.status, lafn::session::GroupStatus::Draft, "an edited field makes a draft");
+    assert_eq!(app.edits.groups[0].saved.group.descriptors[0].subject, "Shmavon Shmavonyan กี่");
+    assert_eq!(app.edits.groups[0].saved.status, lafn::session::GroupStatus::Draft, "an edited field makes a draft");
     insta::assert_snapshot!("edits_after_typing_80x24", render(&mut app, 80, 24));
 }
 
@@ -343,8 +343,9 @@ fn neurons_pane() {
 fn neurons_beta_recomputes_live() {
     let mut app = demo_app();
     app.pane = Pane::Neurons;
-    let count =
-        |app: &App| app.groups[0].saved.located.as_ref().unwrap().layers.iter().map(|l| l.lafn_count).sum::<usize>();
+    let count = |app: &App| {
+        app.edits.groups[0].saved.located.as_ref().unwrap().layers.iter().map(|l| l.lafn_count).sum::<usize>()
+    };
     let before = count(&app);
     // Shares come in sixths: 0.65 admits neurons firing on four of six inputs, 0.8 needed five.
     for _ in 0..3 {
@@ -392,7 +393,7 @@ fn chat_pane_side_by_side() {
     let mut app = demo_app();
     app.pane = Pane::Chat;
     app.handle(ctrl('b'));
-    assert!(app.side_by_side);
+    assert!(app.chat.side_by_side);
     insta::assert_snapshot!("chat_side_by_side_80x24", render(&mut app, 80, 24));
 }
 
@@ -408,8 +409,8 @@ fn help_lists_every_key() {
     app.handle(key(KeyCode::Char('?')));
     assert!(app.help);
     let screen = render(&mut app, 200, 50);
-    for (keys, _) in panes::KEYS {
-        assert!(screen.contains(keys), "help lacks {keys}");
+    for (keys, _) in keymap::help() {
+        assert!(screen.contains(&keys), "help lacks {keys}");
     }
     insta::assert_snapshot!("help_200x50", screen);
 }
@@ -417,10 +418,7 @@ fn help_lists_every_key() {
 #[test]
 fn readme_key_table_is_the_help() {
     let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
-    for (keys, does) in panes::KEYS {
-        let row = format!("| {} | {does} |", keys.replace('|', "\\|"));
-        assert!(readme.contains(&row), "README's key table lacks `{row}`");
-    }
+    assert!(readme.contains(&keymap::markdown_table()), "README's key table is not:\n{}", keymap::markdown_table());
 }
 
 #[test]
@@ -471,13 +469,19 @@ fn mouse_clicks_tabs_and_rows() {
         row: 3,
         modifiers: KeyModifiers::NONE,
     }));
-    assert_eq!(app.group_selected, 1);
+    assert_eq!(app.edits.group_selected, 1);
 }
 
 /// Carries out the app's file commands in its sessions directory as the terminal loop does (jobs go
 /// nowhere).
-fn drive(app: &mut App, commands: Vec<Command>) {
-    run_commands(app, commands, |command, app| run_file_command(command, &app.sessions_dir));
+fn drive(app: &mut App, mut pending: Vec<Command>) {
+    while !pending.is_empty() {
+        for command in std::mem::take(&mut pending) {
+            if let Some(event) = run_file_command(command, &app.sessions.dir) {
+                pending.extend(app.handle(event));
+            }
+        }
+    }
 }
 
 fn press(app: &mut App, event: Event) {
@@ -503,8 +507,8 @@ fn start_on_session(dir: &std::path::Path, name: &str) -> App {
     app
 }
 
-/// Session `name` saved twice in `dir` (so its backup is good), with one group.
-fn saved_twice(dir: &std::path::Path, name: &str) -> PathBuf {
+/// Session `name` with one draft group.
+fn one_group_session(name: &str) -> Session {
     let mut session = Session::new(name).unwrap();
     session.groups.push(SessionGroup {
         group: record_group(),
@@ -513,6 +517,12 @@ fn saved_twice(dir: &std::path::Path, name: &str) -> PathBuf {
         loss_history: Vec::new(),
         cache_entry: None,
     });
+    session
+}
+
+/// Session `name` saved twice in `dir` (so its backup is good), with one group.
+fn saved_twice(dir: &std::path::Path, name: &str) -> PathBuf {
+    let mut session = one_group_session(name);
     session.save(dir).unwrap();
     session.save(dir).unwrap()
 }
@@ -545,7 +555,7 @@ fn a_damaged_session_is_never_saved_over_and_its_backup_restores() {
     assert!(screen.contains("Session `x` was not loaded") && screen.contains("damaged"), "{screen}");
     assert!(screen.contains("restore its previous save"), "{screen}");
     press(&mut app, ctrl('s'));
-    assert!(app.load_failure.as_ref().unwrap().shown, "a refused save shows why");
+    assert!(app.sessions.load_failure.as_ref().unwrap().shown, "a refused save shows why");
     press(&mut app, key(KeyCode::Esc));
     let screen = render(&mut app, 120, 30);
     assert!(!screen.contains("was not loaded") && screen.contains("(not loaded, not saved)"), "{screen}");
@@ -562,8 +572,8 @@ fn a_damaged_session_is_never_saved_over_and_its_backup_restores() {
 
     let mut app = start_on_session(dir.path(), "x");
     press(&mut app, key(KeyCode::Char('b')));
-    assert!(app.load_failure.is_none(), "{:?}", app.error);
-    assert_eq!(app.groups.len(), 1, "the previous save is loaded");
+    assert!(app.sessions.load_failure.is_none(), "{:?}", app.error);
+    assert_eq!(app.edits.groups.len(), 1, "the previous save is loaded");
     press(&mut app, ctrl('s'));
     assert!(app.message.starts_with("saved session `x`"), "{}", app.message);
     assert_eq!(Session::load(dir.path(), "x").unwrap().groups.len(), 1);
@@ -579,7 +589,7 @@ fn a_session_from_a_newer_lafn_survives_saves_and_the_work_goes_elsewhere() {
     let before = files_of(&dir.path().join("x"));
 
     let mut app = start_on_session(dir.path(), "x");
-    assert!(app.load_failure.as_ref().unwrap().reason.contains("newer lafn"));
+    assert!(app.sessions.load_failure.as_ref().unwrap().reason.contains("newer lafn"));
     press(&mut app, key(KeyCode::Esc));
     app.handle(Event::Imported(vec![record_group()]));
     for _ in 0..2 {
@@ -590,7 +600,7 @@ fn a_session_from_a_newer_lafn_survives_saves_and_the_work_goes_elsewhere() {
     assert_eq!(app.pane, Pane::Sessions);
     type_text(&mut app, "x");
     press(&mut app, key(KeyCode::Enter));
-    assert!(app.load_failure.as_ref().unwrap().shown);
+    assert!(app.sessions.load_failure.as_ref().unwrap().shown);
     press(&mut app, key(KeyCode::Char('a')));
     type_text(&mut app, "y");
     press(&mut app, key(KeyCode::Enter));
@@ -649,10 +659,10 @@ fn sessions_pane_restores_a_previous_save() {
     let (mut app, commands) = App::new("gemma-3-270m", "other", dir.path().to_path_buf());
     drive(&mut app, commands);
     press(&mut app, key(KeyCode::F(6)));
-    assert!(app.sessions[0].damaged.is_some());
+    assert!(app.sessions.list[0].damaged.is_some());
     press(&mut app, key(KeyCode::Char('b')));
-    assert_eq!((app.session_name.as_str(), app.groups.len()), ("x", 1));
-    assert!(app.sessions[0].damaged.is_none(), "the list shows the restored session");
+    assert_eq!((app.sessions.name.as_str(), app.edits.groups.len()), ("x", 1));
+    assert!(app.sessions.list[0].damaged.is_none(), "the list shows the restored session");
     assert_eq!(Session::load(dir.path(), "x").unwrap().groups.len(), 1);
 }
 
@@ -723,4 +733,141 @@ proptest! {
             terminal.draw(|frame| panes::render(&app, frame)).unwrap();
         }
     }
+}
+
+/// Every job is counted, the load at start too: an edit started while it runs stays the Optimize pane's
+/// until the edit itself ends.
+#[test]
+fn every_job_is_counted_so_an_edit_stays_shown_while_an_earlier_job_ends() {
+    let (mut app, commands) = App::new("gemma-3-270m", "s", PathBuf::from("sessions"));
+    assert!(commands.iter().any(|c| matches!(c, Command::Job(Job::Load { .. }))));
+    assert_eq!(app.jobs.pending(), 1, "the load at start is pending");
+    app.handle(Event::Imported(vec![record_group()]));
+    app.pane = Pane::Edits;
+    let commands = app.handle(key(KeyCode::Char('e')));
+    assert!(commands.iter().any(|c| matches!(c, Command::Job(Job::Edit { .. }))));
+    let id = app.edits.groups[0].id;
+    assert_eq!((app.jobs.pending(), app.optimize.editing_group), (2, Some(id)));
+    worker(&mut app, WorkerEvent::Started("loading gemma-3-270m".into()));
+    worker(&mut app, WorkerEvent::Failed("loading gemma-3-270m failed: no network".into()));
+    worker(&mut app, WorkerEvent::Finished);
+    assert_eq!(app.optimize.editing_group, Some(id), "the edit still runs");
+    assert!(render(&mut app, 80, 24).contains("c cancels"));
+    worker(&mut app, WorkerEvent::Started("editing `record`".into()));
+    worker(&mut app, WorkerEvent::Failed("editing `record` failed: no model".into()));
+    worker(&mut app, WorkerEvent::Finished);
+    assert_eq!((app.jobs.pending(), app.optimize.editing_group), (0, None));
+
+    // A session naming another model loads it: one more job, counted like the others.
+    let mut session = Session::new("other").unwrap();
+    session.model = Some("qwen2.5-0.5b".into());
+    let commands = app.handle(Event::SessionLoaded(Box::new(session)));
+    assert!(commands.iter().any(|c| matches!(c, Command::Job(Job::Load { .. }))));
+    assert_eq!(app.jobs.pending(), 1);
+    worker(&mut app, WorkerEvent::Finished);
+    assert_eq!(app.jobs.pending(), 0);
+}
+
+/// A model that fails to load leaves the loaded one in place, in the Model pane and in the session.
+#[test]
+fn a_failed_model_load_keeps_the_loaded_model_shown() {
+    let mut app = demo_app();
+    app.pane = Pane::Model;
+    app.handle(key(KeyCode::Char('p')));
+    type_text(&mut app, "/models/broken.gguf");
+    let commands = app.handle(key(KeyCode::Enter));
+    assert!(commands.iter().any(|c| matches!(c, Command::Job(Job::Load { spec }) if spec == "/models/broken.gguf")));
+    worker(&mut app, WorkerEvent::Started("loading /models/broken.gguf".into()));
+    worker(&mut app, WorkerEvent::Failed("loading /models/broken.gguf failed: not a GGUF file".into()));
+    worker(&mut app, WorkerEvent::Finished);
+    assert_eq!(app.model.spec, "gemma-3-270m");
+    assert!(app.model.info.is_some());
+    assert_eq!(app.session().model.as_deref(), Some("gemma-3-270m"));
+    let screen = render(&mut app, 80, 24);
+    assert!(
+        screen.contains("current: gemma-3-270m") && screen.contains("error: loading /models/broken.gguf"),
+        "{screen}"
+    );
+}
+
+/// The worker side of the same: after a failed load, the previous model still answers jobs.
+#[test]
+fn the_worker_keeps_its_model_when_a_load_fails() {
+    use lafn::runtime::tiny::{write_tiny_model, TinySpec};
+    let dir = tempfile::tempdir().unwrap();
+    let tiny = write_tiny_model(dir.path(), TinySpec::new(Arch::Llama)).unwrap();
+    let broken = dir.path().join("broken");
+    std::fs::create_dir(&broken).unwrap();
+    std::fs::write(broken.join("model.gguf"), b"not a model").unwrap();
+    let (events, mut received) = tokio::sync::mpsc::unbounded_channel();
+    let worker = lafn::tui::worker::Worker::spawn(Some(dir.path().join("cache")), events);
+    let mut run = |job: Job| {
+        worker.submit(job);
+        let mut reported = Vec::new();
+        loop {
+            match received.blocking_recv().expect("the worker runs") {
+                WorkerEvent::Finished => return reported,
+                event => reported.push(event),
+            }
+        }
+    };
+    let loaded = run(Job::Load { spec: tiny.weights.display().to_string() });
+    assert!(loaded.iter().any(|e| matches!(e, WorkerEvent::ModelLoaded { .. })), "{loaded:?}");
+    let failed = run(Job::Load { spec: broken.join("model.gguf").display().to_string() });
+    assert!(failed.iter().any(|e| matches!(e, WorkerEvent::Failed(_))), "{failed:?}");
+    let tokens = run(Job::TopTokens { layer: 0, neurons: vec![0, 1] });
+    assert!(tokens.iter().any(|e| matches!(e, WorkerEvent::TopTokens { .. })), "{tokens:?}");
+}
+
+/// File commands run in order off the event loop, and `finish` waits for the last save.
+#[test]
+fn file_tasks_run_in_order_and_finish_after_the_last_save() {
+    let dir = tempfile::tempdir().unwrap();
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let answers = runtime.block_on(async {
+        let (answers, mut received) = tokio::sync::mpsc::unbounded_channel();
+        let files = lafn::tui::files::FileTasks::spawn(dir.path().to_path_buf(), answers);
+        files.run(Command::SaveSession(Box::new(one_group_session("x"))));
+        files.run(Command::RenameSession { from: "x".into(), to: "y".into() });
+        files.run(Command::ListSessions);
+        files.finish().await;
+        let mut answers = Vec::new();
+        while let Some(answer) = received.recv().await {
+            answers.push(answer);
+        }
+        answers
+    });
+    assert!(matches!(&answers[0], Event::SessionSaved { name, .. } if name == "x"), "{answers:?}");
+    let Event::SessionsListed(list) = &answers[1] else { panic!("{answers:?}") };
+    assert_eq!(list.iter().map(|s| s.name.as_str()).collect::<Vec<_>>(), ["y"], "the list follows the rename");
+    assert_eq!(Session::load(dir.path(), "y").unwrap().groups.len(), 1);
+}
+
+/// The mouse wheel scrolls the pane; it is not a key press, so it neither answers a pending deletion nor
+/// closes the help.
+#[test]
+fn the_mouse_wheel_scrolls_without_pressing_keys() {
+    let mut app = demo_app();
+    app.handle(Event::Resize(80, 24));
+    let wheel = |app: &mut App, kind| {
+        app.handle(Event::Mouse(MouseEvent { kind, column: 40, row: 10, modifiers: KeyModifiers::NONE }))
+    };
+    app.pane = Pane::Edits;
+    wheel(&mut app, MouseEventKind::ScrollDown);
+    wheel(&mut app, MouseEventKind::ScrollDown);
+    assert_eq!(app.edits.field_selected, 2);
+    wheel(&mut app, MouseEventKind::ScrollUp);
+    assert_eq!(app.edits.field_selected, 1);
+    app.handle(key(KeyCode::Char('D')));
+    wheel(&mut app, MouseEventKind::ScrollDown);
+    assert!(app.confirm.is_some(), "the deletion still waits for y or n");
+    app.handle(key(KeyCode::Char('n')));
+    assert_eq!(app.edits.groups.len(), 2);
+    app.pane = Pane::Chat;
+    app.chat.focused = false;
+    wheel(&mut app, MouseEventKind::ScrollUp);
+    assert_eq!(app.chat.scroll, 1);
+    app.handle(key(KeyCode::Char('?')));
+    wheel(&mut app, MouseEventKind::ScrollUp);
+    assert!(app.help && app.chat.scroll == 1, "the help stays open over a still transcript");
 }

@@ -1,6 +1,8 @@
 //! The worker thread: owns the models and the edit cache and runs every long job (fetch + load,
-//! paraphrases, locate, edit, chat, top tokens) off the UI thread, reporting progress over a channel.
-//! Jobs run one after another; the cancel flag stops the running one at its next step or token.
+//! paraphrases, locate, edit, chat, top tokens) off the UI's async runtime, reporting progress over a
+//! channel the event loop selects on. Model work is CPU-bound and keeps the models across jobs, so it has
+//! a thread of its own rather than tokio's blocking pool. Jobs run one after another; the cancel flag
+//! stops the running one (an edit at its next step, an answer at its next token).
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -9,6 +11,7 @@ use std::sync::Arc;
 
 use candle_core::{Device, Tensor};
 use color_eyre::eyre::{eyre, WrapErr};
+use tokio::sync::mpsc::UnboundedSender;
 
 use crate::fetch::{self, FetchEvent};
 use crate::method::apply::{answer, AnswerOptions, CachedEdits, Retrieved};
@@ -125,7 +128,7 @@ pub struct Worker {
 
 impl Worker {
     /// Starts the worker; `cache_dir` replaces the model's default edit cache directory.
-    pub fn spawn(cache_dir: Option<PathBuf>, events: Sender<WorkerEvent>) -> Self {
+    pub fn spawn(cache_dir: Option<PathBuf>, events: UnboundedSender<WorkerEvent>) -> Self {
         let (jobs, queue) = std::sync::mpsc::channel();
         let cancel = Arc::new(AtomicBool::new(false));
         let flag = cancel.clone();
@@ -160,7 +163,12 @@ struct State {
     cache_dir: Option<PathBuf>,
 }
 
-fn run(queue: Receiver<Job>, events: Sender<WorkerEvent>, cancel: Arc<AtomicBool>, cache_dir: Option<PathBuf>) {
+fn run(
+    queue: Receiver<Job>,
+    events: UnboundedSender<WorkerEvent>,
+    cancel: Arc<AtomicBool>,
+    cache_dir: Option<PathBuf>,
+) {
     let mut state = State { loaded: None, dense: None, cached: None, cache_dir };
     for job in queue {
         // A cancel pressed for an earlier job must not stop this one.
@@ -182,37 +190,7 @@ fn run(queue: Receiver<Job>, events: Sender<WorkerEvent>, cancel: Arc<AtomicBool
 impl State {
     fn run(&mut self, job: Job, cancel: &AtomicBool, send: &dyn Fn(WorkerEvent)) -> Result<()> {
         match job {
-            Job::Load { spec } => {
-                send(WorkerEvent::Stage(format!("resolving {spec}")));
-                let files = fetch::resolve(&spec, &mut |event| send(WorkerEvent::Fetch(event)))?;
-                send(WorkerEvent::Stage(format!("loading {}", files.weights.display())));
-                self.loaded = None;
-                self.dense = None;
-                self.cached = None;
-                let loaded = LoadedModel::load(&files, WeightMode::Quantized)
-                    .wrap_err_with(|| format!("cannot load model `{spec}`"))?;
-                let fingerprint = loaded.info.fingerprint.clone();
-                let dir = match &self.cache_dir {
-                    Some(dir) => dir.clone(),
-                    None => default_cache_dir(&fingerprint)?,
-                };
-                let cache = EditCache::open(&dir, &fingerprint)?;
-                for warning in cache.warnings() {
-                    log::warn!("edit cache: {warning}");
-                }
-                let cache_rows = cache.list().to_vec();
-                let settings = MethodSettings::default();
-                self.cached = Some(CachedEdits::new(
-                    cache,
-                    &loaded.model,
-                    &loaded.tokenizer,
-                    settings.retrieval,
-                    settings.scope,
-                )?);
-                let info = Box::new(loaded.info.clone());
-                self.loaded = Some(loaded);
-                send(WorkerEvent::ModelLoaded { spec, info, cache_dir: dir, cache_rows });
-            }
+            Job::Load { spec } => self.load(spec, send)?,
             Job::Paraphrase { group_id, lang_index, descriptor, settings } => {
                 let loaded = self.loaded()?;
                 let mut group = EditGroup { name: "paraphrases".into(), descriptors: vec![descriptor] };
@@ -276,25 +254,67 @@ impl State {
                 })));
             }
             Job::Chat { turn, query, modes, max_tokens, raw } => {
-                let loaded = self.loaded.as_ref().ok_or_else(|| eyre!("no model is loaded"))?;
                 let options = AnswerOptions { stop_at_line_end: !raw, ..AnswerOptions::chat(max_tokens) };
-                for with_cache in modes {
-                    let cached = if with_cache { self.cached.as_mut() } else { None };
-                    let reply = answer(&loaded.model, &loaded.tokenizer, cached, &query, &options, &mut |piece| {
-                        send(WorkerEvent::ChatText { turn, with_cache, text: piece.to_string() });
-                        !cancel.load(Ordering::Relaxed)
-                    })?;
-                    for (id, reason) in &reply.retrieved.damaged {
-                        log::warn!("skipped damaged cache entry `{id}`: {reason}");
-                    }
-                    let Retrieved { hits, out_of_scope, .. } = reply.retrieved;
-                    send(WorkerEvent::ChatDone { turn, with_cache, fired: hits, out_of_scope });
-                }
+                self.chat(turn, &query, modes, &options, cancel, send)?
             }
             Job::TopTokens { layer, neurons } => {
                 let tokens = top_tokens(self.loaded()?, layer, &neurons)?;
                 send(WorkerEvent::TopTokens { layer, tokens });
             }
+        }
+        Ok(())
+    }
+
+    /// Fetches (if needed) and loads a model, then opens its edit cache. The current model stays until
+    /// the new one and its cache are ready: a load that fails leaves it loaded, as the UI still shows it.
+    fn load(&mut self, spec: String, send: &dyn Fn(WorkerEvent)) -> Result<()> {
+        send(WorkerEvent::Stage(format!("resolving {spec}")));
+        let files = fetch::resolve(&spec, &mut |event| send(WorkerEvent::Fetch(event)))?;
+        send(WorkerEvent::Stage(format!("loading {}", files.weights.display())));
+        let loaded =
+            LoadedModel::load(&files, WeightMode::Quantized).wrap_err_with(|| format!("cannot load model `{spec}`"))?;
+        let fingerprint = loaded.info.fingerprint.clone();
+        let dir = match &self.cache_dir {
+            Some(dir) => dir.clone(),
+            None => default_cache_dir(&fingerprint)?,
+        };
+        let cache = EditCache::open(&dir, &fingerprint)?;
+        for warning in cache.warnings() {
+            log::warn!("edit cache: {warning}");
+        }
+        let cache_rows = cache.list().to_vec();
+        let settings = MethodSettings::default();
+        let cached = CachedEdits::new(cache, &loaded.model, &loaded.tokenizer, settings.retrieval, settings.scope)?;
+        let info = Box::new(loaded.info.clone());
+        self.loaded = Some(loaded);
+        self.dense = None;
+        self.cached = Some(cached);
+        send(WorkerEvent::ModelLoaded { spec, info, cache_dir: dir, cache_rows });
+        Ok(())
+    }
+
+    /// Answers a query once per mode (with the cache or without), streaming the text.
+    fn chat(
+        &mut self,
+        turn: usize,
+        query: &str,
+        modes: Vec<bool>,
+        options: &AnswerOptions,
+        cancel: &AtomicBool,
+        send: &dyn Fn(WorkerEvent),
+    ) -> Result<()> {
+        let loaded = self.loaded.as_ref().ok_or_else(|| eyre!("no model is loaded"))?;
+        for with_cache in modes {
+            let cached = if with_cache { self.cached.as_mut() } else { None };
+            let reply = answer(&loaded.model, &loaded.tokenizer, cached, query, options, &mut |piece| {
+                send(WorkerEvent::ChatText { turn, with_cache, text: piece.to_string() });
+                !cancel.load(Ordering::Relaxed)
+            })?;
+            for (id, reason) in &reply.retrieved.damaged {
+                log::warn!("skipped damaged cache entry `{id}`: {reason}");
+            }
+            let Retrieved { hits, out_of_scope, .. } = reply.retrieved;
+            send(WorkerEvent::ChatDone { turn, with_cache, fired: hits, out_of_scope });
         }
         Ok(())
     }

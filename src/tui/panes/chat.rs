@@ -7,42 +7,47 @@ use ratatui::text::Line;
 use ratatui::widgets::Paragraph;
 use ratatui::Frame;
 
-use super::{draw_field, no_scroll, titled, ListArea};
-use crate::tui::app::{App, ChatEntry};
+use super::{draw_field, titled};
+use crate::tui::app::chat::ChatEntry;
+use crate::tui::app::App;
+use crate::tui::keymap::{self, Action, Scope};
+use crate::tui::layout::{self, Pane};
 use crate::tui::text;
 
-fn areas(body: Rect) -> [Rect; 2] {
-    Layout::vertical([Constraint::Min(3), Constraint::Length(3)]).areas(body)
-}
-
-pub fn lists(body: Rect) -> Vec<ListArea> {
-    vec![(areas(body)[1], no_scroll)]
-}
-
 pub fn render(app: &App, frame: &mut Frame, body: Rect) {
-    let [transcript, input] = areas(body);
+    let [transcript, input] = layout::chat(body);
     let on_off = |on: bool| if on { "on" } else { "off" };
-    if app.side_by_side {
+    if app.chat.side_by_side {
         let [left, right] =
             Layout::horizontal([Constraint::Percentage(50), Constraint::Percentage(50)]).areas(transcript);
         render_transcript(app, frame, left, "With the edit cache", Side::WithCache);
         render_transcript(app, frame, right, "Without (unedited model)", Side::WithoutCache);
     } else {
-        let side = if app.chat_with_cache { Side::WithCache } else { Side::WithoutCache };
+        let side = if app.chat.with_cache { Side::WithCache } else { Side::WithoutCache };
+        let key = |action| keymap::first_key(Scope::Pane(Pane::Chat), action);
         let title = format!(
-            "Chat: cache {} (Ctrl-E), side by side off (Ctrl-B), raw continuation {} (Ctrl-R)",
-            on_off(app.chat_with_cache),
-            on_off(app.chat_raw)
+            "Chat: cache {} ({}), side by side off ({}), raw continuation {} ({})",
+            on_off(app.chat.with_cache),
+            key(Action::ToggleCache),
+            key(Action::ToggleSideBySide),
+            on_off(app.chat.raw),
+            key(Action::ToggleRaw)
         );
         render_transcript(app, frame, transcript, &title, side);
     }
-    let block = titled(if app.chat_focused { "Ask (Enter sends, Esc leaves)" } else { "Ask (i or Enter to type)" });
+    let title = if app.chat.focused {
+        let key = |action| keymap::first_key(Scope::ChatInput, action);
+        format!("Ask ({} sends, {} leaves)", key(Action::Ask), key(Action::LeaveChatInput))
+    } else {
+        format!("Ask ({} to type)", keymap::keys_in(Scope::ChatTranscript, Action::FocusChatInput).join(" or "))
+    };
+    let block = titled(&title);
     let inner = block.inner(input);
     frame.render_widget(block, input);
-    if app.chat_focused && app.input.is_none() && !app.help {
-        draw_field(frame, &app.chat_input, inner.x, inner.y, inner.width, "> ");
+    if app.chat.focused && app.input.is_none() && !app.help {
+        draw_field(frame, &app.chat.input, inner.x, inner.y, inner.width, "> ");
     } else {
-        frame.render_widget(Line::from(format!("> {}", app.chat_input.text())).fg(Color::Gray), inner);
+        frame.render_widget(Line::from(format!("> {}", app.chat.input.text())).fg(Color::Gray), inner);
     }
 }
 
@@ -65,7 +70,7 @@ fn render_transcript(app: &App, frame: &mut Frame, area: Rect, title: &str, side
     frame.render_widget(block, area);
     let width = inner.width as usize;
     let mut lines: Vec<Line> = Vec::new();
-    for entry in &app.chat {
+    for entry in &app.chat.entries {
         for (i, part) in text::wrap(&format!("you: {}", entry.user), width).into_iter().enumerate() {
             let _ = i;
             lines.push(Line::from(part).bold());
@@ -96,7 +101,7 @@ fn render_transcript(app: &App, frame: &mut Frame, area: Rect, title: &str, side
         lines.push(Line::from("Ask the model something; answers show which cached edits fired.").fg(Color::Gray));
     }
     let rows = inner.height as usize;
-    let end = lines.len().saturating_sub(app.chat_scroll.min(lines.len().saturating_sub(1)));
+    let end = lines.len().saturating_sub(app.chat.scroll.min(lines.len().saturating_sub(1)));
     let start = end.saturating_sub(rows);
     frame.render_widget(Paragraph::new(lines[start..end].to_vec()), inner);
 }

@@ -1,28 +1,18 @@
 //! Edits pane: the list of edit groups with their status, and a form for the selected group.
 
-use ratatui::layout::{Constraint, Layout, Rect};
+use ratatui::layout::Rect;
 use ratatui::style::{Color, Style, Stylize};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::Paragraph;
 use ratatui::Frame;
 
-use super::{draw_field, input_for, no_scroll, row, scroll_offset, titled, ListArea};
+use super::{draw_field, input_for, row, titled};
 use crate::session::GroupStatus;
-use crate::tui::app::{App, FieldRef, InputTarget};
+use crate::tui::app::edits::FieldRef;
+use crate::tui::app::{App, InputTarget};
+use crate::tui::keymap::{self, Action, Scope};
+use crate::tui::layout::{self, Pane};
 use crate::tui::text;
-
-fn areas(body: Rect) -> [Rect; 2] {
-    Layout::horizontal([Constraint::Length(28), Constraint::Min(20)]).areas(body)
-}
-
-fn form_offset(app: &App, rows: usize) -> usize {
-    scroll_offset(app.field_selected, rows)
-}
-
-pub fn lists(body: Rect) -> Vec<ListArea> {
-    let [groups, form] = areas(body);
-    vec![(groups, no_scroll), (form, form_offset)]
-}
 
 pub fn status_label(status: GroupStatus) -> (&'static str, Color) {
     match status {
@@ -34,16 +24,19 @@ pub fn status_label(status: GroupStatus) -> (&'static str, Color) {
 }
 
 pub fn render(app: &App, frame: &mut Frame, body: Rect) {
-    let [groups, form] = areas(body);
-    let group_lines: Vec<Line> = if app.groups.is_empty() {
-        vec![Line::from("no groups: n new, i import").fg(Color::Gray)]
+    let key = |action| keymap::first_key(Scope::Pane(Pane::Edits), action);
+    let [groups, form] = layout::edits(body);
+    let group_lines: Vec<Line> = if app.edits.groups.is_empty() {
+        let hint = format!("no groups: {} new, {} import", key(Action::NewGroup), key(Action::Import));
+        vec![Line::from(hint).fg(Color::Gray)]
     } else {
-        app.groups
+        app.edits
+            .groups
             .iter()
             .enumerate()
             .map(|(i, g)| {
                 let (label, color) = status_label(g.saved.status);
-                let mut line = row(i == app.group_selected, format!("{} ", text::pad(&g.saved.group.name, 14)));
+                let mut line = row(i == app.edits.group_selected, format!("{} ", text::pad(&g.saved.group.name, 14)));
                 line.spans
                     .push(Span::styled(format!("{label} {}", g.saved.group.descriptors.len()), Style::new().fg(color)));
                 line
@@ -52,16 +45,32 @@ pub fn render(app: &App, frame: &mut Frame, body: Rect) {
     };
     frame.render_widget(Paragraph::new(group_lines).block(titled("Edit groups")), groups);
 
-    let block = titled("Group (Enter edits; a/d language, p/x paraphrase, g generate, l locate, e edit)");
+    let title = format!(
+        "Group ({} edits; {}/{} language, {}/{} paraphrase, {} generate, {} locate, {} edit)",
+        key(Action::EditField),
+        key(Action::AddLanguage),
+        key(Action::RemoveLanguage),
+        key(Action::AddParaphrase),
+        key(Action::RemoveParaphrase),
+        key(Action::GenerateParaphrases),
+        key(Action::Locate),
+        key(Action::Edit)
+    );
+    let block = titled(&title);
     let inner = block.inner(form);
     frame.render_widget(block, form);
-    let fields = app.form_fields();
+    let fields = app.edits.form_fields();
     if fields.is_empty() {
-        frame.render_widget(Paragraph::new("Press n for a new group or i to import a JSON/JSONL file."), inner);
+        let hint = format!(
+            "Press {} for a new group or {} to import a JSON/JSONL file.",
+            key(Action::NewGroup),
+            key(Action::Import)
+        );
+        frame.render_widget(Paragraph::new(hint), inner);
         return;
     }
-    let group = &app.groups[app.group_selected].saved.group;
-    let offset = form_offset(app, inner.height as usize);
+    let group = &app.edits.groups[app.edits.group_selected].saved.group;
+    let offset = app.edits.form_offset(inner.height as usize);
     for (line_index, field) in fields.iter().enumerate().skip(offset).take(inner.height as usize) {
         let y = inner.y + (line_index - offset) as u16;
         let label = match *field {
@@ -72,12 +81,12 @@ pub fn render(app: &App, frame: &mut Frame, body: Rect) {
             FieldRef::Target(_) => "   target  ".to_string(),
             FieldRef::Paraphrase(_, k) => format!("   para {:<2} ", k + 1),
         };
-        let selected = line_index == app.field_selected;
+        let selected = line_index == app.edits.field_selected;
         if let Some(input) = input_for(app, InputTarget::Field(*field)) {
             draw_field(frame, &input.field, inner.x, y, inner.width, &format!("> {label}"));
             continue;
         }
-        let value = app.field_text(*field);
+        let value = app.edits.field_text(*field);
         let value = match field {
             FieldRef::Lang(d) if value.is_empty() => {
                 format!("(empty) — {} paraphrases", group.descriptors[*d].paraphrases.len())

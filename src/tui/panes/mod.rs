@@ -1,5 +1,5 @@
 //! Rendering: the frame (tabs, status line, help, "too small"), and one module per pane. Everything here
-//! draws from `&App` only; the layout functions are shared with mouse hit-testing in the app.
+//! draws from `&App` only, into the areas of [`layout`].
 
 mod chat;
 mod edits;
@@ -8,77 +8,31 @@ mod neurons;
 mod optimize;
 mod sessions;
 
-use ratatui::layout::{Constraint, Layout, Position, Rect};
+use ratatui::layout::{Position, Rect};
 use ratatui::style::{Color, Modifier, Style, Stylize};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Borders, Clear, Paragraph, Wrap};
 use ratatui::Frame;
 
-use super::app::{App, Input, LoadFailure, Pane};
+use super::app::sessions::LoadFailure;
+use super::app::{App, Input, InputTarget, Pane};
+use super::keymap::{self, Action, Scope};
+use super::layout::{self, MIN_HEIGHT, MIN_WIDTH};
 use super::text::{self, TextField};
-
-/// Smallest terminal the panes are laid out for.
-pub const MIN_WIDTH: u16 = 60;
-pub const MIN_HEIGHT: u16 = 16;
-
-/// Every key, as the help popup and the README show them.
-pub const KEYS: &[(&str, &str)] = &[
-    ("Tab / Shift-Tab", "next / previous pane"),
-    ("1..6, F1..F6, Alt-1..6", "go to a pane (digits only when not typing)"),
-    ("?", "this help"),
-    ("Ctrl-S", "save the session (anywhere)"),
-    ("Ctrl-X", "cancel the running job"),
-    ("q, Ctrl-C, Ctrl-Q", "quit (the session is saved)"),
-    ("Esc", "leave a text field / dismiss an error"),
-    ("Up/Down, j/k, mouse", "move in lists; click tabs and rows, wheel scrolls"),
-    ("text fields", "Left/Right, Home/End, Backspace/Del, Ctrl-U, Ctrl-Z undo, paste"),
-    ("Model: Enter", "load the selected built-in"),
-    ("Model: p", "type a local path or HF repo id, Enter loads it"),
-    ("Edits: n / i", "new group / import JSON or JSONL (MzsRE records too)"),
-    ("Edits: Enter", "edit the field; [ ] or PgUp/PgDn choose the group"),
-    ("Edits: a / d", "add / remove a language"),
-    ("Edits: p / x", "add / remove a paraphrase"),
-    ("Edits: g", "generate paraphrases for the language"),
-    ("Edits: l / e / D", "locate / edit / delete the group"),
-    ("Neurons: + / -", "beta up / down, recomputed live"),
-    ("Neurons: Up/Down, r", "choose a layer; r locates again"),
-    ("Optimize: Enter", "change the setting; s starts the edit, c cancels"),
-    ("Chat: Enter", "ask; Esc leaves the input, i or Enter returns"),
-    ("Chat: Ctrl-E / Ctrl-B", "cache on/off / with and without the cache side by side"),
-    ("Chat: Ctrl-R", "raw continuation on/off (off: answers end at their line end)"),
-    ("Sessions: Enter / s / a", "load / save / save as"),
-    ("Sessions: r / d", "rename / delete (y confirms)"),
-    ("Sessions: b", "restore the selected session's previous save"),
-    ("Load failed: b / a / Esc", "restore the previous save / save as / close the notice"),
-];
-
-pub struct FrameLayout {
-    pub tabs: Rect,
-    pub body: Rect,
-    pub status: Rect,
-}
-
-pub fn too_small(area: Rect) -> bool {
-    area.width < MIN_WIDTH || area.height < MIN_HEIGHT
-}
-
-pub fn layout(area: Rect) -> FrameLayout {
-    let [tabs, body, status] =
-        Layout::vertical([Constraint::Length(1), Constraint::Min(1), Constraint::Length(1)]).areas(area);
-    FrameLayout { tabs, body, status }
-}
 
 pub fn render(app: &App, frame: &mut Frame) {
     let area = frame.area();
-    if too_small(area) {
+    if layout::too_small(area) {
         let message = format!(
-            "Terminal too small: {}x{}, lafn needs {MIN_WIDTH}x{MIN_HEIGHT}. Enlarge it, or Ctrl-C to quit.",
-            area.width, area.height
+            "Terminal too small: {}x{}, lafn needs {MIN_WIDTH}x{MIN_HEIGHT}. Enlarge it, or {} to quit.",
+            area.width,
+            area.height,
+            keymap::first_key(Scope::Anywhere, Action::Quit)
         );
         frame.render_widget(Paragraph::new(message).wrap(Wrap { trim: true }), area);
         return;
     }
-    let layout = layout(area);
+    let layout = layout::frame(area);
     render_tabs(app, frame, layout.tabs);
     match app.pane {
         Pane::Model => model::render(app, frame, layout.body),
@@ -91,41 +45,24 @@ pub fn render(app: &App, frame: &mut Frame) {
     render_status(app, frame, layout.status);
     if app.help {
         render_help(frame, layout.body);
-    } else if let Some(failure) = app.load_failure.as_ref().filter(|f| f.shown) {
+    } else if let Some(failure) = app.sessions.load_failure.as_ref().filter(|f| f.shown) {
         render_load_failure(failure, frame, layout.body);
     }
 }
 
-fn tab_label(index: usize, pane: Pane) -> String {
-    format!(" {} {} ", index + 1, pane.title())
-}
-
-/// The pane whose tab is at `column`.
-pub fn tab_at(tabs: Rect, column: u16) -> Option<Pane> {
-    let mut x = tabs.x;
-    for (i, pane) in Pane::ALL.iter().enumerate() {
-        let w = tab_label(i, *pane).len() as u16 + 1;
-        if column >= x && column < x + w {
-            return Some(*pane);
-        }
-        x += w;
-    }
-    None
-}
-
 fn render_tabs(app: &App, frame: &mut Frame, area: Rect) {
     let mut spans = Vec::new();
-    for (i, pane) in Pane::ALL.iter().enumerate() {
-        let style = if *pane == app.pane {
+    for pane in Pane::ALL {
+        let style = if pane == app.pane {
             Style::new().bg(Color::Cyan).fg(Color::Black).add_modifier(Modifier::BOLD)
         } else {
             Style::new().fg(Color::Gray)
         };
-        spans.push(Span::styled(tab_label(i, *pane), style));
+        spans.push(Span::styled(layout::tab_label(pane), style));
         spans.push(Span::raw("│"));
     }
-    let not_saved = if app.save_refused() { " (not loaded, not saved)" } else { "" };
-    let right = format!("session: {}{not_saved} ", app.session_name);
+    let not_saved = if app.sessions.save_refused() { " (not loaded, not saved)" } else { "" };
+    let right = format!("session: {}{not_saved} ", app.sessions.name);
     let used: usize = spans.iter().map(|s| s.width()).sum();
     let room = (area.width as usize).saturating_sub(used);
     if room > text::width(&right) {
@@ -139,7 +76,7 @@ fn render_status(app: &App, frame: &mut Frame, area: Rect) {
     let width = area.width as usize;
     let line = if let Some(error) = &app.error {
         Line::from(Span::styled(text::truncate(&format!("error: {error}  (Esc)"), width), Style::new().fg(Color::Red)))
-    } else if let Some(busy) = &app.busy {
+    } else if let Some(busy) = &app.jobs.busy {
         let mut status = format!("⏳ {}", busy.label);
         if !busy.stage.is_empty() {
             status.push_str(&format!(": {}", busy.stage));
@@ -150,7 +87,7 @@ fn render_status(app: &App, frame: &mut Frame, area: Rect) {
         if let Some((step, steps)) = busy.steps {
             status.push_str(&format!(" step {step}/{steps}"));
         }
-        status.push_str("  (Ctrl-X cancels)");
+        status.push_str(&format!("  ({} cancels)", keymap::first_key(Scope::Anywhere, Action::Cancel)));
         Line::from(Span::styled(text::truncate(&status, width), Style::new().fg(Color::Yellow)))
     } else {
         Line::from(Span::styled(text::truncate(&app.message, width), Style::new().fg(Color::Green)))
@@ -158,13 +95,16 @@ fn render_status(app: &App, frame: &mut Frame, area: Rect) {
     frame.render_widget(line, area);
 }
 
+/// The help popup, printed from the keymap.
 fn render_help(frame: &mut Frame, body: Rect) {
-    let area = centered(body, 90, KEYS.len() as u16 + 2);
-    let key_width = KEYS.iter().map(|(k, _)| text::width(k)).max().unwrap_or(0);
-    let lines: Vec<Line> = KEYS
-        .iter()
-        .map(|(k, what)| {
-            Line::from(vec![Span::styled(format!("{k:key_width$}  "), Style::new().bold()), Span::raw(*what)])
+    let help = keymap::help();
+    let key_width = help.iter().map(|(keys, _)| text::width(keys)).max().unwrap_or(0);
+    let width = help.iter().map(|(_, does)| key_width + 2 + text::width(does)).max().unwrap_or(0) + 2;
+    let area = centered(body, width as u16, help.len() as u16 + 2);
+    let lines: Vec<Line> = help
+        .into_iter()
+        .map(|(keys, does)| {
+            Line::from(vec![Span::styled(format!("{keys:key_width$}  "), Style::new().bold()), Span::raw(does)])
         })
         .collect();
     frame.render_widget(Clear, area);
@@ -180,9 +120,11 @@ fn centered(body: Rect, width: u16, height: u16) -> Rect {
 /// Why a session was not loaded and what the user can do, until dismissed.
 fn render_load_failure(failure: &LoadFailure, frame: &mut Frame, body: Rect) {
     let area = centered(body, 84, 12);
-    let key = |k: &str| Span::styled(format!("{k:>4}  "), Style::new().bold());
+    let key = |action| {
+        Span::styled(format!("{:>4}  ", keymap::keys_in(Scope::LoadFailure, action).join(", ")), Style::new().bold())
+    };
     let restore = if failure.has_backup {
-        Line::from(vec![key("b"), Span::raw("restore its previous save (session.json.bak)")])
+        Line::from(vec![key(Action::RestoreFailedSession), Span::raw("restore its previous save (session.json.bak)")])
     } else {
         Line::from("      it has no previous save to restore").fg(Color::Gray)
     };
@@ -191,8 +133,8 @@ fn render_load_failure(failure: &LoadFailure, frame: &mut Frame, body: Rect) {
         Line::from(""),
         Line::from("Its files are left as they are: nothing is saved over them."),
         restore,
-        Line::from(vec![key("a"), Span::raw("save the current work under a new name")]),
-        Line::from(vec![key("Esc"), Span::raw("close this notice")]),
+        Line::from(vec![key(Action::SaveFailedSessionAs), Span::raw("save the current work under a new name")]),
+        Line::from(vec![key(Action::CloseNotice), Span::raw("close this notice")]),
     ];
     let title = format!("Session `{}` was not loaded", failure.name);
     frame.render_widget(Clear, area);
@@ -238,37 +180,8 @@ pub fn draw_field(frame: &mut Frame, field: &TextField, x: u16, y: u16, width: u
 }
 
 /// The open input if it edits `target`.
-pub fn input_for(app: &App, target: super::app::InputTarget) -> Option<&Input> {
+pub fn input_for(app: &App, target: InputTarget) -> Option<&Input> {
     app.input.as_ref().filter(|i| i.target == target)
-}
-
-/// First row shown so that `selected` is visible in `rows` rows.
-pub fn scroll_offset(selected: usize, rows: usize) -> usize {
-    selected.saturating_sub(rows.saturating_sub(1))
-}
-
-/// The list and item under a click in the body: (which list of the pane, item index).
-pub fn hit(app: &App, body: Rect, at: Position) -> Option<(usize, usize)> {
-    let lists = match app.pane {
-        Pane::Model => model::lists(body),
-        Pane::Edits => edits::lists(body),
-        Pane::Neurons => neurons::lists(app, body),
-        Pane::Optimize => optimize::lists(body),
-        Pane::Chat => chat::lists(body),
-        Pane::Sessions => sessions::lists(body),
-    };
-    lists.iter().enumerate().find_map(|(i, (area, offset))| {
-        let inner = area.inner(ratatui::layout::Margin::new(1, 1));
-        inner.contains(at).then(|| (i, (at.y - inner.y) as usize + offset(app, inner.height as usize)))
-    })
-}
-
-/// A list area with the function giving its first shown item (from the app and the visible rows).
-pub type ListArea = (Rect, fn(&App, usize) -> usize);
-
-/// Lists that always start at the first item.
-pub fn no_scroll(_: &App, _: usize) -> usize {
-    0
 }
 
 /// Formats Unix seconds as a UTC date and time.

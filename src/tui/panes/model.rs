@@ -6,43 +6,36 @@ use ratatui::text::Line;
 use ratatui::widgets::{Gauge, Paragraph};
 use ratatui::Frame;
 
-use super::{draw_field, input_for, no_scroll, percent, row, titled, ListArea};
+use super::{draw_field, input_for, percent, row, titled};
 use crate::tui::app::{App, InputTarget};
-
-fn areas(body: Rect) -> [Rect; 4] {
-    let [left, right] = Layout::horizontal([Constraint::Length(30), Constraint::Min(20)]).areas(body);
-    let [builtins, spec] = Layout::vertical([Constraint::Length(6), Constraint::Length(4)]).areas(left);
-    let [info, progress] = Layout::vertical([Constraint::Min(5), Constraint::Length(4)]).areas(right);
-    [builtins, spec, info, progress]
-}
-
-pub fn lists(body: Rect) -> Vec<ListArea> {
-    vec![(areas(body)[0], no_scroll)]
-}
+use crate::tui::keymap::{self, Action, Scope};
+use crate::tui::layout::{self, Pane};
 
 pub fn render(app: &App, frame: &mut Frame, body: Rect) {
-    let [builtins, spec, info, progress] = areas(body);
+    let [builtins, spec, info, progress] = layout::model(body);
     let lines: Vec<Line> =
-        app.builtins.iter().enumerate().map(|(i, name)| row(i == app.builtin_selected, name.to_string())).collect();
-    frame.render_widget(Paragraph::new(lines).block(titled("Built-in (Enter loads)")), builtins);
+        app.model.builtins.iter().enumerate().map(|(i, name)| row(i == app.model.selected, name.to_string())).collect();
+    let load = keymap::first_key(Scope::Pane(Pane::Model), Action::LoadBuiltin);
+    frame.render_widget(Paragraph::new(lines).block(titled(&format!("Built-in ({load} loads)"))), builtins);
 
-    frame.render_widget(titled("Path or HF repo id (p)"), spec);
+    let type_spec = keymap::first_key(Scope::Pane(Pane::Model), Action::TypeModelSpec);
+    frame.render_widget(titled(&format!("Path or HF repo id ({type_spec})")), spec);
     let inner = spec.inner(ratatui::layout::Margin::new(1, 1));
     match input_for(app, InputTarget::ModelSpec) {
         Some(input) => draw_field(frame, &input.field, inner.x, inner.y, inner.width, ""),
         None => frame.render_widget(
-            Paragraph::new(vec![Line::from(format!("current: {}", app.model_spec))])
+            Paragraph::new(vec![Line::from(format!("current: {}", app.model.spec))])
                 .style(Style::new().fg(Color::Gray)),
             inner,
         ),
     }
 
-    let text = match &app.model_info {
+    let text = match &app.model.info {
         Some(info) => {
             let c = &info.config;
             let types: Vec<String> = info.tensor_types.iter().map(|(t, n)| format!("{t}×{n}")).collect();
             let mut lines = vec![
-                format!("model         {}", app.model_spec),
+                format!("model         {}", app.model.spec),
                 format!("architecture  {}", c.arch.name()),
                 format!("layers        {}", c.num_layers),
                 format!("hidden size   {}", c.hidden_size),
@@ -53,10 +46,10 @@ pub fn render(app: &App, frame: &mut Frame, body: Rect) {
                 format!("fingerprint   {}", info.fingerprint),
                 format!("file          {}", info.path.display()),
             ];
-            if let Some(dir) = &app.cache_dir {
-                lines.push(format!("edit cache    {} entries in {}", app.cache_rows.len(), dir.display()));
+            if let Some(dir) = &app.model.cache_dir {
+                lines.push(format!("edit cache    {} entries in {}", app.model.cache_rows.len(), dir.display()));
             }
-            for entry in &app.cache_rows {
+            for entry in &app.model.cache_rows {
                 lines.push(format!("  {}  [{}]  {}", entry.id, entry.langs.join(","), entry.subjects.join(" | ")));
             }
             lines
@@ -67,7 +60,7 @@ pub fn render(app: &App, frame: &mut Frame, body: Rect) {
     frame.render_widget(Paragraph::new(lines).block(titled("Loaded model")), info);
 
     let block = titled("Fetch / load");
-    match &app.busy {
+    match &app.jobs.busy {
         Some(busy) => {
             let label = match busy.bytes {
                 Some((done, total)) => {

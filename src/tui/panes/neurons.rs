@@ -2,61 +2,47 @@
 //! the selected layer's language x language Jaccard matrix, and its LAFNs with per-language firing
 //! frequencies and top tokens.
 
-use ratatui::layout::{Constraint, Layout, Rect};
+use ratatui::layout::Rect;
 use ratatui::style::{Color, Style, Stylize};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::Paragraph;
 use ratatui::Frame;
 
-use super::{heat, scroll_offset, shade, titled, ListArea};
+use super::{heat, shade, titled};
 use crate::method::LocatedNeurons;
 use crate::tui::app::App;
+use crate::tui::keymap::{self, Action, Scope};
+use crate::tui::layout::{self, Pane};
 use crate::tui::text;
 
-fn heatmap_width(langs: usize) -> u16 {
-    (8 + 3 * langs as u16 + 7).max(24)
-}
-
-fn areas(app: &App, body: Rect) -> [Rect; 4] {
-    let langs = app.selected_group().map_or(2, |g| g.saved.group.descriptors.len());
-    let [info, rest] = Layout::vertical([Constraint::Length(1), Constraint::Min(3)]).areas(body);
-    let left_width = heatmap_width(langs).min(body.width / 2 + 6);
-    let [heatmap, right] = Layout::horizontal([Constraint::Length(left_width), Constraint::Min(10)]).areas(rest);
-    let [jaccard, lafns] = Layout::vertical([Constraint::Length(langs as u16 + 3), Constraint::Min(3)]).areas(right);
-    [info, heatmap, jaccard, lafns]
-}
-
-fn heatmap_offset(app: &App, rows: usize) -> usize {
-    scroll_offset(app.layer_selected, rows)
-}
-
-pub fn lists(app: &App, body: Rect) -> Vec<ListArea> {
-    let heatmap = areas(app, body)[1];
-    // Data rows start below the header line.
-    vec![(Rect { y: heatmap.y + 1, height: heatmap.height.saturating_sub(1), ..heatmap }, heatmap_offset)]
-}
-
 pub fn render(app: &App, frame: &mut Frame, body: Rect) {
-    let [info, heatmap, jaccard, lafns] = areas(app, body);
+    let [info, heatmap, jaccard, lafns] = layout::neurons(body, app.edits.selected_language_count());
     let Some((group, located)) =
-        app.selected_group().and_then(|g| g.saved.located.as_ref().map(|l| (&g.saved.group, l)))
+        app.edits.selected_group().and_then(|g| g.saved.located.as_ref().map(|l| (&g.saved.group, l)))
     else {
         frame.render_widget(
-            Paragraph::new("No located group: select one in Edits and press l (locate) or e (edit).")
-                .block(titled("Neurons")),
+            Paragraph::new(format!(
+                "No located group: select one in Edits and press {} (locate) or {} (edit).",
+                keymap::first_key(Scope::Pane(Pane::Edits), Action::Locate),
+                keymap::first_key(Scope::Pane(Pane::Edits), Action::Edit)
+            ))
+            .block(titled("Neurons")),
             body,
         );
         return;
     };
-    let live = app.selected_group().is_some_and(|g| g.measurements.is_some());
+    let live = app.edits.selected_group().is_some_and(|g| g.measurements.is_some());
     let selected_layers: Vec<String> = located.selected.keys().map(|l| l.to_string()).collect();
     // The edit acts only on questions whose scope score reaches the threshold (chat shows each score).
     let scope = app.settings.scope.threshold.map_or("off".to_string(), |t| format!(">= {t:.2}"));
+    let key = |action| keymap::first_key(Scope::Pane(Pane::Neurons), action);
     let summary = format!(
-        "{}  beta {:.2} (+/-{})  edit layers [{}]  {} LAFNs  scope {scope}",
+        "{}  beta {:.2} ({}/{}{})  edit layers [{}]  {} LAFNs  scope {scope}",
         group.name,
         app.settings.locate.beta,
-        if live { ", live" } else { "; r measures" },
+        key(Action::BetaUp),
+        key(Action::BetaDown),
+        if live { ", live".to_string() } else { format!("; {} measures", key(Action::Locate)) },
         selected_layers.join(","),
         located.neuron_count()
     );
@@ -77,9 +63,9 @@ fn render_heatmap(app: &App, located: &LocatedNeurons, frame: &mut Frame, area: 
     header.push(Span::raw("  LAFN"));
     let mut lines = vec![Line::from(header).bold()];
     let rows = inner.height.saturating_sub(1) as usize;
-    let offset = heatmap_offset(app, rows);
+    let offset = app.neurons.heatmap_offset(rows);
     for stats in located.layers.iter().skip(offset).take(rows) {
-        let selected = stats.layer == app.layer_selected;
+        let selected = stats.layer == app.neurons.layer_selected;
         let mark = match (selected, located.selected.contains_key(&stats.layer)) {
             (true, _) => ">",
             (false, true) => "*",
@@ -103,7 +89,7 @@ fn render_heatmap(app: &App, located: &LocatedNeurons, frame: &mut Frame, area: 
 }
 
 fn render_jaccard(app: &App, located: &LocatedNeurons, frame: &mut Frame, area: Rect) {
-    let Some(stats) = located.layers.get(app.layer_selected) else { return };
+    let Some(stats) = located.layers.get(app.neurons.layer_selected) else { return };
     let counts: Vec<String> =
         located.langs.iter().zip(&stats.factual_counts).map(|(l, c)| format!("{l} {c}")).collect();
     let title = text::truncate(
@@ -136,14 +122,16 @@ fn render_jaccard(app: &App, located: &LocatedNeurons, frame: &mut Frame, area: 
 
 fn render_lafns(app: &App, located: &LocatedNeurons, frame: &mut Frame, area: Rect) {
     let lafns = app.layer_lafns();
-    let block = titled("LAFNs of the layer (PgUp/PgDn)");
+    let key = |action| keymap::first_key(Scope::Pane(Pane::Neurons), action);
+    let title = format!("LAFNs of the layer ({}/{})", key(Action::ScrollLafnsUp), key(Action::ScrollLafnsDown));
+    let block = titled(&title);
     let inner = block.inner(area);
     frame.render_widget(block, area);
     if lafns.is_empty() {
-        let note = if app.selected_group().is_some_and(|g| g.measurements.is_some()) {
-            "no LAFNs in this layer at this beta"
+        let note = if app.edits.selected_group().is_some_and(|g| g.measurements.is_some()) {
+            "no LAFNs in this layer at this beta".to_string()
         } else {
-            "LAFNs of this layer are not stored: r locates again"
+            format!("LAFNs of this layer are not stored: {} locates again", key(Action::Locate))
         };
         frame.render_widget(Paragraph::new(note), inner);
         return;
@@ -158,7 +146,7 @@ fn render_lafns(app: &App, located: &LocatedNeurons, frame: &mut Frame, area: Re
     header.push_str("  top tokens");
     let mut lines = vec![Line::from(header).bold()];
     let rows = inner.height.saturating_sub(1) as usize;
-    let scroll = app.lafn_scroll.min(lafns.len().saturating_sub(1));
+    let scroll = app.neurons.lafn_scroll.min(lafns.len().saturating_sub(1));
     for (neuron, freqs) in lafns.iter().skip(scroll).take(rows) {
         let mut line = format!("{neuron:>6} ");
         if per_lang {
@@ -168,7 +156,7 @@ fn render_lafns(app: &App, located: &LocatedNeurons, frame: &mut Frame, area: Re
             let mean = freqs.iter().sum::<f32>() / freqs.len().max(1) as f32;
             line.push_str(&format!("{:>4.0}{:>5.0}", min * 100.0, mean * 100.0));
         }
-        let tokens = match app.top_tokens.get(&(app.layer_selected, *neuron)) {
+        let tokens = match app.neurons.top_tokens.get(&(app.neurons.layer_selected, *neuron)) {
             Some(tokens) => tokens.iter().map(|t| format!("{:?}", t.trim_end())).collect::<Vec<_>>().join(" "),
             None => "…".to_string(),
         };

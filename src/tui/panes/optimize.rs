@@ -1,7 +1,7 @@
 //! Optimize pane: settings, start/cancel, and live curves of the losses and each language's target
 //! probability over the steps.
 
-use ratatui::layout::{Constraint, Layout, Rect};
+use ratatui::layout::Rect;
 use ratatui::style::{Color, Style};
 use ratatui::symbols::Marker;
 use ratatui::text::Line;
@@ -9,29 +9,28 @@ use ratatui::widgets::{Axis, Chart, Dataset, GraphType, Paragraph};
 use ratatui::Frame;
 
 use super::edits::status_label;
-use super::{draw_field, input_for, no_scroll, row, titled, ListArea};
-use crate::tui::app::{App, InputTarget, Setting};
+use super::{draw_field, input_for, row, titled};
+use crate::tui::app::optimize::Setting;
+use crate::tui::app::{App, InputTarget};
+use crate::tui::keymap::{self, Action, Scope};
+use crate::tui::layout::{self, Pane};
 
 /// Line colors of the languages' probability curves, reused in order.
 const LANG_COLORS: [Color; 6] = [Color::Cyan, Color::Yellow, Color::Green, Color::Magenta, Color::Red, Color::Blue];
 
-fn areas(body: Rect) -> [Rect; 4] {
-    let [left, right] = Layout::horizontal([Constraint::Length(34), Constraint::Min(20)]).areas(body);
-    let [settings, status] =
-        Layout::vertical([Constraint::Length(Setting::ALL.len() as u16 + 2), Constraint::Min(3)]).areas(left);
-    let [losses, probs] = Layout::vertical([Constraint::Percentage(55), Constraint::Percentage(45)]).areas(right);
-    [settings, status, losses, probs]
-}
-
-pub fn lists(body: Rect) -> Vec<ListArea> {
-    vec![(areas(body)[0], no_scroll)]
-}
-
 pub fn render(app: &App, frame: &mut Frame, body: Rect) {
-    let [settings, status, losses, probs] = areas(body);
-    let block = titled("Settings (Enter changes)");
-    let inner = block.inner(settings);
-    frame.render_widget(block, settings);
+    let [settings, status, losses, probs] = layout::optimize(body, Setting::ALL.len());
+    render_settings(app, frame, settings);
+    render_status(app, frame, status);
+    render_curves(app, frame, losses, probs);
+}
+
+fn render_settings(app: &App, frame: &mut Frame, area: Rect) {
+    let change = keymap::first_key(Scope::Pane(Pane::Optimize), Action::ChangeSetting);
+    let title = format!("Settings ({change} changes)");
+    let block = titled(&title);
+    let inner = block.inner(area);
+    frame.render_widget(block, area);
     for (i, setting) in Setting::ALL.iter().enumerate() {
         let y = inner.y + i as u16;
         if y >= inner.y + inner.height {
@@ -41,15 +40,17 @@ pub fn render(app: &App, frame: &mut Frame, body: Rect) {
         match input_for(app, InputTarget::Setting(*setting)) {
             Some(input) => draw_field(frame, &input.field, inner.x, y, inner.width, &format!("> {label}")),
             None => frame.render_widget(
-                row(i == app.setting_selected, format!("{label}{}", setting.value(&app.settings))),
+                row(i == app.optimize.selected, format!("{label}{}", setting.value(&app.settings))),
                 Rect::new(inner.x, y, inner.width, 1),
             ),
         }
     }
+}
 
-    let group = app.optimize_group();
+/// The edited group's last step, and how the last edit stopped.
+fn render_status(app: &App, frame: &mut Frame, area: Rect) {
     let mut lines = Vec::new();
-    match group {
+    match app.optimize_group() {
         Some(g) => {
             lines.push(Line::from(format!("group   {}", g.saved.group.name)));
             lines.push(Line::from(format!("status  {}", status_label(g.saved.status).0)));
@@ -70,13 +71,22 @@ pub fn render(app: &App, frame: &mut Frame, body: Rect) {
         }
         None => lines.push(Line::from("no edit group yet")),
     }
-    if let Some((stop, seconds)) = app.last_stop {
+    if let Some((stop, seconds)) = app.optimize.last_stop {
         lines.push(Line::from(format!("last    {stop:?} in {seconds:.0} s")));
     }
-    let running = app.editing_group.is_some();
-    lines.push(Line::from(if running { "c cancels" } else { "s starts the edit" }));
-    frame.render_widget(Paragraph::new(lines).block(titled("Edit")), status);
+    let running = app.optimize.editing_group.is_some();
+    let key = |action| keymap::first_key(Scope::Pane(Pane::Optimize), action);
+    lines.push(Line::from(if running {
+        format!("{} cancels", key(Action::Cancel))
+    } else {
+        format!("{} starts the edit", key(Action::Edit))
+    }));
+    frame.render_widget(Paragraph::new(lines).block(titled("Edit")), area);
+}
 
+/// Loss curves and each language's target probability over the steps.
+fn render_curves(app: &App, frame: &mut Frame, losses: Rect, probs: Rect) {
+    let group = app.optimize_group();
     let history = group.map(|g| g.saved.loss_history.as_slice()).unwrap_or_default();
     let series = |f: fn(&crate::method::EditStep) -> f32| -> Vec<(f64, f64)> {
         history.iter().map(|s| (s.step as f64, f(s) as f64)).collect()

@@ -1,0 +1,320 @@
+//! Edits pane state: the edit groups, the selected group and its form. The Neurons and Optimize panes
+//! show the selected group too.
+
+use std::sync::Arc;
+
+use super::{App, Command, Deletion, InputTarget};
+use crate::method::edit::EditStep;
+use crate::method::{EditDescriptor, EditGroup, LocatedNeurons, Measurements};
+use crate::session::{GroupStatus, SessionGroup};
+use crate::tui::layout::{scroll_offset, Pane};
+use crate::tui::worker::Job;
+
+/// An edit group with what the UI knows about it beyond the session.
+#[derive(Debug, Clone)]
+pub struct GroupState {
+    /// Stable id for worker results (indices shift when groups are removed).
+    pub id: u64,
+    pub saved: SessionGroup,
+    /// Activation statistics from the last locate, for live beta changes (not saved).
+    pub measurements: Option<Arc<Measurements>>,
+}
+
+impl GroupState {
+    /// The group's facts changed: what was located or edited for them no longer holds.
+    fn changed(&mut self) {
+        self.saved.status = GroupStatus::Draft;
+        self.saved.located = None;
+        self.measurements = None;
+    }
+}
+
+/// One line of the edit-group form.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FieldRef {
+    Name,
+    Lang(usize),
+    Subject(usize),
+    Prompt(usize),
+    Target(usize),
+    Paraphrase(usize, usize),
+}
+
+impl FieldRef {
+    pub fn descriptor(self) -> Option<usize> {
+        match self {
+            FieldRef::Name => None,
+            FieldRef::Lang(d) | FieldRef::Subject(d) | FieldRef::Prompt(d) | FieldRef::Target(d) => Some(d),
+            FieldRef::Paraphrase(d, _) => Some(d),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct EditsState {
+    pub groups: Vec<GroupState>,
+    pub group_selected: usize,
+    /// The selected line of the form (an index into [`EditsState::form_fields`]).
+    pub field_selected: usize,
+    next_group_id: u64,
+}
+
+impl EditsState {
+    pub fn selected_group(&self) -> Option<&GroupState> {
+        self.groups.get(self.group_selected)
+    }
+
+    fn selected_group_mut(&mut self) -> Option<&mut GroupState> {
+        self.groups.get_mut(self.group_selected)
+    }
+
+    pub fn group_by_id(&self, id: u64) -> Option<&GroupState> {
+        self.groups.iter().find(|g| g.id == id)
+    }
+
+    fn group_by_id_mut(&mut self, id: u64) -> Option<&mut GroupState> {
+        self.groups.iter_mut().find(|g| g.id == id)
+    }
+
+    /// Languages of the selected group (two when there is none, for the layout).
+    pub fn selected_language_count(&self) -> usize {
+        self.selected_group().map_or(2, |g| g.saved.group.descriptors.len())
+    }
+
+    /// The fields of the selected group's form, in display order.
+    pub fn form_fields(&self) -> Vec<FieldRef> {
+        let Some(g) = self.selected_group() else { return Vec::new() };
+        let mut fields = vec![FieldRef::Name];
+        for (d, descriptor) in g.saved.group.descriptors.iter().enumerate() {
+            fields.extend([FieldRef::Lang(d), FieldRef::Subject(d), FieldRef::Prompt(d), FieldRef::Target(d)]);
+            fields.extend((0..descriptor.paraphrases.len()).map(|k| FieldRef::Paraphrase(d, k)));
+        }
+        fields
+    }
+
+    fn focused_field(&self) -> Option<FieldRef> {
+        self.form_fields().get(self.field_selected).copied()
+    }
+
+    fn focus(&mut self, field: FieldRef) {
+        self.field_selected = self.form_fields().iter().position(|f| *f == field).unwrap_or(0);
+    }
+
+    /// First form line shown in `rows` rows.
+    pub fn form_offset(&self, rows: usize) -> usize {
+        scroll_offset(self.field_selected, rows)
+    }
+
+    pub fn field_text(&self, field: FieldRef) -> String {
+        let Some(g) = self.selected_group() else { return String::new() };
+        let group = &g.saved.group;
+        let d = |i: usize| &group.descriptors[i];
+        match field {
+            FieldRef::Name => group.name.clone(),
+            FieldRef::Lang(i) => d(i).lang.clone(),
+            FieldRef::Subject(i) => d(i).subject.clone(),
+            FieldRef::Prompt(i) => d(i).prompt.clone(),
+            FieldRef::Target(i) => d(i).target.clone(),
+            FieldRef::Paraphrase(i, k) => d(i).paraphrases[k].clone(),
+        }
+    }
+
+    pub(super) fn set_field(&mut self, field: FieldRef, text: String) {
+        let Some(g) = self.selected_group_mut() else { return };
+        let group = &mut g.saved.group;
+        let slot = match field {
+            FieldRef::Name => &mut group.name,
+            FieldRef::Lang(i) => &mut group.descriptors[i].lang,
+            FieldRef::Subject(i) => &mut group.descriptors[i].subject,
+            FieldRef::Prompt(i) => &mut group.descriptors[i].prompt,
+            FieldRef::Target(i) => &mut group.descriptors[i].target,
+            FieldRef::Paraphrase(i, k) => &mut group.descriptors[i].paraphrases[k],
+        };
+        if *slot != text {
+            *slot = text;
+            if field != FieldRef::Name {
+                g.changed();
+            }
+        }
+    }
+
+    pub(super) fn add_group(&mut self, group: EditGroup) {
+        let saved = SessionGroup {
+            group,
+            status: GroupStatus::Draft,
+            located: None,
+            loss_history: Vec::new(),
+            cache_entry: None,
+        };
+        self.add_saved(saved);
+    }
+
+    pub(super) fn add_saved(&mut self, saved: SessionGroup) {
+        self.groups.push(GroupState { id: self.next_group_id, saved, measurements: None });
+        self.next_group_id += 1;
+    }
+
+    pub(super) fn delete_group(&mut self, id: u64) {
+        self.groups.retain(|g| g.id != id);
+        self.group_selected = self.group_selected.min(self.groups.len().saturating_sub(1));
+        self.field_selected = 0;
+    }
+
+    pub(super) fn remove_paraphrase(&mut self) {
+        let Some(FieldRef::Paraphrase(d, k)) = self.focused_field() else { return };
+        let Some(g) = self.selected_group_mut() else { return };
+        g.saved.group.descriptors[d].paraphrases.remove(k);
+        self.field_selected = self.field_selected.min(self.form_fields().len() - 1);
+    }
+
+    /// Stores paraphrases the worker made; returns the message to show.
+    pub(super) fn paraphrased(&mut self, group_id: u64, lang_index: usize, paraphrases: Vec<String>) -> Option<String> {
+        let g = self.group_by_id_mut(group_id)?;
+        let d = g.saved.group.descriptors.get_mut(lang_index)?;
+        let message = format!("{} paraphrases for {}", paraphrases.len(), d.lang);
+        d.paraphrases = paraphrases;
+        Some(message)
+    }
+
+    /// Stores what the worker located; false when the group is gone.
+    pub(super) fn located(
+        &mut self,
+        group_id: u64,
+        group: EditGroup,
+        located: LocatedNeurons,
+        measurements: Arc<Measurements>,
+    ) -> bool {
+        let Some(g) = self.group_by_id_mut(group_id) else { return false };
+        g.saved.group = group;
+        g.saved.located = Some(located);
+        g.saved.status = GroupStatus::Located;
+        g.measurements = Some(measurements);
+        true
+    }
+
+    /// One optimizer step: a new run starts at step 0.
+    pub(super) fn step(&mut self, group_id: u64, step: EditStep) {
+        if let Some(g) = self.group_by_id_mut(group_id) {
+            if step.step == 0 {
+                g.saved.loss_history.clear();
+            }
+            g.saved.loss_history.push(step);
+        }
+    }
+}
+
+fn blank_descriptor(lang: &str) -> EditDescriptor {
+    EditDescriptor {
+        lang: lang.to_string(),
+        subject: String::new(),
+        prompt: String::new(),
+        target: String::new(),
+        paraphrases: Vec::new(),
+        aliases: Vec::new(),
+    }
+}
+
+impl App {
+    pub(super) fn select_group(&mut self, index: usize) {
+        let index = index.min(self.edits.groups.len().saturating_sub(1));
+        if index != self.edits.group_selected {
+            self.edits.group_selected = index;
+            self.edits.field_selected = 0;
+            self.neurons.show_layer(0);
+        }
+    }
+
+    pub(super) fn import(&mut self, groups: Vec<EditGroup>) {
+        let count = groups.len();
+        for group in groups {
+            self.edits.add_group(group);
+        }
+        self.edits.group_selected = self.edits.groups.len().saturating_sub(count);
+        self.edits.field_selected = 0;
+        self.message = format!("imported {count} edit group(s)");
+    }
+
+    pub(super) fn new_group(&mut self) {
+        let number = self.edits.groups.len() + 1;
+        let group = EditGroup { name: format!("group-{number}"), descriptors: vec![blank_descriptor("en")] };
+        self.edits.add_group(group);
+        self.select_group(self.edits.groups.len() - 1);
+        self.edits.focus(FieldRef::Subject(0));
+        self.open_input(InputTarget::Field(FieldRef::Subject(0)), "");
+    }
+
+    pub(super) fn edit_field(&mut self) {
+        if let Some(field) = self.edits.focused_field() {
+            let text = self.edits.field_text(field);
+            self.open_input(InputTarget::Field(field), &text);
+        }
+    }
+
+    pub(super) fn add_language(&mut self) {
+        let Some(g) = self.edits.selected_group_mut() else { return };
+        let d = g.saved.group.descriptors.len();
+        g.saved.group.descriptors.push(blank_descriptor(""));
+        g.changed();
+        self.edits.focus(FieldRef::Lang(d));
+        self.open_input(InputTarget::Field(FieldRef::Lang(d)), "");
+    }
+
+    pub(super) fn remove_language(&mut self) {
+        let Some(d) = self.edits.focused_field().and_then(FieldRef::descriptor) else { return };
+        let Some(g) = self.edits.selected_group_mut() else { return };
+        if g.saved.group.descriptors.len() > 1 {
+            g.saved.group.descriptors.remove(d);
+            g.changed();
+            self.edits.field_selected = self.edits.field_selected.min(self.edits.form_fields().len() - 1);
+        } else {
+            self.error = Some("a group needs at least one language".into());
+        }
+    }
+
+    pub(super) fn add_paraphrase(&mut self) {
+        let Some(d) = self.edits.focused_field().and_then(FieldRef::descriptor) else { return };
+        let Some(g) = self.edits.selected_group_mut() else { return };
+        let paraphrases = &mut g.saved.group.descriptors[d].paraphrases;
+        let field = FieldRef::Paraphrase(d, paraphrases.len());
+        paraphrases.push(String::new());
+        self.edits.focus(field);
+        self.open_input(InputTarget::Field(field), "");
+    }
+
+    pub(super) fn generate_paraphrases(&mut self) -> Vec<Command> {
+        let Some(d) = self.edits.focused_field().and_then(FieldRef::descriptor) else { return Vec::new() };
+        let Some(g) = self.edits.selected_group() else { return Vec::new() };
+        let descriptor = g.saved.group.descriptors[d].clone();
+        let mut settings = self.settings.paraphrases.clone();
+        settings.count = settings.count.max(descriptor.paraphrases.len() + 1);
+        let job = Job::Paraphrase { group_id: g.id, lang_index: d, descriptor, settings };
+        self.submit(job)
+    }
+
+    /// Locates (or edits) the selected group.
+    pub(super) fn start(&mut self, edit: bool) -> Vec<Command> {
+        let Some(g) = self.edits.selected_group() else {
+            self.error = Some("no edit group: add one in the Edits pane (n) or import one (i)".into());
+            return Vec::new();
+        };
+        if let Err(e) = g.saved.group.validate() {
+            self.error = Some(format!("{e:#}"));
+            return Vec::new();
+        }
+        let (group_id, group, settings) = (g.id, g.saved.group.clone(), Box::new(self.settings.clone()));
+        if edit {
+            self.optimize.editing_group = Some(group_id);
+            self.pane = Pane::Optimize;
+            self.submit(Job::Edit { group_id, group, settings })
+        } else {
+            self.submit(Job::Locate { group_id, group, settings })
+        }
+    }
+
+    pub(super) fn ask_delete_group(&mut self) {
+        if let Some(g) = self.edits.selected_group() {
+            self.message = format!("delete group `{}`? y/n", g.saved.group.name);
+            self.confirm = Some(Deletion::Group(g.id));
+        }
+    }
+}
