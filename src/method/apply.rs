@@ -23,8 +23,6 @@ pub struct CachedEdits {
     encoder: QuestionEncoder,
     /// Scope keys read or computed so far, by entry id.
     keys: HashMap<String, ScopeKeys>,
-    /// Every entry's subjects (all languages, aliases): masked in a query before it is scored.
-    subjects: HashMap<String, Vec<String>>,
     hidden: usize,
 }
 
@@ -61,14 +59,12 @@ impl CachedEdits {
         scope: ScopeSettings,
     ) -> Result<Self> {
         let mut index = SubjectIndex::new(retrieval);
-        let mut subjects = HashMap::new();
         for row in cache.list() {
             index.insert(&row.id, &row.subjects, &row.prompts);
-            subjects.insert(row.id.clone(), row.subjects.clone());
         }
         let encoder = QuestionEncoder::new(model, tokenizer, &scope)?;
         let hidden = model.config().hidden_size;
-        Ok(Self { cache, index, scope, encoder, keys: HashMap::new(), subjects, hidden })
+        Ok(Self { cache, index, scope, encoder, keys: HashMap::new(), hidden })
     }
 
     pub fn cache(&self) -> &EditCache {
@@ -93,7 +89,6 @@ impl CachedEdits {
         self.index.remove(&id);
         self.index.insert(&id, &group.subjects(), &prompts);
         self.keys.insert(id.clone(), keys);
-        self.subjects.insert(id.clone(), group.subjects());
         Ok(id)
     }
 
@@ -101,7 +96,6 @@ impl CachedEdits {
         self.cache.remove(id)?;
         self.index.remove(id);
         self.keys.remove(id);
-        self.subjects.remove(id);
         Ok(())
     }
 
@@ -153,7 +147,8 @@ impl CachedEdits {
             };
             self.keys.insert(id.to_string(), keys);
         }
-        let subjects = self.subjects.get(id).map_or(&[][..], Vec::as_slice);
+        // The query is compared with the subject masked, as the keys were (see `scope::mask_subject`).
+        let subjects = &self.cache.row(id)?.subjects;
         self.keys[id].score(&self.encoder.encode(model, tokenizer, query, subjects)?)
     }
 }

@@ -268,7 +268,8 @@ impl EditCache {
         remove_retired(retired)
     }
 
-    fn row(&self, id: &str) -> Result<&IndexRow> {
+    /// The index row of entry `id` (held in memory: no file is read).
+    pub fn row(&self, id: &str) -> Result<&IndexRow> {
         self.rows
             .iter()
             .find(|row| row.id == id)
