@@ -485,7 +485,7 @@ fn main() -> Result<()> {
                 CachedEdits::new(cache, model, tokenizer, settings.retrieval.clone(), settings.scope.clone())?;
             let (group, located, outcome) = (&run.group, &run.located, &run.outcome);
             let id = cached.insert(model, tokenizer, group, located, &outcome.update, &settings, &outcome.history)?;
-            println!("cached as {id} in {}", cached.cache().dir().display());
+            println!("cached as {id} in {}", cache_dir.display());
             Ok(())
         }
         Some(Command::Chat { model, cache, max_tokens, no_cache, raw, settings }) => {

@@ -18,7 +18,7 @@ use super::methods::{
 use super::report::{aggregate, EvalReport, ModelSummary, RecordResult, TimeBreakdown};
 use super::state::{RunIdentity, StateFile};
 use crate::method::apply::CachedEdits;
-use crate::method::cache::EditCache;
+use crate::method::cache::MemoryStore;
 use crate::method::pipeline::{run_edit, EditEvent, EditModels, EditRun};
 use crate::method::{load_benchmark, load_settings, optimize, BenchmarkRecord, EditGroup, MethodSettings};
 use crate::method::{LocatedNeurons, UpdateValues};
@@ -307,29 +307,25 @@ struct Evaluator<'a> {
     ours: CachedEdits,
     random: CachedEdits,
     facts: InContextFacts,
-    // Holds the caches' directories for as long as the run lasts.
-    _cache_dir: tempfile::TempDir,
 }
 
 impl<'a> Evaluator<'a> {
     fn new(models: EvalModels<'a>, config: &'a EvalConfig, langs: &'a [String], scoring: Scoring) -> Result<Self> {
-        let cache_dir = tempfile::Builder::new().prefix("lafn-eval-").tempdir()?;
-        let info = &models.loaded.info;
-        let open = |name: &str| -> Result<CachedEdits> {
-            let cache = EditCache::open(&cache_dir.path().join(name), &info.fingerprint)?;
+        // The run's edits end with it: kept in memory, never written to disk.
+        let open = || -> Result<CachedEdits> {
             let loaded = models.loaded;
+            let store = MemoryStore::new(&loaded.info.fingerprint);
             let (retrieval, scope) = (config.method.retrieval.clone(), config.method.scope.clone());
-            CachedEdits::new(cache, &loaded.model, &loaded.tokenizer, retrieval, scope)
+            CachedEdits::new(store, &loaded.model, &loaded.tokenizer, retrieval, scope)
         };
         Ok(Self {
             models,
             config,
             langs,
             scoring,
-            ours: open("lu-lafns")?,
-            random: open("random-neurons")?,
+            ours: open()?,
+            random: open()?,
             facts: InContextFacts::new(config.method.retrieval.clone()),
-            _cache_dir: cache_dir,
         })
     }
 

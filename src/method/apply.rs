@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 
-use super::cache::EditCache;
+use super::cache::EditStore;
 use super::edit::{EditStep, UpdateValues};
 use super::group::EditGroup;
 use super::locate::LocatedNeurons;
@@ -15,9 +15,11 @@ use super::settings::MethodSettings;
 use crate::runtime::{AnswerEdits, GenerateOptions, Model, NeuronEdit, Sampling, TextStream, Tokenizer};
 use crate::Result;
 
-/// The edit cache with a retrieval index over its entries' subjects and their scope keys.
+/// An edit store with a retrieval index over its entries' subjects and their scope keys.
 pub struct CachedEdits {
-    cache: EditCache,
+    /// Boxed, not a type parameter: one `CachedEdits` type serves chat (on disk) and the eval (in memory),
+    /// and its users (`answer`, the worker, the eval's answerers) need no store parameter.
+    cache: Box<dyn EditStore>,
     index: SubjectIndex,
     scope: ScopeSettings,
     encoder: QuestionEncoder,
@@ -52,7 +54,7 @@ impl CachedEdits {
     /// Indexes the cache's entries for `model`, the model that answers (its question vectors are
     /// what scope keys are compared in).
     pub fn new(
-        cache: EditCache,
+        cache: impl EditStore + 'static,
         model: &Model,
         tokenizer: &Tokenizer,
         retrieval: RetrievalSettings,
@@ -64,11 +66,11 @@ impl CachedEdits {
         }
         let encoder = QuestionEncoder::new(model, tokenizer, &scope)?;
         let hidden = model.config().hidden_size;
-        Ok(Self { cache, index, scope, encoder, keys: HashMap::new(), hidden })
+        Ok(Self { cache: Box::new(cache), index, scope, encoder, keys: HashMap::new(), hidden })
     }
 
-    pub fn cache(&self) -> &EditCache {
-        &self.cache
+    pub fn cache(&self) -> &dyn EditStore {
+        self.cache.as_ref()
     }
 
     /// Stores an edit with its scope keys and makes it retrievable.
