@@ -122,36 +122,6 @@ impl EditCache {
         &self.warnings
     }
 
-    /// Stores an edit and returns its id. The id depends only on the group, so caching the same group again
-    /// replaces the earlier edit of it instead of adding a second one.
-    pub fn insert(
-        &mut self,
-        group: &EditGroup,
-        located: &LocatedNeurons,
-        update: &UpdateValues,
-        settings: &MethodSettings,
-        loss_history: &[EditStep],
-        scope_keys: &ScopeKeys,
-    ) -> Result<String> {
-        let entry = CacheEntry::new(group, located, settings, loss_history, &self.model_fingerprint)?;
-        let id = entry.id.clone();
-        let final_dir = self.entry_dir(&id)?;
-        let staging_dir = storage::temp_sibling(&final_dir);
-        let replaced = write_entry_files(&staging_dir, &entry, update, scope_keys)
-            .and_then(|()| self.move_into_place(&staging_dir, &final_dir))
-            .inspect_err(|_| {
-                // Nothing points at the staging directory; don't leave it for the stale-temp sweep.
-                let _ = fs::remove_dir_all(&staging_dir);
-            })
-            .wrap_err_with(|| format!("cannot store cache entry `{id}` in {}", self.dir.display()))?;
-        self.rows.retain(|row| row.id != id);
-        self.rows.push(IndexRow::from_entry(&entry));
-        self.recent_updates.forget(&id);
-        self.write_index()?;
-        remove_retired(replaced)?;
-        Ok(id)
-    }
-
     /// Fails unless a new entry can be written here: checked before an edit is computed, so that a
     /// read-only cache is found in a second, not after the edit.
     pub fn check_writable(&self) -> Result<()> {
@@ -180,24 +150,6 @@ impl EditCache {
         Ok(values)
     }
 
-    /// An entry's scope keys; `None` when it has none (cached before they existed).
-    pub fn load_scope_keys(&self, id: &str, hidden: usize) -> Result<Option<ScopeKeys>> {
-        self.row(id)?;
-        let path = self.entry_dir(id)?.join(SCOPE_FILE);
-        if !path.exists() {
-            return Ok(None);
-        }
-        ScopeKeys::load(&path, hidden).map(Some).wrap_err_with(|| format!("cache entry `{id}`"))
-    }
-
-    /// Adds or replaces an entry's scope keys (written aside, then renamed into place).
-    pub fn store_scope_keys(&self, id: &str, keys: &ScopeKeys) -> Result<()> {
-        self.row(id)?;
-        let path = self.entry_dir(id)?.join(SCOPE_FILE);
-        storage::write_atomic_with(&path, |temp| keys.save(temp))
-            .wrap_err_with(|| format!("cannot store the scope keys of cache entry `{id}`"))
-    }
-
     /// Deletes an entry from disk and the index.
     pub fn remove(&mut self, id: &str) -> Result<()> {
         self.row(id)?;
@@ -207,11 +159,6 @@ impl EditCache {
         self.recent_updates.forget(id);
         self.write_index()?;
         remove_retired(retired)
-    }
-
-    /// The index row of entry `id` (held in memory: no file is read).
-    pub fn row(&self, id: &str) -> Result<&IndexRow> {
-        EditStore::row(self, id)
     }
 
     fn index_path(&self) -> PathBuf {
@@ -313,7 +260,8 @@ impl EditCache {
     }
 }
 
-/// The inherent methods are the store's (they stay callable without the trait in scope).
+/// The methods the CLI calls on the cache itself (`lafn cache`, `lafn chat`) are inherent, so it needs
+/// no trait in scope; the others exist only here.
 impl EditStore for EditCache {
     fn insert(
         &mut self,
@@ -324,7 +272,23 @@ impl EditStore for EditCache {
         loss_history: &[EditStep],
         scope_keys: &ScopeKeys,
     ) -> Result<String> {
-        EditCache::insert(self, group, located, update, settings, loss_history, scope_keys)
+        let entry = CacheEntry::new(group, located, settings, loss_history, &self.model_fingerprint)?;
+        let id = entry.id.clone();
+        let final_dir = self.entry_dir(&id)?;
+        let staging_dir = storage::temp_sibling(&final_dir);
+        let replaced = write_entry_files(&staging_dir, &entry, update, scope_keys)
+            .and_then(|()| self.move_into_place(&staging_dir, &final_dir))
+            .inspect_err(|_| {
+                // Nothing points at the staging directory; don't leave it for the stale-temp sweep.
+                let _ = fs::remove_dir_all(&staging_dir);
+            })
+            .wrap_err_with(|| format!("cannot store cache entry `{id}` in {}", self.dir.display()))?;
+        self.rows.retain(|row| row.id != id);
+        self.rows.push(IndexRow::from_entry(&entry));
+        self.recent_updates.forget(&id);
+        self.write_index()?;
+        remove_retired(replaced)?;
+        Ok(id)
     }
 
     fn remove(&mut self, id: &str) -> Result<()> {
@@ -344,11 +308,19 @@ impl EditStore for EditCache {
     }
 
     fn load_scope_keys(&self, id: &str, hidden: usize) -> Result<Option<ScopeKeys>> {
-        EditCache::load_scope_keys(self, id, hidden)
+        self.row(id)?;
+        let path = self.entry_dir(id)?.join(SCOPE_FILE);
+        if !path.exists() {
+            return Ok(None);
+        }
+        ScopeKeys::load(&path, hidden).map(Some).wrap_err_with(|| format!("cache entry `{id}`"))
     }
 
     fn store_scope_keys(&mut self, id: &str, keys: &ScopeKeys) -> Result<()> {
-        EditCache::store_scope_keys(self, id, keys)
+        self.row(id)?;
+        let path = self.entry_dir(id)?.join(SCOPE_FILE);
+        storage::write_atomic_with(&path, |temp| keys.save(temp))
+            .wrap_err_with(|| format!("cannot store the scope keys of cache entry `{id}`"))
     }
 
     fn check_writable(&self) -> Result<()> {
