@@ -175,6 +175,13 @@ impl EditGroup {
         self.descriptors.iter().map(|d| d.lang.as_str()).collect()
     }
 
+    /// Whether both groups state the same facts: their descriptors (languages, subjects, prompts, targets,
+    /// paraphrases, aliases), which is what located neurons and update values are computed from. The
+    /// name is a label: renaming a group leaves its edit valid.
+    pub fn same_facts(&self, other: &EditGroup) -> bool {
+        self.descriptors == other.descriptors
+    }
+
     /// Loads edit groups from a JSON file (one group, a list of groups, or one benchmark record)
     /// or a JSONL file (one group or benchmark record per line).
     pub fn load_file(path: &Path) -> Result<Vec<Self>> {

@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use color_eyre::eyre::{bail, eyre, WrapErr};
 use serde::{Deserialize, Serialize};
 
+use crate::method::cache::{CacheEntry, EditStore};
 use crate::method::{EditGroup, EditStep, LocatedNeurons, MethodSettings};
 use crate::storage;
 use crate::Result;
@@ -47,6 +48,14 @@ pub enum GroupStatus {
     Cached,
 }
 
+/// An edit group and how far it has come.
+///
+/// A cached group's edit lives in its cache entry, which holds its located neurons and loss history too.
+/// The session keeps a copy of those two for the groups that have no entry (located only, or an edit
+/// cancelled) and for showing a cached group when its cache is not at hand (another model, another
+/// machine). The copy is never trusted on its own: on load the entry is checked
+/// ([`check_cache_entry`]) and, when it holds the group's edit, its located neurons and loss history
+/// replace the copy; when it does not, the group is no longer cached ([`SessionGroup::take_cache_check`]).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SessionGroup {
     pub group: EditGroup,
@@ -58,6 +67,45 @@ pub struct SessionGroup {
     /// Id of the group's entry in the edit cache, once cached.
     #[serde(default)]
     pub cache_entry: Option<String>,
+}
+
+impl SessionGroup {
+    /// Takes the verdict of [`check_cache_entry`] on entry `entry_id`: the entry's located neurons and loss
+    /// history when it holds the group's edit; otherwise the group is no longer cached (it keeps its
+    /// located neurons, which its facts still match) and the reason is returned, for the user. A verdict
+    /// on an entry the group no longer points at (it was edited since the check began) changes nothing.
+    pub fn take_cache_check(
+        &mut self,
+        entry_id: &str,
+        verdict: std::result::Result<CacheEntry, String>,
+    ) -> Option<String> {
+        if self.cache_entry.as_deref() != Some(entry_id) {
+            return None;
+        }
+        match verdict {
+            Ok(entry) => {
+                self.located = Some(entry.located);
+                self.loss_history = entry.loss_history;
+                self.status = GroupStatus::Cached;
+                None
+            }
+            Err(reason) => {
+                self.cache_entry = None;
+                self.status = if self.located.is_some() { GroupStatus::Located } else { GroupStatus::Draft };
+                Some(reason)
+            }
+        }
+    }
+}
+
+/// The entry `entry_id` of `store` if it holds the edit of `group`: it exists, is readable, was made for
+/// this model (the disk cache checks) and for the group's facts ([`EditGroup::same_facts`]).
+pub fn check_cache_entry(store: &dyn EditStore, entry_id: &str, group: &EditGroup) -> Result<CacheEntry> {
+    let entry = store.get(entry_id)?;
+    if !entry.group.same_facts(group) {
+        bail!("cache entry `{entry_id}` holds other facts than group `{}` states now (edited since)", group.name);
+    }
+    Ok(entry)
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -302,259 +350,4 @@ fn existing_session_dir(dir: &Path, name: &str) -> Result<PathBuf> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::method::cache::fixtures::{descriptor, group, located, loss_history};
-
-    fn sample(name: &str) -> Session {
-        let mut session = Session::new(name).unwrap();
-        session.model = Some("gemma-3-270m".into());
-        session.model_fingerprint = Some("0123456789abcdef".into());
-        session.cache_dir = Some(PathBuf::from("/tmp/cache"));
-        session.settings.edit.steps = 7;
-        session.groups = vec![
-            SessionGroup {
-                group: group("Eiffel"),
-                status: GroupStatus::Cached,
-                located: Some(located()),
-                loss_history: loss_history(),
-                cache_entry: Some("eiffel-0a1b2c3d".into()),
-            },
-            SessionGroup {
-                group: group("Big Ben"),
-                status: GroupStatus::Draft,
-                located: None,
-                loss_history: Vec::new(),
-                cache_entry: None,
-            },
-        ];
-        session.chat = vec![ChatTurn {
-            user: "Where is the Eiffel Tower?".into(),
-            answer: "Paris".into(),
-            fired: vec!["eiffel-0a1b2c3d".into()],
-            with_cache: true,
-            unedited_answer: Some("Berlin".into()),
-        }];
-        session
-    }
-
-    fn names(dir: &Path) -> Vec<String> {
-        list_sessions(dir).unwrap().into_iter().map(|s| s.name).collect()
-    }
-
-    #[test]
-    fn round_trip() {
-        let dir = tempfile::tempdir().unwrap();
-        let mut session = sample("work");
-        let path = session.save(dir.path()).unwrap();
-        assert_eq!(path, dir.path().join("work").join(SESSION_FILE));
-        assert!(session.saved_at > 0);
-        assert_eq!(Session::load(dir.path(), "work").unwrap(), session);
-        let listed = list_sessions(dir.path()).unwrap();
-        assert_eq!(listed.len(), 1);
-        assert_eq!((listed[0].saved_at, listed[0].groups), (Some(session.saved_at), 2));
-        assert_eq!((listed[0].damaged.as_ref(), listed[0].has_backup), (None, false));
-    }
-
-    #[test]
-    fn extreme_fields_survive() {
-        let dir = tempfile::tempdir().unwrap();
-        let name = "北京 กรุงเทพ القاهرة 🦀";
-        let mut session = sample(name);
-        let huge = "ไทย汉字🦀".repeat(20_000);
-        session.groups[1].group.descriptors = vec![
-            descriptor("th", "กรุงเทพมหานคร", &huge, "กรุงเทพฯ"),
-            descriptor("ar", "القاهرة", "ما هي عاصمة مصر؟ \u{200f}", "القاهرة"),
-            descriptor("xx", "", "", ""),
-        ];
-        session.chat.push(ChatTurn {
-            user: huge.clone(),
-            answer: String::new(),
-            fired: Vec::new(),
-            with_cache: false,
-            unedited_answer: None,
-        });
-        session.save(dir.path()).unwrap();
-        assert_eq!(Session::load(dir.path(), name).unwrap(), session);
-        assert_eq!(names(dir.path()), vec![name]);
-    }
-
-    #[test]
-    fn save_keeps_the_previous_file_as_backup() {
-        let dir = tempfile::tempdir().unwrap();
-        let mut session = sample("work");
-        session.save(dir.path()).unwrap();
-        let first = session.clone();
-        session.chat.clear();
-        session.save(dir.path()).unwrap();
-        assert_eq!(Session::load_backup(dir.path(), "work").unwrap(), first);
-        assert_eq!(Session::load(dir.path(), "work").unwrap(), session);
-        let files: Vec<_> = fs::read_dir(dir.path().join("work")).unwrap().map(|e| e.unwrap().file_name()).collect();
-        assert_eq!(files.len(), 2, "no temporaries left: {files:?}");
-    }
-
-    #[test]
-    fn malformed_session_errors_and_the_others_still_list() {
-        let dir = tempfile::tempdir().unwrap();
-        sample("good").save(dir.path()).unwrap();
-        let mut broken = sample("broken");
-        broken.save(dir.path()).unwrap();
-        broken.save(dir.path()).unwrap();
-        let path = dir.path().join("broken").join(SESSION_FILE);
-        let text = fs::read_to_string(&path).unwrap();
-        fs::write(&path, &text[..text.len() / 2]).unwrap();
-        fs::write(dir.path().join("stray.txt"), "not a session").unwrap();
-        fs::create_dir(dir.path().join("empty-dir")).unwrap();
-
-        let error = format!("{:#}", Session::load(dir.path(), "broken").unwrap_err());
-        assert!(error.contains("session.json") && error.contains("line") && error.contains("column"), "{error}");
-        assert!(error.contains("previous save"), "{error}");
-        assert_eq!(Session::load_backup(dir.path(), "broken").unwrap().groups.len(), 2);
-
-        let listed = list_sessions(dir.path()).unwrap();
-        let names: Vec<_> = listed.iter().map(|s| s.name.as_str()).collect();
-        assert_eq!(names, vec!["good", "broken"]);
-        assert!(listed[0].damaged.is_none());
-        assert!(listed[1].damaged.as_ref().unwrap().contains("line"));
-        assert!(listed[1].has_backup);
-    }
-
-    /// Session `future` saved in `dir`, its file rewritten as a newer lafn would (version 2): the path
-    /// and the text.
-    fn future_session(dir: &Path) -> (PathBuf, String) {
-        sample("future").save(dir).unwrap();
-        let path = dir.join("future").join(SESSION_FILE);
-        let newer = fs::read_to_string(&path).unwrap().replacen("\"version\": 1", "\"version\": 2", 1);
-        fs::write(&path, &newer).unwrap();
-        (path, newer)
-    }
-
-    #[test]
-    fn newer_version_is_refused_clearly() {
-        let dir = tempfile::tempdir().unwrap();
-        let (path, text) = future_session(dir.path());
-        fs::write(&path, text.replacen('{', "{\"only_in_v2\": [1, 2],", 1)).unwrap();
-        let error = format!("{:#}", Session::load(dir.path(), "future").unwrap_err());
-        assert!(error.contains("newer lafn"), "{error}");
-        let listed = list_sessions(dir.path()).unwrap();
-        assert!(listed[0].damaged.as_ref().unwrap().contains("newer lafn"));
-    }
-
-    /// A session whose `session.json` is cut short after two saves, so that its backup is good.
-    fn damaged_with_backup(dir: &Path) -> (PathBuf, PathBuf) {
-        let mut session = sample("work");
-        session.save(dir).unwrap();
-        session.save(dir).unwrap();
-        let (path, backup) = (dir.join("work").join(SESSION_FILE), dir.join("work").join(BACKUP_FILE));
-        let text = fs::read_to_string(&path).unwrap();
-        fs::write(&path, &text[..text.len() / 2]).unwrap();
-        (path, backup)
-    }
-
-    #[test]
-    fn a_damaged_session_is_never_saved_over() {
-        let dir = tempfile::tempdir().unwrap();
-        let (path, backup) = damaged_with_backup(dir.path());
-        let before = (fs::read(&path).unwrap(), fs::read(&backup).unwrap());
-        for _ in 0..2 {
-            let error = format!("{:#}", Session::new("work").unwrap().save(dir.path()).unwrap_err());
-            assert!(error.contains("not saving over session `work`"), "{error}");
-        }
-        assert_eq!((fs::read(&path).unwrap(), fs::read(&backup).unwrap()), before, "both files untouched");
-    }
-
-    #[test]
-    fn a_session_from_a_newer_lafn_is_never_saved_over() {
-        let dir = tempfile::tempdir().unwrap();
-        let (path, newer) = future_session(dir.path());
-        for _ in 0..2 {
-            assert!(Session::new("future").unwrap().save(dir.path()).is_err());
-        }
-        assert_eq!(fs::read_to_string(&path).unwrap(), newer);
-        assert!(!backup_exists(dir.path(), "future"), "nothing rotated into the backup");
-    }
-
-    #[test]
-    fn restoring_the_backup_keeps_the_damaged_file_aside() {
-        let dir = tempfile::tempdir().unwrap();
-        let (path, backup) = damaged_with_backup(dir.path());
-        let damaged = fs::read(&path).unwrap();
-        let restored = Session::restore_backup(dir.path(), "work").unwrap();
-        assert_eq!(restored.groups.len(), 2);
-        assert_eq!(fs::read(&path).unwrap(), fs::read(&backup).unwrap());
-        let kept: Vec<_> = fs::read_dir(dir.path().join("work"))
-            .unwrap()
-            .map(|e| e.unwrap().path())
-            .filter(|p| p.to_string_lossy().contains(".replaced-"))
-            .collect();
-        assert_eq!(kept.len(), 1);
-        assert_eq!(fs::read(&kept[0]).unwrap(), damaged);
-        // Saving works again and the backup is a good session.
-        let mut restored = restored;
-        restored.save(dir.path()).unwrap();
-        assert_eq!(Session::load_backup(dir.path(), "work").unwrap().groups.len(), 2);
-    }
-
-    #[test]
-    fn invalid_settings_in_a_session_are_refused_by_name() {
-        let dir = tempfile::tempdir().unwrap();
-        let mut session = sample("odd");
-        session.settings.edit.learning_rate = -1.0;
-        fs::create_dir(dir.path().join("odd")).unwrap();
-        storage::write_json_atomic(&dir.path().join("odd").join(SESSION_FILE), &session).unwrap();
-        let error = format!("{:#}", Session::load(dir.path(), "odd").unwrap_err());
-        assert!(error.contains("edit.learning_rate"), "{error}");
-    }
-
-    #[test]
-    fn older_files_without_new_fields_load() {
-        let dir = tempfile::tempdir().unwrap();
-        fs::create_dir(dir.path().join("old")).unwrap();
-        fs::write(dir.path().join("old").join(SESSION_FILE), r#"{"version": 1, "name": "old", "saved_at": 5}"#)
-            .unwrap();
-        let session = Session::load(dir.path(), "old").unwrap();
-        assert_eq!((session.saved_at, session.groups.len()), (5, 0));
-        assert_eq!(session.settings, MethodSettings::default());
-    }
-
-    #[test]
-    fn rename_and_delete() {
-        let dir = tempfile::tempdir().unwrap();
-        sample("a").save(dir.path()).unwrap();
-        sample("b").save(dir.path()).unwrap();
-        assert!(rename(dir.path(), "a", "b").is_err(), "never overwrite");
-        assert!(rename(dir.path(), "missing", "c").is_err());
-        rename(dir.path(), "a", "東京").unwrap();
-        assert_eq!(Session::load(dir.path(), "東京").unwrap().name, "東京");
-        delete(dir.path(), "b").unwrap();
-        assert!(delete(dir.path(), "b").is_err());
-        assert_eq!(names(dir.path()), vec!["東京"]);
-    }
-
-    #[test]
-    fn names_are_validated() {
-        let too_long = "x".repeat(MAX_SESSION_NAME_CHARS + 1);
-        for bad in ["", "  ", "a/b", "a\\b", "..", ".hidden", "a\nb", " padded", "what?", too_long.as_str()] {
-            assert!(validate_name(bad).is_err(), "{bad:?}");
-            assert!(Session::new(bad).is_err() && Session::load(Path::new("."), bad).is_err(), "{bad:?}");
-        }
-        let longest = "猫".repeat(MAX_SESSION_NAME_CHARS);
-        for good in ["work", "my session 2", "日本語", "ภาษาไทย", "العربية", "🦀", longest.as_str()]
-        {
-            validate_name(good).unwrap();
-        }
-    }
-
-    #[test]
-    fn missing_dir_lists_nothing() {
-        let dir = tempfile::tempdir().unwrap();
-        assert!(list_sessions(&dir.path().join("nope")).unwrap().is_empty());
-    }
-
-    #[test]
-    fn sessions_dir_follows_the_environment() {
-        assert_eq!(sessions_dir_from(None), PathBuf::from("sessions"));
-        assert_eq!(sessions_dir_from(Some("".into())), PathBuf::from("sessions"));
-        assert_eq!(sessions_dir_from(Some("/elsewhere".into())), PathBuf::from("/elsewhere"));
-    }
-}
+mod tests;

@@ -15,13 +15,14 @@ use tokio::sync::mpsc::UnboundedSender;
 
 use crate::fetch::{self, FetchEvent};
 use crate::method::apply::{answer, AnswerOptions, CachedEdits, Retrieved};
-use crate::method::cache::{default_cache_dir, EditCache, IndexRow};
+use crate::method::cache::{default_cache_dir, CacheEntry, EditCache, IndexRow};
 use crate::method::edit::{EditStep, StopReason};
 use crate::method::pipeline::{locate_group, run_edit, EditEvent, EditModels, Location};
 use crate::method::prompts::{fill_paraphrases, ParaphraseSettings};
 use crate::method::retrieve::Hit;
 use crate::method::{EditDescriptor, EditGroup, LocatedNeurons, Measurements, MethodSettings};
 use crate::runtime::{LoadedModel, Model, ModelInfo, WeightMode};
+use crate::session::check_cache_entry;
 use crate::Result;
 
 /// Top tokens listed per neuron in the Neurons pane.
@@ -43,6 +44,19 @@ pub enum Job {
     Chat { turn: usize, query: String, modes: Vec<bool>, max_tokens: usize, raw: bool },
     /// Each neuron's value vector projected through the unembedding: its top tokens.
     TopTokens { layer: usize, neurons: Vec<u32> },
+    /// Check that session groups' cache entries hold their edits (see `session::check_cache_entry`).
+    CheckCacheEntries { links: Vec<CacheLink> },
+}
+
+/// A link and its entry when the entry holds the group's edit, else why not.
+pub type CacheVerdict = (CacheLink, std::result::Result<Box<CacheEntry>, String>);
+
+/// A group's link to its cache entry.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CacheLink {
+    pub group_id: u64,
+    pub entry_id: String,
+    pub group: EditGroup,
 }
 
 impl Job {
@@ -54,6 +68,7 @@ impl Job {
             Job::Edit { group, .. } => format!("editing `{}`", group.name),
             Job::Chat { .. } => "answering".to_string(),
             Job::TopTokens { layer, .. } => format!("top tokens of layer {layer}"),
+            Job::CheckCacheEntries { .. } => "checking cache entries".to_string(),
         }
     }
 }
@@ -102,6 +117,7 @@ pub enum WorkerEvent {
         layer: usize,
         tokens: Vec<(u32, Vec<String>)>,
     },
+    CacheEntriesChecked(Vec<CacheVerdict>),
     Failed(String),
     /// The job ended (after its result or failure).
     Finished,
@@ -260,6 +276,18 @@ impl State {
             Job::TopTokens { layer, neurons } => {
                 let tokens = top_tokens(self.loaded()?, layer, &neurons)?;
                 send(WorkerEvent::TopTokens { layer, tokens });
+            }
+            Job::CheckCacheEntries { links } => {
+                // No cache open (no model yet): the links stay as saved until a model's cache is.
+                let cached = self.cached.as_ref().ok_or_else(|| eyre!("no edit cache is open"))?;
+                let verdicts = links
+                    .into_iter()
+                    .map(|link| {
+                        let verdict = check_cache_entry(cached.cache(), &link.entry_id, &link.group);
+                        (link, verdict.map(Box::new).map_err(|e| format!("{e:#}")))
+                    })
+                    .collect();
+                send(WorkerEvent::CacheEntriesChecked(verdicts));
             }
         }
         Ok(())

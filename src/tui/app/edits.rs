@@ -8,7 +8,7 @@ use crate::method::edit::EditStep;
 use crate::method::{EditDescriptor, EditGroup, LocatedNeurons, Measurements};
 use crate::session::{GroupStatus, SessionGroup};
 use crate::tui::layout::{scroll_offset, Pane};
-use crate::tui::worker::Job;
+use crate::tui::worker::{CacheLink, CacheVerdict, Job};
 
 /// An edit group with what the UI knows about it beyond the session.
 #[derive(Debug, Clone)]
@@ -21,11 +21,20 @@ pub struct GroupState {
 }
 
 impl GroupState {
-    /// The group's facts changed: what was located or edited for them no longer holds.
-    fn changed(&mut self) {
-        self.saved.status = GroupStatus::Draft;
-        self.saved.located = None;
-        self.measurements = None;
+    /// Changes the group through `change`, under the one rule for a changed group: when its facts change
+    /// ([`EditGroup::same_facts`]), everything computed from them goes (located neurons, measurements,
+    /// losses, the link to its cache entry) and it is a draft again. A new name changes nothing else.
+    fn modify<T>(&mut self, change: impl FnOnce(&mut EditGroup) -> T) -> T {
+        let before = self.saved.group.clone();
+        let result = change(&mut self.saved.group);
+        if !self.saved.group.same_facts(&before) {
+            self.saved.status = GroupStatus::Draft;
+            self.saved.located = None;
+            self.saved.loss_history.clear();
+            self.saved.cache_entry = None;
+            self.measurements = None;
+        }
+        result
     }
 }
 
@@ -121,21 +130,16 @@ impl EditsState {
 
     pub(super) fn set_field(&mut self, field: FieldRef, text: String) {
         let Some(g) = self.selected_group_mut() else { return };
-        let group = &mut g.saved.group;
-        let slot = match field {
-            FieldRef::Name => &mut group.name,
-            FieldRef::Lang(i) => &mut group.descriptors[i].lang,
-            FieldRef::Subject(i) => &mut group.descriptors[i].subject,
-            FieldRef::Prompt(i) => &mut group.descriptors[i].prompt,
-            FieldRef::Target(i) => &mut group.descriptors[i].target,
-            FieldRef::Paraphrase(i, k) => &mut group.descriptors[i].paraphrases[k],
-        };
-        if *slot != text {
-            *slot = text;
-            if field != FieldRef::Name {
-                g.changed();
-            }
-        }
+        g.modify(|group| {
+            *match field {
+                FieldRef::Name => &mut group.name,
+                FieldRef::Lang(i) => &mut group.descriptors[i].lang,
+                FieldRef::Subject(i) => &mut group.descriptors[i].subject,
+                FieldRef::Prompt(i) => &mut group.descriptors[i].prompt,
+                FieldRef::Target(i) => &mut group.descriptors[i].target,
+                FieldRef::Paraphrase(i, k) => &mut group.descriptors[i].paraphrases[k],
+            } = text
+        });
     }
 
     pub(super) fn add_group(&mut self, group: EditGroup) {
@@ -163,16 +167,18 @@ impl EditsState {
     pub(super) fn remove_paraphrase(&mut self) {
         let Some(FieldRef::Paraphrase(d, k)) = self.focused_field() else { return };
         let Some(g) = self.selected_group_mut() else { return };
-        g.saved.group.descriptors[d].paraphrases.remove(k);
+        g.modify(|group| {
+            group.descriptors[d].paraphrases.remove(k);
+        });
         self.field_selected = self.field_selected.min(self.form_fields().len() - 1);
     }
 
     /// Stores paraphrases the worker made; returns the message to show.
     pub(super) fn paraphrased(&mut self, group_id: u64, lang_index: usize, paraphrases: Vec<String>) -> Option<String> {
         let g = self.group_by_id_mut(group_id)?;
-        let d = g.saved.group.descriptors.get_mut(lang_index)?;
-        let message = format!("{} paraphrases for {}", paraphrases.len(), d.lang);
-        d.paraphrases = paraphrases;
+        let lang = g.saved.group.descriptors.get(lang_index)?.lang.clone();
+        let message = format!("{} paraphrases for {lang}", paraphrases.len());
+        g.modify(|group| group.descriptors[lang_index].paraphrases = paraphrases);
         Some(message)
     }
 
@@ -252,9 +258,10 @@ impl App {
 
     pub(super) fn add_language(&mut self) {
         let Some(g) = self.edits.selected_group_mut() else { return };
-        let d = g.saved.group.descriptors.len();
-        g.saved.group.descriptors.push(blank_descriptor(""));
-        g.changed();
+        let d = g.modify(|group| {
+            group.descriptors.push(blank_descriptor(""));
+            group.descriptors.len() - 1
+        });
         self.edits.focus(FieldRef::Lang(d));
         self.open_input(InputTarget::Field(FieldRef::Lang(d)), "");
     }
@@ -263,8 +270,9 @@ impl App {
         let Some(d) = self.edits.focused_field().and_then(FieldRef::descriptor) else { return };
         let Some(g) = self.edits.selected_group_mut() else { return };
         if g.saved.group.descriptors.len() > 1 {
-            g.saved.group.descriptors.remove(d);
-            g.changed();
+            g.modify(|group| {
+                group.descriptors.remove(d);
+            });
             self.edits.field_selected = self.edits.field_selected.min(self.edits.form_fields().len() - 1);
         } else {
             self.error = Some("a group needs at least one language".into());
@@ -274,9 +282,11 @@ impl App {
     pub(super) fn add_paraphrase(&mut self) {
         let Some(d) = self.edits.focused_field().and_then(FieldRef::descriptor) else { return };
         let Some(g) = self.edits.selected_group_mut() else { return };
-        let paraphrases = &mut g.saved.group.descriptors[d].paraphrases;
-        let field = FieldRef::Paraphrase(d, paraphrases.len());
-        paraphrases.push(String::new());
+        let field = g.modify(|group| {
+            let paraphrases = &mut group.descriptors[d].paraphrases;
+            paraphrases.push(String::new());
+            FieldRef::Paraphrase(d, paraphrases.len() - 1)
+        });
         self.edits.focus(field);
         self.open_input(InputTarget::Field(field), "");
     }
@@ -308,6 +318,43 @@ impl App {
             self.submit(Job::Edit { group_id, group, settings })
         } else {
             self.submit(Job::Locate { group_id, group, settings })
+        }
+    }
+
+    /// Asks the worker whether each linked group's cache entry holds its edit: after a session loads (its
+    /// links were saved, maybe with another cache) and after a model loads (another cache).
+    pub(super) fn check_cache_entries(&mut self) -> Vec<Command> {
+        let links: Vec<CacheLink> = self
+            .edits
+            .groups
+            .iter()
+            .filter_map(|g| {
+                let entry_id = g.saved.cache_entry.clone()?;
+                Some(CacheLink { group_id: g.id, entry_id, group: g.saved.group.clone() })
+            })
+            .collect();
+        if links.is_empty() {
+            return Vec::new();
+        }
+        self.submit(Job::CheckCacheEntries { links })
+    }
+
+    /// Takes the worker's verdicts: a group whose entry does not hold its edit is no longer cached,
+    /// and the user is told why and what to do.
+    pub(super) fn cache_entries_checked(&mut self, verdicts: Vec<CacheVerdict>) {
+        let mut stale = Vec::new();
+        for (link, verdict) in verdicts {
+            let Some(g) = self.edits.group_by_id_mut(link.group_id) else { continue };
+            if let Some(reason) = g.saved.take_cache_check(&link.entry_id, verdict.map(|entry| *entry)) {
+                log::warn!("group `{}` is no longer cached: {reason}", g.saved.group.name);
+                stale.push(format!(
+                    "group `{}` is not cached any more, edit it again (e): {reason}",
+                    g.saved.group.name
+                ));
+            }
+        }
+        if !stale.is_empty() {
+            self.error = Some(stale.join("; "));
         }
     }
 

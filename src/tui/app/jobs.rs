@@ -62,6 +62,7 @@ impl App {
                 self.message = format!("loaded {spec}: {} cached edits in {}", cache_rows.len(), cache_dir.display());
                 self.model.loaded(spec, *info, cache_dir, cache_rows);
                 self.neurons.forget_tokens();
+                return self.check_cache_entries();
             }
             WorkerEvent::Paraphrased { group_id, lang_index, paraphrases } => {
                 if let Some(message) = self.edits.paraphrased(group_id, lang_index, paraphrases) {
@@ -82,7 +83,8 @@ impl App {
                 self.jobs.progress(|busy| busy.steps = Some((step.step, steps)));
                 self.edits.step(group_id, step);
             }
-            WorkerEvent::Edited(result) => self.edited(*result),
+            WorkerEvent::Edited(result) => return self.edited(*result),
+            WorkerEvent::CacheEntriesChecked(verdicts) => self.cache_entries_checked(verdicts),
             WorkerEvent::ChatText { turn, with_cache, text } => self.chat.answer_text(turn, with_cache, &text),
             WorkerEvent::ChatDone { turn, with_cache, fired, out_of_scope } => {
                 self.chat.answer_done(turn, with_cache, &fired, &out_of_scope)

@@ -141,7 +141,9 @@ impl App {
         Vec::new()
     }
 
-    pub(super) fn edited(&mut self, result: EditResult) {
+    /// Takes an edit's result. A cancelled edit caches nothing: a group cached before keeps its entry,
+    /// whose located neurons and losses the check brings back in place of the cancelled run's.
+    pub(super) fn edited(&mut self, result: EditResult) -> Vec<Command> {
         self.model.cache_rows = result.cache_rows;
         self.optimize.last_stop = Some((result.stop, result.seconds));
         self.optimize.editing_group = None;
@@ -154,9 +156,15 @@ impl App {
                 g.saved.cache_entry = result.cache_entry.clone();
             }
         }
-        self.message = match result.cache_entry {
-            Some(id) => format!("edit {:?} in {:.0} s, cached as {id}", result.stop, result.seconds),
-            None => "edit cancelled: nothing cached".to_string(),
-        };
+        match result.cache_entry {
+            Some(id) => {
+                self.message = format!("edit {:?} in {:.0} s, cached as {id}", result.stop, result.seconds);
+                Vec::new()
+            }
+            None => {
+                self.message = "edit cancelled: nothing cached".to_string();
+                self.check_cache_entries()
+            }
+        }
     }
 }

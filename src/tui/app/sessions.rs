@@ -140,10 +140,13 @@ impl App {
             .collect();
         self.chat.scroll = 0;
         self.message = format!("loaded session `{}`", self.sessions.name);
-        match session.model.filter(|m| *m != self.model.spec) {
+        let mut commands = match session.model.filter(|m| *m != self.model.spec) {
             Some(spec) => self.submit(Job::Load { spec }),
             None => Vec::new(),
-        }
+        };
+        // After the load, if any: the worker runs jobs in order, so the check sees the model's cache.
+        commands.extend(self.check_cache_entries());
+        commands
     }
 
     pub(super) fn restore_failed_session(&mut self) -> Vec<Command> {
