@@ -1,0 +1,9 @@
+//! Text in many languages, without a model: scripts ([`scripts`]), cutting text into tokens
+//! ([`tokens`]), loose spellings that transliterations and inflections of one name share
+//! ([`normalize`]), and how alike two tokens are ([`distance`]). Retrieval of cached edits by subject
+//! (`method::retrieve`) is built on it.
+
+pub mod distance;
+pub mod normalize;
+pub mod scripts;
+pub mod tokens;
