@@ -12,7 +12,9 @@ pub fn lowercase_chars(text: &str) -> impl Iterator<Item = char> + '_ {
     text.chars().flat_map(char::to_lowercase).filter_map(|c| {
         let code = c as u32;
         match code {
-            0x0300..=0x036F | 0x0591..=0x05C7 | 0x064B..=0x065F | 0x0670 => None,
+            // Combining accents, Hebrew niqqud and cantillation, Arabic harakat, tatweel (a stretch of
+            // the line), Devanagari and Bengali nukta.
+            0x0300..=0x036F | 0x0591..=0x05C7 | 0x064B..=0x065F | 0x0670 | 0x0640 | 0x093C | 0x09BC => None,
             0xFF01..=0xFF5E => char::from_u32(code - 0xFEE0),
             0x0E50..=0x0E59 | 0x0660..=0x0669 | 0x06F0..=0x06F9 => char::from_u32('0' as u32 + (code & 0xF)),
             _ => Some(c),
@@ -22,28 +24,25 @@ pub fn lowercase_chars(text: &str) -> impl Iterator<Item = char> + '_ {
 
 /// A lowercase word without diacritics, ligatures spelled out.
 pub fn strip_diacritics(word: &str) -> String {
-    let table = &*DIACRITIC_FREE;
-    let mut folded = String::with_capacity(word.len());
-    for c in word.chars() {
-        match table.get(&c) {
-            Some(base) => folded.push_str(base),
-            None => folded.push(c),
-        }
-    }
-    folded
+    replace_letters(word, &DIACRITIC_FREE)
 }
 
 /// A word without diacritics with Cyrillic and Greek letters spelled in Latin ones, so that a name
 /// matches across scripts ("Бушры" and "Bushra", "Хантавади" and "Hanthawaddy").
 fn romanize(word: &str) -> String {
-    let mut latin = String::with_capacity(word.len());
+    replace_letters(word, &ROMANIZED)
+}
+
+/// `word` with each letter that `table` has replaced by its spelling there.
+fn replace_letters(word: &str, table: &HashMap<char, &'static str>) -> String {
+    let mut replaced = String::with_capacity(word.len());
     for c in word.chars() {
-        match ROMANIZED.get(&c) {
-            Some(letters) => latin.push_str(letters),
-            None => latin.push(c),
+        match table.get(&c) {
+            Some(spelling) => replaced.push_str(spelling),
+            None => replaced.push(c),
         }
     }
-    latin
+    replaced
 }
 
 /// Cyrillic and Greek letters (as `strip_diacritics` leaves them) -> Latin letters, one word per letter.
@@ -55,7 +54,9 @@ static ROMANIZED: LazyLock<HashMap<char, &'static str>> = LazyLock::new(|| {
     pairs.collect()
 });
 
-/// Accented Latin, Cyrillic and Greek letters -> base letters.
+/// Accented Latin, Cyrillic and Greek letters -> base letters; Arabic letter variants (hamza and madda
+/// on alif, alif maqsura, teh marbuta, Persian and Urdu yeh, kaf and heh) -> the plain Arabic letter;
+/// Devanagari and Bengali letters with nukta -> the letter without.
 static DIACRITIC_FREE: LazyLock<HashMap<char, &'static str>> = LazyLock::new(|| {
     const FOLDS: &[(&str, &str)] = &[
         ("àáâãäåāăąǎǟǡǻạảấầẩẫậắằẳẵặ", "a"),
@@ -94,6 +95,22 @@ static DIACRITIC_FREE: LazyLock<HashMap<char, &'static str>> = LazyLock::new(|| 
         ("ύϋΰ", "υ"),
         ("ώ", "ω"),
         ("ς", "σ"),
+        ("أإآٱ", "ا"),
+        ("ىیےئ", "ي"),
+        ("ةۀہھ", "ه"),
+        ("ک", "ك"),
+        ("ؤ", "و"),
+        ("क़", "क"),
+        ("ख़", "ख"),
+        ("ग़", "ग"),
+        ("ज़", "ज"),
+        ("ड़", "ड"),
+        ("ढ़", "ढ"),
+        ("फ़", "फ"),
+        ("य़", "य"),
+        ("ড়", "ড"),
+        ("ঢ়", "ঢ"),
+        ("য়", "য"),
     ];
     FOLDS.iter().flat_map(|(from, to)| from.chars().map(move |c| (c, *to))).collect()
 });
@@ -130,7 +147,8 @@ pub fn is_vietnamese(word: &str) -> bool {
 
 /// Thai writes most sounds with several letters and marks silent ones: transliterations of one name
 /// pick different letters ("โคโลบาร์ นุนาตัก", "โกโลบาร์ นุนาทักษ์"). Letters of one sound become one,
-/// short and long vowels one, tone marks and silent letters go. Other scripts are left as they are.
+/// short and long vowels one, tone marks and silent letters go. Katakana becomes hiragana; other
+/// scripts are left as they are.
 fn loose_thai(text: &str) -> Vec<char> {
     const SOUNDS: &[(&str, char)] = &[
         ("กขฃคฅฆ", 'ก'),
@@ -163,8 +181,34 @@ fn loose_thai(text: &str) -> Vec<char> {
             '\u{0E01}'..='\u{0E2E}' => {
                 loose.push(SOUNDS.iter().find(|(letters, _)| letters.contains(c)).map_or(c, |&(_, sound)| sound));
             }
+            // Katakana as hiragana: a name may be written in either.
+            '\u{30A1}'..='\u{30F6}' => loose.push(char::from_u32(c as u32 - 0x60).unwrap_or(c)),
             _ => loose.push(c),
         }
     }
     loose
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn loose(text: &str) -> String {
+        let kind =
+            if text.chars().any(|c| matches!(c, '\u{3040}'..='\u{30FF}')) { TokenKind::Run } else { TokenKind::Word };
+        let text: String = lowercase_chars(text).collect();
+        loose_spelling(&Token { kind, text }, false).into_iter().collect()
+    }
+
+    #[test]
+    fn variant_letters_and_marks_spell_alike() {
+        assert_eq!(loose("أحـمد"), loose("احمد"));
+        assert_eq!(loose("مُحَمَّد"), loose("محمد"));
+        assert_eq!(loose("شوقى"), loose("شوقي"));
+        assert_eq!(loose("کتاب"), loose("كتاب"));
+        assert_eq!(loose("שָׁלוֹם"), loose("שלום"));
+        assert_eq!(loose("Καζαντζάκης"), loose("ΚΑΖΑΝΤΖΑΚΗΣ"));
+        assert_eq!(loose("ग़ालिब"), loose("\u{095A}ालिब"));
+        assert_eq!(loose("キュリー"), loose("きゅりー"));
+    }
 }

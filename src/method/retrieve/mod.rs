@@ -21,6 +21,7 @@ use std::collections::{HashMap, HashSet};
 
 use serde::{Deserialize, Serialize};
 
+use crate::text::clitics::without_clitics;
 use crate::text::distance::jaccard;
 use crate::text::tokens::{content_features, token_key, tokenize, Token, TokenKind};
 use vocabulary::{Vocabulary, VocabularyToken};
@@ -289,7 +290,12 @@ impl SubjectIndex {
         let mut shared_grams = vec![0; self.vocabulary.tokens.len()];
         let mut by_subject: HashMap<usize, Vec<TokenMatch>> = HashMap::new();
         for (token, query_positions) in positions {
-            for (id, similarity) in self.vocabulary.similar(token, &self.settings, &mut shared_grams) {
+            let mut similar = self.vocabulary.similar(token, &self.settings, &mut shared_grams);
+            // A subject word may carry a clitic in the query ("בליסורס", "퀴리는"): its stems match too,
+            // as written only (a stem that is also respelled would be a guess on a guess).
+            let stems = without_clitics(token);
+            similar.extend(stems.iter().filter_map(|stem| self.vocabulary.exact_id(stem)).map(|id| (id, 1.0)));
+            for (id, similarity) in similar {
                 for &(slot, subject_position) in &self.vocabulary.tokens[id].occurrences {
                     let exact_only = self.subjects[slot].as_ref().is_some_and(|s| s.exact_only);
                     if exact_only && similarity < 1.0 {

@@ -194,3 +194,46 @@ fn settings_round_trip_and_default_when_missing() {
     let json = serde_json::to_string(&RetrievalSettings::default()).unwrap();
     assert_eq!(serde_json::from_str::<RetrievalSettings>(&json).unwrap(), RetrievalSettings::default());
 }
+
+#[test]
+fn hebrew_and_arabic_subjects_are_found_with_prefixes_and_variant_letters() {
+    let index = index_of(&[
+        ("lisors", &["ליסורס"], &[]),
+        ("shawqi", &["أحمد شوقي"], &[]),
+        ("cairo", &["القاهرة"], &[]),
+        ("library", &["کتابخانه ملی"], &[]),
+    ]);
+    assert_eq!(found(&index, "איזו מדינה נמצאת בליסורס?"), ["lisors"]);
+    assert_eq!(found(&index, "מה ידוע עַל לִיסוֹרְס?"), ["lisors"]);
+    assert_eq!(found(&index, "من هو احمد شوقى؟"), ["shawqi"]);
+    assert_eq!(found(&index, "متى ولد أحـــمد شوقي؟"), ["shawqi"]);
+    assert_eq!(found(&index, "ماذا يوجد بالقاهرة؟"), ["cairo"]);
+    assert_eq!(found(&index, "كتابخانه ملي كجاست؟"), ["library"]);
+    for unrelated in ["איזו מדינה נמצאת בצרפת?", "من هو أحمد زويل؟", "ماذا يوجد في الإسكندرية؟"]
+    {
+        assert_eq!(found(&index, unrelated), Vec::<String>::new(), "{unrelated}");
+    }
+}
+
+#[test]
+fn greek_and_indic_subjects_are_found_in_other_spellings() {
+    let index = index_of(&[("kazantzakis", &["Νίκος Καζαντζάκης"], &[]), ("ghalib", &["मिर्ज़ा ग़ालिब"], &[])]);
+    assert_eq!(found(&index, "ΠΟΥ ΓΕΝΝΗΘΗΚΕ Ο ΝΙΚΟΣ ΚΑΖΑΝΤΖΑΚΗΣ;"), ["kazantzakis"]);
+    assert_eq!(found(&index, "Τα έργα του Νίκου Καζαντζάκη"), ["kazantzakis"]);
+    // Nukta as a separate mark, and the precomposed letters (U+095B, U+095A).
+    assert_eq!(found(&index, "मिर्ज़ा ग़ालिब कहाँ पैदा हुए थे?"), ["ghalib"]);
+    assert_eq!(found(&index, "मिर्\u{095B}ा \u{095A}ालिब कौन थे?"), ["ghalib"]);
+    assert_eq!(found(&index, "Πού γεννήθηκε ο Νίκος Γκάτσος;"), Vec::<String>::new());
+    assert_eq!(found(&index, "मिर्ज़ा हादी रुस्वा कौन थे?"), Vec::<String>::new());
+}
+
+#[test]
+fn japanese_and_korean_subjects_are_found_in_other_kana_and_with_particles() {
+    let index = index_of(&[("curie-ja", &["マリー・キュリー"], &[]), ("curie-ko", &["마리 퀴리"], &[])]);
+    assert_eq!(found(&index, "まりー・きゅりーはどこで生まれましたか？"), ["curie-ja"]);
+    assert_eq!(found(&index, "マリー・キュリーの職業は何ですか？"), ["curie-ja"]);
+    assert_eq!(found(&index, "마리 퀴리는 어디에서 태어났나요?"), ["curie-ko"]);
+    assert_eq!(found(&index, "마리 퀴리의 직업은 무엇인가요?"), ["curie-ko"]);
+    assert_eq!(found(&index, "マリー・アントワネットはどこで生まれましたか？"), Vec::<String>::new());
+    assert_eq!(found(&index, "마리오는 누구인가요?"), Vec::<String>::new());
+}

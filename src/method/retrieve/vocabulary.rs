@@ -93,6 +93,11 @@ impl Vocabulary {
         }
     }
 
+    /// The id of a token spelled exactly so, if it is in the vocabulary.
+    pub(super) fn exact_id(&self, token: &Token) -> Option<usize> {
+        self.ids.get(token).copied()
+    }
+
     /// Vocabulary tokens resembling `query_token`, with their similarity. `shared_grams` is scratch
     /// space of one counter per vocabulary token, all zero before and after.
     pub(super) fn similar(
@@ -101,7 +106,7 @@ impl Vocabulary {
         settings: &RetrievalSettings,
         shared_grams: &mut [u32],
     ) -> Vec<(usize, f32)> {
-        let exact = self.ids.get(query_token).copied();
+        let exact = self.exact_id(query_token);
         let mut similar: Vec<(usize, f32)> = exact.map(|id| (id, 1.0)).into_iter().collect();
         if query_token.kind == TokenKind::Number {
             return similar;
