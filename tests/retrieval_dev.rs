@@ -2,6 +2,7 @@
 //! language); each language's `src` and `rephrase` must find the record's own entry, its unrelated
 //! `loc` question must find nothing. Reported for all records and for each half, so that changes tuned
 //! on the first half can be checked on the second. Bi-ZsRE: records sharing a subject must be told apart.
+//! BMIKE-53: the same measures over 34 languages, printed.
 //!
 //! Run with `cargo test --release --test retrieval_dev -- --nocapture` to see the tables.
 
@@ -114,15 +115,10 @@ fn percent(share: f64) -> String {
     format!("{:5.1}%", 100.0 * share)
 }
 
-#[test]
-fn mzsre_recall_and_false_hits_per_language() {
-    let Some(path) = data("mzsre.dev.jsonl") else { return };
-    let records = load_benchmark(&path).unwrap();
-    let started = Instant::now();
-    let index = index_of(&records, RetrievalSettings::default());
-    let indexing = started.elapsed();
-    let (table, timing) = measure(&index, &records, 0..records.len());
-    println!("MzsRE: {} records indexed in {indexing:?}", records.len());
+/// Indexes every record of a dev file at once and prints each language's recall and false hits.
+fn print_recall_table(name: &str, index: &SubjectIndex, records: &[BenchmarkRecord]) -> BTreeMap<String, Counts> {
+    let (table, timing) = measure(index, records, 0..records.len());
+    println!("{name}: {} records", records.len());
     println!("lang  recall src  recall rephrase  top-1   false hits (loc)");
     for (lang, c) in &table {
         println!(
@@ -139,6 +135,17 @@ fn mzsre_recall_and_false_hits_per_language() {
         timing.total / timing.searches,
         timing.slowest
     );
+    table
+}
+
+#[test]
+fn mzsre_recall_and_false_hits_per_language() {
+    let Some(path) = data("mzsre.dev.jsonl") else { return };
+    let records = load_benchmark(&path).unwrap();
+    let started = Instant::now();
+    let index = index_of(&records, RetrievalSettings::default());
+    println!("MzsRE indexed in {:?}", started.elapsed());
+    let table = print_recall_table("MzsRE", &index, &records);
 
     let half = records.len() / 2;
     let (first, _) = measure(&index, &records, 0..half);
@@ -171,18 +178,31 @@ fn mzsre_recall_and_false_hits_per_language() {
         );
     }
 
-    let min_recall = |lang: &str| RECALL_SHORTFALLS.iter().find(|(l, _)| *l == lang).map_or(MIN_RECALL, |&(_, r)| r);
+    assert_targets_met(&table, RECALL_SHORTFALLS, &[]);
+}
+
+/// Every language reaches `MIN_RECALL` and `MAX_FALSE_HITS`, or the floor and ceiling its shortfalls
+/// list.
+fn assert_targets_met(
+    table: &BTreeMap<String, Counts>,
+    recall_shortfalls: &[(&str, f64)],
+    false_hit_shortfalls: &[(&str, f64)],
+) {
+    let limit = |shortfalls: &[(&str, f64)], lang: &str, target: f64| {
+        shortfalls.iter().find(|(l, _)| *l == lang).map_or(target, |&(_, limit)| limit)
+    };
     let below: Vec<String> = table
         .iter()
         .filter(|(lang, c)| {
-            let floor = min_recall(lang);
-            c.recall_src() < floor || c.recall_rephrase() < floor || c.false_hit_rate() > MAX_FALSE_HITS
+            let floor = limit(recall_shortfalls, lang, MIN_RECALL);
+            let ceiling = limit(false_hit_shortfalls, lang, MAX_FALSE_HITS);
+            c.recall_src() < floor || c.recall_rephrase() < floor || c.false_hit_rate() > ceiling
         })
         .map(|(lang, _)| lang.clone())
         .collect();
     assert!(
         below.is_empty(),
-        "below target (recall >= {} or the shortfall floor, false hits <= {}) in {below:?}",
+        "below target (recall >= {} or the shortfall floor, false hits <= {} or the shortfall ceiling) in {below:?}",
         percent(MIN_RECALL),
         percent(MAX_FALSE_HITS)
     );
@@ -220,4 +240,19 @@ fn bizsre_same_subject_entries_are_told_apart() {
     // Several records share both subject and relation (the same question asked twice with different
     // targets), so ranking the own entry first cannot always succeed.
     assert!(share(own_first, queries) >= 0.8, "own entry first for only {}", percent(share(own_first, queries)));
+}
+
+/// Languages of BMIKE-53 with more false hits than `MAX_FALSE_HITS`, with the ceiling they keep to.
+/// Thai and Vietnamese subjects made of common words ("เคาน์ตี้ของคาร่าคารา" holds "ของ", "of";
+/// "Nhìn Vào", "look into") are found in unrelated questions that use those words.
+const BMIKE53_FALSE_HIT_SHORTFALLS: &[(&str, f64)] = &[("th", 0.014), ("vi", 0.014)];
+
+/// BMIKE-53's dev facts in 34 languages, one index holding all (issue 13).
+#[test]
+fn bmike53_recall_and_false_hits_per_language() {
+    let Some(path) = data("bmike53.dev.jsonl") else { return };
+    let records = load_benchmark(&path).unwrap();
+    let index = index_of(&records, RetrievalSettings::default());
+    let table = print_recall_table("BMIKE-53", &index, &records);
+    assert_targets_met(&table, &[], BMIKE53_FALSE_HIT_SHORTFALLS);
 }

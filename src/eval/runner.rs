@@ -81,11 +81,8 @@ impl Dataset {
     }
 
     /// The languages of the benchmark, evaluated when no others are asked for.
-    pub fn languages(self) -> &'static [&'static str] {
-        match self {
-            Dataset::Mzsre => &["en", "cz", "de", "du", "es", "fr", "pt", "ru", "th", "tr", "vi", "zh"],
-            Dataset::Bizsre => &["en", "zh"],
-        }
+    pub fn languages(self) -> &'static [String] {
+        crate::text::languages::dataset_languages(self.name())
     }
 }
 

@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use super::group::EditGroup;
 use crate::runtime::{AnswerEdits, GenerateOptions, Model, PromptTarget, Sampling, TextStream, Tokenizer};
+use crate::text::languages::{self, Templates};
 use crate::Result;
 
 /// Token ids of `prompt` followed by `target`, split where the prompt ends. The pair is tokenized
@@ -24,140 +25,24 @@ pub fn teacher_forcing_pair(tokenizer: &Tokenizer, prompt: &str, target: &str) -
 /// Prompts about the subject under other relations ("{subject} is a"), whose next-token distribution
 /// the KL term keeps as it was.
 pub fn kl_prompts(lang: &str, subject: &str) -> Vec<String> {
-    let templates: &[&str] = match lang {
-        "en" => &["{} is a", "{} is known for"],
-        "de" => &["{} ist ein", "{} ist bekannt für"],
-        "fr" => &["{} est un", "{} est connu pour"],
-        "es" => &["{} es un", "{} es conocido por"],
-        "pt" => &["{} é um", "{} é conhecido por"],
-        "ru" => &["{} — это", "{} известен"],
-        "zh" => &["{}是", "{}以"],
-        "cz" | "cs" => &["{} je", "{} je známý"],
-        "du" | "nl" => &["{} is een", "{} staat bekend om"],
-        "th" => &["{} คือ", "{} เป็นที่รู้จัก"],
-        "tr" => &["{} bir", "{} şununla tanınır:"],
-        "vi" => &["{} là", "{} nổi tiếng với"],
-        _ => &["{}"],
-    };
-    templates.iter().map(|t| t.replace("{}", subject)).collect()
+    fill(&languages::templates(lang, subject).kl, subject)
 }
 
-/// Questions about the subject under other relations, in the language (English where the language has
-/// no templates yet): the KL term keeps their answers as they were, so an edit that fires on them
-/// does not answer them with its new target. One of them may ask the edited relation itself; the
+/// Questions about the subject under other relations, in the language (the generic English ones for a
+/// language not in the table): the KL term keeps their answers as they were, so an edit that fires on
+/// them does not answer them with its new target. One of them may ask the edited relation itself; the
 /// caller drops those (see `edit::other_relation_questions`).
 pub fn other_relation_questions(lang: &str, subject: &str) -> Vec<String> {
-    let templates: &[&str] = match lang {
-        "de" => &[
-            "Wofür ist {} bekannt?",
-            "Wer ist {}?",
-            "Wo wurde {} geboren?",
-            "Wann wurde {} geboren?",
-            "Welchen Beruf hat {}?",
-            "Welche Sprache sprach {}?",
-        ],
-        "fr" => &[
-            "Pour quoi {} est-il connu ?",
-            "Qui est {} ?",
-            "Où est né {} ?",
-            "Quand est né {} ?",
-            "Quelle est la profession de {} ?",
-            "Quelle langue parlait {} ?",
-        ],
-        "es" => &[
-            "¿Por qué es conocido {}?",
-            "¿Quién es {}?",
-            "¿Dónde nació {}?",
-            "¿Cuándo nació {}?",
-            "¿Cuál es la profesión de {}?",
-            "¿Qué idioma hablaba {}?",
-        ],
-        "pt" => &[
-            "Pelo que {} é conhecido?",
-            "Quem é {}?",
-            "Onde nasceu {}?",
-            "Quando nasceu {}?",
-            "Qual é a profissão de {}?",
-            "Que língua falava {}?",
-        ],
-        "ru" => &[
-            "Чем известен {}?",
-            "Кто такой {}?",
-            "Где родился {}?",
-            "Когда родился {}?",
-            "Какая профессия у {}?",
-            "На каком языке говорил {}?",
-        ],
-        "zh" => &[
-            "{}以什么闻名？",
-            "{}是谁？",
-            "{}出生在哪里？",
-            "{}是什么时候出生的？",
-            "{}的职业是什么？",
-            "{}说什么语言？",
-        ],
-        "cz" | "cs" => &[
-            "Čím je {} známý?",
-            "Kdo je {}?",
-            "Kde se narodil {}?",
-            "Kdy se narodil {}?",
-            "Jaké je povolání {}?",
-            "Jakým jazykem mluvil {}?",
-        ],
-        "du" | "nl" => &[
-            "Waar staat {} om bekend?",
-            "Wie is {}?",
-            "Waar is {} geboren?",
-            "Wanneer is {} geboren?",
-            "Wat is het beroep van {}?",
-            "Welke taal sprak {}?",
-        ],
-        "th" => &["{} มีชื่อเสียงในเรื่องอะไร", "{} คือใคร", "{} เกิดที่ไหน", "{} เกิดเมื่อไหร่", "{} มีอาชีพอะไร", "{} พูดภาษาอะไร"],
-        "tr" => &[
-            "{} ne ile tanınır?",
-            "{} kimdir?",
-            "{} nerede doğdu?",
-            "{} ne zaman doğdu?",
-            "{} ne iş yapar?",
-            "{} hangi dili konuşurdu?",
-        ],
-        "vi" => &[
-            "{} nổi tiếng vì điều gì?",
-            "{} là ai?",
-            "{} sinh ra ở đâu?",
-            "{} sinh năm nào?",
-            "Nghề nghiệp của {} là gì?",
-            "{} nói ngôn ngữ gì?",
-        ],
-        _ => &[
-            "What is {} known for?",
-            "Who is {}?",
-            "Where was {} born?",
-            "When was {} born?",
-            "What is the occupation of {}?",
-            "What language did {} speak?",
-        ],
-    };
+    fill(&languages::templates(lang, subject).other_questions, subject)
+}
+
+fn fill(templates: &[String], subject: &str) -> Vec<String> {
     templates.iter().map(|t| t.replace("{}", subject)).collect()
 }
 
-/// Paraphrases of a question from fixed per-language frames; every one keeps the subject verbatim.
+/// Paraphrases of a question from the language's fixed frames; every one keeps the subject verbatim.
 pub fn template_paraphrases(lang: &str, prompt: &str) -> Vec<String> {
-    let (question, answer, tell) = match lang {
-        "en" => ("Question:", "Answer:", "Tell me:"),
-        "de" => ("Frage:", "Antwort:", "Sag mir:"),
-        "fr" => ("Question :", "Réponse :", "Dis-moi :"),
-        "es" => ("Pregunta:", "Respuesta:", "Dime:"),
-        "pt" => ("Pergunta:", "Resposta:", "Diga-me:"),
-        "ru" => ("Вопрос:", "Ответ:", "Скажи мне:"),
-        "zh" => ("问题：", "答案：", "请告诉我："),
-        "cz" | "cs" => ("Otázka:", "Odpověď:", "Řekni mi:"),
-        "du" | "nl" => ("Vraag:", "Antwoord:", "Vertel me:"),
-        "th" => ("คำถาม:", "คำตอบ:", "บอกฉันหน่อย:"),
-        "tr" => ("Soru:", "Cevap:", "Söyle bana:"),
-        "vi" => ("Câu hỏi:", "Trả lời:", "Cho tôi biết:"),
-        _ => ("Q:", "A:", ""),
-    };
+    let Templates { question, answer, tell, .. } = languages::templates(lang, prompt);
     let prompt = prompt.trim();
     let frames = [
         format!("{question} {prompt}"),

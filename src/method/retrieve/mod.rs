@@ -1,0 +1,406 @@
+//! Finding the cache entries whose subject a query mentions.
+//!
+//! An entry is keyed by its subject in every language (plus aliases). A query rarely spells a subject
+//! exactly as stored: Russian and Czech inflect names ("Шмавона Шмавоняна"), transliterations differ
+//! ("Šmavon", "Chmavon", "Shmavon"), translations reorder or replace words. Both sides are lowercased
+//! and cut into tokens: words of scripts written with spaces, numbers, and runs of scripts written
+//! without spaces (Chinese, Japanese, Thai). A subject word matches a query word if a loose spelling
+//! (no diacritics, transliteration variants merged, Cyrillic and Greek romanized when the scripts
+//! differ) is within a few edits, where changed or added endings cost less (not in Vietnamese, which
+//! does not inflect); a subject run matches if it occurs in a query run nearly as is, or with its
+//! character pairs close together. A subject's score is the weighted share of its tokens found within
+//! a few consecutive query tokens; a token weighs its letters, less when many entries' subjects or
+//! prompts have it (articles, question words). An entry's prompts are matched the same way, as the
+//! subject named in the author's words. Entries sharing a subject are told apart by how much the rest
+//! of the query resembles their prompts.
+//!
+//! Tokens, loose spellings and token distances are [`crate::text`]'s; this module is the index over
+//! them ([`SubjectIndex`]) and how it scores a subject against a query.
+
+use std::collections::{HashMap, HashSet};
+
+use serde::{Deserialize, Serialize};
+
+use crate::text::clitics::without_clitics;
+use crate::text::distance::jaccard;
+use crate::text::tokens::{content_features, token_key, tokenize, Token, TokenKind};
+use vocabulary::{Vocabulary, VocabularyToken};
+
+#[cfg(test)]
+mod tests;
+mod vocabulary;
+
+/// How retrieval decides that a query mentions a subject. The defaults were chosen on the first half
+/// of the MzsRE dev records (see tests/retrieval_dev.rs).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RetrievalSettings {
+    /// An entry fires when one of its subjects scores at least this: the weighted share of the
+    /// subject's tokens found in the query, each counted by its similarity. Default 0.8.
+    pub threshold: f32,
+    /// A subject of one word fires only at this score: with no other word to confirm it, an inflected
+    /// form of a common word ("Verás" and "verse") would otherwise fire. Default 0.85.
+    pub single_word_threshold: f32,
+    /// A subject found only in part still fires at this score when at least `partial_min_words` of
+    /// its uncommon words of five or more letters are found: translated titles keep some words and
+    /// replace others ("Галицкое объединение регионалистов" for "Галицкая ассоциация регионалистов").
+    /// Defaults 0.6 and 2.
+    pub partial_threshold: f32,
+    pub partial_min_words: usize,
+    /// Token pairs less similar than this do not count as a match at all. Default 0.6.
+    pub min_token_similarity: f32,
+    /// Words of at most this many characters are never respelled (a three-letter subject word may
+    /// still gain an ending: "Гар" -> "Гаром"); whole subjects this short must match exactly.
+    /// Default 3.
+    pub exact_match_max_chars: usize,
+    /// How many query tokens beyond the subject's own count a mention may spread over (translations
+    /// add words: "Hanthawaddy Krallığı" -> "Restore Edilen Hanthawaddy Krallığı"). Default 2.
+    pub window_slack: usize,
+    /// Whether an entry's prompts count as further ways of naming its subject, matched like subjects
+    /// (never in part): a prompt names the subject as its author did, which a translated subject may
+    /// not ("Motýlí hvězdokupa" for "Cluster motýlů"). Words many entries' prompts share ("what",
+    /// "country") weigh little, so the prompt's rare words must be there. Default true.
+    pub match_prompts: bool,
+}
+
+impl Default for RetrievalSettings {
+    fn default() -> Self {
+        Self {
+            threshold: 0.8,
+            single_word_threshold: 0.85,
+            partial_threshold: 0.6,
+            partial_min_words: 2,
+            min_token_similarity: 0.6,
+            exact_match_max_chars: 3,
+            window_slack: 2,
+            match_prompts: true,
+        }
+    }
+}
+
+/// One entry that a query mentions.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Hit {
+    pub entry_id: String,
+    /// How completely the query mentions `matched_subject`, in [0, 1].
+    pub score: f32,
+    /// The stored subject (or alias, or prompt) that matched best.
+    pub matched_subject: String,
+    /// How much the rest of the query resembles the entry's prompts, in [0, 1]: tells apart entries
+    /// that share a subject.
+    #[serde(default)]
+    pub prompt_similarity: f32,
+    /// How much the query asks the entry's fact (see [`super::scope`]); `None` until scored.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scope_score: Option<f32>,
+}
+
+/// An index over the subjects and prompts of cache entries.
+pub struct SubjectIndex {
+    settings: RetrievalSettings,
+    entries: HashMap<String, Entry>,
+    /// Subject slots; `None` once the entry was removed.
+    subjects: Vec<Option<IndexedSubject>>,
+    vocabulary: Vocabulary,
+}
+
+struct Entry {
+    subject_slots: Vec<usize>,
+    /// Distinct vocabulary ids of the subjects, counted in `VocabularyToken::entry_count`.
+    subject_tokens: HashSet<usize>,
+    /// Normalized subject texts: entries with one in common are about the same thing.
+    subject_keys: HashSet<String>,
+    /// Features of each prompt with the subject's own features removed, so only the relation remains.
+    prompt_features: Vec<HashSet<String>>,
+    /// Distinct vocabulary ids of the prompts, counted in `VocabularyToken::prompt_count`.
+    prompt_tokens: HashSet<usize>,
+}
+
+struct IndexedSubject {
+    entry_id: String,
+    original: String,
+    /// Vocabulary ids, in subject order.
+    tokens: Vec<usize>,
+    /// Every token must match exactly: the subject is too short for fuzzy matching to be safe.
+    exact_only: bool,
+    /// A prompt of the entry, matched as a whole: it names the subject as the user wrote it.
+    is_prompt: bool,
+}
+
+/// A subject token found in the query.
+struct TokenMatch {
+    subject_position: usize,
+    query_position: usize,
+    similarity: f32,
+}
+
+/// Words at least this similar count as found for `RetrievalSettings::partial_min_words`.
+const STRONG_SIMILARITY: f32 = 0.8;
+/// Words shorter than this, or in more entries than `PARTIAL_MAX_FREQUENCY`, are too common to count
+/// for `RetrievalSettings::partial_min_words`.
+const PARTIAL_MIN_LETTERS: usize = 5;
+const PARTIAL_MAX_FREQUENCY: usize = 2;
+/// A subject matched only in part needs at least this many matched letters (weighted by similarity):
+/// a lone short word ("Đép" in "Sông Đép") is too common to stand for the subject.
+const MIN_EVIDENCE_CHARS: f32 = 4.0;
+
+impl SubjectIndex {
+    pub fn new(settings: RetrievalSettings) -> Self {
+        Self { settings, entries: HashMap::new(), subjects: Vec::new(), vocabulary: Vocabulary::default() }
+    }
+
+    /// Indexes an entry; an entry already indexed under `entry_id` is replaced.
+    pub fn insert(&mut self, entry_id: &str, subjects: &[String], prompts: &[String]) {
+        self.remove(entry_id);
+        let mut entry = Entry {
+            subject_slots: Vec::new(),
+            subject_tokens: HashSet::new(),
+            subject_keys: HashSet::new(),
+            prompt_features: Vec::new(),
+            prompt_tokens: HashSet::new(),
+        };
+        let mut subject_features = HashSet::new();
+        for subject in subjects {
+            let tokens = tokenize(subject);
+            let key = token_key(&tokens);
+            if tokens.is_empty() || !entry.subject_keys.insert(key.clone()) {
+                continue;
+            }
+            subject_features.extend(content_features(&tokens));
+            let slot = self.subjects.len();
+            let ids: Vec<usize> =
+                tokens.iter().enumerate().map(|(position, t)| self.vocabulary.add(t, slot, position, true)).collect();
+            entry.subject_tokens.extend(&ids);
+            self.subjects.push(Some(IndexedSubject {
+                entry_id: entry_id.to_string(),
+                original: subject.clone(),
+                tokens: ids,
+                exact_only: key.chars().filter(|c| *c != ' ').count() <= self.settings.exact_match_max_chars,
+                is_prompt: false,
+            }));
+            entry.subject_slots.push(slot);
+        }
+        let mut prompt_keys = HashSet::new();
+        for prompt in prompts {
+            let tokens = tokenize(prompt);
+            entry.prompt_features.push(content_features(&tokens).difference(&subject_features).cloned().collect());
+            if self.settings.match_prompts && !tokens.is_empty() && prompt_keys.insert(token_key(&tokens)) {
+                let slot = self.subjects.len();
+                let ids = tokens
+                    .iter()
+                    .enumerate()
+                    .map(|(position, t)| self.vocabulary.add(t, slot, position, t.kind == TokenKind::Run))
+                    .collect();
+                self.subjects.push(Some(IndexedSubject {
+                    entry_id: entry_id.to_string(),
+                    original: prompt.clone(),
+                    tokens: ids,
+                    exact_only: false,
+                    is_prompt: true,
+                }));
+                entry.subject_slots.push(slot);
+            }
+            entry.prompt_tokens.extend(tokens.iter().map(|t| self.vocabulary.id(t)));
+        }
+        for &id in &entry.subject_tokens {
+            self.vocabulary.tokens[id].entry_count += 1;
+        }
+        for &id in &entry.prompt_tokens {
+            self.vocabulary.tokens[id].prompt_count += 1;
+        }
+        for &id in entry.subject_tokens.iter().chain(&entry.prompt_tokens) {
+            self.vocabulary.tokens[id].refresh_weight();
+        }
+        self.entries.insert(entry_id.to_string(), entry);
+    }
+
+    /// Forgets an entry; unknown ids are ignored.
+    pub fn remove(&mut self, entry_id: &str) {
+        let Some(entry) = self.entries.remove(entry_id) else { return };
+        for slot in entry.subject_slots {
+            if let Some(subject) = self.subjects[slot].take() {
+                for id in subject.tokens {
+                    self.vocabulary.tokens[id].occurrences.retain(|&(s, _)| s != slot);
+                }
+            }
+        }
+        for &id in &entry.subject_tokens {
+            self.vocabulary.tokens[id].entry_count -= 1;
+        }
+        for &id in &entry.prompt_tokens {
+            self.vocabulary.tokens[id].prompt_count -= 1;
+        }
+        for &id in entry.subject_tokens.iter().chain(&entry.prompt_tokens) {
+            self.vocabulary.tokens[id].refresh_weight();
+        }
+    }
+
+    /// The entries the query mentions, best first; of entries sharing a subject only the one whose
+    /// prompts the query resembles most (several if they tie).
+    pub fn search(&self, query: &str) -> Vec<Hit> {
+        let mut by_resemblance = self.search_all(query);
+        by_resemblance
+            .sort_by(|a, b| b.prompt_similarity.total_cmp(&a.prompt_similarity).then(b.score.total_cmp(&a.score)));
+        let mut kept: Vec<Hit> = Vec::new();
+        for hit in by_resemblance {
+            let rival = kept.iter().find(|k| self.share_subject(&k.entry_id, &hit.entry_id));
+            if rival.is_none_or(|r| r.prompt_similarity == hit.prompt_similarity && r.score == hit.score) {
+                kept.push(hit);
+            }
+        }
+        kept.sort_by(rank);
+        kept
+    }
+
+    /// Every entry the query mentions, best first (subject score, then prompt similarity).
+    pub fn search_all(&self, query: &str) -> Vec<Hit> {
+        let query_tokens = tokenize(query);
+        let mut best: HashMap<&str, (f32, &IndexedSubject)> = HashMap::new();
+        for (slot, matches) in self.matches_by_subject(&query_tokens) {
+            let subject = self.subjects[slot].as_ref().expect("matches only point at live subjects");
+            let score = self.subject_score(subject, matches);
+            if score > 0.0 {
+                let current = best.entry(&subject.entry_id).or_insert((score, subject));
+                if score > current.0 {
+                    *current = (score, subject);
+                }
+            }
+        }
+        let query_features = content_features(&query_tokens);
+        let mut hits: Vec<Hit> = best
+            .into_iter()
+            .map(|(entry_id, (score, subject))| Hit {
+                entry_id: entry_id.to_string(),
+                score,
+                matched_subject: subject.original.clone(),
+                prompt_similarity: self.prompt_similarity(entry_id, &query_features),
+                scope_score: None,
+            })
+            .collect();
+        hits.sort_by(rank);
+        hits
+    }
+
+    /// For every subject with a token resembling a query token, each such pair.
+    fn matches_by_subject(&self, query_tokens: &[Token]) -> HashMap<usize, Vec<TokenMatch>> {
+        let mut positions: HashMap<&Token, Vec<usize>> = HashMap::new();
+        for (position, token) in query_tokens.iter().enumerate() {
+            positions.entry(token).or_default().push(position);
+        }
+        let mut shared_grams = vec![0; self.vocabulary.tokens.len()];
+        let mut by_subject: HashMap<usize, Vec<TokenMatch>> = HashMap::new();
+        for (token, query_positions) in positions {
+            let mut similar = self.vocabulary.similar(token, &self.settings, &mut shared_grams);
+            // A subject word may carry a clitic in the query ("בליסורס", "퀴리는"): its stems match too,
+            // as written only (a stem that is also respelled would be a guess on a guess).
+            let stems = without_clitics(token);
+            similar.extend(stems.iter().filter_map(|stem| self.vocabulary.exact_id(stem)).map(|id| (id, 1.0)));
+            for (id, similarity) in similar {
+                for &(slot, subject_position) in &self.vocabulary.tokens[id].occurrences {
+                    let exact_only = self.subjects[slot].as_ref().is_some_and(|s| s.exact_only);
+                    if exact_only && similarity < 1.0 {
+                        continue;
+                    }
+                    let matches = by_subject.entry(slot).or_default();
+                    matches.extend(query_positions.iter().map(|&query_position| TokenMatch {
+                        subject_position,
+                        query_position,
+                        similarity,
+                    }));
+                }
+            }
+        }
+        by_subject
+    }
+
+    /// Best weighted share of the subject's tokens matched within one window of query tokens, each
+    /// query word standing for at most one subject word ("Kara Kara" needs two); 0 unless it fires.
+    fn subject_score(&self, subject: &IndexedSubject, mut matches: Vec<TokenMatch>) -> f32 {
+        let weight = |id: usize| self.vocabulary.tokens[id].weight;
+        let total: f32 = subject.tokens.iter().map(|&id| weight(id)).sum();
+        // Skip subjects whose matched tokens could not reach the lowest firing score anywhere.
+        let reachable: f32 = (subject.tokens.iter().enumerate())
+            .filter(|(position, _)| matches.iter().any(|m| m.subject_position == *position))
+            .map(|(_, &id)| weight(id))
+            .sum();
+        if total == 0.0 || reachable < self.settings.threshold.min(self.settings.partial_threshold) * total {
+            return 0.0;
+        }
+        let tokens: Vec<&VocabularyToken> = subject.tokens.iter().map(|&id| &self.vocabulary.tokens[id]).collect();
+        let weights: Vec<f32> = tokens.iter().map(|t| t.weight).collect();
+        matches.sort_by_key(|m| (m.query_position, m.subject_position));
+        let window = subject.tokens.len() + self.settings.window_slack;
+        let mut best = 0.0f32;
+        let mut found = vec![0.0f32; subject.tokens.len()];
+        let mut used_positions = Vec::new();
+        for (start, first) in matches.iter().enumerate() {
+            if start > 0 && matches[start - 1].query_position == first.query_position {
+                continue;
+            }
+            let mut in_window: Vec<&TokenMatch> =
+                matches[start..].iter().take_while(|m| m.query_position < first.query_position + window).collect();
+            // Most similar pairs first; ties in a fixed order so that results do not depend on hashing.
+            in_window.sort_by(|a, b| {
+                b.similarity
+                    .total_cmp(&a.similarity)
+                    .then(a.subject_position.cmp(&b.subject_position))
+                    .then(a.query_position.cmp(&b.query_position))
+            });
+            found.fill(0.0);
+            used_positions.clear();
+            for m in in_window {
+                // A query run may hold several subject runs (a name split by a dot in one, not the other).
+                let reusable = tokens[m.subject_position].token.kind == TokenKind::Run;
+                if found[m.subject_position] == 0.0 && (reusable || !used_positions.contains(&m.query_position)) {
+                    found[m.subject_position] = m.similarity;
+                    used_positions.push(m.query_position);
+                }
+            }
+            let exact = found.iter().all(|&s| s == 1.0);
+            let evidence: f32 = found.iter().zip(&tokens).map(|(s, t)| s * t.loose.len() as f32).sum();
+            // Numbers identify ("Venera 9" is not "Venera 10"): all must be there.
+            let numbers_found = found.iter().zip(&tokens).all(|(s, t)| *s > 0.0 || t.token.kind != TokenKind::Number);
+            let coverage = found.iter().zip(&weights).map(|(s, w)| s * w).sum::<f32>() / total;
+            let words_found = (0..found.len())
+                .filter(|&i| {
+                    found[i] >= STRONG_SIMILARITY
+                        && tokens[i].loose.len() >= PARTIAL_MIN_LETTERS
+                        && tokens[i].frequency() <= PARTIAL_MAX_FREQUENCY
+                })
+                .count();
+            let threshold = if matches!(tokens[..], [only] if only.token.kind == TokenKind::Word) {
+                self.settings.single_word_threshold
+            } else {
+                self.settings.threshold
+            };
+            let fires = coverage >= threshold
+                || (!subject.is_prompt
+                    && words_found >= self.settings.partial_min_words
+                    && coverage >= self.settings.partial_threshold);
+            if fires && numbers_found && (exact || evidence >= MIN_EVIDENCE_CHARS) {
+                best = best.max(coverage);
+            }
+        }
+        best
+    }
+
+    fn prompt_similarity(&self, entry_id: &str, query_features: &HashSet<String>) -> f32 {
+        let Some(entry) = self.entries.get(entry_id) else { return 0.0 };
+        entry.prompt_features.iter().map(|prompt| jaccard(prompt, query_features)).fold(0.0, f32::max)
+    }
+
+    fn share_subject(&self, a: &str, b: &str) -> bool {
+        match (self.entries.get(a), self.entries.get(b)) {
+            (Some(a), Some(b)) => !a.subject_keys.is_disjoint(&b.subject_keys),
+            _ => false,
+        }
+    }
+}
+
+/// Higher subject score first, then higher prompt similarity, then entry id for a stable order.
+fn rank(a: &Hit, b: &Hit) -> std::cmp::Ordering {
+    b.score
+        .total_cmp(&a.score)
+        .then(b.prompt_similarity.total_cmp(&a.prompt_similarity))
+        .then(a.entry_id.cmp(&b.entry_id))
+}

@@ -1,0 +1,156 @@
+//! The distinct tokens of the indexed subjects and prompts, with how often entries use them and an
+//! n-gram index to find the ones resembling a query token.
+
+use std::collections::HashMap;
+
+use super::RetrievalSettings;
+use crate::text::distance::token_similarity;
+use crate::text::normalize::loose_spelling;
+use crate::text::tokens::{ngrams, Gram, Token, TokenKind};
+
+pub(super) struct VocabularyToken {
+    pub(super) token: Token,
+    /// Spelling used for fuzzy comparison (see `loose_spelling`).
+    pub(super) loose: Vec<char>,
+    /// `loose` in Latin letters, for finding similar tokens and comparing across scripts.
+    latin: Vec<char>,
+    /// Whether `latin` differs from `loose`: the token is in another script.
+    romanized: bool,
+    /// Number of distinct n-grams of `latin`.
+    gram_count: usize,
+    /// Whether the token is in the n-gram index, found by resemblance (see `Vocabulary::add`).
+    fuzzy: bool,
+    /// (subject slot, position in the subject) of every occurrence.
+    pub(super) occurrences: Vec<(usize, usize)>,
+    /// Number of entries with the token in a subject.
+    pub(super) entry_count: usize,
+    /// Number of entries with the token in a prompt: question words and articles are common.
+    pub(super) prompt_count: usize,
+    /// How much finding the token says (see `VocabularyToken::refresh_weight`).
+    pub(super) weight: f32,
+}
+
+impl VocabularyToken {
+    /// In how many entries' subjects or prompts the token occurs.
+    pub(super) fn frequency(&self) -> usize {
+        self.entry_count.max(self.prompt_count).max(1)
+    }
+
+    /// A token weighs its letters (a long name says more than "of"), less if it is common.
+    pub(super) fn refresh_weight(&mut self) {
+        self.weight = self.loose.len() as f32 / (1.0 + (self.frequency() as f32).ln());
+    }
+}
+
+/// Distinct subject and prompt tokens, with an n-gram index to find the ones resembling a query token.
+#[derive(Default)]
+pub(super) struct Vocabulary {
+    ids: HashMap<Token, usize>,
+    pub(super) tokens: Vec<VocabularyToken>,
+    grams: HashMap<Gram, Vec<usize>>,
+}
+
+impl Vocabulary {
+    /// Records one occurrence of a token and returns its id. Tokens of subjects are found by
+    /// resemblance (`fuzzy`); a prompt's words must be there as written, which keeps the search over
+    /// the many prompt words fast, but not its runs: in Thai or Chinese one run holds a whole clause,
+    /// and a rephrasing that changes one word of it ("ได้ชื่อว่า" -> "มีชื่อว่า") would lose the prompt.
+    pub(super) fn add(&mut self, token: &Token, slot: usize, position: usize, fuzzy: bool) -> usize {
+        let id = self.id(token);
+        let vocabulary_token = &mut self.tokens[id];
+        vocabulary_token.occurrences.push((slot, position));
+        if fuzzy && !vocabulary_token.fuzzy {
+            vocabulary_token.fuzzy = true;
+            for gram in ngrams(token.kind, &vocabulary_token.latin) {
+                self.grams.entry(gram).or_default().push(id);
+            }
+        }
+        id
+    }
+
+    /// The id of a token, added to the vocabulary if new.
+    pub(super) fn id(&mut self, token: &Token) -> usize {
+        match self.ids.get(token) {
+            Some(&id) => id,
+            None => {
+                let id = self.tokens.len();
+                let (loose, latin) = (loose_spelling(token, false), loose_spelling(token, true));
+                self.tokens.push(VocabularyToken {
+                    token: token.clone(),
+                    gram_count: ngrams(token.kind, &latin).len(),
+                    fuzzy: false,
+                    romanized: latin != loose,
+                    loose,
+                    latin,
+                    occurrences: Vec::new(),
+                    entry_count: 0,
+                    prompt_count: 0,
+                    weight: 0.0,
+                });
+                self.ids.insert(token.clone(), id);
+                id
+            }
+        }
+    }
+
+    /// The id of a token spelled exactly so, if it is in the vocabulary.
+    pub(super) fn exact_id(&self, token: &Token) -> Option<usize> {
+        self.ids.get(token).copied()
+    }
+
+    /// Vocabulary tokens resembling `query_token`, with their similarity. `shared_grams` is scratch
+    /// space of one counter per vocabulary token, all zero before and after.
+    pub(super) fn similar(
+        &self,
+        query_token: &Token,
+        settings: &RetrievalSettings,
+        shared_grams: &mut [u32],
+    ) -> Vec<(usize, f32)> {
+        let exact = self.exact_id(query_token);
+        let mut similar: Vec<(usize, f32)> = exact.map(|id| (id, 1.0)).into_iter().collect();
+        if query_token.kind == TokenKind::Number {
+            return similar;
+        }
+        let (query_loose, query_latin) = (loose_spelling(query_token, false), loose_spelling(query_token, true));
+        let mut touched = Vec::new();
+        let mut query_grams = ngrams(query_token.kind, &query_latin);
+        if query_token.kind == TokenKind::Run {
+            // One-character subject runs are indexed by that character alone.
+            query_grams.extend(query_latin.iter().map(|&c| [c, '\0', '\0']));
+            query_grams.sort_unstable();
+            query_grams.dedup();
+        }
+        for gram in query_grams {
+            for &id in self.grams.get(&gram).into_iter().flatten() {
+                if shared_grams[id] == 0 {
+                    touched.push(id);
+                }
+                shared_grams[id] += 1;
+            }
+        }
+        for id in touched {
+            let candidate = &self.tokens[id];
+            let shared = std::mem::take(&mut shared_grams[id]) as usize;
+            // Fuzzy word matches keep the first letter; a run matching within the allowed edits or
+            // pair coverage keeps at least half of its character pairs.
+            let comparable = match query_token.kind {
+                TokenKind::Run => 2 * shared >= candidate.gram_count,
+                _ => candidate.latin.first() == query_latin.first(),
+            };
+            // Words of one script compare as written: romanizing blurs Cyrillic endings ("-ая", "-ей").
+            let same_script = candidate.romanized == (query_latin != query_loose);
+            let (subject, loose) =
+                if same_script { (&candidate.loose, &query_loose) } else { (&candidate.latin, &query_latin) };
+            let unused = candidate.occurrences.is_empty();
+            if Some(id) == exact || unused || !comparable || subject.is_empty() || loose.is_empty() {
+                continue;
+            }
+            let similarity =
+                token_similarity(&candidate.token, subject, query_token, loose, settings.exact_match_max_chars);
+            if similarity >= settings.min_token_similarity {
+                similar.push((id, similarity));
+            }
+        }
+        similar
+    }
+}

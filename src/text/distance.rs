@@ -1,0 +1,189 @@
+//! How alike two tokens are: edit distances that forgive inflected endings (words) or find a subject
+//! inside a longer run (scripts without spaces), character-pair coverage for reordered runs, and set
+//! overlap.
+
+use std::collections::HashSet;
+
+use super::normalize::is_vietnamese;
+use super::tokens::{Token, TokenKind};
+
+/// Shortest word that may gain an ending without being exactly equal.
+const MIN_STEM_CHARS: usize = 3;
+/// A fuzzy match may cost one full edit per this many letters beyond the first.
+const MAX_EDIT_SHARE: usize = 4;
+/// Inflection changes up to this many letters at the end of a word (up to a third of it).
+const ENDING_CHARS: usize = 2;
+/// Cost of changing a letter of the ending, and of appending a letter after the word.
+const ENDING_EDIT_COST: f32 = 0.5;
+const APPENDED_LETTER_COST: f32 = 0.25;
+/// Cost of dropping the letter before the ending: Slavic declension drops a vowel there ("Pavel" ->
+/// "Pavla"), but together with a changed ending a short word becomes another word ("veras", "verd").
+const DROPPED_VOWEL_COST: f32 = 0.75;
+/// Runs shorter than this must occur exactly: in Thai a few letters occur inside many words.
+const MIN_FUZZY_RUN_CHARS: usize = 8;
+/// Highest similarity of words that differ in any way, if only in diacritics ("bán", "bạn").
+const NOT_EXACT_SIMILARITY: f32 = 0.9;
+
+/// Similarity of a candidate token to a query token of the same kind, in [0, 1], both in the same
+/// loose spelling (see `normalize::loose_spelling`), below 1 unless a run occurs as is: an exact token
+/// is found by lookup, not by resemblance. Short query words (at most `exact_match_max_chars` letters:
+/// "le", "de") and Vietnamese syllables, which do not inflect ("thấy" is not "tháng"), may only differ
+/// in diacritics.
+pub fn token_similarity(
+    candidate: &Token,
+    candidate_spelling: &[char],
+    query: &Token,
+    query_spelling: &[char],
+    exact_match_max_chars: usize,
+) -> f32 {
+    match query.kind {
+        TokenKind::Word => {
+            let short = |token: &Token| token.text.chars().count() <= exact_match_max_chars;
+            let similarity = if short(query) || is_vietnamese(&query.text) || is_vietnamese(&candidate.text) {
+                if candidate_spelling == query_spelling {
+                    1.0
+                } else {
+                    0.0
+                }
+            } else {
+                word_similarity(candidate_spelling, query_spelling, short(candidate))
+            };
+            similarity.min(NOT_EXACT_SIMILARITY)
+        }
+        TokenKind::Run => {
+            let similarity = run_similarity(candidate_spelling, query_spelling);
+            if query.text.contains(candidate.text.as_str()) {
+                similarity
+            } else {
+                similarity.min(NOT_EXACT_SIMILARITY)
+            }
+        }
+        TokenKind::Number => 0.0,
+    }
+}
+
+/// Similarity of a subject word to a longer-than-short query word, in [0, 1], both in loose spelling:
+/// one minus an edit distance that forgives changed and added endings, relative to the subject's
+/// length. A short subject word may only gain an ending ("Гар" -> "Гаром").
+fn word_similarity(subject: &[char], query: &[char], subject_is_short: bool) -> f32 {
+    let allowed = (subject.len() - 1) as f32 / MAX_EDIT_SHARE as f32;
+    // The cheapest edits that could make up the difference in length.
+    let least_cost = if query.len() < subject.len() {
+        DROPPED_VOWEL_COST * (subject.len() - query.len()) as f32
+    } else {
+        APPENDED_LETTER_COST * (query.len() - subject.len()) as f32
+    };
+    if least_cost > allowed {
+        return 0.0;
+    }
+    let cost = if subject_is_short {
+        if subject.len() < MIN_STEM_CHARS || !query.starts_with(subject) {
+            return 0.0;
+        }
+        least_cost
+    } else {
+        ending_tolerant_distance(subject, query)
+    };
+    if cost > allowed {
+        0.0
+    } else {
+        1.0 - cost / subject.len() as f32
+    }
+}
+
+/// Edit distance in which replacing or inserting letters within the last `ENDING_CHARS` letters of
+/// the subject (up to a third of it) costs half, dropping the letter before them three quarters and
+/// appending letters after it a quarter: inflection rewrites endings ("Марта" -> "Марты") and drops
+/// the vowel before them ("Pavel" -> "Pavla"), agglutination appends ("Krallığı" -> "Krallığının"). Changes
+/// elsewhere (transliteration) and dropping letters of the ending pay in full: a query word that cuts
+/// a subject word short ("OpenCV" -> "open") is another word.
+fn ending_tolerant_distance(subject: &[char], query: &[char]) -> f32 {
+    let ending_start = subject.len() - ENDING_CHARS.min(subject.len() / 3);
+    // Cost of replacing subject letter `i`, of dropping it, and of inserting a letter after `i`
+    // subject letters.
+    let replace = |i: usize| if i >= ending_start { ENDING_EDIT_COST } else { 1.0 };
+    let delete = |i: usize| if i + 1 == ending_start { DROPPED_VOWEL_COST } else { 1.0 };
+    let insert = |i: usize| if i == subject.len() { APPENDED_LETTER_COST } else { replace(i) };
+    let mut previous: Vec<f32> = (0..=query.len()).map(|j| j as f32 * insert(0)).collect();
+    let mut current = vec![0.0; query.len() + 1];
+    for (i, s) in subject.iter().enumerate() {
+        current[0] = previous[0] + delete(i);
+        for (j, q) in query.iter().enumerate() {
+            let substitution = previous[j] + if s == q { 0.0 } else { replace(i) };
+            current[j + 1] = substitution.min(previous[j + 1] + delete(i)).min(current[j] + insert(i + 1));
+        }
+        std::mem::swap(&mut previous, &mut current);
+    }
+    previous[query.len()]
+}
+
+/// How well a subject run occurs in a query run, in [0, 1]: the better of an approximate substring
+/// (one minus the edit distance to the closest substring relative to the subject's length, one edit
+/// per `MAX_EDIT_SHARE` letters beyond the first) and the share of the subject's character pairs found
+/// close together (translations reorder words: "ฟื้นฟูอาณาจักร..." -> "อาณาจักร...ที่ได้รับการฟื้นฟู").
+/// Runs shorter than `MIN_FUZZY_RUN_CHARS` must occur exactly.
+fn run_similarity(subject: &[char], query: &[char]) -> f32 {
+    let distance = substring_distance(subject, query);
+    if subject.len() < MIN_FUZZY_RUN_CHARS {
+        return if distance == 0 { 1.0 } else { 0.0 };
+    }
+    let allowed = (subject.len() - 1) / MAX_EDIT_SHARE;
+    let edited = if distance <= allowed { 1.0 - distance as f32 / subject.len() as f32 } else { 0.0 };
+    edited.max(pair_coverage(subject, query))
+}
+
+/// Largest share of the subject's distinct character pairs occurring within a stretch of the query
+/// half again as long as the subject.
+fn pair_coverage(subject: &[char], query: &[char]) -> f32 {
+    let mut pairs: Vec<(char, char)> = subject.windows(2).map(|w| (w[0], w[1])).collect();
+    pairs.sort_unstable();
+    pairs.dedup();
+    // For every query position, which subject pair starts there.
+    let found: Vec<Option<usize>> = query.windows(2).map(|w| pairs.binary_search(&(w[0], w[1])).ok()).collect();
+    let stretch = subject.len() + subject.len() / 2 - 1;
+    let mut counts = vec![0usize; pairs.len()];
+    let (mut distinct, mut best) = (0, 0);
+    for (end, pair) in found.iter().enumerate() {
+        if let Some(p) = *pair {
+            counts[p] += 1;
+            distinct += usize::from(counts[p] == 1);
+        }
+        if end >= stretch {
+            if let Some(p) = found[end - stretch] {
+                counts[p] -= 1;
+                distinct -= usize::from(counts[p] == 0);
+            }
+        }
+        best = best.max(distinct);
+    }
+    if pairs.is_empty() {
+        0.0
+    } else {
+        best as f32 / pairs.len() as f32
+    }
+}
+
+/// Smallest edit distance between `needle` and any substring of `haystack` (free start and end).
+fn substring_distance(needle: &[char], haystack: &[char]) -> usize {
+    let mut previous = vec![0; haystack.len() + 1];
+    let mut current = vec![0; haystack.len() + 1];
+    for (i, cn) in needle.iter().enumerate() {
+        current[0] = i + 1;
+        for (j, ch) in haystack.iter().enumerate() {
+            let substitution = previous[j] + usize::from(cn != ch);
+            current[j + 1] = substitution.min(previous[j + 1] + 1).min(current[j] + 1);
+        }
+        std::mem::swap(&mut previous, &mut current);
+    }
+    previous.into_iter().min().unwrap_or(needle.len())
+}
+
+pub fn jaccard(a: &HashSet<String>, b: &HashSet<String>) -> f32 {
+    let common = a.intersection(b).count();
+    let union = a.len() + b.len() - common;
+    if union == 0 {
+        0.0
+    } else {
+        common as f32 / union as f32
+    }
+}

@@ -1,0 +1,214 @@
+//! Spellings for comparing words across spelling conventions: lowercase without combining marks,
+//! diacritics stripped, Cyrillic and Greek romanized, transliteration variants merged, Thai letters of
+//! one sound merged.
+
+use std::collections::HashMap;
+use std::sync::LazyLock;
+
+use super::tokens::{Token, TokenKind};
+
+/// The text lowercased, without combining marks, full-width forms and native digits as ASCII.
+pub fn lowercase_chars(text: &str) -> impl Iterator<Item = char> + '_ {
+    text.chars().flat_map(char::to_lowercase).filter_map(|c| {
+        let code = c as u32;
+        match code {
+            // Combining accents, Hebrew niqqud and cantillation, Arabic harakat, tatweel (a stretch of
+            // the line), Devanagari and Bengali nukta.
+            0x0300..=0x036F | 0x0591..=0x05C7 | 0x064B..=0x065F | 0x0670 | 0x0640 | 0x093C | 0x09BC => None,
+            0xFF01..=0xFF5E => char::from_u32(code - 0xFEE0),
+            0x0E50..=0x0E59 | 0x0660..=0x0669 | 0x06F0..=0x06F9 => char::from_u32('0' as u32 + (code & 0xF)),
+            _ => Some(c),
+        }
+    })
+}
+
+/// A lowercase word without diacritics, ligatures spelled out.
+pub fn strip_diacritics(word: &str) -> String {
+    replace_letters(word, &DIACRITIC_FREE)
+}
+
+/// A word without diacritics with Cyrillic and Greek letters spelled in Latin ones, so that a name
+/// matches across scripts ("Бушры" and "Bushra", "Хантавади" and "Hanthawaddy").
+fn romanize(word: &str) -> String {
+    replace_letters(word, &ROMANIZED)
+}
+
+/// `word` with each letter that `table` has replaced by its spelling there.
+fn replace_letters(word: &str, table: &HashMap<char, &'static str>) -> String {
+    let mut replaced = String::with_capacity(word.len());
+    for c in word.chars() {
+        match table.get(&c) {
+            Some(spelling) => replaced.push_str(spelling),
+            None => replaced.push(c),
+        }
+    }
+    replaced
+}
+
+/// Cyrillic and Greek letters (as `strip_diacritics` leaves them) -> Latin letters, one word per letter.
+static ROMANIZED: LazyLock<HashMap<char, &'static str>> = LazyLock::new(|| {
+    const CYRILLIC: (&str, &str) =
+        ("абвгдежзиіклмнопрстуфхцчшщыэюяє", "a b v g d e zh z i i k l m n o p r s t u f kh ts ch sh shch y e yu ya ye");
+    const GREEK: (&str, &str) = ("αβγδεζηθικλμνξοπρστυφχψω", "a v g d e z i th i k l m n x o p r s t y f ch ps o");
+    let pairs = [CYRILLIC, GREEK].into_iter().flat_map(|(letters, latin)| letters.chars().zip(latin.split(' ')));
+    pairs.collect()
+});
+
+/// Accented Latin, Cyrillic and Greek letters -> base letters; Arabic letter variants (hamza and madda
+/// on alif, alif maqsura, teh marbuta, Persian and Urdu yeh, kaf and heh) -> the plain Arabic letter;
+/// Devanagari and Bengali letters with nukta -> the letter without.
+static DIACRITIC_FREE: LazyLock<HashMap<char, &'static str>> = LazyLock::new(|| {
+    const FOLDS: &[(&str, &str)] = &[
+        ("àáâãäåāăąǎǟǡǻạảấầẩẫậắằẳẵặ", "a"),
+        ("çćĉċč", "c"),
+        ("ďđð", "d"),
+        ("èéêëēĕėęěẹẻẽếềểễệ", "e"),
+        ("ĝğġģǧ", "g"),
+        ("ĥħ", "h"),
+        ("ìíîïĩīĭįıǐỉị", "i"),
+        ("ĵ", "j"),
+        ("ķǩ", "k"),
+        ("ĺļľŀł", "l"),
+        ("ñńņňŉ", "n"),
+        ("òóôõöøōŏőǒǫọỏốồổỗộơớờởỡợ", "o"),
+        ("ŕŗř", "r"),
+        ("śŝşšș", "s"),
+        ("ţťŧț", "t"),
+        ("ùúûüũūŭůűųǔǖǘǚǜụủưứừửữự", "u"),
+        ("ŵ", "w"),
+        ("ýÿŷỳỵỷỹ", "y"),
+        ("źżž", "z"),
+        ("ß", "ss"),
+        ("æ", "ae"),
+        ("œ", "oe"),
+        ("þ", "th"),
+        ("ё", "е"),
+        ("й", "и"),
+        ("ґ", "г"),
+        ("ї", "і"),
+        ("ў", "у"),
+        ("ά", "α"),
+        ("έ", "ε"),
+        ("ή", "η"),
+        ("ίϊΐ", "ι"),
+        ("ό", "ο"),
+        ("ύϋΰ", "υ"),
+        ("ώ", "ω"),
+        ("ς", "σ"),
+        ("أإآٱ", "ا"),
+        ("ىیےئ", "ي"),
+        ("ةۀہھ", "ه"),
+        ("ک", "ك"),
+        ("ؤ", "و"),
+        ("क़", "क"),
+        ("ख़", "ख"),
+        ("ग़", "ग"),
+        ("ज़", "ज"),
+        ("ड़", "ड"),
+        ("ढ़", "ढ"),
+        ("फ़", "फ"),
+        ("य़", "य"),
+        ("ড়", "ড"),
+        ("ঢ়", "ঢ"),
+        ("য়", "য"),
+    ];
+    FOLDS.iter().flat_map(|(from, to)| from.chars().map(move |c| (c, *to))).collect()
+});
+
+/// Spelling that transliterations of one name share. Words: no diacritics, no doubled letters,
+/// sh/ch/sch -> s, y -> i, w -> v, ph -> f, no soft/hard signs ("Shmavonyan", "Chmavonian" and
+/// "Šmavonyan" agree), `latin`: Cyrillic and Greek in Latin letters. Runs: see `loose_thai`.
+pub fn loose_spelling(token: &Token, latin: bool) -> Vec<char> {
+    match token.kind {
+        TokenKind::Number => return token.text.chars().collect(),
+        TokenKind::Run => return loose_thai(&token.text),
+        TokenKind::Word => {}
+    }
+    let folded = strip_diacritics(&token.text);
+    let mut letters: Vec<char> = if latin { romanize(&folded) } else { folded }.chars().collect();
+    letters.dedup();
+    let replaced = String::from_iter(letters)
+        .replace("kh", "h")
+        .replace("zh", "z")
+        .replace("sch", "s")
+        .replace("sh", "s")
+        .replace("ch", "s")
+        .replace("ph", "f")
+        .replace('y', "i")
+        .replace('w', "v")
+        .replace(['ь', 'ъ'], "");
+    replaced.chars().collect()
+}
+
+/// Whether a word has letters only Vietnamese uses (ơ, ư, vowels with a tone mark and another mark).
+pub fn is_vietnamese(word: &str) -> bool {
+    word.chars().any(|c| matches!(c, 'ơ' | 'ư' | '\u{1EA0}'..='\u{1EF9}'))
+}
+
+/// Thai writes most sounds with several letters and marks silent ones: transliterations of one name
+/// pick different letters ("โคโลบาร์ นุนาตัก", "โกโลบาร์ นุนาทักษ์"). Letters of one sound become one,
+/// short and long vowels one, tone marks and silent letters go. Katakana becomes hiragana; other
+/// scripts are left as they are.
+fn loose_thai(text: &str) -> Vec<char> {
+    const SOUNDS: &[(&str, char)] = &[
+        ("กขฃคฅฆ", 'ก'),
+        ("จฉชฌ", 'ช'),
+        ("ซศษส", 'ส'),
+        ("ดฎ", 'ด'),
+        ("ตฏฐถทธฑฒ", 'ท'),
+        ("ปพภผ", 'พ'),
+        ("ฝฟ", 'ฟ'),
+        ("นณ", 'น'),
+        ("ลฬ", 'ล'),
+        ("ยญ", 'ย'),
+        ("หฮ", 'ห'),
+    ];
+    let mut loose: Vec<char> = Vec::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            // Mai taikhu and tone marks.
+            '\u{0E47}'..='\u{0E4B}' => {}
+            // Thanthakhat silences the letter before it.
+            '\u{0E4C}' => {
+                loose.pop();
+            }
+            // Short vowels are written as their long pairs; sara a goes.
+            '\u{0E30}' => {}
+            '\u{0E31}' => loose.push('\u{0E32}'),
+            '\u{0E35}' => loose.push('\u{0E34}'),
+            '\u{0E37}' => loose.push('\u{0E36}'),
+            '\u{0E39}' => loose.push('\u{0E38}'),
+            '\u{0E01}'..='\u{0E2E}' => {
+                loose.push(SOUNDS.iter().find(|(letters, _)| letters.contains(c)).map_or(c, |&(_, sound)| sound));
+            }
+            // Katakana as hiragana: a name may be written in either.
+            '\u{30A1}'..='\u{30F6}' => loose.push(char::from_u32(c as u32 - 0x60).unwrap_or(c)),
+            _ => loose.push(c),
+        }
+    }
+    loose
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn loose(text: &str) -> String {
+        let kind =
+            if text.chars().any(|c| matches!(c, '\u{3040}'..='\u{30FF}')) { TokenKind::Run } else { TokenKind::Word };
+        let text: String = lowercase_chars(text).collect();
+        loose_spelling(&Token { kind, text }, false).into_iter().collect()
+    }
+
+    #[test]
+    fn variant_letters_and_marks_spell_alike() {
+        assert_eq!(loose("أحـمد"), loose("احمد"));
+        assert_eq!(loose("مُحَمَّد"), loose("محمد"));
+        assert_eq!(loose("شوقى"), loose("شوقي"));
+        assert_eq!(loose("کتاب"), loose("كتاب"));
+        assert_eq!(loose("שָׁלוֹם"), loose("שלום"));
+        assert_eq!(loose("Καζαντζάκης"), loose("ΚΑΖΑΝΤΖΑΚΗΣ"));
+        assert_eq!(loose("ग़ालिब"), loose("\u{095A}ालिब"));
+        assert_eq!(loose("キュリー"), loose("きゅりー"));
+    }
+}

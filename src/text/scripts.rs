@@ -1,0 +1,122 @@
+//! Writing systems: which script a character belongs to, which script a text is mostly written in,
+//! and whether the script separates words with spaces.
+
+use std::collections::HashMap;
+
+use serde::Deserialize;
+
+/// A writing system, as far as text handling here tells them apart. Named as in the language table
+/// (`assets/languages.toml`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize)]
+pub enum Script {
+    Latin,
+    Cyrillic,
+    Greek,
+    Armenian,
+    Hebrew,
+    Arabic,
+    Devanagari,
+    Bengali,
+    Tamil,
+    Thai,
+    Lao,
+    Myanmar,
+    Khmer,
+    Georgian,
+    Hangul,
+    /// Hiragana and katakana; Japanese text mixes them with [`Script::Han`] ideographs.
+    Japanese,
+    /// CJK ideographs.
+    Han,
+}
+
+/// Unicode blocks of each script (first and last code point).
+const BLOCKS: &[(u32, u32, Script)] = &[
+    (0x0041, 0x024F, Script::Latin),
+    (0x0370, 0x03FF, Script::Greek),
+    (0x0400, 0x052F, Script::Cyrillic),
+    (0x0530, 0x058F, Script::Armenian),
+    (0x0590, 0x05FF, Script::Hebrew),
+    (0x0600, 0x06FF, Script::Arabic),
+    (0x0750, 0x077F, Script::Arabic),
+    (0x0900, 0x097F, Script::Devanagari),
+    (0x0980, 0x09FF, Script::Bengali),
+    (0x0B80, 0x0BFF, Script::Tamil),
+    (0x0E00, 0x0E7F, Script::Thai),
+    (0x0E80, 0x0EFF, Script::Lao),
+    (0x1000, 0x109F, Script::Myanmar),
+    (0x10A0, 0x10FF, Script::Georgian),
+    (0x1100, 0x11FF, Script::Hangul),
+    (0x1780, 0x17FF, Script::Khmer),
+    (0x1C90, 0x1CBF, Script::Georgian),
+    (0x1E00, 0x1EFF, Script::Latin),
+    (0x1F00, 0x1FFF, Script::Greek),
+    (0x3040, 0x30FF, Script::Japanese),
+    (0x3130, 0x318F, Script::Hangul),
+    (0x3400, 0x4DBF, Script::Han),
+    (0x4E00, 0x9FFF, Script::Han),
+    (0xAC00, 0xD7AF, Script::Hangul),
+    (0xF900, 0xFAFF, Script::Han),
+    (0x20000, 0x2FFFF, Script::Han),
+];
+
+impl Script {
+    /// The script of a character; `None` for digits, punctuation and scripts not listed.
+    pub fn of(c: char) -> Option<Script> {
+        let code = c as u32;
+        let script = BLOCKS.iter().find(|&&(first, last, _)| (first..=last).contains(&code)).map(|&(.., s)| s);
+        // Punctuation inside a script's block (Thai currency and paragraph signs, the katakana middle
+        // dot, ASCII brackets) belongs to no script.
+        let symbol = matches!(c, '\u{0E3F}' | '\u{0E4F}' | '\u{0E5A}' | '\u{0E5B}' | '\u{30FB}');
+        let latin_non_letter = script == Some(Script::Latin) && !c.is_alphabetic();
+        script.filter(|_| !symbol && !latin_non_letter)
+    }
+
+    /// The script most letters of `text` are written in; `None` if it has no letter of a known script.
+    pub fn detect(text: &str) -> Option<Script> {
+        let mut counts: HashMap<Script, usize> = HashMap::new();
+        for script in text.chars().filter_map(Script::of) {
+            *counts.entry(script).or_default() += 1;
+        }
+        // Ties are broken by the order of declaration, so the answer does not depend on hashing.
+        counts.into_iter().max_by_key(|&(script, count)| (count, std::cmp::Reverse(script as u8))).map(|(s, _)| s)
+    }
+
+    /// Whether the script puts spaces between words. Thai, Lao, Myanmar and Khmer put them between
+    /// phrases at most; Chinese and Japanese not at all.
+    pub fn writes_spaces(self) -> bool {
+        !matches!(self, Script::Thai | Script::Lao | Script::Myanmar | Script::Khmer | Script::Japanese | Script::Han)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn characters_belong_to_their_script() {
+        assert_eq!(Script::of('a'), Some(Script::Latin));
+        assert_eq!(Script::of('ệ'), Some(Script::Latin));
+        assert_eq!(Script::of('ж'), Some(Script::Cyrillic));
+        assert_eq!(Script::of('ς'), Some(Script::Greek));
+        assert_eq!(Script::of('ש'), Some(Script::Hebrew));
+        assert_eq!(Script::of('ب'), Some(Script::Arabic));
+        assert_eq!(Script::of('क'), Some(Script::Devanagari));
+        assert_eq!(Script::of('ა'), Some(Script::Georgian));
+        assert_eq!(Script::of('한'), Some(Script::Hangul));
+        assert_eq!(Script::of('カ'), Some(Script::Japanese));
+        assert_eq!(Script::of('中'), Some(Script::Han));
+        for none in ['1', '?', '[', ' ', '\u{0E3F}', '\u{30FB}'] {
+            assert_eq!(Script::of(none), None, "{none:?}");
+        }
+    }
+
+    #[test]
+    fn a_text_is_in_the_script_of_most_of_its_letters() {
+        assert_eq!(Script::detect("Кто такой Shmavon?"), Some(Script::Cyrillic));
+        assert_eq!(Script::detect("من هو محمد عبده؟"), Some(Script::Arabic));
+        assert_eq!(Script::detect("東京はどこですか"), Some(Script::Japanese));
+        assert_eq!(Script::detect("1999?"), None);
+        assert!(Script::Hangul.writes_spaces() && !Script::Thai.writes_spaces());
+    }
+}
