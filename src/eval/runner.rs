@@ -266,7 +266,7 @@ pub fn run(
             architecture: info.config.arch.name().into(),
             fingerprint: info.fingerprint.clone(),
         },
-        git_commit: git_commit(),
+        git_commit: BUILD_COMMIT.into(),
         wall_seconds: started.elapsed().as_secs_f64(),
         records_this_run: computed.len(),
     })
@@ -280,15 +280,9 @@ fn protocol_name(sequential: bool) -> &'static str {
     }
 }
 
-/// The commit of the source tree lafn was built from, as git reports it now; "unknown" without git.
-pub fn git_commit() -> String {
-    let output =
-        std::process::Command::new("git").args(["rev-parse", "HEAD"]).current_dir(env!("CARGO_MANIFEST_DIR")).output();
-    match output {
-        Ok(out) if out.status.success() => String::from_utf8_lossy(&out.stdout).trim().to_string(),
-        _ => "unknown".into(),
-    }
-}
+/// The commit lafn was built from, stamped by build.rs: `<sha>`, `<sha>-dirty` when the sources had
+/// uncommitted changes, or "unknown" when built outside a git checkout.
+const BUILD_COMMIT: &str = env!("LAFN_GIT_COMMIT");
 
 /// The edits one record gets: ours and the baselines built from it.
 struct RecordEdits {
