@@ -151,3 +151,37 @@ fn differences(stored: &RunIdentity, current: &RunIdentity) -> Vec<&'static str>
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use clap::ValueEnum;
+
+    use super::*;
+    use crate::eval::{Dataset, EvalMethod, EvalReport};
+
+    /// The committed results keep loading: reports, and state files through the resume path, with the
+    /// method and dataset names the command line takes.
+    #[test]
+    fn committed_reports_and_state_files_still_load() {
+        let results = Path::new(env!("CARGO_MANIFEST_DIR")).join("results");
+        for (stem, dataset) in [("mzsre-all", Dataset::Mzsre), ("bizsre-50", Dataset::Bizsre)] {
+            let report_text = std::fs::read_to_string(results.join(format!("{stem}.json"))).unwrap();
+            let report: EvalReport = serde_json::from_str(&report_text).unwrap();
+            assert_eq!(Dataset::from_str(&report.dataset, false), Ok(dataset));
+
+            let dir = tempfile::tempdir().unwrap();
+            let state_path = dir.path().join("copy.state.jsonl");
+            std::fs::copy(results.join(format!("{stem}.state.jsonl")), &state_path).unwrap();
+            let text = std::fs::read_to_string(&state_path).unwrap();
+            let header: StateHeader = serde_json::from_str(text.lines().next().unwrap()).unwrap();
+            assert_eq!(header.identity.dataset, dataset.to_string());
+            let (_, stored) = StateFile::open(&state_path, &header.identity).unwrap();
+            assert_eq!(stored.len(), text.lines().count() - 1, "{stem}: every result line loads");
+            for method in report.methods.iter().map(|m| m.method) {
+                assert!(EvalMethod::value_variants().contains(&method));
+                assert_eq!(EvalMethod::from_str(&method.to_string(), false), Ok(method));
+                assert!(stored.iter().any(|result| result.method == method), "{stem}: results of {method}");
+            }
+        }
+    }
+}
