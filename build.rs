@@ -10,7 +10,8 @@ const SOURCES: [&str; 4] = ["src", "build.rs", "Cargo.toml", "Cargo.lock"];
 
 fn main() {
     let root = PathBuf::from(std::env::var_os("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"));
-    for source in SOURCES {
+    // Only paths that exist: cargo reruns a build script every time for a missing one.
+    for source in SOURCES.into_iter().filter(|source| root.join(source).exists()) {
         println!("cargo:rerun-if-changed={source}");
     }
     // Only this checkout's own git: a tarball unpacked inside another repository must not take its commit.
@@ -30,9 +31,8 @@ fn stamp(root: &Path) -> Option<String> {
     Some(if changes.is_empty() { sha } else { format!("{sha}-dirty") })
 }
 
-/// HEAD, and the branch it points to: its loose ref file, or `packed-refs` while it has none. Only files
-/// that exist: cargo reruns a build script every time for a missing one. Worktrees keep HEAD and refs in
-/// different directories, so git says where each is.
+/// HEAD, and the branch it points to: its loose ref file, or `packed-refs` while it has none (only
+/// files that exist). Worktrees keep HEAD and refs in different directories, so git says where each is.
 fn watched_git_files(root: &Path) -> Vec<PathBuf> {
     let git_path = |name: &str| git(root, &["rev-parse", "--git-path", name]).map(|path| root.join(path));
     let mut files = vec![git_path("HEAD")];
