@@ -4,6 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
 
+use clap::ValueEnum;
 use lafn::eval::{
     run, state_path_for, Dataset, EvalConfig, EvalMethod, EvalModels, EvalReport, EvalRequest, Metric, Progress,
     Scoring,
@@ -116,10 +117,10 @@ fn every_method_runs_and_a_rerun_resumes_from_the_state_file() {
     assert_eq!(state_lines(&state), 5);
 
     // More methods: only theirs are computed; the earlier results stay as they were.
-    let (all, _) = evaluate(&tiny, &request(&tiny, &EvalMethod::ALL, Some(&state))).unwrap();
+    let (all, _) = evaluate(&tiny, &request(&tiny, EvalMethod::value_variants(), Some(&state))).unwrap();
     assert_eq!(all.records_this_run, 2);
     assert_eq!(state_lines(&state), 1 + 12);
-    assert_eq!(all.methods.iter().map(|m| m.method).collect::<Vec<_>>(), EvalMethod::ALL);
+    assert_eq!(all.methods.iter().map(|m| m.method).collect::<Vec<_>>(), EvalMethod::value_variants());
     assert_eq!(all.methods[..2], first.methods[..]);
     for m in &all.methods {
         assert_eq!(m.records, 2, "{}", m.method);
@@ -143,7 +144,7 @@ fn every_method_runs_and_a_rerun_resumes_from_the_state_file() {
     let text = std::fs::read_to_string(&state).unwrap();
     let cut = text.trim_end().rfind('\n').unwrap() + 20;
     std::fs::write(&state, &text[..cut]).unwrap();
-    let (resumed, _) = evaluate(&tiny, &request(&tiny, &EvalMethod::ALL, Some(&state))).unwrap();
+    let (resumed, _) = evaluate(&tiny, &request(&tiny, EvalMethod::value_variants(), Some(&state))).unwrap();
     assert_eq!(resumed.records_this_run, 1);
     assert_eq!(state_lines(&state), 1 + 12);
 
@@ -165,7 +166,7 @@ fn every_method_runs_and_a_rerun_resumes_from_the_state_file() {
 #[test]
 fn sequential_protocol_scores_every_record_with_all_edits_in_place() {
     let tiny = tiny();
-    let mut request = request(&tiny, &EvalMethod::ALL, None);
+    let mut request = request(&tiny, EvalMethod::value_variants(), None);
     request.sequential = true;
     let (report, progress) = evaluate(&tiny, &request).unwrap();
     assert_eq!(report.protocol, "sequential");

@@ -2,9 +2,9 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
-use std::str::FromStr;
 
 use candle_core::{Device, Tensor};
+use clap::ValueEnum;
 use color_eyre::eyre::{bail, eyre};
 use rand::rngs::StdRng;
 use rand::SeedableRng;
@@ -19,7 +19,10 @@ use crate::runtime::{AnswerEdits, Model, NeuronEdit, Tokenizer};
 use crate::Result;
 
 /// A method compared in an evaluation run; all run on the same model.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+///
+/// Its command-line name (clap) and its name in reports and state files (serde) are both the kebab-case
+/// variant name: `lu-lafns`, `ft-l`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, ValueEnum)]
 #[serde(rename_all = "kebab-case")]
 pub enum EvalMethod {
     /// The model as it is.
@@ -37,26 +40,6 @@ pub enum EvalMethod {
 }
 
 impl EvalMethod {
-    pub const ALL: [EvalMethod; 6] = [
-        EvalMethod::Unedited,
-        EvalMethod::LuLafns,
-        EvalMethod::LuLafnsNocache,
-        EvalMethod::RandomNeurons,
-        EvalMethod::FtL,
-        EvalMethod::Icl,
-    ];
-
-    pub fn name(self) -> &'static str {
-        match self {
-            EvalMethod::Unedited => "unedited",
-            EvalMethod::LuLafns => "lu-lafns",
-            EvalMethod::LuLafnsNocache => "lu-lafns-nocache",
-            EvalMethod::RandomNeurons => "random-neurons",
-            EvalMethod::FtL => "ft-l",
-            EvalMethod::Icl => "icl",
-        }
-    }
-
     /// Whether the method needs the record's LU-LAFNs edit (paraphrases, located neurons, update values).
     pub fn needs_edit(self) -> bool {
         matches!(self, EvalMethod::LuLafns | EvalMethod::LuLafnsNocache | EvalMethod::RandomNeurons | EvalMethod::FtL)
@@ -65,18 +48,7 @@ impl EvalMethod {
 
 impl fmt::Display for EvalMethod {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
-    }
-}
-
-impl FromStr for EvalMethod {
-    type Err = color_eyre::Report;
-
-    fn from_str(text: &str) -> Result<Self> {
-        Self::ALL.into_iter().find(|m| m.name() == text).ok_or_else(|| {
-            let names: Vec<&str> = Self::ALL.iter().map(|m| m.name()).collect();
-            eyre!("unknown method `{text}`: choose from {}", names.join(", "))
-        })
+        f.write_str(self.to_possible_value().expect("no method is skipped").get_name())
     }
 }
 
@@ -206,7 +178,7 @@ pub enum Answerer<'a> {
 }
 
 /// How answers are scored.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, ValueEnum)]
 #[serde(rename_all = "kebab-case")]
 pub enum Scoring {
     /// The argmax at each position of the expected answer fed in (the benchmarks' own scoring).
@@ -502,12 +474,14 @@ mod tests {
     }
 
     #[test]
-    fn method_names_round_trip() {
-        for method in EvalMethod::ALL {
-            assert_eq!(method.name().parse::<EvalMethod>().unwrap(), method);
-            assert_eq!(serde_json::to_value(method).unwrap(), method.name());
+    fn method_names_are_the_same_on_the_command_line_and_in_files() {
+        for &method in EvalMethod::value_variants() {
+            let name = method.to_string();
+            assert_eq!(EvalMethod::from_str(&name, false).unwrap(), method);
+            assert_eq!(serde_json::to_value(method).unwrap(), name);
         }
-        assert!("rome".parse::<EvalMethod>().unwrap_err().to_string().contains("lu-lafns"));
+        assert_eq!(EvalMethod::LuLafnsNocache.to_string(), "lu-lafns-nocache");
+        assert_eq!(EvalMethod::FtL.to_string(), "ft-l");
     }
 
     #[test]

@@ -283,8 +283,15 @@ impl EvalReport {
     }
 }
 
-fn short_commit(commit: &str) -> &str {
-    commit.get(..12).unwrap_or(commit)
+/// The first 12 hex digits of the commit, keeping a `-dirty` mark.
+fn short_commit(commit: &str) -> String {
+    let (sha, dirty) = commit.split_once('-').unwrap_or((commit, ""));
+    let short = sha.get(..12).unwrap_or(sha);
+    if dirty.is_empty() {
+        short.to_string()
+    } else {
+        format!("{short}-{dirty}")
+    }
 }
 
 #[cfg(test)]
@@ -302,6 +309,13 @@ mod tests {
             langs.entry(lang.into()).or_default().push(outcome(metric, f1, em));
         }
         RecordResult { method, record, langs, seconds: TimeBreakdown { scoring: seconds, ..Default::default() } }
+    }
+
+    #[test]
+    fn short_commits_keep_the_dirty_mark() {
+        assert_eq!(short_commit("d5db223003d5c828652cb003815ac960b0b67568"), "d5db223003d5");
+        assert_eq!(short_commit("d5db223003d5c828652cb003815ac960b0b67568-dirty"), "d5db223003d5-dirty");
+        assert_eq!(short_commit("unknown"), "unknown");
     }
 
     #[test]

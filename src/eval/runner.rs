@@ -4,10 +4,10 @@
 use std::collections::HashSet;
 use std::fmt;
 use std::path::{Path, PathBuf};
-use std::str::FromStr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
+use clap::ValueEnum;
 use color_eyre::eyre::{bail, eyre, WrapErr};
 use serde::{Deserialize, Serialize};
 
@@ -64,8 +64,8 @@ impl EvalConfig {
     }
 }
 
-/// The benchmarks.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+/// The benchmarks, named `mzsre` and `bizsre` on the command line and in reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ValueEnum)]
 #[serde(rename_all = "kebab-case")]
 pub enum Dataset {
     Mzsre,
@@ -73,34 +73,15 @@ pub enum Dataset {
 }
 
 impl Dataset {
-    pub fn name(self) -> &'static str {
-        match self {
-            Dataset::Mzsre => "mzsre",
-            Dataset::Bizsre => "bizsre",
-        }
-    }
-
     /// The languages of the benchmark, evaluated when no others are asked for.
     pub fn languages(self) -> &'static [String] {
-        crate::text::languages::dataset_languages(self.name())
+        crate::text::languages::dataset_languages(&self.to_string())
     }
 }
 
 impl fmt::Display for Dataset {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
-    }
-}
-
-impl FromStr for Dataset {
-    type Err = color_eyre::Report;
-
-    fn from_str(text: &str) -> Result<Self> {
-        match text {
-            "mzsre" => Ok(Dataset::Mzsre),
-            "bizsre" => Ok(Dataset::Bizsre),
-            _ => Err(eyre!("unknown dataset `{text}`: choose mzsre or bizsre")),
-        }
+        f.write_str(self.to_possible_value().expect("no dataset is skipped").get_name())
     }
 }
 
@@ -213,7 +194,7 @@ pub fn run(
 
     let info = &models.loaded.info;
     let identity = RunIdentity {
-        dataset: request.dataset.name().into(),
+        dataset: request.dataset.to_string(),
         data_fingerprint: crate::runtime::fingerprint(&request.file)?,
         langs: langs.clone(),
         protocol: protocol_name(request.sequential).into(),
@@ -251,7 +232,7 @@ pub fn run(
     let computed: HashSet<usize> = results[before..].iter().map(|r| r.record).collect();
 
     Ok(EvalReport {
-        dataset: request.dataset.name().into(),
+        dataset: request.dataset.to_string(),
         file: request.file.clone(),
         langs: langs.clone(),
         protocol: protocol_name(request.sequential).into(),
@@ -263,7 +244,7 @@ pub fn run(
             architecture: info.config.arch.name().into(),
             fingerprint: info.fingerprint.clone(),
         },
-        git_commit: git_commit(),
+        git_commit: BUILD_COMMIT.into(),
         wall_seconds: started.elapsed().as_secs_f64(),
         records_this_run: computed.len(),
     })
@@ -277,15 +258,9 @@ fn protocol_name(sequential: bool) -> &'static str {
     }
 }
 
-/// The commit of the source tree lafn was built from, as git reports it now; "unknown" without git.
-pub fn git_commit() -> String {
-    let output =
-        std::process::Command::new("git").args(["rev-parse", "HEAD"]).current_dir(env!("CARGO_MANIFEST_DIR")).output();
-    match output {
-        Ok(out) if out.status.success() => String::from_utf8_lossy(&out.stdout).trim().to_string(),
-        _ => "unknown".into(),
-    }
-}
+/// The commit lafn was built from, stamped by build.rs: `<sha>`, `<sha>-dirty` when the sources had
+/// uncommitted changes, or "unknown" when built outside a git checkout.
+const BUILD_COMMIT: &str = env!("LAFN_GIT_COMMIT");
 
 /// The edits one record gets: ours and the baselines built from it.
 struct RecordEdits {
@@ -383,8 +358,11 @@ impl<'a> Evaluator<'a> {
             return Ok(());
         }
         // Scoring a record needs every record's edits, finished or not: the edits are made again.
-        let needed: Vec<EvalMethod> =
-            EvalMethod::ALL.into_iter().filter(|m| missing.iter().any(|list| list.contains(m))).collect();
+        let needed: Vec<EvalMethod> = EvalMethod::value_variants()
+            .iter()
+            .copied()
+            .filter(|m| missing.iter().any(|list| list.contains(m)))
+            .collect();
         let mut all_edits = Vec::with_capacity(total);
         on_progress(Progress { phase: EvalPhase::Editing, done: 0, total, resumed: 0, stage: None });
         for (i, record) in records.iter().enumerate() {

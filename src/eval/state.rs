@@ -151,3 +151,76 @@ fn differences(stored: &RunIdentity, current: &RunIdentity) -> Vec<&'static str>
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use clap::ValueEnum;
+    use serde_json::Value;
+
+    use super::*;
+    use crate::eval::{Dataset, EvalMethod};
+
+    fn results_dir() -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("results")
+    }
+
+    fn read(path: &Path) -> String {
+        std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+    }
+
+    /// State files of the current format load through the resume path.
+    #[test]
+    fn committed_state_files_of_this_format_resume() {
+        for stem in ["scope-other-relations-8x6", "scope-subject-only-8x6"] {
+            let dir = tempfile::tempdir().unwrap();
+            let state_path = dir.path().join("copy.state.jsonl");
+            std::fs::copy(results_dir().join(format!("{stem}.state.jsonl")), &state_path).unwrap();
+            let text = read(&state_path);
+            let header: StateHeader = serde_json::from_str(text.lines().next().unwrap()).unwrap();
+            assert_eq!(header.lafn_eval_state, STATE_FORMAT_VERSION);
+            let (_, stored) = StateFile::open(&state_path, &header.identity).unwrap();
+            assert_eq!(stored.len(), text.lines().count() - 1, "{stem}: every result line loads");
+            assert!(stored.iter().any(|result| result.method == EvalMethod::LuLafns), "{stem}");
+        }
+    }
+
+    /// Every committed report and state file, of any format, names its dataset and methods as the command
+    /// line does (`--dataset`, `--method`) and as serde reads them.
+    #[test]
+    fn committed_results_name_datasets_and_methods_as_the_command_line() {
+        let mut files: Vec<PathBuf> = ["", "steps"]
+            .iter()
+            .flat_map(|sub| std::fs::read_dir(results_dir().join(sub)).unwrap())
+            .map(|entry| entry.unwrap().path())
+            .collect();
+        files.sort();
+        let parse_method = |value: &Value| {
+            let method: EvalMethod = serde_json::from_value(value.clone()).unwrap();
+            assert_eq!(EvalMethod::from_str(value.as_str().unwrap(), false), Ok(method));
+        };
+        let parse_dataset = |value: &Value| {
+            let dataset: Dataset = serde_json::from_value(value.clone()).unwrap();
+            assert_eq!(Dataset::from_str(value.as_str().unwrap(), false), Ok(dataset));
+        };
+        let (mut reports, mut states) = (0, 0);
+        for path in files {
+            let name = path.to_string_lossy();
+            if name.ends_with(".state.jsonl") {
+                let text = read(&path);
+                let mut lines = text.lines().map(|line| serde_json::from_str::<Value>(line).unwrap());
+                parse_dataset(&lines.next().unwrap()["identity"]["dataset"]);
+                lines.for_each(|result| parse_method(&result["method"]));
+                states += 1;
+            } else if name.ends_with(".json") {
+                let report: Value = serde_json::from_str(&read(&path)).unwrap();
+                // Not every .json there is a report: some are settings files.
+                if let Some(methods) = report.get("methods").and_then(Value::as_array) {
+                    parse_dataset(&report["dataset"]);
+                    methods.iter().for_each(|m| parse_method(&m["method"]));
+                    reports += 1;
+                }
+            }
+        }
+        assert!(reports >= 7 && states >= 7, "{reports} reports, {states} state files");
+    }
+}

@@ -1,0 +1,84 @@
+//! `lafn chat`: line-based chat over stdin, answered with the cached edits a line retrieves.
+
+use std::collections::HashSet;
+use std::io::Write;
+use std::path::PathBuf;
+
+use clap::Args;
+use lafn::method::apply::{answer, describe_hit, AnswerOptions, CachedEdits, Retrieved};
+use lafn::Result;
+
+use super::args::{CacheArgs, ModelArgs};
+
+#[derive(Args)]
+pub struct ChatArgs {
+    #[command(flatten)]
+    model: ModelArgs,
+    #[command(flatten)]
+    cache: CacheArgs,
+    #[arg(long, allow_negative_numbers = true, default_value_t = 48)]
+    max_tokens: usize,
+    /// Answer without the cache (the unedited model).
+    #[arg(long)]
+    no_cache: bool,
+    /// Keep generating after the answer's first line (raw continuation) instead of stopping there.
+    #[arg(long)]
+    raw: bool,
+    /// Method settings as JSON; chat uses its `retrieval` part.
+    #[arg(long)]
+    settings: Option<PathBuf>,
+}
+
+/// Answers each non-empty line of stdin, then says which cached edits fired.
+pub fn run(args: ChatArgs) -> Result<()> {
+    let settings = args.settings.map(|path| lafn::method::load_settings(&path)).transpose()?.unwrap_or_default();
+    let loaded = args.model.load()?;
+    let mut cached = if args.no_cache {
+        None
+    } else {
+        let cache = args.cache.open(&loaded.info.path)?;
+        eprintln!("{} cached edits in {}", cache.list().len(), cache.dir().display());
+        Some(CachedEdits::new(cache, &loaded.model, &loaded.tokenizer, settings.retrieval, settings.scope)?)
+    };
+    let options = AnswerOptions { stop_at_line_end: !args.raw, ..AnswerOptions::chat(args.max_tokens) };
+    let mut stdout = std::io::stdout();
+    let mut warned = HashSet::new();
+    for line in std::io::stdin().lines() {
+        let line = line?;
+        if line.trim().is_empty() {
+            continue;
+        }
+        let reply = answer(&loaded.model, &loaded.tokenizer, cached.as_mut(), &line, &options, &mut |piece| {
+            let _ = write!(stdout, "{piece}");
+            let _ = stdout.flush();
+            true
+        });
+        // One bad line (too long for the model, say) is reported; the next lines are answered.
+        match reply {
+            Ok(reply) => {
+                println!();
+                print_retrieved(&reply.retrieved, &mut warned);
+            }
+            Err(e) => {
+                eprintln!("error: {e:#}");
+                println!("[not answered]");
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The edits that fired and those named but out of scope; a damaged entry is warned about once.
+fn print_retrieved(retrieved: &Retrieved, warned: &mut HashSet<String>) {
+    for (id, reason) in &retrieved.damaged {
+        if warned.insert(id.clone()) {
+            eprintln!("warning: skipped damaged cache entry `{id}`: {reason}");
+        }
+    }
+    let fired: Vec<String> = retrieved.hits.iter().map(describe_hit).collect();
+    println!("[fired: {}]", if fired.is_empty() { "none".to_string() } else { fired.join(", ") });
+    if !retrieved.out_of_scope.is_empty() {
+        let skipped: Vec<String> = retrieved.out_of_scope.iter().map(describe_hit).collect();
+        println!("[named but not asked (scope below threshold): {}]", skipped.join(", "));
+    }
+}

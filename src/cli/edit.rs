@@ -1,0 +1,146 @@
+//! `lafn locate` and `lafn edit`: both locate an edit group's neurons the same way (on the dense
+//! weights); `edit` then optimizes update values and stores them in the edit cache.
+
+use std::path::Path;
+use std::sync::atomic::AtomicBool;
+
+use clap::Args;
+use color_eyre::eyre::WrapErr;
+use lafn::method::apply::CachedEdits;
+use lafn::method::cache::EditCache;
+use lafn::method::pipeline::{
+    check_group, locate_group, run_edit as run_edit_pipeline, EditEvent, EditModels, EditRun,
+};
+use lafn::method::{EditStep, LocatedNeurons, MethodSettings, StopReason};
+use lafn::runtime::{LoadedModel, WeightMode};
+use lafn::Result;
+
+use super::args::{CacheArgs, GroupArgs, ModelArgs, SettingsArgs};
+use super::progress::{JobProgress, Look, PlainLines};
+
+#[derive(Args)]
+pub struct LocateArgs {
+    #[command(flatten)]
+    model: ModelArgs,
+    #[command(flatten)]
+    group: GroupArgs,
+    #[command(flatten)]
+    settings: SettingsArgs,
+}
+
+#[derive(Args)]
+pub struct EditArgs {
+    #[command(flatten)]
+    model: ModelArgs,
+    #[command(flatten)]
+    group: GroupArgs,
+    #[command(flatten)]
+    settings: SettingsArgs,
+    #[command(flatten)]
+    cache: CacheArgs,
+}
+
+/// Prints the located neurons' per-layer statistics.
+pub fn run_locate(args: LocateArgs) -> Result<()> {
+    let settings = args.settings.load()?;
+    let group = args.group.load()?;
+    let loaded = args.model.load()?;
+    // Located on the dense weights, as `lafn edit` locates: both report the same layers.
+    let dense = loaded.load_weights(WeightMode::Dense)?;
+    let models = EditModels { dense: &dense, paraphraser: &loaded.model, tokenizer: &loaded.tokenizer };
+    let progress = locating_progress();
+    let location = locate_group(models, group, &settings, &mut |event| {
+        if let EditEvent::Paraphrased(_) = event {
+            progress.set_message("locating");
+        }
+    })?;
+    progress.clear();
+    print!("{}", lafn::method::describe_located(&location.located));
+    Ok(())
+}
+
+/// Prints the located neurons and a line per optimization step, then caches the edit.
+pub fn run_edit(args: EditArgs) -> Result<()> {
+    let settings = args.settings.load()?;
+    let group = args.group.load()?;
+    let loaded = args.model.load()?;
+    let dense = loaded.load_weights(WeightMode::Dense)?;
+    let models = EditModels { dense: &dense, paraphraser: &loaded.model, tokenizer: &loaded.tokenizer };
+    // The input is checked and the cache proven usable before the edit is computed. A cache that does
+    // not exist yet is created once the edit succeeded: a failed edit leaves nothing behind.
+    check_group(models, &group)?;
+    let fingerprint = &loaded.info.fingerprint;
+    let cache_dir = args.cache.dir(fingerprint)?;
+    let existing = existing_cache(&cache_dir, fingerprint)?;
+    let langs = group.langs().join(" ");
+    let cancel = AtomicBool::new(false);
+    let mut progress = locating_progress();
+    let run = run_edit_pipeline(models, group, &settings, &cancel, &mut |event| match event {
+        EditEvent::Paraphrased(_) => progress.set_message("locating"),
+        EditEvent::Located(located) => {
+            progress.clear();
+            print_located(located, &langs);
+            progress.start(Look::Count, "optimizing", 0, Some(settings.edit.steps as u64));
+        }
+        EditEvent::Step(step) => {
+            progress.suspend(|| print_step(step));
+            progress.update(step.step as u64);
+        }
+    })?;
+    progress.clear();
+    println!(
+        "stopped: {:?} (locate {:.1} s, optimize {:.1} s)",
+        run.outcome.stop, run.locate_seconds, run.optimize_seconds
+    );
+    if run.outcome.stop == StopReason::Cancelled {
+        return Ok(());
+    }
+    let cache = match existing {
+        Some(cache) => cache,
+        None => EditCache::open(&cache_dir, fingerprint)?,
+    };
+    store(&loaded, cache, &run, &settings)
+}
+
+/// A spinner naming the stage while the group is paraphrased and its neurons located (terminal only).
+fn locating_progress() -> JobProgress {
+    let mut progress = JobProgress::new(PlainLines::Never);
+    progress.start(Look::Spinner, "", 0, None);
+    progress.set_message("paraphrasing");
+    progress.update(0);
+    progress
+}
+
+/// The cache at `dir` if there is one, checked writable; else checks that it can be created.
+fn existing_cache(dir: &Path, fingerprint: &str) -> Result<Option<EditCache>> {
+    if dir.exists() {
+        let cache = EditCache::open(dir, fingerprint)?;
+        cache.check_writable()?;
+        Ok(Some(cache))
+    } else {
+        lafn::storage::check_creatable(dir)
+            .wrap_err_with(|| format!("the edit cache {} cannot be created", dir.display()))?;
+        Ok(None)
+    }
+}
+
+fn print_located(located: &LocatedNeurons, langs: &str) {
+    println!("located {} neurons in layers {:?}", located.neuron_count(), located.selected.keys().collect::<Vec<_>>());
+    println!("step  target     kl      total   P(target): {langs}");
+}
+
+fn print_step(s: &EditStep) {
+    let probs: Vec<String> = s.target_probs.iter().map(|p| format!("{p:.2}")).collect();
+    println!("{:4}  {:8.4} {:7.4} {:8.4}  {}", s.step, s.target_loss, s.kl_loss, s.total_loss, probs.join(" "));
+}
+
+/// Inserts the edit into `cache` and says where it went.
+fn store(loaded: &LoadedModel, cache: EditCache, run: &EditRun, settings: &MethodSettings) -> Result<()> {
+    let (model, tokenizer) = (&loaded.model, &loaded.tokenizer);
+    let dir = cache.dir().to_path_buf();
+    let mut cached = CachedEdits::new(cache, model, tokenizer, settings.retrieval.clone(), settings.scope.clone())?;
+    let (group, located, outcome) = (&run.group, &run.located, &run.outcome);
+    let id = cached.insert(model, tokenizer, group, located, &outcome.update, settings, &outcome.history)?;
+    println!("cached as {id} in {}", dir.display());
+    Ok(())
+}

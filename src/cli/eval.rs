@@ -1,0 +1,156 @@
+//! `lafn eval`: evaluate editing methods on MzsRE or Bi-ZsRE.
+
+use std::path::PathBuf;
+use std::sync::atomic::AtomicBool;
+use std::sync::LazyLock;
+
+use clap::builder::PossibleValue;
+use clap::{Args, ValueEnum};
+use color_eyre::eyre::bail;
+use lafn::eval::{Dataset, EvalConfig, EvalMethod, EvalModels, EvalPhase, EvalRequest, Progress, Scoring, Stage};
+use lafn::runtime::WeightMode;
+use lafn::Result;
+
+use super::args::ModelArgs;
+use super::progress::{JobProgress, Look, PlainLines};
+
+#[derive(Args)]
+pub struct EvalArgs {
+    #[command(flatten)]
+    model: ModelArgs,
+    /// The benchmark.
+    #[arg(long, value_enum)]
+    dataset: Dataset,
+    /// The benchmark's JSONL file.
+    #[arg(long)]
+    file: PathBuf,
+    /// Languages to edit and score (comma-separated; default: all of the dataset's).
+    #[arg(long, value_delimiter = ',')]
+    langs: Option<Vec<String>>,
+    /// Evaluate only the first N records.
+    #[arg(long, allow_negative_numbers = true)]
+    limit: Option<usize>,
+    /// Methods to compare (comma-separated).
+    #[arg(long = "method", value_enum, value_delimiter = ',', default_value = "all")]
+    methods: Vec<MethodChoice>,
+    /// Accumulate all edits in one cache and score every record after all edits.
+    #[arg(long)]
+    sequential: bool,
+    /// Method and evaluation settings as one JSON file (see docs/results.md).
+    #[arg(long)]
+    settings: Option<PathBuf>,
+    /// Write the report as JSON here; results are also kept in <stem>.state.jsonl beside it, and a
+    /// rerun with the same settings resumes from them.
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// How answers are scored: teacher-forced (the benchmarks' way), generate (the first line of
+    /// the greedy answer, as `lafn chat` gives it), or both.
+    #[arg(long, value_enum, default_value_t = Scoring::Both)]
+    scoring: Scoring,
+}
+
+/// A `--method` value: one method, or all of them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum MethodChoice {
+    One(EvalMethod),
+    All,
+}
+
+impl ValueEnum for MethodChoice {
+    fn value_variants<'a>() -> &'a [Self] {
+        static CHOICES: LazyLock<Vec<MethodChoice>> = LazyLock::new(|| {
+            EvalMethod::value_variants().iter().copied().map(MethodChoice::One).chain([MethodChoice::All]).collect()
+        });
+        &CHOICES
+    }
+
+    fn to_possible_value(&self) -> Option<PossibleValue> {
+        match self {
+            MethodChoice::One(method) => method.to_possible_value(),
+            MethodChoice::All => Some(PossibleValue::new("all").help("All of the above")),
+        }
+    }
+}
+
+/// The methods chosen, `all` spelled out.
+fn chosen_methods(choices: &[MethodChoice]) -> Vec<EvalMethod> {
+    let every = EvalMethod::value_variants();
+    choices
+        .iter()
+        .flat_map(|choice| match choice {
+            MethodChoice::One(method) => std::slice::from_ref(method),
+            MethodChoice::All => every,
+        })
+        .copied()
+        .collect()
+}
+
+/// Prints the report as markdown tables, and writes it as JSON with `--out`.
+pub fn run(args: EvalArgs) -> Result<()> {
+    if args.limit == Some(0) {
+        bail!("--limit 0 evaluates nothing: give at least 1 (or leave it out for every record)");
+    }
+    let config = args.settings.map(|path| EvalConfig::load(&path)).transpose()?.unwrap_or_default();
+    let loaded = args.model.load()?;
+    let dense = loaded.load_weights(WeightMode::Dense)?;
+    let request = EvalRequest {
+        dataset: args.dataset,
+        file: args.file,
+        langs: args.langs,
+        limit: args.limit,
+        methods: chosen_methods(&args.methods),
+        sequential: args.sequential,
+        config,
+        state_file: args.out.as_deref().map(lafn::eval::state_path_for),
+        scoring: args.scoring,
+    };
+    if let Some(state) = &request.state_file {
+        eprintln!("per-record results: {}", state.display());
+    }
+    let cancel = AtomicBool::new(false);
+    let mut progress = EvalProgress::default();
+    let models = EvalModels { loaded: &loaded, dense: &dense };
+    let report = lafn::eval::run(models, &request, &cancel, &mut |p| progress.show(p))?;
+    print!("{}", report.markdown());
+    if let Some(out) = &args.out {
+        lafn::storage::write_json_atomic(out, &report)?;
+        eprintln!("report written to {}", out.display());
+    }
+    Ok(())
+}
+
+/// A bar per phase with what is being done for the next record; in a log, a line per finished record.
+struct EvalProgress {
+    progress: JobProgress,
+    phase: Option<EvalPhase>,
+}
+
+impl Default for EvalProgress {
+    fn default() -> Self {
+        Self { progress: JobProgress::new(PlainLines::EachStep), phase: None }
+    }
+}
+
+impl EvalProgress {
+    fn show(&mut self, p: Progress) {
+        if self.phase != Some(p.phase) {
+            self.phase = Some(p.phase);
+            let label = match p.phase {
+                EvalPhase::Records => "records",
+                EvalPhase::Editing => "editing",
+                EvalPhase::Scoring => "scoring",
+            };
+            self.progress.start(Look::Count, label, p.done as u64, Some(p.total as u64));
+        }
+        let stage = match p.stage {
+            Some(Stage::Editing(method)) => format!("editing {method}"),
+            Some(Stage::Scoring(method)) => format!("scoring {method}"),
+            None => String::new(),
+        };
+        self.progress.set_message(format!("({} resumed)  {stage}", p.resumed));
+        self.progress.update(p.done as u64);
+        if p.done == p.total && p.stage.is_none() {
+            self.progress.finish();
+        }
+    }
+}

@@ -1,0 +1,66 @@
+//! The command line: the TUI by default, and one module per subcommand (its arguments and its `run`).
+
+mod args;
+mod bench;
+mod cache;
+mod chat;
+mod edit;
+mod eval;
+mod fetch_model;
+mod generate;
+mod inspect;
+mod progress;
+mod tui;
+
+use clap::{Parser, Subcommand};
+use lafn::Result;
+
+#[derive(Parser)]
+#[command(name = "lafn", version, about = "Multilingual knowledge editing with language-agnostic factual neurons")]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+    #[command(flatten)]
+    tui: tui::TuiArgs,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Download a built-in model into the data directory (default: the default model).
+    FetchModel(fetch_model::FetchModelArgs),
+    /// Continue a prompt with the model.
+    Generate(generate::GenerateArgs),
+    /// Locate the language-agnostic factual neurons of an edit group and print per-layer statistics.
+    Locate(edit::LocateArgs),
+    /// Locate and optimize update values for an edit group, print the losses of every step, and
+    /// store the result in the edit cache.
+    Edit(edit::EditArgs),
+    /// Line-based chat over stdin: each answer uses the cached edits whose subject the line mentions.
+    Chat(chat::ChatArgs),
+    /// List, show or remove cached edits of a model.
+    Cache(cache::CacheCommandArgs),
+    /// Show a model's architecture, size and storage types.
+    Inspect(inspect::InspectArgs),
+    /// Evaluate editing methods on MzsRE or Bi-ZsRE: a markdown table per metric on stdout, the full
+    /// report as JSON with --out, and per-record results in a state file beside it to resume from.
+    Eval(eval::EvalArgs),
+    /// Measure forward, decode and edit-step speed and peak memory.
+    Bench(bench::BenchArgs),
+}
+
+impl Cli {
+    pub fn run(self) -> Result<()> {
+        match self.command {
+            None => tui::run(self.tui),
+            Some(Command::FetchModel(args)) => fetch_model::run(args),
+            Some(Command::Generate(args)) => generate::run(args),
+            Some(Command::Locate(args)) => edit::run_locate(args),
+            Some(Command::Edit(args)) => edit::run_edit(args),
+            Some(Command::Chat(args)) => chat::run(args),
+            Some(Command::Cache(args)) => cache::run(args),
+            Some(Command::Inspect(args)) => inspect::run(args),
+            Some(Command::Eval(args)) => eval::run(args),
+            Some(Command::Bench(args)) => bench::run(args),
+        }
+    }
+}
