@@ -6,8 +6,8 @@ use std::sync::atomic::AtomicBool;
 
 use clap::ValueEnum;
 use lafn::eval::{
-    run, state_path_for, Dataset, EvalConfig, EvalMethod, EvalModels, EvalReport, EvalRequest, Metric, Progress,
-    Scoring,
+    merge, run, state_path_for, Dataset, EvalConfig, EvalMethod, EvalModels, EvalReport, EvalRequest, Metric, Progress,
+    Scoring, Shard,
 };
 use lafn::method::prompts::ParaphraseSettings;
 use lafn::method::{EditSettings, LayerChoice, LocateSettings, MethodSettings};
@@ -65,6 +65,7 @@ fn request(tiny: &Tiny, methods: &[EvalMethod], state: Option<&Path>) -> EvalReq
         config: config(4),
         state_file: state.map(Path::to_path_buf),
         scoring: Scoring::Both,
+        shard: None,
     }
 }
 
@@ -161,6 +162,56 @@ fn every_method_runs_and_a_rerun_resumes_from_the_state_file() {
     other.langs = Some(vec!["en".into()]);
     let error = format!("{:#}", evaluate(&tiny, &other).unwrap_err());
     assert!(error.contains("different languages"), "{error}");
+}
+
+/// Runs `request` with its state file beside `out` and writes the report there, as `lafn eval --out` does.
+fn evaluate_to(tiny: &Tiny, mut request: EvalRequest, out: &Path) -> EvalReport {
+    request.state_file = Some(state_path_for(out));
+    let (report, _) = evaluate(tiny, &request).unwrap();
+    lafn::storage::write_json_atomic(out, &report).unwrap();
+    report
+}
+
+#[test]
+fn shards_merged_give_the_report_of_one_run() {
+    let tiny = tiny();
+    let dir = tiny._dir.path();
+    let methods = [EvalMethod::Unedited, EvalMethod::LuLafns, EvalMethod::RandomNeurons];
+    let whole = evaluate_to(&tiny, request(&tiny, &methods, None), &dir.join("whole.json"));
+    let mut parts = Vec::new();
+    for shard in ["1/2", "2/2"] {
+        let mut part = request(&tiny, &methods, None);
+        part.shard = Some(shard.parse::<Shard>().unwrap());
+        let out = dir.join(format!("part{}.json", &shard[..1]));
+        let report = evaluate_to(&tiny, part, &out);
+        assert_eq!((report.records_this_run, report.shard.map(|s| s.to_string())), (1, Some(shard.into())));
+        assert!(report.markdown().contains(&format!("shard {shard} of 2 records")));
+        parts.push(out);
+    }
+    let merged = merge(&parts).unwrap();
+    assert!(merged.missing.is_empty());
+    assert_eq!((merged.report.records, merged.report.shard, merged.results.len()), (2, None, 6));
+    assert_eq!(merged.report.methods.len(), whole.methods.len());
+    for (joined, one) in merged.report.methods.iter().zip(&whole.methods) {
+        assert_eq!(joined.method, one.method);
+        assert_eq!(joined.records, one.records);
+        assert_eq!(joined.teacher_forced, one.teacher_forced, "{}", one.method);
+        assert_eq!(joined.generated, one.generated, "{}", one.method);
+        assert_eq!(joined.in_script, one.in_script);
+        assert_eq!(joined.retrieval_fired, one.retrieval_fired);
+    }
+
+    // One part alone: the other record's results are reported missing; other settings are refused.
+    let alone = merge(&parts[..1]).unwrap();
+    assert_eq!(alone.missing, methods.iter().map(|&m| (m, 1)).collect::<Vec<_>>());
+    let mut other = request(&tiny, &methods[..1], None);
+    other.config = config(5);
+    evaluate_to(&tiny, other, &dir.join("other.json"));
+    let error = format!("{:#}", merge(&[parts[0].clone(), dir.join("other.json")]).err().unwrap());
+    assert!(error.contains("different settings"), "{error}");
+    let mut sequential = request(&tiny, &methods[..1], None);
+    (sequential.sequential, sequential.shard) = (true, Some("1/2".parse().unwrap()));
+    assert!(format!("{:#}", evaluate(&tiny, &sequential).unwrap_err()).contains("cannot be split"));
 }
 
 #[test]

@@ -1,13 +1,16 @@
 //! `lafn eval`: evaluate editing methods on MzsRE or Bi-ZsRE.
 
+use std::collections::BTreeSet;
 use std::path::PathBuf;
 use std::sync::atomic::AtomicBool;
 use std::sync::LazyLock;
 
 use clap::builder::PossibleValue;
-use clap::{Args, ValueEnum};
+use clap::{Args, Subcommand, ValueEnum};
 use color_eyre::eyre::bail;
-use lafn::eval::{Dataset, EvalConfig, EvalMethod, EvalModels, EvalPhase, EvalRequest, Progress, Scoring, Stage};
+use lafn::eval::{
+    Dataset, EvalConfig, EvalMethod, EvalModels, EvalPhase, EvalRequest, Progress, Scoring, Shard, Stage,
+};
 use lafn::runtime::WeightMode;
 use lafn::Result;
 
@@ -15,15 +18,18 @@ use super::args::ModelArgs;
 use super::progress::{JobProgress, Look, PlainLines};
 
 #[derive(Args)]
+#[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
 pub struct EvalArgs {
+    #[command(subcommand)]
+    command: Option<EvalCommand>,
     #[command(flatten)]
     model: ModelArgs,
     /// The benchmark.
-    #[arg(long, value_enum)]
-    dataset: Dataset,
+    #[arg(long, value_enum, required = true)]
+    dataset: Option<Dataset>,
     /// The benchmark's JSONL file.
-    #[arg(long)]
-    file: PathBuf,
+    #[arg(long, required = true)]
+    file: Option<PathBuf>,
     /// Languages to edit and score (comma-separated; default: all of the dataset's).
     #[arg(long, value_delimiter = ',')]
     langs: Option<Vec<String>>,
@@ -47,6 +53,27 @@ pub struct EvalArgs {
     /// the greedy answer, as `lafn chat` gives it), or both.
     #[arg(long, value_enum, default_value_t = Scoring::Both)]
     scoring: Scoring,
+    /// Evaluate only part K of N of the records (every N-th, from record K; standard protocol), to
+    /// spread a benchmark over machines; `lafn eval merge` joins the parts' reports.
+    #[arg(long, value_name = "K/N")]
+    shard: Option<Shard>,
+}
+
+#[derive(Subcommand)]
+enum EvalCommand {
+    /// Join the reports of runs over parts of a benchmark (`--shard K/N`, or runs cut short) into the
+    /// report of one run, with the state file beside it.
+    Merge(MergeArgs),
+}
+
+#[derive(Args)]
+struct MergeArgs {
+    /// The reports to merge (each with its state file beside it).
+    #[arg(required = true)]
+    reports: Vec<PathBuf>,
+    /// Where to write the merged report (and its state file).
+    #[arg(long)]
+    out: PathBuf,
 }
 
 /// A `--method` value: one method, or all of them.
@@ -87,6 +114,10 @@ fn chosen_methods(choices: &[MethodChoice]) -> Vec<EvalMethod> {
 
 /// Prints the report as markdown tables, and writes it as JSON with `--out`.
 pub fn run(args: EvalArgs) -> Result<()> {
+    if let Some(EvalCommand::Merge(merge)) = args.command {
+        return run_merge(merge);
+    }
+    let (Some(dataset), Some(file)) = (args.dataset, args.file) else { bail!("--dataset and --file are required") };
     if args.limit == Some(0) {
         bail!("--limit 0 evaluates nothing: give at least 1 (or leave it out for every record)");
     }
@@ -94,8 +125,8 @@ pub fn run(args: EvalArgs) -> Result<()> {
     let loaded = args.model.load()?;
     let dense = loaded.load_weights(WeightMode::Dense)?;
     let request = EvalRequest {
-        dataset: args.dataset,
-        file: args.file,
+        dataset,
+        file,
         langs: args.langs,
         limit: args.limit,
         methods: chosen_methods(&args.methods),
@@ -103,6 +134,7 @@ pub fn run(args: EvalArgs) -> Result<()> {
         config,
         state_file: args.out.as_deref().map(lafn::eval::state_path_for),
         scoring: args.scoring,
+        shard: args.shard,
     };
     if let Some(state) = &request.state_file {
         eprintln!("per-record results: {}", state.display());
@@ -116,6 +148,26 @@ pub fn run(args: EvalArgs) -> Result<()> {
         lafn::storage::write_json_atomic(out, &report)?;
         eprintln!("report written to {}", out.display());
     }
+    Ok(())
+}
+
+/// Prints the merged report and writes it, with its state file, to `--out`.
+fn run_merge(args: MergeArgs) -> Result<()> {
+    let merged = lafn::eval::merge(&args.reports)?;
+    if !merged.missing.is_empty() {
+        let records: BTreeSet<usize> = merged.missing.iter().map(|&(_, record)| record + 1).collect();
+        let listed: Vec<String> = records.iter().take(20).map(usize::to_string).collect();
+        eprintln!(
+            "warning: {} (method, record) results are missing, in records {}{}: the report covers the rest",
+            merged.missing.len(),
+            listed.join(", "),
+            if records.len() > listed.len() { ", ..." } else { "" }
+        );
+    }
+    print!("{}", merged.report.markdown());
+    lafn::eval::state::write_state(&lafn::eval::state_path_for(&args.out), &merged.identity, &merged.results)?;
+    lafn::storage::write_json_atomic(&args.out, &merged.report)?;
+    eprintln!("report written to {}", args.out.display());
     Ok(())
 }
 

@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 use super::methods::{EvalMethod, LangResult};
 use super::metrics::{Metric, Score};
 use super::runner::EvalConfig;
+use super::shard::Shard;
 
 /// Seconds spent on one record by one method, by stage.
 #[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
@@ -57,10 +58,10 @@ pub struct MethodReport {
     pub teacher_forced: Table,
     pub generated: Table,
     /// Share (x100) of generated answers written in their question's script, per language and "avg".
-    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub in_script: BTreeMap<String, f64>,
     /// Share of questions (x100) on which retrieval fired, per metric (methods with retrieval only).
-    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub retrieval_fired: BTreeMap<Metric, f64>,
     /// Seconds summed over the records, by stage.
     pub seconds: TimeBreakdown,
@@ -119,7 +120,9 @@ pub fn aggregate(results: &[RecordResult], methods: &[EvalMethod], langs: &[Stri
     methods
         .iter()
         .map(|&method| {
-            let mine: Vec<&RecordResult> = results.iter().filter(|r| r.method == method).collect();
+            let mut mine: Vec<&RecordResult> = results.iter().filter(|r| r.method == method).collect();
+            // Sums in record order: the same results give the same report however runs were split.
+            mine.sort_by_key(|r| r.record);
             let mut seconds = TimeBreakdown::default();
             let (mut forced, mut generated) = (Means::default(), Means::default());
             let mut in_script: BTreeMap<&str, (usize, usize)> = BTreeMap::new();
@@ -191,6 +194,9 @@ pub struct EvalReport {
     pub protocol: String,
     /// Records evaluated (the first `records` of the file).
     pub records: usize,
+    /// The part of those records this run evaluated (`--shard`); `None`: all of them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shard: Option<Shard>,
     pub methods: Vec<MethodReport>,
     pub settings: EvalConfig,
     pub model: ModelSummary,
@@ -205,11 +211,14 @@ impl EvalReport {
     /// One table per metric (methods x languages, cells "F1 / EM"), then throughput.
     pub fn markdown(&self) -> String {
         let mut out = String::new();
+        let records = match self.shard {
+            Some(shard) => format!("shard {shard} of {} records", self.records),
+            None => format!("{} records", self.records),
+        };
         let _ = writeln!(
             out,
-            "## {} ({} records, {} protocol, model {} `{}`, commit {})\n",
+            "## {} ({records}, {} protocol, model {} `{}`, commit {})\n",
             self.dataset,
-            self.records,
             self.protocol,
             self.model.architecture,
             self.model.fingerprint,

@@ -16,6 +16,7 @@ use super::methods::{
     EvalMethod, InContextFacts, Question, Scoring,
 };
 use super::report::{aggregate, EvalReport, ModelSummary, RecordResult, TimeBreakdown};
+use super::shard::Shard;
 use super::state::{RunIdentity, StateFile};
 use crate::method::apply::CachedEdits;
 use crate::method::cache::MemoryStore;
@@ -101,6 +102,8 @@ pub struct EvalRequest {
     /// Where per-record results are appended and resumed from (`None`: kept only in memory).
     pub state_file: Option<PathBuf>,
     pub scoring: Scoring,
+    /// Evaluate only this part of the records (standard protocol); [`super::merge`] joins the parts.
+    pub shard: Option<Shard>,
 }
 
 /// The models of a run: the quantized model answers (as chat does), the dense copy edits.
@@ -158,6 +161,10 @@ pub fn run(
     if methods.is_empty() {
         bail!("no method to evaluate");
     }
+    if request.sequential && request.shard.is_some() {
+        bail!("a sequential run edits every record into one cache, so it cannot be split into shards");
+    }
+    let in_shard = |record: usize| request.shard.is_none_or(|shard| shard.contains(record));
     let mut records = load_benchmark(&request.file)?;
     if let Some(limit) = request.limit {
         records.truncate(limit);
@@ -210,10 +217,11 @@ pub fn run(
         }
         None => (None, Vec::new()),
     };
-    results.retain(|r| r.record < records.len() && methods.contains(&r.method));
+    results.retain(|r| r.record < records.len() && methods.contains(&r.method) && in_shard(r.record));
     let done: HashSet<(EvalMethod, usize)> = results.iter().map(|r| (r.method, r.record)).collect();
-    let missing: Vec<Vec<EvalMethod>> =
-        (0..records.len()).map(|i| methods.iter().copied().filter(|m| !done.contains(&(*m, i))).collect()).collect();
+    let missing: Vec<Vec<EvalMethod>> = (0..records.len())
+        .map(|i| methods.iter().copied().filter(|m| in_shard(i) && !done.contains(&(*m, i))).collect())
+        .collect();
 
     let mut evaluator = Evaluator::new(models, &request.config, &langs, request.scoring)?;
     let before = results.len();
@@ -227,7 +235,7 @@ pub fn run(
     if request.sequential {
         evaluator.run_sequential(&records, &missing, cancel, on_progress, &mut sink)?;
     } else {
-        evaluator.run_standard(&records, &missing, cancel, on_progress, &mut sink)?;
+        evaluator.run_standard(&records, &missing, request.shard, cancel, on_progress, &mut sink)?;
     }
     let computed: HashSet<usize> = results[before..].iter().map(|r| r.record).collect();
 
@@ -237,6 +245,7 @@ pub fn run(
         langs: langs.clone(),
         protocol: protocol_name(request.sequential).into(),
         records: records.len(),
+        shard: request.shard,
         methods: aggregate(&results, &methods, &langs),
         settings: request.config.clone(),
         model: ModelSummary {
@@ -306,13 +315,14 @@ impl<'a> Evaluator<'a> {
         &mut self,
         records: &[BenchmarkRecord],
         missing: &[Vec<EvalMethod>],
+        shard: Option<Shard>,
         cancel: &AtomicBool,
         on_progress: &mut dyn FnMut(Progress),
         sink: &mut dyn FnMut(RecordResult) -> Result<()>,
     ) -> Result<()> {
-        let resumed = missing.iter().filter(|m| m.is_empty()).count();
+        let total = (0..records.len()).filter(|&i| shard.is_none_or(|shard| shard.contains(i))).count();
+        let resumed = total - missing.iter().filter(|m| !m.is_empty()).count();
         let mut done = resumed;
-        let total = records.len();
         on_progress(Progress { phase: EvalPhase::Records, done, total, resumed, stage: None });
         for (i, record) in records.iter().enumerate() {
             let methods = &missing[i];

@@ -58,25 +58,8 @@ impl StateFile {
     /// Opens (or creates) the state file for a run with `identity` and returns the results stored in it.
     /// Refuses a file written by a run with other settings, data or model.
     pub fn open(path: &Path, identity: &RunIdentity) -> Result<(Self, Vec<RecordResult>)> {
-        let header =
-            serde_json::to_string(&StateHeader { lafn_eval_state: STATE_FORMAT_VERSION, identity: identity.clone() })?;
-        let mut results = Vec::new();
-        let mut intact = false;
-        if path.exists() {
-            let text =
-                std::fs::read_to_string(path).wrap_err_with(|| format!("cannot read state file {}", path.display()))?;
-            let mut lines = text.lines();
-            let first = lines.next().unwrap_or_default();
-            let stored: StateHeader = serde_json::from_str(first).wrap_err_with(|| {
-                format!("{} is not an evaluation state file: remove it or choose another --out", path.display())
-            })?;
-            if stored.lafn_eval_state != STATE_FORMAT_VERSION {
-                bail!(
-                    "state file {} has format {}, this lafn reads {STATE_FORMAT_VERSION}: remove it to start over",
-                    path.display(),
-                    stored.lafn_eval_state
-                );
-            }
+        let (results, intact) = if path.exists() {
+            let stored = read_state(path)?;
             let differences = differences(&stored.identity, identity);
             if !differences.is_empty() {
                 bail!(
@@ -86,26 +69,14 @@ impl StateFile {
                     differences.join(", ")
                 );
             }
-            let lines: Vec<&str> = lines.filter(|l| !l.trim().is_empty()).collect();
-            intact = text.ends_with('\n');
-            for (i, line) in lines.iter().enumerate() {
-                match serde_json::from_str::<RecordResult>(line) {
-                    Ok(result) => results.push(result),
-                    // Only the last line can be cut short by an interrupted write.
-                    Err(_) if i + 1 == lines.len() => intact = false,
-                    Err(e) => bail!("state file {} line {}: {e}; remove the file to start over", path.display(), i + 2),
-                }
-            }
-        }
+            (stored.results, stored.intact)
+        } else {
+            (Vec::new(), false)
+        };
         // A new file, or one with a cut-off last line: write what is valid so appends start on a fresh
         // line. An intact file is only appended to.
         if !intact {
-            let mut text = header + "\n";
-            for result in &results {
-                text.push_str(&serde_json::to_string(result)?);
-                text.push('\n');
-            }
-            storage::write_atomic(path, text.as_bytes())?;
+            write_state(path, identity, &results)?;
         }
         let file = OpenOptions::new()
             .append(true)
@@ -128,8 +99,56 @@ impl StateFile {
     }
 }
 
+/// A state file's contents.
+pub struct StoredState {
+    pub identity: RunIdentity,
+    pub results: Vec<RecordResult>,
+    /// The file ends with a whole line (no write was cut short).
+    intact: bool,
+}
+
+/// Reads a state file. A last line cut short by an interrupted write is dropped.
+pub fn read_state(path: &Path) -> Result<StoredState> {
+    let text = std::fs::read_to_string(path).wrap_err_with(|| format!("cannot read state file {}", path.display()))?;
+    let mut lines = text.lines();
+    let first = lines.next().unwrap_or_default();
+    let header: StateHeader = serde_json::from_str(first).wrap_err_with(|| {
+        format!("{} is not an evaluation state file: remove it or choose another --out", path.display())
+    })?;
+    if header.lafn_eval_state != STATE_FORMAT_VERSION {
+        bail!(
+            "state file {} has format {}, this lafn reads {STATE_FORMAT_VERSION}: remove it to start over",
+            path.display(),
+            header.lafn_eval_state
+        );
+    }
+    let lines: Vec<&str> = lines.filter(|l| !l.trim().is_empty()).collect();
+    let mut intact = text.ends_with('\n');
+    let mut results = Vec::new();
+    for (i, line) in lines.iter().enumerate() {
+        match serde_json::from_str::<RecordResult>(line) {
+            Ok(result) => results.push(result),
+            // Only the last line can be cut short by an interrupted write.
+            Err(_) if i + 1 == lines.len() => intact = false,
+            Err(e) => bail!("state file {} line {}: {e}; remove the file to start over", path.display(), i + 2),
+        }
+    }
+    Ok(StoredState { identity: header.identity, results, intact })
+}
+
+/// Writes a whole state file atomically: the header for `identity`, then `results`.
+pub fn write_state(path: &Path, identity: &RunIdentity, results: &[RecordResult]) -> Result<()> {
+    let header = StateHeader { lafn_eval_state: STATE_FORMAT_VERSION, identity: identity.clone() };
+    let mut text = serde_json::to_string(&header)? + "\n";
+    for result in results {
+        text.push_str(&serde_json::to_string(result)?);
+        text.push('\n');
+    }
+    storage::write_atomic(path, text.as_bytes())
+}
+
 /// Names of the identity parts that differ.
-fn differences(stored: &RunIdentity, current: &RunIdentity) -> Vec<&'static str> {
+pub(super) fn differences(stored: &RunIdentity, current: &RunIdentity) -> Vec<&'static str> {
     let mut out = Vec::new();
     if stored.dataset != current.dataset || stored.data_fingerprint != current.data_fingerprint {
         out.push("data");
