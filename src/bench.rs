@@ -1,5 +1,7 @@
 //! Speed and memory benchmarks on a real model (`lafn bench`): figures, not pass/fail tests.
 
+pub mod cache;
+
 use std::fmt::Write as _;
 use std::time::{Duration, Instant};
 
@@ -147,10 +149,15 @@ fn rayon_threads() -> usize {
 
 /// Peak resident memory of this process, from /proc (0 where unavailable).
 pub fn peak_memory_mb() -> f64 {
+    proc_status_mb("VmHWM:")
+}
+
+/// A memory figure of this process's /proc status (`VmHWM:`, `VmRSS:`) in MB; 0 where unavailable.
+fn proc_status_mb(field: &str) -> f64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
         .and_then(|s| {
-            s.lines().find(|l| l.starts_with("VmHWM:")).and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok())
+            s.lines().find(|l| l.starts_with(field)).and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok())
         })
         .map_or(0.0, |kb| kb / 1024.0)
 }

@@ -18,9 +18,23 @@ pub struct BenchArgs {
     /// Also time locating and editing the first group of this file (e.g. an MzsRE record).
     #[arg(long)]
     group: Option<PathBuf>,
+    /// Instead, measure an edit cache of this many entries made from the records of --group (their
+    /// subjects respelled per copy, random update values): open, retrieval, chat's first token, memory.
+    #[arg(long, requires = "group")]
+    cache_entries: Option<usize>,
+    /// Where the --cache-entries cache is built and kept for the next run (default: a temporary directory).
+    #[arg(long, requires = "cache_entries")]
+    cache_dir: Option<PathBuf>,
 }
 
 pub fn run(args: BenchArgs) -> Result<()> {
+    if let (Some(entries), Some(records)) = (args.cache_entries, &args.group) {
+        let loaded = args.model.load()?;
+        let temporary = tempfile::tempdir()?;
+        let dir = args.cache_dir.as_deref().unwrap_or(temporary.path());
+        print!("{}", lafn::bench::cache::run(&loaded, records, entries, dir)?);
+        return Ok(());
+    }
     let files = args.model.files()?;
     let group = args.group.map(|path| EditGroup::load_one(&path, 1, None)).transpose()?;
     print!("{}", lafn::bench::run(&files, args.decode_tokens, group)?);

@@ -4,11 +4,11 @@
 
 use std::collections::HashMap;
 
-use super::cache::EditStore;
+use super::cache::{CacheEntry, EditStore};
 use super::edit::{EditStep, UpdateValues};
 use super::group::EditGroup;
 use super::locate::LocatedNeurons;
-use super::prompts::teacher_forcing_pair;
+use super::prompts::answer_pair;
 use super::retrieve::{Hit, RetrievalSettings, SubjectIndex};
 use super::scope::{QuestionEncoder, ScopeKeys, ScopeSettings};
 use super::settings::MethodSettings;
@@ -25,6 +25,8 @@ pub struct CachedEdits {
     encoder: QuestionEncoder,
     /// Scope keys read or computed so far, by entry id.
     keys: HashMap<String, ScopeKeys>,
+    /// What each entry that fired so far was trained to answer, by entry id.
+    answers: HashMap<String, Vec<TrainedAnswer>>,
     hidden: usize,
 }
 
@@ -66,7 +68,8 @@ impl CachedEdits {
         }
         let encoder = QuestionEncoder::new(model, tokenizer, &scope)?;
         let hidden = model.config().hidden_size;
-        Ok(Self { cache: Box::new(cache), index, scope, encoder, keys: HashMap::new(), hidden })
+        let (keys, answers) = (HashMap::new(), HashMap::new());
+        Ok(Self { cache: Box::new(cache), index, scope, encoder, keys, answers, hidden })
     }
 
     pub fn cache(&self) -> &dyn EditStore {
@@ -91,6 +94,7 @@ impl CachedEdits {
         self.index.remove(&id);
         self.index.insert(&id, &group.subjects(), &prompts);
         self.keys.insert(id.clone(), keys);
+        self.answers.remove(&id);
         Ok(id)
     }
 
@@ -98,14 +102,20 @@ impl CachedEdits {
         self.cache.remove(id)?;
         self.index.remove(id);
         self.keys.remove(id);
+        self.answers.remove(id);
         Ok(())
+    }
+
+    /// The entries whose subject `query` names (before the scope gate).
+    pub fn mentioned(&self, query: &str) -> Vec<Hit> {
+        self.index.search(query)
     }
 
     /// The entries `query` names and asks about, and the update values to apply for it. An entry
     /// that cannot be read is skipped and reported in [`Retrieved::damaged`].
     pub fn retrieve(&mut self, model: &Model, tokenizer: &Tokenizer, query: &str) -> Result<Retrieved> {
         let mut retrieved = Retrieved::default();
-        let mentioned = self.index.search(query);
+        let mentioned = self.mentioned(query);
         if mentioned.is_empty() {
             return Ok(retrieved);
         }
@@ -117,8 +127,11 @@ impl CachedEdits {
                     return Ok(None);
                 }
                 let edits = self.cache.load_update(&hit.entry_id, self.hidden)?.to_edits()?;
-                let group = self.cache.get(&hit.entry_id)?.group;
-                Ok(Some((edits, answer_length(tokenizer, &group, &hit, &query_ids)?)))
+                if !self.answers.contains_key(&hit.entry_id) {
+                    let answers = TrainedAnswer::of_entry(tokenizer, &self.cache.get(&hit.entry_id)?)?;
+                    self.answers.insert(hit.entry_id.clone(), answers);
+                }
+                Ok(Some((edits, answer_length(&self.answers[&hit.entry_id], &hit, &query_ids))))
             });
             match entry {
                 Ok(Some((edits, answer_tokens))) => {
@@ -161,24 +174,42 @@ pub fn describe_hit(hit: &Hit) -> String {
     format!("{} (subject \"{}\" {:.2}{scope})", hit.entry_id, hit.matched_subject, hit.score)
 }
 
+/// What an entry was trained to answer in one language: read from the entry once, on its first hit,
+/// so that a query does not re-read `entry.json`.
+struct TrainedAnswer {
+    /// The language's subject and aliases.
+    subjects: Vec<String>,
+    prompt: Vec<u32>,
+    /// Tokens of the target (with the line break that ends it, when it was trained to end there).
+    answer_tokens: usize,
+}
+
+impl TrainedAnswer {
+    fn of_entry(tokenizer: &Tokenizer, entry: &CacheEntry) -> Result<Vec<Self>> {
+        let end_line = entry.settings.edit.end_with_line_break;
+        (entry.group.descriptors.iter())
+            .map(|d| {
+                let pair = answer_pair(tokenizer, &d.prompt, &d.target, end_line)?;
+                let subjects = std::iter::once(&d.subject).chain(&d.aliases).cloned().collect();
+                Ok(Self { subjects, prompt: pair.prompt, answer_tokens: pair.target.len() })
+            })
+            .collect()
+    }
+}
+
 /// Tokens of the answer an entry was trained to give for this query: the target of the language whose
 /// prompt shares the most tokens with the query, among those whose subject the query matched.
-fn answer_length(tokenizer: &Tokenizer, group: &EditGroup, hit: &Hit, query: &[u32]) -> Result<usize> {
-    let matched: Vec<_> = group
-        .descriptors
-        .iter()
-        .filter(|d| d.subject == hit.matched_subject || d.aliases.contains(&hit.matched_subject))
-        .collect();
-    let candidates = if matched.is_empty() { group.descriptors.iter().collect() } else { matched };
+fn answer_length(answers: &[TrainedAnswer], hit: &Hit, query: &[u32]) -> usize {
+    let matched: Vec<_> = answers.iter().filter(|a| a.subjects.contains(&hit.matched_subject)).collect();
+    let candidates = if matched.is_empty() { answers.iter().collect() } else { matched };
     let mut best = (0, 0);
-    for d in candidates {
-        let pair = teacher_forcing_pair(tokenizer, &d.prompt, &d.target)?;
-        let shared = pair.prompt.iter().filter(|t| query.contains(t)).count();
+    for answer in candidates {
+        let shared = answer.prompt.iter().filter(|t| query.contains(t)).count();
         if shared > best.0 || best.1 == 0 {
-            best = (shared, pair.target.len());
+            best = (shared, answer.answer_tokens);
         }
     }
-    Ok(best.1)
+    best.1
 }
 
 /// How a chat answer is generated.

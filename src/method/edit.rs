@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use super::group::EditGroup;
 use super::locate::LocatedNeurons;
-use super::prompts::{kl_prompts, other_relation_questions, teacher_forcing_pair};
+use super::prompts::{answer_pair, kl_prompts, other_relation_questions};
 use super::scope::{QuestionEncoder, ScopeSettings};
 use crate::runtime::{
     log_softmax_last_dim, AnswerTails, Model, NeuronEdit, PaddedBatch, TeacherForcingBatch, Tokenizer, WeightMode,
@@ -47,6 +47,10 @@ pub struct EditSettings {
     /// `scope`) to every prompt and paraphrase of the group is below this; above it, it may ask the
     /// edited relation itself and is left out.
     pub other_relation_max_similarity: f32,
+    /// Also train the line break after the target, so a generated answer ends where the answer does
+    /// (" Yemen" rather than " Yemen, Yemen, Yemen. What is the capital of ..."): chat and generation
+    /// scoring take the first line.
+    pub end_with_line_break: bool,
 }
 
 /// Losses after one optimisation step, for the loss-curve pane and the CLI.
@@ -161,6 +165,7 @@ impl Default for EditSettings {
             train_on_paraphrases: false,
             other_relations: false,
             other_relation_max_similarity: 0.6,
+            end_with_line_break: true,
         }
     }
 }
@@ -238,10 +243,10 @@ pub fn optimize(
     let mut prompt_pair_of_lang = Vec::new();
     for d in &group.descriptors {
         prompt_pair_of_lang.push(pairs.len());
-        pairs.push(teacher_forcing_pair(tokenizer, &d.prompt, &d.target)?);
+        pairs.push(answer_pair(tokenizer, &d.prompt, &d.target, settings.end_with_line_break)?);
         if settings.train_on_paraphrases {
             for p in &d.paraphrases {
-                pairs.push(teacher_forcing_pair(tokenizer, p, &d.target)?);
+                pairs.push(answer_pair(tokenizer, p, &d.target, settings.end_with_line_break)?);
             }
         }
     }

@@ -22,6 +22,16 @@ pub fn teacher_forcing_pair(tokenizer: &Tokenizer, prompt: &str, target: &str) -
     Ok(PromptTarget { target: tokenizer.encode_plain(&format!(" {}", target.trim()))?, prompt: prompt_ids })
 }
 
+/// The pair an edit is trained on: [`teacher_forcing_pair`], with the line break that ends the answer
+/// appended when `end_line` (generation then stops after the answer instead of running on).
+pub fn answer_pair(tokenizer: &Tokenizer, prompt: &str, target: &str, end_line: bool) -> Result<PromptTarget> {
+    let mut pair = teacher_forcing_pair(tokenizer, prompt, target)?;
+    if end_line {
+        pair.target.extend(tokenizer.encode_plain("\n")?);
+    }
+    Ok(pair)
+}
+
 /// Prompts about the subject under other relations ("{subject} is a"), whose next-token distribution
 /// the KL term keeps as it was.
 pub fn kl_prompts(lang: &str, subject: &str) -> Vec<String> {

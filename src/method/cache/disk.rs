@@ -12,6 +12,7 @@
 //! the index is then replaced atomically. A process killed at any point leaves at worst an entry without an
 //! index row, which the next open adds back.
 
+use std::collections::HashSet;
 use std::fs;
 use std::path::{Path, PathBuf};
 
@@ -161,6 +162,45 @@ impl EditCache {
         remove_retired(retired)
     }
 
+    /// Writes an entry's files and moves them into place; the index lists it once
+    /// [`EditCache::commit_stored`] has run (so that many entries cost one index write).
+    pub(super) fn store_entry(
+        &mut self,
+        group: &EditGroup,
+        located: &LocatedNeurons,
+        update: &UpdateValues,
+        settings: &MethodSettings,
+        loss_history: &[EditStep],
+        scope_keys: &ScopeKeys,
+    ) -> Result<StoredEntry> {
+        let entry = CacheEntry::new(group, located, settings, loss_history, &self.model_fingerprint)?;
+        let id = entry.id.clone();
+        let final_dir = self.entry_dir(&id)?;
+        let staging_dir = storage::temp_sibling(&final_dir);
+        let replaced = write_entry_files(&staging_dir, &entry, update, scope_keys)
+            .and_then(|()| self.move_into_place(&staging_dir, &final_dir))
+            .inspect_err(|_| {
+                // Nothing points at the staging directory; don't leave it for the stale-temp sweep.
+                let _ = fs::remove_dir_all(&staging_dir);
+            })
+            .wrap_err_with(|| format!("cannot store cache entry `{id}` in {}", self.dir.display()))?;
+        self.recent_updates.forget(&id);
+        Ok(StoredEntry { row: IndexRow::from_entry(&entry), replaced })
+    }
+
+    /// Lists stored entries in the index (one write for all), then deletes the entries they replaced.
+    pub(super) fn commit_stored(&mut self, stored: Vec<StoredEntry>) -> Result<()> {
+        let ids: HashSet<&str> = stored.iter().map(|s| s.row.id.as_str()).collect();
+        self.rows.retain(|row| !ids.contains(row.id.as_str()));
+        let mut replaced = Vec::new();
+        for entry in stored {
+            self.rows.push(entry.row);
+            replaced.extend(entry.replaced);
+        }
+        self.write_index()?;
+        replaced.into_iter().try_for_each(|dir| remove_retired(Some(dir)))
+    }
+
     fn index_path(&self) -> PathBuf {
         self.dir.join(INDEX_FILE)
     }
@@ -187,18 +227,20 @@ impl EditCache {
         }
         let index_was_valid = stored_rows.is_some();
         let stored_rows = stored_rows.unwrap_or_default();
+        let on_disk: HashSet<&str> = ids_on_disk.iter().map(String::as_str).collect();
         let mut rows = Vec::with_capacity(ids_on_disk.len());
         for row in &stored_rows {
-            if ids_on_disk.contains(&row.id) {
+            if on_disk.contains(row.id.as_str()) {
                 rows.push(row.clone());
             } else {
                 self.warnings
                     .push(format!("cache entry `{}` is listed in the index but missing on disk; dropped it", row.id));
             }
         }
+        let listed: HashSet<String> = rows.iter().map(|row| row.id.clone()).collect();
         let mut recovered = Vec::new();
         for id in ids_on_disk {
-            if rows.iter().any(|row| row.id == id) {
+            if listed.contains(&id) {
                 continue;
             }
             let dir = self.entry_dir(&id)?;
@@ -260,6 +302,13 @@ impl EditCache {
     }
 }
 
+/// An entry on disk that the index does not list yet.
+pub(super) struct StoredEntry {
+    row: IndexRow,
+    /// The earlier entry of the same group, moved aside until the index no longer needs it.
+    replaced: Option<PathBuf>,
+}
+
 /// The methods the CLI calls on the cache itself (`lafn cache`, `lafn chat`) are inherent, so it needs
 /// no trait in scope; the others exist only here.
 impl EditStore for EditCache {
@@ -272,22 +321,9 @@ impl EditStore for EditCache {
         loss_history: &[EditStep],
         scope_keys: &ScopeKeys,
     ) -> Result<String> {
-        let entry = CacheEntry::new(group, located, settings, loss_history, &self.model_fingerprint)?;
-        let id = entry.id.clone();
-        let final_dir = self.entry_dir(&id)?;
-        let staging_dir = storage::temp_sibling(&final_dir);
-        let replaced = write_entry_files(&staging_dir, &entry, update, scope_keys)
-            .and_then(|()| self.move_into_place(&staging_dir, &final_dir))
-            .inspect_err(|_| {
-                // Nothing points at the staging directory; don't leave it for the stale-temp sweep.
-                let _ = fs::remove_dir_all(&staging_dir);
-            })
-            .wrap_err_with(|| format!("cannot store cache entry `{id}` in {}", self.dir.display()))?;
-        self.rows.retain(|row| row.id != id);
-        self.rows.push(IndexRow::from_entry(&entry));
-        self.recent_updates.forget(&id);
-        self.write_index()?;
-        remove_retired(replaced)?;
+        let stored = self.store_entry(group, located, update, settings, loss_history, scope_keys)?;
+        let id = stored.row.id.clone();
+        self.commit_stored(vec![stored])?;
         Ok(id)
     }
 
@@ -356,7 +392,11 @@ fn write_entry_files(dir: &Path, entry: &CacheEntry, update: &UpdateValues, scop
 }
 
 fn read_entry(dir: &Path, model_fingerprint: &str) -> Result<CacheEntry> {
-    let entry: CacheEntry = storage::read_versioned_json(&dir.join(ENTRY_FILE), CACHE_FORMAT_VERSION)?;
+    let mut entry: CacheEntry = storage::read_versioned_json(&dir.join(ENTRY_FILE), CACHE_FORMAT_VERSION)?;
+    if entry.version < 2 {
+        // Written before the setting existed: its update values were trained without the line break.
+        entry.settings.edit.end_with_line_break = false;
+    }
     if entry.model_fingerprint != model_fingerprint {
         bail!(
             "made for the model with fingerprint {}, not for this model ({model_fingerprint})",

@@ -6,6 +6,7 @@ mod disk;
 #[cfg(test)]
 pub(crate) mod fixtures;
 mod memory;
+pub mod synthetic;
 #[cfg(test)]
 mod tests;
 
@@ -24,8 +25,9 @@ use super::settings::MethodSettings;
 use crate::storage;
 use crate::Result;
 
-/// Version of `index.json` and `entry.json`; bump it when their meaning changes.
-pub const CACHE_FORMAT_VERSION: u32 = 1;
+/// Version of `index.json` and `entry.json`; bump it when their meaning changes. 2: update values may
+/// be trained to end the answer's line (`edit.end_with_line_break`); version 1 entries were not.
+pub const CACHE_FORMAT_VERSION: u32 = 2;
 
 /// What retrieval ([`CachedEdits`](super::apply::CachedEdits)) and the eval need of a store of edits.
 pub trait EditStore: Send {
