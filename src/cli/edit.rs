@@ -11,7 +11,7 @@ use lafn::method::cache::EditCache;
 use lafn::method::pipeline::{
     check_group, locate_group, run_edit as run_edit_pipeline, EditEvent, EditModels, EditRun,
 };
-use lafn::method::{EditStep, LocatedNeurons, MethodSettings, StopReason};
+use lafn::method::{LocatedNeurons, MethodSettings, OptimizeStep, StopReason};
 use lafn::runtime::{LoadedModel, WeightMode};
 use lafn::Result;
 
@@ -129,7 +129,7 @@ fn print_located(located: &LocatedNeurons, langs: &str) {
     println!("step  target     kl      total   P(target): {langs}");
 }
 
-fn print_step(s: &EditStep) {
+fn print_step(s: &OptimizeStep) {
     let probs: Vec<String> = s.target_probs.iter().map(|p| format!("{p:.2}")).collect();
     println!("{:4}  {:8.4} {:7.4} {:8.4}  {}", s.step, s.target_loss, s.kl_loss, s.total_loss, probs.join(" "));
 }

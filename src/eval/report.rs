@@ -57,10 +57,11 @@ pub struct MethodReport {
     pub teacher_forced: Table,
     pub generated: Table,
     /// Share (x100) of generated answers written in their question's script, per language and "avg".
-    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    // Default: reports written before the field existed still load.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub in_script: BTreeMap<String, f64>,
     /// Share of questions (x100) on which retrieval fired, per metric (methods with retrieval only).
-    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub retrieval_fired: BTreeMap<Metric, f64>,
     /// Seconds summed over the records, by stage.
     pub seconds: TimeBreakdown,

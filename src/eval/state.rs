@@ -158,7 +158,7 @@ mod tests {
     use serde_json::Value;
 
     use super::*;
-    use crate::eval::{Dataset, EvalMethod};
+    use crate::eval::{Dataset, EvalMethod, EvalReport};
 
     fn results_dir() -> PathBuf {
         Path::new(env!("CARGO_MANIFEST_DIR")).join("results")
@@ -185,7 +185,7 @@ mod tests {
     }
 
     /// Every committed report and state file, of any format, names its dataset and methods as the command
-    /// line does (`--dataset`, `--method`) and as serde reads them.
+    /// line does (`--dataset`, `--method`) and as serde reads them; every report loads as an [`EvalReport`].
     #[test]
     fn committed_results_name_datasets_and_methods_as_the_command_line() {
         let mut files: Vec<PathBuf> = ["", "steps"]
@@ -215,6 +215,9 @@ mod tests {
                 let report: Value = serde_json::from_str(&read(&path)).unwrap();
                 // Not every .json there is a report: some are settings files.
                 if let Some(methods) = report.get("methods").and_then(Value::as_array) {
+                    if let Err(e) = serde_json::from_value::<EvalReport>(report.clone()) {
+                        panic!("{name} does not load as this version's report: {e}");
+                    }
                     parse_dataset(&report["dataset"]);
                     methods.iter().for_each(|m| parse_method(&m["method"]));
                     reports += 1;

@@ -19,7 +19,7 @@ use color_eyre::eyre::{bail, WrapErr};
 use serde::{Deserialize, Serialize};
 
 use super::{is_safe_id, CacheEntry, EditStore, IndexRow, CACHE_FORMAT_VERSION};
-use crate::method::edit::{EditStep, UpdateValues};
+use crate::method::edit::{OptimizeStep, UpdateValues};
 use crate::method::group::EditGroup;
 use crate::method::locate::LocatedNeurons;
 use crate::method::scope::ScopeKeys;
@@ -269,7 +269,7 @@ impl EditStore for EditCache {
         located: &LocatedNeurons,
         update: &UpdateValues,
         settings: &MethodSettings,
-        loss_history: &[EditStep],
+        loss_history: &[OptimizeStep],
         scope_keys: &ScopeKeys,
     ) -> Result<String> {
         let entry = CacheEntry::new(group, located, settings, loss_history, &self.model_fingerprint)?;
