@@ -6,6 +6,7 @@
 
 use std::path::Path;
 
+use candle_core::Device;
 use color_eyre::eyre::{eyre, WrapErr};
 use lafn::eval::methods::specificity_questions;
 use lafn::method::prompts::fill_paraphrases;
@@ -26,7 +27,7 @@ fn main() -> lafn::Result<()> {
         None => MethodSettings::default(),
     };
     let files = lafn::fetch::resolve(lafn::fetch::DEFAULT_MODEL, &mut |_| {})?;
-    let loaded = LoadedModel::load(&files, WeightMode::Quantized)?;
+    let loaded = LoadedModel::load(&files, WeightMode::Quantized, &Device::Cpu)?;
     let (model, tokenizer) = (&loaded.model, &loaded.tokenizer);
     let encoder = QuestionEncoder::new(model, tokenizer, &settings.scope)?;
 

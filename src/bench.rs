@@ -15,7 +15,7 @@ use crate::fetch::ModelFiles;
 use crate::method::pipeline::{run_edit, EditModels};
 use crate::method::{EditGroup, MethodSettings};
 use crate::runtime::{
-    AnswerEdits, GenerateOptions, Hooks, LoadedModel, NeuronEdit, PromptTarget, Sampling, WeightMode,
+    FfnDelta, GenerateOptions, GenerationDeltas, Hooks, LoadedModel, PromptTarget, Sampling, WeightMode,
 };
 use crate::Result;
 
@@ -28,7 +28,7 @@ following centuries the town became";
 pub const DECODE_TOKENS: std::ops::RangeInclusive<usize> = 2..=4096;
 
 /// Runs the runtime benchmarks (and, given an edit group, the method's) and returns a printable report.
-pub fn run(files: &ModelFiles, decode_tokens: usize, group: Option<EditGroup>) -> Result<String> {
+pub fn run(files: &ModelFiles, device: &Device, decode_tokens: usize, group: Option<EditGroup>) -> Result<String> {
     if !DECODE_TOKENS.contains(&decode_tokens) {
         bail!(
             "--decode-tokens must be from {} to {} (got {decode_tokens})",
@@ -37,12 +37,12 @@ pub fn run(files: &ModelFiles, decode_tokens: usize, group: Option<EditGroup>) -
         );
     }
     let mut report = String::new();
-    let quantized = LoadedModel::load(files, WeightMode::Quantized)?;
+    let quantized = LoadedModel::load(files, WeightMode::Quantized, device)?;
     let prompt = quantized.tokenizer.encode_prompt(PROMPT)?;
     writeln!(report, "model: {} ({})", files.weights.display(), quantized.info.config.arch.name())?;
     writeln!(report, "threads: {}", rayon_threads())?;
 
-    let ids = Tensor::new(prompt.as_slice(), &Device::Cpu)?.unsqueeze(0)?;
+    let ids = Tensor::new(prompt.as_slice(), device)?.unsqueeze(0)?;
     let forward = median_time(5, || {
         let start = Instant::now();
         let out = quantized.model.forward(&ids, None, Hooks::default())?;
@@ -61,7 +61,7 @@ pub fn run(files: &ModelFiles, decode_tokens: usize, group: Option<EditGroup>) -
     let options = GenerateOptions { max_new_tokens: decode_tokens, sampling: Sampling::Greedy };
     let decode = median_time(3, || {
         let mut stamps = Vec::with_capacity(decode_tokens);
-        quantized.model.generate(&prompt, AnswerEdits::NONE, &options, &[], &mut |_| {
+        quantized.model.generate(&prompt, GenerationDeltas::NONE, &options, &[], &mut |_| {
             stamps.push(Instant::now());
             true
         })?;
@@ -112,19 +112,19 @@ fn edit_step_time(dense: &crate::runtime::Model, loaded: &LoadedModel) -> Result
     let layers = [c.num_layers / 2, c.num_layers / 2 + 1];
     let vars: Vec<Var> = layers
         .iter()
-        .map(|_| Var::zeros((32, hidden), candle_core::DType::F32, &Device::Cpu))
+        .map(|_| Var::zeros((32, hidden), candle_core::DType::F32, dense.device()))
         .collect::<candle_core::Result<_>>()?;
-    let neurons = Tensor::arange(0u32, 32, &Device::Cpu)?;
+    let neurons = Tensor::arange(0u32, 32, dense.device())?;
     let mut optimizer = AdamW::new(vars.clone(), ParamsAdamW { lr: 1e-3, ..Default::default() })?;
     let prompt = loaded.tokenizer.encode_prompt("What country is Shmavon Shmavonyan from?")?;
     let target = loaded.tokenizer.encode_plain(" Yemen")?;
     let pairs = vec![PromptTarget { prompt, target }; 12];
     median_time(3, || {
         let start = Instant::now();
-        let edits: Vec<NeuronEdit> = layers
+        let edits: Vec<FfnDelta> = layers
             .iter()
             .zip(&vars)
-            .map(|(&layer, var)| NeuronEdit { layer, neurons: neurons.clone(), delta: var.as_tensor().clone() })
+            .map(|(&layer, var)| FfnDelta { layer, neurons: neurons.clone(), delta: var.as_tensor().clone() })
             .collect();
         let scored = dense.target_log_probs(&pairs, &edits, loaded.tokenizer.pad_id())?;
         let loss = scored.token_log_probs.mean_all()?.neg()?;

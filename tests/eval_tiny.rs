@@ -4,13 +4,14 @@
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
 
+use candle_core::Device;
 use clap::ValueEnum;
 use lafn::eval::{
     merge, run, state_path_for, Dataset, EvalConfig, EvalMethod, EvalModels, EvalReport, EvalRequest, Metric, Progress,
     Scoring, Shard,
 };
 use lafn::method::prompts::ParaphraseSettings;
-use lafn::method::{EditSettings, LayerChoice, LocateSettings, MethodSettings};
+use lafn::method::{LayerChoice, LocateSettings, MethodSettings, OptimizeSettings};
 use lafn::runtime::tiny::{write_tiny_model, TinySpec};
 use lafn::runtime::{Arch, LoadedModel, Model, WeightMode};
 
@@ -29,7 +30,7 @@ struct Tiny {
 fn tiny() -> Tiny {
     let dir = tempfile::tempdir().unwrap();
     let files = write_tiny_model(&dir.path().join("model"), TinySpec::new(Arch::Gemma3)).unwrap();
-    let loaded = LoadedModel::load(&files, WeightMode::Quantized).unwrap();
+    let loaded = LoadedModel::load(&files, WeightMode::Quantized, &Device::Cpu).unwrap();
     let dense = loaded.load_weights(WeightMode::Dense).unwrap();
     let data = dir.path().join("records.jsonl");
     std::fs::write(&data, RECORDS).unwrap();
@@ -47,7 +48,7 @@ fn config(steps: usize) -> EvalConfig {
                 max_per_layer: Some(16),
                 ..Default::default()
             },
-            edit: EditSettings { steps, learning_rate: 0.1, ..Default::default() },
+            edit: OptimizeSettings { steps, learning_rate: 0.1, ..Default::default() },
             ..Default::default()
         },
         eval: Default::default(),

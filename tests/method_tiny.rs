@@ -3,8 +3,9 @@
 
 use std::sync::atomic::AtomicBool;
 
+use candle_core::Device;
 use lafn::method::{
-    locate, measure, optimize, select, EditDescriptor, EditGroup, EditSettings, LayerChoice, LocateSettings,
+    locate, measure, optimize, select, EditDescriptor, EditGroup, LayerChoice, LocateSettings, OptimizeSettings,
     StopReason, UpdateValues,
 };
 use lafn::runtime::tiny::{write_tiny_model, TinySpec};
@@ -50,7 +51,7 @@ fn settings() -> LocateSettings {
 fn locate_then_optimize_then_cancel() {
     let dir = tempfile::tempdir().unwrap();
     let files = write_tiny_model(dir.path(), TinySpec::new(Arch::Gemma3)).unwrap();
-    let loaded = LoadedModel::load(&files, WeightMode::Dense).unwrap();
+    let loaded = LoadedModel::load(&files, WeightMode::Dense, &Device::Cpu).unwrap();
     let (model, tokenizer) = (&loaded.model, &loaded.tokenizer);
 
     let located = locate(model, tokenizer, &group(), &settings()).unwrap();
@@ -74,7 +75,7 @@ fn locate_then_optimize_then_cancel() {
     }
     assert!(select(&measured, &LocateSettings { beta: 1.5, ..settings() }).is_err());
 
-    let edit = EditSettings { steps: 25, learning_rate: 0.1, early_stop: false, ..EditSettings::default() };
+    let edit = OptimizeSettings { steps: 25, learning_rate: 0.1, early_stop: false, ..OptimizeSettings::default() };
     let mut reported = 0;
     let outcome =
         optimize(model, tokenizer, &group(), &located, &edit, &AtomicBool::new(false), &mut |_| reported += 1).unwrap();
@@ -104,14 +105,14 @@ fn locate_then_optimize_then_cancel() {
 fn editing_needs_dense_weights_and_located_neurons() {
     let dir = tempfile::tempdir().unwrap();
     let files = write_tiny_model(dir.path(), TinySpec::new(Arch::Llama)).unwrap();
-    let quantized = LoadedModel::load(&files, WeightMode::Quantized).unwrap();
+    let quantized = LoadedModel::load(&files, WeightMode::Quantized, &Device::Cpu).unwrap();
     let located = locate(&quantized.model, &quantized.tokenizer, &group(), &settings()).unwrap();
     let err = optimize(
         &quantized.model,
         &quantized.tokenizer,
         &group(),
         &located,
-        &EditSettings::default(),
+        &OptimizeSettings::default(),
         &AtomicBool::new(false),
         &mut |_| {},
     )
@@ -124,15 +125,15 @@ fn editing_needs_dense_weights_and_located_neurons() {
 fn a_diverging_edit_fails_instead_of_converging() {
     let dir = tempfile::tempdir().unwrap();
     let files = write_tiny_model(dir.path(), TinySpec::new(Arch::Llama)).unwrap();
-    let loaded = LoadedModel::load(&files, WeightMode::Dense).unwrap();
+    let loaded = LoadedModel::load(&files, WeightMode::Dense, &Device::Cpu).unwrap();
     let located = locate(&loaded.model, &loaded.tokenizer, &group(), &settings()).unwrap();
     // A learning rate beyond f32's range makes the first update infinite.
-    let edit = EditSettings {
+    let edit = OptimizeSettings {
         learning_rate: 1e300,
         max_norm_ratio: None,
         steps: 3,
         early_stop: false,
-        ..EditSettings::default()
+        ..OptimizeSettings::default()
     };
     let mut steps = Vec::new();
     let err =
@@ -157,11 +158,11 @@ fn cached_edits_fire_by_subject_and_scope_and_survive_damage() {
 
     let dir = tempfile::tempdir().unwrap();
     let files = write_tiny_model(&dir.path().join("model"), TinySpec::new(Arch::Gemma3)).unwrap();
-    let loaded = LoadedModel::load(&files, WeightMode::Dense).unwrap();
+    let loaded = LoadedModel::load(&files, WeightMode::Dense, &Device::Cpu).unwrap();
     let (model, tokenizer) = (&loaded.model, &loaded.tokenizer);
     let group = group();
     let located = locate(model, tokenizer, &group, &settings()).unwrap();
-    let edit = EditSettings { steps: 2, ..EditSettings::default() };
+    let edit = OptimizeSettings { steps: 2, ..OptimizeSettings::default() };
     let outcome = optimize(model, tokenizer, &group, &located, &edit, &AtomicBool::new(false), &mut |_| {}).unwrap();
     let cache_dir = dir.path().join("cache");
     let open = |scope: ScopeSettings| {
@@ -209,14 +210,14 @@ fn long_inputs_measure_as_one_pass_would() {
     use lafn::runtime::{Hooks, PREFILL_CHUNK};
     let dir = tempfile::tempdir().unwrap();
     let files = write_tiny_model(dir.path(), TinySpec::new(Arch::Gemma3)).unwrap();
-    let loaded = LoadedModel::load(&files, WeightMode::Dense).unwrap();
+    let loaded = LoadedModel::load(&files, WeightMode::Dense, &Device::Cpu).unwrap();
     let (model, tokenizer) = (&loaded.model, &loaded.tokenizer);
     let prompt = format!("{} what country is Shmavon Shmavonyan from ?", "the city of Paris is in France ,".repeat(80));
     let ids = tokenizer.encode_prompt(&prompt).unwrap();
     assert!(ids.len() > 2 * PREFILL_CHUNK, "{} tokens: the input spans several chunks", ids.len());
 
     let layers: Vec<usize> = (0..model.config().num_layers).collect();
-    let ids_tensor = candle_core::Tensor::new(ids.as_slice(), &candle_core::Device::Cpu).unwrap().unsqueeze(0).unwrap();
+    let ids_tensor = candle_core::Tensor::new(ids.as_slice(), loaded.model.device()).unwrap().unsqueeze(0).unwrap();
     let whole = model.forward(&ids_tensor, None, Hooks { capture_layers: &layers, ..Hooks::default() }).unwrap();
     let group = EditGroup { name: "long".into(), descriptors: vec![descriptor("en", &prompt, "Yemen", &[])] };
     for position in [ActivationPosition::Last, ActivationPosition::Mean] {

@@ -8,7 +8,7 @@
 mod common;
 
 use candle_core::{Device, Tensor};
-use lafn::runtime::{AnswerEdits, GenerateOptions, Hooks, LoadedModel, Model, Sampling, WeightMode};
+use lafn::runtime::{GenerateOptions, GenerationDeltas, Hooks, LoadedModel, Model, Sampling, WeightMode};
 use serde::Deserialize;
 
 #[derive(Deserialize)]
@@ -76,7 +76,7 @@ fn argmax(values: &[f32]) -> u32 {
 
 fn greedy(model: &Model, ids: &[u32], tokens: usize) -> Vec<u32> {
     let options = GenerateOptions { max_new_tokens: tokens, sampling: Sampling::Greedy };
-    model.generate(ids, AnswerEdits::NONE, &options, &[], &mut |_| true).unwrap()
+    model.generate(ids, GenerationDeltas::NONE, &options, &[], &mut |_| true).unwrap()
 }
 
 #[test]
@@ -192,7 +192,7 @@ fn assert_llamacpp_continuations_are_near_ties(model: &Model, llamacpp: &Referen
 
 #[test]
 fn smollm2_matches_llamacpp_in_both_modes() {
-    let loaded = LoadedModel::load(&common::model_files("smollm2-135m"), WeightMode::Quantized).unwrap();
+    let loaded = LoadedModel::load(&common::model_files("smollm2-135m"), WeightMode::Quantized, &Device::Cpu).unwrap();
     let llamacpp = reference("smollm2-135m-q4_1.llamacpp.json");
     let dense = loaded.load_weights(WeightMode::Dense).unwrap();
     // Prompt ids and top-1 next token must be llama.cpp's exactly; greedy text is only reported, since

@@ -4,8 +4,8 @@
 use candle_core::{DType, Device, Tensor, Var};
 use lafn::runtime::tiny::{write_tiny_model, write_tiny_safetensors, TinySpec};
 use lafn::runtime::{
-    AnswerEdits, AnswerTails, Arch, GenerateOptions, Hooks, LoadedModel, Model, NeuronEdit, PaddedBatch, PromptTarget,
-    TeacherForcingBatch, WeightMode,
+    Arch, FfnDelta, GenerateOptions, GenerationDeltas, Hooks, LoadedModel, Model, PaddedBatch, PrefixCachedBatch,
+    PromptTarget, TeacherForcingBatch, WeightMode,
 };
 
 const ARCHS: [Arch; 3] = [Arch::Gemma3, Arch::Llama, Arch::Qwen2];
@@ -13,13 +13,13 @@ const ARCHS: [Arch; 3] = [Arch::Gemma3, Arch::Llama, Arch::Qwen2];
 fn tiny(arch: Arch) -> (tempfile::TempDir, LoadedModel) {
     let dir = tempfile::tempdir().unwrap();
     let files = write_tiny_model(dir.path(), TinySpec::new(arch)).unwrap();
-    let loaded = LoadedModel::load(&files, WeightMode::Quantized).unwrap();
+    let loaded = LoadedModel::load(&files, WeightMode::Quantized, &Device::Cpu).unwrap();
     (dir, loaded)
 }
 
-fn last_logits(model: &Model, ids: &[u32], edits: &[NeuronEdit]) -> Tensor {
+fn last_logits(model: &Model, ids: &[u32], edits: &[FfnDelta]) -> Tensor {
     let input = Tensor::new(ids, &Device::Cpu).unwrap().unsqueeze(0).unwrap();
-    let hidden = model.forward(&input, None, Hooks::with_edits(edits)).unwrap().hidden.unwrap();
+    let hidden = model.forward(&input, None, Hooks::with_deltas(edits)).unwrap().hidden.unwrap();
     let last = hidden.get(0).unwrap().get(ids.len() - 1).unwrap();
     model.logits(&last.unsqueeze(0).unwrap()).unwrap().squeeze(0).unwrap()
 }
@@ -46,8 +46,8 @@ fn safetensors_checkpoint_matches_gguf() {
         let dir = tempfile::tempdir().unwrap();
         let gguf = write_tiny_model(&dir.path().join("gguf"), TinySpec::new(arch)).unwrap();
         let hf = write_tiny_safetensors(&gguf, &dir.path().join("hf")).unwrap();
-        let a = LoadedModel::load(&gguf, WeightMode::Dense).unwrap();
-        let b = LoadedModel::load(&hf, WeightMode::Dense).unwrap();
+        let a = LoadedModel::load(&gguf, WeightMode::Dense, &Device::Cpu).unwrap();
+        let b = LoadedModel::load(&hf, WeightMode::Dense, &Device::Cpu).unwrap();
         let ids = a.tokenizer.encode_prompt("the capital of France is").unwrap();
         let diff = max_abs_diff(&last_logits(&a.model, &ids, &[]), &last_logits(&b.model, &ids, &[]));
         assert!(diff < 1e-4, "{arch:?}: safetensors vs GGUF logits differ by {diff}");
@@ -61,7 +61,7 @@ fn kv_cache_generation_equals_full_recomputation() {
         for model in [&loaded.model, &loaded.load_weights(WeightMode::Dense).unwrap()] {
             let prompt = loaded.tokenizer.encode_prompt("where was Alice born ?").unwrap();
             let options = GenerateOptions { max_new_tokens: 6, ..Default::default() };
-            let generated = model.generate(&prompt, AnswerEdits::NONE, &options, &[], &mut |_| true).unwrap();
+            let generated = model.generate(&prompt, GenerationDeltas::NONE, &options, &[], &mut |_| true).unwrap();
             assert_eq!(generated.len(), 6);
             let mut seq = prompt.clone();
             for &token in &generated {
@@ -80,7 +80,7 @@ fn right_padding_does_not_change_real_positions() {
         let dense = loaded.load_weights(WeightMode::Dense).unwrap();
         let short = loaded.tokenizer.encode_prompt("Paris is").unwrap();
         let long = loaded.tokenizer.encode_prompt("the capital of Italy is Rome and").unwrap();
-        let batch = PaddedBatch::new(&[short.clone(), long.clone()], loaded.tokenizer.pad_id()).unwrap();
+        let batch = PaddedBatch::new(&[short.clone(), long.clone()], loaded.tokenizer.pad_id(), &Device::Cpu).unwrap();
         let logits = dense.logits_at(&batch, &[(0, short.len() - 1), (1, long.len() - 1)], &[]).unwrap();
         let alone = last_logits(&dense, &short, &[]);
         let diff = max_abs_diff(&logits.get(0).unwrap(), &alone);
@@ -101,23 +101,23 @@ fn hooks_capture_activations_and_zero_edits_change_nothing() {
     assert_eq!(out.activations.keys().copied().collect::<Vec<_>>(), vec![0, 2]);
     assert_eq!(out.activations[&0].dims(), &[1, ids.len(), 128]);
 
-    let zero = NeuronEdit {
+    let zero = FfnDelta {
         layer: 1,
         neurons: Tensor::new(&[1u32, 5, 9], &Device::Cpu).unwrap(),
         delta: Tensor::zeros((3, 64), DType::F32, &Device::Cpu).unwrap(),
     };
     let base = last_logits(model, &ids, &[]);
     assert_eq!(max_abs_diff(&base, &last_logits(model, &ids, std::slice::from_ref(&zero))), 0.0);
-    let nonzero = NeuronEdit { delta: Tensor::ones((3, 64), DType::F32, &Device::Cpu).unwrap(), ..zero };
+    let nonzero = FfnDelta { delta: Tensor::ones((3, 64), DType::F32, &Device::Cpu).unwrap(), ..zero };
     assert!(max_abs_diff(&base, &last_logits(model, &ids, &[nonzero])) > 1e-3);
 }
 
 /// Loss of a fixed target under edits at layers 0 and 2 (the layer-0 gradient crosses two blocks).
 fn edit_loss(model: &Model, pairs: &[PromptTarget], deltas: &[Tensor], pad: u32) -> Tensor {
-    let edits: Vec<NeuronEdit> = [0usize, 2]
+    let edits: Vec<FfnDelta> = [0usize, 2]
         .iter()
         .zip(deltas)
-        .map(|(&layer, delta)| NeuronEdit {
+        .map(|(&layer, delta)| FfnDelta {
             layer,
             neurons: Tensor::new(&[3u32, 17, 40, 99], &Device::Cpu).unwrap(),
             delta: delta.clone(),
@@ -188,16 +188,16 @@ fn answer_tails_equal_full_passes_in_values_and_gradients() {
             .iter()
             .map(|(p, t)| PromptTarget { prompt: tok.encode_prompt(p).unwrap(), target: tok.encode_plain(t).unwrap() })
             .collect();
-        let batch = TeacherForcingBatch::new(&pairs, tok.pad_id()).unwrap();
+        let batch = TeacherForcingBatch::new(&pairs, tok.pad_id(), &Device::Cpu).unwrap();
         let delta =
             Var::from_tensor(&(Tensor::ones((4, 64), DType::F32, &Device::Cpu).unwrap() * 0.3).unwrap()).unwrap();
-        let edits = [NeuronEdit {
+        let edits = [FfnDelta {
             layer: 2,
             neurons: Tensor::new(&[3u32, 17, 40, 99], &Device::Cpu).unwrap(),
             delta: delta.as_tensor().clone(),
         }];
-        let full = dense.hidden_at(&batch.batch, &batch.cells, Hooks::with_edits(&edits)).unwrap();
-        let tails = AnswerTails::new(&dense, &batch.batch, 2, tok.pad_id()).unwrap();
+        let full = dense.hidden_at(&batch.batch, &batch.cells, Hooks::with_deltas(&edits)).unwrap();
+        let tails = PrefixCachedBatch::new(&dense, &batch.batch, 2, tok.pad_id()).unwrap();
         let tail = tails.hidden_at(&dense, &batch.cells, &edits).unwrap();
         assert!(max_abs_diff(&full, &tail) < 1e-4, "{arch:?}: tails differ from the full pass");
         let grad_of = |hidden: &Tensor| hidden.sqr().unwrap().sum_all().unwrap().backward().unwrap();
@@ -212,15 +212,15 @@ fn answer_tails_equal_full_passes_in_values_and_gradients() {
 fn edits_act_only_from_the_answer_start() {
     let (_dir, loaded) = tiny(Arch::Gemma3);
     let ids = loaded.tokenizer.encode_prompt("who is Bob ?").unwrap();
-    let batch = PaddedBatch::new(std::slice::from_ref(&ids), loaded.tokenizer.pad_id()).unwrap();
-    let edit = NeuronEdit {
+    let batch = PaddedBatch::new(std::slice::from_ref(&ids), loaded.tokenizer.pad_id(), &Device::Cpu).unwrap();
+    let edit = FfnDelta {
         layer: 1,
         neurons: Tensor::new(&[1u32, 5, 9], &Device::Cpu).unwrap(),
         delta: Tensor::ones((3, 64), DType::F32, &Device::Cpu).unwrap(),
     };
     let every_position: Vec<(usize, usize)> = (0..ids.len()).map(|p| (0, p)).collect();
     let hidden =
-        |edits: &[NeuronEdit]| loaded.model.hidden_at(&batch, &every_position, Hooks::with_edits(edits)).unwrap();
+        |edits: &[FfnDelta]| loaded.model.hidden_at(&batch, &every_position, Hooks::with_deltas(edits)).unwrap();
     let (base, edited) = (hidden(&[]), hidden(std::slice::from_ref(&edit)));
     let before = ids.len() - 1;
     assert_eq!(max_abs_diff(&base.narrow(0, 0, before).unwrap(), &edited.narrow(0, 0, before).unwrap()), 0.0);
@@ -241,16 +241,16 @@ fn edits_act_only_from_the_answer_start() {
         .unwrap();
     let (neuron, activation) = h.iter().copied().enumerate().max_by(|a, b| a.1.abs().total_cmp(&b.1.abs())).unwrap();
     let row = dense.output_rows(&Tensor::new(&[7u32], &Device::Cpu).unwrap()).unwrap();
-    let strong = NeuronEdit {
+    let strong = FfnDelta {
         layer: 1,
         neurons: Tensor::new(&[neuron as u32], &Device::Cpu).unwrap(),
         delta: (row * (100.0 / activation as f64)).unwrap(),
     };
-    let run = |answer_tokens| {
-        let edits = AnswerEdits { edits: std::slice::from_ref(&strong), answer_tokens };
+    let run = |active_tokens| {
+        let edits = GenerationDeltas { deltas: std::slice::from_ref(&strong), active_tokens };
         dense.generate(&ids, edits, &options, &[], &mut |_| true).unwrap()
     };
-    let unedited = dense.generate(&ids, AnswerEdits::NONE, &options, &[], &mut |_| true).unwrap();
+    let unedited = dense.generate(&ids, GenerationDeltas::NONE, &options, &[], &mut |_| true).unwrap();
     assert_eq!(run(0), unedited);
     let (one, four) = (run(1), run(4));
     assert_ne!(unedited[0], 7);

@@ -9,7 +9,7 @@ use crossterm::event::{KeyCode, KeyEvent, KeyModifiers, MouseButton, MouseEvent,
 use lafn::fetch::FetchEvent;
 use lafn::method::cache::IndexRow;
 use lafn::method::retrieve::Hit;
-use lafn::method::{select, EditGroup, EditStep, LocateSettings, Measurements, StopReason};
+use lafn::method::{select, EditGroup, LocateSettings, Measurements, OptimizeStep, StopReason};
 use lafn::runtime::{Arch, ModelConfig, ModelInfo, RopeStyle, WeightMode};
 use lafn::session::{GroupStatus, Session, SessionGroup, SessionSummary};
 use lafn::tui::app::{App, Command, Event, Pane};
@@ -94,13 +94,13 @@ fn measurements(langs: &[String]) -> Measurements {
     Measurements { langs: langs.to_vec(), frequencies, strengths, generic }
 }
 
-fn history(langs: usize) -> Vec<EditStep> {
+fn history(langs: usize) -> Vec<OptimizeStep> {
     (0..=14)
         .map(|step| {
             let t = step as f32 / 14.0;
             let target_loss = 9.5 * (1.0 - t).powi(2) + 0.05;
             let kl_loss = 0.35 * t.sqrt();
-            EditStep {
+            OptimizeStep {
                 step,
                 target_loss,
                 kl_loss,
@@ -800,7 +800,7 @@ fn the_worker_keeps_its_model_when_a_load_fails() {
     std::fs::create_dir(&broken).unwrap();
     std::fs::write(broken.join("model.gguf"), b"not a model").unwrap();
     let (events, mut received) = tokio::sync::mpsc::unbounded_channel();
-    let worker = lafn::tui::worker::Worker::spawn(Some(dir.path().join("cache")), events);
+    let worker = lafn::tui::worker::Worker::spawn(Some(dir.path().join("cache")), candle_core::Device::Cpu, events);
     let mut run = |job: Job| {
         worker.submit(job);
         let mut reported = Vec::new();

@@ -2,12 +2,13 @@
 
 use std::path::{Path, PathBuf};
 
+use candle_core::Device;
 use clap::Args;
 use color_eyre::eyre::WrapErr;
 use lafn::fetch::{self, ModelFiles};
 use lafn::method::cache::{default_cache_dir, EditCache};
 use lafn::method::{EditGroup, LayerChoice, MethodSettings};
-use lafn::runtime::{LoadedModel, WeightMode};
+use lafn::runtime::{DeviceChoice, LoadedModel, WeightMode};
 use lafn::Result;
 
 use super::fetch_model::fetch_progress;
@@ -23,6 +24,9 @@ pub struct ModelArgs {
     /// Dequantize all weights to f32 (the differentiable mode used for editing).
     #[arg(long)]
     dense: bool,
+    /// Where the model computes (only the CPU in this build).
+    #[arg(long, global = true, value_enum, default_value_t)]
+    device: DeviceChoice,
 }
 
 impl ModelArgs {
@@ -43,9 +47,15 @@ impl ModelArgs {
         }
     }
 
+    /// The device chosen with `--device`; an error for one this build cannot use.
+    pub fn device(&self) -> Result<Device> {
+        self.device.open()
+    }
+
     pub fn load(&self) -> Result<LoadedModel> {
         let files = self.files()?;
-        LoadedModel::load(&files, self.mode()).wrap_err_with(|| format!("cannot load model `{}`", self.model))
+        LoadedModel::load(&files, self.mode(), &self.device()?)
+            .wrap_err_with(|| format!("cannot load model `{}`", self.model))
     }
 }
 

@@ -37,6 +37,6 @@ pub fn run(args: BenchArgs) -> Result<()> {
     }
     let files = args.model.files()?;
     let group = args.group.map(|path| EditGroup::load_one(&path, 1, None)).transpose()?;
-    print!("{}", lafn::bench::run(&files, args.decode_tokens, group)?);
+    print!("{}", lafn::bench::run(&files, &args.model.device()?, args.decode_tokens, group)?);
     Ok(())
 }

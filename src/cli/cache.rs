@@ -40,7 +40,7 @@ pub fn run(args: CacheCommandArgs) -> Result<()> {
     }
     match args.action {
         CacheAction::List => {
-            let hidden_size = WeightSource::open(&files.weights)?.1.hidden_size;
+            let hidden_size = WeightSource::open(&files.weights, &args.model.device()?)?.1.hidden_size;
             list(&mut cache, hidden_size);
         }
         CacheAction::Show { id } => println!("{}", serde_json::to_string_pretty(&cache.get(&id)?)?),

@@ -11,8 +11,8 @@ use lafn::method::cache::EditCache;
 use lafn::method::pipeline::{
     check_group, locate_group, run_edit as run_edit_pipeline, EditEvent, EditModels, EditRun,
 };
-use lafn::method::{EditStep, LocatedNeurons, MethodSettings, StopReason};
-use lafn::runtime::{LoadedModel, WeightMode};
+use lafn::method::{EditGroup, LocatedNeurons, MethodSettings, OptimizeStep, StopReason};
+use lafn::runtime::{LoadedModel, Model, WeightMode};
 use lafn::Result;
 
 use super::args::{CacheArgs, GroupArgs, ModelArgs, SettingsArgs};
@@ -31,22 +31,26 @@ pub struct LocateArgs {
 #[derive(Args)]
 pub struct EditArgs {
     #[command(flatten)]
-    model: ModelArgs,
-    #[command(flatten)]
-    group: GroupArgs,
-    #[command(flatten)]
-    settings: SettingsArgs,
+    inputs: LocateArgs,
     #[command(flatten)]
     cache: CacheArgs,
 }
 
+impl LocateArgs {
+    /// The settings, the group, the model and its dense weights (both commands locate on those).
+    fn load(&self) -> Result<(MethodSettings, EditGroup, LoadedModel, Model)> {
+        let settings = self.settings.load()?;
+        let group = self.group.load()?;
+        let loaded = self.model.load()?;
+        let dense = loaded.load_weights(WeightMode::Dense)?;
+        Ok((settings, group, loaded, dense))
+    }
+}
+
 /// Prints the located neurons' per-layer statistics.
 pub fn run_locate(args: LocateArgs) -> Result<()> {
-    let settings = args.settings.load()?;
-    let group = args.group.load()?;
-    let loaded = args.model.load()?;
     // Located on the dense weights, as `lafn edit` locates: both report the same layers.
-    let dense = loaded.load_weights(WeightMode::Dense)?;
+    let (settings, group, loaded, dense) = args.load()?;
     let models = EditModels { dense: &dense, paraphraser: &loaded.model, tokenizer: &loaded.tokenizer };
     let progress = locating_progress();
     let location = locate_group(models, group, &settings, &mut |event| {
@@ -61,10 +65,7 @@ pub fn run_locate(args: LocateArgs) -> Result<()> {
 
 /// Prints the located neurons and a line per optimization step, then caches the edit.
 pub fn run_edit(args: EditArgs) -> Result<()> {
-    let settings = args.settings.load()?;
-    let group = args.group.load()?;
-    let loaded = args.model.load()?;
-    let dense = loaded.load_weights(WeightMode::Dense)?;
+    let (settings, group, loaded, dense) = args.inputs.load()?;
     let models = EditModels { dense: &dense, paraphraser: &loaded.model, tokenizer: &loaded.tokenizer };
     // The input is checked and the cache proven usable before the edit is computed. A cache that does
     // not exist yet is created once the edit succeeded: a failed edit leaves nothing behind.
@@ -129,7 +130,7 @@ fn print_located(located: &LocatedNeurons, langs: &str) {
     println!("step  target     kl      total   P(target): {langs}");
 }
 
-fn print_step(s: &EditStep) {
+fn print_step(s: &OptimizeStep) {
     let probs: Vec<String> = s.target_probs.iter().map(|p| format!("{p:.2}")).collect();
     println!("{:4}  {:8.4} {:7.4} {:8.4}  {}", s.step, s.target_loss, s.kl_loss, s.total_loss, probs.join(" "));
 }
@@ -139,8 +140,7 @@ fn store(loaded: &LoadedModel, cache: EditCache, run: &EditRun, settings: &Metho
     let (model, tokenizer) = (&loaded.model, &loaded.tokenizer);
     let dir = cache.dir().to_path_buf();
     let mut cached = CachedEdits::new(cache, model, tokenizer, settings.retrieval.clone(), settings.scope.clone())?;
-    let (group, located, outcome) = (&run.group, &run.located, &run.outcome);
-    let id = cached.insert(model, tokenizer, group, located, &outcome.update, settings, &outcome.history)?;
+    let id = run.store(&mut cached, model, tokenizer, settings)?;
     println!("cached as {id} in {}", dir.display());
     Ok(())
 }

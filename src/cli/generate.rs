@@ -4,7 +4,7 @@ use std::io::Write;
 
 use clap::Args;
 use color_eyre::eyre::bail;
-use lafn::runtime::{AnswerEdits, GenerateOptions, Sampling, TextStream};
+use lafn::runtime::{GenerateOptions, GenerationDeltas, Sampling, TextStream};
 use lafn::Result;
 
 use super::args::ModelArgs;
@@ -50,12 +50,18 @@ pub fn run(args: GenerateArgs) -> Result<()> {
     let mut stream = TextStream::default();
     let mut stdout = std::io::stdout();
     print!("{prompt}");
-    loaded.model.generate(&prompt_ids, AnswerEdits::NONE, &options, loaded.tokenizer.stop_ids(), &mut |token| {
-        let piece = stream.push(&loaded.tokenizer, token);
-        let _ = write!(stdout, "{piece}");
-        let _ = stdout.flush();
-        true
-    })?;
+    loaded.model.generate(
+        &prompt_ids,
+        GenerationDeltas::NONE,
+        &options,
+        loaded.tokenizer.stop_ids(),
+        &mut |token| {
+            let piece = stream.push(&loaded.tokenizer, token);
+            let _ = write!(stdout, "{piece}");
+            let _ = stdout.flush();
+            true
+        },
+    )?;
     println!();
     Ok(())
 }

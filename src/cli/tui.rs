@@ -4,6 +4,7 @@ use std::path::PathBuf;
 
 use clap::Args;
 use lafn::fetch;
+use lafn::runtime::DeviceChoice;
 use lafn::Result;
 
 /// Options of the terminal UI (`lafn` without a subcommand).
@@ -21,10 +22,13 @@ pub struct TuiArgs {
     /// Session to open at start (default: a new one).
     #[arg(long)]
     session: Option<String>,
+    /// Where models compute (only the CPU in this build).
+    #[arg(long, value_enum, default_value_t)]
+    device: DeviceChoice,
 }
 
 pub fn run(args: TuiArgs) -> Result<()> {
-    let TuiArgs { model, sessions_dir, cache_dir, session } = args;
+    let TuiArgs { model, sessions_dir, cache_dir, session, device } = args;
     if let Some(name) = &session {
         lafn::session::validate_name(name)?;
     }
@@ -32,6 +36,7 @@ pub fn run(args: TuiArgs) -> Result<()> {
         model,
         sessions_dir: sessions_dir.unwrap_or_else(lafn::session::default_sessions_dir),
         cache_dir,
+        device: device.open()?,
         session,
         log_file: lafn::storage::data_dir()?.join("logs").join("lafn.log"),
     })

@@ -15,7 +15,7 @@ use crate::method::apply::{self, generate_text, AnswerOptions, CachedEdits};
 use crate::method::prompts::teacher_forcing_pair;
 use crate::method::retrieve::{RetrievalSettings, SubjectIndex};
 use crate::method::{BenchmarkRecord, EditGroup, LocatedNeurons, UpdateValues};
-use crate::runtime::{AnswerEdits, Model, NeuronEdit, Tokenizer};
+use crate::runtime::{FfnDelta, GenerationDeltas, Model, Tokenizer};
 use crate::Result;
 
 /// A method compared in an evaluation run; all run on the same model.
@@ -170,7 +170,7 @@ impl InContextFacts {
 /// How a method changes the model for a question.
 pub enum Answerer<'a> {
     /// The same update values for every question (none for the unedited model).
-    Fixed(&'a [NeuronEdit]),
+    Fixed(&'a [FfnDelta]),
     /// The update values of the cache entries that retrieval finds in the question.
     Cached(&'a mut CachedEdits),
     /// The retrieved fact in the prompt, no update values.
@@ -234,7 +234,7 @@ pub fn answer_all(
     let mut answers = Vec::with_capacity(questions.len());
     for q in questions {
         let pair = |prompt: &str| teacher_forcing_pair(tokenizer, prompt, &q.answer);
-        let forced = |prompt: &str, edits: &[NeuronEdit]| -> Result<Vec<u32>> {
+        let forced = |prompt: &str, edits: &[FfnDelta]| -> Result<Vec<u32>> {
             let scored = model.teacher_forced(&[pair(prompt)?], edits, tokenizer.pad_id(), 1)?;
             Ok(scored.into_iter().next().expect("one pair in, one score out").predicted)
         };
@@ -246,7 +246,7 @@ pub fn answer_all(
                 }
                 if scoring.generate() {
                     // Applied to every query, so through the whole answer.
-                    let everywhere = AnswerEdits { edits, answer_tokens: usize::MAX };
+                    let everywhere = GenerationDeltas { deltas: edits, active_tokens: usize::MAX };
                     answer.generated =
                         Some(generate_text(model, tokenizer, &q.prompt, everywhere, &options, &mut |_| true)?);
                 }
@@ -273,7 +273,9 @@ pub fn answer_all(
                 }
                 if scoring.generate() {
                     answer.generated =
-                        Some(generate_text(model, tokenizer, &prompt, AnswerEdits::NONE, &options, &mut |_| true)?);
+                        Some(generate_text(model, tokenizer, &prompt, GenerationDeltas::NONE, &options, &mut |_| {
+                            true
+                        })?);
                 }
             }
         }
@@ -394,20 +396,25 @@ pub fn whole_layer(located: &LocatedNeurons, layer: usize, ffn_size: usize) -> L
 }
 
 /// Several edits' update values summed into one dense delta per layer, to apply all of them at once.
-pub fn merged_edits(updates: &[&UpdateValues], ffn_size: usize, hidden: usize) -> Result<Vec<NeuronEdit>> {
+pub fn merged_edits(
+    updates: &[&UpdateValues],
+    ffn_size: usize,
+    hidden: usize,
+    device: &Device,
+) -> Result<Vec<FfnDelta>> {
     let mut by_layer: BTreeMap<usize, Tensor> = BTreeMap::new();
     for update in updates {
         for layer in &update.layers {
             let sum = match by_layer.remove(&layer.layer) {
                 Some(sum) => sum,
-                None => Tensor::zeros((ffn_size, hidden), candle_core::DType::F32, &Device::Cpu)?,
+                None => Tensor::zeros((ffn_size, hidden), candle_core::DType::F32, device)?,
             };
-            let neurons = Tensor::new(layer.neurons.as_slice(), &Device::Cpu)?;
-            by_layer.insert(layer.layer, sum.index_add(&neurons, &layer.delta, 0)?);
+            let neurons = Tensor::new(layer.neurons.as_slice(), device)?;
+            by_layer.insert(layer.layer, sum.index_add(&neurons, &layer.delta.to_device(device)?, 0)?);
         }
     }
-    let all = Tensor::arange(0u32, ffn_size as u32, &Device::Cpu)?;
-    Ok(by_layer.into_iter().map(|(layer, delta)| NeuronEdit { layer, neurons: all.clone(), delta }).collect())
+    let all = Tensor::arange(0u32, ffn_size as u32, device)?;
+    Ok(by_layer.into_iter().map(|(layer, delta)| FfnDelta { layer, neurons: all.clone(), delta }).collect())
 }
 
 #[cfg(test)]
@@ -513,7 +520,7 @@ mod tests {
             }],
         };
         let (a, b) = (update(vec![0, 2], 1.0), update(vec![2], 5.0));
-        let merged = merged_edits(&[&a, &b], 4, 2)?;
+        let merged = merged_edits(&[&a, &b], 4, 2, &Device::Cpu)?;
         assert_eq!(merged.len(), 1);
         assert_eq!(merged[0].delta.to_vec2::<f32>()?, vec![vec![1.0, 1.0], vec![0.0; 2], vec![6.0, 6.0], vec![0.0; 2]]);
         Ok(())

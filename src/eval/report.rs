@@ -58,6 +58,7 @@ pub struct MethodReport {
     pub teacher_forced: Table,
     pub generated: Table,
     /// Share (x100) of generated answers written in their question's script, per language and "avg".
+    // Default: reports written before the field existed still load.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub in_script: BTreeMap<String, f64>,
     /// Share of questions (x100) on which retrieval fired, per metric (methods with retrieval only).

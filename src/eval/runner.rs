@@ -23,7 +23,7 @@ use crate::method::cache::MemoryStore;
 use crate::method::pipeline::{run_edit, EditEvent, EditModels, EditRun};
 use crate::method::{load_benchmark, load_settings, optimize, BenchmarkRecord, EditGroup, MethodSettings};
 use crate::method::{LocatedNeurons, UpdateValues};
-use crate::runtime::{LoadedModel, Model, NeuronEdit};
+use crate::runtime::{FfnDelta, LoadedModel, Model};
 use crate::Result;
 
 /// Settings of the evaluation itself (beside the method's), under the key `eval` of the settings file.
@@ -275,7 +275,7 @@ const BUILD_COMMIT: &str = env!("LAFN_GIT_COMMIT");
 struct RecordEdits {
     run: EditRun,
     paraphrase_seconds: f64,
-    random: Option<(LocatedNeurons, crate::method::EditOutcome, f64)>,
+    random: Option<(LocatedNeurons, crate::method::OptimizeOutcome, f64)>,
     fine_tuned: Option<(UpdateValues, f64)>,
 }
 
@@ -442,7 +442,7 @@ impl<'a> Evaluator<'a> {
         .wrap_err_with(|| format!("editing record {}", index + 1))?;
         let paraphrase_seconds = paraphrased_at.unwrap_or_default();
         let ffn = self.models.dense.config().ffn_size;
-        let optimize_with = |located: &LocatedNeurons| -> Result<(crate::method::EditOutcome, f64)> {
+        let optimize_with = |located: &LocatedNeurons| -> Result<(crate::method::OptimizeOutcome, f64)> {
             let started = Instant::now();
             let outcome = optimize(
                 self.models.dense,
@@ -491,15 +491,7 @@ impl<'a> Evaluator<'a> {
         if let Some(edits) = edits {
             let run = &edits.run;
             if methods.contains(&EvalMethod::LuLafns) {
-                ids.push(self.ours.insert(
-                    &loaded.model,
-                    &loaded.tokenizer,
-                    &run.group,
-                    &run.located,
-                    &run.outcome.update,
-                    settings,
-                    &run.outcome.history,
-                )?);
+                ids.push(run.store(&mut self.ours, &loaded.model, &loaded.tokenizer, settings)?);
             }
             if let Some((located, outcome, _)) = &edits.random {
                 ids.push(self.random.insert(
@@ -614,8 +606,8 @@ fn timed(
 
 /// Update values the no-retrieval methods apply to every question: the records' edits summed.
 struct FixedEdits {
-    ours: Vec<NeuronEdit>,
-    fine_tuned: Vec<NeuronEdit>,
+    ours: Vec<FfnDelta>,
+    fine_tuned: Vec<FfnDelta>,
 }
 
 impl FixedEdits {
@@ -624,8 +616,8 @@ impl FixedEdits {
         let ours: Vec<&UpdateValues> = edits.iter().map(|e| &e.run.outcome.update).collect();
         let fine_tuned: Vec<&UpdateValues> = edits.iter().filter_map(|e| e.fine_tuned.as_ref().map(|f| &f.0)).collect();
         let merge = |updates: &[&UpdateValues]| match updates {
-            [one] => one.to_edits(),
-            _ => merged_edits(updates, c.ffn_size, c.hidden_size),
+            [one] => one.to_ffn_deltas(models.dense.device()),
+            _ => merged_edits(updates, c.ffn_size, c.hidden_size, models.dense.device()),
         };
         Ok(Self { ours: merge(&ours)?, fine_tuned: merge(&fine_tuned)? })
     }

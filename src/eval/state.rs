@@ -177,7 +177,7 @@ mod tests {
     use serde_json::Value;
 
     use super::*;
-    use crate::eval::{Dataset, EvalMethod};
+    use crate::eval::{Dataset, EvalMethod, EvalReport};
 
     fn results_dir() -> PathBuf {
         Path::new(env!("CARGO_MANIFEST_DIR")).join("results")
@@ -204,7 +204,8 @@ mod tests {
     }
 
     /// Every committed report and state file, of any format, names its dataset and methods as the command
-    /// line does (`--dataset`, `--method`) and as serde reads them.
+    /// line does (`--dataset`, `--method`) and as serde reads them; every report of the current format (with
+    /// teacher-forced and generated tables) loads as an [`EvalReport`], fields added since included.
     #[test]
     fn committed_results_name_datasets_and_methods_as_the_command_line() {
         let mut files: Vec<PathBuf> = ["", "steps"]
@@ -221,7 +222,7 @@ mod tests {
             let dataset: Dataset = serde_json::from_value(value.clone()).unwrap();
             assert_eq!(Dataset::from_str(value.as_str().unwrap(), false), Ok(dataset));
         };
-        let (mut reports, mut states) = (0, 0);
+        let (mut reports, mut states, mut current_reports) = (0, 0, 0);
         for path in files {
             let name = path.to_string_lossy();
             if name.ends_with(".state.jsonl") {
@@ -234,6 +235,13 @@ mod tests {
                 let report: Value = serde_json::from_str(&read(&path)).unwrap();
                 // Not every .json there is a report: some are settings files.
                 if let Some(methods) = report.get("methods").and_then(Value::as_array) {
+                    // Reports from before the teacher-forced/generated split keep one table per method.
+                    if methods.iter().all(|m| m.get("teacher_forced").is_some()) {
+                        if let Err(e) = serde_json::from_value::<EvalReport>(report.clone()) {
+                            panic!("{name} does not load as this version's report: {e}");
+                        }
+                        current_reports += 1;
+                    }
                     parse_dataset(&report["dataset"]);
                     methods.iter().for_each(|m| parse_method(&m["method"]));
                     reports += 1;
@@ -241,5 +249,6 @@ mod tests {
             }
         }
         assert!(reports >= 7 && states >= 7, "{reports} reports, {states} state files");
+        assert!(current_reports >= 2, "{current_reports} reports of the current format");
     }
 }

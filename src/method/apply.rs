@@ -5,14 +5,14 @@
 use std::collections::HashMap;
 
 use super::cache::{CacheEntry, EditStore};
-use super::edit::{EditStep, UpdateValues};
+use super::edit::{OptimizeStep, UpdateValues};
 use super::group::EditGroup;
 use super::locate::LocatedNeurons;
 use super::prompts::answer_pair;
 use super::retrieve::{Hit, RetrievalSettings, SubjectIndex};
 use super::scope::{QuestionEncoder, ScopeKeys, ScopeSettings};
 use super::settings::MethodSettings;
-use crate::runtime::{AnswerEdits, GenerateOptions, Model, NeuronEdit, Sampling, TextStream, Tokenizer};
+use crate::runtime::{FfnDelta, GenerateOptions, GenerationDeltas, Model, Sampling, TextStream, Tokenizer};
 use crate::Result;
 
 /// An edit store with a retrieval index over its entries' subjects and their scope keys.
@@ -39,7 +39,7 @@ pub struct Retrieved {
     pub out_of_scope: Vec<Hit>,
     /// Entries that would have fired but could not be read: skipped, with the reason.
     pub damaged: Vec<(String, String)>,
-    pub edits: Vec<NeuronEdit>,
+    pub edits: Vec<FfnDelta>,
     /// The longest answer (in tokens) the fired entries were trained to produce: how long the update
     /// values act when generating.
     pub answer_tokens: usize,
@@ -47,8 +47,8 @@ pub struct Retrieved {
 
 impl Retrieved {
     /// The update values as generation applies them: for the answer the fired entries were trained on.
-    pub fn answer_edits(&self) -> AnswerEdits<'_> {
-        AnswerEdits { edits: &self.edits, answer_tokens: self.answer_tokens }
+    pub fn answer_edits(&self) -> GenerationDeltas<'_> {
+        GenerationDeltas { deltas: &self.edits, active_tokens: self.answer_tokens }
     }
 }
 
@@ -86,7 +86,7 @@ impl CachedEdits {
         located: &LocatedNeurons,
         update: &UpdateValues,
         settings: &MethodSettings,
-        history: &[EditStep],
+        history: &[OptimizeStep],
     ) -> Result<String> {
         let keys = self.encoder.keys(model, tokenizer, group)?;
         let id = self.cache.insert(group, located, update, settings, history, &keys)?;
@@ -126,7 +126,7 @@ impl CachedEdits {
                 if !self.scope.in_scope(score) {
                     return Ok(None);
                 }
-                let edits = self.cache.load_update(&hit.entry_id, self.hidden)?.to_edits()?;
+                let edits = self.cache.load_update(&hit.entry_id, self.hidden)?.to_ffn_deltas(model.device())?;
                 if !self.answers.contains_key(&hit.entry_id) {
                     let answers = TrainedAnswer::of_entry(tokenizer, &self.cache.get(&hit.entry_id)?)?;
                     self.answers.insert(hit.entry_id.clone(), answers);
@@ -264,7 +264,7 @@ pub fn generate_text(
     model: &Model,
     tokenizer: &Tokenizer,
     prompt: &str,
-    edits: AnswerEdits,
+    edits: GenerationDeltas,
     options: &AnswerOptions,
     on_text: &mut dyn FnMut(&str) -> bool,
 ) -> Result<(String, Vec<u32>)> {

@@ -14,13 +14,14 @@ use super::locate::LocatedNeurons;
 use super::prompts::{answer_pair, kl_prompts, other_relation_questions};
 use super::scope::{QuestionEncoder, ScopeSettings};
 use crate::runtime::{
-    log_softmax_last_dim, AnswerTails, Model, NeuronEdit, PaddedBatch, TeacherForcingBatch, Tokenizer, WeightMode,
+    log_softmax_last_dim, FfnDelta, Model, PaddedBatch, PrefixCachedBatch, PromptTarget, TeacherForcingBatch,
+    Tokenizer, WeightMode,
 };
 use crate::Result;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
-pub struct EditSettings {
+pub struct OptimizeSettings {
     pub learning_rate: f64,
     pub steps: usize,
     /// lambda: weight of the KL term that keeps the subject's other knowledge.
@@ -55,7 +56,7 @@ pub struct EditSettings {
 
 /// Losses after one optimisation step, for the loss-curve pane and the CLI.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct EditStep {
+pub struct OptimizeStep {
     pub step: usize,
     pub target_loss: f32,
     pub kl_loss: f32,
@@ -85,15 +86,15 @@ pub struct UpdateValues {
 }
 
 impl UpdateValues {
-    /// The hooks that apply these update values in a forward pass.
-    pub fn to_edits(&self) -> Result<Vec<NeuronEdit>> {
+    /// The hooks that apply these update values in a forward pass of a model on `device`.
+    pub fn to_ffn_deltas(&self, device: &Device) -> Result<Vec<FfnDelta>> {
         self.layers
             .iter()
             .map(|l| {
-                Ok(NeuronEdit {
+                Ok(FfnDelta {
                     layer: l.layer,
-                    neurons: Tensor::new(l.neurons.as_slice(), &Device::Cpu)?,
-                    delta: l.delta.clone(),
+                    neurons: Tensor::new(l.neurons.as_slice(), device)?,
+                    delta: l.delta.to_device(device)?,
                 })
             })
             .collect()
@@ -114,7 +115,7 @@ impl UpdateValues {
     pub fn save(&self, path: &Path) -> Result<()> {
         let mut tensors = BTreeMap::new();
         for l in &self.layers {
-            tensors.insert(format!("layer.{}.neurons", l.layer), Tensor::new(l.neurons.as_slice(), &Device::Cpu)?);
+            tensors.insert(format!("layer.{}.neurons", l.layer), Tensor::new(l.neurons.as_slice(), l.delta.device())?);
             tensors.insert(format!("layer.{}.delta", l.layer), l.delta.to_dtype(DType::F32)?);
         }
         let tensors: std::collections::HashMap<_, _> = tensors.into_iter().collect();
@@ -123,6 +124,7 @@ impl UpdateValues {
     }
 
     /// Reads update values written by [`UpdateValues::save`], checking their shapes against `hidden`.
+    /// They are read into host memory; [`UpdateValues::to_ffn_deltas`] puts them on a model's device.
     pub fn load(path: &Path, hidden: usize) -> Result<Self> {
         let tensors = candle_core::safetensors::load(path, &Device::Cpu)
             .map_err(|e| eyre!("update values {} are unreadable ({e})", path.display()))?;
@@ -152,7 +154,7 @@ impl UpdateValues {
     }
 }
 
-impl Default for EditSettings {
+impl Default for OptimizeSettings {
     fn default() -> Self {
         Self {
             learning_rate: 0.05,
@@ -178,7 +180,7 @@ fn kl_prompts_of(
     model: &Model,
     tokenizer: &Tokenizer,
     group: &EditGroup,
-    settings: &EditSettings,
+    settings: &OptimizeSettings,
 ) -> Result<Vec<String>> {
     let mut prompts: Vec<String> = group.descriptors.iter().flat_map(|d| kl_prompts(&d.lang, &d.subject)).collect();
     if !settings.other_relations {
@@ -202,7 +204,8 @@ fn kl_prompts_of(
 /// Why an optimisation ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum StopReason {
-    /// Every training prompt's target became the argmax.
+    /// Every training prompt's target leads the best other token by at least `stop_margin` logits
+    /// (with `early_stop` on).
     Converged,
     /// All configured steps ran.
     StepsDone,
@@ -210,9 +213,9 @@ pub enum StopReason {
 }
 
 /// The result of optimizing update values for one edit group.
-pub struct EditOutcome {
+pub struct OptimizeOutcome {
     pub update: UpdateValues,
-    pub history: Vec<EditStep>,
+    pub history: Vec<OptimizeStep>,
     pub stop: StopReason,
 }
 
@@ -223,10 +226,10 @@ pub fn optimize(
     tokenizer: &Tokenizer,
     group: &EditGroup,
     located: &LocatedNeurons,
-    settings: &EditSettings,
+    settings: &OptimizeSettings,
     cancel: &AtomicBool,
-    on_step: &mut dyn FnMut(&EditStep),
-) -> Result<EditOutcome> {
+    on_step: &mut dyn FnMut(&OptimizeStep),
+) -> Result<OptimizeOutcome> {
     if model.mode() != WeightMode::Dense {
         bail!("editing needs the dense (f32) weights: load the model with WeightMode::Dense");
     }
@@ -235,10 +238,56 @@ pub fn optimize(
     if located.neuron_count() == 0 {
         bail!("no language-agnostic neurons were located for `{}`: lower beta or choose other layers", group.name);
     }
-    let pad = tokenizer.pad_id();
-    let hidden = model.config().hidden_size;
+    // Update values act from each answer's start on: everything before it is computed once, and so is
+    // everything below the lowest edited layer.
+    let first_layer = *located.selected.keys().next().expect("at least one layer is selected");
+    let (pairs, prompt_pair_of_lang) = training_pairs(tokenizer, group, settings)?;
+    let targets = TargetTerm::new(model, tokenizer.pad_id(), &pairs, prompt_pair_of_lang, first_layer)?;
+    let kl = KlTerm::new(model, tokenizer, &kl_prompts_of(model, tokenizer, group, settings)?, first_layer)?;
+    let mut values = TrainedValues::new(model, located, settings)?;
 
-    // Training pairs: each language's prompt first (its probability is reported), then paraphrases.
+    let mut step = 0;
+    let mut history = Vec::new();
+    let stop = loop {
+        let losses = StepLosses::new(model, &targets, &kl, &values.ffn_deltas(), settings.kl_weight, step)?;
+        on_step(&losses.record);
+        history.push(losses.record);
+        if let Some(reason) = stop_reason(&losses.pair_margins, step, settings, cancel) {
+            break reason;
+        }
+        values.step(&losses.surrogate)?;
+        step += 1;
+    };
+    let update = values.into_update();
+    update.check_finite()?;
+    Ok(OptimizeOutcome { update, history, stop })
+}
+
+/// Why to stop after `step`, given every training pair's target margin; `None`: take a gradient step.
+fn stop_reason(
+    pair_margins: &[f32],
+    step: usize,
+    settings: &OptimizeSettings,
+    cancel: &AtomicBool,
+) -> Option<StopReason> {
+    if settings.early_stop && pair_margins.iter().all(|&m| m >= settings.stop_margin) {
+        Some(StopReason::Converged)
+    } else if step == settings.steps {
+        Some(StopReason::StepsDone)
+    } else if cancel.load(Ordering::Relaxed) {
+        Some(StopReason::Cancelled)
+    } else {
+        None
+    }
+}
+
+/// The training pairs (each language's prompt first, its probability is reported, then its
+/// paraphrases when trained on) and, per language, the index of its prompt's pair.
+fn training_pairs(
+    tokenizer: &Tokenizer,
+    group: &EditGroup,
+    settings: &OptimizeSettings,
+) -> Result<(Vec<PromptTarget>, Vec<usize>)> {
     let mut pairs = Vec::new();
     let mut prompt_pair_of_lang = Vec::new();
     for d in &group.descriptors {
@@ -250,95 +299,186 @@ pub fn optimize(
             }
         }
     }
-    let targets = TeacherForcingBatch::new(&pairs, pad)?;
-    let pair_sums = span_sum_matrix(&targets.spans, targets.cells.len())?;
+    Ok((pairs, prompt_pair_of_lang))
+}
 
-    let kl_seqs: Vec<Vec<u32>> = kl_prompts_of(model, tokenizer, group, settings)?
-        .iter()
-        .map(|p| tokenizer.encode_prompt(p))
-        .collect::<Result<_>>()?;
-    let kl_batch = PaddedBatch::new(&kl_seqs, pad)?;
-    let kl_cells: Vec<(usize, usize)> = kl_batch.lengths.iter().enumerate().map(|(r, &len)| (r, len - 1)).collect();
+/// L_target's inputs: the teacher-forced training pairs, their prefixes cached.
+struct TargetTerm {
+    batch: TeacherForcingBatch,
+    tails: PrefixCachedBatch,
+    /// Sums each pair's token log-probs (see [`span_sum_matrix`]).
+    pair_sums: Tensor,
+    prompt_pair_of_lang: Vec<usize>,
+}
 
-    // Update values act from each answer's start on: everything before it is computed once, and so is
-    // everything below the lowest edited layer.
-    let first_layer = *located.selected.keys().next().expect("at least one layer is selected");
-    let target_tails = AnswerTails::new(model, &targets.batch, first_layer, pad)?;
-    let kl_tails = AnswerTails::new(model, &kl_batch, first_layer, pad)?;
-    let original_log_probs = log_softmax_last_dim(&model.logits(&kl_tails.hidden_at(model, &kl_cells, &[])?)?)?;
-    let original_probs = original_log_probs.exp()?;
+impl TargetTerm {
+    fn new(
+        model: &Model,
+        pad_id: u32,
+        pairs: &[PromptTarget],
+        prompt_pair_of_lang: Vec<usize>,
+        first_layer: usize,
+    ) -> Result<Self> {
+        let batch = TeacherForcingBatch::new(pairs, pad_id, model.device())?;
+        let pair_sums = span_sum_matrix(&batch.spans, batch.cells.len(), model.device())?;
+        let tails = PrefixCachedBatch::new(model, &batch.batch, first_layer, pad_id)?;
+        Ok(Self { batch, tails, pair_sums, prompt_pair_of_lang })
+    }
+}
 
-    let layers: Vec<(usize, Vec<u32>)> = located.selected.iter().map(|(l, n)| (*l, n.clone())).collect();
-    let vars: Vec<Var> = layers
-        .iter()
-        .map(|(_, neurons)| Var::zeros((neurons.len(), hidden), DType::F32, &Device::Cpu))
-        .collect::<candle_core::Result<_>>()?;
-    let neuron_tensors: Vec<Tensor> =
-        layers.iter().map(|(_, n)| Tensor::new(n.as_slice(), &Device::Cpu)).collect::<candle_core::Result<_>>()?;
-    let max_norms: Vec<Option<Tensor>> = layers
-        .iter()
-        .zip(&neuron_tensors)
-        .map(|((layer, _), idx)| {
-            settings
-                .max_norm_ratio
-                .map(|ratio| -> Result<Tensor> {
-                    let values = model.value_vectors(*layer)?.index_select(idx, 0)?;
-                    Ok((values.sqr()?.sum_keepdim(1)?.sqrt()? * ratio)?)
-                })
-                .transpose()
-        })
-        .collect::<Result<_>>()?;
-    let mut optimizer = AdamW::new(
-        vars.clone(),
-        ParamsAdamW { lr: settings.learning_rate, weight_decay: settings.weight_decay, ..Default::default() },
-    )?;
+/// L_kl's inputs: the KL prompts, their prefixes cached, and the unedited model's next-token
+/// distribution at each prompt's last token.
+struct KlTerm {
+    tails: PrefixCachedBatch,
+    cells: Vec<(usize, usize)>,
+    original_log_probs: Tensor,
+    original_probs: Tensor,
+}
 
-    let mut history = Vec::new();
-    let mut stop = StopReason::StepsDone;
-    for step in 0..=settings.steps {
-        let edits: Vec<NeuronEdit> = layers
+impl KlTerm {
+    fn new(model: &Model, tokenizer: &Tokenizer, prompts: &[String], first_layer: usize) -> Result<Self> {
+        let seqs: Vec<Vec<u32>> = prompts.iter().map(|p| tokenizer.encode_prompt(p)).collect::<Result<_>>()?;
+        let batch = PaddedBatch::new(&seqs, tokenizer.pad_id(), model.device())?;
+        let cells: Vec<(usize, usize)> = batch.lengths.iter().enumerate().map(|(r, &len)| (r, len - 1)).collect();
+        let tails = PrefixCachedBatch::new(model, &batch, first_layer, tokenizer.pad_id())?;
+        let original_log_probs = log_softmax_last_dim(&model.logits(&tails.hidden_at(model, &cells, &[])?)?)?;
+        let original_probs = original_log_probs.exp()?;
+        Ok(Self { tails, cells, original_log_probs, original_probs })
+    }
+}
+
+/// The update values being trained (one variable per selected layer), their AdamW state and their
+/// norm caps.
+struct TrainedValues {
+    layers: Vec<(usize, Vec<u32>)>,
+    vars: Vec<Var>,
+    neuron_tensors: Vec<Tensor>,
+    /// Per layer, each neuron's largest update norm (`max_norm_ratio` times its value vector's norm).
+    max_norms: Vec<Option<Tensor>>,
+    optimizer: AdamW,
+}
+
+impl TrainedValues {
+    /// Zero update values for the located neurons.
+    fn new(model: &Model, located: &LocatedNeurons, settings: &OptimizeSettings) -> Result<Self> {
+        let device = model.device();
+        let hidden = model.config().hidden_size;
+        let layers: Vec<(usize, Vec<u32>)> = located.selected.iter().map(|(l, n)| (*l, n.clone())).collect();
+        let vars: Vec<Var> = layers
             .iter()
-            .zip(&vars)
+            .map(|(_, neurons)| Var::zeros((neurons.len(), hidden), DType::F32, device))
+            .collect::<candle_core::Result<_>>()?;
+        let neuron_tensors: Vec<Tensor> =
+            layers.iter().map(|(_, n)| Tensor::new(n.as_slice(), device)).collect::<candle_core::Result<_>>()?;
+        let max_norms: Vec<Option<Tensor>> = layers
+            .iter()
             .zip(&neuron_tensors)
-            .map(|(((layer, _), var), neurons)| NeuronEdit {
+            .map(|((layer, _), idx)| {
+                settings
+                    .max_norm_ratio
+                    .map(|ratio| -> Result<Tensor> {
+                        let values = model.value_vectors(*layer)?.index_select(idx, 0)?;
+                        Ok((values.sqr()?.sum_keepdim(1)?.sqrt()? * ratio)?)
+                    })
+                    .transpose()
+            })
+            .collect::<Result<_>>()?;
+        let optimizer = AdamW::new(
+            vars.clone(),
+            ParamsAdamW { lr: settings.learning_rate, weight_decay: settings.weight_decay, ..Default::default() },
+        )?;
+        Ok(Self { layers, vars, neuron_tensors, max_norms, optimizer })
+    }
+
+    /// The current values as forward-pass hooks.
+    fn ffn_deltas(&self) -> Vec<FfnDelta> {
+        self.layers
+            .iter()
+            .zip(&self.vars)
+            .zip(&self.neuron_tensors)
+            .map(|(((layer, _), var), neurons)| FfnDelta {
                 layer: *layer,
                 neurons: neurons.clone(),
                 delta: var.as_tensor().clone(),
             })
-            .collect();
+            .collect()
+    }
+
+    /// One AdamW step on `surrogate`, then each update vector clamped to its norm cap.
+    fn step(&mut self, surrogate: &Tensor) -> Result<()> {
+        self.optimizer.backward_step(surrogate)?;
+        for (var, max_norm) in self.vars.iter().zip(&self.max_norms) {
+            if let Some(max_norm) = max_norm {
+                let norms = var.as_tensor().sqr()?.sum_keepdim(1)?.sqrt()?;
+                let scale = (max_norm / (norms + 1e-12)?)?.clamp(0f32, 1f32)?;
+                var.set(&var.as_tensor().broadcast_mul(&scale)?)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn into_update(self) -> UpdateValues {
+        UpdateValues {
+            layers: self
+                .layers
+                .into_iter()
+                .zip(&self.vars)
+                .map(|((layer, neurons), var)| LayerUpdate { layer, neurons, delta: var.as_tensor().detach() })
+                .collect(),
+        }
+    }
+}
+
+/// One step's losses: what is reported, every pair's target margin (for the stop rule), and the
+/// surrogate whose gradient is the loss's gradient.
+struct StepLosses {
+    record: OptimizeStep,
+    pair_margins: Vec<f32>,
+    surrogate: Tensor,
+}
+
+impl StepLosses {
+    fn new(
+        model: &Model,
+        targets: &TargetTerm,
+        kl: &KlTerm,
+        deltas: &[FfnDelta],
+        kl_weight: f64,
+        step: usize,
+    ) -> Result<Self> {
         // Losses and their gradients with respect to the final hidden states are computed in closed
         // form (softmax minus target); autograd only runs through the transformer layers.
-        let target_hidden = target_tails.hidden_at(model, &targets.cells, &edits)?;
-        let kl_hidden = kl_tails.hidden_at(model, &kl_cells, &edits)?;
+        let target_hidden = targets.tails.hidden_at(model, &targets.batch.cells, deltas)?;
+        let kl_hidden = kl.tails.hidden_at(model, &kl.cells, deltas)?;
         let target_logits = model.logits(&target_hidden.detach())?;
-        let scored = targets.score(&target_logits)?;
-        let pair_nll = pair_sums.matmul(&scored.token_log_probs.neg()?.unsqueeze(1)?)?.squeeze(1)?;
+        let scored = targets.batch.score(&target_logits)?;
+        let pair_nll = targets.pair_sums.matmul(&scored.token_log_probs.neg()?.unsqueeze(1)?)?.squeeze(1)?;
         let target_loss = pair_nll.mean_all()?;
         let edited_log_probs = log_softmax_last_dim(&model.logits(&kl_hidden.detach())?)?;
-        let kl_rows = kl_cells.len() as f64;
-        let kl_loss = ((&original_probs * (&original_log_probs - &edited_log_probs)?)?.sum_all()? / kl_rows)?;
-        let total = (&target_loss + (&kl_loss * settings.kl_weight)?)?;
+        let kl_rows = kl.cells.len() as f64;
+        let kl_loss = ((&kl.original_probs * (&kl.original_log_probs - &edited_log_probs)?)?.sum_all()? / kl_rows)?;
+        let total = (&target_loss + (&kl_loss * kl_weight)?)?;
 
         // d(mean over pairs of summed NLL)/d logits = (softmax - onehot(target)) / pairs.
-        let pairs_count = targets.spans.len() as f64;
+        let pairs_count = targets.batch.spans.len() as f64;
         let target_grad = ((model.head_gradient(&log_softmax_last_dim(&target_logits)?.exp()?)?
-            - model.output_rows(&targets.target_ids()?)?)?
+            - model.output_rows(&targets.batch.target_ids()?)?)?
             / pairs_count)?;
         // d KL(p0 || p) / d logits = p - p0, averaged over the prompts.
-        let kl_grad =
-            (model.head_gradient(&(edited_log_probs.exp()? - &original_probs)?)? * (settings.kl_weight / kl_rows))?;
+        let kl_grad = (model.head_gradient(&(edited_log_probs.exp()? - &kl.original_probs)?)? * (kl_weight / kl_rows))?;
         let surrogate = ((target_hidden * target_grad)?.sum_all()? + (kl_hidden * kl_grad)?.sum_all()?)?;
 
         let nll: Vec<f32> = pair_nll.to_vec1()?;
-        let margins = targets.target_margins(&target_logits)?;
-        let record = EditStep {
+        let pair_margins = targets.batch.target_margins(&target_logits)?;
+        let of_langs = &targets.prompt_pair_of_lang;
+        let record = OptimizeStep {
             step,
             target_loss: target_loss.to_scalar()?,
             kl_loss: kl_loss.to_scalar()?,
             total_loss: total.to_scalar()?,
-            target_probs: prompt_pair_of_lang.iter().map(|&i| (-nll[i]).exp()).collect(),
-            all_correct: margins.iter().all(|&m| m > 0.0),
-            target_margins: prompt_pair_of_lang.iter().map(|&i| margins[i]).collect(),
+            target_probs: of_langs.iter().map(|&i| (-nll[i]).exp()).collect(),
+            all_correct: pair_margins.iter().all(|&m| m > 0.0),
+            target_margins: of_langs.iter().map(|&i| pair_margins[i]).collect(),
         };
         if ![record.target_loss, record.kl_loss, record.total_loss].iter().all(|l| l.is_finite()) {
             bail!(
@@ -349,47 +489,17 @@ pub fn optimize(
                 record.kl_loss
             );
         }
-        on_step(&record);
-        let converged = settings.early_stop && margins.iter().all(|&m| m >= settings.stop_margin);
-        history.push(record);
-        if converged {
-            stop = StopReason::Converged;
-            break;
-        }
-        if step == settings.steps {
-            break;
-        }
-        if cancel.load(Ordering::Relaxed) {
-            stop = StopReason::Cancelled;
-            break;
-        }
-        optimizer.backward_step(&surrogate)?;
-        for (var, max_norm) in vars.iter().zip(&max_norms) {
-            if let Some(max_norm) = max_norm {
-                let norms = var.as_tensor().sqr()?.sum_keepdim(1)?.sqrt()?;
-                let scale = (max_norm / (norms + 1e-12)?)?.clamp(0f32, 1f32)?;
-                var.set(&var.as_tensor().broadcast_mul(&scale)?)?;
-            }
-        }
+        Ok(Self { record, pair_margins, surrogate })
     }
-    let update = UpdateValues {
-        layers: layers
-            .into_iter()
-            .zip(&vars)
-            .map(|((layer, neurons), var)| LayerUpdate { layer, neurons, delta: var.as_tensor().detach() })
-            .collect(),
-    };
-    update.check_finite()?;
-    Ok(EditOutcome { update, history, stop })
 }
 
 /// A (spans, cells) 0/1 matrix that sums each span's entries when multiplied with a column.
-fn span_sum_matrix(spans: &[std::ops::Range<usize>], cells: usize) -> Result<Tensor> {
+fn span_sum_matrix(spans: &[std::ops::Range<usize>], cells: usize, device: &Device) -> Result<Tensor> {
     let mut values = vec![0f32; spans.len() * cells];
     for (row, span) in spans.iter().enumerate() {
         for cell in span.clone() {
             values[row * cells + cell] = 1.0;
         }
     }
-    Ok(Tensor::from_vec(values, (spans.len(), cells), &Device::Cpu)?)
+    Ok(Tensor::from_vec(values, (spans.len(), cells), device)?)
 }

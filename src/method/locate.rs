@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use candle_core::{Device, Tensor};
+use candle_core::Tensor;
 use color_eyre::eyre::{bail, eyre};
 use serde::{Deserialize, Serialize};
 
@@ -305,7 +305,7 @@ fn activations(
             let holds_position = (start..start + chunk.len()).contains(&at);
             let capture = if position == ActivationPosition::Mean || holds_position { &all_layers[..] } else { &[] };
             let hooks = Hooks { capture_layers: capture, stop_after_layer: Some(num_layers - 1), ..Hooks::default() };
-            let out = model.forward(&Tensor::new(chunk, &Device::Cpu)?.unsqueeze(0)?, Some(&mut cache), hooks)?;
+            let out = model.forward(&Tensor::new(chunk, model.device())?.unsqueeze(0)?, Some(&mut cache), hooks)?;
             for (layer, h) in &out.activations {
                 let h = h.get(0)?;
                 rows[*layer] = Some(match (position, rows[*layer].take()) {

@@ -12,7 +12,7 @@ pub mod retrieve;
 pub mod scope;
 pub mod settings;
 
-pub use edit::{optimize, EditOutcome, EditSettings, EditStep, LayerUpdate, StopReason, UpdateValues};
+pub use edit::{optimize, LayerUpdate, OptimizeOutcome, OptimizeSettings, OptimizeStep, StopReason, UpdateValues};
 pub use group::{load_benchmark, BenchmarkEntry, BenchmarkRecord, EditDescriptor, EditGroup};
 pub use locate::{
     describe_located, locate, measure, select, ActivationPosition, LayerChoice, LayerStats, LocateSettings,

@@ -5,7 +5,8 @@
 use std::sync::atomic::AtomicBool;
 use std::time::Instant;
 
-use super::edit::{optimize, EditOutcome, EditStep};
+use super::apply::CachedEdits;
+use super::edit::{optimize, OptimizeOutcome, OptimizeStep};
 use super::group::EditGroup;
 use super::locate::{measure, select, LocatedNeurons, Measurements};
 use super::prompts::fill_paraphrases;
@@ -26,7 +27,7 @@ pub struct EditModels<'a> {
 pub enum EditEvent<'a> {
     Paraphrased(&'a EditGroup),
     Located(&'a LocatedNeurons),
-    Step(&'a EditStep),
+    Step(&'a OptimizeStep),
 }
 
 /// The neurons located for a group.
@@ -72,9 +73,23 @@ pub struct EditRun {
     /// The group as edited: with the paraphrases that were used for locating.
     pub group: EditGroup,
     pub located: LocatedNeurons,
-    pub outcome: EditOutcome,
+    pub outcome: OptimizeOutcome,
     pub locate_seconds: f64,
     pub optimize_seconds: f64,
+}
+
+impl EditRun {
+    /// Stores this edit in `cached` (scope keys computed with `model`), returning its entry id.
+    pub fn store(
+        &self,
+        cached: &mut CachedEdits,
+        model: &Model,
+        tokenizer: &Tokenizer,
+        settings: &MethodSettings,
+    ) -> Result<String> {
+        let (update, history) = (&self.outcome.update, &self.outcome.history);
+        cached.insert(model, tokenizer, &self.group, &self.located, update, settings, history)
+    }
 }
 
 /// Fills paraphrases, locates the group's LAFNs ([`locate_group`]) and optimizes their update values.

@@ -5,7 +5,7 @@ use color_eyre::eyre::eyre;
 use serde::{Deserialize, Serialize};
 
 use super::group::EditGroup;
-use crate::runtime::{AnswerEdits, GenerateOptions, Model, PromptTarget, Sampling, TextStream, Tokenizer};
+use crate::runtime::{GenerateOptions, GenerationDeltas, Model, PromptTarget, Sampling, TextStream, Tokenizer};
 use crate::text::languages::{self, Templates};
 use crate::Result;
 
@@ -129,7 +129,7 @@ pub fn model_paraphrases(
         let mut text = String::new();
         model.generate(
             &ids,
-            AnswerEdits::NONE,
+            GenerationDeltas::NONE,
             &options,
             &[tokenizer.stop_ids(), &newline].concat(),
             &mut |token| {

@@ -222,7 +222,7 @@ fn mean_residuals(model: &Model, tokenizer: &Tokenizer, texts: &[&str], layer: u
     if seqs.iter().any(|s| s.len() <= prefix) {
         bail!("cannot encode an empty question");
     }
-    let batch = PaddedBatch::new(&seqs, tokenizer.pad_id())?;
+    let batch = PaddedBatch::new(&seqs, tokenizer.pad_id(), model.device())?;
     let out = model.forward(&batch.ids, None, Hooks { stop_after_layer: Some(layer), ..Hooks::default() })?;
     let means: Vec<Tensor> = (batch.lengths.iter().enumerate())
         .map(|(row, &len)| out.residual.get(row)?.narrow(0, prefix, len - prefix)?.mean(0))
@@ -249,7 +249,8 @@ impl ScopeKeys {
 
     /// [`ScopeKeys::score`] of each row of `queries` (queries, hidden).
     pub fn scores(&self, queries: &Tensor) -> Result<Vec<f32>> {
-        Ok(queries.matmul(&self.keys.t()?)?.max(1)?.to_vec1::<f32>()?)
+        // Keys are read from disk into host memory; the queries live on the model's device.
+        Ok(queries.matmul(&self.keys.to_device(queries.device())?.t()?)?.max(1)?.to_vec1::<f32>()?)
     }
 
     pub fn save(&self, path: &Path) -> Result<()> {

@@ -7,7 +7,7 @@ use std::fmt::Display;
 use color_eyre::eyre::{eyre, WrapErr};
 use serde::{Deserialize, Serialize};
 
-use super::edit::EditSettings;
+use super::edit::OptimizeSettings;
 use super::locate::{LayerChoice, LocateSettings};
 use super::prompts::ParaphraseSettings;
 use super::retrieve::RetrievalSettings;
@@ -29,7 +29,7 @@ const EVAL_SECTION: &str = "eval";
 pub struct MethodSettings {
     pub paraphrases: ParaphraseSettings,
     pub locate: LocateSettings,
-    pub edit: EditSettings,
+    pub edit: OptimizeSettings,
     pub retrieval: RetrievalSettings,
     pub scope: ScopeSettings,
 }
@@ -54,7 +54,7 @@ impl ScopeSettings {
     }
 }
 
-impl EditSettings {
+impl OptimizeSettings {
     pub fn validate(&self) -> Result<()> {
         check(
             "edit.learning_rate",

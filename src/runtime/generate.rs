@@ -1,11 +1,11 @@
 //! Token generation with a KV cache: greedy or sampled, stopping at stop tokens.
 
-use candle_core::{Device, Tensor};
+use candle_core::Tensor;
 use candle_transformers::generation::{LogitsProcessor, Sampling as CandleSampling};
 use color_eyre::eyre::bail;
 use serde::{Deserialize, Serialize};
 
-use super::model::{Hooks, KvCache, Model, NeuronEdit};
+use super::model::{FfnDelta, Hooks, KvCache, Model};
 use crate::Result;
 
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -31,18 +31,19 @@ impl Default for GenerateOptions {
     }
 }
 
-/// Update values to apply while generating. They act where they were trained to: from the prompt's
-/// last token for `answer_tokens` positions, the length of the answer they produce; the text after the
-/// answer comes from the unedited model (otherwise it keeps repeating the answer).
+/// FFN deltas to apply while generating, on the first `active_tokens` generated positions only (from
+/// the prompt's last token on); later positions run the unchanged model. Update values are trained to
+/// produce an answer of that length; the text after it comes from the unedited model (otherwise it
+/// keeps repeating the answer).
 #[derive(Debug, Clone, Copy, Default)]
-pub struct AnswerEdits<'a> {
-    pub edits: &'a [NeuronEdit],
-    pub answer_tokens: usize,
+pub struct GenerationDeltas<'a> {
+    pub deltas: &'a [FfnDelta],
+    pub active_tokens: usize,
 }
 
-impl AnswerEdits<'_> {
-    /// No update values: the unedited model.
-    pub const NONE: AnswerEdits<'static> = AnswerEdits { edits: &[], answer_tokens: 0 };
+impl GenerationDeltas<'_> {
+    /// No deltas: the unchanged model.
+    pub const NONE: GenerationDeltas<'static> = GenerationDeltas { deltas: &[], active_tokens: 0 };
 }
 
 /// Prompt tokens run per forward pass before generating: attention scores then take (chunk x prompt)
@@ -55,7 +56,7 @@ impl Model {
     pub fn generate(
         &self,
         prompt: &[u32],
-        edits: AnswerEdits,
+        deltas: GenerationDeltas,
         options: &GenerateOptions,
         stop_ids: &[u32],
         on_token: &mut dyn FnMut(u32) -> bool,
@@ -74,23 +75,23 @@ impl Model {
             }
         };
         let mut cache = KvCache::default();
-        // Everything before the chunk holding the prompt's last token is only cached: no edits act
+        // Everything before the chunk holding the prompt's last token is only cached: no deltas act
         // there (they start at the answer) and no logits are needed.
         let last_chunk_start = (prompt.len() - 1) / PREFILL_CHUNK * PREFILL_CHUNK;
         for chunk in prompt[..last_chunk_start].chunks(PREFILL_CHUNK) {
-            let ids = Tensor::new(chunk, &Device::Cpu)?.unsqueeze(0)?;
+            let ids = Tensor::new(chunk, self.device())?.unsqueeze(0)?;
             self.forward(&ids, Some(&mut cache), Hooks::default())?;
         }
         let mut input = prompt[last_chunk_start..].to_vec();
         let mut generated = Vec::new();
         let answer_start = [prompt.len() - 1];
         while generated.len() < options.max_new_tokens && cache.len() + input.len() < context {
-            let ids = Tensor::new(input.as_slice(), &Device::Cpu)?.unsqueeze(0)?;
+            let ids = Tensor::new(input.as_slice(), self.device())?.unsqueeze(0)?;
             // Position prompt.len() - 1 + generated.len() is the last one this pass computes.
-            let in_answer = generated.len() < edits.answer_tokens;
+            let active = generated.len() < deltas.active_tokens;
             let hooks = Hooks {
-                edits: if in_answer { edits.edits } else { &[] },
-                edit_from: Some(&answer_start),
+                ffn_deltas: if active { deltas.deltas } else { &[] },
+                deltas_from: Some(&answer_start),
                 ..Hooks::default()
             };
             let out = self.forward(&ids, Some(&mut cache), hooks)?;

@@ -4,6 +4,8 @@ mod config;
 mod generate;
 mod model;
 mod scoring;
+/// Test models; not part of the library proper (the `test-utils` feature, on for this crate's tests).
+#[cfg(feature = "test-utils")]
 pub mod tiny;
 mod tokenizer;
 mod weights;
@@ -13,18 +15,41 @@ use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 
+use candle_core::Device;
+use color_eyre::eyre::bail;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 pub use config::{Arch, ModelConfig, RopeStyle, MAX_INPUT_TOKENS};
-pub use generate::{AnswerEdits, GenerateOptions, Sampling, PREFILL_CHUNK};
-pub use model::{log_softmax_last_dim, softmax_last_dim, ForwardOutput, Hooks, KvCache, Model, NeuronEdit};
-pub use scoring::{AnswerTails, PaddedBatch, PromptTarget, TargetLogProbs, TeacherForced, TeacherForcingBatch};
+pub use generate::{GenerateOptions, GenerationDeltas, Sampling, PREFILL_CHUNK};
+pub use model::{log_softmax_last_dim, softmax_last_dim, FfnDelta, ForwardOutput, Hooks, KvCache, Model};
+pub use scoring::{PaddedBatch, PrefixCachedBatch, PromptTarget, TargetLogProbs, TeacherForced, TeacherForcingBatch};
 pub use tokenizer::{TextStream, Tokenizer};
 pub use weights::{WeightMode, WeightSource};
 
 use crate::fetch::ModelFiles;
 use crate::Result;
+
+/// The device a model is loaded on (`--device`). This build computes on the CPU only; the GPU backends
+/// are named so that asking for one fails with a clear message, and adding one is a change here.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum DeviceChoice {
+    #[default]
+    Cpu,
+    Cuda,
+    Metal,
+}
+
+impl DeviceChoice {
+    pub fn open(self) -> Result<Device> {
+        match self {
+            Self::Cpu => Ok(Device::Cpu),
+            Self::Cuda | Self::Metal => {
+                bail!("device `{self:?}` is not supported yet: this build computes on the CPU only (--device cpu)")
+            }
+        }
+    }
+}
 
 /// What a loaded model is, for `lafn inspect` and the Model pane.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -49,8 +74,9 @@ pub struct LoadedModel {
 }
 
 impl LoadedModel {
-    pub fn load(files: &ModelFiles, mode: WeightMode) -> Result<Self> {
-        let (mut source, config) = WeightSource::open(&files.weights)?;
+    /// Loads the model's weights onto `device`; everything that runs it later asks the model for it.
+    pub fn load(files: &ModelFiles, mode: WeightMode, device: &Device) -> Result<Self> {
+        let (mut source, config) = WeightSource::open(&files.weights, device)?;
         let tokenizer = Tokenizer::load(files.tokenizer.as_deref(), source.gguf_content())?;
         let model = Model::load(&mut source, &config, mode)?;
         let info = ModelInfo {
@@ -67,7 +93,7 @@ impl LoadedModel {
 
     /// The same weights in another mode (e.g. dense f32 for editing beside quantized for chat).
     pub fn load_weights(&self, mode: WeightMode) -> Result<Model> {
-        let (mut source, config) = WeightSource::open(&self.info.path)?;
+        let (mut source, config) = WeightSource::open(&self.info.path, self.model.device())?;
         Model::load(&mut source, &config, mode)
     }
 }

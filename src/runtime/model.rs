@@ -13,9 +13,10 @@ use super::config::{Arch, ModelConfig, RopeStyle};
 use super::weights::{Embedding, Linear, WeightMode, WeightSource};
 use crate::Result;
 
-/// Update values for some neurons of one FFN layer.
+/// Vectors added to some neurons' value vectors (rows of the down projection) in one FFN layer:
+/// the layer then outputs `down(h) + sum_j h_j * delta_j` without its weights changing.
 #[derive(Debug, Clone)]
-pub struct NeuronEdit {
+pub struct FfnDelta {
     pub layer: usize,
     /// Neuron indices, u32, shape (k).
     pub neurons: Tensor,
@@ -26,11 +27,11 @@ pub struct NeuronEdit {
 /// What a forward pass should do besides computing hidden states.
 #[derive(Default, Clone, Copy)]
 pub struct Hooks<'a> {
-    pub edits: &'a [NeuronEdit],
-    /// Per batch row, the first absolute position at which the edits act; `None`: every position.
+    pub ffn_deltas: &'a [FfnDelta],
+    /// Per batch row, the first absolute position at which the deltas act; `None`: every position.
     /// Update values are trained to act where the answer is produced — from the prompt's last token
     /// on — so they act only there (see [`crate::runtime::PaddedBatch::answer_starts`]).
-    pub edit_from: Option<&'a [usize]>,
+    pub deltas_from: Option<&'a [usize]>,
     /// Per batch row, the absolute position of the row's first id when rows continue cached prefixes
     /// of different lengths: row r sees only the first `row_offsets[r]` cached keys (the cache's rows
     /// are right-padded). `None`: every row continues right after the whole cache.
@@ -40,13 +41,13 @@ pub struct Hooks<'a> {
     /// Skip everything after this layer (locating needs no LM head or later layers).
     pub stop_after_layer: Option<usize>,
     /// Start at this layer from a residual stream computed earlier (see [`ForwardOutput::residual`])
-    /// instead of embedding the ids: edits above a layer never change what lies below it.
+    /// instead of embedding the ids: deltas above a layer never change what lies below it.
     pub resume: Option<(usize, &'a Tensor)>,
 }
 
 impl<'a> Hooks<'a> {
-    pub fn with_edits(edits: &'a [NeuronEdit]) -> Self {
-        Self { edits, ..Self::default() }
+    pub fn with_deltas(ffn_deltas: &'a [FfnDelta]) -> Self {
+        Self { ffn_deltas, ..Self::default() }
     }
 }
 
@@ -111,6 +112,8 @@ pub struct Model {
     lm_head: Linear,
     /// The LM head shares the embedding's storage.
     lm_head_tied: bool,
+    /// Where the weights live; every tensor the model builds is made there.
+    device: Device,
 }
 
 impl Model {
@@ -153,7 +156,8 @@ impl Model {
         } else {
             source.linear("output.weight", (c.vocab_size, h), mode)?
         };
-        Ok(Self { config: config.clone(), mode, embedding, blocks, final_norm, lm_head, lm_head_tied })
+        let device = source.device().clone();
+        Ok(Self { config: config.clone(), mode, embedding, blocks, final_norm, lm_head, lm_head_tied, device })
     }
 
     pub fn config(&self) -> &ModelConfig {
@@ -162,6 +166,11 @@ impl Model {
 
     pub fn mode(&self) -> WeightMode {
         self.mode
+    }
+
+    /// The device the weights were loaded on: inputs and hooks for this model are made there.
+    pub fn device(&self) -> &Device {
+        &self.device
     }
 
     /// Dense weights use only differentiable ops; quantized weights use candle's fused kernels.
@@ -205,8 +214,8 @@ impl Model {
             bail!("forward pass on an empty sequence");
         }
         let c = &self.config;
-        if let Some(layer) = hooks.edits.iter().map(|e| e.layer).find(|&l| l >= c.num_layers) {
-            bail!("edit addresses layer {layer}, but the model has {} layers", c.num_layers);
+        if let Some(layer) = hooks.ffn_deltas.iter().map(|e| e.layer).find(|&l| l >= c.num_layers) {
+            bail!("an FFN delta addresses layer {layer}, but the model has {} layers", c.num_layers);
         }
         let cached = cache.as_ref().map_or(0, |c| c.len());
         let offsets = match hooks.row_offsets {
@@ -229,14 +238,14 @@ impl Model {
                 }
             }
         };
-        let masks = AttentionMasks::new(c, seq, cached, &offsets)?;
-        let edit_mask = match (hooks.edit_from, hooks.edits.is_empty()) {
-            (Some(from), false) => edit_mask(from, &offsets, seq)?,
+        let masks = AttentionMasks::new(c, seq, cached, &offsets, &self.device)?;
+        let delta_mask = match (hooks.deltas_from, hooks.ffn_deltas.is_empty()) {
+            (Some(from), false) => delta_mask(from, &offsets, seq, &self.device)?,
             _ => None,
         };
         let mut activations = BTreeMap::new();
         for (i, block) in self.blocks.iter().enumerate().skip(first_layer) {
-            let rope = Rope::new(c, i, &offsets, seq)?;
+            let rope = Rope::new(c, i, &offsets, seq, &self.device)?;
             let layer_cache = cache.as_deref_mut().map(|c| &mut c.layers[i]);
             let mask = masks.for_layer(c, i);
             let residual = x.clone();
@@ -248,7 +257,15 @@ impl Model {
             x = (residual + y)?;
             let residual = x.clone();
             let mut y = self.rms_norm(&x, &block.ffn_norm)?;
-            y = self.ffn(&block.ffn, &y, i, hooks.edits, edit_mask.as_ref(), hooks.capture_layers, &mut activations)?;
+            y = self.ffn(
+                &block.ffn,
+                &y,
+                i,
+                hooks.ffn_deltas,
+                delta_mask.as_ref(),
+                hooks.capture_layers,
+                &mut activations,
+            )?;
             if let Some(norm) = &block.post_ffn_norm {
                 y = self.rms_norm(&y, norm)?;
             }
@@ -266,8 +283,8 @@ impl Model {
         ffn: &Ffn,
         x: &Tensor,
         layer: usize,
-        edits: &[NeuronEdit],
-        edit_mask: Option<&Tensor>,
+        deltas: &[FfnDelta],
+        delta_mask: Option<&Tensor>,
         capture_layers: &[usize],
         activations: &mut BTreeMap<usize, Tensor>,
     ) -> Result<Tensor> {
@@ -281,14 +298,14 @@ impl Model {
             activations.insert(layer, h.clone());
         }
         let mut out = ffn.down.forward(&h)?;
-        for edit in edits.iter().filter(|e| e.layer == layer) {
+        for added in deltas.iter().filter(|d| d.layer == layer) {
             let (b, s, _) = h.dims3()?;
-            let mut chosen = h.index_select(&edit.neurons, 2)?;
-            if let Some(mask) = edit_mask {
+            let mut chosen = h.index_select(&added.neurons, 2)?;
+            if let Some(mask) = delta_mask {
                 chosen = chosen.broadcast_mul(mask)?;
             }
             let k = chosen.dim(2)?;
-            let update = chosen.reshape((b * s, k))?.matmul(&edit.delta)?.reshape((b, s, ()))?;
+            let update = chosen.reshape((b * s, k))?.matmul(&added.delta)?.reshape((b, s, ()))?;
             out = (out + update)?;
         }
         Ok(out)
@@ -395,7 +412,7 @@ struct AttentionMasks {
 impl AttentionMasks {
     /// `cached` keys precede the `seq` new ones; row r's new ids start at absolute position `offsets[r]`
     /// and it sees only its first `offsets[r]` cached keys.
-    fn new(c: &ModelConfig, seq: usize, cached: usize, offsets: &[usize]) -> Result<Self> {
+    fn new(c: &ModelConfig, seq: usize, cached: usize, offsets: &[usize], device: &Device) -> Result<Self> {
         let uniform = offsets.iter().all(|&o| o == cached);
         let keys = cached + seq;
         let build = |window: Option<usize>| -> Result<Option<Tensor>> {
@@ -420,10 +437,10 @@ impl AttentionMasks {
                 })
             };
             let mask = if uniform {
-                Tensor::from_vec(row_mask(cached).collect::<Vec<f32>>(), (seq, keys), &Device::Cpu)?
+                Tensor::from_vec(row_mask(cached).collect::<Vec<f32>>(), (seq, keys), device)?
             } else {
                 let values: Vec<f32> = offsets.iter().flat_map(|&o| row_mask(o)).collect();
-                Tensor::from_vec(values, (offsets.len(), 1, seq, keys), &Device::Cpu)?
+                Tensor::from_vec(values, (offsets.len(), 1, seq, keys), device)?
             };
             Ok(Some(mask))
         };
@@ -442,20 +459,20 @@ impl AttentionMasks {
     }
 }
 
-/// A (batch, seq, 1) 0/1 mask of the positions where edits act, or `None` when they act everywhere.
-fn edit_mask(edit_from: &[usize], offsets: &[usize], seq: usize) -> Result<Option<Tensor>> {
-    if edit_from.len() != offsets.len() {
-        bail!("edit start positions are given for {} rows, the batch has {}", edit_from.len(), offsets.len());
+/// A (batch, seq, 1) 0/1 mask of the positions where deltas act, or `None` when they act everywhere.
+fn delta_mask(deltas_from: &[usize], offsets: &[usize], seq: usize, device: &Device) -> Result<Option<Tensor>> {
+    if deltas_from.len() != offsets.len() {
+        bail!("delta start positions are given for {} rows, the batch has {}", deltas_from.len(), offsets.len());
     }
-    if edit_from.iter().zip(offsets).all(|(&from, &offset)| from <= offset) {
+    if deltas_from.iter().zip(offsets).all(|(&from, &offset)| from <= offset) {
         return Ok(None);
     }
-    let values: Vec<f32> = edit_from
+    let values: Vec<f32> = deltas_from
         .iter()
         .zip(offsets)
         .flat_map(|(&from, &offset)| (0..seq).map(move |i| if offset + i >= from { 1.0 } else { 0.0 }))
         .collect();
-    Ok(Some(Tensor::from_vec(values, (offsets.len(), seq, 1), &Device::Cpu)?))
+    Ok(Some(Tensor::from_vec(values, (offsets.len(), seq, 1), device)?))
 }
 
 /// Rotary position embedding of one layer for positions offset..offset+seq of each row:
@@ -467,7 +484,7 @@ struct Rope {
 }
 
 impl Rope {
-    fn new(c: &ModelConfig, layer: usize, offsets: &[usize], seq: usize) -> Result<Self> {
+    fn new(c: &ModelConfig, layer: usize, offsets: &[usize], seq: usize, device: &Device) -> Result<Self> {
         let half = c.head_dim / 2;
         let theta = c.rope_theta_for(layer);
         let inv_freq: Vec<f32> = (0..half).map(|i| 1.0 / theta.powf(2.0 * i as f32 / c.head_dim as f32)).collect();
@@ -476,10 +493,10 @@ impl Rope {
             (offset..offset + seq).flat_map(move |p| inv_freq.iter().map(move |f| p as f32 * f))
         };
         let angles = if offsets.iter().all(|&o| o == offsets[0]) {
-            Tensor::from_vec(row_angles(offsets[0]).collect::<Vec<f32>>(), (seq, half), &Device::Cpu)?
+            Tensor::from_vec(row_angles(offsets[0]).collect::<Vec<f32>>(), (seq, half), device)?
         } else {
             let values: Vec<f32> = offsets.iter().flat_map(|&o| row_angles(o)).collect();
-            Tensor::from_vec(values, (offsets.len(), seq, half), &Device::Cpu)?
+            Tensor::from_vec(values, (offsets.len(), seq, half), device)?
         };
         Ok(Self { cos: angles.cos()?, sin: angles.sin()?, style: c.rope_style })
     }

@@ -5,7 +5,7 @@ use std::ops::Range;
 use candle_core::{Device, Tensor};
 use color_eyre::eyre::{bail, eyre};
 
-use super::model::{log_softmax_last_dim, Hooks, KvCache, Model, NeuronEdit};
+use super::model::{log_softmax_last_dim, FfnDelta, Hooks, KvCache, Model};
 use crate::Result;
 
 /// Token sequences padded on the right into one (batch, len) tensor.
@@ -18,7 +18,8 @@ pub struct PaddedBatch {
 }
 
 impl PaddedBatch {
-    pub fn new(seqs: &[Vec<u32>], pad_id: u32) -> Result<Self> {
+    /// The ids tensor is made on `device`, the model's that will run it.
+    pub fn new(seqs: &[Vec<u32>], pad_id: u32, device: &Device) -> Result<Self> {
         let width = seqs.iter().map(Vec::len).max().unwrap_or(0);
         if width == 0 {
             bail!("cannot run an empty batch (no tokens)");
@@ -26,7 +27,7 @@ impl PaddedBatch {
         let flat: Vec<u32> =
             seqs.iter().flat_map(|s| s.iter().copied().chain(std::iter::repeat_n(pad_id, width - s.len()))).collect();
         Ok(Self {
-            ids: Tensor::from_vec(flat, (seqs.len(), width), &Device::Cpu)?,
+            ids: Tensor::from_vec(flat, (seqs.len(), width), device)?,
             lengths: seqs.iter().map(Vec::len).collect(),
             answer_starts: seqs.iter().map(|s| s.len().saturating_sub(1)).collect(),
         })
@@ -60,7 +61,7 @@ pub struct PromptTarget {
 /// Per-token results of teacher forcing a batch of targets.
 pub struct TargetLogProbs {
     /// log P(target token | prompt, earlier target tokens) for every target token of every pair,
-    /// concatenated; differentiable with respect to the edits.
+    /// concatenated; differentiable with respect to the deltas.
     pub token_log_probs: Tensor,
     /// The model's argmax at each target position.
     pub predicted: Vec<u32>,
@@ -79,8 +80,8 @@ pub struct TeacherForced {
 
 impl Model {
     /// Logits at chosen (row, position) cells of a right-padded batch: the LM head runs only there.
-    pub fn logits_at(&self, batch: &PaddedBatch, cells: &[(usize, usize)], edits: &[NeuronEdit]) -> Result<Tensor> {
-        self.logits_at_with(batch, cells, Hooks::with_edits(edits))
+    pub fn logits_at(&self, batch: &PaddedBatch, cells: &[(usize, usize)], deltas: &[FfnDelta]) -> Result<Tensor> {
+        self.logits_at_with(batch, cells, Hooks::with_deltas(deltas))
     }
 
     /// [`Model::logits_at`] with any hooks (e.g. resuming from a cached residual stream).
@@ -96,37 +97,32 @@ impl Model {
                 bail!("cell ({row}, {pos}) is outside the batch");
             }
         }
-        let hooks = Hooks { edit_from: hooks.edit_from.or(Some(&batch.answer_starts)), ..hooks };
+        let hooks = Hooks { deltas_from: hooks.deltas_from.or(Some(&batch.answer_starts)), ..hooks };
         let out = self.forward(&batch.ids, None, hooks)?;
         let hidden = out.hidden.expect("a full forward pass returns hidden states");
         let (b, s, d) = hidden.dims3()?;
         let flat_index: Vec<u32> = cells.iter().map(|&(r, p)| (r * width + p) as u32).collect();
-        let index = Tensor::from_vec(flat_index, cells.len(), &Device::Cpu)?;
+        let index = Tensor::from_vec(flat_index, cells.len(), self.device())?;
         Ok(hidden.reshape((b * s, d))?.index_select(&index, 0)?)
     }
 
     /// Teacher-forced log-probabilities of each pair's target, in one batch.
-    pub fn target_log_probs(
-        &self,
-        pairs: &[PromptTarget],
-        edits: &[NeuronEdit],
-        pad_id: u32,
-    ) -> Result<TargetLogProbs> {
-        let batch = TeacherForcingBatch::new(pairs, pad_id)?;
-        batch.score(&self.logits_at(&batch.batch, &batch.cells, edits)?)
+    pub fn target_log_probs(&self, pairs: &[PromptTarget], deltas: &[FfnDelta], pad_id: u32) -> Result<TargetLogProbs> {
+        let batch = TeacherForcingBatch::new(pairs, pad_id, self.device())?;
+        batch.score(&self.logits_at(&batch.batch, &batch.cells, deltas)?)
     }
 
     /// Teacher-forced scores of many pairs, `chunk` pairs per forward pass.
     pub fn teacher_forced(
         &self,
         pairs: &[PromptTarget],
-        edits: &[NeuronEdit],
+        deltas: &[FfnDelta],
         pad_id: u32,
         chunk: usize,
     ) -> Result<Vec<TeacherForced>> {
         let mut results = Vec::with_capacity(pairs.len());
         for part in pairs.chunks(chunk.max(1)) {
-            let scored = self.target_log_probs(part, edits, pad_id)?;
+            let scored = self.target_log_probs(part, deltas, pad_id)?;
             let log_probs = scored.token_log_probs.to_vec1::<f32>()?;
             results.extend(scored.spans.into_iter().map(|span| TeacherForced {
                 log_prob: log_probs[span.clone()].iter().sum(),
@@ -149,7 +145,7 @@ pub struct TeacherForcingBatch {
 }
 
 impl TeacherForcingBatch {
-    pub fn new(pairs: &[PromptTarget], pad_id: u32) -> Result<Self> {
+    pub fn new(pairs: &[PromptTarget], pad_id: u32, device: &Device) -> Result<Self> {
         let mut seqs = Vec::with_capacity(pairs.len());
         let mut cells = Vec::new();
         let mut targets = Vec::new();
@@ -168,9 +164,9 @@ impl TeacherForcingBatch {
             seqs.push([pair.prompt.as_slice(), &pair.target[..pair.target.len() - 1]].concat());
         }
         let n = targets.len();
-        let mut batch = PaddedBatch::new(&seqs, pad_id)?;
+        let mut batch = PaddedBatch::new(&seqs, pad_id, device)?;
         batch.answer_starts = pairs.iter().map(|p| p.prompt.len() - 1).collect();
-        Ok(Self { batch, cells, targets: Tensor::from_vec(targets, (n, 1), &Device::Cpu)?, spans })
+        Ok(Self { batch, cells, targets: Tensor::from_vec(targets, (n, 1), device)?, spans })
     }
 
     /// Scores logits computed at [`TeacherForcingBatch::cells`].
@@ -211,18 +207,18 @@ impl TeacherForcingBatch {
 /// values never reach, run once and stay as cached keys and values; only the tails (the answer start
 /// and what follows) are recomputed while update values change. Optimizing an edit thus runs a few
 /// tokens per sequence instead of whole prompts.
-pub struct AnswerTails {
+pub struct PrefixCachedBatch {
     prefix_cache: KvCache,
     prefix_lengths: Vec<usize>,
     tails: Tensor,
     tail_lengths: Vec<usize>,
-    /// The tails' residual stream entering `from_layer` (nothing below it is edited).
+    /// The tails' residual stream entering `from_layer` (no delta acts below it).
     residual: Option<Tensor>,
     from_layer: usize,
 }
 
-impl AnswerTails {
-    /// Prepares `batch` for repeated passes with edits in layers `from_layer` and above.
+impl PrefixCachedBatch {
+    /// Prepares `batch` for repeated passes with deltas in layers `from_layer` and above.
     pub fn new(model: &Model, batch: &PaddedBatch, from_layer: usize, pad_id: u32) -> Result<Self> {
         let rows = batch.rows()?;
         let prefixes: Vec<Vec<u32>> = rows.iter().zip(&batch.answer_starts).map(|(r, &s)| r[..s].to_vec()).collect();
@@ -230,11 +226,11 @@ impl AnswerTails {
         let prefix_lengths: Vec<usize> = prefixes.iter().map(Vec::len).collect();
         let mut prefix_cache = KvCache::default();
         if prefix_lengths.iter().any(|&len| len > 0) {
-            let prefix_batch = PaddedBatch::new(&prefixes, pad_id)?;
+            let prefix_batch = PaddedBatch::new(&prefixes, pad_id, model.device())?;
             let hooks = Hooks { stop_after_layer: Some(model.config().num_layers - 1), ..Hooks::default() };
             model.forward(&prefix_batch.ids, Some(&mut prefix_cache), hooks)?;
         }
-        let tail_batch = PaddedBatch::new(&tails, pad_id)?;
+        let tail_batch = PaddedBatch::new(&tails, pad_id, model.device())?;
         let mut tails = Self {
             prefix_cache,
             prefix_lengths,
@@ -252,7 +248,7 @@ impl AnswerTails {
     }
 
     /// Final hidden states at (row, absolute position) cells of the batch, each inside its row's tail.
-    pub fn hidden_at(&self, model: &Model, cells: &[(usize, usize)], edits: &[NeuronEdit]) -> Result<Tensor> {
+    pub fn hidden_at(&self, model: &Model, cells: &[(usize, usize)], deltas: &[FfnDelta]) -> Result<Tensor> {
         let width = self.tails.dim(1)?;
         let mut flat_index = Vec::with_capacity(cells.len());
         for &(row, position) in cells {
@@ -262,10 +258,14 @@ impl AnswerTails {
             }
             flat_index.push((row * width + position - start) as u32);
         }
-        let hooks = Hooks { edits, resume: self.residual.as_ref().map(|r| (self.from_layer, r)), ..Hooks::default() };
+        let hooks = Hooks {
+            ffn_deltas: deltas,
+            resume: self.residual.as_ref().map(|r| (self.from_layer, r)),
+            ..Hooks::default()
+        };
         let hidden = self.forward(model, hooks)?.hidden.expect("a full forward pass returns hidden states");
         let (b, s, d) = hidden.dims3()?;
-        let index = Tensor::from_vec(flat_index, cells.len(), &Device::Cpu)?;
+        let index = Tensor::from_vec(flat_index, cells.len(), model.device())?;
         Ok(hidden.reshape((b * s, d))?.index_select(&index, 0)?)
     }
 
@@ -286,7 +286,7 @@ mod tests {
         // Pair 0 has two target tokens (leads 2.0 and -1.0), pair 1 one (lead 0.5); vocabulary of 3.
         let pairs =
             [PromptTarget { prompt: vec![1], target: vec![0, 2] }, PromptTarget { prompt: vec![1], target: vec![1] }];
-        let batch = TeacherForcingBatch::new(&pairs, 0).unwrap();
+        let batch = TeacherForcingBatch::new(&pairs, 0, &Device::Cpu).unwrap();
         let logits = Tensor::new(&[[3.0f32, 1.0, 0.5], [0.0, 2.0, 1.0], [1.0, 1.5, 0.2]], &Device::Cpu).unwrap();
         let margins = batch.target_margins(&logits).unwrap();
         assert_eq!(margins, vec![-1.0, 0.5]);

@@ -47,7 +47,7 @@ impl Linear {
     pub fn dense(&self) -> Result<Tensor> {
         Ok(match self {
             Self::Quantized(m) => match m.as_ref() {
-                QMatMul::QTensor(q) => q.dequantize(&Device::Cpu)?,
+                QMatMul::QTensor(q) => q.dequantize(&q.device())?,
                 QMatMul::Tensor(t) | QMatMul::TensorF16(t) => t.to_dtype(DType::F32)?,
             },
             Self::Dense(w) => w.clone(),
@@ -131,10 +131,10 @@ impl Embedding {
     }
 }
 
-/// Where the weights come from.
+/// Where the weights come from, and the device they are read onto.
 pub enum WeightSource {
-    Gguf { path: PathBuf, content: gguf_file::Content, reader: BufReader<File> },
-    Safetensors { tensors: candle_core::safetensors::MmapedSafetensors, arch: Arch },
+    Gguf { path: PathBuf, content: gguf_file::Content, reader: BufReader<File>, device: Device },
+    Safetensors { tensors: candle_core::safetensors::MmapedSafetensors, arch: Arch, device: Device },
 }
 
 /// One tensor as read from the source.
@@ -144,10 +144,11 @@ enum Stored {
 }
 
 impl WeightSource {
-    /// Opens a `.gguf` file or a directory with `config.json` and `*.safetensors`.
-    pub fn open(path: &Path) -> Result<(Self, ModelConfig)> {
+    /// Opens a `.gguf` file or a directory with `config.json` and `*.safetensors`, whose tensors are
+    /// read onto `device`.
+    pub fn open(path: &Path, device: &Device) -> Result<(Self, ModelConfig)> {
         if path.is_dir() {
-            return Self::open_safetensors(path);
+            return Self::open_safetensors(path, device);
         }
         let file = File::open(path).wrap_err_with(|| format!("cannot open model file {}", path.display()))?;
         let file_len = file.metadata()?.len();
@@ -158,10 +159,10 @@ impl WeightSource {
         check_tensor_extents(&content, file_len, path)?;
         let config = ModelConfig::from_gguf(&content)
             .wrap_err_with(|| format!("reading the model config of {}", path.display()))?;
-        Ok((Self::Gguf { path: path.to_path_buf(), content, reader }, config))
+        Ok((Self::Gguf { path: path.to_path_buf(), content, reader, device: device.clone() }, config))
     }
 
-    fn open_safetensors(dir: &Path) -> Result<(Self, ModelConfig)> {
+    fn open_safetensors(dir: &Path, device: &Device) -> Result<(Self, ModelConfig)> {
         let config_path = dir.join("config.json");
         let text =
             std::fs::read_to_string(&config_path).wrap_err_with(|| format!("cannot read {}", config_path.display()))?;
@@ -177,7 +178,13 @@ impl WeightSource {
         // SAFETY: the files are memory-mapped read-only; we do not modify them while mapped.
         let tensors = unsafe { candle_core::safetensors::MmapedSafetensors::multi(&files) }
             .wrap_err_with(|| format!("cannot read safetensors in {}", dir.display()))?;
-        Ok((Self::Safetensors { tensors, arch: config.arch }, config))
+        Ok((Self::Safetensors { tensors, arch: config.arch, device: device.clone() }, config))
+    }
+
+    pub fn device(&self) -> &Device {
+        match self {
+            Self::Gguf { device, .. } | Self::Safetensors { device, .. } => device,
+        }
     }
 
     /// GGUF metadata (empty for safetensors).
@@ -191,7 +198,7 @@ impl WeightSource {
     pub fn has(&self, name: &str) -> bool {
         match self {
             Self::Gguf { content, .. } => content.tensor_infos.contains_key(name),
-            Self::Safetensors { tensors, arch } => tensors.get(&hf_tensor_name(name, *arch)).is_ok(),
+            Self::Safetensors { tensors, arch, .. } => tensors.get(&hf_tensor_name(name, *arch)).is_ok(),
         }
     }
 
@@ -201,14 +208,14 @@ impl WeightSource {
             return Ok(None);
         }
         match self {
-            Self::Gguf { path, content, reader } => {
+            Self::Gguf { path, content, reader, device } => {
                 let q = content
-                    .tensor(reader, name, &Device::Cpu)
+                    .tensor(reader, name, device)
                     .map_err(|e| eyre!("cannot read tensor `{name}` from {}: {e}", path.display()))?;
                 Ok(Some(Stored::Quantized(q)))
             }
-            Self::Safetensors { tensors, arch } => {
-                let mut t = tensors.load(&hf_tensor_name(name, *arch), &Device::Cpu)?.to_dtype(DType::F32)?;
+            Self::Safetensors { tensors, arch, device } => {
+                let mut t = tensors.load(&hf_tensor_name(name, *arch), device)?.to_dtype(DType::F32)?;
                 // HF Gemma stores RMSNorm weights as w with scale (1 + w); GGUF stores 1 + w.
                 if *arch == Arch::Gemma3 && name.ends_with("norm.weight") {
                     t = (t + 1.0)?;
@@ -230,7 +237,7 @@ impl WeightSource {
     pub fn optional_vector(&mut self, name: &str, len: usize) -> Result<Option<Tensor>> {
         let t = match self.read(name)? {
             None => return Ok(None),
-            Some(Stored::Quantized(q)) => q.dequantize(&Device::Cpu)?,
+            Some(Stored::Quantized(q)) => q.dequantize(self.device())?,
             Some(Stored::Plain(t)) => t,
         };
         if t.dims() != [len] {
@@ -245,7 +252,7 @@ impl WeightSource {
             (Stored::Quantized(q), WeightMode::Quantized) => {
                 Linear::Quantized(Arc::new(QMatMul::from_qtensor(with_fast_kernel(q)?)?))
             }
-            (Stored::Quantized(q), WeightMode::Dense) => Linear::Dense(q.dequantize(&Device::Cpu)?),
+            (Stored::Quantized(q), WeightMode::Dense) => Linear::Dense(q.dequantize(self.device())?),
             (Stored::Plain(t), WeightMode::Quantized) if t.dim(1)? % GgmlDType::Q8_0.block_size() == 0 => {
                 Linear::Quantized(Arc::new(QMatMul::from_qtensor(QTensor::quantize(&t, GgmlDType::Q8_0)?)?))
             }
@@ -263,7 +270,7 @@ impl WeightSource {
         let name = "token_embd.weight";
         let embedding = match (self.require(name)?, mode) {
             (Stored::Quantized(q), WeightMode::Quantized) => Embedding::Quantized(Arc::new(with_fast_kernel(q)?)),
-            (Stored::Quantized(q), WeightMode::Dense) => Embedding::Dense(q.dequantize(&Device::Cpu)?),
+            (Stored::Quantized(q), WeightMode::Dense) => Embedding::Dense(q.dequantize(self.device())?),
             (Stored::Plain(t), _) => Embedding::Dense(t),
         };
         let dims = match &embedding {
@@ -314,7 +321,7 @@ fn with_fast_kernel(q: QTensor) -> Result<QTensor> {
     if fast || !cols.is_multiple_of(Q8_0.block_size()) {
         return Ok(q);
     }
-    Ok(QTensor::quantize(&q.dequantize(&Device::Cpu)?, Q8_0)?)
+    Ok(QTensor::quantize(&q.dequantize(&q.device())?, Q8_0)?)
 }
 
 /// Rejects a GGUF whose tensor data runs past the end of the file (a truncated download).

@@ -10,8 +10,10 @@ use std::path::{Path, PathBuf};
 use color_eyre::eyre::{bail, eyre, WrapErr};
 use serde::{Deserialize, Serialize};
 
+use crate::method::apply::describe_hit;
 use crate::method::cache::{CacheEntry, EditStore};
-use crate::method::{EditGroup, EditStep, LocatedNeurons, MethodSettings};
+use crate::method::retrieve::Hit;
+use crate::method::{EditGroup, LocatedNeurons, MethodSettings, OptimizeStep};
 use crate::storage;
 use crate::Result;
 
@@ -27,7 +29,7 @@ pub const MAX_SESSION_NAME_CHARS: usize = 64;
 const SESSION_FILE: &str = "session.json";
 const BACKUP_FILE: &str = "session.json.bak";
 
-/// Where sessions live unless the caller says otherwise: `$LAFN_SESSIONS_DIR`, else `<data dir>/sessions`.
+/// Where sessions live unless the caller says otherwise: `$LAFN_SESSIONS_DIR`, else `./sessions`.
 pub fn default_sessions_dir() -> PathBuf {
     sessions_dir_from(std::env::var_os(SESSIONS_DIR_ENV))
 }
@@ -44,7 +46,7 @@ fn sessions_dir_from(env_value: Option<std::ffi::OsString>) -> PathBuf {
 pub enum GroupStatus {
     Draft,
     Located,
-    Edited,
+    /// Edited and stored: an edit is kept only in the cache, so there is no edited-but-uncached state.
     Cached,
 }
 
@@ -63,7 +65,7 @@ pub struct SessionGroup {
     #[serde(default)]
     pub located: Option<LocatedNeurons>,
     #[serde(default)]
-    pub loss_history: Vec<EditStep>,
+    pub loss_history: Vec<OptimizeStep>,
     /// Id of the group's entry in the edit cache, once cached.
     #[serde(default)]
     pub cache_entry: Option<String>,
@@ -108,13 +110,35 @@ pub fn check_cache_entry(store: &dyn EditStore, entry_id: &str, group: &EditGrou
     Ok(entry)
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// A cache entry a chat question named, kept as data and formatted where it is shown.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum CacheMention {
+    /// `applied`: the entry's update values produced the answer; else the question named its subject
+    /// but not its fact (the scope gate stopped it).
+    Hit { hit: Hit, applied: bool },
+    /// A line as sessions saved before mentions were structured.
+    Text(String),
+}
+
+impl std::fmt::Display for CacheMention {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Hit { hit, applied: true } => write!(f, "fired {}", describe_hit(hit)),
+            Self::Hit { hit, applied: false } => write!(f, "named but not asked {}", describe_hit(hit)),
+            Self::Text(text) => f.write_str(text),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ChatTurn {
     pub user: String,
     pub answer: String,
-    /// Ids of the cache entries applied to produce the answer.
+    /// The cache entries the question named: those applied to produce the answer, then those whose
+    /// fact it did not ask.
     #[serde(default)]
-    pub fired: Vec<String>,
+    pub fired: Vec<CacheMention>,
     /// Whether the edit cache was on for this turn.
     pub with_cache: bool,
     /// The unedited model's answer, when the turn was asked with and without the cache side by side.

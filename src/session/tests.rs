@@ -29,7 +29,7 @@ fn sample(name: &str) -> Session {
     session.chat = vec![ChatTurn {
         user: "Where is the Eiffel Tower?".into(),
         answer: "Paris".into(),
-        fired: vec!["eiffel-0a1b2c3d".into()],
+        fired: vec![CacheMention::Text("eiffel-0a1b2c3d".into())],
         with_cache: true,
         unedited_answer: Some("Berlin".into()),
     }];
@@ -305,4 +305,20 @@ fn a_verdict_on_an_entry_the_group_left_changes_nothing() {
     let before = saved.clone();
     assert_eq!(saved.take_cache_check("other-00000000", Err("gone".into())), None);
     assert_eq!(saved, before);
+}
+
+#[test]
+fn chat_mentions_are_saved_as_data_and_old_text_lines_still_load() {
+    let hit = Hit {
+        entry_id: "eiffel-0a1b2c3d".into(),
+        score: 1.0,
+        matched_subject: "Eiffel Tower".into(),
+        prompt_similarity: 0.5,
+        scope_score: Some(0.8),
+    };
+    let mentions = vec![CacheMention::Hit { hit, applied: true }, CacheMention::Text("fired x (old line)".into())];
+    let json = serde_json::to_string(&mentions).unwrap();
+    assert_eq!(serde_json::from_str::<Vec<CacheMention>>(&json).unwrap(), mentions);
+    assert_eq!(mentions[0].to_string(), "fired eiffel-0a1b2c3d (subject \"Eiffel Tower\" 1.00, scope 0.80)");
+    assert_eq!(mentions[1].to_string(), "fired x (old line)");
 }

@@ -36,7 +36,7 @@ pub async fn run(options: &Options) -> Result<()> {
         commands.push(Command::LoadSession(session_name));
     }
     let (worker_events, mut from_worker) = mpsc::unbounded_channel();
-    let worker = Worker::spawn(options.cache_dir.clone(), worker_events);
+    let worker = Worker::spawn(options.cache_dir.clone(), options.device.clone(), worker_events);
     let (answers, mut from_files) = mpsc::unbounded_channel();
     let files = FileTasks::spawn(options.sessions_dir.clone(), answers);
     let mut signals = TerminationSignals::register()?;

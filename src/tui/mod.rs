@@ -38,6 +38,8 @@ pub struct Options {
     pub sessions_dir: PathBuf,
     /// Replaces the model's default edit cache directory.
     pub cache_dir: Option<PathBuf>,
+    /// Where models are loaded.
+    pub device: candle_core::Device,
     /// Session to open at start (a new one if it does not exist); without one, a new `session-N`.
     pub session: Option<String>,
     /// Where the log file goes.

@@ -16,7 +16,7 @@ use tokio::sync::mpsc::UnboundedSender;
 use crate::fetch::{self, FetchEvent};
 use crate::method::apply::{answer, AnswerOptions, CachedEdits, Retrieved};
 use crate::method::cache::{default_cache_dir, CacheEntry, EditCache, IndexRow};
-use crate::method::edit::{EditStep, StopReason};
+use crate::method::edit::{OptimizeStep, StopReason};
 use crate::method::pipeline::{locate_group, run_edit, EditEvent, EditModels, Location};
 use crate::method::prompts::{fill_paraphrases, ParaphraseSettings};
 use crate::method::retrieve::Hit;
@@ -39,9 +39,9 @@ pub enum Job {
     Locate { group_id: u64, group: EditGroup, settings: Box<MethodSettings> },
     /// The whole edit (`method::pipeline::run_edit`), then store it in the cache.
     Edit { group_id: u64, group: EditGroup, settings: Box<MethodSettings> },
-    /// Answer a query, with the cache and/or without it (in that order).
-    /// `raw`: keep generating after the answer's first line.
-    Chat { turn: usize, query: String, modes: Vec<bool>, max_tokens: usize, raw: bool },
+    /// Answer a query, with the cache and/or without it. `raw`: keep generating after the answer's
+    /// first line.
+    Chat { turn: usize, query: String, answers: ChatAnswers, max_tokens: usize, raw: bool },
     /// Each neuron's value vector projected through the unembedding: its top tokens.
     TopTokens { layer: usize, neurons: Vec<u32> },
     /// Check that session groups' cache entries hold their edits (see `session::check_cache_entry`).
@@ -98,7 +98,7 @@ pub enum WorkerEvent {
     },
     Step {
         group_id: u64,
-        step: EditStep,
+        step: OptimizeStep,
     },
     Edited(Box<EditResult>),
     ChatText {
@@ -128,7 +128,7 @@ pub struct EditResult {
     pub group_id: u64,
     pub group: EditGroup,
     pub located: LocatedNeurons,
-    pub history: Vec<EditStep>,
+    pub history: Vec<OptimizeStep>,
     pub stop: StopReason,
     pub cache_entry: Option<String>,
     pub cache_rows: Vec<IndexRow>,
@@ -137,20 +137,43 @@ pub struct EditResult {
 
 /// Handle to the worker thread. Dropping it cancels the running job and lets the thread end with it;
 /// quitting never waits for a fetch or a load to finish.
+/// Which answers a chat question gets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChatAnswers {
+    WithCache,
+    WithoutCache,
+    /// Both, the one with the cache first.
+    SideBySide,
+}
+
+impl ChatAnswers {
+    /// Per answer, in order, whether it uses the cache.
+    fn with_cache(self) -> &'static [bool] {
+        match self {
+            Self::WithCache => &[true],
+            Self::WithoutCache => &[false],
+            Self::SideBySide => &[true, false],
+        }
+    }
+}
+
 pub struct Worker {
     jobs: Sender<Job>,
     cancel: Arc<AtomicBool>,
 }
 
 impl Worker {
-    /// Starts the worker; `cache_dir` replaces the model's default edit cache directory.
-    pub fn spawn(cache_dir: Option<PathBuf>, events: UnboundedSender<WorkerEvent>) -> Self {
+    /// Starts the worker, which loads models on `device`; `cache_dir` replaces the model's default edit
+    /// cache directory.
+    pub fn spawn(cache_dir: Option<PathBuf>, device: Device, events: UnboundedSender<WorkerEvent>) -> Self {
         let (jobs, queue) = std::sync::mpsc::channel();
         let cancel = Arc::new(AtomicBool::new(false));
         let flag = cancel.clone();
         std::thread::Builder::new()
             .name("lafn-worker".into())
-            .spawn(move || run(queue, events, flag, cache_dir))
+            .spawn(move || {
+                run(queue, events, flag, State { loaded: None, dense: None, cached: None, cache_dir, device })
+            })
             .expect("the worker thread starts");
         Self { jobs, cancel }
     }
@@ -177,15 +200,10 @@ struct State {
     dense: Option<Model>,
     cached: Option<CachedEdits>,
     cache_dir: Option<PathBuf>,
+    device: Device,
 }
 
-fn run(
-    queue: Receiver<Job>,
-    events: UnboundedSender<WorkerEvent>,
-    cancel: Arc<AtomicBool>,
-    cache_dir: Option<PathBuf>,
-) {
-    let mut state = State { loaded: None, dense: None, cached: None, cache_dir };
+fn run(queue: Receiver<Job>, events: UnboundedSender<WorkerEvent>, cancel: Arc<AtomicBool>, mut state: State) {
     for job in queue {
         // A cancel pressed for an earlier job must not stop this one.
         cancel.store(false, Ordering::Relaxed);
@@ -227,51 +245,10 @@ impl State {
                     })?;
                 send(WorkerEvent::Located { group_id, group, located, measurements: Arc::new(measurements) });
             }
-            Job::Edit { group_id, group, settings } => {
-                let cached = self.cached.as_ref().ok_or_else(|| eyre!("no edit cache is open"))?;
-                cached.cache().check_writable()?;
-                self.ensure_dense(send)?;
-                let loaded = self.loaded.as_ref().expect("ensure_dense checked the model");
-                let dense = self.dense.as_ref().expect("ensure_dense loaded it");
-                let models = EditModels { dense, paraphraser: &loaded.model, tokenizer: &loaded.tokenizer };
-                send(WorkerEvent::Stage("paraphrasing and locating".into()));
-                let run = run_edit(models, group, &settings, cancel, &mut |event| match event {
-                    EditEvent::Paraphrased(_) => {}
-                    EditEvent::Located(located) => send(WorkerEvent::Stage(format!(
-                        "optimizing {} neurons in layers {:?}",
-                        located.neuron_count(),
-                        located.selected.keys().collect::<Vec<_>>()
-                    ))),
-                    EditEvent::Step(step) => send(WorkerEvent::Step { group_id, step: step.clone() }),
-                })?;
-                let cached = self.cached.as_mut().ok_or_else(|| eyre!("no edit cache is open"))?;
-                let cache_entry = if run.outcome.stop == StopReason::Cancelled {
-                    None
-                } else {
-                    Some(cached.insert(
-                        &loaded.model,
-                        &loaded.tokenizer,
-                        &run.group,
-                        &run.located,
-                        &run.outcome.update,
-                        &settings,
-                        &run.outcome.history,
-                    )?)
-                };
-                send(WorkerEvent::Edited(Box::new(EditResult {
-                    group_id,
-                    group: run.group,
-                    located: run.located,
-                    history: run.outcome.history,
-                    stop: run.outcome.stop,
-                    cache_entry,
-                    cache_rows: cached.cache().list().to_vec(),
-                    seconds: run.locate_seconds + run.optimize_seconds,
-                })));
-            }
-            Job::Chat { turn, query, modes, max_tokens, raw } => {
+            Job::Edit { group_id, group, settings } => self.edit(group_id, group, &settings, cancel, send)?,
+            Job::Chat { turn, query, answers, max_tokens, raw } => {
                 let options = AnswerOptions { stop_at_line_end: !raw, ..AnswerOptions::chat(max_tokens) };
-                self.chat(turn, &query, modes, &options, cancel, send)?
+                self.chat(turn, &query, answers, &options, cancel, send)?
             }
             Job::TopTokens { layer, neurons } => {
                 let tokens = top_tokens(self.loaded()?, layer, &neurons)?;
@@ -293,14 +270,58 @@ impl State {
         Ok(())
     }
 
+    /// The whole edit of a group, then (unless cancelled) its entry in the cache.
+    fn edit(
+        &mut self,
+        group_id: u64,
+        group: EditGroup,
+        settings: &MethodSettings,
+        cancel: &AtomicBool,
+        send: &dyn Fn(WorkerEvent),
+    ) -> Result<()> {
+        let cached = self.cached.as_ref().ok_or_else(|| eyre!("no edit cache is open"))?;
+        cached.cache().check_writable()?;
+        self.ensure_dense(send)?;
+        let loaded = self.loaded.as_ref().expect("ensure_dense checked the model");
+        let dense = self.dense.as_ref().expect("ensure_dense loaded it");
+        let models = EditModels { dense, paraphraser: &loaded.model, tokenizer: &loaded.tokenizer };
+        send(WorkerEvent::Stage("paraphrasing and locating".into()));
+        let run = run_edit(models, group, settings, cancel, &mut |event| match event {
+            EditEvent::Paraphrased(_) => {}
+            EditEvent::Located(located) => send(WorkerEvent::Stage(format!(
+                "optimizing {} neurons in layers {:?}",
+                located.neuron_count(),
+                located.selected.keys().collect::<Vec<_>>()
+            ))),
+            EditEvent::Step(step) => send(WorkerEvent::Step { group_id, step: step.clone() }),
+        })?;
+        let cached = self.cached.as_mut().ok_or_else(|| eyre!("no edit cache is open"))?;
+        let cache_entry = if run.outcome.stop == StopReason::Cancelled {
+            None
+        } else {
+            Some(run.store(cached, &loaded.model, &loaded.tokenizer, settings)?)
+        };
+        send(WorkerEvent::Edited(Box::new(EditResult {
+            group_id,
+            group: run.group,
+            located: run.located,
+            history: run.outcome.history,
+            stop: run.outcome.stop,
+            cache_entry,
+            cache_rows: cached.cache().list().to_vec(),
+            seconds: run.locate_seconds + run.optimize_seconds,
+        })));
+        Ok(())
+    }
+
     /// Fetches (if needed) and loads a model, then opens its edit cache. The current model stays until
     /// the new one and its cache are ready: a load that fails leaves it loaded, as the UI still shows it.
     fn load(&mut self, spec: String, send: &dyn Fn(WorkerEvent)) -> Result<()> {
         send(WorkerEvent::Stage(format!("resolving {spec}")));
         let files = fetch::resolve(&spec, &mut |event| send(WorkerEvent::Fetch(event)))?;
         send(WorkerEvent::Stage(format!("loading {}", files.weights.display())));
-        let loaded =
-            LoadedModel::load(&files, WeightMode::Quantized).wrap_err_with(|| format!("cannot load model `{spec}`"))?;
+        let loaded = LoadedModel::load(&files, WeightMode::Quantized, &self.device)
+            .wrap_err_with(|| format!("cannot load model `{spec}`"))?;
         let fingerprint = loaded.info.fingerprint.clone();
         let dir = match &self.cache_dir {
             Some(dir) => dir.clone(),
@@ -326,13 +347,13 @@ impl State {
         &mut self,
         turn: usize,
         query: &str,
-        modes: Vec<bool>,
+        answers: ChatAnswers,
         options: &AnswerOptions,
         cancel: &AtomicBool,
         send: &dyn Fn(WorkerEvent),
     ) -> Result<()> {
         let loaded = self.loaded.as_ref().ok_or_else(|| eyre!("no model is loaded"))?;
-        for with_cache in modes {
+        for &with_cache in answers.with_cache() {
             let cached = if with_cache { self.cached.as_mut() } else { None };
             let reply = answer(&loaded.model, &loaded.tokenizer, cached, query, options, &mut |piece| {
                 send(WorkerEvent::ChatText { turn, with_cache, text: piece.to_string() });
@@ -366,7 +387,7 @@ fn top_tokens(loaded: &LoadedModel, layer: usize, neurons: &[u32]) -> Result<Vec
     if neurons.is_empty() {
         return Ok(Vec::new());
     }
-    let index = Tensor::new(neurons, &Device::Cpu)?;
+    let index = Tensor::new(neurons, loaded.model.device())?;
     let values = loaded.model.value_vectors(layer)?.index_select(&index, 0)?;
     let logits = loaded.model.logits(&values)?.to_vec2::<f32>()?;
     Ok(neurons

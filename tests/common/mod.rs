@@ -5,6 +5,7 @@
 use std::path::PathBuf;
 use std::sync::OnceLock;
 
+use candle_core::Device;
 use lafn::fetch::{self, ModelFiles};
 use lafn::runtime::{LoadedModel, Model, WeightMode};
 
@@ -16,7 +17,9 @@ pub fn model_files(name: &str) -> ModelFiles {
 /// The default model, quantized, loaded once per test binary.
 pub fn default_quantized() -> &'static LoadedModel {
     static MODEL: OnceLock<LoadedModel> = OnceLock::new();
-    MODEL.get_or_init(|| LoadedModel::load(&model_files(fetch::DEFAULT_MODEL), WeightMode::Quantized).unwrap())
+    MODEL.get_or_init(|| {
+        LoadedModel::load(&model_files(fetch::DEFAULT_MODEL), WeightMode::Quantized, &Device::Cpu).unwrap()
+    })
 }
 
 /// The default model's weights dequantized to f32, loaded once per test binary.
@@ -26,7 +29,7 @@ pub fn default_dense() -> &'static Model {
 }
 
 /// A file of `../shared` (the team's dev data and references, beside the repository in CI), or `None`
-/// with a note when this clone has none: the checks against it run where it exists.
+/// with a note when this clone has none: callers then check a vendored sample or skip the comparison.
 pub fn shared_file(relative: &str) -> Option<PathBuf> {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared").join(relative);
     if path.exists() {

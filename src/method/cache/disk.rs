@@ -20,7 +20,7 @@ use color_eyre::eyre::{bail, WrapErr};
 use serde::{Deserialize, Serialize};
 
 use super::{is_safe_id, CacheEntry, EditStore, IndexRow, CACHE_FORMAT_VERSION};
-use crate::method::edit::{EditStep, UpdateValues};
+use crate::method::edit::{OptimizeStep, UpdateValues};
 use crate::method::group::EditGroup;
 use crate::method::locate::LocatedNeurons;
 use crate::method::scope::ScopeKeys;
@@ -170,7 +170,7 @@ impl EditCache {
         located: &LocatedNeurons,
         update: &UpdateValues,
         settings: &MethodSettings,
-        loss_history: &[EditStep],
+        loss_history: &[OptimizeStep],
         scope_keys: &ScopeKeys,
     ) -> Result<StoredEntry> {
         let entry = CacheEntry::new(group, located, settings, loss_history, &self.model_fingerprint)?;
@@ -318,7 +318,7 @@ impl EditStore for EditCache {
         located: &LocatedNeurons,
         update: &UpdateValues,
         settings: &MethodSettings,
-        loss_history: &[EditStep],
+        loss_history: &[OptimizeStep],
         scope_keys: &ScopeKeys,
     ) -> Result<String> {
         let stored = self.store_entry(group, located, update, settings, loss_history, scope_keys)?;

@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 
 use candle_core::{Device, Tensor};
 
-use crate::method::edit::{EditStep, LayerUpdate, UpdateValues};
+use crate::method::edit::{LayerUpdate, OptimizeStep, UpdateValues};
 use crate::method::group::{EditDescriptor, EditGroup};
 use crate::method::locate::{LayerStats, LocatedNeurons};
 use crate::method::scope::ScopeKeys;
@@ -65,9 +65,9 @@ pub fn scope_keys() -> ScopeKeys {
     ScopeKeys { layer: 3, keys }
 }
 
-pub fn loss_history() -> Vec<EditStep> {
+pub fn loss_history() -> Vec<OptimizeStep> {
     (0..3)
-        .map(|step| EditStep {
+        .map(|step| OptimizeStep {
             step,
             target_loss: 3.0 - step as f32,
             kl_loss: 0.01,

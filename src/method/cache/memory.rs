@@ -6,7 +6,7 @@ use candle_core::{DType, Tensor};
 use color_eyre::eyre::{bail, eyre, WrapErr};
 
 use super::{CacheEntry, EditStore, IndexRow};
-use crate::method::edit::{EditStep, LayerUpdate, UpdateValues};
+use crate::method::edit::{LayerUpdate, OptimizeStep, UpdateValues};
 use crate::method::group::EditGroup;
 use crate::method::locate::LocatedNeurons;
 use crate::method::scope::ScopeKeys;
@@ -47,7 +47,7 @@ impl EditStore for MemoryStore {
         located: &LocatedNeurons,
         update: &UpdateValues,
         settings: &MethodSettings,
-        loss_history: &[EditStep],
+        loss_history: &[OptimizeStep],
         scope_keys: &ScopeKeys,
     ) -> Result<String> {
         let entry = CacheEntry::new(group, located, settings, loss_history, &self.model_fingerprint)?;

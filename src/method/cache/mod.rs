@@ -17,7 +17,7 @@ use sha2::{Digest, Sha256};
 pub use disk::{default_cache_dir, EditCache};
 pub use memory::MemoryStore;
 
-use super::edit::{EditStep, UpdateValues};
+use super::edit::{OptimizeStep, UpdateValues};
 use super::group::EditGroup;
 use super::locate::LocatedNeurons;
 use super::scope::ScopeKeys;
@@ -39,7 +39,7 @@ pub trait EditStore: Send {
         located: &LocatedNeurons,
         update: &UpdateValues,
         settings: &MethodSettings,
-        loss_history: &[EditStep],
+        loss_history: &[OptimizeStep],
         scope_keys: &ScopeKeys,
     ) -> Result<String>;
 
@@ -103,7 +103,7 @@ pub struct CacheEntry {
     pub model_fingerprint: String,
     /// Unix seconds.
     pub created: u64,
-    pub loss_history: Vec<EditStep>,
+    pub loss_history: Vec<OptimizeStep>,
 }
 
 impl CacheEntry {
@@ -112,7 +112,7 @@ impl CacheEntry {
         group: &EditGroup,
         located: &LocatedNeurons,
         settings: &MethodSettings,
-        loss_history: &[EditStep],
+        loss_history: &[OptimizeStep],
         model_fingerprint: &str,
     ) -> Result<Self> {
         Ok(Self {

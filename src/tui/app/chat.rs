@@ -2,10 +2,10 @@
 //! side by side, raw continuation).
 
 use super::{App, Command};
-use crate::method::apply::describe_hit;
 use crate::method::retrieve::Hit;
+use crate::session::CacheMention;
 use crate::tui::text::TextField;
-use crate::tui::worker::Job;
+use crate::tui::worker::{ChatAnswers, Job};
 
 /// Most tokens a chat answer may have.
 pub const CHAT_MAX_TOKENS: usize = 48;
@@ -21,7 +21,7 @@ pub struct ChatEntry {
     pub without_cache: Option<String>,
     /// The entries that fired and why (subject match, scope score), then those whose subject the
     /// question names but whose fact it does not ask.
-    pub fired: Vec<String>,
+    pub fired: Vec<CacheMention>,
     /// Whether the answer with the cache is complete (what fired is known only then).
     pub done: bool,
 }
@@ -79,11 +79,8 @@ impl ChatState {
         self.answer_mut(turn, with_cache);
         let Some(entry) = self.entries.get_mut(turn).filter(|_| with_cache) else { return };
         entry.done = true;
-        entry.fired = fired
-            .iter()
-            .map(|h| format!("fired {}", describe_hit(h)))
-            .chain(out_of_scope.iter().map(|h| format!("named but not asked {}", describe_hit(h))))
-            .collect();
+        let mention = |applied| move |hit: &Hit| CacheMention::Hit { hit: hit.clone(), applied };
+        entry.fired = fired.iter().map(mention(true)).chain(out_of_scope.iter().map(mention(false))).collect();
     }
 }
 
@@ -99,13 +96,15 @@ impl App {
         }
         let chat = &mut self.chat;
         chat.input = TextField::default();
-        let modes = match (chat.side_by_side, chat.with_cache) {
-            (true, _) => vec![true, false],
-            (false, with_cache) => vec![with_cache],
+        let answers = match (chat.side_by_side, chat.with_cache) {
+            (true, _) => ChatAnswers::SideBySide,
+            (false, true) => ChatAnswers::WithCache,
+            (false, false) => ChatAnswers::WithoutCache,
         };
         chat.entries.push(ChatEntry { user: query.clone(), ..ChatEntry::default() });
         chat.scroll = 0;
-        let job = Job::Chat { turn: chat.entries.len() - 1, query, modes, max_tokens: CHAT_MAX_TOKENS, raw: chat.raw };
+        let job =
+            Job::Chat { turn: chat.entries.len() - 1, query, answers, max_tokens: CHAT_MAX_TOKENS, raw: chat.raw };
         self.submit(job)
     }
 }

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use super::{App, Command, Deletion, InputTarget};
-use crate::method::edit::EditStep;
+use crate::method::edit::OptimizeStep;
 use crate::method::{EditDescriptor, EditGroup, LocatedNeurons, Measurements};
 use crate::session::{GroupStatus, SessionGroup};
 use crate::tui::layout::{scroll_offset, Pane};
@@ -199,7 +199,7 @@ impl EditsState {
     }
 
     /// One optimizer step: a new run starts at step 0.
-    pub(super) fn step(&mut self, group_id: u64, step: EditStep) {
+    pub(super) fn step(&mut self, group_id: u64, step: OptimizeStep) {
         if let Some(g) = self.group_by_id_mut(group_id) {
             if step.step == 0 {
                 g.saved.loss_history.clear();

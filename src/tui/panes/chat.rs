@@ -90,7 +90,7 @@ fn render_transcript(app: &App, frame: &mut Frame, area: Rect, title: &str, side
             let fired = match (entry.done, entry.fired.is_empty()) {
                 (false, _) => "…".to_string(),
                 (true, true) => "none".to_string(),
-                (true, false) => entry.fired.join(", "),
+                (true, false) => entry.fired.iter().map(ToString::to_string).collect::<Vec<_>>().join(", "),
             };
             for part in text::wrap(&format!("  cache: {fired}"), width) {
                 lines.push(Line::from(part).style(Style::new().fg(Color::DarkGray)));

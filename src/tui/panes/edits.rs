@@ -18,7 +18,6 @@ pub fn status_label(status: GroupStatus) -> (&'static str, Color) {
     match status {
         GroupStatus::Draft => ("draft", Color::Gray),
         GroupStatus::Located => ("located", Color::Yellow),
-        GroupStatus::Edited => ("edited", Color::Cyan),
         GroupStatus::Cached => ("cached", Color::Green),
     }
 }

@@ -88,7 +88,7 @@ fn render_status(app: &App, frame: &mut Frame, area: Rect) {
 fn render_curves(app: &App, frame: &mut Frame, losses: Rect, probs: Rect) {
     let group = app.optimize_group();
     let history = group.map(|g| g.saved.loss_history.as_slice()).unwrap_or_default();
-    let series = |f: fn(&crate::method::EditStep) -> f32| -> Vec<(f64, f64)> {
+    let series = |f: fn(&crate::method::OptimizeStep) -> f32| -> Vec<(f64, f64)> {
         history.iter().map(|s| (s.step as f64, f(s) as f64)).collect()
     };
     let target = series(|s| s.target_loss);
