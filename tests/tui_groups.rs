@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use candle_core::{DType, Device, Tensor};
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
-use lafn::method::cache::{EditStore, MemoryStore};
+use lafn::method::cache::{EditStore, MemoryStore, NewEntry};
 use lafn::method::scope::ScopeKeys;
 use lafn::method::{EditDescriptor, EditGroup, LayerUpdate, LocatedNeurons, MethodSettings, UpdateValues};
 use lafn::session::{GroupStatus, Session, SessionGroup};
@@ -48,7 +48,16 @@ fn store_edit(store: &mut MemoryStore, group: &EditGroup) -> String {
     let zeros = Tensor::zeros((1, HIDDEN), DType::F32, &Device::Cpu).unwrap();
     let update = UpdateValues { layers: vec![LayerUpdate { layer: 1, neurons: vec![7], delta: zeros.clone() }] };
     let keys = ScopeKeys { layer: 2, keys: zeros };
-    store.insert(group, &located(7), &update, &MethodSettings::default(), &[], &keys).unwrap()
+    let (located, settings) = (located(7), MethodSettings::default());
+    let edit = NewEntry {
+        group,
+        located: &located,
+        update: &update,
+        settings: &settings,
+        loss_history: &[],
+        scope_keys: &keys,
+    };
+    store.insert(edit).unwrap()
 }
 
 /// A store holding an edit of [`group`], and its entry's id.

@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 
-use super::cache::{CacheEntry, EditStore};
+use super::cache::{CacheEntry, EditStore, NewEntry};
 use super::edit::{OptimizeStep, UpdateValues};
 use super::group::EditGroup;
 use super::locate::LocatedNeurons;
@@ -89,7 +89,8 @@ impl CachedEdits {
         history: &[OptimizeStep],
     ) -> Result<String> {
         let keys = self.encoder.keys(model, tokenizer, group)?;
-        let id = self.cache.insert(group, located, update, settings, history, &keys)?;
+        let edit = NewEntry { group, located, update, settings, loss_history: history, scope_keys: &keys };
+        let id = self.cache.insert(edit)?;
         let prompts: Vec<String> = group.descriptors.iter().map(|d| d.prompt.clone()).collect();
         self.index.remove(&id);
         self.index.insert(&id, &group.subjects(), &prompts);

@@ -1,7 +1,7 @@
 //! Sessions saved, loaded, damaged and restored; cache links checked.
 
 use super::*;
-use crate::method::cache::fixtures::{descriptor, group, located, loss_history, scope_keys, update};
+use crate::method::cache::fixtures::{descriptor, group, located, loss_history, store_fixture_edit};
 use crate::method::cache::{EditCache, MemoryStore};
 
 fn sample(name: &str) -> Session {
@@ -266,8 +266,7 @@ fn a_cache_entry_is_checked_and_wins_over_the_sessions_copy() {
     let dir = tempfile::tempdir().unwrap();
     let mut cache = EditCache::open(dir.path(), "0123456789abcdef").unwrap();
     let mut saved = sample("work").groups.remove(0);
-    let settings = MethodSettings::default();
-    let id = cache.insert(&saved.group, &located(), &update(1.0), &settings, &loss_history(), &scope_keys()).unwrap();
+    let id = store_fixture_edit(&mut cache, &saved.group, 1.0);
     saved.cache_entry = Some(id.clone());
     // The session's copy disagrees with the entry (an older save): the entry's data is taken.
     saved.loss_history.truncate(1);

@@ -19,12 +19,9 @@ use std::path::{Path, PathBuf};
 use color_eyre::eyre::{bail, WrapErr};
 use serde::{Deserialize, Serialize};
 
-use super::{is_safe_id, CacheEntry, EditStore, IndexRow, CACHE_FORMAT_VERSION};
-use crate::method::edit::{OptimizeStep, UpdateValues};
-use crate::method::group::EditGroup;
-use crate::method::locate::LocatedNeurons;
+use super::{is_safe_id, CacheEntry, EditStore, IndexRow, NewEntry, CACHE_FORMAT_VERSION};
+use crate::method::edit::UpdateValues;
 use crate::method::scope::ScopeKeys;
-use crate::method::settings::MethodSettings;
 use crate::storage::{self, NewerFormatError};
 use crate::Result;
 
@@ -164,20 +161,12 @@ impl EditCache {
 
     /// Writes an entry's files and moves them into place; the index lists it once
     /// [`EditCache::commit_stored`] has run (so that many entries cost one index write).
-    pub(super) fn store_entry(
-        &mut self,
-        group: &EditGroup,
-        located: &LocatedNeurons,
-        update: &UpdateValues,
-        settings: &MethodSettings,
-        loss_history: &[OptimizeStep],
-        scope_keys: &ScopeKeys,
-    ) -> Result<StoredEntry> {
-        let entry = CacheEntry::new(group, located, settings, loss_history, &self.model_fingerprint)?;
+    pub(super) fn store_entry(&mut self, edit: NewEntry<'_>) -> Result<StoredEntry> {
+        let entry = CacheEntry::new(&edit, &self.model_fingerprint)?;
         let id = entry.id.clone();
         let final_dir = self.entry_dir(&id)?;
         let staging_dir = storage::temp_sibling(&final_dir);
-        let replaced = write_entry_files(&staging_dir, &entry, update, scope_keys)
+        let replaced = write_entry_files(&staging_dir, &entry, edit.update, edit.scope_keys)
             .and_then(|()| self.move_into_place(&staging_dir, &final_dir))
             .inspect_err(|_| {
                 // Nothing points at the staging directory; don't leave it for the stale-temp sweep.
@@ -312,16 +301,8 @@ pub(super) struct StoredEntry {
 /// The methods the CLI calls on the cache itself (`lafn cache`, `lafn chat`) are inherent, so it needs
 /// no trait in scope; the others exist only here.
 impl EditStore for EditCache {
-    fn insert(
-        &mut self,
-        group: &EditGroup,
-        located: &LocatedNeurons,
-        update: &UpdateValues,
-        settings: &MethodSettings,
-        loss_history: &[OptimizeStep],
-        scope_keys: &ScopeKeys,
-    ) -> Result<String> {
-        let stored = self.store_entry(group, located, update, settings, loss_history, scope_keys)?;
+    fn insert(&mut self, edit: NewEntry<'_>) -> Result<String> {
+        let stored = self.store_entry(edit)?;
         let id = stored.row.id.clone();
         self.commit_stored(vec![stored])?;
         Ok(id)

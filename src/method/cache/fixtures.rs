@@ -4,10 +4,12 @@ use std::collections::BTreeMap;
 
 use candle_core::{Device, Tensor};
 
+use crate::method::cache::{EditStore, NewEntry};
 use crate::method::edit::{LayerUpdate, OptimizeStep, UpdateValues};
 use crate::method::group::{EditDescriptor, EditGroup};
 use crate::method::locate::{LayerStats, LocatedNeurons};
 use crate::method::scope::ScopeKeys;
+use crate::method::settings::MethodSettings;
 
 pub const HIDDEN: usize = 8;
 
@@ -63,6 +65,21 @@ pub fn update(seed: f32) -> UpdateValues {
 pub fn scope_keys() -> ScopeKeys {
     let keys = Tensor::from_vec((0..2 * HIDDEN).map(|i| i as f32).collect(), (2, HIDDEN), &Device::Cpu).unwrap();
     ScopeKeys { layer: 3, keys }
+}
+
+/// Stores an edit of `group` made of the fixtures below (update values distinct per `seed`); its id.
+pub fn store_fixture_edit(store: &mut dyn EditStore, group: &EditGroup, seed: f32) -> String {
+    let (located, update, settings) = (located(), update(seed), MethodSettings::default());
+    let (loss_history, scope_keys) = (loss_history(), scope_keys());
+    let edit = NewEntry {
+        group,
+        located: &located,
+        update: &update,
+        settings: &settings,
+        loss_history: &loss_history,
+        scope_keys: &scope_keys,
+    };
+    store.insert(edit).unwrap()
 }
 
 pub fn loss_history() -> Vec<OptimizeStep> {

@@ -5,12 +5,9 @@
 use candle_core::{DType, Tensor};
 use color_eyre::eyre::{bail, eyre, WrapErr};
 
-use super::{CacheEntry, EditStore, IndexRow};
-use crate::method::edit::{LayerUpdate, OptimizeStep, UpdateValues};
-use crate::method::group::EditGroup;
-use crate::method::locate::LocatedNeurons;
+use super::{CacheEntry, EditStore, IndexRow, NewEntry};
+use crate::method::edit::{LayerUpdate, UpdateValues};
 use crate::method::scope::ScopeKeys;
-use crate::method::settings::MethodSettings;
 use crate::Result;
 
 /// Cached edits held in memory for one model.
@@ -41,18 +38,10 @@ impl MemoryStore {
 }
 
 impl EditStore for MemoryStore {
-    fn insert(
-        &mut self,
-        group: &EditGroup,
-        located: &LocatedNeurons,
-        update: &UpdateValues,
-        settings: &MethodSettings,
-        loss_history: &[OptimizeStep],
-        scope_keys: &ScopeKeys,
-    ) -> Result<String> {
-        let entry = CacheEntry::new(group, located, settings, loss_history, &self.model_fingerprint)?;
+    fn insert(&mut self, edit: NewEntry<'_>) -> Result<String> {
+        let entry = CacheEntry::new(&edit, &self.model_fingerprint)?;
         let id = entry.id.clone();
-        let stored = StoredEdit { update: detached_f32(update)?, scope_keys: scope_keys.clone(), entry };
+        let stored = StoredEdit { update: detached_f32(edit.update)?, scope_keys: edit.scope_keys.clone(), entry };
         self.remove_if_present(&id);
         self.rows.push(IndexRow::from_entry(&stored.entry));
         self.entries.push(stored);

@@ -29,19 +29,22 @@ use crate::Result;
 /// be trained to end the answer's line (`edit.end_with_line_break`); version 1 entries were not.
 pub const CACHE_FORMAT_VERSION: u32 = 2;
 
+/// An edit to store: the group, what was located and optimized for it, and its scope keys.
+#[derive(Clone, Copy)]
+pub struct NewEntry<'a> {
+    pub group: &'a EditGroup,
+    pub located: &'a LocatedNeurons,
+    pub update: &'a UpdateValues,
+    pub settings: &'a MethodSettings,
+    pub loss_history: &'a [OptimizeStep],
+    pub scope_keys: &'a ScopeKeys,
+}
+
 /// What retrieval ([`CachedEdits`](super::apply::CachedEdits)) and the eval need of a store of edits.
 pub trait EditStore: Send {
     /// Stores an edit and returns its id. The id depends only on the group ([`entry_id`]), so storing the
     /// same group again replaces its earlier edit instead of adding a second one.
-    fn insert(
-        &mut self,
-        group: &EditGroup,
-        located: &LocatedNeurons,
-        update: &UpdateValues,
-        settings: &MethodSettings,
-        loss_history: &[OptimizeStep],
-        scope_keys: &ScopeKeys,
-    ) -> Result<String>;
+    fn insert(&mut self, edit: NewEntry<'_>) -> Result<String>;
 
     /// Deletes entry `id`.
     fn remove(&mut self, id: &str) -> Result<()>;
@@ -107,14 +110,9 @@ pub struct CacheEntry {
 }
 
 impl CacheEntry {
-    /// The entry of an edit of `group`, made now, with its id ([`entry_id`]).
-    fn new(
-        group: &EditGroup,
-        located: &LocatedNeurons,
-        settings: &MethodSettings,
-        loss_history: &[OptimizeStep],
-        model_fingerprint: &str,
-    ) -> Result<Self> {
+    /// The entry of `edit`, made now, with its id ([`entry_id`]).
+    fn new(edit: &NewEntry<'_>, model_fingerprint: &str) -> Result<Self> {
+        let NewEntry { group, located, settings, loss_history, .. } = *edit;
         Ok(Self {
             version: CACHE_FORMAT_VERSION,
             id: entry_id(group)?,

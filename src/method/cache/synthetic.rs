@@ -11,7 +11,7 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
 use super::disk::EditCache;
-use super::{entry_id, EditStore};
+use super::{entry_id, EditStore, NewEntry};
 use crate::method::edit::{LayerUpdate, UpdateValues};
 use crate::method::group::{BenchmarkRecord, EditGroup};
 use crate::method::locate::LocatedNeurons;
@@ -87,7 +87,15 @@ pub fn fill_cache(
         let keys =
             ScopeKeys { layer: scope_layer, keys: Tensor::from_vec(keys, (rows, config.hidden_size), &Device::Cpu)? };
         let update = UpdateValues { layers };
-        stored.push(cache.store_entry(group, &located, &update, &settings, &[], &keys)?);
+        let edit = NewEntry {
+            group,
+            located: &located,
+            update: &update,
+            settings: &settings,
+            loss_history: &[],
+            scope_keys: &keys,
+        };
+        stored.push(cache.store_entry(edit)?);
         on_stored(i + 1);
     }
     cache.commit_stored(stored)

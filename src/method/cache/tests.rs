@@ -14,7 +14,7 @@ use crate::storage;
 const MODEL: &str = "0123456789abcdef";
 
 fn insert(cache: &mut EditCache, group: &EditGroup, seed: f32) -> String {
-    cache.insert(group, &located(), &update(seed), &MethodSettings::default(), &loss_history(), &scope_keys()).unwrap()
+    store_fixture_edit(cache, group, seed)
 }
 
 fn error_text<T: std::fmt::Debug>(result: Result<T>) -> String {
@@ -309,10 +309,7 @@ fn default_dir_is_per_model() {
 /// What both stores promise through [`EditStore`], so the eval (in memory) sees what chat (on disk) sees.
 fn check_store_contract(store: &mut dyn EditStore) {
     let eiffel = group("Eiffel");
-    let store_edit = |store: &mut dyn EditStore, group: &EditGroup, seed: f32| {
-        let settings = MethodSettings::default();
-        store.insert(group, &located(), &update(seed), &settings, &loss_history(), &scope_keys()).unwrap()
-    };
+    let store_edit = store_fixture_edit;
     let first = store_edit(store, &eiffel, 1.0);
     let other = store_edit(store, &group("Big Ben"), 2.0);
     assert_eq!(store_edit(store, &eiffel, 3.0), first, "the same group replaces its entry");
