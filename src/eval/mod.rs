@@ -1,18 +1,20 @@
-//! Evaluation on MzsRE and Bi-ZsRE (METHOD.md section 4): every record is edited with each compared
+//! Evaluation on MzsRE, Bi-ZsRE and BMIKE-53 (METHOD.md section 4): every record is edited with each compared
 //! method and scored in every language on Reliability, Generality, Locality and Portability (F1 / EM).
 //!
-//! [`metrics`] scores one answer, [`methods`] says what each method applies to a question, [`runner`]
+//! [`dataset`] reads the benchmarks' files, [`metrics`] scores one answer, [`methods`] says what each method applies to a question, [`runner`]
 //! drives a run (standard or sequential protocol, resumable through [`state`]), [`report`] aggregates
 //! the per-record results into tables.
 
+pub mod dataset;
 pub mod methods;
 pub mod metrics;
 pub mod report;
 pub mod runner;
 pub mod state;
 
+pub use dataset::{load_records, Dataset, LanguageCoverage};
 pub use methods::{EvalMethod, Scoring};
 pub use metrics::{token_f1, Metric, Score};
 pub use report::{EvalReport, MethodReport, RecordResult, Table, TimeBreakdown};
-pub use runner::{run, Dataset, EvalConfig, EvalModels, EvalPhase, EvalRequest, EvalSettings, Progress, Stage};
+pub use runner::{run, EvalConfig, EvalModels, EvalPhase, EvalRequest, EvalSettings, Progress, Stage};
 pub use state::state_path_for;
