@@ -148,7 +148,7 @@ fn load_pairwise_directory(dir: &Path) -> Result<Vec<BenchmarkRecord>> {
 /// Which of the requested languages the records have.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct LanguageCoverage {
-    /// The requested languages at least one record has, in the order asked: the run's languages.
+    /// The requested languages at least one record has, in the order first asked: the run's languages.
     pub present: Vec<String>,
     /// Requested language -> the records (numbered from 1) that lack it; languages no record lacks
     /// are not listed.
@@ -158,7 +158,10 @@ pub struct LanguageCoverage {
 impl LanguageCoverage {
     pub fn of(records: &[BenchmarkRecord], requested: &[String]) -> Self {
         let mut coverage = Self::default();
-        for lang in requested {
+        for (i, lang) in requested.iter().enumerate() {
+            if requested[..i].contains(lang) {
+                continue;
+            }
             let lacking: Vec<usize> =
                 (0..records.len()).filter(|&i| records[i].get(lang).is_none()).map(|i| i + 1).collect();
             if lacking.len() < records.len() {
@@ -246,7 +249,7 @@ mod tests {
     #[test]
     fn missing_languages_are_counted_per_record() {
         let records = load_records(&fixture("bmike53.sample.jsonl")).unwrap();
-        let requested: Vec<String> = ["en", "he", "ko"].map(String::from).to_vec();
+        let requested: Vec<String> = ["en", "he", "ko", "en"].map(String::from).to_vec();
         let coverage = LanguageCoverage::of(&records, &requested);
         assert_eq!(coverage.present, ["en", "he"]);
         assert_eq!(coverage.missing, BTreeMap::from([("he".into(), vec![3]), ("ko".into(), vec![1, 2, 3])]));

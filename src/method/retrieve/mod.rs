@@ -6,13 +6,13 @@
 //! and cut into tokens: words of scripts written with spaces, numbers, and runs of scripts written
 //! without spaces (Chinese, Japanese, Thai). A subject word matches a query word if a loose spelling
 //! (no diacritics, transliteration variants merged, Cyrillic, Greek, Armenian and Georgian romanized
-//! when the scripts differ) is within a few edits, where changed or added endings cost less (not in Vietnamese, which
-//! does not inflect); a subject run matches if it occurs in a query run nearly as is, or with its
-//! character pairs close together. A subject's score is the weighted share of its tokens found within
-//! a few consecutive query tokens; a token weighs its letters, less when many entries' subjects or
-//! prompts have it (articles, question words). An entry's prompts are matched the same way, as the
-//! subject named in the author's words. Entries sharing a subject are told apart by how much the rest
-//! of the query resembles their prompts.
+//! when the scripts differ) is within a few edits, where changed or added endings cost less (not in
+//! Vietnamese, which does not inflect); a subject run matches if it occurs in a query run nearly as
+//! is, or with its character pairs close together (pairs that many entries' runs have count less). A
+//! subject's score is the weighted share of its tokens found within a few consecutive query tokens; a
+//! token weighs its letters, less when many entries' subjects or prompts have it (articles, question
+//! words). An entry's prompts are matched the same way, as the subject named in the author's words.
+//! Entries sharing a subject are told apart by how much the rest of the query resembles their prompts.
 //!
 //! Tokens, loose spellings and token distances are [`crate::text`]'s; this module is the index over
 //! them ([`SubjectIndex`]) and how it scores a subject against a query.
