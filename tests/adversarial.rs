@@ -452,7 +452,13 @@ fn every_subcommand_refuses_bad_input_without_panicking_or_touching_files() {
             Fails("language en: the reliability question's answer is 200 tokens long"),
         ),
         cases_of("eval: a record with two `en` blocks", eval(&data_twice), Fails("the key `en` appears twice")),
-        cases_of("eval: language absent", with(eval(&data), &["--langs", "en,日本"]), Fails("no language `日本`")),
+        cases_of(
+            "eval: language in no record",
+            m(&["eval", "--dataset", "mzsre", "--file", &data, "--langs", "日本", "--method", "unedited"]),
+            Fails("no record has any of the languages 日本"),
+        ),
+        // A language the records lack is listed in the report; the others are still evaluated.
+        cases_of("eval: one language absent", with(eval(&data), &["--langs", "日本"]), Succeeds),
         cases_of(
             "eval: settings of the wrong type",
             with(eval(&data), &["--settings", &settings_type]),

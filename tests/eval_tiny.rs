@@ -231,12 +231,29 @@ fn sequential_protocol_scores_every_record_with_all_edits_in_place() {
 }
 
 #[test]
-fn a_language_missing_from_a_record_is_a_clear_error() {
+fn languages_missing_from_records_are_reported_and_the_records_scored_in_the_others() {
     let tiny = tiny();
+    // The second record loses its German block.
+    let text = std::fs::read_to_string(&tiny.data).unwrap();
+    let mut lines: Vec<serde_json::Value> = text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    lines[1].as_object_mut().unwrap().remove("de");
+    let data = tiny._dir.path().join("partial.jsonl");
+    std::fs::write(&data, lines.iter().map(|l| format!("{l}\n")).collect::<String>()).unwrap();
     let mut request = request(&tiny, &[EvalMethod::Unedited], None);
-    request.langs = Some(vec!["en".into(), "fr".into()]);
+    request.file = data;
+    request.langs = Some(vec!["en".into(), "de".into(), "fr".into()]);
+    let (report, _) = evaluate(&tiny, &request).unwrap();
+    assert_eq!(report.langs, ["en", "de"], "no record has French");
+    assert_eq!(report.missing_langs.get("de"), Some(&vec![2]));
+    assert_eq!(report.missing_langs.get("fr"), Some(&vec![1, 2]));
+    assert_eq!(report.methods[0].records, 2, "the second record is scored in English");
+    let markdown = report.markdown();
+    assert!(markdown.contains("`de`: missing from 1 of 2 records: 2"), "{markdown}");
+    assert!(markdown.contains("`fr`: in no record (left out)"), "{markdown}");
+
+    request.langs = Some(vec!["fr".into()]);
     let error = format!("{:#}", evaluate(&tiny, &request).unwrap_err());
-    assert!(error.contains("record 1: no language `fr` (it has en, de)"), "{error}");
+    assert!(error.contains("no record has any of the languages fr"), "{error}");
 }
 
 #[test]

@@ -247,11 +247,6 @@ fn bizsre_same_subject_entries_are_told_apart() {
     assert!(share(own_first, queries) >= 0.8, "own entry first for only {}", percent(share(own_first, queries)));
 }
 
-/// Languages of BMIKE-53 with more false hits than `MAX_FALSE_HITS`, with the ceiling they keep to.
-/// Thai and Vietnamese subjects made of common words ("เคาน์ตี้ของคาร่าคารา" holds "ของ", "of";
-/// "Nhìn Vào", "look into") are found in unrelated questions that use those words.
-const BMIKE53_FALSE_HIT_SHORTFALLS: &[(&str, f64)] = &[("th", 0.014), ("vi", 0.014)];
-
 /// BMIKE-53's dev facts in 34 languages, one index holding all (issue 13).
 #[test]
 fn bmike53_recall_and_false_hits_per_language() {
@@ -259,5 +254,52 @@ fn bmike53_recall_and_false_hits_per_language() {
     let records = load_benchmark(&path).unwrap();
     let index = index_of(&records, RetrievalSettings::default());
     let table = print_recall_table("BMIKE-53", &index, &records);
-    assert_targets_met(&table, &[], BMIKE53_FALSE_HIT_SHORTFALLS);
+    assert_targets_met(&table, &[], &[]);
+}
+
+/// Time per query with 10,000 entries in one index: one entry per language of each BMIKE-53 dev fact
+/// (its subject and `src` prompt in that language), numbered copies added if there are fewer. Printed,
+/// not asserted (the target is under 1 ms on one core): timing depends on the machine.
+#[test]
+fn query_time_with_ten_thousand_entries() {
+    const ENTRIES: usize = 10_000;
+    let path = data("bmike53.dev.jsonl");
+    let records = load_benchmark(&path).unwrap();
+    let facts: Vec<(&str, &str)> =
+        records.iter().flat_map(|r| r.iter().map(|(_, e)| (e.subject.as_str(), e.src.as_str()))).collect();
+    let mut index = SubjectIndex::new(RetrievalSettings::default());
+    let started = Instant::now();
+    for n in 0..ENTRIES {
+        let (subject, prompt) = facts[n % facts.len()];
+        let copy = n / facts.len();
+        let (subject, prompt) = if copy == 0 {
+            (subject.to_string(), prompt.to_string())
+        } else {
+            (format!("{subject} {copy}"), format!("{prompt} {copy}"))
+        };
+        index.insert(&n.to_string(), &[subject], &[prompt]);
+    }
+    let indexed = started.elapsed();
+    let queries: Vec<&str> = records
+        .iter()
+        .flat_map(|r| r.iter().flat_map(|(_, e)| [e.src.as_str(), e.rephrase.as_str(), e.loc.as_str()]))
+        .collect();
+    let mut times: Vec<Duration> = queries
+        .iter()
+        .map(|query| {
+            let started = Instant::now();
+            std::hint::black_box(index.search(query));
+            started.elapsed()
+        })
+        .collect();
+    times.sort();
+    let mean = times.iter().sum::<Duration>() / times.len() as u32;
+    println!(
+        "{ENTRIES} entries indexed in {indexed:?}; {} queries (src, rephrase, loc of every language): \
+         mean {mean:?}, median {:?}, 99th percentile {:?}, slowest {:?} per query",
+        times.len(),
+        times[times.len() / 2],
+        times[times.len() * 99 / 100],
+        times[times.len() - 1]
+    );
 }

@@ -1,4 +1,4 @@
-//! `lafn eval`: evaluate editing methods on MzsRE or Bi-ZsRE.
+//! `lafn eval`: evaluate editing methods on MzsRE, Bi-ZsRE or BMIKE-53.
 
 use std::collections::BTreeSet;
 use std::path::PathBuf;
@@ -27,10 +27,12 @@ pub struct EvalArgs {
     /// The benchmark.
     #[arg(long, value_enum, required = true)]
     dataset: Option<Dataset>,
-    /// The benchmark's JSONL file.
+    /// The benchmark's JSONL file (one fact per line, language -> entry), or a directory in BMIKE-53's
+    /// layout (zsre_test_{lang}.json files, each pairing en with one language).
     #[arg(long, required = true)]
     file: Option<PathBuf>,
-    /// Languages to edit and score (comma-separated; default: all of the dataset's).
+    /// Languages to edit and score (comma-separated; default: all of the dataset's). Each record is
+    /// evaluated in those it has; the records lacking one are listed in the report.
     #[arg(long, value_delimiter = ',')]
     langs: Option<Vec<String>>,
     /// Evaluate only the first N records.

@@ -5,7 +5,7 @@ use std::fmt;
 
 use candle_core::{Device, Tensor};
 use clap::ValueEnum;
-use color_eyre::eyre::{bail, eyre};
+use color_eyre::eyre::bail;
 use rand::rngs::StdRng;
 use rand::SeedableRng;
 use serde::{Deserialize, Serialize};
@@ -69,14 +69,15 @@ pub struct Question {
 /// How many same-subject, other-relation questions each record gets per language.
 pub const SPECIFICITY_QUESTIONS: usize = 2;
 
-/// Every question of record `index` in the given languages, in language order; portability only
+/// Every question of record `index` in those of the given languages it has, in language order; portability only
 /// where present. Generality is also asked as [`Metric::DistinctGenerality`] when the rephrasing
 /// differs from `src`. Specificity questions come from other records (see [`specificity_questions`]).
 pub fn questions(records: &[BenchmarkRecord], index: usize, langs: &[String]) -> Result<Vec<Question>> {
     let record = &records[index];
     let mut out = Vec::new();
     for lang in langs {
-        let entry = record.get(lang).ok_or_else(|| eyre!("the record has no language `{lang}`"))?;
+        // A language the record lacks has no questions (the run reports which records lack it).
+        let Some(entry) = record.get(lang) else { continue };
         let portability = &entry.portability;
         let mut items = vec![
             (Metric::Reliability, entry.src.clone(), entry.alt.clone()),

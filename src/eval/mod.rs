@@ -1,10 +1,11 @@
-//! Evaluation on MzsRE and Bi-ZsRE (METHOD.md section 4): every record is edited with each compared
-//! method and scored in every language on Reliability, Generality, Locality and Portability (F1 / EM).
+//! Evaluation on MzsRE, Bi-ZsRE and BMIKE-53 (METHOD.md section 4): every record is edited with each
+//! compared method and scored in every language on Reliability, Generality, Locality and Portability (F1 / EM).
 //!
-//! [`metrics`] scores one answer, [`methods`] says what each method applies to a question, [`runner`]
-//! drives a run (standard or sequential protocol, resumable through [`state`]), [`report`] aggregates
+//! [`dataset`] reads the benchmarks' files, [`metrics`] scores one answer, [`methods`] says what each
+//! method applies to a question, [`runner`] drives a run (standard or sequential protocol, resumable through [`state`]), [`report`] aggregates
 //! the per-record results into tables, [`shard`] splits a run over machines and merges the parts.
 
+pub mod dataset;
 pub mod methods;
 pub mod metrics;
 pub mod report;
@@ -12,9 +13,10 @@ pub mod runner;
 pub mod shard;
 pub mod state;
 
+pub use dataset::{load_records, Dataset, LanguageCoverage};
 pub use methods::{EvalMethod, Scoring};
 pub use metrics::{token_f1, Metric, Score};
 pub use report::{EvalReport, MethodReport, RecordResult, Table, TimeBreakdown};
-pub use runner::{run, Dataset, EvalConfig, EvalModels, EvalPhase, EvalRequest, EvalSettings, Progress, Stage};
+pub use runner::{run, EvalConfig, EvalModels, EvalPhase, EvalRequest, EvalSettings, Progress, Stage};
 pub use shard::{merge, Merged, Shard};
 pub use state::state_path_for;

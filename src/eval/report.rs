@@ -6,6 +6,7 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
+use super::dataset::LanguageCoverage;
 use super::methods::{EvalMethod, LangResult};
 use super::metrics::{Metric, Score};
 use super::runner::EvalConfig;
@@ -191,6 +192,10 @@ pub struct EvalReport {
     pub dataset: String,
     pub file: PathBuf,
     pub langs: Vec<String>,
+    /// Requested language -> the records (numbered from 1) that lack it; those records were evaluated
+    /// in their other languages. A language no record has is not in `langs`.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub missing_langs: BTreeMap<String, Vec<usize>>,
     /// "standard" (one edit in the cache at a time) or "sequential" (all edits, then all scores).
     pub protocol: String,
     /// Records evaluated (the first `records` of the file).
@@ -225,6 +230,14 @@ impl EvalReport {
             self.model.fingerprint,
             short_commit(&self.git_commit)
         );
+        let missing = LanguageCoverage::describe(&self.missing_langs, self.records);
+        if !missing.is_empty() {
+            let _ = writeln!(out, "Languages some records lack (evaluated in the records that have them):\n");
+            for line in missing {
+                let _ = writeln!(out, "- {line}");
+            }
+            let _ = writeln!(out);
+        }
         let header: Vec<&str> = self.langs.iter().map(String::as_str).chain(["avg"]).collect();
         for (scoring, generated) in [("teacher forced", false), ("generated", true)] {
             for metric in Metric::ALL {

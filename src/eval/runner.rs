@@ -2,7 +2,6 @@
 //! per-record results in the state file, and aggregate them into the report.
 
 use std::collections::HashSet;
-use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
@@ -11,6 +10,7 @@ use clap::ValueEnum;
 use color_eyre::eyre::{bail, eyre, WrapErr};
 use serde::{Deserialize, Serialize};
 
+use super::dataset::{load_records, Dataset, LanguageCoverage};
 use super::methods::{
     answer_all, fine_tune_layer, merged_edits, questions, random_neurons, score_answers, whole_layer, Answer, Answerer,
     EvalMethod, InContextFacts, Question, Scoring,
@@ -21,7 +21,7 @@ use super::state::{RunIdentity, StateFile};
 use crate::method::apply::CachedEdits;
 use crate::method::cache::MemoryStore;
 use crate::method::pipeline::{run_edit, EditEvent, EditModels, EditRun};
-use crate::method::{load_benchmark, load_settings, optimize, BenchmarkRecord, EditGroup, MethodSettings};
+use crate::method::{load_settings, optimize, BenchmarkRecord, EditGroup, MethodSettings};
 use crate::method::{LocatedNeurons, UpdateValues};
 use crate::runtime::{FfnDelta, LoadedModel, Model};
 use crate::Result;
@@ -62,27 +62,6 @@ impl EvalConfig {
             None => EvalSettings::default(),
         };
         Ok(Self { method, eval })
-    }
-}
-
-/// The benchmarks, named `mzsre` and `bizsre` on the command line and in reports.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ValueEnum)]
-#[serde(rename_all = "kebab-case")]
-pub enum Dataset {
-    Mzsre,
-    Bizsre,
-}
-
-impl Dataset {
-    /// The languages of the benchmark, evaluated when no others are asked for.
-    pub fn languages(self) -> &'static [String] {
-        crate::text::languages::dataset_languages(&self.to_string())
-    }
-}
-
-impl fmt::Display for Dataset {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.to_possible_value().expect("no dataset is skipped").get_name())
     }
 }
 
@@ -165,27 +144,24 @@ pub fn run(
         bail!("a sequential run edits every record into one cache, so it cannot be split into shards");
     }
     let in_shard = |record: usize| request.shard.is_none_or(|shard| shard.contains(record));
-    let mut records = load_benchmark(&request.file)?;
+    let mut records = load_records(&request.file)?;
     if let Some(limit) = request.limit {
         records.truncate(limit);
     }
     if records.is_empty() {
         bail!("{} holds no records to evaluate", request.file.display());
     }
-    let langs: Vec<String> = match &request.langs {
+    let requested: Vec<String> = match &request.langs {
         Some(langs) if !langs.is_empty() => langs.clone(),
-        _ => request.dataset.languages().iter().map(|l| l.to_string()).collect(),
+        _ => request.dataset.languages().to_vec(),
     };
-    for (i, record) in records.iter().enumerate() {
-        if let Some(missing) = langs.iter().find(|l| record.get(l).is_none()) {
-            let present: Vec<&str> = record.iter().map(|(l, _)| l.as_str()).collect();
-            bail!(
-                "{} record {}: no language `{missing}` (it has {})",
-                request.file.display(),
-                i + 1,
-                present.join(", ")
-            );
-        }
+    // Each record is evaluated in the requested languages it has; the others are reported.
+    let LanguageCoverage { present: langs, missing: missing_langs } = LanguageCoverage::of(&records, &requested);
+    for line in LanguageCoverage::describe(&missing_langs, records.len()) {
+        log::warn!("{}: language {line}", request.file.display());
+    }
+    if langs.is_empty() {
+        bail!("{}: no record has any of the languages {}", request.file.display(), requested.join(", "));
     }
 
     // Every question and answer fits the model, checked before hours of work rather than at its record.
@@ -243,6 +219,7 @@ pub fn run(
         dataset: request.dataset.to_string(),
         file: request.file.clone(),
         langs: langs.clone(),
+        missing_langs,
         protocol: protocol_name(request.sequential).into(),
         records: records.len(),
         shard: request.shard,

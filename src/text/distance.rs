@@ -28,13 +28,15 @@ const NOT_EXACT_SIMILARITY: f32 = 0.9;
 /// loose spelling (see `normalize::loose_spelling`), below 1 unless a run occurs as is: an exact token
 /// is found by lookup, not by resemblance. Short query words (at most `exact_match_max_chars` letters:
 /// "le", "de") and Vietnamese syllables, which do not inflect ("thấy" is not "tháng"), may only differ
-/// in diacritics.
+/// in diacritics. `pair_weight` says how much finding a character pair of a run counts (see
+/// [`pair_coverage`]).
 pub fn token_similarity(
     candidate: &Token,
     candidate_spelling: &[char],
     query: &Token,
     query_spelling: &[char],
     exact_match_max_chars: usize,
+    pair_weight: &dyn Fn(CharPair) -> f32,
 ) -> f32 {
     match query.kind {
         TokenKind::Word => {
@@ -51,7 +53,7 @@ pub fn token_similarity(
             similarity.min(NOT_EXACT_SIMILARITY)
         }
         TokenKind::Run => {
-            let similarity = run_similarity(candidate_spelling, query_spelling);
+            let similarity = run_similarity(candidate_spelling, query_spelling, pair_weight);
             if query.text.contains(candidate.text.as_str()) {
                 similarity
             } else {
@@ -122,44 +124,59 @@ fn ending_tolerant_distance(subject: &[char], query: &[char]) -> f32 {
 /// per `MAX_EDIT_SHARE` letters beyond the first) and the share of the subject's character pairs found
 /// close together (translations reorder words: "ฟื้นฟูอาณาจักร..." -> "อาณาจักร...ที่ได้รับการฟื้นฟู").
 /// Runs shorter than `MIN_FUZZY_RUN_CHARS` must occur exactly.
-fn run_similarity(subject: &[char], query: &[char]) -> f32 {
+fn run_similarity(subject: &[char], query: &[char], pair_weight: &dyn Fn(CharPair) -> f32) -> f32 {
     let distance = substring_distance(subject, query);
     if subject.len() < MIN_FUZZY_RUN_CHARS {
         return if distance == 0 { 1.0 } else { 0.0 };
     }
     let allowed = (subject.len() - 1) / MAX_EDIT_SHARE;
     let edited = if distance <= allowed { 1.0 - distance as f32 / subject.len() as f32 } else { 0.0 };
-    edited.max(pair_coverage(subject, query))
+    edited.max(pair_coverage(subject, query, pair_weight))
 }
 
-/// Largest share of the subject's distinct character pairs occurring within a stretch of the query
-/// half again as long as the subject.
-fn pair_coverage(subject: &[char], query: &[char]) -> f32 {
-    let mut pairs: Vec<(char, char)> = subject.windows(2).map(|w| (w[0], w[1])).collect();
+/// Least weight of pairs a pair coverage must find: a subject whose pairs are all common (a Thai
+/// title of everyday words, "เคาน์ตี้ของคาร่าคารา") is found by its pairs only where they are its own.
+/// A pair no other entry has weighs 1.
+const MIN_PAIR_EVIDENCE: f32 = 3.0;
+
+/// Two consecutive characters of a run.
+pub type CharPair = (char, char);
+
+/// Largest weighted share of the subject's distinct character pairs occurring within a stretch of the
+/// query half again as long as the subject. A pair weighs `pair_weight`: pairs that many texts have
+/// (in Thai the letters of "ของ", "of") say little about which subject is meant.
+fn pair_coverage(subject: &[char], query: &[char], pair_weight: &dyn Fn(CharPair) -> f32) -> f32 {
+    let mut pairs: Vec<CharPair> = subject.windows(2).map(|w| (w[0], w[1])).collect();
     pairs.sort_unstable();
     pairs.dedup();
+    let weights: Vec<f32> = pairs.iter().map(|&pair| pair_weight(pair)).collect();
+    let total: f32 = weights.iter().sum();
     // For every query position, which subject pair starts there.
     let found: Vec<Option<usize>> = query.windows(2).map(|w| pairs.binary_search(&(w[0], w[1])).ok()).collect();
     let stretch = subject.len() + subject.len() / 2 - 1;
     let mut counts = vec![0usize; pairs.len()];
-    let (mut distinct, mut best) = (0, 0);
+    let (mut covered, mut best) = (0.0f32, 0.0f32);
     for (end, pair) in found.iter().enumerate() {
         if let Some(p) = *pair {
             counts[p] += 1;
-            distinct += usize::from(counts[p] == 1);
+            if counts[p] == 1 {
+                covered += weights[p];
+            }
         }
         if end >= stretch {
             if let Some(p) = found[end - stretch] {
                 counts[p] -= 1;
-                distinct -= usize::from(counts[p] == 0);
+                if counts[p] == 0 {
+                    covered -= weights[p];
+                }
             }
         }
-        best = best.max(distinct);
+        best = best.max(covered);
     }
-    if pairs.is_empty() {
-        0.0
+    if total > 0.0 && best >= MIN_PAIR_EVIDENCE {
+        (best / total).min(1.0)
     } else {
-        best as f32 / pairs.len() as f32
+        0.0
     }
 }
 

@@ -5,14 +5,14 @@
 //! ("Šmavon", "Chmavon", "Shmavon"), translations reorder or replace words. Both sides are lowercased
 //! and cut into tokens: words of scripts written with spaces, numbers, and runs of scripts written
 //! without spaces (Chinese, Japanese, Thai). A subject word matches a query word if a loose spelling
-//! (no diacritics, transliteration variants merged, Cyrillic and Greek romanized when the scripts
-//! differ) is within a few edits, where changed or added endings cost less (not in Vietnamese, which
-//! does not inflect); a subject run matches if it occurs in a query run nearly as is, or with its
-//! character pairs close together. A subject's score is the weighted share of its tokens found within
-//! a few consecutive query tokens; a token weighs its letters, less when many entries' subjects or
-//! prompts have it (articles, question words). An entry's prompts are matched the same way, as the
-//! subject named in the author's words. Entries sharing a subject are told apart by how much the rest
-//! of the query resembles their prompts.
+//! (no diacritics, transliteration variants merged, Cyrillic, Greek, Armenian and Georgian romanized
+//! when the scripts differ) is within a few edits, where changed or added endings cost less (not in
+//! Vietnamese, which does not inflect); a subject run matches if it occurs in a query run nearly as
+//! is, or with its character pairs close together (pairs that many entries' runs have count less). A
+//! subject's score is the weighted share of its tokens found within a few consecutive query tokens; a
+//! token weighs its letters, less when many entries' subjects or prompts have it (articles, question
+//! words). An entry's prompts are matched the same way, as the subject named in the author's words.
+//! Entries sharing a subject are told apart by how much the rest of the query resembles their prompts.
 //!
 //! Tokens, loose spellings and token distances are [`crate::text`]'s; this module is the index over
 //! them ([`SubjectIndex`]) and how it scores a subject against a query.
@@ -22,7 +22,8 @@ use std::collections::{HashMap, HashSet};
 use serde::{Deserialize, Serialize};
 
 use crate::text::clitics::without_clitics;
-use crate::text::distance::jaccard;
+use crate::text::distance::{jaccard, CharPair};
+use crate::text::normalize::is_vietnamese;
 use crate::text::tokens::{content_features, token_key, tokenize, Token, TokenKind};
 use vocabulary::{Vocabulary, VocabularyToken};
 
@@ -114,6 +115,8 @@ struct Entry {
     prompt_features: Vec<HashSet<String>>,
     /// Distinct vocabulary ids of the prompts, counted in `VocabularyToken::prompt_count`.
     prompt_tokens: HashSet<usize>,
+    /// Distinct character pairs of the subjects' and prompts' runs, counted in the vocabulary.
+    run_pairs: HashSet<CharPair>,
 }
 
 struct IndexedSubject {
@@ -123,8 +126,11 @@ struct IndexedSubject {
     tokens: Vec<usize>,
     /// Every token must match exactly: the subject is too short for fuzzy matching to be safe.
     exact_only: bool,
-    /// A prompt of the entry, matched as a whole: it names the subject as the user wrote it.
-    is_prompt: bool,
+    /// Whether the subject may fire when found only in part (`RetrievalSettings::partial_threshold`).
+    /// Not a prompt, matched as a whole: it names the subject as the user wrote it. Not a Vietnamese
+    /// subject: Vietnamese puts spaces between syllables, and a few syllables of a title ("Tương
+    /// Đương", "equivalent") are common words, not the rare words a partial match stands on.
+    partial_allowed: bool,
 }
 
 /// A subject token found in the query.
@@ -158,6 +164,7 @@ impl SubjectIndex {
             subject_keys: HashSet::new(),
             prompt_features: Vec::new(),
             prompt_tokens: HashSet::new(),
+            run_pairs: HashSet::new(),
         };
         let mut subject_features = HashSet::new();
         for subject in subjects {
@@ -176,7 +183,7 @@ impl SubjectIndex {
                 original: subject.clone(),
                 tokens: ids,
                 exact_only: key.chars().filter(|c| *c != ' ').count() <= self.settings.exact_match_max_chars,
-                is_prompt: false,
+                partial_allowed: !tokens.iter().any(|t| is_vietnamese(&t.text)),
             }));
             entry.subject_slots.push(slot);
         }
@@ -196,7 +203,7 @@ impl SubjectIndex {
                     original: prompt.clone(),
                     tokens: ids,
                     exact_only: false,
-                    is_prompt: true,
+                    partial_allowed: false,
                 }));
                 entry.subject_slots.push(slot);
             }
@@ -211,6 +218,8 @@ impl SubjectIndex {
         for &id in entry.subject_tokens.iter().chain(&entry.prompt_tokens) {
             self.vocabulary.tokens[id].refresh_weight();
         }
+        entry.run_pairs = self.vocabulary.run_pairs(entry.subject_tokens.iter().chain(&entry.prompt_tokens).copied());
+        self.vocabulary.count_pairs(&entry.run_pairs, true);
         self.entries.insert(entry_id.to_string(), entry);
     }
 
@@ -233,6 +242,7 @@ impl SubjectIndex {
         for &id in entry.subject_tokens.iter().chain(&entry.prompt_tokens) {
             self.vocabulary.tokens[id].refresh_weight();
         }
+        self.vocabulary.count_pairs(&entry.run_pairs, false);
     }
 
     /// The entries the query mentions, best first; of entries sharing a subject only the one whose
@@ -374,7 +384,7 @@ impl SubjectIndex {
                 self.settings.threshold
             };
             let fires = coverage >= threshold
-                || (!subject.is_prompt
+                || (subject.partial_allowed
                     && words_found >= self.settings.partial_min_words
                     && coverage >= self.settings.partial_threshold);
             if fires && numbers_found && (exact || evidence >= MIN_EVIDENCE_CHARS) {

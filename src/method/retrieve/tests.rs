@@ -237,3 +237,64 @@ fn japanese_and_korean_subjects_are_found_in_other_kana_and_with_particles() {
     assert_eq!(found(&index, "マリー・アントワネットはどこで生まれましたか？"), Vec::<String>::new());
     assert_eq!(found(&index, "마리오는 누구인가요?"), Vec::<String>::new());
 }
+
+/// Subjects written with the variants of their script (accents, letter forms, composed or decomposed
+/// characters, compatibility forms) are found; unrelated questions in the script are not.
+fn assert_found_and_not(index: &SubjectIndex, id: &str, variants: &[&str], unrelated: &[&str]) {
+    for query in variants {
+        assert_eq!(found(index, query), [id], "{query}");
+    }
+    for query in unrelated {
+        assert_eq!(found(index, query), Vec::<String>::new(), "{query}");
+    }
+}
+
+#[test]
+fn greek_accents_polytonic_forms_and_final_sigma() {
+    let index = index_of(&[("knossos", &["Κνωσός"], &[])]);
+    let variants = ["Πού βρίσκεται η ΚΝΩΣΟΣ;", "Ἡ Κνωσὸς εἶναι ἀρχαία πόλη;", "Where is Knossos?"];
+    assert_found_and_not(&index, "knossos", &variants, &["Πού βρίσκεται η Κόρινθος;"]);
+}
+
+#[test]
+fn cyrillic_letter_variants_and_latin_transliteration() {
+    let index = index_of(&[("yizhakevych", &["Іван Їжакевич"], &[])]);
+    let variants = ["Хто такий Іван Іжакевич?", "Де народився Ивана Їжакевича?", "Who was Ivan Izhakevych?"];
+    assert_found_and_not(&index, "yizhakevych", &variants, &["Хто такий Іван Франко?", "Who was Ivan Franko?"]);
+}
+
+#[test]
+fn indic_viramas_joiners_and_decomposed_vowels() {
+    let index = index_of(&[("tagore", &["रवीन्द्रनाथ ठाकुर"], &[]), ("colombo", &["கொழும்பு"], &[])]);
+    let variants = ["रवीन्\u{200D}द्रनाथ ठाकुर कौन थे?", "रवीनद्रनाथ ठाकुर कहाँ पैदा हुए?"];
+    assert_found_and_not(&index, "tagore", &variants, &["रवीना टंडन कौन हैं?"]);
+    // The two-part vowel sign of "கொ" as one character (U+0BCA) in the subject, as its parts here.
+    let variants = ["க\u{0BC6}\u{0BBE}ழும்பு எங்கே உள்ளது?", "கொழும்பு எங்கே உள்ளது?"];
+    assert_found_and_not(&index, "colombo", &variants, &["சென்னை எங்கே உள்ளது?"]);
+}
+
+#[test]
+fn half_width_kana_and_decomposed_hangul() {
+    let index = index_of(&[("curie-ja", &["マリー・キュリー"], &[]), ("curie-ko", &["마리 퀴리"], &[])]);
+    assert_found_and_not(&index, "curie-ja", &["ﾏﾘｰ･ｷｭﾘｰはどこで生まれましたか？"], &["ﾏﾘｵはどこ？"]);
+    // Hangul as conjoining jamo (NFD): "마리 퀴리는".
+    let jamo = "\u{1106}\u{1161}\u{1105}\u{1175} \u{110F}\u{1171}\u{1105}\u{1175}\u{1102}\u{1173}\u{11AB} 누구인가요?";
+    assert_found_and_not(&index, "curie-ko", &[jamo], &["마리오는 누구인가요?"]);
+}
+
+#[test]
+fn armenian_and_georgian_in_their_scripts_and_in_latin_letters() {
+    let index = index_of(&[("shmavon", &["Շմավոն Շմավոնյան"], &[]), ("tbilisi", &["თბილისი"], &[])]);
+    let variants = ["Ո՞ր երկրից է Շմավոն Շմավոնյանը:", "What country is Shmavon Shmavonyan from?"];
+    assert_found_and_not(&index, "shmavon", &variants, &["Ո՞վ է Արամ Խաչատրյանը:"]);
+    let variants = ["რა არის თბილისის მოსახლეობა?", "What is the population of Tbilisi?"];
+    assert_found_and_not(&index, "tbilisi", &variants, &["რა არის ბათუმის მოსახლეობა?"]);
+}
+
+#[test]
+fn vietnamese_typed_as_letters_and_combining_marks() {
+    let index = index_of(&[("see", &["Bạn sẽ thấy"], &[])]);
+    // "Bạn sẽ thấy" in NFD: base letters followed by their marks.
+    let decomposed = "Hãng thu âm của Ba\u{0323}n se\u{0303} thâ\u{0301}y là gì?";
+    assert_found_and_not(&index, "see", &[decomposed], &["tôi sẽ gặp bạn vào tháng 9"]);
+}

@@ -1,10 +1,10 @@
 //! The distinct tokens of the indexed subjects and prompts, with how often entries use them and an
 //! n-gram index to find the ones resembling a query token.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use super::RetrievalSettings;
-use crate::text::distance::token_similarity;
+use crate::text::distance::{token_similarity, CharPair};
 use crate::text::normalize::loose_spelling;
 use crate::text::tokens::{ngrams, Gram, Token, TokenKind};
 
@@ -48,6 +48,8 @@ pub(super) struct Vocabulary {
     ids: HashMap<Token, usize>,
     pub(super) tokens: Vec<VocabularyToken>,
     grams: HashMap<Gram, Vec<usize>>,
+    /// Character pair of a run (in loose spelling) -> number of entries whose runs have it.
+    pair_entries: HashMap<CharPair, usize>,
 }
 
 impl Vocabulary {
@@ -91,6 +93,26 @@ impl Vocabulary {
                 id
             }
         }
+    }
+
+    /// The distinct character pairs of the runs among `ids`, in loose spelling.
+    pub(super) fn run_pairs(&self, ids: impl IntoIterator<Item = usize>) -> HashSet<CharPair> {
+        let runs = ids.into_iter().map(|id| &self.tokens[id]).filter(|t| t.token.kind == TokenKind::Run);
+        runs.flat_map(|t| t.loose.windows(2).map(|w| (w[0], w[1]))).collect()
+    }
+
+    /// Counts (or, `added` false, uncounts) one entry's run pairs.
+    pub(super) fn count_pairs(&mut self, pairs: &HashSet<CharPair>, added: bool) {
+        for pair in pairs {
+            let count = self.pair_entries.entry(*pair).or_default();
+            *count = if added { *count + 1 } else { count.saturating_sub(1) };
+        }
+    }
+
+    /// How much finding a run pair counts: less the more entries' runs have it, as a token's weight.
+    fn pair_weight(&self, pair: CharPair) -> f32 {
+        let entries = self.pair_entries.get(&pair).copied().unwrap_or_default().max(1);
+        1.0 / (1.0 + (entries as f32).ln())
     }
 
     /// The id of a token spelled exactly so, if it is in the vocabulary.
@@ -145,8 +167,9 @@ impl Vocabulary {
             if Some(id) == exact || unused || !comparable || subject.is_empty() || loose.is_empty() {
                 continue;
             }
-            let similarity =
-                token_similarity(&candidate.token, subject, query_token, loose, settings.exact_match_max_chars);
+            let pair_weight = |pair| self.pair_weight(pair);
+            let max_exact = settings.exact_match_max_chars;
+            let similarity = token_similarity(&candidate.token, subject, query_token, loose, max_exact, &pair_weight);
             if similarity >= settings.min_token_similarity {
                 similar.push((id, similarity));
             }
