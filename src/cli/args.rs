@@ -99,6 +99,15 @@ impl GroupArgs {
     pub fn load(&self) -> Result<EditGroup> {
         EditGroup::load_one(&self.group, self.index, self.langs.as_deref())
     }
+
+    /// Every group of the file, each read and checked on its own ([`EditGroup::load_each`]).
+    pub fn load_each(&self) -> Result<Vec<Result<EditGroup>>> {
+        EditGroup::load_each(&self.group, self.langs.as_deref())
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.group
+    }
 }
 
 #[derive(Args)]

@@ -1,5 +1,8 @@
 //! `lafn locate` and `lafn edit`: both locate an edit group's neurons the same way (on the dense
-//! weights); `edit` then optimizes update values and stores them in the edit cache.
+//! weights); `edit` then optimizes update values and stores them in the edit cache, for one group or,
+//! with `--all` / `--range`, for many ([`bulk`]).
+
+mod bulk;
 
 use std::path::Path;
 use std::sync::atomic::AtomicBool;
@@ -34,6 +37,8 @@ pub struct EditArgs {
     inputs: LocateArgs,
     #[command(flatten)]
     cache: CacheArgs,
+    #[command(flatten)]
+    many: bulk::ManyGroups,
 }
 
 impl LocateArgs {
@@ -63,8 +68,17 @@ pub fn run_locate(args: LocateArgs) -> Result<()> {
     Ok(())
 }
 
-/// Prints the located neurons and a line per optimization step, then caches the edit.
+/// Edits the group chosen with `--index`, or the groups of `--all` / `--range`.
 pub fn run_edit(args: EditArgs) -> Result<()> {
+    if args.many.chosen() {
+        bulk::run(&args)
+    } else {
+        run_single(args)
+    }
+}
+
+/// Prints the located neurons and a line per optimization step, then caches the edit.
+fn run_single(args: EditArgs) -> Result<()> {
     let (settings, group, loaded, dense) = args.inputs.load()?;
     let models = EditModels { dense: &dense, paraphraser: &loaded.model, tokenizer: &loaded.tokenizer };
     // The input is checked and the cache proven usable before the edit is computed. A cache that does

@@ -33,7 +33,7 @@ enum Command {
     /// Locate the language-agnostic factual neurons of an edit group and print per-layer statistics.
     Locate(edit::LocateArgs),
     /// Locate and optimize update values for an edit group, print the losses of every step, and
-    /// store the result in the edit cache.
+    /// store the result in the edit cache; with --all or --range, many groups of the file, resumably.
     Edit(edit::EditArgs),
     /// Line-based chat over stdin: each answer uses the cached edits whose subject the line mentions.
     Chat(chat::ChatArgs),

@@ -89,6 +89,15 @@ impl JobProgress {
         }
     }
 
+    /// Moves the bar to `done` past items that needed no work (found done by an earlier run): the ETA's
+    /// pace counts only the items this run worked on.
+    pub fn skip_to(&mut self, done: u64) {
+        let Some(current) = &mut self.current else { return };
+        current.first += done.saturating_sub(current.bar.position());
+        current.bar.set_style(style(current.look, current.first));
+        self.update(done);
+    }
+
     pub fn set_message(&self, message: impl Into<Cow<'static, str>>) {
         if let Some(current) = &self.current {
             current.bar.set_message(message);
@@ -256,5 +265,15 @@ mod tests {
         progress.set_message("(3 resumed)  ");
         let line = progress.current.as_ref().unwrap().status_line();
         assert_eq!(line, "records 3/50  elapsed 0m00s  ETA ?  (3 resumed)");
+    }
+
+    #[test]
+    fn skipped_items_do_not_count_as_pace() {
+        let mut progress = JobProgress { plain: PlainLines::Never, on_terminal: false, current: None };
+        progress.start(Look::Count, "groups", 0, Some(10));
+        progress.update(1);
+        progress.skip_to(4);
+        let current = progress.current.as_ref().unwrap();
+        assert_eq!((current.bar.position(), current.first), (4, 3), "one group done, three skipped");
     }
 }

@@ -186,10 +186,20 @@ impl EditGroup {
     /// or a JSONL file (one group or benchmark record per line).
     pub fn load_file(path: &Path) -> Result<Vec<Self>> {
         let groups = Self::parse_file(path)?;
-        for group in &groups {
+        let checked = groups.into_iter().map(|group| {
+            let group = group?;
             group.validate().wrap_err_with(|| format!("reading edit groups from {}", path.display()))?;
-        }
-        Ok(groups)
+            Ok(group)
+        });
+        checked.collect()
+    }
+
+    /// Every group of a file, with only the languages `langs` when given, each read and checked on its
+    /// own: a group that is not valid is an error in its place and leaves the others usable (a bulk edit
+    /// reports it and goes on). The outer error is the file's: unreadable, or no groups at all.
+    pub fn load_each(path: &Path, langs: Option<&[String]>) -> Result<Vec<Result<Self>>> {
+        let groups = Self::parse_file(path)?;
+        Ok(groups.into_iter().map(|group| group.and_then(|group| group.choose_langs(langs))).collect())
     }
 
     /// Group `index` (1 = the first) of a file, with only the languages `langs` when given. Only that
@@ -197,26 +207,33 @@ impl EditGroup {
     pub fn load_one(path: &Path, index: usize, langs: Option<&[String]>) -> Result<Self> {
         let groups = Self::parse_file(path)?;
         let count = groups.len();
-        let mut group = index.checked_sub(1).and_then(|i| groups.into_iter().nth(i)).ok_or_else(|| {
+        let group = index.checked_sub(1).and_then(|i| groups.into_iter().nth(i)).ok_or_else(|| {
             eyre!("{} holds {count} groups; --index {index} is out of range (1 is the first)", path.display())
         })?;
-        if let Some(langs) = langs {
-            group.keep_langs(langs)?;
-        }
-        group.validate()?;
-        Ok(group)
+        group?.choose_langs(langs)
     }
 
-    /// The groups of a file as written, not yet validated.
-    fn parse_file(path: &Path) -> Result<Vec<Self>> {
+    /// This group with only the languages `langs` (all without), validated.
+    fn choose_langs(mut self, langs: Option<&[String]>) -> Result<Self> {
+        if let Some(langs) = langs {
+            self.keep_langs(langs)?;
+        }
+        self.validate()?;
+        Ok(self)
+    }
+
+    /// The groups of a file as written, not yet validated; a group that cannot be read (a JSONL line that
+    /// is not JSON, a record of the wrong shape) is an error in its place.
+    fn parse_file(path: &Path) -> Result<Vec<Result<Self>>> {
         let text = std::fs::read_to_string(path).wrap_err_with(|| format!("cannot read {}", path.display()))?;
         let stem = path.file_stem().map_or("group".into(), |s| s.to_string_lossy().into_owned());
         let trimmed = text.trim_start();
-        let values: Vec<serde_json::Value> = if trimmed.starts_with('[') {
+        let values: Vec<Result<serde_json::Value>> = if trimmed.starts_with('[') {
             let array = parse_json(trimmed).wrap_err_with(|| format!("{} is not valid JSON", path.display()))?;
-            serde_json::from_value(array)?
+            let items: Vec<serde_json::Value> = serde_json::from_value(array)?;
+            items.into_iter().map(Ok).collect()
         } else if let Ok(value) = parse_json(trimmed) {
-            vec![value]
+            vec![Ok(value)]
         } else {
             text.lines()
                 .enumerate()
@@ -224,17 +241,19 @@ impl EditGroup {
                 .map(|(i, l)| {
                     parse_json(l).wrap_err_with(|| format!("{} line {}: not valid JSON", path.display(), i + 1))
                 })
-                .collect::<Result<_>>()?
+                .collect()
         };
         if values.is_empty() {
             bail!("{} holds no edit groups", path.display());
         }
-        values
+        Ok(values
             .into_iter()
             .enumerate()
-            .map(|(i, v)| Self::parse_json(v, &format!("{stem}-{}", i + 1)))
-            .collect::<Result<_>>()
-            .wrap_err_with(|| format!("reading edit groups from {}", path.display()))
+            .map(|(i, value)| {
+                Self::parse_json(value?, &format!("{stem}-{}", i + 1))
+                    .wrap_err_with(|| format!("reading edit groups from {}", path.display()))
+            })
+            .collect())
     }
 
     /// Parses our own group format or a benchmark record.

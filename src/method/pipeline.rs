@@ -6,6 +6,7 @@ use std::sync::atomic::AtomicBool;
 use std::time::Instant;
 
 use super::apply::CachedEdits;
+use super::cache::{entry_id, EditStore};
 use super::edit::{optimize, OptimizeOutcome, OptimizeStep};
 use super::group::EditGroup;
 use super::locate::{measure, select, LocatedNeurons, Measurements};
@@ -47,17 +48,33 @@ pub fn check_group(models: EditModels, group: &EditGroup) -> Result<()> {
     group.check_token_lengths(models.tokenizer, models.dense.config().max_input_tokens())
 }
 
-/// Checks the group against the model ([`check_group`]), fills its paraphrases and locates its LAFNs on
-/// the dense weights: the one way `lafn locate`, `lafn edit`, the TUI and eval locate, so they agree on
-/// the layers.
+/// The group as it is located and cached: checked against the model ([`check_group`]), its paraphrases
+/// filled. Preparing it again changes nothing (the paraphrases are made the same way every time).
+pub fn prepare_group(models: EditModels, mut group: EditGroup, settings: &MethodSettings) -> Result<EditGroup> {
+    check_group(models, &group)?;
+    fill_paraphrases(&mut group, &settings.paraphrases, Some((models.paraphraser, models.tokenizer)))?;
+    Ok(group)
+}
+
+/// The id of the entry of `store` that holds the edit of `group` (as prepared, [`prepare_group`]) made
+/// with `settings`, if there is one: that edit need not be computed again. An entry that cannot be
+/// read (missing, damaged) holds no edit.
+pub fn cached_edit(store: &dyn EditStore, group: &EditGroup, settings: &MethodSettings) -> Result<Option<String>> {
+    let id = entry_id(group)?;
+    let same = store.get(&id).is_ok_and(|entry| entry.group.same_facts(group) && entry.settings == *settings);
+    Ok(same.then_some(id))
+}
+
+/// Checks the group against the model, fills its paraphrases ([`prepare_group`]) and locates its LAFNs
+/// on the dense weights: the one way `lafn locate`, `lafn edit`, the TUI and eval locate, so they agree
+/// on the layers.
 pub fn locate_group(
     models: EditModels,
-    mut group: EditGroup,
+    group: EditGroup,
     settings: &MethodSettings,
     on_event: &mut dyn FnMut(EditEvent),
 ) -> Result<Location> {
-    check_group(models, &group)?;
-    fill_paraphrases(&mut group, &settings.paraphrases, Some((models.paraphraser, models.tokenizer)))?;
+    let group = prepare_group(models, group, settings)?;
     on_event(EditEvent::Paraphrased(&group));
 
     let started = Instant::now();

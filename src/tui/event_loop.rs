@@ -136,15 +136,17 @@ fn carry_out(commands: Vec<Command>, worker: &Worker, files: &FileTasks) {
 }
 
 /// SIGTERM, SIGHUP (a closed terminal window, a dropped ssh connection) and SIGINT end the loop like a
-/// quit instead of killing the process, so the session is saved and the terminal restored.
-struct TerminationSignals {
+/// quit instead of killing the process, so the session is saved and the terminal restored (`lafn edit
+/// --all` stops between groups on them too).
+pub struct TerminationSignals {
     terminate: Signal,
     hangup: Signal,
     interrupt: Signal,
 }
 
 impl TerminationSignals {
-    fn register() -> Result<Self> {
+    /// Takes the signals over from their default (ending the process); needs a tokio runtime with I/O.
+    pub fn register() -> Result<Self> {
         let install = |kind| signal(kind).wrap_err("cannot install the signal handlers");
         Ok(Self {
             terminate: install(SignalKind::terminate())?,
@@ -154,7 +156,7 @@ impl TerminationSignals {
     }
 
     /// The name of the next signal received.
-    async fn next(&mut self) -> &'static str {
+    pub async fn next(&mut self) -> &'static str {
         tokio::select! {
             _ = self.terminate.recv() => "SIGTERM",
             _ = self.hangup.recv() => "SIGHUP",

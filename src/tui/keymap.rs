@@ -63,6 +63,7 @@ actions! {
     GenerateParaphrases,
     Locate,
     Edit,
+    EditAll,
     DeleteGroup,
     // Neurons
     BetaUp,
@@ -299,6 +300,11 @@ pub const KEYMAP: &[Row] = &[
         S::Pane(Pane::Edits),
         &[(A::Locate, &[char('l')]), (A::Edit, &[char('e')]), (A::DeleteGroup, &[char('D')])],
         "locate / edit / delete the group",
+    ),
+    row(
+        S::Pane(Pane::Edits),
+        &[(A::EditAll, &[char('E')])],
+        "edit all: every group not cached yet, one after another (cancel empties the queue)",
     ),
     row(
         S::Pane(Pane::Neurons),

@@ -143,7 +143,7 @@ impl IndexRow {
 
 /// A readable, filesystem-safe id that depends only on the group: a slug of its name and a short hash of its
 /// content (so two groups with the same name get different ids).
-fn entry_id(group: &EditGroup) -> Result<String> {
+pub fn entry_id(group: &EditGroup) -> Result<String> {
     const SLUG_CHARS: usize = 32;
     let mut slug = String::new();
     for c in group.name.chars().map(|c| c.to_ascii_lowercase()) {

@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 
+use super::queue::EditQueue;
 use super::{App, Command, Deletion, InputTarget};
 use crate::method::edit::OptimizeStep;
 use crate::method::{EditDescriptor, EditGroup, LocatedNeurons, Measurements};
@@ -65,6 +66,8 @@ pub struct EditsState {
     pub group_selected: usize,
     /// The selected line of the form (an index into [`EditsState::form_fields`]).
     pub field_selected: usize,
+    /// "Edit all" while it runs.
+    pub queue: Option<EditQueue>,
     next_group_id: u64,
 }
 
@@ -107,6 +110,11 @@ impl EditsState {
 
     fn focus(&mut self, field: FieldRef) {
         self.field_selected = self.form_fields().iter().position(|f| *f == field).unwrap_or(0);
+    }
+
+    /// First group of the list shown in `rows` rows.
+    pub fn group_offset(&self, rows: usize) -> usize {
+        scroll_offset(self.group_selected, rows)
     }
 
     /// First form line shown in `rows` rows.
@@ -309,6 +317,10 @@ impl App {
         };
         if let Err(e) = g.saved.group.validate() {
             self.error = Some(format!("{e:#}"));
+            return Vec::new();
+        }
+        if edit && self.edits.queue.is_some() {
+            self.error = Some("edit all is running: cancel it first to edit one group".into());
             return Vec::new();
         }
         let (group_id, group, settings) = (g.id, g.saved.group.clone(), Box::new(self.settings.clone()));

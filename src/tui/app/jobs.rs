@@ -1,6 +1,8 @@
 //! The worker's jobs as the app sees them: how many are pending, what the running one is doing, and
 //! where each worker event goes.
 
+use std::collections::VecDeque;
+
 use super::{App, Command};
 use crate::fetch::FetchEvent;
 use crate::tui::worker::{Job, WorkerEvent};
@@ -17,26 +19,33 @@ pub struct Busy {
 }
 
 /// Jobs submitted and not yet finished. The app makes every job command through [`Jobs::submit`] and the
-/// worker ends every job with [`WorkerEvent::Finished`], so the count matches the worker's queue.
+/// worker runs them in order and ends each with [`WorkerEvent::Finished`], so this list matches the
+/// worker's queue and the job a `Finished` ends is the first of it.
 #[derive(Debug, Default)]
 pub struct Jobs {
-    pending: usize,
+    /// Per pending job, in order: the group it edits, for an edit job.
+    pending: VecDeque<Option<u64>>,
     pub busy: Option<Busy>,
 }
 
 impl Jobs {
     pub fn submit(&mut self, job: Job) -> Command {
-        self.pending += 1;
+        let edits = match &job {
+            Job::Edit { group_id, .. } => Some(*group_id),
+            _ => None,
+        };
+        self.pending.push_back(edits);
         Command::Job(job)
     }
 
     pub fn pending(&self) -> usize {
-        self.pending
+        self.pending.len()
     }
 
-    fn finished(&mut self) {
-        self.pending = self.pending.saturating_sub(1);
+    /// Ends the first pending job; returns the group it edited, for an edit job.
+    fn finished(&mut self) -> Option<u64> {
         self.busy = None;
+        self.pending.pop_front().flatten()
     }
 
     fn progress(&mut self, report: impl FnOnce(&mut Busy)) {
@@ -92,9 +101,12 @@ impl App {
             WorkerEvent::TopTokens { layer, tokens } => self.neurons.top_tokens_found(layer, tokens),
             WorkerEvent::Failed(error) => self.error = Some(error),
             WorkerEvent::Finished => {
-                self.jobs.finished();
+                let edited_group = self.jobs.finished();
                 if self.jobs.pending() == 0 {
                     self.optimize.editing_group = None;
+                }
+                if let Some(group_id) = edited_group {
+                    return self.queued_edit_finished(group_id);
                 }
             }
         }

@@ -4,7 +4,7 @@
 //! [`Action`]s through the [keymap](super::keymap) and [`App::update`] carries them out.
 //!
 //! Each pane's state is its own struct in its own module ([`model`], [`edits`], [`neurons`],
-//! [`optimize`], [`chat`], [`sessions`]); this module holds what is shared: the pane shown, the status
+//! [`optimize`], [`chat`], [`sessions`]; [`queue`] is the Edits pane's "edit all"); this module holds what is shared: the pane shown, the status
 //! line, popups, the open input line, the method settings and the jobs.
 
 pub mod chat;
@@ -13,6 +13,7 @@ pub mod jobs;
 pub mod model;
 pub mod neurons;
 pub mod optimize;
+pub mod queue;
 pub mod sessions;
 
 use std::path::PathBuf;
@@ -257,6 +258,7 @@ impl App {
             Action::GenerateParaphrases => return self.generate_paraphrases(),
             Action::Locate => return self.start(false),
             Action::Edit => return self.start(true),
+            Action::EditAll => return self.edit_all(),
             Action::DeleteGroup => self.ask_delete_group(),
             Action::BetaUp => return self.step_beta(true),
             Action::BetaDown => return self.step_beta(false),
@@ -354,7 +356,9 @@ impl App {
     }
 
     fn cancel(&mut self) -> Vec<Command> {
-        if self.jobs.busy.is_some() {
+        if self.cancel_queue() {
+            vec![Command::CancelJob]
+        } else if self.jobs.busy.is_some() {
             self.message = "cancelling…".into();
             vec![Command::CancelJob]
         } else {
@@ -468,6 +472,7 @@ impl App {
     /// The first item a list of the shown pane shows in `rows` rows (lists follow their selection).
     fn first_shown(&self, list: usize, rows: usize) -> usize {
         match (self.pane, list) {
+            (Pane::Edits, 0) => self.edits.group_offset(rows),
             (Pane::Edits, 1) => self.edits.form_offset(rows),
             (Pane::Neurons, _) => self.neurons.heatmap_offset(rows),
             (Pane::Sessions, _) => self.sessions.list_offset(rows),

@@ -144,6 +144,7 @@ impl App {
     /// Takes an edit's result. A cancelled edit caches nothing: a group cached before keeps its entry,
     /// whose located neurons and losses the check brings back in place of the cancelled run's.
     pub(super) fn edited(&mut self, result: EditResult) -> Vec<Command> {
+        self.queued_edit_result(&result);
         self.model.cache_rows = result.cache_rows;
         self.optimize.last_stop = Some((result.stop, result.seconds));
         self.optimize.editing_group = None;

@@ -22,9 +22,28 @@ pub fn status_label(status: GroupStatus) -> (&'static str, Color) {
     }
 }
 
-pub fn render(app: &App, frame: &mut Frame, body: Rect) {
-    let key = |action| keymap::first_key(Scope::Pane(Pane::Edits), action);
-    let [groups, form] = layout::edits(body);
+/// How "edit all" marks a group in the list, while it runs.
+fn queue_label(app: &App, id: u64) -> Option<(&'static str, Color)> {
+    let queue = app.edits.queue.as_ref()?;
+    if queue.current == Some(id) {
+        Some(("active", Color::Cyan))
+    } else {
+        queue.waits(id).then_some(("queued", Color::Magenta))
+    }
+}
+
+fn key(action: Action) -> String {
+    keymap::first_key(Scope::Pane(Pane::Edits), action)
+}
+
+/// The groups with their status (or their place in "edit all"), scrolled to the selected one.
+fn render_group_list(app: &App, frame: &mut Frame, area: Rect) {
+    let list_title = match &app.edits.queue {
+        Some(queue) => format!("Edit all: {}/{} done", queue.done, queue.total),
+        None => "Edit groups".into(),
+    };
+    let block = titled(&list_title);
+    let rows = block.inner(area).height as usize;
     let group_lines: Vec<Line> = if app.edits.groups.is_empty() {
         let hint = format!("no groups: {} new, {} import", key(Action::NewGroup), key(Action::Import));
         vec![Line::from(hint).fg(Color::Gray)]
@@ -33,8 +52,10 @@ pub fn render(app: &App, frame: &mut Frame, body: Rect) {
             .groups
             .iter()
             .enumerate()
+            .skip(app.edits.group_offset(rows))
+            .take(rows)
             .map(|(i, g)| {
-                let (label, color) = status_label(g.saved.status);
+                let (label, color) = queue_label(app, g.id).unwrap_or_else(|| status_label(g.saved.status));
                 let mut line = row(i == app.edits.group_selected, format!("{} ", text::pad(&g.saved.group.name, 14)));
                 line.spans
                     .push(Span::styled(format!("{label} {}", g.saved.group.descriptors.len()), Style::new().fg(color)));
@@ -42,7 +63,12 @@ pub fn render(app: &App, frame: &mut Frame, body: Rect) {
             })
             .collect()
     };
-    frame.render_widget(Paragraph::new(group_lines).block(titled("Edit groups")), groups);
+    frame.render_widget(Paragraph::new(group_lines).block(block), area);
+}
+
+pub fn render(app: &App, frame: &mut Frame, body: Rect) {
+    let [groups, form] = layout::edits(body);
+    render_group_list(app, frame, groups);
 
     let title = format!(
         "Group ({} edits; {}/{} language, {}/{} paraphrase, {} generate, {} locate, {} edit)",

@@ -77,7 +77,10 @@ fn render_status(app: &App, frame: &mut Frame, area: Rect) {
     let line = if let Some(error) = &app.error {
         Line::from(Span::styled(text::truncate(&format!("error: {error}  (Esc)"), width), Style::new().fg(Color::Red)))
     } else if let Some(busy) = &app.jobs.busy {
-        let mut status = format!("⏳ {}", busy.label);
+        let mut status = match &app.edits.queue {
+            Some(queue) => format!("⏳ edit all {}/{}: {}", queue.done + 1, queue.total, busy.label),
+            None => format!("⏳ {}", busy.label),
+        };
         if !busy.stage.is_empty() {
             status.push_str(&format!(": {}", busy.stage));
         }

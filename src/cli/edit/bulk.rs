@@ -1,0 +1,327 @@
+//! `lafn edit --all` / `--range FIRST..LAST`: many groups of one file, each located, optimized and cached
+//! exactly as a single `lafn edit` does, with the models loaded once. Rerunning the same command
+//! continues where a killed run stopped: a group whose edit the cache already holds (same facts, same
+//! settings) is skipped. A group that fails is reported at the end; the others go on.
+
+use std::ops::RangeInclusive;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use clap::Args;
+use color_eyre::eyre::{bail, WrapErr};
+use lafn::method::apply::CachedEdits;
+use lafn::method::cache::EditCache;
+use lafn::method::pipeline::{cached_edit, prepare_group, run_edit, EditEvent, EditModels};
+use lafn::method::{EditGroup, MethodSettings, StopReason};
+use lafn::runtime::{LoadedModel, WeightMode};
+use lafn::tui::event_loop::TerminationSignals;
+use lafn::Result;
+
+use super::super::progress::{JobProgress, Look, PlainLines};
+use super::{existing_cache, EditArgs};
+
+#[derive(Args)]
+pub struct ManyGroups {
+    /// Edit every group of the file; rerun to resume (groups cached with the same settings are skipped).
+    #[arg(long, conflicts_with_all = ["index", "range"])]
+    all: bool,
+    /// Edit groups FIRST..LAST of the file (1 is the first, LAST included; FIRST.. runs to the end);
+    /// rerun to resume, as with --all.
+    #[arg(long, value_name = "FIRST..LAST", conflicts_with = "index")]
+    range: Option<GroupRange>,
+}
+
+impl ManyGroups {
+    /// Whether many groups were asked for (else `--index` chooses one).
+    pub fn chosen(&self) -> bool {
+        self.all || self.range.is_some()
+    }
+
+    /// The numbers (1 = the first) of the groups to edit in `path`, which holds `count`.
+    fn numbers(&self, count: usize, path: &Path) -> Result<RangeInclusive<usize>> {
+        let Some(range) = self.range else { return Ok(1..=count) };
+        let last = range.last.unwrap_or(count);
+        if range.first > count || last > count {
+            bail!("{} holds {count} groups; --range {range} goes past the last", path.display());
+        }
+        Ok(range.first..=last)
+    }
+}
+
+/// Groups FIRST..LAST of a file, counted from 1, both included; without LAST, to the end.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GroupRange {
+    first: usize,
+    last: Option<usize>,
+}
+
+impl FromStr for GroupRange {
+    type Err = String;
+
+    fn from_str(text: &str) -> std::result::Result<Self, String> {
+        let text = text.trim();
+        let shape = "give FIRST..LAST, e.g. 1..300 (1 is the first group)";
+        let (first, last) = match text.split_once("..") {
+            _ if text.is_empty() => return Err(format!("the range is empty: {shape}")),
+            Some((first, _)) if first.trim().is_empty() => return Err(format!("`{text}` has no first group: {shape}")),
+            Some(parts) => parts,
+            None => return Err(format!("`{text}` is not a range: {shape}")),
+        };
+        let number = |part: &str| match part.trim().parse::<usize>() {
+            Ok(0) => Err(format!("`{text}`: groups count from 1 (1 is the first)")),
+            Ok(n) => Ok(n),
+            Err(_) => Err(format!("`{}` in `{text}` is not a group number: {shape}", part.trim())),
+        };
+        // `1..=300` means what `1..300` does: both ends are included either way.
+        let last = last.strip_prefix('=').unwrap_or(last);
+        let first = number(first)?;
+        let last = if last.trim().is_empty() { None } else { Some(number(last)?) };
+        if let Some(last) = last.filter(|&last| last < first) {
+            return Err(format!("`{text}` is reversed: write {last}..{first}"));
+        }
+        Ok(Self { first, last })
+    }
+}
+
+impl std::fmt::Display for GroupRange {
+    fn fmt(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        match self.last {
+            Some(last) => write!(f, "{}..{last}", self.first),
+            None => write!(f, "{}..", self.first),
+        }
+    }
+}
+
+/// How one group went.
+enum Outcome {
+    Edited {
+        id: String,
+        stop: StopReason,
+        seconds: f64,
+    },
+    /// The cache held its edit already (this entry).
+    Skipped(String),
+    /// A termination signal stopped it: nothing was stored.
+    Interrupted,
+}
+
+/// What the run did, for the summary.
+#[derive(Default)]
+struct Summary {
+    edited: usize,
+    skipped: usize,
+    /// Group number, name (when it could be read) and why.
+    failed: Vec<(usize, Option<String>, String)>,
+    interrupted: bool,
+}
+
+/// Edits the chosen groups one after another (see the module doc).
+pub(super) fn run(args: &EditArgs) -> Result<()> {
+    let inputs = &args.inputs;
+    let settings = inputs.settings.load()?;
+    let groups = inputs.group.load_each()?;
+    let numbers = args.many.numbers(groups.len(), inputs.group.path())?;
+    let loaded = inputs.model.load()?;
+    let dense = loaded.load_weights(WeightMode::Dense)?;
+    let fingerprint = &loaded.info.fingerprint;
+    let cache_dir = args.cache.dir(fingerprint)?;
+    let existing = existing_cache(&cache_dir, fingerprint)?;
+    let models = EditModels { dense: &dense, paraphraser: &loaded.model, tokenizer: &loaded.tokenizer };
+    let mut bulk = Bulk { models, loaded: &loaded, settings, cache_dir, cached: None, cancel: cancel_on_signals()? };
+    if let Some(cache) = existing {
+        bulk.cached = Some(bulk.index(cache)?);
+    }
+    let total = numbers.clone().count();
+    let mut progress = JobProgress::new(PlainLines::EachStep);
+    progress.start(Look::Count, "groups", 0, Some(total as u64));
+    let mut summary = Summary::default();
+    let chosen = groups.into_iter().enumerate().map(|(i, group)| (i + 1, group)).filter(|(n, _)| numbers.contains(n));
+    for (done, (number, group)) in chosen.enumerate() {
+        let name = group.as_ref().ok().map(|group| group.name.clone());
+        let label = name.as_ref().map_or(format!("group {number}"), |name| format!("group {number} `{name}`"));
+        progress.set_message(label.clone());
+        let outcome = group.and_then(|group| bulk.edit(group, &progress, &label));
+        let skipped = matches!(outcome, Ok(Outcome::Skipped(_)));
+        let line = summary.record(number, name, outcome);
+        progress.suspend(|| println!("{label}: {line}"));
+        if summary.interrupted {
+            break;
+        }
+        progress.set_message("");
+        if skipped {
+            progress.skip_to(done as u64 + 1);
+        } else {
+            progress.update(done as u64 + 1);
+        }
+    }
+    progress.finish();
+    summary.report(total)
+}
+
+/// What every group's edit shares: the models, the settings, the cache (opened or created on the first
+/// edit stored, so that a run whose edits all fail leaves no cache behind, as a single edit does).
+struct Bulk<'a> {
+    models: EditModels<'a>,
+    loaded: &'a LoadedModel,
+    settings: MethodSettings,
+    cache_dir: PathBuf,
+    cached: Option<CachedEdits>,
+    cancel: Arc<AtomicBool>,
+}
+
+impl Bulk<'_> {
+    /// Edits and caches `group`, unless the cache holds its edit already; `progress` shows the stage.
+    fn edit(&mut self, group: EditGroup, progress: &JobProgress, label: &str) -> Result<Outcome> {
+        if self.cancel.load(Ordering::Relaxed) {
+            return Ok(Outcome::Interrupted);
+        }
+        let group = prepare_group(self.models, group, &self.settings)?;
+        if let Some(cached) = &self.cached {
+            if let Some(id) = cached_edit(cached.cache(), &group, &self.settings)? {
+                return Ok(Outcome::Skipped(id));
+            }
+        }
+        let steps = self.settings.edit.steps;
+        let run = run_edit(self.models, group, &self.settings, &self.cancel, &mut |event| match event {
+            EditEvent::Paraphrased(_) => progress.set_message(format!("{label}: locating")),
+            EditEvent::Located(located) => {
+                progress.set_message(format!("{label}: optimizing {} neurons", located.neuron_count()))
+            }
+            EditEvent::Step(step) => progress.set_message(format!("{label}: step {}/{steps}", step.step)),
+        })?;
+        if run.outcome.stop == StopReason::Cancelled {
+            return Ok(Outcome::Interrupted);
+        }
+        let cached = match self.cached.take() {
+            Some(cached) => cached,
+            None => self.index(EditCache::open(&self.cache_dir, &self.loaded.info.fingerprint)?)?,
+        };
+        let (model, tokenizer) = (&self.loaded.model, &self.loaded.tokenizer);
+        let id = run.store(self.cached.insert(cached), model, tokenizer, &self.settings)?;
+        let seconds = run.locate_seconds + run.optimize_seconds;
+        Ok(Outcome::Edited { id, stop: run.outcome.stop, seconds })
+    }
+
+    fn index(&self, cache: EditCache) -> Result<CachedEdits> {
+        let (model, tokenizer, settings) = (&self.loaded.model, &self.loaded.tokenizer, &self.settings);
+        CachedEdits::new(cache, model, tokenizer, settings.retrieval.clone(), settings.scope.clone())
+    }
+}
+
+impl Summary {
+    /// Counts how group `number` went and says it in a line.
+    fn record(&mut self, number: usize, name: Option<String>, outcome: Result<Outcome>) -> String {
+        match outcome {
+            Ok(Outcome::Edited { id, stop, seconds }) => {
+                self.edited += 1;
+                format!("cached as {id} ({stop:?} in {seconds:.1} s)")
+            }
+            Ok(Outcome::Skipped(id)) => {
+                self.skipped += 1;
+                format!("skipped, already cached as {id}")
+            }
+            Ok(Outcome::Interrupted) => {
+                self.interrupted = true;
+                "interrupted: nothing stored".into()
+            }
+            Err(e) => {
+                let reason = format!("{e:#}");
+                self.failed.push((number, name, reason.clone()));
+                format!("FAILED: {reason}")
+            }
+        }
+    }
+
+    /// Prints the counts and every failure with its reason; an error when a group failed or the run was
+    /// interrupted, so the exit code says it.
+    fn report(self, total: usize) -> Result<()> {
+        let (done, failed) = (self.edited + self.skipped, self.failed.len());
+        println!(
+            "edited {}, skipped {} (already cached), failed {failed}, of {total} groups",
+            self.edited, self.skipped
+        );
+        for (number, name, reason) in &self.failed {
+            let name = name.as_ref().map_or(String::new(), |name| format!(" `{name}`"));
+            println!("  group {number}{name} failed: {reason}");
+        }
+        if self.interrupted {
+            bail!(
+                "interrupted with {} of {total} groups left: rerun the same command to continue",
+                total - done - failed
+            );
+        }
+        if failed > 0 {
+            bail!("{failed} of {total} groups failed (listed above); rerun the same command after fixing them");
+        }
+        Ok(())
+    }
+}
+
+/// A flag the first SIGINT, SIGTERM or SIGHUP sets: the running group stops at its next optimization
+/// step and is not stored, and no other group starts. A second signal ends the process at once. Nothing
+/// is half-written either way: every cache write is atomic.
+fn cancel_on_signals() -> Result<Arc<AtomicBool>> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_io()
+        .build()
+        .wrap_err("cannot start the signal handler")?;
+    let mut signals = {
+        let _context = runtime.enter();
+        TerminationSignals::register()?
+    };
+    let cancel = Arc::new(AtomicBool::new(false));
+    let flag = cancel.clone();
+    let watch = move || {
+        runtime.block_on(async move {
+            let name = signals.next().await;
+            flag.store(true, Ordering::Relaxed);
+            eprintln!("{name}: stopping after the current step, storing nothing half-done (again: quit now)");
+            signals.next().await;
+            std::process::exit(130);
+        })
+    };
+    std::thread::Builder::new().name("lafn-signals".into()).spawn(watch).wrap_err("cannot watch for signals")?;
+    Ok(cancel)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> std::result::Result<GroupRange, String> {
+        text.parse()
+    }
+
+    #[test]
+    fn ranges_are_one_based_and_inclusive() {
+        assert_eq!(parse("1..300"), Ok(GroupRange { first: 1, last: Some(300) }));
+        assert_eq!(parse(" 2..=2 "), Ok(GroupRange { first: 2, last: Some(2) }));
+        assert_eq!(parse("5.."), Ok(GroupRange { first: 5, last: None }));
+        let many = |range: &str| ManyGroups { all: false, range: Some(parse(range).unwrap()) };
+        assert_eq!(many("2..3").numbers(3, Path::new("f")).unwrap(), 2..=3);
+        assert_eq!(many("2..").numbers(3, Path::new("f")).unwrap(), 2..=3);
+        assert_eq!(ManyGroups { all: true, range: None }.numbers(3, Path::new("f")).unwrap(), 1..=3);
+    }
+
+    #[test]
+    fn bad_ranges_say_what_is_wrong() {
+        for (text, expected) in [
+            ("", "empty"),
+            ("..", "no first group"),
+            ("..4", "no first group"),
+            ("7", "not a range"),
+            ("0..3", "count from 1"),
+            ("1..x", "`x` in `1..x` is not a group number"),
+            ("5..3", "reversed: write 3..5"),
+        ] {
+            let error = parse(text).unwrap_err();
+            assert!(error.contains(expected), "{text:?}: {error}");
+        }
+        let many = |range: &str| ManyGroups { all: false, range: Some(parse(range).unwrap()) };
+        let error = format!("{:#}", many("2..4").numbers(3, Path::new("f.jsonl")).unwrap_err());
+        assert_eq!(error, "f.jsonl holds 3 groups; --range 2..4 goes past the last");
+        assert!(many("4..").numbers(3, Path::new("f")).is_err());
+    }
+}

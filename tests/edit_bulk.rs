@@ -1,0 +1,95 @@
+//! `lafn edit --range` / `--all` on a tiny random model: the chosen groups are edited and cached, a rerun
+//! skips them, a bad group is reported without stopping the others, and bad ranges are refused.
+
+use std::path::Path;
+use std::process::Command;
+
+use lafn::runtime::tiny::{write_tiny_model, TinySpec};
+use lafn::runtime::Arch;
+
+/// Four MzsRE-style records in words the tiny tokenizer knows; the second has no target.
+const RECORDS: &str = r#"{"en": {"subject": "Shmavon Shmavonyan", "src": "what country is Shmavon Shmavonyan from ?", "rephrase": "", "alt": "Yemen", "loc": "", "loc_ans": "", "portability": {"New Question": "", "New Answer": ""}}, "de": {"subject": "Shmavon Shmavonyan", "src": "Shmavon Shmavonyan ist der", "rephrase": "", "alt": "Jemen", "loc": "", "loc_ans": "", "portability": {"New Question": "", "New Answer": ""}}}
+{"en": {"subject": "Danielle Darrieux", "src": "which language speaks Danielle Darrieux ?", "rephrase": "", "alt": " ", "loc": "", "loc_ans": "", "portability": {"New Question": "", "New Answer": ""}}}
+{"en": {"subject": "Danielle Darrieux", "src": "which language speaks Danielle Darrieux ?", "rephrase": "", "alt": "Japan", "loc": "", "loc_ans": "", "portability": {"New Question": "", "New Answer": ""}}, "de": {"subject": "Danielle Darrieux", "src": "Danielle Darrieux ist die", "rephrase": "", "alt": "Japan", "loc": "", "loc_ans": "", "portability": {"New Question": "", "New Answer": ""}}}
+{"en": {"subject": "Shmavon Shmavonyan", "src": "where is Shmavon Shmavonyan ?", "rephrase": "", "alt": "Italy", "loc": "", "loc_ans": "", "portability": {"New Question": "", "New Answer": ""}}}
+"#;
+
+/// Runs `lafn args...`: (exit code, stdout, stderr).
+fn lafn(args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_lafn")).args(args).env("RUST_BACKTRACE", "0").output().unwrap();
+    let text = |bytes: &[u8]| String::from_utf8_lossy(bytes).into_owned();
+    (out.status.code().unwrap_or(-1), text(&out.stdout), text(&out.stderr))
+}
+
+fn entries(cache: &Path) -> usize {
+    std::fs::read_dir(cache.join("entries")).map_or(0, |dir| dir.count())
+}
+
+#[test]
+fn a_range_is_edited_a_rerun_skips_it_and_a_bad_group_stops_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let files = write_tiny_model(&dir.path().join("model"), TinySpec::new(Arch::Llama)).unwrap();
+    let model = files.weights.to_string_lossy().into_owned();
+    let data = dir.path().join("records.jsonl");
+    std::fs::write(&data, RECORDS).unwrap();
+    let data = data.to_string_lossy().into_owned();
+    let cache = dir.path().join("cache");
+    let cache_arg = cache.to_string_lossy().into_owned();
+    let edit = ["edit", "--model", &model, "--group", &data, "--cache-dir", &cache_arg];
+    let edit = [&edit[..], &["--steps", "2", "--beta", "0.5", "--layers", "1"]].concat();
+    let with = |flags: &[&'static str]| -> Vec<&str> { [&edit[..], flags].concat() };
+
+    let (code, stdout, stderr) = lafn(&with(&["--range", "1..3"]));
+    assert_ne!(code, 0, "a failed group makes the exit code non-zero: {stdout}");
+    assert!(stdout.contains("group 1 `Shmavon Shmavonyan`: cached as"), "{stdout}\n{stderr}");
+    assert!(stdout.contains("group 2: FAILED") && stdout.contains("the target is empty"), "{stdout}");
+    assert!(stdout.contains("group 3 `Danielle Darrieux`: cached as"), "the bad group stopped nothing: {stdout}");
+    assert!(!stdout.contains("group 4"), "{stdout}");
+    assert!(stdout.contains("edited 2, skipped 0 (already cached), failed 1, of 3 groups"), "{stdout}");
+    assert!(stderr.contains("1 of 3 groups failed"), "{stderr}");
+    assert_eq!(entries(&cache), 2);
+
+    // Rerun: the cached groups are skipped, the bad one fails again.
+    let (code, stdout, _) = lafn(&with(&["--range", "1..3"]));
+    assert_ne!(code, 0);
+    assert!(stdout.contains("group 1 `Shmavon Shmavonyan`: skipped, already cached as"), "{stdout}");
+    assert!(stdout.contains("edited 0, skipped 2 (already cached), failed 1, of 3 groups"), "{stdout}");
+
+    // Other settings make other edits: nothing is skipped.
+    let (_, stdout, _) = lafn(&with(&["--range", "3..3", "--lr", "0.02"]));
+    assert!(stdout.contains("edited 1, skipped 0"), "{stdout}");
+    assert_eq!(entries(&cache), 2, "the edit of group 3 was replaced");
+
+    // The last group alone: exit code 0.
+    let (code, stdout, stderr) = lafn(&with(&["--range", "4.."]));
+    assert_eq!(code, 0, "{stdout}\n{stderr}");
+    assert!(stdout.contains("edited 1, skipped 0 (already cached), failed 0, of 1 groups"), "{stdout}");
+    assert_eq!(entries(&cache), 3);
+}
+
+#[test]
+fn bad_ranges_are_refused_before_any_work() {
+    let dir = tempfile::tempdir().unwrap();
+    let files = write_tiny_model(&dir.path().join("model"), TinySpec::new(Arch::Llama)).unwrap();
+    let model = files.weights.to_string_lossy().into_owned();
+    let data = dir.path().join("records.jsonl");
+    std::fs::write(&data, RECORDS).unwrap();
+    let data = data.to_string_lossy().into_owned();
+    let cache = dir.path().join("cache");
+    let cache_arg = cache.to_string_lossy().into_owned();
+    let edit = ["edit", "--model", &model, "--group", &data, "--cache-dir", &cache_arg];
+    for (flags, expected) in [
+        (&["--range", "2..9"][..], "holds 4 groups; --range 2..9 goes past the last"),
+        (&["--range", "5.."], "holds 4 groups"),
+        (&["--range", "3..2"], "reversed"),
+        (&["--range", "0..2"], "count from 1"),
+        (&["--range", ""], "empty"),
+        (&["--all", "--index", "2"], "cannot be used with"),
+        (&["--all", "--range", "1..2"], "cannot be used with"),
+    ] {
+        let (code, _, stderr) = lafn(&[&edit[..], flags].concat());
+        assert_ne!(code, 0, "{flags:?}");
+        assert!(stderr.contains(expected) && !stderr.contains("panicked"), "{flags:?}: {stderr}");
+    }
+    assert!(!cache.exists(), "nothing cached");
+}
