@@ -173,13 +173,34 @@ fn cache_of_another_model_is_refused() {
     assert!(error.contains("fedcba9876543210") && error.contains(&id), "{error}");
 }
 
+/// Entries of format 1 were trained without the line break after the answer: they still load, and
+/// say so, so that chat applies them for the answer's tokens only.
+#[test]
+fn version_one_entries_load_as_trained_without_the_line_break() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cache = EditCache::open(dir.path(), MODEL).unwrap();
+    let id = insert(&mut cache, &group("Eiffel"), 1.0);
+    assert!(cache.get(&id).unwrap().settings.edit.end_with_line_break, "new edits end the line");
+    let entry_json = dir.path().join(ENTRIES_DIR).join(&id).join(ENTRY_FILE);
+    let old = fs::read_to_string(&entry_json)
+        .unwrap()
+        .replace(&format!("\"version\": {CACHE_FORMAT_VERSION}"), "\"version\": 1");
+    fs::write(&entry_json, old.replace(",\n      \"end_with_line_break\": true", "")).unwrap();
+    let reopened = EditCache::open(dir.path(), MODEL).unwrap();
+    let entry = reopened.get(&id).unwrap();
+    assert_eq!(entry.version, 1);
+    assert!(!entry.settings.edit.end_with_line_break);
+}
+
 #[test]
 fn newer_cache_is_refused_not_rebuilt() {
     let dir = tempfile::tempdir().unwrap();
     let mut cache = EditCache::open(dir.path(), MODEL).unwrap();
     insert(&mut cache, &group("Eiffel"), 1.0);
     let index_path = dir.path().join(INDEX_FILE);
-    let newer = fs::read_to_string(&index_path).unwrap().replace("\"version\": 1", "\"version\": 99");
+    let newer = fs::read_to_string(&index_path)
+        .unwrap()
+        .replace(&format!("\"version\": {CACHE_FORMAT_VERSION}"), "\"version\": 99");
     fs::write(&index_path, &newer).unwrap();
     let error = error_text(EditCache::open(dir.path(), MODEL));
     assert!(error.contains("newer lafn"), "{error}");
