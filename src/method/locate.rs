@@ -7,7 +7,7 @@ use color_eyre::eyre::{bail, eyre};
 use serde::{Deserialize, Serialize};
 
 use super::group::EditGroup;
-use crate::runtime::{Hooks, KvCache, Model, PaddedBatch, Tokenizer, PREFILL_CHUNK};
+use crate::runtime::{Hooks, KvCache, Model, Tokenizer, PREFILL_CHUNK};
 use crate::Result;
 
 /// Which token's activation decides whether a neuron fires on an input.
@@ -273,15 +273,10 @@ pub fn select(measured: &Measurements, settings: &LocateSettings) -> Result<Loca
     Ok(LocatedNeurons { langs: measured.langs.clone(), layers, selected, frequencies: selected_frequencies })
 }
 
-/// Inputs run together in one padded batch when all of them fit in one prefill chunk.
-const LOCATE_BATCH: usize = 8;
-
-/// FFN activations at the chosen position of each input, for every layer. Short inputs (up to
-/// [`PREFILL_CHUNK`] tokens up to the position) run [`LOCATE_BATCH`] at a time in right-padded
-/// batches: bigger matmuls and a tenth of the per-op overhead, while causal attention keeps each row as
-/// it is alone. Longer inputs run alone, in chunks of [`PREFILL_CHUNK`] tokens over a KV cache, keeping
-/// only what the position needs: memory grows linearly with the input's length (attention takes chunk
-/// x length, not length x length, and no (length x neurons) activations of every layer are held).
+/// FFN activations at the chosen position of each input, for every layer. Each input runs alone, in
+/// chunks of [`PREFILL_CHUNK`] tokens over a KV cache, keeping only what the position needs: memory grows
+/// linearly with the input's length (attention takes chunk x length, not length x length, and no
+/// (length x neurons) activations of every layer are held), and padding costs nothing.
 fn activations(
     model: &Model,
     tokenizer: &Tokenizer,
@@ -290,8 +285,8 @@ fn activations(
     position: ActivationPosition,
 ) -> Result<LayerActivations> {
     let num_layers = model.config().num_layers;
+    let all_layers: Vec<usize> = (0..num_layers).collect();
     let mut result = vec![Vec::with_capacity(inputs.len()); num_layers];
-    let mut positioned = Vec::with_capacity(inputs.len());
     for text in inputs {
         let ids = tokenizer.encode_prompt(text)?;
         let Some(last) = ids.len().checked_sub(1) else { bail!("an input to locate on has no tokens: `{text}`") };
@@ -301,78 +296,32 @@ fn activations(
             }
             _ => last,
         };
-        positioned.push((ids, at));
-    }
-    let batched = position != ActivationPosition::Mean && positioned.iter().all(|(_, at)| *at < PREFILL_CHUNK);
-    if batched {
-        for part in positioned.chunks(LOCATE_BATCH) {
-            for (layer, rows) in batch_activations(model, tokenizer.pad_id(), part)?.into_iter().enumerate() {
-                result[layer].extend(rows);
+        // Tokens after the chosen position cannot change its activation (attention is causal).
+        let needed = if position == ActivationPosition::Mean { ids.len() } else { at + 1 };
+        let mut cache = KvCache::default();
+        let mut rows: Vec<Option<Tensor>> = vec![None; num_layers];
+        for (index, chunk) in ids[..needed].chunks(PREFILL_CHUNK).enumerate() {
+            let start = index * PREFILL_CHUNK;
+            let holds_position = (start..start + chunk.len()).contains(&at);
+            let capture = if position == ActivationPosition::Mean || holds_position { &all_layers[..] } else { &[] };
+            let hooks = Hooks { capture_layers: capture, stop_after_layer: Some(num_layers - 1), ..Hooks::default() };
+            let out = model.forward(&Tensor::new(chunk, model.device())?.unsqueeze(0)?, Some(&mut cache), hooks)?;
+            for (layer, h) in &out.activations {
+                let h = h.get(0)?;
+                rows[*layer] = Some(match (position, rows[*layer].take()) {
+                    (ActivationPosition::Mean, Some(sum)) => (sum + h.sum(0)?)?,
+                    (ActivationPosition::Mean, None) => h.sum(0)?,
+                    _ => h.get(at - start)?,
+                });
             }
         }
-    } else {
-        for (ids, at) in &positioned {
-            for (layer, row) in lone_activations(model, ids, *at, position)?.into_iter().enumerate() {
-                result[layer].push(row);
-            }
+        for (layer, row) in rows.into_iter().enumerate() {
+            let row = row.ok_or_else(|| eyre!("layer {layer} gave no activation"))?;
+            let row = if position == ActivationPosition::Mean { (row / ids.len() as f64)? } else { row };
+            result[layer].push(row.to_vec1::<f32>()?);
         }
     }
     Ok(result)
-}
-
-/// Every layer's activations at position `at` of each (ids, at) input, run as one right-padded batch
-/// cut after the furthest position (tokens after a position cannot change it: attention is causal).
-fn batch_activations(model: &Model, pad_id: u32, inputs: &[(Vec<u32>, usize)]) -> Result<LayerActivations> {
-    let num_layers = model.config().num_layers;
-    let all_layers: Vec<usize> = (0..num_layers).collect();
-    let seqs: Vec<Vec<u32>> = inputs.iter().map(|(ids, at)| ids[..=*at].to_vec()).collect();
-    let batch = PaddedBatch::new(&seqs, pad_id, model.device())?;
-    let hooks = Hooks { capture_layers: &all_layers, stop_after_layer: Some(num_layers - 1), ..Hooks::default() };
-    let out = model.forward(&batch.ids, None, hooks)?;
-    let width = batch.width();
-    let cells: Vec<u32> = inputs.iter().enumerate().map(|(row, (_, at))| (row * width + at) as u32).collect();
-    let cells = Tensor::new(cells.as_slice(), model.device())?;
-    (0..num_layers)
-        .map(|layer| {
-            let h = out.activations.get(&layer).ok_or_else(|| eyre!("layer {layer} gave no activation"))?;
-            let (b, s, ffn) = h.dims3()?;
-            Ok(h.reshape((b * s, ffn))?.index_select(&cells, 0)?.to_vec2::<f32>()?)
-        })
-        .collect()
-}
-
-/// Every layer's activation of one input at position `at` (or its mean over the input), run alone in
-/// chunks over a KV cache.
-fn lone_activations(model: &Model, ids: &[u32], at: usize, position: ActivationPosition) -> Result<Vec<Vec<f32>>> {
-    let num_layers = model.config().num_layers;
-    let all_layers: Vec<usize> = (0..num_layers).collect();
-    // Tokens after the chosen position cannot change its activation (attention is causal).
-    let needed = if position == ActivationPosition::Mean { ids.len() } else { at + 1 };
-    let mut cache = KvCache::default();
-    let mut rows: Vec<Option<Tensor>> = vec![None; num_layers];
-    for (index, chunk) in ids[..needed].chunks(PREFILL_CHUNK).enumerate() {
-        let start = index * PREFILL_CHUNK;
-        let holds_position = (start..start + chunk.len()).contains(&at);
-        let capture = if position == ActivationPosition::Mean || holds_position { &all_layers[..] } else { &[] };
-        let hooks = Hooks { capture_layers: capture, stop_after_layer: Some(num_layers - 1), ..Hooks::default() };
-        let out = model.forward(&Tensor::new(chunk, model.device())?.unsqueeze(0)?, Some(&mut cache), hooks)?;
-        for (layer, h) in &out.activations {
-            let h = h.get(0)?;
-            rows[*layer] = Some(match (position, rows[*layer].take()) {
-                (ActivationPosition::Mean, Some(sum)) => (sum + h.sum(0)?)?,
-                (ActivationPosition::Mean, None) => h.sum(0)?,
-                _ => h.get(at - start)?,
-            });
-        }
-    }
-    rows.into_iter()
-        .enumerate()
-        .map(|(layer, row)| {
-            let row = row.ok_or_else(|| eyre!("layer {layer} gave no activation"))?;
-            let row = if position == ActivationPosition::Mean { (row / ids.len() as f64)? } else { row };
-            Ok(row.to_vec1::<f32>()?)
-        })
-        .collect()
 }
 
 /// Share of rows on which each neuron's activation exceeds the threshold.
