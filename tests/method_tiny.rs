@@ -236,10 +236,9 @@ fn long_inputs_measure_as_one_pass_would() {
     }
 }
 
-/// Locating runs short inputs together in right-padded batches: what it measures is what each input
-/// gives alone.
+/// What locating measures for a language is the mean of what each of its inputs gives in a pass alone.
 #[test]
-fn batched_inputs_measure_as_each_alone() {
+fn measured_strengths_are_means_of_single_passes() {
     use lafn::runtime::Hooks;
     let dir = tempfile::tempdir().unwrap();
     let files = write_tiny_model(dir.path(), TinySpec::new(Arch::Gemma3)).unwrap();
@@ -268,7 +267,7 @@ fn batched_inputs_measure_as_each_alone() {
                 (0..rows[0].len()).map(|j| rows.iter().map(|r| r[j]).sum::<f32>() / rows.len() as f32).collect();
             let got = &measured.strengths[layer][lang];
             let gap = expected.iter().zip(got).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
-            assert!(gap < 1e-5, "{}, layer {layer}: batched activations differ by {gap}", d.lang);
+            assert!(gap < 1e-5, "{}, layer {layer}: measured activations differ by {gap}", d.lang);
         }
     }
 }
