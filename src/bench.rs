@@ -79,7 +79,7 @@ pub fn run(files: &ModelFiles, device: &Device, decode_tokens: usize, group: Opt
     )?;
 
     let dense = quantized.load_weights(WeightMode::Dense)?;
-    // What the weights hold, so the peak below shows what editing adds to them.
+    // What the weights alone hold; the peak below also covers the edit-step benchmark and the edit.
     let loaded_mb = proc_status_mb("VmRSS:");
     let step = edit_step_time(&dense, &quantized)?;
     writeln!(
