@@ -235,3 +235,39 @@ fn long_inputs_measure_as_one_pass_would() {
         }
     }
 }
+
+/// What locating measures for a language is the mean of what each of its inputs gives in a pass alone.
+#[test]
+fn measured_strengths_are_means_of_single_passes() {
+    use lafn::runtime::Hooks;
+    let dir = tempfile::tempdir().unwrap();
+    let files = write_tiny_model(dir.path(), TinySpec::new(Arch::Gemma3)).unwrap();
+    let loaded = LoadedModel::load(&files, WeightMode::Dense, &Device::Cpu).unwrap();
+    let (model, tokenizer) = (&loaded.model, &loaded.tokenizer);
+    let layers: Vec<usize> = (0..model.config().num_layers).collect();
+    let settings = LocateSettings { generic_share: None, ..settings() };
+    let measured = measure(model, tokenizer, &group(), &settings).unwrap();
+    for (lang, d) in group().descriptors.iter().enumerate() {
+        let inputs: Vec<&String> = std::iter::once(&d.prompt).chain(&d.paraphrases).collect();
+        let alone: Vec<_> = inputs
+            .iter()
+            .map(|text| {
+                let ids = tokenizer.encode_prompt(text).unwrap();
+                let input = candle_core::Tensor::new(ids.as_slice(), &Device::Cpu).unwrap().unsqueeze(0).unwrap();
+                let out = model.forward(&input, None, Hooks { capture_layers: &layers, ..Hooks::default() }).unwrap();
+                (out.activations, ids.len() - 1)
+            })
+            .collect();
+        for &layer in &layers {
+            let rows: Vec<Vec<f32>> = alone
+                .iter()
+                .map(|(activations, last)| activations[&layer].get(0).unwrap().get(*last).unwrap().to_vec1().unwrap())
+                .collect();
+            let expected: Vec<f32> =
+                (0..rows[0].len()).map(|j| rows.iter().map(|r| r[j]).sum::<f32>() / rows.len() as f32).collect();
+            let got = &measured.strengths[layer][lang];
+            let gap = expected.iter().zip(got).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
+            assert!(gap < 1e-5, "{}, layer {layer}: measured activations differ by {gap}", d.lang);
+        }
+    }
+}

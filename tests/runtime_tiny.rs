@@ -4,8 +4,8 @@
 use candle_core::{DType, Device, Tensor, Var};
 use lafn::runtime::tiny::{write_tiny_model, write_tiny_safetensors, TinySpec};
 use lafn::runtime::{
-    Arch, FfnDelta, GenerateOptions, GenerationDeltas, Hooks, LoadedModel, Model, PaddedBatch, PrefixCachedBatch,
-    PromptTarget, TeacherForcingBatch, WeightMode,
+    Arch, FfnDelta, GenerateOptions, GenerationDeltas, HeadObjective, Hooks, LoadedModel, Model, PaddedBatch,
+    PrefixCachedBatch, PromptTarget, TeacherForcingBatch, WeightMode,
 };
 
 const ARCHS: [Arch; 3] = [Arch::Gemma3, Arch::Llama, Arch::Qwen2];
@@ -256,4 +256,45 @@ fn edits_act_only_from_the_answer_start() {
     assert_ne!(unedited[0], 7);
     assert_eq!(one[0], 7, "the edit makes the first answer token");
     assert_eq!(four, vec![7; 4], "inside the window every position is edited");
+}
+
+#[test]
+fn closed_form_head_losses_equal_autograd() {
+    let (_dir, loaded) = tiny(Arch::Gemma3);
+    let dense = loaded.load_weights(WeightMode::Dense).unwrap();
+    let (hidden_size, vocab) = (dense.config().hidden_size, dense.config().vocab_size);
+    let hidden = Var::from_tensor(&Tensor::randn(0f32, 1.0, (5, hidden_size), &Device::Cpu).unwrap()).unwrap();
+    let target_ids = [3u32, 7, 7];
+    let kept =
+        lafn::runtime::log_softmax_last_dim(&Tensor::randn(0f32, 2.0, (2, vocab), &Device::Cpu).unwrap()).unwrap();
+    let kept_log_probs: Vec<f32> = kept.flatten_all().unwrap().to_vec1().unwrap();
+    let objective = HeadObjective {
+        target_ids: &target_ids,
+        target_weight: 0.5,
+        kept_log_probs: &kept_log_probs,
+        kept_weight: 0.25,
+    };
+    let head = dense.head_losses(hidden.as_tensor(), &objective).unwrap();
+
+    // The same losses from tensor ops, differentiated by autograd.
+    let log_probs = lafn::runtime::log_softmax_last_dim(&dense.logits(hidden.as_tensor()).unwrap()).unwrap();
+    let ids = Tensor::new(&target_ids, &Device::Cpu).unwrap().unsqueeze(1).unwrap();
+    let target_log_probs = log_probs.narrow(0, 0, 3).unwrap().gather(&ids, 1).unwrap().squeeze(1).unwrap();
+    let divergences =
+        (kept.exp().unwrap() * (&kept - log_probs.narrow(0, 3, 2).unwrap()).unwrap()).unwrap().sum(1).unwrap();
+    let loss = ((target_log_probs.sum_all().unwrap() * -0.5).unwrap()
+        + (divergences.sum_all().unwrap() * 0.25).unwrap())
+    .unwrap();
+    let grad = loss.backward().unwrap().get(&hidden).unwrap().clone();
+
+    let close = |a: &[f32], b: &[f32]| a.iter().zip(b).all(|(x, y)| (x - y).abs() <= 1e-4 * (1.0 + y.abs()));
+    assert!(close(&head.target_log_probs, &target_log_probs.to_vec1::<f32>().unwrap()));
+    assert!(close(&head.kept_divergences, &divergences.to_vec1::<f32>().unwrap()));
+    assert!(max_abs_diff(&head.hidden_grad, &grad) <= 1e-5, "gradients differ");
+    let logits: Vec<Vec<f32>> = dense.logits(hidden.as_tensor()).unwrap().to_vec2().unwrap();
+    for (row, (&id, margin)) in target_ids.iter().zip(&head.target_margins).enumerate() {
+        let best_other =
+            logits[row].iter().enumerate().filter(|&(t, _)| t != id as usize).map(|(_, &l)| l).fold(f32::MIN, f32::max);
+        assert_eq!(*margin, logits[row][id as usize] - best_other);
+    }
 }

@@ -14,8 +14,8 @@ use super::locate::LocatedNeurons;
 use super::prompts::{answer_pair, kl_prompts, other_relation_questions};
 use super::scope::{QuestionEncoder, ScopeSettings};
 use crate::runtime::{
-    log_softmax_last_dim, FfnDelta, Model, PaddedBatch, PrefixCachedBatch, PromptTarget, TeacherForcingBatch,
-    Tokenizer, WeightMode,
+    log_softmax_last_dim, FfnDelta, HeadObjective, Model, PaddedBatch, PrefixCachedBatch, PromptTarget,
+    TeacherForcingBatch, Tokenizer, WeightMode,
 };
 use crate::Result;
 
@@ -306,8 +306,8 @@ fn training_pairs(
 struct TargetTerm {
     batch: TeacherForcingBatch,
     tails: PrefixCachedBatch,
-    /// Sums each pair's token log-probs (see [`span_sum_matrix`]).
-    pair_sums: Tensor,
+    /// The token each of `batch.cells` must predict.
+    target_ids: Vec<u32>,
     prompt_pair_of_lang: Vec<usize>,
 }
 
@@ -320,19 +320,23 @@ impl TargetTerm {
         first_layer: usize,
     ) -> Result<Self> {
         let batch = TeacherForcingBatch::new(pairs, pad_id, model.device())?;
-        let pair_sums = span_sum_matrix(&batch.spans, batch.cells.len(), model.device())?;
+        let target_ids = batch.target_ids()?.to_vec1()?;
         let tails = PrefixCachedBatch::new(model, &batch.batch, first_layer, pad_id)?;
-        Ok(Self { batch, tails, pair_sums, prompt_pair_of_lang })
+        Ok(Self { batch, tails, target_ids, prompt_pair_of_lang })
+    }
+
+    /// Per pair, its target cells' values folded with `fold` from `init`.
+    fn per_pair(&self, cell_values: &[f32], init: f32, fold: fn(f32, f32) -> f32) -> Vec<f32> {
+        self.batch.spans.iter().map(|s| cell_values[s.clone()].iter().copied().fold(init, fold)).collect()
     }
 }
 
 /// L_kl's inputs: the KL prompts, their prefixes cached, and the unedited model's next-token
-/// distribution at each prompt's last token.
+/// log-probabilities at each prompt's last token, (cells x vocab) concatenated.
 struct KlTerm {
     tails: PrefixCachedBatch,
     cells: Vec<(usize, usize)>,
-    original_log_probs: Tensor,
-    original_probs: Tensor,
+    original_log_probs: Vec<f32>,
 }
 
 impl KlTerm {
@@ -341,9 +345,9 @@ impl KlTerm {
         let batch = PaddedBatch::new(&seqs, tokenizer.pad_id(), model.device())?;
         let cells: Vec<(usize, usize)> = batch.lengths.iter().enumerate().map(|(r, &len)| (r, len - 1)).collect();
         let tails = PrefixCachedBatch::new(model, &batch, first_layer, tokenizer.pad_id())?;
-        let original_log_probs = log_softmax_last_dim(&model.logits(&tails.hidden_at(model, &cells, &[])?)?)?;
-        let original_probs = original_log_probs.exp()?;
-        Ok(Self { tails, cells, original_log_probs, original_probs })
+        let original_logits = model.logits(&tails.hidden_at(model, &cells, &[])?)?;
+        let original_log_probs = log_softmax_last_dim(&original_logits)?.flatten_all()?.to_vec1()?;
+        Ok(Self { tails, cells, original_log_probs })
     }
 }
 
@@ -450,33 +454,32 @@ impl StepLosses {
         // form (softmax minus target); autograd only runs through the transformer layers.
         let target_hidden = targets.tails.hidden_at(model, &targets.batch.cells, deltas)?;
         let kl_hidden = kl.tails.hidden_at(model, &kl.cells, deltas)?;
-        let target_logits = model.logits(&target_hidden.detach())?;
-        let scored = targets.batch.score(&target_logits)?;
-        let pair_nll = targets.pair_sums.matmul(&scored.token_log_probs.neg()?.unsqueeze(1)?)?.squeeze(1)?;
-        let target_loss = pair_nll.mean_all()?;
-        let edited_log_probs = log_softmax_last_dim(&model.logits(&kl_hidden.detach())?)?;
-        let kl_rows = kl.cells.len() as f64;
-        let kl_loss = ((&kl.original_probs * (&kl.original_log_probs - &edited_log_probs)?)?.sum_all()? / kl_rows)?;
-        let total = (&target_loss + (&kl_loss * kl_weight)?)?;
+        let hidden = Tensor::cat(&[&target_hidden, &kl_hidden], 0)?;
+        let (pairs, kl_rows) = (targets.batch.spans.len() as f32, kl.cells.len() as f32);
+        let head = model.head_losses(
+            &hidden,
+            &HeadObjective {
+                target_ids: &targets.target_ids,
+                // The target loss is the mean over pairs of their summed token NLL.
+                target_weight: 1.0 / pairs,
+                kept_log_probs: &kl.original_log_probs,
+                kept_weight: kl_weight as f32 / kl_rows,
+            },
+        )?;
+        let surrogate = (hidden * head.hidden_grad)?.sum_all()?;
 
-        // d(mean over pairs of summed NLL)/d logits = (softmax - onehot(target)) / pairs.
-        let pairs_count = targets.batch.spans.len() as f64;
-        let target_grad = ((model.head_gradient(&log_softmax_last_dim(&target_logits)?.exp()?)?
-            - model.output_rows(&targets.batch.target_ids()?)?)?
-            / pairs_count)?;
-        // d KL(p0 || p) / d logits = p - p0, averaged over the prompts.
-        let kl_grad = (model.head_gradient(&(edited_log_probs.exp()? - &kl.original_probs)?)? * (kl_weight / kl_rows))?;
-        let surrogate = ((target_hidden * target_grad)?.sum_all()? + (kl_hidden * kl_grad)?.sum_all()?)?;
-
-        let nll: Vec<f32> = pair_nll.to_vec1()?;
-        let pair_margins = targets.batch.target_margins(&target_logits)?;
+        let log_probs = targets.per_pair(&head.target_log_probs, 0.0, |sum, v| sum + v);
+        let target_loss = -log_probs.iter().sum::<f32>() / pairs;
+        let kl_loss = head.kept_divergences.iter().sum::<f32>() / kl_rows;
+        let total_loss = target_loss + kl_weight as f32 * kl_loss;
+        let pair_margins = targets.per_pair(&head.target_margins, f32::INFINITY, f32::min);
         let of_langs = &targets.prompt_pair_of_lang;
         let record = OptimizeStep {
             step,
-            target_loss: target_loss.to_scalar()?,
-            kl_loss: kl_loss.to_scalar()?,
-            total_loss: total.to_scalar()?,
-            target_probs: of_langs.iter().map(|&i| (-nll[i]).exp()).collect(),
+            target_loss,
+            kl_loss,
+            total_loss,
+            target_probs: of_langs.iter().map(|&i| log_probs[i].exp()).collect(),
             all_correct: pair_margins.iter().all(|&m| m > 0.0),
             target_margins: of_langs.iter().map(|&i| pair_margins[i]).collect(),
         };
@@ -491,15 +494,4 @@ impl StepLosses {
         }
         Ok(Self { record, pair_margins, surrogate })
     }
-}
-
-/// A (spans, cells) 0/1 matrix that sums each span's entries when multiplied with a column.
-fn span_sum_matrix(spans: &[std::ops::Range<usize>], cells: usize, device: &Device) -> Result<Tensor> {
-    let mut values = vec![0f32; spans.len() * cells];
-    for (row, span) in spans.iter().enumerate() {
-        for cell in span.clone() {
-            values[row * cells + cell] = 1.0;
-        }
-    }
-    Ok(Tensor::from_vec(values, (spans.len(), cells), device)?)
 }

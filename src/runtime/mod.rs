@@ -2,6 +2,7 @@
 
 mod config;
 mod generate;
+mod head;
 mod model;
 mod scoring;
 /// Test models; not part of the library proper (the `test-utils` feature, on for this crate's tests).
@@ -22,6 +23,7 @@ use sha2::{Digest, Sha256};
 
 pub use config::{Arch, ModelConfig, RopeStyle, MAX_INPUT_TOKENS};
 pub use generate::{GenerateOptions, GenerationDeltas, Sampling, PREFILL_CHUNK};
+pub use head::{HeadLosses, HeadObjective};
 pub use model::{log_softmax_last_dim, softmax_last_dim, FfnDelta, ForwardOutput, Hooks, KvCache, Model};
 pub use scoring::{PaddedBatch, PrefixCachedBatch, PromptTarget, TargetLogProbs, TeacherForced, TeacherForcingBatch};
 pub use tokenizer::{TextStream, Tokenizer};

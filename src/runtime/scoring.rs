@@ -180,27 +180,6 @@ impl TeacherForcingBatch {
     pub fn target_ids(&self) -> Result<Tensor> {
         Ok(self.targets.squeeze(1)?)
     }
-
-    /// Each pair's smallest lead of its target over the best other token, in logits, over its target
-    /// tokens: positive exactly when the teacher-forced argmax is the target at every token.
-    pub fn target_margins(&self, logits: &Tensor) -> Result<Vec<f32>> {
-        let targets = self.targets.squeeze(1)?.to_vec1::<u32>()?;
-        let rows: Vec<Vec<f32>> = logits.to_vec2()?;
-        let cell_margins: Vec<f32> = rows
-            .iter()
-            .zip(&targets)
-            .map(|(row, &target)| {
-                let best_other = row
-                    .iter()
-                    .enumerate()
-                    .filter(|&(id, _)| id != target as usize)
-                    .map(|(_, &logit)| logit)
-                    .fold(f32::NEG_INFINITY, f32::max);
-                row[target as usize] - best_other
-            })
-            .collect();
-        Ok(self.spans.iter().map(|s| cell_margins[s.clone()].iter().copied().fold(f32::INFINITY, f32::min)).collect())
-    }
 }
 
 /// A batch split where its answers begin: the prompt prefixes before the answer start, which update
@@ -274,21 +253,5 @@ impl PrefixCachedBatch {
         let mut cache = self.prefix_cache.clone();
         let hooks = Hooks { row_offsets: Some(&self.prefix_lengths), ..hooks };
         model.forward(&self.tails, Some(&mut cache), hooks)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn target_margins_are_the_smallest_lead_per_pair() {
-        // Pair 0 has two target tokens (leads 2.0 and -1.0), pair 1 one (lead 0.5); vocabulary of 3.
-        let pairs =
-            [PromptTarget { prompt: vec![1], target: vec![0, 2] }, PromptTarget { prompt: vec![1], target: vec![1] }];
-        let batch = TeacherForcingBatch::new(&pairs, 0, &Device::Cpu).unwrap();
-        let logits = Tensor::new(&[[3.0f32, 1.0, 0.5], [0.0, 2.0, 1.0], [1.0, 1.5, 0.2]], &Device::Cpu).unwrap();
-        let margins = batch.target_margins(&logits).unwrap();
-        assert_eq!(margins, vec![-1.0, 0.5]);
     }
 }
