@@ -30,6 +30,7 @@ fn main() -> lafn::Result<()> {
     let loaded = LoadedModel::load(&files, WeightMode::Quantized, &Device::Cpu)?;
     let (model, tokenizer) = (&loaded.model, &loaded.tokenizer);
     let encoder = QuestionEncoder::new(model, tokenizer, &settings.scope)?;
+    eprintln!("relation projection: {}", if encoder.projected() { "fitted for this model" } else { "none" });
 
     let (mut rephrasings, mut other_relations) = (Vec::new(), Vec::new());
     for index in 0..count.min(data.len()) {
@@ -38,7 +39,7 @@ fn main() -> lafn::Result<()> {
         fill_paraphrases(&mut group, &settings.paraphrases, Some((model, tokenizer)))?;
         let keys = encoder.keys(model, tokenizer, &group)?;
         let subjects = group.subjects();
-        let score = |question: &str| keys.score(&encoder.encode(model, tokenizer, question, &subjects)?);
+        let score = |question: &str| encoder.score(&keys, &encoder.encode(model, tokenizer, question, &subjects)?);
         for lang in &langs {
             let Some(entry) = data[index].get(lang) else { continue };
             let src = score(&entry.src)?;

@@ -169,6 +169,8 @@ fn cached_edits_fire_by_subject_and_scope_and_survive_damage() {
         let cache = EditCache::open(&cache_dir, &loaded.info.fingerprint).unwrap();
         CachedEdits::new(cache, model, tokenizer, Default::default(), scope).unwrap()
     };
+    let encoder = lafn::method::scope::QuestionEncoder::new(model, tokenizer, &ScopeSettings::default()).unwrap();
+    assert!(!encoder.projected(), "the relation projection shipped for the default model is not this model's");
     let mut cached = open(ScopeSettings::default());
     let id = cached
         .insert(model, tokenizer, &group, &located, &outcome.update, &MethodSettings::default(), &outcome.history)

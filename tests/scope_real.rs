@@ -9,7 +9,7 @@ use lafn::eval::metrics::{mentions, states_first};
 use lafn::method::apply::{answer, AnswerOptions, CachedEdits};
 use lafn::method::cache::EditCache;
 use lafn::method::pipeline::{run_edit, EditModels};
-use lafn::method::scope::ScopeSettings;
+use lafn::method::scope::{QuestionEncoder, ScopeSettings};
 use lafn::method::{EditDescriptor, EditGroup, MethodSettings};
 
 fn descriptor(lang: &str, prompt: &str, target: &str) -> EditDescriptor {
@@ -103,4 +103,17 @@ fn an_edit_answers_its_fact_and_the_scope_gate_keeps_other_facts() {
     }
     let reply = ask(Some(&mut strict), "Marie Curie was born in the city of");
     assert!(states_first(&reply.text, "Lisbon"), "{:?}", reply.text);
+}
+
+/// The relation projection shipped for the default model is recognised from its own weights, quantized
+/// (chat) and dense (editing) alike, and only when the settings ask for it.
+#[test]
+fn the_default_model_finds_its_relation_projection() {
+    let loaded = common::default_quantized();
+    let tokenizer = &loaded.tokenizer;
+    let on = ScopeSettings::default();
+    assert!(QuestionEncoder::new(&loaded.model, tokenizer, &on).unwrap().projected(), "quantized");
+    assert!(QuestionEncoder::new(common::default_dense(), tokenizer, &on).unwrap().projected(), "dense");
+    let off = ScopeSettings { projection: false, ..on };
+    assert!(!QuestionEncoder::new(&loaded.model, tokenizer, &off).unwrap().projected());
 }

@@ -165,7 +165,7 @@ impl CachedEdits {
         }
         // The query is compared with the subject masked, as the keys were (see `scope::mask_subject`).
         let subjects = &self.cache.row(id)?.subjects;
-        self.keys[id].score(&self.encoder.encode(model, tokenizer, query, subjects)?)
+        self.encoder.score(&self.keys[id], &self.encoder.encode(model, tokenizer, query, subjects)?)
     }
 }
 

@@ -190,7 +190,7 @@ fn kl_prompts_of(
         group.descriptors.iter().flat_map(|d| other_relation_questions(&d.lang, &d.subject)).collect();
     let encoder = QuestionEncoder::new(model, tokenizer, &ScopeSettings::default())?;
     let keys = encoder.keys(model, tokenizer, group)?;
-    let similarity = keys.scores(&encoder.encode_about(model, tokenizer, group, &questions)?)?;
+    let similarity = encoder.scores(&keys, &encoder.encode_about(model, tokenizer, group, &questions)?)?;
     prompts.extend(
         questions
             .into_iter()

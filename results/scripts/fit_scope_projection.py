@@ -1,0 +1,57 @@
+"""Fits a model's scope relation projection (src/method/scope.rs, RelationProjection) from the labelled
+question vectors of examples/scope_vectors.rs, and writes it as the safetensors file lafn ships.
+
+    python3 results/scripts/fit_scope_projection.py PREFIX LAYER OUT.safetensors [DIMENSIONS] [RIDGE]
+
+Linear discriminant analysis: a class is the fact a question asks (a record's prompts, paraphrases,
+src and rephrasings in every language; a specificity question belongs to the record it was made from,
+the relation it asks); the projection keeps the DIMENSIONS directions along which class means differ
+most relative to the within-class spread, regularised by RIDGE x the mean within-class variance.
+Needs numpy.
+"""
+import json
+import struct
+import sys
+
+import numpy as np
+
+prefix, layer, out = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+dimensions = int(sys.argv[4]) if len(sys.argv) > 4 else 32
+ridge = float(sys.argv[5]) if len(sys.argv) > 5 else 0.1
+
+labels = [json.loads(line) for line in open(prefix + ".jsonl")]
+center = np.fromfile(prefix + ".center.f32", dtype="<f4")
+hidden = len(center)
+vectors = np.fromfile(prefix + ".f32", dtype="<f4").reshape(-1, hidden)
+assert len(vectors) == len(labels), "vectors and labels differ in number"
+classes = np.array([l["from"] if l["kind"] == "spec" else l["record"] for l in labels], dtype=float)
+keep = ~np.isnan(classes)
+vectors, classes = vectors[keep].astype(np.float64), classes[keep]
+
+means = {c: vectors[classes == c].mean(0) for c in np.unique(classes)}
+within = vectors - np.stack([means[c] for c in classes])
+sw = within.T @ within / len(within)
+sw += ridge * np.trace(sw) / hidden * np.eye(hidden)
+spread = np.stack(list(means.values())) - vectors.mean(0)
+sb = spread.T @ spread / len(spread)
+w, v = np.linalg.eigh(sw)
+whiten = v @ np.diag(w**-0.5) @ v.T
+_, u = np.linalg.eigh(whiten @ sb @ whiten)
+projection = (whiten @ u[:, ::-1][:, :dimensions]).astype("<f4")
+
+tensors = {
+    "center": center.astype("<f4"),
+    "projection": np.ascontiguousarray(projection),
+    "layer": np.array([layer], dtype="<f4"),
+}
+header, offset = {}, 0
+for name, array in tensors.items():
+    header[name] = {"dtype": "F32", "shape": list(array.shape), "data_offsets": [offset, offset + array.nbytes]}
+    offset += array.nbytes
+encoded = json.dumps(header).encode()
+encoded += b" " * (-len(encoded) % 8)
+with open(out, "wb") as f:
+    f.write(struct.pack("<Q", len(encoded)) + encoded)
+    for array in tensors.values():
+        f.write(array.tobytes())
+print(f"{len(vectors)} vectors, {len(means)} classes -> {out} ({hidden} x {dimensions}, layer {layer})")
