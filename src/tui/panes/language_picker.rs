@@ -65,3 +65,33 @@ pub fn render(app: &App, picker: &LanguagePicker, frame: &mut Frame, body: Rect)
     };
     frame.render_widget(Paragraph::new(lines), list);
 }
+
+#[cfg(test)]
+mod tests {
+    use ratatui::backend::TestBackend;
+    use ratatui::Terminal;
+
+    use super::*;
+
+    /// Whatever room the body leaves, the popup is clipped into it, the selection in view (below its
+    /// minimum size the frame shows "too small" instead, so this draws the popup alone).
+    #[test]
+    fn the_popup_fits_any_body() {
+        let (app, _) = App::new("gemma-3-270m", "s", "sessions".into());
+        let mut picker = LanguagePicker::new(0);
+        picker.paste("e");
+        picker.move_by(isize::MAX);
+        let mut terminal = Terminal::new(TestBackend::new(20, 5)).unwrap();
+        for (width, height) in [(20, 5), (20, 3), (5, 2), (1, 1), (0, 0), (3, 0)] {
+            terminal.draw(|frame| render(&app, &picker, frame, Rect::new(0, 0, width, height))).unwrap();
+        }
+        terminal.draw(|frame| render(&app, &picker, frame, frame.area())).unwrap();
+        insta::assert_snapshot!(terminal.backend().to_string(), @r#"
+        "┌ Add a language (E┐"
+        "│search: e         │"
+        "│  vi   Vietnamese │"
+        "│> zh   Chinese    │"
+        "└──────── 34 of 53 ┘"
+        "#);
+    }
+}
