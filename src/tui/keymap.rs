@@ -40,6 +40,13 @@ actions! {
     Commit,
     CloseInput,
     FieldEnd,
+    // The language picker.
+    PickLanguage,
+    ClosePicker,
+    PageUp,
+    PageDown,
+    ToFirst,
+    ToLast,
     // A pending deletion.
     ConfirmDelete,
     KeepIt,
@@ -101,6 +108,8 @@ pub enum Scope {
     LoadFailure,
     /// An open input line (text field).
     Input,
+    /// The language picker of the Edits pane.
+    LanguagePicker,
     /// A deletion waiting for y.
     Confirm,
     /// Everywhere but in popups and input lines (also while typing in the chat).
@@ -129,6 +138,7 @@ impl Scope {
             Scope::Pane(Pane::Sessions) => "Sessions: ",
             Scope::LoadFailure => "Load failed: ",
             Scope::Input => "text field: ",
+            Scope::LanguagePicker => "add language: ",
             Scope::Confirm => "delete? ",
             Scope::Anywhere | Scope::Help | Scope::Panes | Scope::Browse | Scope::Lists => "",
         }
@@ -205,7 +215,7 @@ pub struct Row {
     pub scope: Scope,
     pub bindings: &'static [(Action, &'static [Key])],
     pub does: &'static str,
-    /// Replaces the list of keys where it would be long (the pane numbers).
+    /// Replaces the list of keys where it would be long (the pane numbers, the picker's page keys).
     pub keys_label: Option<&'static str>,
 }
 
@@ -267,6 +277,27 @@ pub const KEYMAP: &[Row] = &[
         "done / leave the field (Left/Right, Home/End, Backspace/Del, Ctrl-U, Ctrl-Z undo, paste)",
     ),
     row(S::Input, &[(A::FieldEnd, &[ctrl('e')])], "to the end of the line"),
+    row(
+        S::LanguagePicker,
+        &[(A::PickLanguage, &[key(KeyCode::Enter)]), (A::ClosePicker, &[key(KeyCode::Esc)])],
+        "add the selected language / close (typing searches codes and names)",
+    ),
+    row(
+        S::LanguagePicker,
+        &[(A::Up, &[key(KeyCode::Up)]), (A::Down, &[key(KeyCode::Down)])],
+        "move (the mouse wheel too; click a row, click it again to add it)",
+    ),
+    Row {
+        scope: S::LanguagePicker,
+        bindings: &[
+            (A::PageUp, &[key(KeyCode::PageUp)]),
+            (A::PageDown, &[key(KeyCode::PageDown)]),
+            (A::ToFirst, &[key(KeyCode::Home)]),
+            (A::ToLast, &[key(KeyCode::End)]),
+        ],
+        does: "a page up / down, to the first / last",
+        keys_label: Some("PgUp/PgDn, Home/End"),
+    },
     row(S::Confirm, &[(A::ConfirmDelete, &[char('y')]), (A::KeepIt, &[Key::Any])], "delete / keep"),
     row(S::Pane(Pane::Model), &[(A::LoadBuiltin, &[key(KeyCode::Enter)])], "load the selected built-in"),
     row(
@@ -288,7 +319,7 @@ pub const KEYMAP: &[Row] = &[
     row(
         S::Pane(Pane::Edits),
         &[(A::AddLanguage, &[char('a')]), (A::RemoveLanguage, &[char('d')])],
-        "add / remove a language",
+        "add a language from the table / remove the language",
     ),
     row(
         S::Pane(Pane::Edits),
@@ -379,6 +410,7 @@ pub enum Mode {
     LoadFailure,
     Help,
     Input,
+    LanguagePicker,
     Confirm,
     ChatInput,
     Pane(Pane),
@@ -390,6 +422,7 @@ impl Mode {
             Mode::LoadFailure => &[S::Anywhere, S::LoadFailure],
             Mode::Help => &[S::Anywhere, S::Help],
             Mode::Input => &[S::Anywhere, S::Input],
+            Mode::LanguagePicker => &[S::Anywhere, S::LanguagePicker],
             Mode::Confirm => &[S::Anywhere, S::Confirm],
             Mode::ChatInput => &[S::Anywhere, S::Panes, S::ChatInput, S::Pane(Pane::Chat)],
             Mode::Pane(Pane::Model) => &[S::Anywhere, S::Panes, S::Browse, S::Pane(Pane::Model), S::Lists],
@@ -468,7 +501,8 @@ mod tests {
     }
 
     fn every_mode() -> Vec<Mode> {
-        let mut modes = vec![Mode::LoadFailure, Mode::Help, Mode::Input, Mode::Confirm, Mode::ChatInput];
+        let mut modes =
+            vec![Mode::LoadFailure, Mode::Help, Mode::Input, Mode::LanguagePicker, Mode::Confirm, Mode::ChatInput];
         modes.extend(Pane::ALL.map(Mode::Pane));
         modes
     }

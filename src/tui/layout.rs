@@ -2,7 +2,7 @@
 //! Rendering draws into these areas and mouse clicks are hit-tested against them, so both read them
 //! from here.
 
-use ratatui::layout::{Constraint, Layout, Rect};
+use ratatui::layout::{Constraint, Layout, Margin, Rect};
 
 /// Smallest terminal the panes are laid out for.
 pub const MIN_WIDTH: u16 = 60;
@@ -81,6 +81,12 @@ pub fn scroll_offset(selected: usize, rows: usize) -> usize {
     selected.saturating_sub(rows.saturating_sub(1))
 }
 
+/// A popup of at most `width` x `height` in the middle of `body`.
+pub fn centered(body: Rect, width: u16, height: u16) -> Rect {
+    let (width, height) = (body.width.min(width), body.height.min(height));
+    Rect::new(body.x + (body.width - width) / 2, body.y + (body.height - height) / 2, width, height)
+}
+
 /// Model pane: built-ins, the spec field, the loaded model, fetch progress.
 pub fn model(body: Rect) -> [Rect; 4] {
     let [left, right] = Layout::horizontal([Constraint::Length(30), Constraint::Min(20)]).areas(body);
@@ -92,6 +98,14 @@ pub fn model(body: Rect) -> [Rect; 4] {
 /// Edits pane: the group list and the selected group's form.
 pub fn edits(body: Rect) -> [Rect; 2] {
     Layout::horizontal([Constraint::Length(28), Constraint::Min(20)]).areas(body)
+}
+
+/// The Edits pane's language picker: the popup, its search line and its list.
+pub fn language_picker(body: Rect) -> [Rect; 3] {
+    let popup = centered(body, 62, 20);
+    let [search, list] =
+        Layout::vertical([Constraint::Length(1), Constraint::Min(0)]).areas(popup.inner(Margin::new(1, 1)));
+    [popup, search, list]
 }
 
 fn heatmap_width(langs: usize) -> u16 {

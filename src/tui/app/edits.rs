@@ -1,8 +1,9 @@
-//! Edits pane state: the edit groups, the selected group and its form. The Neurons and Optimize panes
-//! show the selected group too.
+//! Edits pane state: the edit groups, the selected group and its form, the language picker. The Neurons
+//! and Optimize panes show the selected group too.
 
 use std::sync::Arc;
 
+use super::language_picker::{Choice, LanguagePicker};
 use super::queue::EditQueue;
 use super::{App, Command, Deletion, InputTarget};
 use crate::method::edit::OptimizeStep;
@@ -68,6 +69,8 @@ pub struct EditsState {
     pub field_selected: usize,
     /// "Edit all" while it runs.
     pub queue: Option<EditQueue>,
+    /// Open while the user picks a language to add.
+    pub language_picker: Option<LanguagePicker>,
     next_group_id: u64,
 }
 
@@ -264,14 +267,44 @@ impl App {
         }
     }
 
-    pub(super) fn add_language(&mut self) {
-        let Some(g) = self.edits.selected_group_mut() else { return };
-        let d = g.modify(|group| {
-            group.descriptors.push(blank_descriptor(""));
+    pub(super) fn open_language_picker(&mut self) {
+        if let Some(g) = self.edits.selected_group() {
+            self.edits.language_picker = Some(LanguagePicker::new(g.id));
+        }
+    }
+
+    /// Adds the picker's selected language to its group, unless the group has it already, and opens the
+    /// new language's subject for typing.
+    pub(super) fn pick_language(&mut self) {
+        let Some(picker) = &self.edits.language_picker else { return };
+        let Some(choice) = picker.selected_choice() else {
+            self.message = format!("no language matches `{}`", picker.search.text());
+            return;
+        };
+        // A session loaded meanwhile may have taken the group away.
+        let Some(index) = self.edits.groups.iter().position(|g| g.id == picker.group_id) else {
+            self.edits.language_picker = None;
+            return;
+        };
+        if choice.is_in(&self.edits.groups[index].saved.group) {
+            self.message = format!("the group has {} already", choice.label());
+            return;
+        }
+        self.edits.language_picker = None;
+        self.select_group(index);
+        let d = self.edits.groups[index].modify(|group| {
+            group.descriptors.push(blank_descriptor(choice.code()));
             group.descriptors.len() - 1
         });
-        self.edits.focus(FieldRef::Lang(d));
-        self.open_input(InputTarget::Field(FieldRef::Lang(d)), "");
+        self.message = match choice {
+            Choice::Known(_) => format!("added {}", choice.label()),
+            Choice::Unknown(code) => format!(
+                "warning: `{code}` is not in the language table (assets/languages.toml): its edits get generic \
+                 templates (English questions, Q:/A: frames)"
+            ),
+        };
+        self.edits.focus(FieldRef::Subject(d));
+        self.open_input(InputTarget::Field(FieldRef::Subject(d)), "");
     }
 
     pub(super) fn remove_language(&mut self) {

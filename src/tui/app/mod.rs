@@ -4,12 +4,14 @@
 //! [`Action`]s through the [keymap](super::keymap) and [`App::update`] carries them out.
 //!
 //! Each pane's state is its own struct in its own module ([`model`], [`edits`], [`neurons`],
-//! [`optimize`], [`chat`], [`sessions`]; [`queue`] is the Edits pane's "edit all"); this module holds what is shared: the pane shown, the status
-//! line, popups, the open input line, the method settings and the jobs.
+//! [`optimize`], [`chat`], [`sessions`]; [`queue`] is the Edits pane's "edit all" and
+//! [`language_picker`] its language picker); this module holds what is shared: the pane shown, the
+//! status line, popups, the open input line, the method settings and the jobs.
 
 pub mod chat;
 pub mod edits;
 pub mod jobs;
+pub mod language_picker;
 pub mod model;
 pub mod neurons;
 pub mod optimize;
@@ -162,6 +164,8 @@ impl App {
             Mode::Help
         } else if self.input.is_some() {
             Mode::Input
+        } else if self.edits.language_picker.is_some() {
+            Mode::LanguagePicker
         } else if self.confirm.is_some() {
             Mode::Confirm
         } else if self.pane == Pane::Chat && self.chat.focused {
@@ -188,6 +192,8 @@ impl App {
             Event::Paste(text) => {
                 if let Some(input) = &mut self.input {
                     input.field.paste(&text);
+                } else if let Some(picker) = &mut self.edits.language_picker {
+                    picker.paste(&text);
                 } else if self.pane == Pane::Chat {
                     self.chat.focused = true;
                     self.chat.input.paste(&text);
@@ -227,8 +233,16 @@ impl App {
             Action::Help => self.help = true,
             Action::CloseHelp => self.help = false,
             Action::DismissError => self.error = None,
+            Action::Up if self.edits.language_picker.is_some() => self.move_picker(-1),
+            Action::Down if self.edits.language_picker.is_some() => self.move_picker(1),
             Action::Up => return self.move_in_list(false),
             Action::Down => return self.move_in_list(true),
+            Action::PageUp => self.move_picker(-self.picker_page()),
+            Action::PageDown => self.move_picker(self.picker_page()),
+            Action::ToFirst => self.move_picker(isize::MIN),
+            Action::ToLast => self.move_picker(isize::MAX),
+            Action::PickLanguage => self.pick_language(),
+            Action::ClosePicker => self.edits.language_picker = None,
             Action::Commit => return self.commit_input(),
             Action::CloseInput => self.input = None,
             Action::FieldEnd => {
@@ -251,7 +265,7 @@ impl App {
             Action::EditField => self.edit_field(),
             Action::PreviousGroup => self.select_group(self.edits.group_selected.saturating_sub(1)),
             Action::NextGroup => self.select_group(self.edits.group_selected + 1),
-            Action::AddLanguage => self.add_language(),
+            Action::AddLanguage => self.open_language_picker(),
             Action::RemoveLanguage => self.remove_language(),
             Action::AddParaphrase => self.add_paraphrase(),
             Action::RemoveParaphrase => self.edits.remove_paraphrase(),
@@ -283,11 +297,13 @@ impl App {
         Vec::new()
     }
 
-    /// A key no binding takes: typed into the open input line or the chat input.
+    /// A key no binding takes: typed into the open input line, the language picker's search or the chat
+    /// input.
     fn type_key(&mut self, mode: Mode, key: KeyEvent) {
-        let field = match (mode, &mut self.input) {
-            (Mode::Input, Some(input)) => &mut input.field,
-            (Mode::ChatInput, _) => &mut self.chat.input,
+        let field = match (mode, &mut self.input, &mut self.edits.language_picker) {
+            (Mode::Input, Some(input), _) => &mut input.field,
+            (Mode::LanguagePicker, _, Some(picker)) => return picker.edit_key(key),
+            (Mode::ChatInput, ..) => &mut self.chat.input,
             _ => return,
         };
         field.edit_key(key);
@@ -300,6 +316,7 @@ impl App {
 
     fn switch(&mut self, pane: Pane) -> Vec<Command> {
         self.input = None;
+        self.edits.language_picker = None;
         self.help = false;
         self.pane = pane;
         match pane {
@@ -332,6 +349,24 @@ impl App {
             Pane::Sessions => self.sessions.selected = step(self.sessions.selected, self.sessions.list.len()),
         }
         Vec::new()
+    }
+
+    /// Moves the language picker's selection by `rows`.
+    fn move_picker(&mut self, rows: isize) {
+        if let Some(picker) = &mut self.edits.language_picker {
+            picker.move_by(rows);
+        }
+    }
+
+    /// The language picker's list area at the current terminal size.
+    fn picker_list(&self) -> Rect {
+        let body = layout::frame(Rect::new(0, 0, self.size.0, self.size.1)).body;
+        layout::language_picker(body)[2]
+    }
+
+    /// Rows PageUp and PageDown move in the language picker: what its list shows.
+    fn picker_page(&self) -> isize {
+        self.picker_list().height.max(1) as isize
     }
 
     fn quit(&mut self) -> Vec<Command> {
@@ -415,7 +450,7 @@ impl App {
             return Vec::new();
         }
         let at = Position::new(mouse.column, mouse.row);
-        let scrolls = matches!(self.mode(), Mode::Pane(_) | Mode::ChatInput);
+        let scrolls = matches!(self.mode(), Mode::Pane(_) | Mode::ChatInput | Mode::LanguagePicker);
         match mouse.kind {
             MouseEventKind::ScrollUp if scrolls => self.update(Action::Up),
             MouseEventKind::ScrollDown if scrolls => self.update(Action::Down),
@@ -425,9 +460,31 @@ impl App {
                 if frame.tabs.contains(at) {
                     return layout::tab_at(frame.tabs, mouse.column).map_or(Vec::new(), |pane| self.switch(pane));
                 }
+                if self.edits.language_picker.is_some() {
+                    self.click_picker(at);
+                    return Vec::new();
+                }
                 self.click(frame.body, at)
             }
             _ => Vec::new(),
+        }
+    }
+
+    /// A click on a row of the language picker selects it; a click on the selected row adds it.
+    fn click_picker(&mut self, at: Position) {
+        let list = self.picker_list();
+        let Some(picker) = &mut self.edits.language_picker else { return };
+        if !list.contains(at) {
+            return;
+        }
+        let row = picker.offset(list.height as usize) + usize::from(at.y - list.y);
+        if row >= picker.choices().len() {
+            return;
+        }
+        let again = row == picker.selected;
+        picker.selected = row;
+        if again {
+            self.pick_language();
         }
     }
 

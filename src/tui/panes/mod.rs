@@ -3,6 +3,7 @@
 
 mod chat;
 mod edits;
+mod language_picker;
 mod model;
 mod neurons;
 mod optimize;
@@ -41,6 +42,9 @@ pub fn render(app: &App, frame: &mut Frame) {
         Pane::Optimize => optimize::render(app, frame, layout.body),
         Pane::Chat => chat::render(app, frame, layout.body),
         Pane::Sessions => sessions::render(app, frame, layout.body),
+    }
+    if let Some(picker) = &app.edits.language_picker {
+        language_picker::render(app, picker, frame, layout.body);
     }
     render_status(app, frame, layout.status);
     if app.help {
@@ -103,7 +107,7 @@ fn render_help(frame: &mut Frame, body: Rect) {
     let help = keymap::help();
     let key_width = help.iter().map(|(keys, _)| text::width(keys)).max().unwrap_or(0);
     let width = help.iter().map(|(_, does)| key_width + 2 + text::width(does)).max().unwrap_or(0) + 2;
-    let area = centered(body, width as u16, help.len() as u16 + 2);
+    let area = layout::centered(body, width as u16, help.len() as u16 + 2);
     let lines: Vec<Line> = help
         .into_iter()
         .map(|(keys, does)| {
@@ -114,15 +118,9 @@ fn render_help(frame: &mut Frame, body: Rect) {
     frame.render_widget(Paragraph::new(lines).block(titled("Keys (any key closes)")), area);
 }
 
-/// A popup of at most `width` x `height` in the middle of `body`.
-fn centered(body: Rect, width: u16, height: u16) -> Rect {
-    let (width, height) = (body.width.min(width), body.height.min(height));
-    Rect::new(body.x + (body.width - width) / 2, body.y + (body.height - height) / 2, width, height)
-}
-
 /// Why a session was not loaded and what the user can do, until dismissed.
 fn render_load_failure(failure: &LoadFailure, frame: &mut Frame, body: Rect) {
-    let area = centered(body, 84, 12);
+    let area = layout::centered(body, 84, 12);
     let key = |action| {
         Span::styled(format!("{:>4}  ", keymap::keys_in(Scope::LoadFailure, action).join(", ")), Style::new().bold())
     };
