@@ -322,6 +322,9 @@ impl State {
         send(WorkerEvent::Stage(format!("loading {}", files.weights.display())));
         let loaded = LoadedModel::load(&files, WeightMode::Quantized, &self.device)
             .wrap_err_with(|| format!("cannot load model `{spec}`"))?;
+        if let Some(warning) = loaded.tokenizer.chat_template_warning() {
+            log::warn!("{warning}");
+        }
         let fingerprint = loaded.info.fingerprint.clone();
         let dir = match &self.cache_dir {
             Some(dir) => dir.clone(),
