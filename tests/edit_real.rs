@@ -25,9 +25,17 @@ fn twelve_language_edit_changes_answers_and_leaves_unrelated_ones() {
     let located = locate(dense, tokenizer, &group, &settings.locate).unwrap();
     assert!(located.neuron_count() > 0);
     let mut steps = 0;
-    let outcome =
-        optimize(dense, tokenizer, &group, &located, &settings.edit, &AtomicBool::new(false), &mut |_| steps += 1)
-            .unwrap();
+    let outcome = optimize(
+        dense,
+        tokenizer,
+        &group,
+        &located,
+        &settings.edit,
+        settings.frame,
+        &AtomicBool::new(false),
+        &mut |_| steps += 1,
+    )
+    .unwrap();
     assert_eq!(outcome.history.len(), steps, "one progress event per step");
     assert!(outcome.history.last().unwrap().target_loss < outcome.history[0].target_loss / 4.0);
 

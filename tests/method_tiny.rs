@@ -9,7 +9,7 @@ use lafn::method::{
     StopReason, UpdateValues,
 };
 use lafn::runtime::tiny::{write_tiny_model, TinySpec};
-use lafn::runtime::{Arch, LoadedModel, WeightMode};
+use lafn::runtime::{Arch, LoadedModel, PromptFrame, WeightMode};
 
 fn descriptor(lang: &str, prompt: &str, target: &str, paraphrases: &[&str]) -> EditDescriptor {
     EditDescriptor {
@@ -78,14 +78,19 @@ fn locate_then_optimize_then_cancel() {
     let edit = OptimizeSettings { steps: 25, learning_rate: 0.1, early_stop: false, ..OptimizeSettings::default() };
     let mut reported = 0;
     let outcome =
-        optimize(model, tokenizer, &group(), &located, &edit, &AtomicBool::new(false), &mut |_| reported += 1).unwrap();
+        optimize(model, tokenizer, &group(), &located, &edit, PromptFrame::Raw, &AtomicBool::new(false), &mut |_| {
+            reported += 1
+        })
+        .unwrap();
     assert_eq!(outcome.stop, StopReason::StepsDone);
     assert_eq!(reported, outcome.history.len());
     let (first, last) = (&outcome.history[0], outcome.history.last().unwrap());
     assert!(last.target_loss < first.target_loss * 0.5, "loss {} -> {}", first.target_loss, last.target_loss);
     assert!(last.target_probs.iter().zip(&first.target_probs).all(|(after, before)| after > before));
 
-    let cancelled = optimize(model, tokenizer, &group(), &located, &edit, &AtomicBool::new(true), &mut |_| {}).unwrap();
+    let cancelled =
+        optimize(model, tokenizer, &group(), &located, &edit, PromptFrame::Raw, &AtomicBool::new(true), &mut |_| {})
+            .unwrap();
     assert_eq!(cancelled.stop, StopReason::Cancelled);
     assert_eq!(cancelled.history.len(), 1, "cancelling stops before the first update");
 
@@ -113,6 +118,7 @@ fn editing_needs_dense_weights_and_located_neurons() {
         &group(),
         &located,
         &OptimizeSettings::default(),
+        PromptFrame::Raw,
         &AtomicBool::new(false),
         &mut |_| {},
     )
@@ -136,12 +142,18 @@ fn a_diverging_edit_fails_instead_of_converging() {
         ..OptimizeSettings::default()
     };
     let mut steps = Vec::new();
-    let err =
-        optimize(&loaded.model, &loaded.tokenizer, &group(), &located, &edit, &AtomicBool::new(false), &mut |s| {
-            steps.push(s.total_loss)
-        })
-        .err()
-        .expect("a non-finite loss is an error");
+    let err = optimize(
+        &loaded.model,
+        &loaded.tokenizer,
+        &group(),
+        &located,
+        &edit,
+        PromptFrame::Raw,
+        &AtomicBool::new(false),
+        &mut |s| steps.push(s.total_loss),
+    )
+    .err()
+    .expect("a non-finite loss is an error");
     assert!(err.to_string().contains("diverged"), "{err}");
     assert!(steps.iter().all(|l| l.is_finite()), "no non-finite step is reported: {steps:?}");
 }
@@ -163,7 +175,9 @@ fn cached_edits_fire_by_subject_and_scope_and_survive_damage() {
     let group = group();
     let located = locate(model, tokenizer, &group, &settings()).unwrap();
     let edit = OptimizeSettings { steps: 2, ..OptimizeSettings::default() };
-    let outcome = optimize(model, tokenizer, &group, &located, &edit, &AtomicBool::new(false), &mut |_| {}).unwrap();
+    let outcome =
+        optimize(model, tokenizer, &group, &located, &edit, PromptFrame::Raw, &AtomicBool::new(false), &mut |_| {})
+            .unwrap();
     let cache_dir = dir.path().join("cache");
     let open = |scope: ScopeSettings| {
         let cache = EditCache::open(&cache_dir, &loaded.info.fingerprint).unwrap();

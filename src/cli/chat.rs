@@ -6,6 +6,7 @@ use std::path::PathBuf;
 
 use clap::Args;
 use lafn::method::apply::{answer, describe_hit, AnswerOptions, CachedEdits, Retrieved};
+use lafn::runtime::PromptFrame;
 use lafn::Result;
 
 use super::args::{CacheArgs, ModelArgs};
@@ -24,7 +25,11 @@ pub struct ChatArgs {
     /// Keep generating after the answer's first line (raw continuation) instead of stopping there.
     #[arg(long)]
     raw: bool,
-    /// Method settings as JSON; chat uses its `retrieval` part.
+    /// How questions are put to the model: `auto` (its chat template if it has one, else raw),
+    /// `template`, `qa` (`Q: ...` / `A:`) or `raw` (completion). Default: the settings' `frame`.
+    #[arg(long, value_enum)]
+    frame: Option<PromptFrame>,
+    /// Method settings as JSON; chat uses its `retrieval`, `scope` and `frame` parts.
     #[arg(long)]
     settings: Option<PathBuf>,
 }
@@ -40,7 +45,13 @@ pub fn run(args: ChatArgs) -> Result<()> {
         eprintln!("{} cached edits in {}", cache.list().len(), cache.dir().display());
         Some(CachedEdits::new(cache, &loaded.model, &loaded.tokenizer, settings.retrieval, settings.scope)?)
     };
-    let options = AnswerOptions { stop_at_line_end: !args.raw, ..AnswerOptions::chat(args.max_tokens) };
+    let frame = args.frame.unwrap_or(settings.frame);
+    if frame == PromptFrame::Auto {
+        if let Some(warning) = loaded.tokenizer.chat_template_warning() {
+            eprintln!("warning: {warning}");
+        }
+    }
+    let options = AnswerOptions { stop_at_line_end: !args.raw, frame, ..AnswerOptions::chat(args.max_tokens) };
     let mut stdout = std::io::stdout();
     let mut warned = HashSet::new();
     for line in std::io::stdin().lines() {

@@ -15,7 +15,7 @@ use crate::method::apply::{self, generate_text, AnswerOptions, CachedEdits};
 use crate::method::prompts::teacher_forcing_pair;
 use crate::method::retrieve::{RetrievalSettings, SubjectIndex};
 use crate::method::{BenchmarkRecord, EditGroup, LocatedNeurons, UpdateValues};
-use crate::runtime::{FfnDelta, GenerationDeltas, Model, Tokenizer};
+use crate::runtime::{FfnDelta, GenerationDeltas, Model, PromptFrame, Tokenizer};
 use crate::Result;
 
 /// A method compared in an evaluation run; all run on the same model.
@@ -230,8 +230,11 @@ pub fn answer_all(
     mut answerer: Answerer,
     questions: &[Question],
     scoring: Scoring,
+    frame: PromptFrame,
 ) -> Result<Vec<Answer>> {
-    let options = AnswerOptions::chat(GENERATED_ANSWER_TOKENS);
+    // Generated answers see the question as chat frames it; teacher-forced scoring keeps the
+    // benchmarks' raw prompts.
+    let options = AnswerOptions { frame, ..AnswerOptions::chat(GENERATED_ANSWER_TOKENS) };
     let mut answers = Vec::with_capacity(questions.len());
     for q in questions {
         let pair = |prompt: &str| teacher_forcing_pair(tokenizer, prompt, &q.answer);

@@ -23,7 +23,7 @@ use crate::method::cache::MemoryStore;
 use crate::method::pipeline::{run_edit, EditEvent, EditModels, EditRun};
 use crate::method::{load_settings, optimize, BenchmarkRecord, EditGroup, MethodSettings};
 use crate::method::{LocatedNeurons, UpdateValues};
-use crate::runtime::{FfnDelta, LoadedModel, Model};
+use crate::runtime::{FfnDelta, LoadedModel, Model, PromptFrame};
 use crate::Result;
 
 /// Settings of the evaluation itself (beside the method's), under the key `eval` of the settings file.
@@ -427,6 +427,7 @@ impl<'a> Evaluator<'a> {
                 &run.group,
                 located,
                 &settings.edit,
+                settings.frame,
                 cancel,
                 &mut |_| {},
             )
@@ -514,8 +515,8 @@ impl<'a> Evaluator<'a> {
     ) -> Result<Vec<RecordResult>> {
         let questions = questions(records, index, self.langs).wrap_err_with(|| format!("record {}", index + 1))?;
         let models = self.models;
-        let scoring = self.scoring;
         on_stage(Stage::Scoring(EvalMethod::Unedited));
+        let scoring = (self.scoring, self.config.method.frame);
         let (unedited, unedited_seconds) = answer(models, Answerer::Fixed(&[]), &questions, scoring)?;
         let mut results = Vec::new();
         for &method in methods {
@@ -555,16 +556,17 @@ impl<'a> Evaluator<'a> {
     }
 }
 
-/// A method's answers on the quantized model, and the seconds they took.
+/// A method's answers on the quantized model, scored as `scoring` says with questions framed as its
+/// frame says, and the seconds they took.
 fn answer(
     models: EvalModels,
     answerer: Answerer,
     questions: &[Question],
-    scoring: Scoring,
+    (scoring, frame): (Scoring, PromptFrame),
 ) -> Result<(Vec<Answer>, f64)> {
     let started = Instant::now();
     let loaded = models.loaded;
-    let answers = answer_all(&loaded.model, &loaded.tokenizer, answerer, questions, scoring)?;
+    let answers = answer_all(&loaded.model, &loaded.tokenizer, answerer, questions, scoring, frame)?;
     Ok((answers, started.elapsed().as_secs_f64()))
 }
 
@@ -573,7 +575,7 @@ fn timed(
     models: EvalModels,
     answerer: Answerer,
     questions: &[Question],
-    scoring: Scoring,
+    scoring: (Scoring, PromptFrame),
     seconds: &mut TimeBreakdown,
 ) -> Result<Vec<Answer>> {
     let (answers, elapsed) = answer(models, answerer, questions, scoring)?;

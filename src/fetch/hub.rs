@@ -22,6 +22,8 @@ const PROBE_TIMEOUT: Duration = Duration::from_secs(4);
 const SAFETENSORS: &str = "model.safetensors";
 const SAFETENSORS_INDEX: &str = "model.safetensors.index.json";
 const TOKENIZER: &str = "tokenizer.json";
+/// Beside `tokenizer.json`: the chat template of an instruct model.
+const TOKENIZER_CONFIG: &str = "tokenizer_config.json";
 
 /// A model on the hub: a repository, and the GGUF file in it when one is named.
 #[derive(Debug, PartialEq)]
@@ -78,6 +80,7 @@ fn fetch_from(hub: &mut Hub, spec: &RepoSpec, on_event: &mut dyn FnMut(FetchEven
         }
     }
     let tokenizer = hub.get_if_present(TOKENIZER, on_event)?;
+    hub.get_if_present(TOKENIZER_CONFIG, on_event)?;
     // The cache links every file of a revision into one snapshot directory.
     let weights = config.parent().ok_or_else(|| eyre!("odd cache path {}", config.display()))?.to_path_buf();
     Ok(ModelFiles { weights, tokenizer })

@@ -12,7 +12,9 @@ use super::prompts::answer_pair;
 use super::retrieve::{Hit, RetrievalSettings, SubjectIndex};
 use super::scope::{QuestionEncoder, ScopeKeys, ScopeSettings};
 use super::settings::MethodSettings;
-use crate::runtime::{FfnDelta, GenerateOptions, GenerationDeltas, Model, Sampling, TextStream, Tokenizer};
+use crate::runtime::{
+    FfnDelta, GenerateOptions, GenerationDeltas, Model, PromptFrame, Sampling, TextStream, Tokenizer,
+};
 use crate::Result;
 
 /// An edit store with a retrieval index over its entries' subjects and their scope keys.
@@ -186,13 +188,18 @@ struct TrainedAnswer {
 }
 
 impl TrainedAnswer {
+    /// The entry's answers, as long as the longer of the target after the prompt as typed and after
+    /// the prompt in the frame the entry was trained on (a target may tokenize differently there).
     fn of_entry(tokenizer: &Tokenizer, entry: &CacheEntry) -> Result<Vec<Self>> {
         let end_line = entry.settings.edit.end_with_line_break;
+        let frame = tokenizer.chat_frame(entry.settings.frame)?;
         (entry.group.descriptors.iter())
             .map(|d| {
                 let pair = answer_pair(tokenizer, &d.prompt, &d.target, end_line)?;
+                let framed = answer_pair(tokenizer, &frame.frame(&d.prompt)?, &d.target, end_line)?;
                 let subjects = std::iter::once(&d.subject).chain(&d.aliases).cloned().collect();
-                Ok(Self { subjects, prompt: pair.prompt, answer_tokens: pair.target.len() })
+                let answer_tokens = pair.target.len().max(framed.target.len());
+                Ok(Self { subjects, prompt: pair.prompt, answer_tokens })
             })
             .collect()
     }
@@ -220,13 +227,19 @@ pub struct AnswerOptions {
     /// End the answer at its first line break (leading blank lines aside): a base model otherwise
     /// runs on into text of its own after the answer. `false` keeps the raw continuation.
     pub stop_at_line_end: bool,
+    /// How the question is put to the model (retrieval and the scope gate read it as typed).
+    pub frame: PromptFrame,
 }
 
 impl AnswerOptions {
-    /// Greedy, up to `max_new_tokens`, ending at the answer's line end: what `lafn chat` and the TUI do
-    /// by default, and what generation scoring does.
+    /// Greedy, up to `max_new_tokens`, ending at the answer's line end, the question in the model's chat
+    /// template if it has one: what `lafn chat` and the TUI do by default, and what generation scoring does.
     pub fn chat(max_new_tokens: usize) -> Self {
-        Self { generate: GenerateOptions { max_new_tokens, sampling: Sampling::Greedy }, stop_at_line_end: true }
+        Self {
+            generate: GenerateOptions { max_new_tokens, sampling: Sampling::Greedy },
+            stop_at_line_end: true,
+            frame: PromptFrame::Auto,
+        }
     }
 }
 
@@ -259,17 +272,18 @@ pub fn answer(
     Ok(Answer { text, ids, retrieved })
 }
 
-/// Generates after `prompt` with `edits`, streaming text pieces to `on_text`; returns the text and its
-/// tokens, cut at the answer's line end when `options` ask for it.
+/// Generates the answer to `question`, framed as `options` say, with `edits`, streaming text pieces to
+/// `on_text`; returns the text and its tokens, cut at the answer's line end when `options` ask for it.
+/// The answer also ends at the model's end-of-turn and EOS tokens.
 pub fn generate_text(
     model: &Model,
     tokenizer: &Tokenizer,
-    prompt: &str,
+    question: &str,
     edits: GenerationDeltas,
     options: &AnswerOptions,
     on_text: &mut dyn FnMut(&str) -> bool,
 ) -> Result<(String, Vec<u32>)> {
-    let prompt = tokenizer.encode_prompt(prompt)?;
+    let prompt = tokenizer.encode_prompt(&tokenizer.chat_frame(options.frame)?.frame(question)?)?;
     let mut stream = TextStream::default();
     let mut text = String::new();
     let mut ids = Vec::new();

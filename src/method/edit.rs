@@ -14,8 +14,8 @@ use super::locate::LocatedNeurons;
 use super::prompts::{answer_pair, kl_prompts, other_relation_questions};
 use super::scope::{QuestionEncoder, ScopeSettings};
 use crate::runtime::{
-    log_softmax_last_dim, FfnDelta, HeadObjective, Model, PaddedBatch, PrefixCachedBatch, PromptTarget,
-    TeacherForcingBatch, Tokenizer, WeightMode,
+    log_softmax_last_dim, ChatFrame, FfnDelta, HeadObjective, Model, PaddedBatch, PrefixCachedBatch, PromptFrame,
+    PromptTarget, TeacherForcingBatch, Tokenizer, WeightMode,
 };
 use crate::Result;
 
@@ -219,14 +219,17 @@ pub struct OptimizeOutcome {
     pub stop: StopReason,
 }
 
-/// Optimizes update values for the located neurons of `group` on a dense (differentiable) model.
+/// Optimizes update values for the located neurons of `group` on a dense (differentiable) model,
+/// on its prompts as typed and, unless `frame` is raw for this model, as chat frames them.
 /// `on_step` sees every step's losses; setting `cancel` stops at the next step.
+#[allow(clippy::too_many_arguments)]
 pub fn optimize(
     model: &Model,
     tokenizer: &Tokenizer,
     group: &EditGroup,
     located: &LocatedNeurons,
     settings: &OptimizeSettings,
+    frame: PromptFrame,
     cancel: &AtomicBool,
     on_step: &mut dyn FnMut(&OptimizeStep),
 ) -> Result<OptimizeOutcome> {
@@ -241,7 +244,8 @@ pub fn optimize(
     // Update values act from each answer's start on: everything before it is computed once, and so is
     // everything below the lowest edited layer.
     let first_layer = *located.selected.keys().next().expect("at least one layer is selected");
-    let (pairs, prompt_pair_of_lang) = training_pairs(tokenizer, group, settings)?;
+    let frame = tokenizer.chat_frame(frame)?;
+    let (pairs, prompt_pair_of_lang) = training_pairs(tokenizer, group, settings, frame)?;
     let targets = TargetTerm::new(model, tokenizer.pad_id(), &pairs, prompt_pair_of_lang, first_layer)?;
     let kl = KlTerm::new(model, tokenizer, &kl_prompts_of(model, tokenizer, group, settings)?, first_layer)?;
     let mut values = TrainedValues::new(model, located, settings)?;
@@ -282,20 +286,23 @@ fn stop_reason(
 }
 
 /// The training pairs (each language's prompt first, its probability is reported, then its
-/// paraphrases when trained on) and, per language, the index of its prompt's pair.
+/// paraphrases when trained on, each followed by its framed version unless `frame` is raw) and, per
+/// language, the index of its prompt's pair.
 fn training_pairs(
     tokenizer: &Tokenizer,
     group: &EditGroup,
     settings: &OptimizeSettings,
+    frame: ChatFrame,
 ) -> Result<(Vec<PromptTarget>, Vec<usize>)> {
     let mut pairs = Vec::new();
     let mut prompt_pair_of_lang = Vec::new();
     for d in &group.descriptors {
         prompt_pair_of_lang.push(pairs.len());
-        pairs.push(answer_pair(tokenizer, &d.prompt, &d.target, settings.end_with_line_break)?);
-        if settings.train_on_paraphrases {
-            for p in &d.paraphrases {
-                pairs.push(answer_pair(tokenizer, p, &d.target, settings.end_with_line_break)?);
+        let paraphrases = if settings.train_on_paraphrases { d.paraphrases.as_slice() } else { &[] };
+        for prompt in std::iter::once(&d.prompt).chain(paraphrases) {
+            pairs.push(answer_pair(tokenizer, prompt, &d.target, settings.end_with_line_break)?);
+            if !frame.is_raw() {
+                pairs.push(answer_pair(tokenizer, &frame.frame(prompt)?, &d.target, settings.end_with_line_break)?);
             }
         }
     }

@@ -120,7 +120,8 @@ pub fn run_edit(
 ) -> Result<EditRun> {
     let Location { group, located, seconds: locate_seconds, .. } = locate_group(models, group, settings, on_event)?;
     let started = Instant::now();
-    let outcome = optimize(models.dense, models.tokenizer, &group, &located, &settings.edit, cancel, &mut |step| {
+    let (edit, frame) = (&settings.edit, settings.frame);
+    let outcome = optimize(models.dense, models.tokenizer, &group, &located, edit, frame, cancel, &mut |step| {
         on_event(EditEvent::Step(step))
     })?;
     let optimize_seconds = started.elapsed().as_secs_f64();

@@ -11,15 +11,18 @@ use crate::Result;
 
 /// Token ids of `prompt` followed by `target`, split where the prompt ends. The pair is tokenized
 /// together ("prompt target", as the MzsRE/Bi-ZsRE evaluation code does) so the target's first token
-/// is the one the model would produce after the prompt.
+/// is the one the model would produce after the prompt. After a prompt that ends its line (a chat
+/// template's assistant turn) the target starts the next line, with no space.
 pub fn teacher_forcing_pair(tokenizer: &Tokenizer, prompt: &str, target: &str) -> Result<PromptTarget> {
+    let separator = if prompt.ends_with('\n') { "" } else { " " };
+    let target = format!("{separator}{}", target.trim());
     let prompt_ids = tokenizer.encode_prompt(prompt)?;
-    let joined = tokenizer.encode_prompt(&format!("{prompt} {}", target.trim()))?;
+    let joined = tokenizer.encode_prompt(&format!("{prompt}{target}"))?;
     if joined.len() > prompt_ids.len() && joined.starts_with(&prompt_ids) {
         return Ok(PromptTarget { target: joined[prompt_ids.len()..].to_vec(), prompt: prompt_ids });
     }
     // The last prompt token merged with the target: tokenize the target on its own.
-    Ok(PromptTarget { target: tokenizer.encode_plain(&format!(" {}", target.trim()))?, prompt: prompt_ids })
+    Ok(PromptTarget { target: tokenizer.encode_plain(&target)?, prompt: prompt_ids })
 }
 
 /// The pair an edit is trained on: [`teacher_forcing_pair`], with the line break that ends the answer

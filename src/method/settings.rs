@@ -12,6 +12,7 @@ use super::locate::{LayerChoice, LocateSettings};
 use super::prompts::ParaphraseSettings;
 use super::retrieve::RetrievalSettings;
 use super::scope::ScopeSettings;
+use crate::runtime::PromptFrame;
 use crate::Result;
 
 /// Most paraphrases per language: each one is a forward pass when locating (and a sampled generation
@@ -32,6 +33,10 @@ pub struct MethodSettings {
     pub edit: OptimizeSettings,
     pub retrieval: RetrievalSettings,
     pub scope: ScopeSettings,
+    /// How chat and generation scoring put a question to the model; edits also train on their prompts
+    /// in this frame, so they fire where chat asks. Entries cached before the setting existed read as
+    /// `auto` though they trained on raw prompts only.
+    pub frame: PromptFrame,
 }
 
 impl MethodSettings {

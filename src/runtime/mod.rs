@@ -1,6 +1,7 @@
 //! Model runtime: our own transformer code over candle tensors, with FFN hooks for locating and editing.
 
 mod config;
+mod frame;
 mod generate;
 mod head;
 mod model;
@@ -22,6 +23,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 pub use config::{Arch, ModelConfig, RopeStyle, MAX_INPUT_TOKENS};
+pub use frame::{ChatFrame, ChatTemplate, PromptFrame};
 pub use generate::{GenerateOptions, GenerationDeltas, Sampling, PREFILL_CHUNK};
 pub use head::{HeadLosses, HeadObjective};
 pub use model::{log_softmax_last_dim, softmax_last_dim, FfnDelta, ForwardOutput, Hooks, KvCache, Model};

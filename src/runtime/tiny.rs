@@ -90,11 +90,13 @@ pub struct TinySpec {
     pub hidden: usize,
     pub ffn: usize,
     pub seed: u64,
+    /// Written as the GGUF's `tokenizer.chat_template`: an instruct model.
+    pub chat_template: Option<&'static str>,
 }
 
 impl TinySpec {
     pub fn new(arch: Arch) -> Self {
-        Self { arch, layers: 3, hidden: 64, ffn: 128, seed: 7 }
+        Self { arch, layers: 3, hidden: 64, ffn: 128, seed: 7, chat_template: None }
     }
 }
 
@@ -104,7 +106,7 @@ pub fn write_tiny_model(dir: &Path, spec: TinySpec) -> Result<ModelFiles> {
     let (heads, kv_heads, head_dim) = (4, 2, spec.hidden / 4);
     let arch = spec.arch.name();
     let u32v = |v: usize| gguf_file::Value::U32(v as u32);
-    let metadata: Vec<(String, gguf_file::Value)> = vec![
+    let mut metadata: Vec<(String, gguf_file::Value)> = vec![
         ("general.architecture".into(), gguf_file::Value::String(arch.into())),
         (format!("{arch}.embedding_length"), u32v(spec.hidden)),
         (format!("{arch}.block_count"), u32v(spec.layers)),
@@ -119,6 +121,9 @@ pub fn write_tiny_model(dir: &Path, spec: TinySpec) -> Result<ModelFiles> {
         ("tokenizer.ggml.eos_token_id".into(), u32v(1)),
         ("tokenizer.ggml.add_bos_token".into(), gguf_file::Value::Bool(true)),
     ];
+    if let Some(template) = spec.chat_template {
+        metadata.push(("tokenizer.chat_template".into(), gguf_file::Value::String(template.into())));
+    }
 
     let mut rng = StdRng::seed_from_u64(spec.seed);
     // Uniform with unit variance: candle's CPU device cannot be seeded, and tests need fixed weights.

@@ -6,6 +6,7 @@ use candle_core::quantized::gguf_file;
 use candle_core::quantized::tokenizer::TokenizerFromGguf;
 use color_eyre::eyre::{bail, eyre};
 
+use super::frame::{ChatFrame, ChatTemplate, PromptFrame, TemplateSource};
 use crate::Result;
 
 pub struct Tokenizer {
@@ -14,6 +15,10 @@ pub struct Tokenizer {
     /// Tokens that end a generation (EOS, end-of-turn markers).
     stop_ids: Vec<u32>,
     add_bos: bool,
+    /// The model's chat template, when it has one that renders.
+    chat_template: Option<ChatTemplate>,
+    /// Why the model's chat template is not used, when it has one that does not render.
+    chat_template_error: Option<String>,
 }
 
 /// Names of special tokens that end a turn in the chat formats we know.
@@ -51,12 +56,48 @@ impl Tokenizer {
             .and_then(|v| v.to_bool().ok())
             .unwrap_or_else(|| token_id("<bos>").is_some());
         let mut stop_ids: Vec<u32> = STOP_TOKEN_NAMES.iter().filter_map(|n| token_id(n)).collect();
-        if let Some(eos) = meta("tokenizer.ggml.eos_token_id").and_then(|v| v.to_u32().ok()) {
-            stop_ids.push(eos);
-        }
+        let eos = meta("tokenizer.ggml.eos_token_id").and_then(|v| v.to_u32().ok());
+        stop_ids.extend(eos);
+        let special_text =
+            |given: Option<String>, id: Option<u32>| given.or_else(|| id.and_then(|id| inner.id_to_token(id)));
+        // A template that cannot be read or rendered leaves the model usable, raw (see `chat_frame`).
+        let template = TemplateSource::find(gguf, tokenizer_json).and_then(|found| {
+            found
+                .map(|found| {
+                    let bos_text = special_text(found.bos, bos).unwrap_or_default();
+                    let eos_text = special_text(found.eos, eos).unwrap_or_default();
+                    ChatTemplate::new(&found.source, &bos_text, &eos_text, add_bos && bos.is_some())
+                })
+                .transpose()
+        });
+        let (chat_template, chat_template_error) = match template {
+            Ok(template) => (template, None),
+            Err(e) => (None, Some(format!("{e:#}"))),
+        };
+        // The EOS `tokenizer_config.json` names ends the template's turns.
+        stop_ids.extend(chat_template.as_ref().and_then(|t| token_id(&t.eos)));
         stop_ids.sort_unstable();
         stop_ids.dedup();
-        Ok(Self { inner, bos, stop_ids, add_bos })
+        Ok(Self { inner, bos, stop_ids, add_bos, chat_template, chat_template_error })
+    }
+
+    /// `frame` as this model takes it: `Auto` is its chat template when it has a usable one, else raw.
+    pub fn chat_frame(&self, frame: PromptFrame) -> Result<ChatFrame<'_>> {
+        Ok(match (frame, &self.chat_template) {
+            (PromptFrame::Raw, _) | (PromptFrame::Auto, None) => ChatFrame::Raw,
+            (PromptFrame::Qa, _) => ChatFrame::Qa,
+            (PromptFrame::Auto | PromptFrame::Template, Some(template)) => ChatFrame::Template(template),
+            (PromptFrame::Template, None) => match &self.chat_template_error {
+                Some(e) => bail!("the model's chat template cannot be used: {e}"),
+                None => bail!("the model has no chat template (a base model): use the qa or raw frame"),
+            },
+        })
+    }
+
+    /// A warning for a model whose chat template does not render: its questions go to it raw.
+    pub fn chat_template_warning(&self) -> Option<String> {
+        let error = self.chat_template_error.as_ref()?;
+        Some(format!("the model's chat template cannot be used, so questions go to it raw: {error}"))
     }
 
     /// Token ids of a prompt, with BOS when the model expects it.

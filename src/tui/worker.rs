@@ -21,7 +21,7 @@ use crate::method::pipeline::{locate_group, run_edit, EditEvent, EditModels, Loc
 use crate::method::prompts::{fill_paraphrases, ParaphraseSettings};
 use crate::method::retrieve::Hit;
 use crate::method::{EditDescriptor, EditGroup, LocatedNeurons, Measurements, MethodSettings};
-use crate::runtime::{LoadedModel, Model, ModelInfo, WeightMode};
+use crate::runtime::{LoadedModel, Model, ModelInfo, PromptFrame, WeightMode};
 use crate::session::check_cache_entry;
 use crate::Result;
 
@@ -39,9 +39,9 @@ pub enum Job {
     Locate { group_id: u64, group: EditGroup, settings: Box<MethodSettings> },
     /// The whole edit (`method::pipeline::run_edit`), then store it in the cache.
     Edit { group_id: u64, group: EditGroup, settings: Box<MethodSettings> },
-    /// Answer a query, with the cache and/or without it. `raw`: keep generating after the answer's
-    /// first line.
-    Chat { turn: usize, query: String, answers: ChatAnswers, max_tokens: usize, raw: bool },
+    /// Answer a query, with the cache and/or without it, put to the model as `frame` says. `raw`: keep
+    /// generating after the answer's first line.
+    Chat { turn: usize, query: String, answers: ChatAnswers, max_tokens: usize, raw: bool, frame: PromptFrame },
     /// Each neuron's value vector projected through the unembedding: its top tokens.
     TopTokens { layer: usize, neurons: Vec<u32> },
     /// Check that session groups' cache entries hold their edits (see `session::check_cache_entry`).
@@ -246,8 +246,8 @@ impl State {
                 send(WorkerEvent::Located { group_id, group, located, measurements: Arc::new(measurements) });
             }
             Job::Edit { group_id, group, settings } => self.edit(group_id, group, &settings, cancel, send)?,
-            Job::Chat { turn, query, answers, max_tokens, raw } => {
-                let options = AnswerOptions { stop_at_line_end: !raw, ..AnswerOptions::chat(max_tokens) };
+            Job::Chat { turn, query, answers, max_tokens, raw, frame } => {
+                let options = AnswerOptions { stop_at_line_end: !raw, frame, ..AnswerOptions::chat(max_tokens) };
                 self.chat(turn, &query, answers, &options, cancel, send)?
             }
             Job::TopTokens { layer, neurons } => {
@@ -322,6 +322,9 @@ impl State {
         send(WorkerEvent::Stage(format!("loading {}", files.weights.display())));
         let loaded = LoadedModel::load(&files, WeightMode::Quantized, &self.device)
             .wrap_err_with(|| format!("cannot load model `{spec}`"))?;
+        if let Some(warning) = loaded.tokenizer.chat_template_warning() {
+            log::warn!("{warning}");
+        }
         let fingerprint = loaded.info.fingerprint.clone();
         let dir = match &self.cache_dir {
             Some(dir) => dir.clone(),

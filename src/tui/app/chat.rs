@@ -103,8 +103,9 @@ impl App {
         };
         chat.entries.push(ChatEntry { user: query.clone(), ..ChatEntry::default() });
         chat.scroll = 0;
-        let job =
-            Job::Chat { turn: chat.entries.len() - 1, query, answers, max_tokens: CHAT_MAX_TOKENS, raw: chat.raw };
+        // The frame the session's edits trained on, so they fire where chat asks.
+        let (max_tokens, raw, frame) = (CHAT_MAX_TOKENS, chat.raw, self.settings.frame);
+        let job = Job::Chat { turn: chat.entries.len() - 1, query, answers, max_tokens, raw, frame };
         self.submit(job)
     }
 }

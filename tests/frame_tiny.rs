@@ -1,0 +1,121 @@
+//! Chat frames on tiny random models: a model's chat template frames its questions (BOS once), a
+//! template that cannot render leaves the model raw with a warning, base models have none, and an edit
+//! trained with the template answers the framed question while retrieval reads it as typed.
+
+use std::sync::atomic::AtomicBool;
+
+use candle_core::Device;
+use lafn::method::apply::{answer, AnswerOptions, CachedEdits};
+use lafn::method::cache::MemoryStore;
+use lafn::method::pipeline::{run_edit, EditModels};
+use lafn::method::{EditDescriptor, EditGroup, LayerChoice, MethodSettings, StopReason};
+use lafn::runtime::tiny::{write_tiny_model, TinySpec};
+use lafn::runtime::{Arch, LoadedModel, PromptFrame, WeightMode};
+
+/// Llama-like: writes the BOS itself, which the tokenizer also adds. Its words are in the tiny vocabulary.
+const TEMPLATE: &str = "{{ bos_token }}{% for message in messages %}\n\
+                        who works for the company in {{ message['content'].strip() }} and speaks the language of\n\
+                        {% endfor %}";
+
+fn tiny(chat_template: Option<&'static str>) -> (tempfile::TempDir, LoadedModel) {
+    let dir = tempfile::tempdir().unwrap();
+    let spec = TinySpec { chat_template, ..TinySpec::new(Arch::Llama) };
+    let files = write_tiny_model(dir.path(), spec).unwrap();
+    let loaded = LoadedModel::load(&files, WeightMode::Dense, &Device::Cpu).unwrap();
+    (dir, loaded)
+}
+
+#[test]
+fn a_chat_template_frames_questions_with_one_bos() {
+    let (_dir, loaded) = tiny(Some(TEMPLATE));
+    let tokenizer = &loaded.tokenizer;
+    let frame = |choice| tokenizer.chat_frame(choice).unwrap().frame(" what country is Bob from ? ").unwrap();
+    assert_eq!(
+        frame(PromptFrame::Auto),
+        "who works for the company in what country is Bob from ? and speaks the language of\n"
+    );
+    assert_eq!(frame(PromptFrame::Template), frame(PromptFrame::Auto));
+    assert_eq!(frame(PromptFrame::Qa), "Q: what country is Bob from ?\nA:");
+    assert_eq!(frame(PromptFrame::Raw), " what country is Bob from ? ");
+    let ids = tokenizer.encode_prompt(&frame(PromptFrame::Auto)).unwrap();
+    let bos = tokenizer.encode_prompt("").unwrap();
+    assert_eq!(bos.len(), 1);
+    assert!(ids[0] == bos[0] && ids[1] != bos[0], "one BOS: {ids:?}");
+    assert!(tokenizer.chat_template_warning().is_none());
+}
+
+#[test]
+fn a_base_model_is_raw_unless_asked_for_the_qa_frame() {
+    let (_dir, loaded) = tiny(None);
+    let tokenizer = &loaded.tokenizer;
+    assert!(tokenizer.chat_frame(PromptFrame::Auto).unwrap().is_raw());
+    assert!(!tokenizer.chat_frame(PromptFrame::Qa).unwrap().is_raw());
+    let error = tokenizer.chat_frame(PromptFrame::Template).err().unwrap().to_string();
+    assert!(error.contains("no chat template"), "{error}");
+    assert!(tokenizer.chat_template_warning().is_none());
+}
+
+#[test]
+fn a_template_that_raises_leaves_the_model_raw_with_a_warning() {
+    let (_dir, loaded) = tiny(Some("{{ raise_exception('Only user and assistant roles are supported') }}"));
+    let tokenizer = &loaded.tokenizer;
+    let warning = tokenizer.chat_template_warning().unwrap();
+    assert!(warning.contains("Only user and assistant roles") && warning.contains("raw"), "{warning}");
+    assert!(tokenizer.chat_frame(PromptFrame::Auto).unwrap().is_raw());
+    let error = tokenizer.chat_frame(PromptFrame::Template).err().unwrap().to_string();
+    assert!(error.contains("Only user and assistant roles"), "{error}");
+}
+
+/// Edits a group on the tiny model with the template, training in `frame` until every training pair
+/// leads by the stop margin, then asks its prompt in chat (the template frame): whether retrieval
+/// fired, and whether the answer starts with the target.
+fn edit_then_chat(frame: PromptFrame) -> (bool, bool) {
+    let (_dir, loaded) = tiny(Some(TEMPLATE));
+    let (model, tokenizer) = (&loaded.model, &loaded.tokenizer);
+    let descriptor = |lang: &str, prompt: &str, target: &str| EditDescriptor {
+        lang: lang.into(),
+        subject: "Shmavon Shmavonyan".into(),
+        prompt: prompt.into(),
+        target: target.into(),
+        paraphrases: Vec::new(),
+        aliases: Vec::new(),
+    };
+    let group = EditGroup {
+        name: "tiny".into(),
+        descriptors: vec![
+            descriptor("en", "what country is Shmavon Shmavonyan from ?", "Yemen"),
+            descriptor("de", "Shmavon Shmavonyan ist der", "Jemen"),
+        ],
+    };
+    let mut settings = MethodSettings { frame, ..MethodSettings::default() };
+    settings.paraphrases.count = 0;
+    settings.locate.layers = LayerChoice::Fixed(vec![1, 2]);
+    settings.locate.beta = 0.5;
+    settings.locate.generic_share = None;
+    settings.locate.max_per_layer = Some(16);
+    settings.edit.learning_rate = 0.1;
+    settings.edit.steps = 100;
+    let models = EditModels { dense: model, paraphraser: model, tokenizer };
+    let run = run_edit(models, group, &settings, &AtomicBool::new(false), &mut |_| {}).unwrap();
+    assert_eq!(run.outcome.stop, StopReason::Converged);
+
+    let store = MemoryStore::new(&loaded.info.fingerprint);
+    let mut cached =
+        CachedEdits::new(store, model, tokenizer, settings.retrieval.clone(), settings.scope.clone()).unwrap();
+    run.store(&mut cached, model, tokenizer, &settings).unwrap();
+    let options = AnswerOptions::chat(4);
+    let reply =
+        answer(model, tokenizer, Some(&mut cached), "what country is Shmavon Shmavonyan from ?", &options, &mut |_| {
+            true
+        })
+        .unwrap();
+    let target = tokenizer.encode_plain("Yemen").unwrap();
+    (reply.retrieved.hits.len() == 1, reply.ids.first() == target.first())
+}
+
+#[test]
+fn an_edit_trained_with_the_template_answers_the_framed_question() {
+    assert_eq!(edit_then_chat(PromptFrame::Auto), (true, true));
+    // Trained on the raw prompt only, the same edit fires but misses the answer after the template.
+    assert_eq!(edit_then_chat(PromptFrame::Raw), (true, false));
+}
