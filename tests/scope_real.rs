@@ -70,10 +70,9 @@ fn an_edit_answers_its_fact_and_the_scope_gate_keeps_other_facts() {
         assert!(states_first(&reply.text, target), "{question}: {:?} does not start with {target}", reply.text);
     }
 
-    // Other facts of the subject: the default gate keeps questions out ("famous for?" 0.45, "in the
-    // field of" 0.53) but lets completion-style ones through that share the prompt's form ("died in
-    // the year" 0.67, "married to" 0.73, which then names Lisbon). Each question shows its score.
-    let mut hijacked = 0;
+    // Other facts of the subject: the default gate (relation space) keeps every one out ("married to"
+    // 0.50, "died in the year" 0.24, "famous for?" 0.11, "in the field of" 0.28; in the residual
+    // space, gate v2, the first two scored 0.73 and 0.67 and fired), so each answer is the unedited one.
     for question in OTHER_RELATIONS {
         let before = ask(None, question).text;
         let reply = ask(Some(&mut cached), question);
@@ -82,16 +81,15 @@ fn an_edit_answers_its_fact_and_the_scope_gate_keeps_other_facts() {
         let hit = retrieved.hits.iter().chain(&retrieved.out_of_scope).next().unwrap();
         eprintln!("{question}: {before:?} -> {:?} (scope {:?})", reply.text, hit.scope_score);
         assert!(hit.scope_score.is_some_and(|s| (-1.0..=1.0).contains(&s)));
-        if retrieved.hits.is_empty() {
-            assert_eq!(reply.text, before, "{question}: out of scope, so unedited");
-        }
-        hijacked += usize::from(mentions(&reply.text, "Lisbon") || mentions(&reply.text, "Lissabon"));
-        if question == "Marie Curie died in the year" {
-            // Fires (scope 0.67: completion-style prompts look alike to the gate) but keeps its fact.
-            assert!(states_first(&reply.text, "1898") && states_first(&before, "1898"), "{question}: {:?}", reply.text);
-        }
+        assert!(retrieved.hits.is_empty(), "{question}: asks another fact, yet fired (scope {:?})", hit.scope_score);
+        assert_eq!(reply.text, before, "{question}: out of scope, so unedited");
+        assert!(!mentions(&reply.text, "Lisbon") && !mentions(&reply.text, "Lissabon"), "{question}");
     }
-    assert!(hijacked <= 1, "{hijacked} of {} other-relation answers state the new city", OTHER_RELATIONS.len());
+
+    // The edited fact asked as a question rather than completed.
+    let reply = ask(Some(&mut cached), "Where was Marie Curie born?");
+    let scope = reply.retrieved.hits.iter().chain(&reply.retrieved.out_of_scope).next().and_then(|h| h.scope_score);
+    eprintln!("Where was Marie Curie born? ->{:?} (scope {scope:?})", reply.text);
 
     // With a strict gate the edit acts only on questions worded like its prompts: other facts are
     // answered exactly as by the unedited model, and the edit prompt itself still fires.
