@@ -7,7 +7,9 @@ threshold t would have answered it as lu-lafns did (score >= t) or as the unedit
 Prints, per threshold, generated-answer EM (x100, mean over languages) of Reliability, Generality
 (rephrase != src), Specificity and the share of specificity answers that state the new target.
 
-    python3 results/scripts/scope_curve.py RUN.state.jsonl [SCORES.jsonl]
+    python3 results/scripts/scope_curve.py RUN.state.jsonl [SCORES.jsonl] [--at THRESHOLD]
+
+With --at, also prints the same columns per language at that threshold.
 
 SCORES.jsonl (optional) replaces the run's scope scores by another gate's: one line per record and
 language, `{"record": 0, "lang": "en", "<metric>": [score of each question of that metric, in order]}`.
@@ -19,7 +21,7 @@ from collections import defaultdict
 METRICS = ["reliability", "distinct-generality", "specificity"]
 
 
-def main(path, scores_path=None):
+def main(path, scores_path=None, at=None):
     other_scores = {}
     if scores_path:
         for line in open(scores_path, encoding="utf-8"):
@@ -32,6 +34,7 @@ def main(path, scores_path=None):
         runs[result["method"]][result["record"]] = result["langs"]
     ours, unedited = runs["lu-lafns"], runs["unedited"]
     thresholds = [None] + [round(0.05 * i, 2) for i in range(4, 19)]
+    per_language = {}
     print("| threshold | " + " | ".join(METRICS) + " | spec. states new target |")
     print("|---|" + "---:|" * (len(METRICS) + 1))
     for t in thresholds:
@@ -60,7 +63,22 @@ def main(path, scores_path=None):
             per_lang = [100 * sum(v) / len(v) for v in sums[metric].values() if v]
             cells.append(f"{sum(per_lang) / len(per_lang):.1f}" if per_lang else "-")
         print(f"| {'off' if t is None else t} | " + " | ".join(cells) + " |")
+        if at is not None and t == at:
+            per_language = sums
+    if per_language:
+        print(f"\nAt threshold {at}:\n")
+        print("| lang | " + " | ".join(METRICS) + " | spec. states new target |")
+        print("|---|" + "---:|" * (len(METRICS) + 1))
+        for lang in sorted(per_language["reliability"]):
+            cells = [per_language[m][lang] for m in METRICS + ["new-target"]]
+            print(f"| {lang} | " + " | ".join(f"{100 * sum(v) / len(v):.1f}" if v else "-" for v in cells) + " |")
 
 
 if __name__ == "__main__":
-    main(*sys.argv[1:3])
+    args = sys.argv[1:]
+    at = None
+    if "--at" in args:
+        i = args.index("--at")
+        at = float(args[i + 1])
+        del args[i : i + 2]
+    main(*args[:2], at=at)

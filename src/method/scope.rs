@@ -31,10 +31,11 @@ use crate::Result;
 pub struct ScopeSettings {
     /// An entry whose subject a query names acts only when the query's scope score (cosine
     /// similarity to the entry's prompts and paraphrases, in [-1, 1]) is at least this; `null` turns
-    /// the gate off (every mention of the subject fires, the score is only shown). Default 0.6: on 8
-    /// MzsRE dev records x 6 languages, generated answers, it keeps Generality at 84.1 (89.7 without
-    /// the gate) and leaves 72.6% of same-subject other-relation questions unchanged (0 without);
-    /// 0.75 reaches 92.7% at Generality 60.5. See docs/results.md, "Scope".
+    /// the gate off (every mention of the subject fires, the score is only shown). Default 0.55: on 8
+    /// held-out MzsRE dev records x 6 languages, generated answers, in the relation space it keeps
+    /// Generality at 77.6 (83.9 without the gate) and leaves 90.5% of same-subject other-relation
+    /// questions unchanged (0 without); 0.65 reaches 95.7% at Generality 65.4. See docs/results.md,
+    /// "Gate v3".
     pub threshold: Option<f32>,
     /// The layer whose residual stream represents a question, as a fraction of the model's depth.
     pub depth: f32,
@@ -49,7 +50,7 @@ impl Default for ScopeSettings {
     }
 }
 
-const DEFAULT_THRESHOLD: f32 = 0.6;
+const DEFAULT_THRESHOLD: f32 = 0.55;
 const DEFAULT_DEPTH: f32 = 2.0 / 3.0;
 
 impl ScopeSettings {
