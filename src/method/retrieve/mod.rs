@@ -124,6 +124,8 @@ struct IndexedSubject {
     original: String,
     /// Vocabulary ids, in subject order.
     tokens: Vec<usize>,
+    /// Letters of the tokens in loose spelling: what their weights are made of.
+    letters: usize,
     /// Every token must match exactly: the subject is too short for fuzzy matching to be safe.
     exact_only: bool,
     /// Whether the subject may fire when found only in part (`RetrievalSettings::partial_threshold`).
@@ -149,6 +151,9 @@ const PARTIAL_MAX_FREQUENCY: usize = 2;
 /// A subject matched only in part needs at least this many matched letters (weighted by similarity):
 /// a lone short word ("Đép" in "Sông Đép") is too common to stand for the subject.
 const MIN_EVIDENCE_CHARS: f32 = 4.0;
+/// Share of the lowest firing weight below which a subject is not scored at all: a little under 1 so
+/// that summing the same weights in another order never drops a subject that reaches it.
+const PRUNE_MARGIN: f32 = 1e-3;
 
 impl SubjectIndex {
     pub fn new(settings: RetrievalSettings) -> Self {
@@ -181,6 +186,7 @@ impl SubjectIndex {
             self.subjects.push(Some(IndexedSubject {
                 entry_id: entry_id.to_string(),
                 original: subject.clone(),
+                letters: self.vocabulary.letters(&ids),
                 tokens: ids,
                 exact_only: key.chars().filter(|c| *c != ' ').count() <= self.settings.exact_match_max_chars,
                 partial_allowed: !tokens.iter().any(|t| is_vietnamese(&t.text)),
@@ -193,7 +199,7 @@ impl SubjectIndex {
             entry.prompt_features.push(content_features(&tokens).difference(&subject_features).cloned().collect());
             if self.settings.match_prompts && !tokens.is_empty() && prompt_keys.insert(token_key(&tokens)) {
                 let slot = self.subjects.len();
-                let ids = tokens
+                let ids: Vec<usize> = tokens
                     .iter()
                     .enumerate()
                     .map(|(position, t)| self.vocabulary.add(t, slot, position, t.kind == TokenKind::Run))
@@ -201,6 +207,7 @@ impl SubjectIndex {
                 self.subjects.push(Some(IndexedSubject {
                     entry_id: entry_id.to_string(),
                     original: prompt.clone(),
+                    letters: self.vocabulary.letters(&ids),
                     tokens: ids,
                     exact_only: false,
                     partial_allowed: false,
@@ -291,14 +298,16 @@ impl SubjectIndex {
         hits
     }
 
-    /// For every subject with a token resembling a query token, each such pair.
-    fn matches_by_subject(&self, query_tokens: &[Token]) -> HashMap<usize, Vec<TokenMatch>> {
+    /// For every subject that has tokens resembling query tokens and could fire on them, each such
+    /// pair; in slot order.
+    fn matches_by_subject(&self, query_tokens: &[Token]) -> Vec<(usize, Vec<TokenMatch>)> {
         let mut positions: HashMap<&Token, Vec<usize>> = HashMap::new();
         for (position, token) in query_tokens.iter().enumerate() {
             positions.entry(token).or_default().push(position);
         }
         let mut shared_grams = vec![0; self.vocabulary.tokens.len()];
-        let mut by_subject: HashMap<usize, Vec<TokenMatch>> = HashMap::new();
+        // Vocabulary id -> (query position, similarity) of each query token resembling it.
+        let mut resembled: HashMap<usize, Vec<(usize, f32)>> = HashMap::new();
         for (token, query_positions) in positions {
             let mut similar = self.vocabulary.similar(token, &self.settings, &mut shared_grams);
             // A subject word may carry a clitic in the query ("בליסורס", "퀴리는"): its stems match too,
@@ -306,20 +315,59 @@ impl SubjectIndex {
             let stems = without_clitics(token);
             similar.extend(stems.iter().filter_map(|stem| self.vocabulary.exact_id(stem)).map(|id| (id, 1.0)));
             for (id, similarity) in similar {
-                for &(slot, subject_position) in &self.vocabulary.tokens[id].occurrences {
-                    let exact_only = self.subjects[slot].as_ref().is_some_and(|s| s.exact_only);
-                    if exact_only && similarity < 1.0 {
-                        continue;
+                resembled.entry(id).or_default().extend(query_positions.iter().map(|&p| (p, similarity)));
+            }
+        }
+        let counts = |slot: usize, similarity: f32| {
+            similarity >= 1.0 || self.subjects[slot].as_ref().is_some_and(|s| !s.exact_only)
+        };
+        // Common words (articles, question words) are in thousands of prompts: add up the weight each
+        // subject could reach first, and gather the pairs of only those that could fire.
+        let mut reachable = vec![0.0f32; self.subjects.len()];
+        // Listed once each, unless a token weighs nothing (then again, which is harmless).
+        let mut touched = Vec::new();
+        for (&id, pairs) in &resembled {
+            let best = pairs.iter().map(|&(_, similarity)| similarity).fold(0.0, f32::max);
+            let weight = self.vocabulary.tokens[id].weight;
+            for &(slot, _) in &self.vocabulary.tokens[id].occurrences {
+                if counts(slot, best) {
+                    if reachable[slot] == 0.0 {
+                        touched.push(slot);
                     }
-                    let matches = by_subject.entry(slot).or_default();
-                    matches.extend(query_positions.iter().map(|&query_position| TokenMatch {
-                        subject_position,
-                        query_position,
-                        similarity,
-                    }));
+                    reachable[slot] += weight;
                 }
             }
         }
+        // A margin for rounding: `subject_score` decides exactly.
+        let needed_share = self.settings.threshold.min(self.settings.partial_threshold) * (1.0 - PRUNE_MARGIN);
+        // No token is in more subjects or prompts than there are entries, so none weighs less per letter.
+        let least_weight_per_letter = 1.0 / (1.0 + (self.entries.len().max(1) as f32).ln());
+        let mut candidate = vec![false; self.subjects.len()];
+        for &slot in &touched {
+            let subject = self.subjects[slot].as_ref().expect("occurrences only point at live subjects");
+            // Most subjects reached only through common words fail this bound, without adding up weights.
+            if reachable[slot] < needed_share * subject.letters as f32 * least_weight_per_letter {
+                continue;
+            }
+            let total: f32 = subject.tokens.iter().map(|&id| self.vocabulary.tokens[id].weight).sum();
+            candidate[slot] = reachable[slot] >= needed_share * total;
+        }
+        let mut by_subject: HashMap<usize, Vec<TokenMatch>> = HashMap::new();
+        for (&id, pairs) in &resembled {
+            for &(slot, subject_position) in &self.vocabulary.tokens[id].occurrences {
+                if !candidate[slot] {
+                    continue;
+                }
+                let matches = by_subject.entry(slot).or_default();
+                matches.extend(
+                    pairs.iter().filter(|&&(_, similarity)| counts(slot, similarity)).map(
+                        |&(query_position, similarity)| TokenMatch { subject_position, query_position, similarity },
+                    ),
+                );
+            }
+        }
+        let mut by_subject: Vec<(usize, Vec<TokenMatch>)> = by_subject.into_iter().collect();
+        by_subject.sort_unstable_by_key(|(slot, _)| *slot);
         by_subject
     }
 

@@ -47,7 +47,8 @@ impl VocabularyToken {
 pub(super) struct Vocabulary {
     ids: HashMap<Token, usize>,
     pub(super) tokens: Vec<VocabularyToken>,
-    grams: HashMap<Gram, Vec<usize>>,
+    /// N-gram of `latin`, keyed with `gram_partition` -> ids of the fuzzy tokens that have it.
+    grams: HashMap<(char, Gram), Vec<usize>>,
     /// Character pair of a run (in loose spelling) -> number of entries whose runs have it.
     pair_entries: HashMap<CharPair, usize>,
 }
@@ -63,8 +64,9 @@ impl Vocabulary {
         vocabulary_token.occurrences.push((slot, position));
         if fuzzy && !vocabulary_token.fuzzy {
             vocabulary_token.fuzzy = true;
+            let partition = gram_partition(token.kind, &vocabulary_token.latin);
             for gram in ngrams(token.kind, &vocabulary_token.latin) {
-                self.grams.entry(gram).or_default().push(id);
+                self.grams.entry((partition, gram)).or_default().push(id);
             }
         }
         id
@@ -93,6 +95,11 @@ impl Vocabulary {
                 id
             }
         }
+    }
+
+    /// The letters of the tokens `ids` in loose spelling.
+    pub(super) fn letters(&self, ids: &[usize]) -> usize {
+        ids.iter().map(|&id| self.tokens[id].loose.len()).sum()
     }
 
     /// The distinct character pairs of the runs among `ids`, in loose spelling.
@@ -142,8 +149,9 @@ impl Vocabulary {
             query_grams.sort_unstable();
             query_grams.dedup();
         }
+        let partition = gram_partition(query_token.kind, &query_latin);
         for gram in query_grams {
-            for &id in self.grams.get(&gram).into_iter().flatten() {
+            for &id in self.grams.get(&(partition, gram)).into_iter().flatten() {
                 if shared_grams[id] == 0 {
                     touched.push(id);
                 }
@@ -175,5 +183,15 @@ impl Vocabulary {
             }
         }
         similar
+    }
+}
+
+/// Which part of the n-gram index a token is in. A word resembles only words with its first letter (see
+/// `Vocabulary::similar`), so words are kept apart by it and a query word never visits the thousands of
+/// words that merely share an ending with it. Runs compare regardless of their first character.
+fn gram_partition(kind: TokenKind, latin: &[char]) -> char {
+    match (kind, latin.first()) {
+        (TokenKind::Word, Some(&first)) => first,
+        _ => '\0',
     }
 }
