@@ -1,7 +1,7 @@
 //! `lafn edit --range` / `--all` on a tiny random model: the chosen groups are edited and cached, a rerun
 //! skips them, a bad group is reported without stopping the others, and bad ranges are refused.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use lafn::runtime::tiny::{write_tiny_model, TinySpec};
@@ -21,6 +21,18 @@ fn lafn(args: &[&str]) -> (i32, String, String) {
     (out.status.code().unwrap_or(-1), text(&out.stdout), text(&out.stderr))
 }
 
+/// A tiny model and RECORDS written under `dir`: the `lafn edit` arguments over them, and the cache dir.
+fn edit_command(dir: &Path) -> (Vec<String>, PathBuf) {
+    let files = write_tiny_model(&dir.join("model"), TinySpec::new(Arch::Llama)).unwrap();
+    let data = dir.join("records.jsonl");
+    std::fs::write(&data, RECORDS).unwrap();
+    let cache = dir.join("cache");
+    let args = ["edit", "--model", &files.weights.to_string_lossy(), "--group", &data.to_string_lossy()];
+    let mut args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+    args.extend(["--cache-dir".to_string(), cache.to_string_lossy().into_owned()]);
+    (args, cache)
+}
+
 fn entries(cache: &Path) -> usize {
     std::fs::read_dir(cache.join("entries")).map_or(0, |dir| dir.count())
 }
@@ -28,14 +40,8 @@ fn entries(cache: &Path) -> usize {
 #[test]
 fn a_range_is_edited_a_rerun_skips_it_and_a_bad_group_stops_nothing() {
     let dir = tempfile::tempdir().unwrap();
-    let files = write_tiny_model(&dir.path().join("model"), TinySpec::new(Arch::Llama)).unwrap();
-    let model = files.weights.to_string_lossy().into_owned();
-    let data = dir.path().join("records.jsonl");
-    std::fs::write(&data, RECORDS).unwrap();
-    let data = data.to_string_lossy().into_owned();
-    let cache = dir.path().join("cache");
-    let cache_arg = cache.to_string_lossy().into_owned();
-    let edit = ["edit", "--model", &model, "--group", &data, "--cache-dir", &cache_arg];
+    let (edit, cache) = edit_command(dir.path());
+    let edit: Vec<&str> = edit.iter().map(String::as_str).collect();
     let edit = [&edit[..], &["--steps", "2", "--beta", "0.5", "--layers", "1"]].concat();
     let with = |flags: &[&'static str]| -> Vec<&str> { [&edit[..], flags].concat() };
 
@@ -70,14 +76,8 @@ fn a_range_is_edited_a_rerun_skips_it_and_a_bad_group_stops_nothing() {
 #[test]
 fn bad_ranges_are_refused_before_any_work() {
     let dir = tempfile::tempdir().unwrap();
-    let files = write_tiny_model(&dir.path().join("model"), TinySpec::new(Arch::Llama)).unwrap();
-    let model = files.weights.to_string_lossy().into_owned();
-    let data = dir.path().join("records.jsonl");
-    std::fs::write(&data, RECORDS).unwrap();
-    let data = data.to_string_lossy().into_owned();
-    let cache = dir.path().join("cache");
-    let cache_arg = cache.to_string_lossy().into_owned();
-    let edit = ["edit", "--model", &model, "--group", &data, "--cache-dir", &cache_arg];
+    let (edit, cache) = edit_command(dir.path());
+    let edit: Vec<&str> = edit.iter().map(String::as_str).collect();
     for (flags, expected) in [
         (&["--range", "2..9"][..], "holds 4 groups; --range 2..9 goes past the last"),
         (&["--range", "5.."], "holds 4 groups"),
