@@ -3,17 +3,17 @@
 //! language and opens its subject; a language the group has is refused, a code the table lacks is added
 //! with a warning; tiny terminals do not break it.
 
+mod common;
+
 use std::path::PathBuf;
 
+use common::tui::render;
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers, MouseEvent, MouseEventKind};
 use lafn::method::{EditDescriptor, EditGroup};
 use lafn::session::GroupStatus;
 use lafn::text::languages;
 use lafn::tui::app::edits::FieldRef;
 use lafn::tui::app::{App, Event, InputTarget, Pane};
-use lafn::tui::panes;
-use ratatui::backend::TestBackend;
-use ratatui::Terminal;
 
 fn key(code: KeyCode) -> Event {
     Event::Key(KeyEvent::new(code, KeyModifiers::NONE))
@@ -55,13 +55,6 @@ fn picking() -> App {
     app.handle(key(KeyCode::Char('a')));
     assert!(app.edits.language_picker.is_some(), "a opens the picker");
     app
-}
-
-fn render(app: &mut App, width: u16, height: u16) -> String {
-    app.handle(Event::Resize(width, height));
-    let mut terminal = Terminal::new(TestBackend::new(width, height)).unwrap();
-    terminal.draw(|frame| panes::render(app, frame)).unwrap();
-    terminal.backend().to_string()
 }
 
 fn langs(app: &App) -> Vec<String> {

@@ -2,9 +2,12 @@
 //! the same events the worker sends) and compared with snapshots at 80x24 and 200x50; tiny terminals
 //! show a message; random key, mouse, paste and resize sequences never panic.
 
+mod common;
+
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use common::tui::render;
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers, MouseButton, MouseEvent, MouseEventKind};
 use lafn::fetch::FetchEvent;
 use lafn::method::cache::IndexRow;
@@ -276,13 +279,6 @@ fn demo_app() -> App {
     ]));
     app.message = "edit Converged in 45 s, cached as shmavon-shmavonyan-0b7346ec".into();
     app
-}
-
-fn render(app: &mut App, width: u16, height: u16) -> String {
-    app.handle(Event::Resize(width, height));
-    let mut terminal = Terminal::new(TestBackend::new(width, height)).unwrap();
-    terminal.draw(|frame| panes::render(app, frame)).unwrap();
-    terminal.backend().to_string()
 }
 
 fn snapshot_pane(pane: Pane, setup: fn(&mut App)) {

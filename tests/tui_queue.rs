@@ -3,16 +3,16 @@
 //! the queue; the list and the status line show where it is; cancel stops the running edit and empties
 //! the queue.
 
+mod common;
+
 use std::path::PathBuf;
 
+use common::tui::render;
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use lafn::method::{EditGroup, LocatedNeurons, OptimizeStep, StopReason};
 use lafn::session::GroupStatus;
 use lafn::tui::app::{App, Command, Event, Pane};
-use lafn::tui::panes;
 use lafn::tui::worker::{EditResult, Job, WorkerEvent};
-use ratatui::backend::TestBackend;
-use ratatui::Terminal;
 
 fn key(c: char) -> Event {
     Event::Key(KeyEvent::new(KeyCode::Char(c), KeyModifiers::NONE))
@@ -68,12 +68,7 @@ fn run_edit(app: &mut App, group_id: u64, steps: usize, cached: bool) -> Vec<Com
         worker(app, WorkerEvent::Failed(format!("editing `{}` failed: the loss diverged", group.name)));
         return worker(app, WorkerEvent::Finished);
     }
-    let located = LocatedNeurons {
-        langs: Vec::new(),
-        layers: Vec::new(),
-        selected: Default::default(),
-        frequencies: Default::default(),
-    };
+    let located = no_neurons();
     let result = EditResult {
         group_id,
         group,
@@ -88,11 +83,14 @@ fn run_edit(app: &mut App, group_id: u64, steps: usize, cached: bool) -> Vec<Com
     worker(app, WorkerEvent::Finished)
 }
 
-fn render(app: &mut App, width: u16, height: u16) -> String {
-    app.handle(Event::Resize(width, height));
-    let mut terminal = Terminal::new(TestBackend::new(width, height)).unwrap();
-    terminal.draw(|frame| panes::render(app, frame)).unwrap();
-    terminal.backend().to_string()
+/// What the played worker reports as located: nothing (these tests never draw the Neurons pane).
+fn no_neurons() -> LocatedNeurons {
+    LocatedNeurons {
+        langs: Vec::new(),
+        layers: Vec::new(),
+        selected: Default::default(),
+        frequencies: Default::default(),
+    }
 }
 
 #[test]
@@ -136,12 +134,7 @@ fn edit_all_queues_the_groups_not_cached_and_edits_them_one_at_a_time() {
     assert!(app.edits.queue.is_none());
     assert!(app.message.contains("edit all cancelled: 1 of 19 cached"), "{}", app.message);
     let group = app.edits.groups[4].saved.group.clone();
-    let located = LocatedNeurons {
-        langs: Vec::new(),
-        layers: Vec::new(),
-        selected: Default::default(),
-        frequencies: Default::default(),
-    };
+    let located = no_neurons();
     let cancelled = EditResult {
         group_id: ids[4],
         group,
