@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
-"""Replays a scope gate with negatives over the scores of examples/scope_negatives.rs: an entry fires
-when the question's score against its keys reaches THRESHOLD and beats its best score against the
-other-relation template questions by MARGIN. Prints, per rule, the share of rephrasings (!= src) that
-fire and the share of same-subject other-relation questions stopped, overall and per language.
+"""Replays a scope gate with negatives over the scores of examples/scope_scores.rs: an entry fires
+when the question's score against its keys reaches THRESHOLD and beats its score against the
+other-relation template questions about the subject (the rows' `negatives`) by MARGIN. Prints, per
+rule, the share of rephrasings (!= src) that fire and the share of same-subject other-relation
+questions stopped, overall and per language.
 
     python3 results/scripts/scope_negatives_replay.py SCORES.jsonl [THRESHOLD]
 """
@@ -12,22 +13,27 @@ from collections import defaultdict
 
 
 def main(path, threshold=0.55):
-    rows = [json.loads(line) for line in open(path, encoding="utf-8")]
-    rephrasings = [r for r in rows if r["kind"] == "rephrase"]
-    others = [r for r in rows if r["kind"] == "spec"]
-    langs = list(dict.fromkeys(r["lang"] for r in rows))
+    rephrasings, others = [], defaultdict(list)
+    for line in open(path, encoding="utf-8"):
+        row = json.loads(line)
+        negatives = row["negatives"]
+        rephrasings += zip(row["distinct-generality"], negatives["distinct-generality"])
+        others[row["lang"]] += zip(row["specificity"], negatives["specificity"])
+    langs = list(others)
+    everything = [pair for lang in langs for pair in others[lang]]
     print("| rule | rephrasings fire | other relations stopped | " + " | ".join(langs) + " |")
     print("|---|---:|---:|" + "---:|" * len(langs))
     for margin in [None, 0.0, 0.05, 0.1]:
-        def fires(r):
-            return r["key"] >= threshold and (margin is None or r["key"] - r["neg"] >= margin)
+        def fires(pair):
+            key, negative = pair
+            return key >= threshold and (margin is None or key - negative >= margin)
 
-        stopped = defaultdict(list)
-        for r in others:
-            stopped[r["lang"]].append(not fires(r))
+        def stopped(pairs):
+            return 100 * sum(not fires(p) for p in pairs) / len(pairs)
+
         rule = f"score >= {threshold}" + ("" if margin is None else f", score - negatives >= {margin}")
-        cells = [100 * sum(map(fires, rephrasings)) / len(rephrasings), 100 * sum(not fires(r) for r in others) / len(others)]
-        cells += [100 * sum(stopped[l]) / len(stopped[l]) for l in langs]
+        cells = [100 * sum(map(fires, rephrasings)) / len(rephrasings), stopped(everything)]
+        cells += [stopped(others[lang]) for lang in langs]
         print(f"| {rule} | " + " | ".join(f"{c:.0f}" for c in cells) + " |")
 
 
