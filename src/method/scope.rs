@@ -142,9 +142,7 @@ impl QuestionEncoder {
 
     /// Vectors of questions whose subject is already masked, (questions, hidden).
     fn encode_masked(&self, model: &Model, tokenizer: &Tokenizer, questions: &[&str]) -> Result<Tensor> {
-        let centred = mean_residuals(model, tokenizer, questions, self.layer)?.broadcast_sub(&self.center)?;
-        let norms = centred.sqr()?.sum_keepdim(1)?.sqrt()?.clamp(1e-6f32, f32::MAX)?;
-        Ok(centred.broadcast_div(&norms)?)
+        unit_rows(&mean_residuals(model, tokenizer, questions, self.layer)?.broadcast_sub(&self.center)?)
     }
 
     /// Vectors of questions about the group's subject, (questions, hidden).
@@ -308,15 +306,11 @@ impl RelationProjection {
             if fitted_layer != [layer as f32] || fitted_center.dims() != center.dims() {
                 continue;
             }
-            let center = center.to_device(&Device::Cpu)?.to_dtype(DType::F32)?;
-            let fitted_center = fitted_center.to_dtype(DType::F32)?;
-            let cosine = (&center * &fitted_center)?.sum_all()?.to_scalar::<f32>()?
-                / (center.sqr()?.sum_all()?.sqrt()?.to_scalar::<f32>()?
-                    * fitted_center.sqr()?.sum_all()?.sqrt()?.to_scalar::<f32>()?)
-                .max(1e-12);
+            let center = unit_rows(&center.to_device(&Device::Cpu)?.to_dtype(DType::F32)?.unsqueeze(0)?)?;
+            let fitted_center = unit_rows(&fitted_center.to_dtype(DType::F32)?.unsqueeze(0)?)?;
+            let cosine = (center * fitted_center)?.sum_all()?.to_scalar::<f32>()?;
             if cosine >= SAME_MODEL_CENTER_COSINE {
-                let matrix = matrix.to_dtype(DType::F32)?.to_device(center.device())?;
-                return Ok(Some(Self { matrix }));
+                return Ok(Some(Self { matrix: matrix.to_dtype(DType::F32)? }));
             }
         }
         Ok(None)
@@ -324,10 +318,14 @@ impl RelationProjection {
 
     /// Rows of `vectors` (n, hidden) mapped into the relation space, unit length.
     fn apply(&self, vectors: &Tensor) -> Result<Tensor> {
-        let projected = vectors.matmul(&self.matrix.to_device(vectors.device())?)?;
-        let norms = projected.sqr()?.sum_keepdim(1)?.sqrt()?.clamp(1e-6f32, f32::MAX)?;
-        Ok(projected.broadcast_div(&norms)?)
+        unit_rows(&vectors.matmul(&self.matrix.to_device(vectors.device())?)?)
     }
+}
+
+/// Rows of `vectors` (n, dimensions) scaled to unit length (an all-zero row stays zero).
+fn unit_rows(vectors: &Tensor) -> Result<Tensor> {
+    let norms = vectors.sqr()?.sum_keepdim(1)?.sqrt()?.clamp(1e-6f32, f32::MAX)?;
+    Ok(vectors.broadcast_div(&norms)?)
 }
 
 /// An entry's scope keys: unit vectors (keys, hidden) read at `layer`.
