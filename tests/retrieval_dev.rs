@@ -27,9 +27,8 @@ const RECALL_SHORTFALLS: &[(&str, f64)] = &[("ru", 0.965)];
 const MAX_FALSE_HITS: f64 = 0.01;
 
 /// The whole dev file where `../shared` is beside the clone, else its vendored sample in
-/// `tests/fixtures` (the first 50 MzsRE and 50 BMIKE-53 records: enough that one miss in a language
-/// does not by itself fall below the 97% recall target; 80 Bi-ZsRE records, half of them sharing a
-/// subject with another), so that every clone checks retrieval on real data.
+/// `tests/fixtures` (the first 20 MzsRE and 10 BMIKE-53 records; 80 Bi-ZsRE records, half of them
+/// sharing a subject with another), so that every clone checks retrieval on real data.
 fn data(file: &str) -> PathBuf {
     common::shared_file(&format!("data/{file}")).unwrap_or_else(|| {
         let sample = file.replace(".dev.jsonl", ".dev-sample.jsonl");
