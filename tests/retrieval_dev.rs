@@ -26,14 +26,51 @@ const RECALL_SHORTFALLS: &[(&str, f64)] = &[("ru", 0.965)];
 /// Share of unrelated `loc` questions that may find some entry, in every language (issue 3).
 const MAX_FALSE_HITS: f64 = 0.01;
 
-/// The whole dev file where `../shared` is beside the clone, else its vendored sample in
+/// A dev file: the whole file where `../shared` is beside the clone, else its vendored sample in
 /// `tests/fixtures` (the first 20 MzsRE and 10 BMIKE-53 records; 80 Bi-ZsRE records, half of them
 /// sharing a subject with another), so that every clone checks retrieval on real data.
-fn data(file: &str) -> PathBuf {
-    common::shared_file(&format!("data/{file}")).unwrap_or_else(|| {
-        let sample = file.replace(".dev.jsonl", ".dev-sample.jsonl");
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(sample)
-    })
+struct DevFile {
+    path: PathBuf,
+    sample: bool,
+}
+
+fn data(file: &str) -> DevFile {
+    match common::shared_file(&format!("data/{file}")) {
+        Some(path) => DevFile { path, sample: false },
+        None => {
+            let sample = file.replace(".dev.jsonl", ".dev-sample.jsonl");
+            DevFile {
+                path: PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(sample),
+                sample: true,
+            }
+        }
+    }
+}
+
+/// Most failures out of `trials` that a retriever meeting a rate bound (`failure_rate`) still shows
+/// with probability over 5%: on a sample of 10-20 questions per language one miss is 5-10%, so a
+/// sample can only show a rate far off the bound, which this tolerance tests (binomial tail).
+fn tolerated_failures(trials: usize, failure_rate: f64) -> usize {
+    let probability = |k: usize| {
+        let choose = (0..k).fold(1.0, |c, i| c * (trials - i) as f64 / (i + 1) as f64);
+        choose * failure_rate.powi(k as i32) * (1.0 - failure_rate).powi((trials - k) as i32)
+    };
+    let mut tail = 1.0;
+    (0..trials)
+        .find(|&k| {
+            tail -= probability(k);
+            tail < 0.05
+        })
+        .unwrap_or(trials)
+}
+
+#[test]
+fn sample_tolerance_follows_the_binomial_tail() {
+    // 97% recall: 0 misses in 20 has probability 54%, 1 more 34%, 2 more 10%, 3 or more 2%.
+    assert_eq!(tolerated_failures(20, 0.03), 2);
+    assert_eq!(tolerated_failures(10, 0.03), 1);
+    assert_eq!(tolerated_failures(20, 0.01), 1);
+    assert_eq!(tolerated_failures(20, 0.0), 0);
 }
 
 /// Every record as one entry: id = record index, subjects and prompts (`src`) of all its languages.
@@ -54,6 +91,8 @@ struct Counts {
     rephrase_found: usize,
     own_first: usize,
     false_hits: usize,
+    /// The questions that missed their entry or hit one they should not, for the failure message.
+    failures: Vec<String>,
 }
 
 impl Counts {
@@ -105,12 +144,27 @@ fn measure(
             counts.records += 1;
             let src_hits = search(&entry.src);
             let rephrase_hits = search(&entry.rephrase);
-            counts.src_found += usize::from(src_hits.iter().any(|h| h.entry_id == id));
-            counts.rephrase_found += usize::from(rephrase_hits.iter().any(|h| h.entry_id == id));
-            for hits in [&src_hits, &rephrase_hits] {
+            for (kind, question, hits) in
+                [("src", &entry.src, &src_hits), ("rephrase", &entry.rephrase, &rephrase_hits)]
+            {
+                let found = hits.iter().any(|h| h.entry_id == id);
+                if kind == "src" {
+                    counts.src_found += usize::from(found);
+                } else {
+                    counts.rephrase_found += usize::from(found);
+                }
+                if !found {
+                    counts.failures.push(format!(
+                        "{lang} {kind} of record {i} missed: {question:?} (subject {:?})",
+                        entry.subject
+                    ));
+                }
                 counts.own_first += usize::from(hits.first().is_some_and(|h| h.entry_id == id));
             }
-            counts.false_hits += usize::from(!search(&entry.loc).is_empty());
+            if !search(&entry.loc).is_empty() {
+                counts.false_hits += 1;
+                counts.failures.push(format!("{lang} loc of record {i} hit an entry: {:?}", entry.loc));
+            }
         }
     }
     (table, timing)
@@ -145,8 +199,8 @@ fn print_recall_table(name: &str, index: &SubjectIndex, records: &[BenchmarkReco
 
 #[test]
 fn mzsre_recall_and_false_hits_per_language() {
-    let path = data("mzsre.dev.jsonl");
-    let records = load_benchmark(&path).unwrap();
+    let file = data("mzsre.dev.jsonl");
+    let records = load_benchmark(&file.path).unwrap();
     let started = Instant::now();
     let index = index_of(&records, RetrievalSettings::default());
     println!("MzsRE indexed in {:?}", started.elapsed());
@@ -183,40 +237,50 @@ fn mzsre_recall_and_false_hits_per_language() {
         );
     }
 
-    assert_targets_met(&table, RECALL_SHORTFALLS, &[]);
+    assert_targets_met(&table, file.sample, RECALL_SHORTFALLS, &[]);
 }
 
 /// Every language reaches `MIN_RECALL` and `MAX_FALSE_HITS`, or the floor and ceiling its shortfalls
-/// list.
+/// list; on a sample, within the failures a retriever at those rates shows by chance.
 fn assert_targets_met(
     table: &BTreeMap<String, Counts>,
+    sample: bool,
     recall_shortfalls: &[(&str, f64)],
     false_hit_shortfalls: &[(&str, f64)],
 ) {
     let limit = |shortfalls: &[(&str, f64)], lang: &str, target: f64| {
         shortfalls.iter().find(|(l, _)| *l == lang).map_or(target, |&(_, limit)| limit)
     };
-    let below: Vec<String> = table
+    let chance = |records: usize, failure_rate: f64| {
+        if sample {
+            tolerated_failures(records, failure_rate) as f64 / records as f64
+        } else {
+            0.0
+        }
+    };
+    let below: Vec<(&String, &Counts)> = table
         .iter()
         .filter(|(lang, c)| {
-            let floor = limit(recall_shortfalls, lang, MIN_RECALL);
-            let ceiling = limit(false_hit_shortfalls, lang, MAX_FALSE_HITS);
+            let recall = limit(recall_shortfalls, lang, MIN_RECALL);
+            let floor = recall - chance(c.records, 1.0 - recall);
+            let false_hits = limit(false_hit_shortfalls, lang, MAX_FALSE_HITS);
+            let ceiling = false_hits + chance(c.records, false_hits);
             c.recall_src() < floor || c.recall_rephrase() < floor || c.false_hit_rate() > ceiling
         })
-        .map(|(lang, _)| lang.clone())
         .collect();
     assert!(
         below.is_empty(),
-        "below target (recall >= {} or the shortfall floor, false hits <= {} or the shortfall ceiling) in {below:?}",
+        "below target (recall >= {} or the shortfall floor, false hits <= {} or the shortfall ceiling) in {:?}:\n{}",
         percent(MIN_RECALL),
-        percent(MAX_FALSE_HITS)
+        percent(MAX_FALSE_HITS),
+        below.iter().map(|(lang, _)| lang).collect::<Vec<_>>(),
+        below.iter().flat_map(|(_, c)| &c.failures).cloned().collect::<Vec<_>>().join("\n")
     );
 }
 
 #[test]
 fn bizsre_same_subject_entries_are_told_apart() {
-    let path = data("bizsre.dev.jsonl");
-    let records = load_benchmark(&path).unwrap();
+    let records = load_benchmark(&data("bizsre.dev.jsonl").path).unwrap();
     let index = index_of(&records, RetrievalSettings::default());
     let (mut queries, mut found, mut own_first, mut loc, mut false_hits) = (0, 0, 0, 0, 0);
     for (i, record) in records.iter().enumerate() {
@@ -250,11 +314,11 @@ fn bizsre_same_subject_entries_are_told_apart() {
 /// BMIKE-53's dev facts in 34 languages, one index holding all (issue 13).
 #[test]
 fn bmike53_recall_and_false_hits_per_language() {
-    let path = data("bmike53.dev.jsonl");
-    let records = load_benchmark(&path).unwrap();
+    let file = data("bmike53.dev.jsonl");
+    let records = load_benchmark(&file.path).unwrap();
     let index = index_of(&records, RetrievalSettings::default());
     let table = print_recall_table("BMIKE-53", &index, &records);
-    assert_targets_met(&table, &[], &[]);
+    assert_targets_met(&table, file.sample, &[], &[]);
 }
 
 /// Time per query with 10,000 entries in one index: one entry per language of each BMIKE-53 dev fact
@@ -263,8 +327,7 @@ fn bmike53_recall_and_false_hits_per_language() {
 #[test]
 fn query_time_with_ten_thousand_entries() {
     const ENTRIES: usize = 10_000;
-    let path = data("bmike53.dev.jsonl");
-    let records = load_benchmark(&path).unwrap();
+    let records = load_benchmark(&data("bmike53.dev.jsonl").path).unwrap();
     let facts: Vec<(&str, &str)> =
         records.iter().flat_map(|r| r.iter().map(|(_, e)| (e.subject.as_str(), e.src.as_str()))).collect();
     let mut index = SubjectIndex::new(RetrievalSettings::default());
