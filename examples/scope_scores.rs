@@ -1,8 +1,10 @@
 //! The scope gate's score for every question `lafn eval` asks about a benchmark record's subject, as
 //! JSONL for `results/scripts/scope_curve.py` (which replays an ungated run at every threshold), and
 //! on stderr how well the score tells rephrasings from same-subject other-relation questions. Each row
-//! also holds, under `negatives`, each question's score against the language table's other-relation
-//! questions about the subject, for `results/scripts/scope_negatives_replay.py`.
+//! also holds, under `negatives`, each question's score against the entry's other-relation questions
+//! (`scope::ScopeScore::other_relations`; null when none counts), for `scope_curve.py --margin` and
+//! `results/scripts/scope_negatives_replay.py`; under `each_negative` its likeness to each of those
+//! questions, described (language, template, likeness to the keys) in `other_relation_questions`.
 //!
 //!     cargo run --release --example scope_scores -- FILE LANGS RECORDS [SETTINGS.json] > scores.jsonl
 
@@ -11,8 +13,8 @@ use std::path::Path;
 use candle_core::Device;
 use color_eyre::eyre::{eyre, WrapErr};
 use lafn::eval::methods::specificity_questions;
-use lafn::method::prompts::{fill_paraphrases, other_relation_questions};
-use lafn::method::scope::{QuestionEncoder, ScopeKeys};
+use lafn::method::prompts::fill_paraphrases;
+use lafn::method::scope::{other_relation_questions, QuestionEncoder};
 use lafn::method::{load_benchmark, load_settings, EditGroup, MethodSettings};
 use lafn::runtime::{LoadedModel, WeightMode};
 
@@ -40,33 +42,45 @@ fn main() -> lafn::Result<()> {
         let mut group = EditGroup::from_benchmark(&format!("record-{index}"), &data[index], Some(&langs))?;
         fill_paraphrases(&mut group, &settings.paraphrases, Some((model, tokenizer)))?;
         let keys = encoder.keys(model, tokenizer, &group)?;
-        // Negatives: the language table's other-relation questions about the group's subject.
-        let negatives: Vec<String> =
-            group.descriptors.iter().flat_map(|d| other_relation_questions(&d.lang, &d.subject)).collect();
-        let negatives =
-            ScopeKeys { layer: keys.layer, keys: encoder.encode_about(model, tokenizer, &group, &negatives)? };
         let subjects = group.subjects();
-        // (score against the entry's keys, score against its negatives)
-        let score = |question: &str| -> lafn::Result<(f32, f32)> {
+        // Each other-relation question: its language, its template's index in the language table and
+        // its likeness to the entry's keys (what decides whether it counts).
+        let key_similarity = encoder.similarities(&keys.keys, &keys.other_relations)?;
+        let templates = other_relation_questions(&group).len() / group.descriptors.len();
+        let about: Vec<serde_json::Value> = (key_similarity.iter().enumerate())
+            .map(|(i, s)| {
+                let lang = &group.descriptors[i / templates].lang;
+                serde_json::json!({"lang": lang, "template": i % templates, "key_similarity": s})
+            })
+            .collect();
+        // (score against the entry's keys, against its other-relation questions that count, against
+        // each other-relation question)
+        let score = |question: &str| -> lafn::Result<(f32, Option<f32>, Vec<f32>)> {
             let query = encoder.encode(model, tokenizer, question, &subjects)?;
-            Ok((encoder.score(&keys, &query)?, encoder.score(&negatives, &query)?))
+            let score = encoder.score(&keys, &query)?;
+            let each = encoder.similarities(&query.unsqueeze(0)?, &keys.other_relations)?;
+            Ok((score.edited, score.other_relations, each))
         };
         for lang in &langs {
             let Some(entry) = data[index].get(lang) else { continue };
             let src = score(&entry.src)?;
             let rephrase = score(&entry.rephrase)?;
-            let specificity: Vec<(f32, f32)> = (specificity_questions(&data, index, lang).iter())
+            let specificity: Vec<(f32, Option<f32>, Vec<f32>)> = (specificity_questions(&data, index, lang).iter())
                 .map(|(question, _)| score(question))
                 .collect::<lafn::Result<_>>()?;
-            let distinct = if entry.rephrase.trim() != entry.src.trim() { vec![rephrase] } else { Vec::new() };
+            let distinct = if entry.rephrase.trim() != entry.src.trim() { vec![rephrase.clone()] } else { Vec::new() };
             rephrasings.extend(distinct.iter().map(|s| s.0));
             other_relations.extend(specificity.iter().map(|s| s.0));
-            let keys_of = |scores: &[(f32, f32)]| scores.iter().map(|s| s.0).collect::<Vec<_>>();
-            let negatives_of = |scores: &[(f32, f32)]| scores.iter().map(|s| s.1).collect::<Vec<_>>();
+            type Scores = [(f32, Option<f32>, Vec<f32>)];
+            let keys_of = |scores: &Scores| scores.iter().map(|s| s.0).collect::<Vec<_>>();
+            let negatives_of = |scores: &Scores| scores.iter().map(|s| s.1).collect::<Vec<_>>();
+            let each_of = |scores: &Scores| scores.iter().map(|s| s.2.clone()).collect::<Vec<_>>();
             let row = serde_json::json!({"record": index, "lang": lang, "reliability": [src.0],
                 "generality": [rephrase.0], "distinct-generality": keys_of(&distinct),
                 "specificity": keys_of(&specificity), "negatives": {"reliability": [src.1],
-                "distinct-generality": negatives_of(&distinct), "specificity": negatives_of(&specificity)}});
+                "distinct-generality": negatives_of(&distinct), "specificity": negatives_of(&specificity)},
+                "other_relation_questions": about, "each_negative": {"reliability": [src.2],
+                "distinct-generality": each_of(&distinct), "specificity": each_of(&specificity)}});
             println!("{row}");
         }
     }

@@ -6,7 +6,7 @@ mod common;
 use std::sync::atomic::AtomicBool;
 
 use lafn::eval::metrics::{mentions, states_first};
-use lafn::method::apply::{answer, AnswerOptions, CachedEdits};
+use lafn::method::apply::{answer, describe_hit, AnswerOptions, CachedEdits};
 use lafn::method::cache::EditCache;
 use lafn::method::pipeline::{run_edit, EditModels};
 use lafn::method::scope::{QuestionEncoder, ScopeSettings};
@@ -81,6 +81,7 @@ fn an_edit_answers_its_fact_and_the_scope_gate_keeps_other_facts() {
         let hit = retrieved.hits.iter().chain(&retrieved.out_of_scope).next().unwrap();
         eprintln!("{question}: {before:?} -> {:?} (scope {:?})", reply.text, hit.scope_score);
         assert!(hit.scope_score.is_some_and(|s| (-1.0..=1.0).contains(&s)));
+        assert!(hit.other_relations_score.is_some(), "{question}: some other-relation questions count");
         assert!(retrieved.hits.is_empty(), "{question}: asks another fact, yet fired (scope {:?})", hit.scope_score);
         assert_eq!(reply.text, before, "{question}: out of scope, so unedited");
         assert!(!mentions(&reply.text, "Lisbon") && !mentions(&reply.text, "Lissabon"), "{question}");
@@ -88,8 +89,14 @@ fn an_edit_answers_its_fact_and_the_scope_gate_keeps_other_facts() {
 
     // The edited fact asked as a question rather than completed.
     let reply = ask(Some(&mut cached), "Where was Marie Curie born?");
-    let scope = reply.retrieved.hits.iter().chain(&reply.retrieved.out_of_scope).next().and_then(|h| h.scope_score);
-    eprintln!("Where was Marie Curie born? ->{:?} (scope {scope:?})", reply.text);
+    let hit = reply.retrieved.hits.iter().chain(&reply.retrieved.out_of_scope).next().map(describe_hit);
+    eprintln!("Where was Marie Curie born? ->{:?} ({hit:?})", reply.text);
+    // The edit was trained on the completion "... born in the city of" and its keys are completions:
+    // the question lies nearer the language table's "When was {} born?" than the keys, so the gate
+    // does not fire (before the other-relation questions counted it fired, scope 0.57, and the update
+    // values did not reach the model's own sentence either). Whichever way, no half-edited answer.
+    let before = ask(None, "Where was Marie Curie born?").text;
+    assert!(reply.text == before || states_first(&reply.text, "Lisbon"), "{:?}", reply.text);
 
     // With a strict gate the edit acts only on questions worded like its prompts: other facts are
     // answered exactly as by the unedited model, and the edit prompt itself still fires.

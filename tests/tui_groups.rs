@@ -10,6 +10,7 @@ use lafn::method::cache::{EditStore, MemoryStore, NewEntry};
 use lafn::method::scope::ScopeKeys;
 use lafn::method::{EditDescriptor, EditGroup, LayerUpdate, LocatedNeurons, MethodSettings, UpdateValues};
 use lafn::session::{GroupStatus, Session, SessionGroup};
+use lafn::text::languages::other_question_count;
 use lafn::tui::app::{App, Command, Event, Pane};
 use lafn::tui::worker::{CacheLink, Job, WorkerEvent};
 
@@ -47,7 +48,8 @@ fn located(neuron: u32) -> LocatedNeurons {
 fn store_edit(store: &mut MemoryStore, group: &EditGroup) -> String {
     let zeros = Tensor::zeros((1, HIDDEN), DType::F32, &Device::Cpu).unwrap();
     let update = UpdateValues { layers: vec![LayerUpdate { layer: 1, neurons: vec![7], delta: zeros.clone() }] };
-    let keys = ScopeKeys { layer: 2, keys: zeros };
+    let other_relations = Tensor::zeros((other_question_count(), HIDDEN), DType::F32, &Device::Cpu).unwrap();
+    let keys = ScopeKeys { layer: 2, keys: zeros.clone(), other_relations };
     let (located, settings) = (located(7), MethodSettings::default());
     let edit = NewEntry {
         group,

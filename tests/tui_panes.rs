@@ -239,6 +239,7 @@ fn demo_app() -> App {
             matched_subject: "Shmavon Shmavonyan".into(),
             prompt_similarity: 0.9,
             scope_score: Some(scope),
+            other_relations_score: None,
         };
         let (fired, out_of_scope) = match (fired, scope > 0.0) {
             (true, _) => (vec![hit], Vec::new()),

@@ -7,9 +7,11 @@ threshold t would have answered it as lu-lafns did (score >= t) or as the unedit
 Prints, per threshold, generated-answer EM (x100, mean over languages) of Reliability, Generality
 (rephrase != src), Specificity and the share of specificity answers that state the new target.
 
-    python3 results/scripts/scope_curve.py RUN.state.jsonl [SCORES.jsonl] [--at THRESHOLD]
+    python3 results/scripts/scope_curve.py RUN.state.jsonl [SCORES.jsonl] [--at THRESHOLD] [--margin M]
 
-With --at, also prints the same columns per language at that threshold.
+With --at, also prints the same columns per language at that threshold. With --margin, a question
+also needs to score at least M above its score against the other-relation negatives (the SCORES rows'
+`negatives`, written by examples/scope_scores.rs), as the gate's `scope.negatives_margin` asks.
 
 SCORES.jsonl (optional) replaces the run's scope scores by another gate's: one line per record and
 language, `{"record": 0, "lang": "en", "<metric>": [score of each question of that metric, in order]}`.
@@ -21,7 +23,7 @@ from collections import defaultdict
 METRICS = ["reliability", "distinct-generality", "specificity"]
 
 
-def main(path, scores_path=None, at=None):
+def main(path, scores_path=None, at=None, margin=None):
     other_scores = {}
     if scores_path:
         for line in open(scores_path, encoding="utf-8"):
@@ -45,12 +47,17 @@ def main(path, scores_path=None, at=None):
                 seen = defaultdict(int)
                 for mine, theirs in zip(outcomes, before):
                     assert mine["metric"] == theirs["metric"]
-                    score = mine.get("scope_score")
+                    score, negative = mine.get("scope_score"), None
                     if other_scores:
-                        row = other_scores[(int(record), lang)].get(mine["metric"], [])
-                        score = row[seen[mine["metric"]]] if seen[mine["metric"]] < len(row) else score
+                        row = other_scores[(int(record), lang)]
+                        nth = seen[mine["metric"]]
+                        keys = row.get(mine["metric"], [])
+                        score = keys[nth] if nth < len(keys) else score
+                        negatives = row.get("negatives", {}).get(mine["metric"], [])
+                        negative = negatives[nth] if nth < len(negatives) else None
                         seen[mine["metric"]] += 1
-                    fires = t is None or (score is not None and score >= t)
+                    beats_negatives = margin is None or negative is None or score - negative >= margin
+                    fires = t is None or (score is not None and score >= t and beats_negatives)
                     chosen = mine if fires else theirs
                     generated = chosen["generated"]
                     # An unedited answer agrees with itself on Specificity.
@@ -76,9 +83,10 @@ def main(path, scores_path=None, at=None):
 
 if __name__ == "__main__":
     args = sys.argv[1:]
-    at = None
-    if "--at" in args:
-        i = args.index("--at")
-        at = float(args[i + 1])
-        del args[i : i + 2]
-    main(*args[:2], at=at)
+    options = {}
+    for flag in ["--at", "--margin"]:
+        if flag in args:
+            i = args.index(flag)
+            options[flag[2:]] = float(args[i + 1])
+            del args[i : i + 2]
+    main(*args[:2], **options)

@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use super::metrics::{generated_score, in_question_script, mentions, normalize_answer, score, Metric, Score};
 use crate::method::apply::{self, generate_text, AnswerOptions, CachedEdits};
 use crate::method::prompts::teacher_forcing_pair;
-use crate::method::retrieve::{RetrievalSettings, SubjectIndex};
+use crate::method::retrieve::{Hit, RetrievalSettings, SubjectIndex};
 use crate::method::{BenchmarkRecord, EditGroup, LocatedNeurons, UpdateValues};
 use crate::runtime::{FfnDelta, GenerationDeltas, Model, PromptFrame, Tokenizer};
 use crate::Result;
@@ -214,11 +214,16 @@ pub struct Answer {
     pub fired: Option<bool>,
     /// The best scope score among the entries the question names (cached methods only).
     pub scope_score: Option<f32>,
+    /// That entry's other-relations score.
+    pub other_relations_score: Option<f32>,
 }
 
-/// The best scope score among the entries a question names, fired or not.
-fn best_scope_score(retrieved: &apply::Retrieved) -> Option<f32> {
-    retrieved.hits.iter().chain(&retrieved.out_of_scope).filter_map(|h| h.scope_score).reduce(f32::max)
+/// Of the entries a question names, fired or not, the one with the best scope score.
+fn best_scored_hit(retrieved: &apply::Retrieved) -> Option<&Hit> {
+    (retrieved.hits.iter().chain(&retrieved.out_of_scope))
+        .filter_map(|h| Some((h.scope_score?, h)))
+        .max_by(|a, b| a.0.total_cmp(&b.0))
+        .map(|(_, h)| h)
 }
 
 /// A method's answers to all questions, one question per forward pass: batching pads questions to a
@@ -267,7 +272,9 @@ pub fn answer_all(
                         Some(generate_text(model, tokenizer, &q.prompt, edits, &options, &mut |_| true)?);
                 }
                 answer.fired = Some(!retrieved.hits.is_empty());
-                answer.scope_score = best_scope_score(&retrieved);
+                let best = best_scored_hit(&retrieved);
+                answer.scope_score = best.and_then(|h| h.scope_score);
+                answer.other_relations_score = best.and_then(|h| h.other_relations_score);
             }
             Answerer::InContext(facts) => {
                 let (prompt, hit) = facts.prompt_for(q);
@@ -303,6 +310,10 @@ pub struct Outcome {
     /// unedited outcomes it gives the Generality / Specificity trade-off at any threshold.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub scope_score: Option<f32>,
+    /// That entry's other-relations score (see `scope::ScopeScore`): with `scope_score`, the
+    /// trade-off at any margin.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub other_relations_score: Option<f32>,
 }
 
 /// A generated answer's scores, kept with the answer itself for later analysis.
@@ -360,6 +371,7 @@ pub fn score_answers(
             generated,
             fired: answer.fired,
             scope_score: answer.scope_score,
+            other_relations_score: answer.other_relations_score,
         };
         results.entry(q.lang.clone()).or_default().push(outcome);
     }

@@ -323,7 +323,14 @@ mod tests {
     use crate::eval::methods::{GeneratedOutcome, Outcome};
 
     fn outcome(metric: Metric, f1: f64, em: f64) -> Outcome {
-        Outcome { metric, teacher_forced: Some(Score { f1, em }), generated: None, fired: None, scope_score: None }
+        Outcome {
+            metric,
+            teacher_forced: Some(Score { f1, em }),
+            generated: None,
+            fired: None,
+            scope_score: None,
+            other_relations_score: None,
+        }
     }
 
     fn result(method: EvalMethod, record: usize, scores: &[(&str, Metric, f64, f64)], seconds: f64) -> RecordResult {
@@ -395,6 +402,7 @@ mod tests {
             }),
             fired: None,
             scope_score: None,
+            other_relations_score: None,
         };
         let langs = BTreeMap::from([(
             "de".to_string(),

@@ -10,7 +10,7 @@ use super::group::EditGroup;
 use super::locate::LocatedNeurons;
 use super::prompts::answer_pair;
 use super::retrieve::{Hit, RetrievalSettings, SubjectIndex};
-use super::scope::{QuestionEncoder, ScopeKeys, ScopeSettings};
+use super::scope::{QuestionEncoder, ScopeKeys, ScopeScore, ScopeSettings};
 use super::settings::MethodSettings;
 use crate::runtime::{
     FfnDelta, GenerateOptions, GenerationDeltas, Model, PromptFrame, Sampling, TextStream, Tokenizer,
@@ -125,7 +125,8 @@ impl CachedEdits {
         let query_ids = tokenizer.encode_prompt(query)?;
         for mut hit in mentioned {
             let entry = self.scope_score(model, tokenizer, &hit.entry_id, query).and_then(|score| {
-                hit.scope_score = Some(score);
+                hit.scope_score = Some(score.edited);
+                hit.other_relations_score = score.other_relations;
                 if !self.scope.in_scope(score) {
                     return Ok(None);
                 }
@@ -152,7 +153,7 @@ impl CachedEdits {
     /// How much `query` asks what entry `id` was edited for. Keys are read from the cache, or computed
     /// from the entry's group (and stored) when it has none for this layer and representation: entries
     /// cached before (or by an older version) keep working.
-    fn scope_score(&mut self, model: &Model, tokenizer: &Tokenizer, id: &str, query: &str) -> Result<f32> {
+    fn scope_score(&mut self, model: &Model, tokenizer: &Tokenizer, id: &str, query: &str) -> Result<ScopeScore> {
         let layer = self.encoder.layer();
         if self.keys.get(id).is_none_or(|k| k.layer != layer) {
             let keys = match self.cache.load_scope_keys(id, self.hidden) {
@@ -171,9 +172,11 @@ impl CachedEdits {
     }
 }
 
-/// Why an entry fired (or was considered): `id (subject "Marie Curie" 1.00, scope 0.82)`.
+/// Why an entry fired (or was considered): `id (subject "Marie Curie" 1.00, scope 0.82 vs 0.41)`, the
+/// last figure the query's likeness to the subject's other relations.
 pub fn describe_hit(hit: &Hit) -> String {
-    let scope = hit.scope_score.map_or(String::new(), |s| format!(", scope {s:.2}"));
+    let others = hit.other_relations_score.map_or(String::new(), |s| format!(" vs {s:.2}"));
+    let scope = hit.scope_score.map_or(String::new(), |s| format!(", scope {s:.2}{others}"));
     format!("{} (subject \"{}\" {:.2}{scope})", hit.entry_id, hit.matched_subject, hit.score)
 }
 

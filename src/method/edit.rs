@@ -11,8 +11,8 @@ use serde::{Deserialize, Serialize};
 
 use super::group::EditGroup;
 use super::locate::LocatedNeurons;
-use super::prompts::{answer_pair, kl_prompts, other_relation_questions};
-use super::scope::{QuestionEncoder, ScopeSettings};
+use super::prompts::{answer_pair, kl_prompts};
+use super::scope::{other_relation_questions, QuestionEncoder, ScopeSettings};
 use crate::runtime::{
     log_softmax_last_dim, ChatFrame, FfnDelta, HeadObjective, Model, PaddedBatch, PrefixCachedBatch, PromptFrame,
     PromptTarget, TeacherForcingBatch, Tokenizer, WeightMode,
@@ -186,13 +186,11 @@ fn kl_prompts_of(
     if !settings.other_relations {
         return Ok(prompts);
     }
-    let questions: Vec<String> =
-        group.descriptors.iter().flat_map(|d| other_relation_questions(&d.lang, &d.subject)).collect();
     let encoder = QuestionEncoder::new(model, tokenizer, &ScopeSettings::default())?;
     let keys = encoder.keys(model, tokenizer, group)?;
-    let similarity = encoder.scores(&keys, &encoder.encode_about(model, tokenizer, group, &questions)?)?;
+    let similarity = encoder.similarities(&keys.keys, &keys.other_relations)?;
     prompts.extend(
-        questions
+        other_relation_questions(group)
             .into_iter()
             .zip(similarity)
             .filter(|(_, s)| *s < settings.other_relation_max_similarity)

@@ -44,7 +44,7 @@ pub fn kl_prompts(lang: &str, subject: &str) -> Vec<String> {
 /// Questions about the subject under other relations, in the language (the generic English ones for a
 /// language not in the table): the KL term keeps their answers as they were, so an edit that fires on
 /// them does not answer them with its new target. One of them may ask the edited relation itself; the
-/// caller drops those (see `edit::other_relation_questions`).
+/// caller drops those (see `scope::other_relation_questions`).
 pub fn other_relation_questions(lang: &str, subject: &str) -> Vec<String> {
     fill(&languages::templates(lang, subject).other_questions, subject)
 }

@@ -55,6 +55,10 @@ impl ScopeSettings {
         if let Some(threshold) = self.threshold {
             check("scope.threshold", (-1.0..=1.0).contains(&threshold), "from -1 to 1, or null", threshold)?;
         }
+        if let Some(margin) = self.other_relations_margin {
+            // Both scores are cosines in [-1, 1].
+            check("scope.other_relations_margin", (-2.0..=2.0).contains(&margin), "from -2 to 2, or null", margin)?;
+        }
         check("scope.depth", (0.0..=1.0).contains(&self.depth), "from 0 to 1", self.depth)
     }
 }
@@ -212,7 +216,7 @@ mod tests {
     #[test]
     fn every_bad_number_is_refused_by_name() {
         type Spoil = fn(&mut MethodSettings);
-        let cases: [(&str, Spoil); 16] = [
+        let cases: [(&str, Spoil); 19] = [
             ("edit.learning_rate", |s| s.edit.learning_rate = f64::NAN),
             ("edit.learning_rate", |s| s.edit.learning_rate = -1.0),
             ("edit.learning_rate", |s| s.edit.learning_rate = 0.0),
@@ -229,6 +233,9 @@ mod tests {
             ("paraphrases.count", |s| s.paraphrases.count = usize::MAX),
             ("retrieval.threshold", |s| s.retrieval.threshold = 1.1),
             ("retrieval.window_slack", |s| s.retrieval.window_slack = usize::MAX),
+            ("scope.threshold", |s| s.scope.threshold = Some(f32::NAN)),
+            ("scope.other_relations_margin", |s| s.scope.other_relations_margin = Some(f32::NAN)),
+            ("scope.other_relations_margin", |s| s.scope.other_relations_margin = Some(3.0)),
         ];
         for (key, spoil) in cases {
             let mut settings = MethodSettings::default();

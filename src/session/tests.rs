@@ -314,10 +314,11 @@ fn chat_mentions_are_saved_as_data_and_old_text_lines_still_load() {
         matched_subject: "Eiffel Tower".into(),
         prompt_similarity: 0.5,
         scope_score: Some(0.8),
+        other_relations_score: Some(0.4),
     };
     let mentions = vec![CacheMention::Hit { hit, applied: true }, CacheMention::Text("fired x (old line)".into())];
     let json = serde_json::to_string(&mentions).unwrap();
     assert_eq!(serde_json::from_str::<Vec<CacheMention>>(&json).unwrap(), mentions);
-    assert_eq!(mentions[0].to_string(), "fired eiffel-0a1b2c3d (subject \"Eiffel Tower\" 1.00, scope 0.80)");
+    assert_eq!(mentions[0].to_string(), "fired eiffel-0a1b2c3d (subject \"Eiffel Tower\" 1.00, scope 0.80 vs 0.40)");
     assert_eq!(mentions[1].to_string(), "fired x (old line)");
 }

@@ -70,6 +70,12 @@ static TABLE: LazyLock<Table> = LazyLock::new(|| {
     Table { file, by_code }
 });
 
+/// How many other-relation questions each language has (the same in every language, the generic
+/// templates included): the i-th of every language asks the same relation.
+pub fn other_question_count() -> usize {
+    TABLE.file.generic.other_questions.len()
+}
+
 /// Every language of the table, by code.
 pub fn all() -> &'static [Language] {
     &TABLE.file.language

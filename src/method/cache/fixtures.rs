@@ -10,6 +10,7 @@ use crate::method::group::{EditDescriptor, EditGroup};
 use crate::method::locate::{LayerStats, LocatedNeurons};
 use crate::method::scope::ScopeKeys;
 use crate::method::settings::MethodSettings;
+use crate::text::languages::other_question_count;
 
 pub const HIDDEN: usize = 8;
 
@@ -64,7 +65,10 @@ pub fn update(seed: f32) -> UpdateValues {
 
 pub fn scope_keys() -> ScopeKeys {
     let keys = Tensor::from_vec((0..2 * HIDDEN).map(|i| i as f32).collect(), (2, HIDDEN), &Device::Cpu).unwrap();
-    ScopeKeys { layer: 3, keys }
+    let rows = other_question_count();
+    let other_relations =
+        Tensor::from_vec((0..rows * HIDDEN).map(|i| -(i as f32)).collect(), (rows, HIDDEN), &Device::Cpu).unwrap();
+    ScopeKeys { layer: 3, keys, other_relations }
 }
 
 /// Stores an edit of `group` made of the fixtures below (update values distinct per `seed`); its id.

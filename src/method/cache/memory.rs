@@ -79,10 +79,8 @@ impl EditStore for MemoryStore {
 
     fn load_scope_keys(&self, id: &str, hidden: usize) -> Result<Option<ScopeKeys>> {
         let keys = &self.stored(id)?.scope_keys;
-        match keys.keys.dims() {
-            [_, h] if *h == hidden => Ok(Some(keys.clone())),
-            dims => bail!("entry `{id}`: scope keys of shape {dims:?}, expected (n, {hidden})"),
-        }
+        keys.check(hidden).wrap_err_with(|| format!("entry `{id}`: scope keys"))?;
+        Ok(Some(keys.clone()))
     }
 
     fn store_scope_keys(&mut self, id: &str, keys: &ScopeKeys) -> Result<()> {

@@ -15,7 +15,7 @@ use super::{entry_id, EditStore, NewEntry};
 use crate::method::edit::{LayerUpdate, UpdateValues};
 use crate::method::group::{BenchmarkRecord, EditGroup};
 use crate::method::locate::LocatedNeurons;
-use crate::method::scope::ScopeKeys;
+use crate::method::scope::{other_relation_questions, ScopeKeys};
 use crate::method::settings::MethodSettings;
 use crate::runtime::ModelConfig;
 use crate::text::scripts::Script;
@@ -83,9 +83,15 @@ pub fn fill_cache(
         let langs = group.descriptors.iter().map(|d| d.lang.clone()).collect();
         let located = LocatedNeurons { langs, layers: Vec::new(), selected, frequencies: BTreeMap::new() };
         let rows = group.descriptors.iter().map(|d| 1 + d.paraphrases.len()).sum::<usize>();
-        let keys: Vec<f32> = (0..rows * config.hidden_size).map(|_| rng.random_range(-1.0..1.0)).collect();
-        let keys =
-            ScopeKeys { layer: scope_layer, keys: Tensor::from_vec(keys, (rows, config.hidden_size), &Device::Cpu)? };
+        let mut random_vectors = |rows: usize| {
+            let values: Vec<f32> = (0..rows * config.hidden_size).map(|_| rng.random_range(-1.0..1.0)).collect();
+            Tensor::from_vec(values, (rows, config.hidden_size), &Device::Cpu)
+        };
+        let keys = ScopeKeys {
+            layer: scope_layer,
+            keys: random_vectors(rows)?,
+            other_relations: random_vectors(other_relation_questions(group).len())?,
+        };
         let update = UpdateValues { layers };
         let edit = NewEntry {
             group,

@@ -49,6 +49,8 @@ fn entry_round_trip() {
     let keys = reopened.load_scope_keys(&id, HIDDEN).unwrap().expect("stored with the entry");
     assert_eq!(keys.layer, 3);
     assert_eq!(keys.keys.to_vec2::<f32>().unwrap(), scope_keys().keys.to_vec2::<f32>().unwrap());
+    let other_relations = keys.other_relations.to_vec2::<f32>().unwrap();
+    assert_eq!(other_relations, scope_keys().other_relations.to_vec2::<f32>().unwrap());
 }
 
 #[test]
@@ -63,6 +65,11 @@ fn scope_keys_missing_or_damaged_are_told_apart_and_can_be_replaced() {
     std::fs::write(&path, b"not a safetensors file").unwrap();
     assert!(error_text(cache.load_scope_keys(&id, HIDDEN)).contains(&id));
     assert!(error_text(cache.load_scope_keys(&id, HIDDEN + 1)).contains(&id));
+    // Keys stored before other-relation questions were (one tensor) are refused, so they are
+    // computed anew.
+    let keys_only = std::collections::HashMap::from([("masked-mean-keys.layer3".to_string(), scope_keys().keys)]);
+    candle_core::safetensors::save(&keys_only, &path).unwrap();
+    assert!(error_text(cache.load_scope_keys(&id, HIDDEN)).contains("other-relations"));
     cache.store_scope_keys(&id, &scope_keys()).unwrap();
     assert_eq!(cache.load_scope_keys(&id, HIDDEN).unwrap().unwrap().layer, 3);
     assert!(cache.load_scope_keys(&id, HIDDEN + 1).is_err(), "the hidden size is checked");

@@ -94,6 +94,10 @@ pub struct Hit {
     /// How much the query asks the entry's fact (see [`super::scope`]); `None` until scored.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub scope_score: Option<f32>,
+    /// How much it resembles questions about the subject's other relations instead (see
+    /// [`super::scope::ScopeScore`]); `None` until scored or when the entry has none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub other_relations_score: Option<f32>,
 }
 
 /// An index over the subjects and prompts of cache entries.
@@ -292,6 +296,7 @@ impl SubjectIndex {
                 matched_subject: subject.original.clone(),
                 prompt_similarity: self.prompt_similarity(entry_id, &query_features),
                 scope_score: None,
+                other_relations_score: None,
             })
             .collect();
         hits.sort_by(rank);
