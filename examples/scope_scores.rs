@@ -23,9 +23,11 @@ fn main() -> lafn::Result<()> {
     let [file, langs, records, rest @ ..] = args.as_slice() else {
         return Err(eyre!("usage: scope_scores FILE LANGS RECORDS [SETTINGS.json]"));
     };
-    let data = load_benchmark(Path::new(file))?;
+    let mut data = load_benchmark(Path::new(file))?;
     let langs: Vec<String> = langs.split(',').map(String::from).collect();
     let count: usize = records.parse().wrap_err("RECORDS must be a number")?;
+    // As `lafn eval --limit` does: the other records' questions (Specificity) come from these only.
+    data.truncate(count);
     let settings = match rest.first() {
         Some(path) => load_settings(Path::new(path))?,
         None => MethodSettings::default(),
@@ -37,7 +39,7 @@ fn main() -> lafn::Result<()> {
     eprintln!("relation projection: {}", if encoder.projected() { "fitted for this model" } else { "none" });
 
     let (mut rephrasings, mut other_relations) = (Vec::new(), Vec::new());
-    for index in 0..count.min(data.len()) {
+    for index in 0..data.len() {
         // The group as `lafn eval` edits it: every language, paraphrases from the settings.
         let mut group = EditGroup::from_benchmark(&format!("record-{index}"), &data[index], Some(&langs))?;
         fill_paraphrases(&mut group, &settings.paraphrases, Some((model, tokenizer)))?;

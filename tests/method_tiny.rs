@@ -204,6 +204,13 @@ fn cached_edits_fire_by_subject_and_scope_and_survive_damage() {
     let kept_out = strict.retrieve(model, tokenizer, other).unwrap();
     assert!(kept_out.hits.is_empty() && kept_out.edits.is_empty() && kept_out.out_of_scope.len() == 1);
 
+    // Opening saved the subject index; a damaged one is rebuilt (and saved again), not trusted.
+    let saved_index = cache_dir.join("subject-index.bin");
+    assert!(saved_index.exists(), "opening the cache saves its subject index");
+    std::fs::write(&saved_index, b"garbage").unwrap();
+    assert_eq!(open(ScopeSettings::default()).retrieve(model, tokenizer, prompt).unwrap().hits.len(), 1);
+    assert_ne!(std::fs::read(&saved_index).unwrap(), b"garbage");
+
     // Keys removed (an entry from before scope keys): computed again and stored on first use.
     let scope_file = cache_dir.join("entries").join(&id).join("scope.safetensors");
     std::fs::remove_file(&scope_file).unwrap();

@@ -4,11 +4,13 @@
 
 use std::collections::HashSet;
 
+use serde::{Deserialize, Serialize};
+
 use super::normalize::{lowercase_chars, strip_diacritics};
 use super::scripts::Script;
 
 /// What a token is made of decides how it may match.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum TokenKind {
     /// Letters of a script that separates words with spaces.
     Word,
@@ -18,7 +20,7 @@ pub enum TokenKind {
     Run,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Token {
     pub kind: TokenKind,
     pub text: String,

@@ -6,6 +6,8 @@
 //! entries/<id>/entry.json          CacheEntry: group, located neurons, settings, loss history
 //! entries/<id>/update.safetensors  UpdateValues
 //! entries/<id>/scope.safetensors   ScopeKeys (optional: computed and added when missing)
+//! subject-index.bin                the retrieval index over the entries (optional: a cache of
+//!                                  index.json's subjects and prompts, rebuilt or updated when stale)
 //! ```
 //! The entry directories are the truth; `index.json` is a summary of them that [`EditCache::open`] repairs.
 //! An entry is written under a temporary name and renamed into place, so `entries/<id>` is always complete;
@@ -30,6 +32,7 @@ pub(super) const ENTRIES_DIR: &str = "entries";
 pub(super) const ENTRY_FILE: &str = "entry.json";
 pub(super) const UPDATE_FILE: &str = "update.safetensors";
 pub(super) const SCOPE_FILE: &str = "scope.safetensors";
+pub(super) const SAVED_INDEX_FILE: &str = "subject-index.bin";
 
 /// How many entries' update values stay in memory, so chat does not reread files on every query.
 pub(super) const RECENT_UPDATES_CAPACITY: usize = 64;
@@ -346,6 +349,14 @@ impl EditStore for EditCache {
 
     fn describe(&self) -> String {
         format!("the edit cache {}", self.dir.display())
+    }
+
+    fn load_saved_index(&self) -> Option<Vec<u8>> {
+        fs::read(self.dir.join(SAVED_INDEX_FILE)).ok()
+    }
+
+    fn save_index(&self, bytes: &[u8]) -> Result<()> {
+        storage::write_atomic(&self.dir.join(SAVED_INDEX_FILE), bytes)
     }
 }
 

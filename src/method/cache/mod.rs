@@ -71,6 +71,17 @@ pub trait EditStore: Send {
     /// The store for messages: "the edit cache <dir>".
     fn describe(&self) -> String;
 
+    /// The retrieval index saved over the store's entries (see `SubjectIndex::to_bytes`), if the store
+    /// keeps one and it can be read. It may be out of date: the reader brings it up to date.
+    fn load_saved_index(&self) -> Option<Vec<u8>> {
+        None
+    }
+
+    /// Saves a retrieval index over the store's entries; a store that keeps none ignores it.
+    fn save_index(&self, _bytes: &[u8]) -> Result<()> {
+        Ok(())
+    }
+
     /// The index row of entry `id` (held in memory: nothing is read).
     fn row(&self, id: &str) -> Result<&IndexRow> {
         self.list().iter().find(|row| row.id == id).ok_or_else(|| eyre!("{} has no entry `{id}`", self.describe()))

@@ -19,12 +19,15 @@
 
 use std::collections::{HashMap, HashSet};
 
+use color_eyre::eyre::{bail, WrapErr};
+
 use serde::{Deserialize, Serialize};
 
 use crate::text::clitics::without_clitics;
 use crate::text::distance::{jaccard, CharPair};
 use crate::text::normalize::is_vietnamese;
 use crate::text::tokens::{content_features, token_key, tokenize, Token, TokenKind};
+use crate::Result;
 use vocabulary::{Vocabulary, VocabularyToken};
 
 #[cfg(test)]
@@ -100,7 +103,10 @@ pub struct Hit {
     pub other_relations_score: Option<f32>,
 }
 
-/// An index over the subjects and prompts of cache entries.
+/// An index over the subjects and prompts of cache entries. It can be saved ([`SubjectIndex::to_bytes`])
+/// and brought up to date with the entries it should hold ([`SubjectIndex::sync`]), so that a large
+/// cache opens without tokenizing and respelling every subject again.
+#[derive(Serialize, Deserialize)]
 pub struct SubjectIndex {
     settings: RetrievalSettings,
     entries: HashMap<String, Entry>,
@@ -109,7 +115,10 @@ pub struct SubjectIndex {
     vocabulary: Vocabulary,
 }
 
+#[derive(Serialize, Deserialize)]
 struct Entry {
+    /// Digest of the subjects and prompts the entry was indexed with (see [`SubjectIndex::sync`]).
+    source: u64,
     subject_slots: Vec<usize>,
     /// Distinct vocabulary ids of the subjects, counted in `VocabularyToken::entry_count`.
     subject_tokens: HashSet<usize>,
@@ -123,6 +132,7 @@ struct Entry {
     run_pairs: HashSet<CharPair>,
 }
 
+#[derive(Serialize, Deserialize)]
 struct IndexedSubject {
     entry_id: String,
     original: String,
@@ -168,6 +178,7 @@ impl SubjectIndex {
     pub fn insert(&mut self, entry_id: &str, subjects: &[String], prompts: &[String]) {
         self.remove(entry_id);
         let mut entry = Entry {
+            source: source_digest(subjects, prompts),
             subject_slots: Vec::new(),
             subject_tokens: HashSet::new(),
             subject_keys: HashSet::new(),
@@ -234,6 +245,75 @@ impl SubjectIndex {
         self.entries.insert(entry_id.to_string(), entry);
     }
 
+    /// Makes the index hold exactly `entries` (id, subjects, prompts): entries it lacks or indexed
+    /// with other subjects or prompts are (re)indexed, entries not listed are removed. Returns how
+    /// many entries changed.
+    pub fn sync<'a>(&mut self, entries: impl IntoIterator<Item = (&'a str, &'a [String], &'a [String])>) -> usize {
+        let mut listed = HashSet::new();
+        let mut changed = 0;
+        for (id, subjects, prompts) in entries {
+            listed.insert(id.to_string());
+            if self.entries.get(id).is_none_or(|e| e.source != source_digest(subjects, prompts)) {
+                self.insert(id, subjects, prompts);
+                changed += 1;
+            }
+        }
+        let unlisted: Vec<String> = self.entries.keys().filter(|id| !listed.contains(*id)).cloned().collect();
+        for id in &unlisted {
+            self.remove(id);
+        }
+        changed + unlisted.len()
+    }
+
+    /// The index in a compact binary form, for [`SubjectIndex::from_bytes`]: its format number, then
+    /// the index.
+    pub fn to_bytes(&self) -> Result<Vec<u8>> {
+        let mut bytes = postcard::to_stdvec(&SAVED_INDEX_FORMAT)?;
+        bytes.extend(postcard::to_stdvec(self).wrap_err("cannot encode the subject index")?);
+        Ok(bytes)
+    }
+
+    /// An index saved by [`SubjectIndex::to_bytes`] with the same `settings` (an index built with
+    /// other settings, by another format, or damaged is refused: build it anew).
+    pub fn from_bytes(bytes: &[u8], settings: &RetrievalSettings) -> Result<Self> {
+        let unreadable = "the saved subject index is unreadable";
+        let (format, rest): (u32, _) = postcard::take_from_bytes(bytes).wrap_err(unreadable)?;
+        if format != SAVED_INDEX_FORMAT {
+            bail!("the saved subject index has format {format}, this version reads {SAVED_INDEX_FORMAT}");
+        }
+        let (index, rest): (Self, _) = postcard::take_from_bytes(rest).wrap_err(unreadable)?;
+        if !rest.is_empty() {
+            bail!("{unreadable}: {} bytes after its end", rest.len());
+        }
+        if &index.settings != settings {
+            bail!("the saved subject index was built with other retrieval settings");
+        }
+        index.check()?;
+        Ok(index)
+    }
+
+    /// Every id the index holds points at a token or subject that exists, and every occurrence of a
+    /// token at the place in its subject that holds it: a saved index that decodes but does not hold
+    /// together (a bit flipped in a length) must not panic a search.
+    fn check(&self) -> Result<()> {
+        let tokens = self.vocabulary.tokens.len();
+        let slots = self.subjects.len();
+        let subjects_ok = self.subjects.iter().flatten().all(|s| s.tokens.iter().all(|&id| id < tokens));
+        let entries_ok = self.entries.values().all(|e| {
+            e.subject_slots.iter().all(|&slot| slot < slots)
+                && e.subject_tokens.iter().chain(&e.prompt_tokens).all(|&id| id < tokens)
+        });
+        let occurrences_ok = self.vocabulary.tokens.iter().enumerate().all(|(id, token)| {
+            token.occurrences.iter().all(|&(slot, position)| {
+                matches!(self.subjects.get(slot), Some(Some(s)) if s.tokens.get(position) == Some(&id))
+            })
+        });
+        if !(subjects_ok && entries_ok && occurrences_ok && self.vocabulary.ids_within(tokens)) {
+            bail!("the saved subject index does not hold together");
+        }
+        Ok(())
+    }
+
     /// Forgets an entry; unknown ids are ignored.
     pub fn remove(&mut self, entry_id: &str) {
         let Some(entry) = self.entries.remove(entry_id) else { return };
@@ -244,11 +324,14 @@ impl SubjectIndex {
                 }
             }
         }
+        // Saturating: counts read from a saved index are not trusted to balance.
         for &id in &entry.subject_tokens {
-            self.vocabulary.tokens[id].entry_count -= 1;
+            let count = &mut self.vocabulary.tokens[id].entry_count;
+            *count = count.saturating_sub(1);
         }
         for &id in &entry.prompt_tokens {
-            self.vocabulary.tokens[id].prompt_count -= 1;
+            let count = &mut self.vocabulary.tokens[id].prompt_count;
+            *count = count.saturating_sub(1);
         }
         for &id in entry.subject_tokens.iter().chain(&entry.prompt_tokens) {
             self.vocabulary.tokens[id].refresh_weight();
@@ -458,6 +541,18 @@ impl SubjectIndex {
             _ => false,
         }
     }
+}
+
+/// Changes whenever the saved form of [`SubjectIndex`] (or what its fields mean) changes.
+const SAVED_INDEX_FORMAT: u32 = 1;
+
+/// A digest of an entry's subjects and prompts, the same in every run (`DefaultHasher::new` has fixed
+/// keys): a saved index compares it with the cache's rows.
+fn source_digest(subjects: &[String], prompts: &[String]) -> u64 {
+    use std::hash::{DefaultHasher, Hash, Hasher};
+    let mut hasher = DefaultHasher::new();
+    (subjects, prompts).hash(&mut hasher);
+    hasher.finish()
 }
 
 /// Higher subject score first, then higher prompt similarity, then entry id for a stable order.

@@ -298,3 +298,103 @@ fn vietnamese_typed_as_letters_and_combining_marks() {
     let decomposed = "Hãng thu âm của Ba\u{0323}n se\u{0303} thâ\u{0301}y là gì?";
     assert_found_and_not(&index, "see", &[decomposed], &["tôi sẽ gặp bạn vào tháng 9"]);
 }
+
+/// (id, subjects, prompts) of a few entries in several scripts, two sharing a subject.
+fn saved_index_entries() -> Vec<(String, Vec<String>, Vec<String>)> {
+    let owned = |texts: &[&str]| texts.iter().map(|t| t.to_string()).collect::<Vec<_>>();
+    vec![
+        (
+            "shmavon".into(),
+            owned(&["Shmavon Shmavonyan", "Шмавон Шмавонян"]),
+            owned(&["What country is Shmavon Shmavonyan from?"]),
+        ),
+        (
+            "neumark".into(),
+            owned(&["Martha Neumark", "Марта Ноймарк"]),
+            owned(&["What is the date of birth of Martha Neumark?"]),
+        ),
+        (
+            "birth".into(),
+            owned(&["Kyrre Nakkim"]),
+            owned(&["Where was Kyrre Nakkim born?", "Kyrre Nakkim出生在哪里？"]),
+        ),
+        ("mother".into(), owned(&["Kyrre Nakkim"]), owned(&["Who was the mother of Kyrre Nakkim?"])),
+        ("thai".into(), owned(&["อาณาจักรฟื้นฟู"]), owned(&["อาณาจักรฟื้นฟูตั้งอยู่ที่ใด"])),
+    ]
+}
+
+const SAVED_INDEX_QUERIES: &[&str] = &[
+    "Из какой страны родом Шмавона Шмавоняна?",
+    "Дата рождения Марты Ноймарк?",
+    "Who is the mother of Kyrre Nakkim?",
+    "Kyrre Nakkim出生在哪个城市？",
+    "อาณาจักรฟื้นฟูอยู่ที่ไหน",
+    "What country is Armenia next to?",
+];
+
+fn results(index: &SubjectIndex) -> Vec<Vec<Hit>> {
+    SAVED_INDEX_QUERIES.iter().map(|q| index.search(q)).collect()
+}
+
+fn rows(entries: &[(String, Vec<String>, Vec<String>)]) -> impl Iterator<Item = (&str, &[String], &[String])> {
+    entries.iter().map(|(id, subjects, prompts)| (id.as_str(), subjects.as_slice(), prompts.as_slice()))
+}
+
+#[test]
+fn a_saved_index_finds_what_the_index_found() {
+    let entries = saved_index_entries();
+    let mut index = SubjectIndex::new(RetrievalSettings::default());
+    assert_eq!(index.sync(rows(&entries)), entries.len());
+    let bytes = index.to_bytes().unwrap();
+    let loaded = SubjectIndex::from_bytes(&bytes, &RetrievalSettings::default()).unwrap();
+    assert_eq!(results(&loaded), results(&index));
+    assert!(!results(&index)[0].is_empty(), "the queries find entries");
+}
+
+#[test]
+fn a_saved_index_is_brought_up_to_date_with_the_entries() {
+    let mut entries = saved_index_entries();
+    let mut saved = SubjectIndex::new(RetrievalSettings::default());
+    saved.sync(rows(&entries));
+    let mut saved = SubjectIndex::from_bytes(&saved.to_bytes().unwrap(), &RetrievalSettings::default()).unwrap();
+    // Since it was saved: one entry removed, one re-edited with another prompt, one added.
+    entries.retain(|(id, _, _)| id != "neumark");
+    entries[0].2 = vec!["Where was Shmavon Shmavonyan born?".into()];
+    entries.push(("venera".into(), vec!["Venera 9".into()], vec!["Where did Venera 9 land?".into()]));
+    assert_eq!(saved.sync(rows(&entries)), 3);
+    assert_eq!(saved.sync(rows(&entries)), 0, "up to date");
+    let mut fresh = SubjectIndex::new(RetrievalSettings::default());
+    fresh.sync(rows(&entries));
+    assert_eq!(results(&saved), results(&fresh));
+    assert!(saved.search("Дата рождения Марты Ноймарк?").is_empty(), "the removed entry is gone");
+    assert_eq!(found(&saved, "Where did Venera 9 land?"), ["venera"]);
+}
+
+#[test]
+fn a_damaged_or_foreign_saved_index_is_refused_without_panicking() {
+    let mut index = SubjectIndex::new(RetrievalSettings::default());
+    index.sync(rows(&saved_index_entries()));
+    let bytes = index.to_bytes().unwrap();
+    let settings = RetrievalSettings::default();
+    let other = RetrievalSettings { threshold: 0.7, ..RetrievalSettings::default() };
+    assert!(format!("{:#}", SubjectIndex::from_bytes(&bytes, &other).err().expect("refused"))
+        .contains("other retrieval settings"));
+    let mut newer = bytes.clone();
+    newer[0] = 99;
+    assert!(format!("{:#}", SubjectIndex::from_bytes(&newer, &settings).err().expect("refused")).contains("format 99"));
+    assert!(SubjectIndex::from_bytes(b"", &settings).is_err());
+    assert!(SubjectIndex::from_bytes(&[bytes.as_slice(), b"x"].concat(), &settings).is_err());
+    // Cut anywhere or with any byte changed: an error or an index that holds together, never a panic.
+    for cut in (0..bytes.len()).step_by(7) {
+        assert!(SubjectIndex::from_bytes(&bytes[..cut], &settings).is_err(), "cut at {cut}");
+    }
+    for at in (1..bytes.len()).step_by(5) {
+        let mut damaged = bytes.clone();
+        damaged[at] ^= 0x5a;
+        if let Ok(mut index) = SubjectIndex::from_bytes(&damaged, &settings) {
+            results(&index);
+            index.sync(rows(&saved_index_entries()));
+            index.sync(std::iter::empty());
+        }
+    }
+}

@@ -3,11 +3,14 @@
 
 use std::collections::{HashMap, HashSet};
 
+use serde::{Deserialize, Serialize};
+
 use super::RetrievalSettings;
 use crate::text::distance::{token_similarity, CharPair};
 use crate::text::normalize::loose_spelling;
 use crate::text::tokens::{ngrams, Gram, Token, TokenKind};
 
+#[derive(Serialize, Deserialize)]
 pub(super) struct VocabularyToken {
     pub(super) token: Token,
     /// Spelling used for fuzzy comparison (see `loose_spelling`).
@@ -43,7 +46,7 @@ impl VocabularyToken {
 }
 
 /// Distinct subject and prompt tokens, with an n-gram index to find the ones resembling a query token.
-#[derive(Default)]
+#[derive(Default, Serialize, Deserialize)]
 pub(super) struct Vocabulary {
     ids: HashMap<Token, usize>,
     pub(super) tokens: Vec<VocabularyToken>,
@@ -95,6 +98,13 @@ impl Vocabulary {
                 id
             }
         }
+    }
+
+    /// Whether every token id it holds is below `tokens` and names the token it is kept for.
+    pub(super) fn ids_within(&self, tokens: usize) -> bool {
+        self.tokens.len() == tokens
+            && self.ids.iter().all(|(token, &id)| self.tokens.get(id).is_some_and(|t| &t.token == token))
+            && self.grams.values().flatten().all(|&id| id < tokens)
     }
 
     /// The letters of the tokens `ids` in loose spelling.
