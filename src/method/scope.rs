@@ -41,9 +41,9 @@ pub struct ScopeSettings {
     /// similarity to the entry's prompts and paraphrases, in [-1, 1]) is at least this; `null` turns
     /// the gate off (every mention of the subject fires, the score is only shown). Default 0.55: on 8
     /// held-out MzsRE dev records x 6 languages, generated answers, in the relation space it keeps
-    /// Generality at 77.6 (83.9 without the gate) and leaves 90.5% of same-subject other-relation
-    /// questions unchanged (0 without); 0.65 reaches 95.7% at Generality 65.4. See docs/results.md,
-    /// "Gate v3".
+    /// Generality at 77.6 (83.9 without the gate) and leaves 87.4% of same-subject other-relation
+    /// questions unchanged (0 without; 89.4% with `other_relations_margin`); 0.7 reaches 95.8% at
+    /// Generality 59.2. See docs/results.md, "Gate v3" and "Gate v4".
     pub threshold: Option<f32>,
     /// The layer whose residual stream represents a question, as a fraction of the model's depth.
     pub depth: f32,
@@ -53,10 +53,9 @@ pub struct ScopeSettings {
     /// An entry also acts only when the query's scope score beats, by at least this, its similarity
     /// to questions about the subject's other relations (all but the one most like the entry's own
     /// questions when that one reaches the threshold: it may ask the edited relation); `null` does
-    /// not compare. Default 0: on the held-out facts
-    /// above, other-relation questions stopped 90.5 -> 93.6% at the same Generality, and in 10
-    /// BMIKE-53 languages outside MzsRE 48 -> 78% (Welsh 0 -> 69%) for 3% of rephrasings. See
-    /// docs/results.md, "Gate v4".
+    /// not compare. Default 0: on the held-out facts above, Specificity 87.4 -> 89.4 at the same
+    /// Generality; in 10 BMIKE-53 languages outside MzsRE, other-relation questions stopped 49 -> 72%
+    /// (Welsh 0 -> 69%) for 2% of rephrasings. See docs/results.md, "Gate v4".
     pub other_relations_margin: Option<f32>,
 }
 
