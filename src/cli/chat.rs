@@ -90,6 +90,9 @@ fn print_retrieved(retrieved: &Retrieved, warned: &mut HashSet<String>) {
     println!("[fired: {}]", if fired.is_empty() { "none".to_string() } else { fired.join(", ") });
     if !retrieved.out_of_scope.is_empty() {
         let skipped: Vec<String> = retrieved.out_of_scope.iter().map(describe_hit).collect();
-        println!("[named but not asked (below the scope threshold, or nearer another relation): {}]", skipped.join(", "));
+        println!(
+            "[named but not asked (below the scope threshold, or nearer another relation): {}]",
+            skipped.join(", ")
+        );
     }
 }

@@ -195,8 +195,9 @@ fn substring_distance(needle: &[char], haystack: &[char]) -> usize {
     previous.into_iter().min().unwrap_or(needle.len())
 }
 
-pub fn jaccard(a: &HashSet<String>, b: &HashSet<String>) -> f32 {
-    let common = a.intersection(b).count();
+/// Jaccard similarity of two sets of strings, `a` listed without repeats.
+pub fn jaccard(a: &[String], b: &HashSet<String>) -> f32 {
+    let common = a.iter().filter(|item| b.contains(*item)).count();
     let union = a.len() + b.len() - common;
     if union == 0 {
         0.0

@@ -121,15 +121,15 @@ struct Entry {
     source: u64,
     subject_slots: Vec<usize>,
     /// Distinct vocabulary ids of the subjects, counted in `VocabularyToken::entry_count`.
-    subject_tokens: HashSet<usize>,
+    subject_tokens: Vec<usize>,
     /// Normalized subject texts: entries with one in common are about the same thing.
-    subject_keys: HashSet<String>,
+    subject_keys: Vec<String>,
     /// Features of each prompt with the subject's own features removed, so only the relation remains.
-    prompt_features: Vec<HashSet<String>>,
+    prompt_features: Vec<Vec<String>>,
     /// Distinct vocabulary ids of the prompts, counted in `VocabularyToken::prompt_count`.
-    prompt_tokens: HashSet<usize>,
+    prompt_tokens: Vec<usize>,
     /// Distinct character pairs of the subjects' and prompts' runs, counted in the vocabulary.
-    run_pairs: HashSet<CharPair>,
+    run_pairs: Vec<CharPair>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -180,19 +180,20 @@ impl SubjectIndex {
         let mut entry = Entry {
             source: source_digest(subjects, prompts),
             subject_slots: Vec::new(),
-            subject_tokens: HashSet::new(),
-            subject_keys: HashSet::new(),
+            subject_tokens: Vec::new(),
+            subject_keys: Vec::new(),
             prompt_features: Vec::new(),
-            prompt_tokens: HashSet::new(),
-            run_pairs: HashSet::new(),
+            prompt_tokens: Vec::new(),
+            run_pairs: Vec::new(),
         };
         let mut subject_features = HashSet::new();
         for subject in subjects {
             let tokens = tokenize(subject);
             let key = token_key(&tokens);
-            if tokens.is_empty() || !entry.subject_keys.insert(key.clone()) {
+            if tokens.is_empty() || entry.subject_keys.contains(&key) {
                 continue;
             }
+            entry.subject_keys.push(key.clone());
             subject_features.extend(content_features(&tokens));
             let slot = self.subjects.len();
             let ids: Vec<usize> =
@@ -211,7 +212,9 @@ impl SubjectIndex {
         let mut prompt_keys = HashSet::new();
         for prompt in prompts {
             let tokens = tokenize(prompt);
-            entry.prompt_features.push(content_features(&tokens).difference(&subject_features).cloned().collect());
+            let mut features: Vec<String> = content_features(&tokens).difference(&subject_features).cloned().collect();
+            features.sort_unstable();
+            entry.prompt_features.push(features);
             if self.settings.match_prompts && !tokens.is_empty() && prompt_keys.insert(token_key(&tokens)) {
                 let slot = self.subjects.len();
                 let ids: Vec<usize> = tokens
@@ -230,6 +233,11 @@ impl SubjectIndex {
                 entry.subject_slots.push(slot);
             }
             entry.prompt_tokens.extend(tokens.iter().map(|t| self.vocabulary.id(t)));
+        }
+        // Sorted lists rather than sets: a saved index decodes them without hashing.
+        for ids in [&mut entry.subject_tokens, &mut entry.prompt_tokens] {
+            ids.sort_unstable();
+            ids.dedup();
         }
         for &id in &entry.subject_tokens {
             self.vocabulary.tokens[id].entry_count += 1;
@@ -537,14 +545,14 @@ impl SubjectIndex {
 
     fn share_subject(&self, a: &str, b: &str) -> bool {
         match (self.entries.get(a), self.entries.get(b)) {
-            (Some(a), Some(b)) => !a.subject_keys.is_disjoint(&b.subject_keys),
+            (Some(a), Some(b)) => a.subject_keys.iter().any(|key| b.subject_keys.contains(key)),
             _ => false,
         }
     }
 }
 
 /// Changes whenever the saved form of [`SubjectIndex`] (or what its fields mean) changes.
-const SAVED_INDEX_FORMAT: u32 = 1;
+const SAVED_INDEX_FORMAT: u32 = 2;
 
 /// A digest of an entry's subjects and prompts, the same in every run (`DefaultHasher::new` has fixed
 /// keys): a saved index compares it with the cache's rows.

@@ -1,7 +1,7 @@
 //! The distinct tokens of the indexed subjects and prompts, with how often entries use them and an
 //! n-gram index to find the ones resembling a query token.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 
 use serde::{Deserialize, Serialize};
 
@@ -113,13 +113,16 @@ impl Vocabulary {
     }
 
     /// The distinct character pairs of the runs among `ids`, in loose spelling.
-    pub(super) fn run_pairs(&self, ids: impl IntoIterator<Item = usize>) -> HashSet<CharPair> {
+    pub(super) fn run_pairs(&self, ids: impl IntoIterator<Item = usize>) -> Vec<CharPair> {
         let runs = ids.into_iter().map(|id| &self.tokens[id]).filter(|t| t.token.kind == TokenKind::Run);
-        runs.flat_map(|t| t.loose.windows(2).map(|w| (w[0], w[1]))).collect()
+        let mut pairs: Vec<CharPair> = runs.flat_map(|t| t.loose.windows(2).map(|w| (w[0], w[1]))).collect();
+        pairs.sort_unstable();
+        pairs.dedup();
+        pairs
     }
 
     /// Counts (or, `added` false, uncounts) one entry's run pairs.
-    pub(super) fn count_pairs(&mut self, pairs: &HashSet<CharPair>, added: bool) {
+    pub(super) fn count_pairs(&mut self, pairs: &[CharPair], added: bool) {
         for pair in pairs {
             let count = self.pair_entries.entry(*pair).or_default();
             *count = if added { *count + 1 } else { count.saturating_sub(1) };
