@@ -575,3 +575,24 @@ fn every_subcommand_refuses_bad_input_without_panicking_or_touching_files() {
     }
     assert!(failures.is_empty(), "{} cases failed:\n{}", failures.len(), failures.join("\n"));
 }
+
+/// `lafn ... | head`: output to a reader that has gone ends the program quietly and successfully, as
+/// Unix tools do, not with a panic.
+#[test]
+fn output_to_a_reader_that_has_gone_ends_quietly() {
+    let s = Sandbox::new();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_lafn"))
+        .args(["inspect", "--model", &s.path("model/model.gguf")])
+        .current_dir(&s.root)
+        .env("LAFN_DATA_DIR", &s.data)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The reader goes before anything is written.
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}

@@ -32,11 +32,11 @@ pub fn run(args: BenchArgs) -> Result<()> {
         let loaded = args.model.load()?;
         let temporary = tempfile::tempdir()?;
         let dir = args.cache_dir.as_deref().unwrap_or(temporary.path());
-        print!("{}", lafn::bench::cache::run(&loaded, records, entries, dir)?);
+        out!("{}", lafn::bench::cache::run(&loaded, records, entries, dir)?);
         return Ok(());
     }
     let files = args.model.files()?;
     let group = args.group.map(|path| EditGroup::load_one(&path, 1, None)).transpose()?;
-    print!("{}", lafn::bench::run(&files, &args.model.device()?, args.decode_tokens, group)?);
+    out!("{}", lafn::bench::run(&files, &args.model.device()?, args.decode_tokens, group)?);
     Ok(())
 }

@@ -43,10 +43,10 @@ pub fn run(args: CacheCommandArgs) -> Result<()> {
             let hidden_size = WeightSource::open(&files.weights, &args.model.device()?)?.1.hidden_size;
             list(&mut cache, hidden_size);
         }
-        CacheAction::Show { id } => println!("{}", serde_json::to_string_pretty(&cache.get(&id)?)?),
+        CacheAction::Show { id } => outln!("{}", serde_json::to_string_pretty(&cache.get(&id)?)?),
         CacheAction::Rm { id } => {
             cache.remove(&id)?;
-            println!("removed {id}");
+            outln!("removed {id}");
         }
     }
     Ok(())
@@ -59,7 +59,7 @@ fn list(cache: &mut EditCache, hidden_size: usize) {
             Ok(_) => String::new(),
             Err(e) => format!("  DAMAGED (chat skips it): {e:#}"),
         };
-        println!(
+        outln!(
             "{}  {} neurons  [{}]  {}{health}",
             row.id,
             row.neuron_count,

@@ -67,12 +67,12 @@ pub fn run(args: ChatArgs) -> Result<()> {
         // One bad line (too long for the model, say) is reported; the next lines are answered.
         match reply {
             Ok(reply) => {
-                println!();
+                outln!();
                 print_retrieved(&reply.retrieved, &mut warned);
             }
             Err(e) => {
                 eprintln!("error: {e:#}");
-                println!("[not answered]");
+                outln!("[not answered]");
             }
         }
     }
@@ -87,12 +87,9 @@ fn print_retrieved(retrieved: &Retrieved, warned: &mut HashSet<String>) {
         }
     }
     let fired: Vec<String> = retrieved.hits.iter().map(describe_hit).collect();
-    println!("[fired: {}]", if fired.is_empty() { "none".to_string() } else { fired.join(", ") });
+    outln!("[fired: {}]", if fired.is_empty() { "none".to_string() } else { fired.join(", ") });
     if !retrieved.out_of_scope.is_empty() {
         let skipped: Vec<String> = retrieved.out_of_scope.iter().map(describe_hit).collect();
-        println!(
-            "[named but not asked (below the scope threshold, or nearer another relation): {}]",
-            skipped.join(", ")
-        );
+        outln!("[named but not asked (below the scope threshold, or nearer another relation): {}]", skipped.join(", "));
     }
 }

@@ -64,7 +64,7 @@ pub fn run_locate(args: LocateArgs) -> Result<()> {
         }
     })?;
     progress.clear();
-    print!("{}", lafn::method::describe_located(&location.located));
+    out!("{}", lafn::method::describe_located(&location.located));
     Ok(())
 }
 
@@ -103,9 +103,11 @@ fn run_single(args: EditArgs) -> Result<()> {
         }
     })?;
     progress.clear();
-    println!(
+    outln!(
         "stopped: {:?} (locate {:.1} s, optimize {:.1} s)",
-        run.outcome.stop, run.locate_seconds, run.optimize_seconds
+        run.outcome.stop,
+        run.locate_seconds,
+        run.optimize_seconds
     );
     if run.outcome.stop == StopReason::Cancelled {
         return Ok(());
@@ -140,13 +142,13 @@ fn existing_cache(dir: &Path, fingerprint: &str) -> Result<Option<EditCache>> {
 }
 
 fn print_located(located: &LocatedNeurons, langs: &str) {
-    println!("located {} neurons in layers {:?}", located.neuron_count(), located.selected.keys().collect::<Vec<_>>());
-    println!("step  target     kl      total   P(target): {langs}");
+    outln!("located {} neurons in layers {:?}", located.neuron_count(), located.selected.keys().collect::<Vec<_>>());
+    outln!("step  target     kl      total   P(target): {langs}");
 }
 
 fn print_step(s: &OptimizeStep) {
     let probs: Vec<String> = s.target_probs.iter().map(|p| format!("{p:.2}")).collect();
-    println!("{:4}  {:8.4} {:7.4} {:8.4}  {}", s.step, s.target_loss, s.kl_loss, s.total_loss, probs.join(" "));
+    outln!("{:4}  {:8.4} {:7.4} {:8.4}  {}", s.step, s.target_loss, s.kl_loss, s.total_loss, probs.join(" "));
 }
 
 /// Inserts the edit into `cache` and says where it went.
@@ -155,6 +157,6 @@ fn store(loaded: &LoadedModel, cache: EditCache, run: &EditRun, settings: &Metho
     let dir = cache.dir().to_path_buf();
     let mut cached = CachedEdits::new(cache, model, tokenizer, settings.retrieval.clone(), settings.scope.clone())?;
     let id = run.store(&mut cached, model, tokenizer, settings)?;
-    println!("cached as {id} in {}", dir.display());
+    outln!("cached as {id} in {}", dir.display());
     Ok(())
 }

@@ -145,7 +145,7 @@ pub fn run(args: EvalArgs) -> Result<()> {
     let mut progress = EvalProgress::default();
     let models = EvalModels { loaded: &loaded, dense: &dense };
     let report = lafn::eval::run(models, &request, &cancel, &mut |p| progress.show(p))?;
-    print!("{}", report.markdown());
+    out!("{}", report.markdown());
     if let Some(out) = &args.out {
         lafn::storage::write_json_atomic(out, &report)?;
         eprintln!("report written to {}", out.display());
@@ -166,7 +166,7 @@ fn run_merge(args: MergeArgs) -> Result<()> {
             if records.len() > listed.len() { ", ..." } else { "" }
         );
     }
-    print!("{}", merged.report.markdown());
+    out!("{}", merged.report.markdown());
     lafn::eval::state::write_state(&lafn::eval::state_path_for(&args.out), &merged.identity, &merged.results)?;
     lafn::storage::write_json_atomic(&args.out, &merged.report)?;
     eprintln!("report written to {}", args.out.display());

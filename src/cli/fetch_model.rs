@@ -19,9 +19,9 @@ pub struct FetchModelArgs {
 pub fn run(args: FetchModelArgs) -> Result<()> {
     let name = args.name.as_deref().unwrap_or(fetch::DEFAULT_MODEL);
     let files = fetch::fetch_builtin(name, args.force, &mut fetch_progress())?;
-    println!("{}", files.weights.display());
+    outln!("{}", files.weights.display());
     if let Some(tokenizer) = files.tokenizer {
-        println!("{}", tokenizer.display());
+        outln!("{}", tokenizer.display());
     }
     Ok(())
 }

@@ -49,7 +49,7 @@ pub fn run(args: GenerateArgs) -> Result<()> {
     let prompt_ids = loaded.tokenizer.encode_prompt(&prompt)?;
     let mut stream = TextStream::default();
     let mut stdout = std::io::stdout();
-    print!("{prompt}");
+    out!("{prompt}");
     loaded.model.generate(
         &prompt_ids,
         GenerationDeltas::NONE,
@@ -62,6 +62,6 @@ pub fn run(args: GenerateArgs) -> Result<()> {
             true
         },
     )?;
-    println!();
+    outln!();
     Ok(())
 }

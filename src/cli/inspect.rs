@@ -13,6 +13,6 @@ pub struct InspectArgs {
 
 pub fn run(args: InspectArgs) -> Result<()> {
     let loaded = args.model.load()?;
-    print!("{}", lafn::runtime::describe(&loaded.info));
+    out!("{}", lafn::runtime::describe(&loaded.info));
     Ok(())
 }

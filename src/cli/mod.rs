@@ -1,5 +1,17 @@
 //! The command line: the TUI by default, and one module per subcommand (its arguments and its `run`).
 
+/// `print!` and `println!` for the subcommands' output: when the reader has gone
+/// (`lafn cache list | head`), the program ends quietly and successfully, as Unix tools do, instead
+/// of panicking. (SIGPIPE stays ignored, Rust's default, so that a closed network connection while
+/// fetching a model is an error to report, not a kill.)
+macro_rules! out {
+    ($($arg:tt)*) => { $crate::cli::write_stdout(format_args!($($arg)*)) };
+}
+macro_rules! outln {
+    () => { $crate::cli::write_stdout(format_args!("\n")) };
+    ($($arg:tt)*) => { $crate::cli::write_stdout(format_args!("{}\n", format_args!($($arg)*))) };
+}
+
 mod args;
 mod bench;
 mod cache;
@@ -62,5 +74,16 @@ impl Cli {
             Some(Command::Eval(args)) => eval::run(args),
             Some(Command::Bench(args)) => bench::run(args),
         }
+    }
+}
+
+/// Writes to stdout; see [`out!`].
+pub fn write_stdout(text: std::fmt::Arguments) {
+    use std::io::Write;
+    if let Err(e) = std::io::stdout().lock().write_fmt(text) {
+        if e.kind() == std::io::ErrorKind::BrokenPipe {
+            std::process::exit(0);
+        }
+        panic!("failed printing to stdout: {e}");
     }
 }

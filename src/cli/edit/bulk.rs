@@ -145,7 +145,7 @@ pub(super) fn run(args: &EditArgs) -> Result<()> {
         let outcome = group.and_then(|group| bulk.edit(group, &progress, &label));
         let skipped = matches!(outcome, Ok(Outcome::Skipped(_)));
         let line = summary.record(number, name, outcome);
-        progress.suspend(|| println!("{label}: {line}"));
+        progress.suspend(|| outln!("{label}: {line}"));
         if summary.interrupted {
             break;
         }
@@ -238,13 +238,10 @@ impl Summary {
     /// interrupted, so the exit code says it.
     fn report(self, total: usize) -> Result<()> {
         let (done, failed) = (self.edited + self.skipped, self.failed.len());
-        println!(
-            "edited {}, skipped {} (already cached), failed {failed}, of {total} groups",
-            self.edited, self.skipped
-        );
+        outln!("edited {}, skipped {} (already cached), failed {failed}, of {total} groups", self.edited, self.skipped);
         for (number, name, reason) in &self.failed {
             let name = name.as_ref().map_or(String::new(), |name| format!(" `{name}`"));
-            println!("  group {number}{name} failed: {reason}");
+            outln!("  group {number}{name} failed: {reason}");
         }
         if self.interrupted {
             bail!(
