@@ -10,7 +10,7 @@ use super::group::EditGroup;
 use super::locate::LocatedNeurons;
 use super::prompts::answer_pair;
 use super::retrieve::{Hit, RetrievalSettings, SubjectIndex};
-use super::scope::{QuestionEncoder, ScopeKeys, ScopeScore, ScopeSettings};
+use super::scope::{PreparedKeys, QuestionEncoder, ScopeScore, ScopeSettings};
 use super::settings::MethodSettings;
 use crate::runtime::{
     FfnDelta, GenerateOptions, GenerationDeltas, Model, PromptFrame, Sampling, TextStream, Tokenizer,
@@ -25,8 +25,8 @@ pub struct CachedEdits {
     index: SubjectIndex,
     scope: ScopeSettings,
     encoder: QuestionEncoder,
-    /// Scope keys read or computed so far, by entry id.
-    keys: HashMap<String, ScopeKeys>,
+    /// Scope keys read or computed so far, prepared for scoring, by entry id.
+    keys: HashMap<String, PreparedKeys>,
     /// What each entry that fired so far was trained to answer, by entry id.
     answers: HashMap<String, Vec<TrainedAnswer>>,
     hidden: usize,
@@ -93,7 +93,7 @@ impl CachedEdits {
         let prompts: Vec<String> = group.descriptors.iter().map(|d| d.prompt.clone()).collect();
         self.index.remove(&id);
         self.index.insert(&id, &group.subjects(), &prompts);
-        self.keys.insert(id.clone(), keys);
+        self.keys.insert(id.clone(), self.encoder.prepare(&keys)?);
         self.answers.remove(&id);
         Ok(id)
     }
@@ -152,7 +152,7 @@ impl CachedEdits {
     /// cached before (or by an older version) keep working.
     fn scope_score(&mut self, model: &Model, tokenizer: &Tokenizer, id: &str, query: &str) -> Result<ScopeScore> {
         let layer = self.encoder.layer();
-        if self.keys.get(id).is_none_or(|k| k.layer != layer) {
+        if self.keys.get(id).is_none_or(|k| k.layer() != layer) {
             let keys = match self.cache.load_scope_keys(id, self.hidden) {
                 Ok(Some(keys)) if keys.layer == layer => keys,
                 _ => {
@@ -161,7 +161,7 @@ impl CachedEdits {
                     keys
                 }
             };
-            self.keys.insert(id.to_string(), keys);
+            self.keys.insert(id.to_string(), self.encoder.prepare(&keys)?);
         }
         // The query is compared with the subject masked, as the keys were (see `scope::mask_subject`).
         let subjects = &self.cache.row(id)?.subjects;

@@ -126,7 +126,7 @@ pub struct QuestionEncoder {
     center: Tensor,
     /// The model's relation space, when one is fitted for it and the settings use it.
     projection: Option<RelationProjection>,
-    /// The gate's threshold (see [`QuestionEncoder::counted_other_relations`]).
+    /// The gate's threshold (see [`QuestionEncoder::prepare`]).
     threshold: Option<f32>,
 }
 
@@ -155,30 +155,15 @@ impl QuestionEncoder {
         self.projection.is_some()
     }
 
-    /// The scope score of a query vector (from [`QuestionEncoder::encode`]) for an entry's keys: the
-    /// best cosines over the keys and over the other-relation questions that count, in the relation
-    /// space when there is one.
-    pub fn score(&self, keys: &ScopeKeys, query: &Tensor) -> Result<ScopeScore> {
-        let query = query.unsqueeze(0)?;
-        let edited = self.similarities(&keys.keys, &query)?[0];
-        let counted = self.counted_other_relations(keys)?;
-        let other_relations = match counted.is_empty() {
-            true => None,
-            false => {
-                let counted = Tensor::new(counted, keys.other_relations.device())?;
-                Some(self.similarities(&keys.other_relations.index_select(&counted, 0)?, &query)?[0])
-            }
-        };
-        Ok(ScopeScore { edited, other_relations })
-    }
-
-    /// Rows of the entry's other-relation questions that count against it. The relation most like the
+    /// An entry's keys made ready for scoring queries (see [`PreparedKeys`]). The relation most like the
     /// entry's own questions (on average over the group's languages) may be the edited one (a
-    /// birthplace edit and "Where was X born?"): when the gate would let it fire, it does not count,
-    /// in any language. Only that one: in languages the model knows poorly every question about the
-    /// subject reaches the threshold, and the others are what tells them apart.
-    fn counted_other_relations(&self, keys: &ScopeKeys) -> Result<Vec<u32>> {
-        let likeness = self.similarities(&keys.keys, &keys.other_relations)?;
+    /// birthplace edit and "Where was X born?"): when the gate would let it fire, it does not count
+    /// against the entry, in any language. Only that one: in languages the model knows poorly every
+    /// question about the subject reaches the threshold, and the others are what tells them apart.
+    pub fn prepare(&self, keys: &ScopeKeys) -> Result<PreparedKeys> {
+        let own = self.in_space(&keys.keys)?;
+        let others = self.in_space(&keys.other_relations)?;
+        let likeness = best_cosines(&others, &own)?;
         let relations = languages::other_question_count();
         let mut mean = vec![0.0f32; relations];
         for (row, s) in likeness.iter().enumerate() {
@@ -187,19 +172,40 @@ impl QuestionEncoder {
         let (closest, closest_mean) =
             mean.iter().enumerate().max_by(|a, b| a.1.total_cmp(b.1)).map(|(i, m)| (i, *m)).unwrap_or((0, f32::MIN));
         let edited_relation = self.threshold.filter(|&t| closest_mean >= t).map(|_| closest);
-        Ok((0..likeness.len() as u32).filter(|&row| Some(row as usize % relations) != edited_relation).collect())
+        let counted: Vec<u32> =
+            (0..likeness.len() as u32).filter(|&row| Some(row as usize % relations) != edited_relation).collect();
+        let other_relations = match counted.is_empty() {
+            true => None,
+            false => Some(others.index_select(&Tensor::new(counted, others.device())?, 0)?),
+        };
+        Ok(PreparedKeys { layer: keys.layer, own, other_relations })
+    }
+
+    /// The scope score of a query vector (from [`QuestionEncoder::encode`]) for an entry's prepared
+    /// keys: the best cosines over its own questions and over the other-relation questions that count.
+    pub fn score(&self, keys: &PreparedKeys, query: &Tensor) -> Result<ScopeScore> {
+        let query = self.in_space(&query.unsqueeze(0)?)?;
+        let edited = best_cosines(&query, &keys.own)?[0];
+        let other_relations = match &keys.other_relations {
+            Some(others) => Some(best_cosines(&query, others)?[0]),
+            None => None,
+        };
+        Ok(ScopeScore { edited, other_relations })
     }
 
     /// For each row of `queries` (queries, hidden), its best cosine with a row of `vectors`, in the
     /// relation space when there is one.
     pub fn similarities(&self, vectors: &Tensor, queries: &Tensor) -> Result<Vec<f32>> {
-        // Keys are read from disk into host memory; the queries live on the model's device.
-        let vectors = vectors.to_device(queries.device())?;
-        let (queries, vectors) = match &self.projection {
-            Some(projection) => (projection.apply(queries)?, projection.apply(&vectors)?),
-            None => (queries.clone(), vectors),
-        };
-        Ok(queries.matmul(&vectors.t()?)?.max(1)?.to_vec1::<f32>()?)
+        best_cosines(&self.in_space(queries)?, &self.in_space(vectors)?)
+    }
+
+    /// Unit vectors (rows) in the space questions are compared in: the relation space when there is
+    /// one, else as they are.
+    fn in_space(&self, vectors: &Tensor) -> Result<Tensor> {
+        match &self.projection {
+            Some(projection) => projection.apply(vectors),
+            None => Ok(vectors.clone()),
+        }
     }
 
     /// The vector of a question about one of `subjects`: the subject masked, centred, unit length.
@@ -399,6 +405,30 @@ impl RelationProjection {
     /// Rows of `vectors` (n, hidden) mapped into the relation space, unit length.
     fn apply(&self, vectors: &Tensor) -> Result<Tensor> {
         unit_rows(&vectors.matmul(&self.matrix.to_device(vectors.device())?)?)
+    }
+}
+
+/// For each row of `queries`, its best cosine with a row of `vectors` (both unit rows, same space).
+fn best_cosines(queries: &Tensor, vectors: &Tensor) -> Result<Vec<f32>> {
+    // Keys are read from disk into host memory; the queries live on the model's device.
+    let vectors = vectors.to_device(queries.device())?;
+    Ok(queries.matmul(&vectors.t()?)?.max(1)?.to_vec1::<f32>()?)
+}
+
+/// An entry's scope keys as queries are scored against them ([`QuestionEncoder::prepare`]): in the
+/// comparison space, with the other-relation questions that count already chosen, so a query costs
+/// two small products and nothing is projected again.
+pub struct PreparedKeys {
+    layer: usize,
+    own: Tensor,
+    /// `None` when no other-relation question counts.
+    other_relations: Option<Tensor>,
+}
+
+impl PreparedKeys {
+    /// The layer the keys were read at.
+    pub fn layer(&self) -> usize {
+        self.layer
     }
 }
 

@@ -257,16 +257,16 @@ impl SubjectIndex {
     /// with other subjects or prompts are (re)indexed, entries not listed are removed. Returns how
     /// many entries changed.
     pub fn sync<'a>(&mut self, entries: impl IntoIterator<Item = (&'a str, &'a [String], &'a [String])>) -> usize {
-        let mut listed = HashSet::new();
+        let mut listed: HashSet<&str> = HashSet::new();
         let mut changed = 0;
         for (id, subjects, prompts) in entries {
-            listed.insert(id.to_string());
+            listed.insert(id);
             if self.entries.get(id).is_none_or(|e| e.source != source_digest(subjects, prompts)) {
                 self.insert(id, subjects, prompts);
                 changed += 1;
             }
         }
-        let unlisted: Vec<String> = self.entries.keys().filter(|id| !listed.contains(*id)).cloned().collect();
+        let unlisted: Vec<String> = self.entries.keys().filter(|id| !listed.contains(id.as_str())).cloned().collect();
         for id in &unlisted {
             self.remove(id);
         }
