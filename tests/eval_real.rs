@@ -19,6 +19,7 @@ fn lu_lafns_raises_reliability_and_keeps_locality() {
         state_file: None,
         scoring: Scoring::Both,
         shard: None,
+        unedited_answers: None,
     };
     let models = EvalModels { loaded: common::default_quantized(), dense: common::default_dense() };
     let report = run(models, &request, &AtomicBool::new(false), &mut |_| {}).unwrap();

@@ -6,14 +6,17 @@ use std::sync::atomic::AtomicBool;
 
 use candle_core::Device;
 use clap::ValueEnum;
+use lafn::eval::methods::{answer_all, Answerer};
 use lafn::eval::{
     merge, run, state_path_for, Dataset, EvalConfig, EvalMethod, EvalModels, EvalReport, EvalRequest, Metric, Progress,
-    Scoring, Shard,
+    Scoring, Shard, Table,
 };
+use lafn::method::apply::CachedEdits;
+use lafn::method::cache::MemoryStore;
 use lafn::method::prompts::ParaphraseSettings;
 use lafn::method::{LayerChoice, LocateSettings, MethodSettings, OptimizeSettings};
 use lafn::runtime::tiny::{write_tiny_model, TinySpec};
-use lafn::runtime::{Arch, LoadedModel, Model, WeightMode};
+use lafn::runtime::{Arch, LoadedModel, Model, PromptFrame, WeightMode};
 
 /// Two records in the benchmark format, in words the tiny tokenizer knows.
 const RECORDS: &str = r#"{"en": {"subject": "Shmavon Shmavonyan", "src": "what country is Shmavon Shmavonyan from ?", "rephrase": "which country is Shmavon Shmavonyan from ?", "alt": "Yemen", "loc": "where is the river ?", "loc_ans": "Italy", "portability": {"New Question": "what is the capital of the country of Shmavon Shmavonyan ?", "New Answer": "Tokyo"}}, "de": {"subject": "Shmavon Shmavonyan", "src": "Shmavon Shmavonyan ist der", "rephrase": "der Shmavon Shmavonyan ist", "alt": "Jemen", "loc": "die river ist", "loc_ans": "Berlin", "portability": {"New Question": "die capital der Shmavon Shmavonyan ist", "New Answer": "Tokyo"}}}
@@ -67,6 +70,7 @@ fn request(tiny: &Tiny, methods: &[EvalMethod], state: Option<&Path>) -> EvalReq
         state_file: state.map(Path::to_path_buf),
         scoring: Scoring::Both,
         shard: None,
+        unedited_answers: None,
     }
 }
 
@@ -266,4 +270,49 @@ fn the_documented_settings_file_loads_and_typos_in_eval_settings_are_refused() {
     std::fs::write(&typo, r#"{"edit": {"steps": 3}, "eval": {"random_sed": 1}}"#).unwrap();
     let error = format!("{:#}", EvalConfig::load(&typo).unwrap_err());
     assert!(error.contains("random_sed"), "{error}");
+}
+
+/// The outcomes of every method, without the timings (which differ between runs).
+fn outcomes(report: &EvalReport) -> Vec<(EvalMethod, Table, Table)> {
+    report.methods.iter().map(|m| (m.method, m.teacher_forced.clone(), m.generated.clone())).collect()
+}
+
+#[test]
+fn unedited_answers_kept_between_runs_give_the_report_of_computing_them() {
+    let tiny = tiny();
+    let methods = [EvalMethod::Unedited, EvalMethod::LuLafns, EvalMethod::Icl];
+    let (computed, _) = evaluate(&tiny, &request(&tiny, &methods, None)).unwrap();
+    let kept_dir = tiny._dir.path().join("unedited-answers");
+    let kept = EvalRequest { unedited_answers: Some(kept_dir.clone()), ..request(&tiny, &methods, None) };
+    let (first, _) = evaluate(&tiny, &kept).unwrap();
+    let file = kept_dir.join(format!("{}.jsonl", tiny.loaded.info.fingerprint));
+    let lines = state_lines(&file);
+    assert!(lines > 10, "the answers of both scoring modes are kept: {lines} lines");
+    let (second, _) = evaluate(&tiny, &kept).unwrap();
+    assert_eq!(state_lines(&file), lines, "the second run computed nothing new");
+    assert_eq!(outcomes(&first), outcomes(&computed));
+    assert_eq!(outcomes(&second), outcomes(&computed));
+}
+
+/// Methods reuse the unedited answer where retrieval does not fire: that is only right if such a
+/// question is answered exactly as the unedited model answers it.
+#[test]
+fn a_question_retrieval_does_not_fire_on_is_answered_as_the_unedited_model_answers_it() {
+    let tiny = tiny();
+    let model = &tiny.loaded.model;
+    let tokenizer = &tiny.loaded.tokenizer;
+    let records = lafn::eval::load_records(&tiny.data).unwrap();
+    let langs = ["en".to_string(), "de".to_string()];
+    let questions = lafn::eval::methods::questions(&records, 0, &langs).unwrap();
+    let settings = MethodSettings::default();
+    let empty = MemoryStore::new(&tiny.loaded.info.fingerprint);
+    let mut cached = CachedEdits::new(empty, model, tokenizer, settings.retrieval, settings.scope).unwrap();
+    let scoring = (Scoring::Both, PromptFrame::Auto);
+    let unedited = answer_all(model, tokenizer, Answerer::Fixed(&[]), &questions, scoring, None).unwrap();
+    let nothing_fires = answer_all(model, tokenizer, Answerer::Cached(&mut cached), &questions, scoring, None).unwrap();
+    for (q, (before, after)) in questions.iter().zip(unedited.iter().zip(&nothing_fires)) {
+        assert_eq!(after.fired, Some(false));
+        assert_eq!((&after.predicted, &after.generated), (&before.predicted, &before.generated), "{}", q.prompt);
+        assert!(before.predicted.is_some() && before.generated.is_some());
+    }
 }

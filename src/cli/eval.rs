@@ -59,6 +59,10 @@ pub struct EvalArgs {
     /// spread a benchmark over machines; `lafn eval merge` joins the parts' reports.
     #[arg(long, value_name = "K/N")]
     shard: Option<Shard>,
+    /// Compute the unedited model's answers anew instead of reusing those kept from earlier runs
+    /// (in the data directory's `unedited-answers/`, per model; each run checks one against the model).
+    #[arg(long)]
+    recompute_unedited: bool,
 }
 
 #[derive(Subcommand)]
@@ -137,6 +141,11 @@ pub fn run(args: EvalArgs) -> Result<()> {
         state_file: args.out.as_deref().map(lafn::eval::state_path_for),
         scoring: args.scoring,
         shard: args.shard,
+        unedited_answers: if args.recompute_unedited {
+            None
+        } else {
+            Some(lafn::storage::data_dir()?.join("unedited-answers"))
+        },
     };
     if let Some(state) = &request.state_file {
         eprintln!("per-record results: {}", state.display());

@@ -5,7 +5,7 @@ use std::fmt;
 
 use candle_core::{Device, Tensor};
 use clap::ValueEnum;
-use color_eyre::eyre::bail;
+use color_eyre::eyre::{bail, ensure};
 use rand::rngs::StdRng;
 use rand::SeedableRng;
 use serde::{Deserialize, Serialize};
@@ -218,6 +218,14 @@ pub struct Answer {
     pub other_relations_score: Option<f32>,
 }
 
+impl Answer {
+    /// This answer with `other`'s predicted and generated answers (the same question answered by
+    /// the same model).
+    fn with_answers_of(self, other: &Answer) -> Answer {
+        Answer { predicted: other.predicted.clone(), generated: other.generated.clone(), ..self }
+    }
+}
+
 /// Of the entries a question names, fired or not, the one with the best scope score.
 fn best_scored_hit(retrieved: &apply::Retrieved) -> Option<&Hit> {
     (retrieved.hits.iter().chain(&retrieved.out_of_scope))
@@ -229,19 +237,26 @@ fn best_scored_hit(retrieved: &apply::Retrieved) -> Option<&Hit> {
 /// A method's answers to all questions, one question per forward pass: batching pads questions to a
 /// common width, and the changed matrix shapes round differently enough to flip near-tied argmaxes
 /// (seen on MzsRE record 1, de `loc`), which would count as locality failures.
+///
+/// Where a question is answered by the unchanged model (retrieval did not fire), its answer in
+/// `unedited` (the unedited model's answers to the same questions) is taken instead of computed again.
 pub fn answer_all(
     model: &Model,
     tokenizer: &Tokenizer,
     mut answerer: Answerer,
     questions: &[Question],
-    scoring: Scoring,
-    frame: PromptFrame,
+    (scoring, frame): (Scoring, PromptFrame),
+    unedited: Option<&[Answer]>,
 ) -> Result<Vec<Answer>> {
+    if let Some(unedited) = unedited {
+        ensure!(unedited.len() == questions.len(), "the unedited answers are to other questions");
+    }
     // Generated answers see the question as chat frames it; teacher-forced scoring keeps the
     // benchmarks' raw prompts.
     let options = AnswerOptions { frame, ..AnswerOptions::chat(GENERATED_ANSWER_TOKENS) };
     let mut answers = Vec::with_capacity(questions.len());
-    for q in questions {
+    for (i, q) in questions.iter().enumerate() {
+        let before = unedited.map(|answers| &answers[i]);
         let pair = |prompt: &str| teacher_forcing_pair(tokenizer, prompt, &q.answer);
         let forced = |prompt: &str, edits: &[FfnDelta]| -> Result<Vec<u32>> {
             let scored = model.teacher_forced(&[pair(prompt)?], edits, tokenizer.pad_id(), 1)?;
@@ -263,6 +278,14 @@ pub fn answer_all(
             Answerer::Cached(cached) => {
                 // One retrieval serves both modes; generation then runs as `apply::answer` runs it.
                 let retrieved = cached.retrieve(model, tokenizer, &q.prompt)?;
+                answer.fired = Some(!retrieved.hits.is_empty());
+                let best = best_scored_hit(&retrieved);
+                answer.scope_score = best.and_then(|h| h.scope_score);
+                answer.other_relations_score = best.and_then(|h| h.other_relations_score);
+                if let (true, Some(before)) = (retrieved.edits.is_empty(), before) {
+                    answers.push(answer.with_answers_of(before));
+                    continue;
+                }
                 if scoring.teacher_forced() {
                     answer.predicted = Some(forced(&q.prompt, &retrieved.edits)?);
                 }
@@ -271,14 +294,14 @@ pub fn answer_all(
                     answer.generated =
                         Some(generate_text(model, tokenizer, &q.prompt, edits, &options, &mut |_| true)?);
                 }
-                answer.fired = Some(!retrieved.hits.is_empty());
-                let best = best_scored_hit(&retrieved);
-                answer.scope_score = best.and_then(|h| h.scope_score);
-                answer.other_relations_score = best.and_then(|h| h.other_relations_score);
             }
             Answerer::InContext(facts) => {
                 let (prompt, hit) = facts.prompt_for(q);
                 answer.fired = Some(hit);
+                if let (false, Some(before)) = (hit, before) {
+                    answers.push(answer.with_answers_of(before));
+                    continue;
+                }
                 if scoring.teacher_forced() {
                     answer.predicted = Some(forced(&prompt, &[])?);
                 }

@@ -3,7 +3,8 @@
 //!
 //! [`dataset`] reads the benchmarks' files, [`metrics`] scores one answer, [`methods`] says what each
 //! method applies to a question, [`runner`] drives a run (standard or sequential protocol, resumable through [`state`]), [`report`] aggregates
-//! the per-record results into tables, [`shard`] splits a run over machines and merges the parts.
+//! the per-record results into tables, [`shard`] splits a run over machines and merges the parts, [`unedited`] keeps
+//! the unedited model's answers between runs.
 
 pub mod dataset;
 pub mod methods;
@@ -12,6 +13,7 @@ pub mod report;
 pub mod runner;
 pub mod shard;
 pub mod state;
+pub mod unedited;
 
 pub use dataset::{load_records, Dataset, LanguageCoverage};
 pub use methods::{EvalMethod, Scoring};

@@ -18,6 +18,7 @@ use super::methods::{
 use super::report::{aggregate, EvalReport, ModelSummary, RecordResult, TimeBreakdown};
 use super::shard::Shard;
 use super::state::{RunIdentity, StateFile};
+use super::unedited::UneditedAnswers;
 use crate::method::apply::CachedEdits;
 use crate::method::cache::MemoryStore;
 use crate::method::pipeline::{run_edit, EditEvent, EditModels, EditRun};
@@ -83,6 +84,9 @@ pub struct EvalRequest {
     pub scoring: Scoring,
     /// Evaluate only this part of the records (standard protocol); [`super::merge`] joins the parts.
     pub shard: Option<Shard>,
+    /// Where the unedited model's answers are kept between runs (see [`UneditedAnswers`]); `None`:
+    /// computed in every run.
+    pub unedited_answers: Option<PathBuf>,
 }
 
 /// The models of a run: the quantized model answers (as chat does), the dense copy edits.
@@ -199,7 +203,11 @@ pub fn run(
         .map(|i| methods.iter().copied().filter(|m| in_shard(i) && !done.contains(&(*m, i))).collect())
         .collect();
 
-    let mut evaluator = Evaluator::new(models, &request.config, &langs, request.scoring)?;
+    let unedited = match &request.unedited_answers {
+        Some(dir) => UneditedAnswers::open(dir, &info.fingerprint),
+        None => UneditedAnswers::in_memory(),
+    };
+    let mut evaluator = Evaluator::new(models, &request.config, &langs, request.scoring, unedited)?;
     let before = results.len();
     let mut sink = |result: RecordResult| -> Result<()> {
         if let Some(state) = state.as_mut() {
@@ -265,10 +273,17 @@ struct Evaluator<'a> {
     ours: CachedEdits,
     random: CachedEdits,
     facts: InContextFacts,
+    unedited: UneditedAnswers,
 }
 
 impl<'a> Evaluator<'a> {
-    fn new(models: EvalModels<'a>, config: &'a EvalConfig, langs: &'a [String], scoring: Scoring) -> Result<Self> {
+    fn new(
+        models: EvalModels<'a>,
+        config: &'a EvalConfig,
+        langs: &'a [String],
+        scoring: Scoring,
+        unedited: UneditedAnswers,
+    ) -> Result<Self> {
         // The run's edits end with it: kept in memory, never written to disk.
         let open = || -> Result<CachedEdits> {
             let loaded = models.loaded;
@@ -284,6 +299,7 @@ impl<'a> Evaluator<'a> {
             ours: open()?,
             random: open()?,
             facts: InContextFacts::new(config.method.retrieval.clone()),
+            unedited,
         })
     }
 
@@ -517,7 +533,12 @@ impl<'a> Evaluator<'a> {
         let models = self.models;
         on_stage(Stage::Scoring(EvalMethod::Unedited));
         let scoring = (self.scoring, self.config.method.frame);
-        let (unedited, unedited_seconds) = answer(models, Answerer::Fixed(&[]), &questions, scoring)?;
+        let started = Instant::now();
+        let unedited = self.unedited.answers(&questions, scoring.0, scoring.1, &mut |asked| {
+            Ok(answer(models, Answerer::Fixed(&[]), asked, scoring, None)?.0)
+        })?;
+        let unedited_seconds = started.elapsed().as_secs_f64();
+        let known = Some(unedited.as_slice());
         let mut results = Vec::new();
         for &method in methods {
             on_stage(Stage::Scoring(method));
@@ -533,20 +554,22 @@ impl<'a> Evaluator<'a> {
                     seconds.paraphrases = e.paraphrase_seconds;
                     seconds.locate = e.run.locate_seconds;
                     seconds.optimize = e.run.optimize_seconds;
-                    timed(models, Answerer::Cached(&mut self.ours), &questions, scoring, &mut seconds)?
+                    timed(models, Answerer::Cached(&mut self.ours), &questions, scoring, known, &mut seconds)?
                 }
                 EvalMethod::LuLafnsNocache => {
-                    timed(models, Answerer::Fixed(&fixed.ours), &questions, scoring, &mut seconds)?
+                    timed(models, Answerer::Fixed(&fixed.ours), &questions, scoring, known, &mut seconds)?
                 }
                 EvalMethod::RandomNeurons => {
                     seconds.optimize = edit()?.random.as_ref().map_or(0.0, |r| r.2);
-                    timed(models, Answerer::Cached(&mut self.random), &questions, scoring, &mut seconds)?
+                    timed(models, Answerer::Cached(&mut self.random), &questions, scoring, known, &mut seconds)?
                 }
                 EvalMethod::FtL => {
                     seconds.optimize = edit()?.fine_tuned.as_ref().map_or(0.0, |f| f.1);
-                    timed(models, Answerer::Fixed(&fixed.fine_tuned), &questions, scoring, &mut seconds)?
+                    timed(models, Answerer::Fixed(&fixed.fine_tuned), &questions, scoring, known, &mut seconds)?
                 }
-                EvalMethod::Icl => timed(models, Answerer::InContext(&self.facts), &questions, scoring, &mut seconds)?,
+                EvalMethod::Icl => {
+                    timed(models, Answerer::InContext(&self.facts), &questions, scoring, known, &mut seconds)?
+                }
             };
             let tokenizer = &self.models.loaded.tokenizer;
             let langs = score_answers(tokenizer, &questions, &answers, &unedited)?;
@@ -557,16 +580,18 @@ impl<'a> Evaluator<'a> {
 }
 
 /// A method's answers on the quantized model, scored as `scoring` says with questions framed as its
-/// frame says, and the seconds they took.
+/// frame says (`unedited`: the unedited model's answers, reused where nothing changes the model),
+/// and the seconds they took.
 fn answer(
     models: EvalModels,
     answerer: Answerer,
     questions: &[Question],
-    (scoring, frame): (Scoring, PromptFrame),
+    scoring: (Scoring, PromptFrame),
+    unedited: Option<&[Answer]>,
 ) -> Result<(Vec<Answer>, f64)> {
     let started = Instant::now();
     let loaded = models.loaded;
-    let answers = answer_all(&loaded.model, &loaded.tokenizer, answerer, questions, scoring, frame)?;
+    let answers = answer_all(&loaded.model, &loaded.tokenizer, answerer, questions, scoring, unedited)?;
     Ok((answers, started.elapsed().as_secs_f64()))
 }
 
@@ -576,9 +601,10 @@ fn timed(
     answerer: Answerer,
     questions: &[Question],
     scoring: (Scoring, PromptFrame),
+    unedited: Option<&[Answer]>,
     seconds: &mut TimeBreakdown,
 ) -> Result<Vec<Answer>> {
-    let (answers, elapsed) = answer(models, answerer, questions, scoring)?;
+    let (answers, elapsed) = answer(models, answerer, questions, scoring, unedited)?;
     seconds.scoring = elapsed;
     Ok(answers)
 }
