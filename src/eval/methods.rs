@@ -254,8 +254,14 @@ pub fn answer_all(
     // Generated answers see the question as chat frames it; teacher-forced scoring keeps the
     // benchmarks' raw prompts.
     let options = AnswerOptions { frame, ..AnswerOptions::chat(GENERATED_ANSWER_TOKENS) };
-    let mut answers = Vec::with_capacity(questions.len());
+    let mut answers: Vec<Answer> = Vec::with_capacity(questions.len());
     for (i, q) in questions.iter().enumerate() {
+        // A question asked twice (a rephrasing equal to `src` is also asked as distinct Generality's)
+        // is answered once: every answerer answers a question the same way each time.
+        if let Some(j) = questions[..i].iter().position(|p| p.prompt == q.prompt && p.answer == q.answer) {
+            answers.push(answers[j].clone());
+            continue;
+        }
         let before = unedited.map(|answers| &answers[i]);
         let pair = |prompt: &str| teacher_forcing_pair(tokenizer, prompt, &q.answer);
         let forced = |prompt: &str, edits: &[FfnDelta]| -> Result<Vec<u32>> {
