@@ -332,6 +332,24 @@ fn edits_pane_typing_thai_with_undo() {
 }
 
 #[test]
+fn a_new_group_shows_its_subject_open_for_typing_even_while_empty() {
+    let mut app = demo_app();
+    app.pane = Pane::Edits;
+    app.handle(key(KeyCode::Char('n')));
+    app.handle(Event::Resize(80, 24));
+    let mut terminal = Terminal::new(TestBackend::new(80, 24)).unwrap();
+    terminal.draw(|frame| panes::render(&mut app, frame)).unwrap();
+    let buffer = terminal.backend().buffer();
+    let row = (0..24).find(|&y| (0..80).map(|x| buffer[(x, y)].symbol()).collect::<String>().contains(">    subject"));
+    let row = row.expect("the subject field is open");
+    let marked = (0..80).filter(|&x| buffer[(x, row)].bg == ratatui::style::Color::Blue).count();
+    assert!(marked >= 20, "the empty field being typed in is marked over its width ({marked} cells)");
+    type_text(&mut app, "Marie Curie");
+    app.handle(key(KeyCode::Enter));
+    assert_eq!(app.edits.groups.last().unwrap().saved.group.descriptors[0].subject, "Marie Curie");
+}
+
+#[test]
 fn neurons_pane() {
     snapshot_pane(Pane::Neurons, |_| {});
 }

@@ -172,9 +172,12 @@ pub fn draw_field(frame: &mut Frame, field: &TextField, x: u16, y: u16, width: u
     let label_width = text::width(label) as u16;
     let room = area.width.saturating_sub(label_width).max(1);
     let (shown, cursor) = field.visible(room as usize);
+    // The whole width is marked, so that a field being typed in shows even while it is empty (typing
+    // after `n` or adding a language goes straight into the subject).
+    let padding = " ".repeat((room as usize).saturating_sub(text::width(&shown)));
     let line = Line::from(vec![
         Span::styled(label.to_string(), Style::new().add_modifier(Modifier::BOLD)),
-        Span::styled(shown, Style::new().bg(Color::Blue)),
+        Span::styled(shown + &padding, Style::new().bg(Color::Blue)),
     ]);
     frame.render_widget(line, area);
     frame.set_cursor_position(Position::new((x + label_width + cursor as u16).min(area.right().saturating_sub(1)), y));
