@@ -9,7 +9,6 @@ use std::time::Duration;
 use color_eyre::eyre::WrapErr;
 use crossterm::event::{Event as TerminalEvent, EventStream};
 use futures_util::StreamExt;
-use ratatui::backend::CrosstermBackend;
 use ratatui::Terminal;
 use tokio::signal::unix::{signal, Signal, SignalKind};
 use tokio::sync::mpsc;
@@ -27,7 +26,7 @@ const FRAME: Duration = Duration::from_millis(40);
 
 /// Runs the app until it quits; the session saved on the way out is on disk when this returns.
 pub async fn run(options: &Options) -> Result<()> {
-    let mut terminal = Terminal::new(CrosstermBackend::new(std::io::stdout()))?;
+    let mut terminal = Terminal::new(super::width_safe::stdout_backend())?;
     let (session_name, session_exists) = session_to_open(options).await?;
     let (mut app, mut commands) = App::new(&options.model, &session_name, options.sessions_dir.clone());
     let size = terminal.size()?;

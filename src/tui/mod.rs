@@ -10,7 +10,8 @@
 //! - [`files`]: session files and imports as background tasks;
 //! - [`event_loop`]: the tokio loop selecting over terminal input, frame ticks, job and file events and
 //!   termination signals, carrying out the app's commands;
-//! - [`terminal`], [`logging`]: the terminal restored on every exit path, panics included; logs to a file.
+//! - [`terminal`], [`logging`]: the terminal restored on every exit path, panics included; logs to a file;
+//! - [`width_safe`]: the backend that keeps the screen right where ratatui and terminals disagree on widths.
 
 pub mod app;
 pub mod event_loop;
@@ -21,6 +22,7 @@ mod logging;
 pub mod panes;
 mod terminal;
 pub mod text;
+mod width_safe;
 pub mod worker;
 
 use std::path::PathBuf;
