@@ -338,7 +338,7 @@ fn a_new_group_shows_its_subject_open_for_typing_even_while_empty() {
     app.handle(key(KeyCode::Char('n')));
     app.handle(Event::Resize(80, 24));
     let mut terminal = Terminal::new(TestBackend::new(80, 24)).unwrap();
-    terminal.draw(|frame| panes::render(&mut app, frame)).unwrap();
+    terminal.draw(|frame| panes::render(&app, frame)).unwrap();
     let buffer = terminal.backend().buffer();
     let row = (0..24).find(|&y| (0..80).map(|x| buffer[(x, y)].symbol()).collect::<String>().contains(">    subject"));
     let row = row.expect("the subject field is open");
