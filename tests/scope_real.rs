@@ -112,6 +112,44 @@ fn an_edit_answers_its_fact_and_the_scope_gate_keeps_other_facts() {
 
 /// The relation projection shipped for the default model is recognised from its own weights, quantized
 /// (chat) and dense (editing) alike, and only when the settings ask for it.
+/// Two edits about one subject (where Marie Curie was born, where she died, asked as questions in
+/// en + de): a question about one of them, in a language neither edit has, gets that one's answer.
+/// Before, both edits were in scope for "Où est morte Marie Curie ?", their update values added up
+/// and it answered the birthplace.
+#[test]
+fn of_two_edits_about_one_subject_the_one_asked_answers() {
+    let loaded = common::default_quantized();
+    let (model, tokenizer) = (&loaded.model, &loaded.tokenizer);
+    let settings = MethodSettings::default();
+    let models = EditModels { dense: common::default_dense(), paraphraser: model, tokenizer };
+    let dir = tempfile::tempdir().unwrap();
+    let cache = EditCache::open(dir.path(), &loaded.info.fingerprint).unwrap();
+    let mut cached =
+        CachedEdits::new(cache, model, tokenizer, settings.retrieval.clone(), settings.scope.clone()).unwrap();
+    let facts = [
+        ("born", ["Where was Marie Curie born?", "Wo wurde Marie Curie geboren?"], ["Lisbon", "Lissabon"]),
+        ("died", ["Where did Marie Curie die?", "Wo ist Marie Curie gestorben?"], ["Madrid", "Madrid"]),
+    ];
+    for (name, [en, de], [en_target, de_target]) in facts {
+        let descriptors = vec![descriptor("en", en, en_target), descriptor("de", de, de_target)];
+        let group = EditGroup { name: name.into(), descriptors };
+        let run = run_edit(models, group, &settings, &AtomicBool::new(false), &mut |_| {}).unwrap();
+        let outcome = &run.outcome;
+        cached
+            .insert(model, tokenizer, &run.group, &run.located, &outcome.update, &settings, &outcome.history)
+            .unwrap();
+    }
+    let options = AnswerOptions::chat(16);
+    for (question, fact, target) in
+        [("Où est morte Marie Curie ?", "died", "Madrid"), ("¿Dónde nació Marie Curie?", "born", "Lisbon")]
+    {
+        let reply = answer(model, tokenizer, Some(&mut cached), question, &options, &mut |_| true).unwrap();
+        let fired: Vec<&str> = reply.retrieved.hits.iter().map(|h| h.entry_id.as_str()).collect();
+        assert!(fired.len() == 1 && fired[0].starts_with(fact), "{question}: fired {fired:?}");
+        assert!(states_first(&reply.text, target), "{question}: {:?}", reply.text);
+    }
+}
+
 #[test]
 fn the_default_model_finds_its_relation_projection() {
     let loaded = common::default_quantized();

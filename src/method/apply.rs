@@ -1,8 +1,11 @@
 //! Inference with the cache: per query, retrieve the entries whose subject it mentions, keep those
-//! whose scope the query is in (it asks their fact, see [`super::scope`]), and apply their update
-//! values; otherwise the model runs unedited (locality by construction).
+//! whose scope the query is in (it asks their fact, see [`super::scope`]; of entries sharing a subject,
+//! the one it asks most), and apply their update values; otherwise the model runs unedited (locality
+//! by construction).
 
 use std::collections::HashMap;
+
+use candle_core::Tensor;
 
 use super::cache::{CacheEntry, EditStore, NewEntry};
 use super::edit::{OptimizeStep, UpdateValues};
@@ -108,39 +111,56 @@ impl CachedEdits {
 
     /// The entries whose subject `query` names (before the scope gate).
     pub fn mentioned(&self, query: &str) -> Vec<Hit> {
-        self.index.search(query)
+        self.index.search_all(query)
     }
 
-    /// The entries `query` names and asks about, and the update values to apply for it. An entry
-    /// that cannot be read is skipped and reported in [`Retrieved::damaged`].
+    /// The entries `query` names and asks about, and the update values to apply for it. Of entries
+    /// that share a subject, only the one the query asks most acts: two facts of one subject (where
+    /// born, where died) must not both answer a question about one of them. An entry that cannot be
+    /// read is skipped and reported in [`Retrieved::damaged`].
     pub fn retrieve(&mut self, model: &Model, tokenizer: &Tokenizer, query: &str) -> Result<Retrieved> {
         let mut retrieved = Retrieved::default();
-        let mentioned = self.mentioned(query);
+        let mentioned = self.index.search_all(query);
         if mentioned.is_empty() {
             return Ok(retrieved);
         }
-        let query_ids = tokenizer.encode_prompt(query)?;
+        let mut in_scope = Vec::new();
+        let mut encoded = HashMap::new();
         for mut hit in mentioned {
-            let entry = self.scope_score(model, tokenizer, &hit.entry_id, query).and_then(|score| {
-                hit.scope_score = Some(score.edited);
-                hit.other_relations_score = score.other_relations;
-                if !self.scope.in_scope(score) {
-                    return Ok(None);
+            match self.scope_score(model, tokenizer, &hit.entry_id, query, &mut encoded) {
+                Ok(score) => {
+                    hit.scope_score = Some(score.edited);
+                    hit.other_relations_score = score.other_relations;
+                    match self.scope.in_scope(score) {
+                        true => in_scope.push(hit),
+                        false => retrieved.out_of_scope.push(hit),
+                    }
                 }
-                let edits = self.cache.load_update(&hit.entry_id, self.hidden)?.to_ffn_deltas(model.device())?;
+                Err(e) => retrieved.damaged.push((hit.entry_id, format!("{e:#}"))),
+            }
+        }
+        let asked_most = |a: &Hit, b: &Hit| {
+            (a.scope_score.unwrap_or(f32::MIN).total_cmp(&b.scope_score.unwrap_or(f32::MIN)))
+                .then(a.prompt_similarity.total_cmp(&b.prompt_similarity))
+        };
+        let (chosen, passed_over) = self.index.best_per_subject(in_scope, asked_most);
+        retrieved.out_of_scope.extend(passed_over);
+        let query_ids = tokenizer.encode_prompt(query)?;
+        for hit in chosen {
+            let entry = self.cache.load_update(&hit.entry_id, self.hidden).and_then(|update| {
+                let edits = update.to_ffn_deltas(model.device())?;
                 if !self.answers.contains_key(&hit.entry_id) {
                     let answers = TrainedAnswer::of_entry(tokenizer, &self.cache.get(&hit.entry_id)?)?;
                     self.answers.insert(hit.entry_id.clone(), answers);
                 }
-                Ok(Some((edits, answer_length(&self.answers[&hit.entry_id], &hit, &query_ids))))
+                Ok((edits, answer_length(&self.answers[&hit.entry_id], &hit, &query_ids)))
             });
             match entry {
-                Ok(Some((edits, answer_tokens))) => {
+                Ok((edits, answer_tokens)) => {
                     retrieved.edits.extend(edits);
                     retrieved.answer_tokens = retrieved.answer_tokens.max(answer_tokens);
                     retrieved.hits.push(hit);
                 }
-                Ok(None) => retrieved.out_of_scope.push(hit),
                 Err(e) => retrieved.damaged.push((hit.entry_id, format!("{e:#}"))),
             }
         }
@@ -149,8 +169,16 @@ impl CachedEdits {
 
     /// How much `query` asks what entry `id` was edited for. Keys are read from the cache, or computed
     /// from the entry's group (and stored) when it has none for this layer and representation: entries
-    /// cached before (or by an older version) keep working.
-    fn scope_score(&mut self, model: &Model, tokenizer: &Tokenizer, id: &str, query: &str) -> Result<ScopeScore> {
+    /// cached before (or by an older version) keep working. `encoded` keeps the query's vector per
+    /// subject list it was masked for: entries of one subject share it.
+    fn scope_score(
+        &mut self,
+        model: &Model,
+        tokenizer: &Tokenizer,
+        id: &str,
+        query: &str,
+        encoded: &mut HashMap<Vec<String>, Tensor>,
+    ) -> Result<ScopeScore> {
         let layer = self.encoder.layer();
         if self.keys.get(id).is_none_or(|k| k.layer() != layer) {
             let keys = match self.cache.load_scope_keys(id, self.hidden) {
@@ -165,7 +193,11 @@ impl CachedEdits {
         }
         // The query is compared with the subject masked, as the keys were (see `scope::mask_subject`).
         let subjects = &self.cache.row(id)?.subjects;
-        self.encoder.score(&self.keys[id], &self.encoder.encode(model, tokenizer, query, subjects)?)
+        if !encoded.contains_key(subjects) {
+            let vector = self.encoder.encode(model, tokenizer, query, subjects)?;
+            encoded.insert(subjects.clone(), vector);
+        }
+        self.encoder.score(&self.keys[id], &encoded[subjects])
     }
 }
 

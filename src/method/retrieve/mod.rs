@@ -17,6 +17,7 @@
 //! Tokens, loose spellings and token distances are [`crate::text`]'s; this module is the index over
 //! them ([`SubjectIndex`]) and how it scores a subject against a query.
 
+use std::cmp::Ordering;
 use std::collections::{HashMap, HashSet};
 
 use color_eyre::eyre::{bail, WrapErr};
@@ -350,18 +351,26 @@ impl SubjectIndex {
     /// The entries the query mentions, best first; of entries sharing a subject only the one whose
     /// prompts the query resembles most (several if they tie).
     pub fn search(&self, query: &str) -> Vec<Hit> {
-        let mut by_resemblance = self.search_all(query);
-        by_resemblance
-            .sort_by(|a, b| b.prompt_similarity.total_cmp(&a.prompt_similarity).then(b.score.total_cmp(&a.score)));
-        let mut kept: Vec<Hit> = Vec::new();
-        for hit in by_resemblance {
+        let resemblance =
+            |a: &Hit, b: &Hit| a.prompt_similarity.total_cmp(&b.prompt_similarity).then(a.score.total_cmp(&b.score));
+        self.best_per_subject(self.search_all(query), resemblance).0
+    }
+
+    /// Of `hits` whose entries share a subject, the greatest by `order` (all of them where they tie),
+    /// ranked as [`SubjectIndex::search_all`] ranks; and the hits passed over.
+    pub fn best_per_subject(&self, mut hits: Vec<Hit>, order: impl Fn(&Hit, &Hit) -> Ordering) -> (Vec<Hit>, Vec<Hit>) {
+        hits.sort_by(|a, b| order(b, a));
+        let (mut kept, mut passed_over): (Vec<Hit>, Vec<Hit>) = (Vec::new(), Vec::new());
+        for hit in hits {
             let rival = kept.iter().find(|k| self.share_subject(&k.entry_id, &hit.entry_id));
-            if rival.is_none_or(|r| r.prompt_similarity == hit.prompt_similarity && r.score == hit.score) {
+            if rival.is_none_or(|r| order(r, &hit) == Ordering::Equal) {
                 kept.push(hit);
+            } else {
+                passed_over.push(hit);
             }
         }
         kept.sort_by(rank);
-        kept
+        (kept, passed_over)
     }
 
     /// Every entry the query mentions, best first (subject score, then prompt similarity).
@@ -564,7 +573,7 @@ fn source_digest(subjects: &[String], prompts: &[String]) -> u64 {
 }
 
 /// Higher subject score first, then higher prompt similarity, then entry id for a stable order.
-fn rank(a: &Hit, b: &Hit) -> std::cmp::Ordering {
+fn rank(a: &Hit, b: &Hit) -> Ordering {
     b.score
         .total_cmp(&a.score)
         .then(b.prompt_similarity.total_cmp(&a.prompt_similarity))

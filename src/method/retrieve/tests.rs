@@ -153,6 +153,26 @@ fn same_subject_entries_are_ranked_by_prompt_similarity() {
 }
 
 #[test]
+fn of_entries_sharing_a_subject_the_best_by_the_given_order_is_kept_and_ties_all() {
+    let index = index_of(&[
+        ("birth", &["Kyrre Nakkim"], &["Where was Kyrre Nakkim born?"]),
+        ("death", &["Kyrre Nakkim"], &["Where did Kyrre Nakkim die?"]),
+        ("other", &["Martha Neumark"], &["Where was Martha Neumark born?"]),
+    ]);
+    let hits = index.search_all("Où est morte Kyrre Nakkim ? Et Martha Neumark ?");
+    assert_eq!(hits.len(), 3);
+    // An order that prefers "death" (as the scope score would for this question).
+    let by_id = |a: &Hit, b: &Hit| (a.entry_id == "death").cmp(&(b.entry_id == "death"));
+    let (kept, passed_over) = index.best_per_subject(hits.clone(), by_id);
+    let mut kept: Vec<&str> = kept.iter().map(|h| h.entry_id.as_str()).collect();
+    kept.sort();
+    assert_eq!(kept, ["death", "other"], "another subject's entry is no rival");
+    assert_eq!(passed_over.iter().map(|h| h.entry_id.as_str()).collect::<Vec<_>>(), ["birth"]);
+    let (kept, passed_over) = index.best_per_subject(hits, |_, _| Ordering::Equal);
+    assert_eq!((kept.len(), passed_over.len()), (3, 0), "ties are all kept");
+}
+
+#[test]
 fn empty_and_huge_queries_are_fine() {
     let index = shmavon();
     assert!(index.search("").is_empty());
