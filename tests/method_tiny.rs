@@ -198,6 +198,17 @@ fn cached_edits_fire_by_subject_and_scope_and_survive_damage() {
     assert!(!fired.edits.is_empty() && fired.answer_tokens > 0);
     assert_eq!(cached.retrieve(model, tokenizer, other).unwrap().hits.len(), 1, "gate off: the subject suffices");
 
+    // The same fact edited again (another target, the same questions): only the newer edit acts.
+    let mut again = group.clone();
+    again.descriptors.iter_mut().for_each(|d| d.target = "Oman".into());
+    let newer = cached
+        .insert(model, tokenizer, &again, &located, &outcome.update, &MethodSettings::default(), &outcome.history)
+        .unwrap();
+    let fired = cached.retrieve(model, tokenizer, prompt).unwrap();
+    assert_eq!(fired.hits.iter().map(|h| h.entry_id.as_str()).collect::<Vec<_>>(), [newer.as_str()]);
+    assert!(fired.out_of_scope.iter().any(|h| h.entry_id == id), "the older edit is passed over");
+    cached.remove(&newer).unwrap();
+
     // A strict gate: the edit prompt still fires, another question about the subject does not.
     let mut strict = open(ScopeSettings { threshold: Some(0.999), ..ScopeSettings::default() });
     assert_eq!(strict.retrieve(model, tokenizer, prompt).unwrap().hits.len(), 1);

@@ -90,6 +90,6 @@ fn print_retrieved(retrieved: &Retrieved, warned: &mut HashSet<String>) {
     outln!("[fired: {}]", if fired.is_empty() { "none".to_string() } else { fired.join(", ") });
     if !retrieved.out_of_scope.is_empty() {
         let skipped: Vec<String> = retrieved.out_of_scope.iter().map(describe_hit).collect();
-        outln!("[named but not asked (below the scope threshold, nearer another relation, or another edit of the subject nearer): {}]", skipped.join(", "));
+        outln!("[named but not asked (below the scope threshold, nearer another relation, or another edit of the subject nearer or newer): {}]", skipped.join(", "));
     }
 }

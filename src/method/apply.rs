@@ -115,8 +115,9 @@ impl CachedEdits {
     }
 
     /// The entries `query` names and asks about, and the update values to apply for it. Of entries
-    /// that share a subject, only the one the query asks most acts: two facts of one subject (where
-    /// born, where died) must not both answer a question about one of them. An entry that cannot be
+    /// that share a subject, only the one the query asks most acts (the newer of equals): two facts
+    /// of one subject (where born, where died) must not both answer a question about one of them,
+    /// nor an old and a new edit of one fact. An entry that cannot be
     /// read is skipped and reported in [`Retrieved::damaged`].
     pub fn retrieve(&mut self, model: &Model, tokenizer: &Tokenizer, query: &str) -> Result<Retrieved> {
         let mut retrieved = Retrieved::default();
@@ -139,8 +140,14 @@ impl CachedEdits {
                 Err(e) => retrieved.damaged.push((hit.entry_id, format!("{e:#}"))),
             }
         }
+        // Where the scores tie (the same fact edited again, with the same questions), the newer edit.
+        let rows = self.cache.list();
+        let stored_at: HashMap<String, usize> = (in_scope.iter())
+            .map(|hit: &Hit| (hit.entry_id.clone(), rows.iter().position(|row| row.id == hit.entry_id).unwrap_or(0)))
+            .collect();
         let asked_most = |a: &Hit, b: &Hit| {
             (a.scope_score.unwrap_or(f32::MIN).total_cmp(&b.scope_score.unwrap_or(f32::MIN)))
+                .then(stored_at[&a.entry_id].cmp(&stored_at[&b.entry_id]))
                 .then(a.prompt_similarity.total_cmp(&b.prompt_similarity))
         };
         let (chosen, passed_over) = self.index.best_per_subject(in_scope, asked_most);
