@@ -111,17 +111,18 @@ impl CachedEdits {
 
     /// The entries whose subject `query` names (before the scope gate).
     pub fn mentioned(&self, query: &str) -> Vec<Hit> {
-        self.index.search_all(query)
+        self.index.search(query)
     }
 
     /// The entries `query` names and asks about, and the update values to apply for it. Of entries
-    /// that share a subject, only the one the query asks most acts (the newer of equals): two facts
-    /// of one subject (where born, where died) must not both answer a question about one of them,
-    /// nor an old and a new edit of one fact. An entry that cannot be
+    /// that share a subject, retrieval keeps those whose prompts share most words with the query;
+    /// of those in scope, only the one it asks most (highest scope score; the newer of equals) acts:
+    /// two facts of one subject (where born, where died, asked in a language no prompt shares words
+    /// with) must not both answer, nor an old and a new edit of one fact. An entry that cannot be
     /// read is skipped and reported in [`Retrieved::damaged`].
     pub fn retrieve(&mut self, model: &Model, tokenizer: &Tokenizer, query: &str) -> Result<Retrieved> {
         let mut retrieved = Retrieved::default();
-        let mentioned = self.index.search_all(query);
+        let mentioned = self.index.search(query);
         if mentioned.is_empty() {
             return Ok(retrieved);
         }
@@ -140,7 +141,6 @@ impl CachedEdits {
                 Err(e) => retrieved.damaged.push((hit.entry_id, format!("{e:#}"))),
             }
         }
-        // Where the scores tie (the same fact edited again, with the same questions), the newer edit.
         let rows = self.cache.list();
         let stored_at: HashMap<String, usize> = (in_scope.iter())
             .map(|hit: &Hit| (hit.entry_id.clone(), rows.iter().position(|row| row.id == hit.entry_id).unwrap_or(0)))
@@ -148,7 +148,6 @@ impl CachedEdits {
         let asked_most = |a: &Hit, b: &Hit| {
             (a.scope_score.unwrap_or(f32::MIN).total_cmp(&b.scope_score.unwrap_or(f32::MIN)))
                 .then(stored_at[&a.entry_id].cmp(&stored_at[&b.entry_id]))
-                .then(a.prompt_similarity.total_cmp(&b.prompt_similarity))
         };
         let (chosen, passed_over) = self.index.best_per_subject(in_scope, asked_most);
         retrieved.out_of_scope.extend(passed_over);
