@@ -158,5 +158,20 @@ fn store(loaded: &LoadedModel, cache: EditCache, run: &EditRun, settings: &Metho
     let mut cached = CachedEdits::new(cache, model, tokenizer, settings.retrieval.clone(), settings.scope.clone())?;
     let id = run.store(&mut cached, model, tokenizer, settings)?;
     outln!("cached as {id} in {}", dir.display());
+    if let Some(note) = superseded_note(&cached, &id) {
+        outln!("{note}");
+    }
     Ok(())
+}
+
+/// Names the entries the new entry `id` answers for from now on (a fact edited again), if any.
+fn superseded_note(cached: &CachedEdits, id: &str) -> Option<String> {
+    let rows = cached.cache().list();
+    let old: Vec<&str> = rows.iter().find(|row| row.id == id)?.superseded(rows).iter().map(|r| r.id.as_str()).collect();
+    (!old.is_empty()).then(|| {
+        format!(
+            "note: {id} edits the same questions as {}; it answers them from now on (`lafn cache rm ID` removes the older)",
+            old.join(", ")
+        )
+    })
 }

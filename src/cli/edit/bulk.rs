@@ -20,7 +20,7 @@ use lafn::tui::event_loop::TerminationSignals;
 use lafn::Result;
 
 use super::super::progress::{JobProgress, Look, PlainLines};
-use super::{existing_cache, EditArgs};
+use super::{existing_cache, superseded_note, EditArgs};
 
 #[derive(Args)]
 pub struct ManyGroups {
@@ -100,6 +100,8 @@ enum Outcome {
         id: String,
         stop: StopReason,
         seconds: f64,
+        /// The older entries of the same fact that this one answers for from now on.
+        note: Option<String>,
     },
     /// The cache held its edit already (this entry).
     Skipped(String),
@@ -199,9 +201,11 @@ impl Bulk<'_> {
             None => self.index(EditCache::open(&self.cache_dir, &self.loaded.info.fingerprint)?)?,
         };
         let (model, tokenizer) = (&self.loaded.model, &self.loaded.tokenizer);
-        let id = run.store(self.cached.insert(cached), model, tokenizer, &self.settings)?;
+        let cached = self.cached.insert(cached);
+        let id = run.store(cached, model, tokenizer, &self.settings)?;
         let seconds = run.locate_seconds + run.optimize_seconds;
-        Ok(Outcome::Edited { id, stop: run.outcome.stop, seconds })
+        let note = superseded_note(cached, &id);
+        Ok(Outcome::Edited { id, stop: run.outcome.stop, seconds, note })
     }
 
     fn index(&self, cache: EditCache) -> Result<CachedEdits> {
@@ -214,9 +218,10 @@ impl Summary {
     /// Counts how group `number` went and says it in a line.
     fn record(&mut self, number: usize, name: Option<String>, outcome: Result<Outcome>) -> String {
         match outcome {
-            Ok(Outcome::Edited { id, stop, seconds }) => {
+            Ok(Outcome::Edited { id, stop, seconds, note }) => {
                 self.edited += 1;
-                format!("cached as {id} ({stop:?} in {seconds:.1} s)")
+                let note = note.map(|note| format!("\n  {note}")).unwrap_or_default();
+                format!("cached as {id} ({stop:?} in {seconds:.1} s){note}")
             }
             Ok(Outcome::Skipped(id)) => {
                 self.skipped += 1;

@@ -104,6 +104,24 @@ pub struct IndexRow {
     pub neuron_count: usize,
 }
 
+impl IndexRow {
+    /// The entries stored before this one that edit the same questions about the same subjects (a
+    /// fact edited again): retrieval applies the newest of them (see `CachedEdits::retrieve`).
+    pub fn superseded<'a>(&self, rows: &'a [IndexRow]) -> Vec<&'a IndexRow> {
+        let sorted = |items: &[String]| {
+            let mut items = items.to_vec();
+            items.sort();
+            items
+        };
+        let (subjects, prompts) = (sorted(&self.subjects), sorted(&self.prompts));
+        let position = rows.iter().position(|row| row.id == self.id).unwrap_or(rows.len());
+        rows[..position]
+            .iter()
+            .filter(|row| sorted(&row.subjects) == subjects && sorted(&row.prompts) == prompts)
+            .collect()
+    }
+}
+
 /// Everything about one cached edit except the update values.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CacheEntry {
