@@ -350,6 +350,31 @@ fn a_new_group_shows_its_subject_open_for_typing_even_while_empty() {
 }
 
 #[test]
+fn an_edit_of_a_fact_edited_before_says_which_older_entries_it_answers_for() {
+    let mut app = demo_app();
+    let older = app.model.cache_rows[0].clone();
+    let newer = IndexRow { id: "shmavon-shmavonyan-1f00aa11".into(), created: older.created + 60, ..older.clone() };
+    let group = app.edits.groups[0].saved.group.clone();
+    let located = app.edits.groups[0].saved.located.clone().unwrap();
+    let group_id = app.edits.groups[0].id;
+    worker(&mut app, WorkerEvent::Started("editing `Shmavon Shmavonyan`".into()));
+    worker(
+        &mut app,
+        WorkerEvent::Edited(Box::new(EditResult {
+            group_id,
+            group,
+            located,
+            history: history(5),
+            stop: StopReason::Converged,
+            cache_entry: Some(newer.id.clone()),
+            cache_rows: vec![older.clone(), newer],
+            seconds: 30.0,
+        })),
+    );
+    assert!(app.message.contains(&format!("answers the same questions as the older {}", older.id)), "{}", app.message);
+}
+
+#[test]
 fn neurons_pane() {
     snapshot_pane(Pane::Neurons, |_| {});
 }

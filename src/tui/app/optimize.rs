@@ -160,6 +160,13 @@ impl App {
         match result.cache_entry {
             Some(id) => {
                 self.message = format!("edit {:?} in {:.0} s, cached as {id}", result.stop, result.seconds);
+                let rows = &self.model.cache_rows;
+                if let Some(row) = rows.iter().find(|row| row.id == id) {
+                    let older: Vec<&str> = row.superseded(rows).iter().map(|r| r.id.as_str()).collect();
+                    if !older.is_empty() {
+                        self.message += &format!(" (answers the same questions as the older {})", older.join(", "));
+                    }
+                }
                 Vec::new()
             }
             None => {
