@@ -122,7 +122,7 @@ impl CachedEdits {
     /// read is skipped and reported in [`Retrieved::damaged`].
     pub fn retrieve(&mut self, model: &Model, tokenizer: &Tokenizer, query: &str) -> Result<Retrieved> {
         let mut retrieved = Retrieved::default();
-        let mentioned = self.index.search(query);
+        let mentioned = self.mentioned(query);
         if mentioned.is_empty() {
             return Ok(retrieved);
         }
