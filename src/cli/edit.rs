@@ -10,7 +10,7 @@ use std::sync::atomic::AtomicBool;
 use clap::Args;
 use color_eyre::eyre::WrapErr;
 use lafn::method::apply::CachedEdits;
-use lafn::method::cache::EditCache;
+use lafn::method::cache::{superseded_by, EditCache};
 use lafn::method::pipeline::{
     check_group, locate_group, run_edit as run_edit_pipeline, EditEvent, EditModels, EditRun,
 };
@@ -166,8 +166,7 @@ fn store(loaded: &LoadedModel, cache: EditCache, run: &EditRun, settings: &Metho
 
 /// Names the entries the new entry `id` answers for from now on (a fact edited again), if any.
 fn superseded_note(cached: &CachedEdits, id: &str) -> Option<String> {
-    let rows = cached.cache().list();
-    let old: Vec<&str> = rows.iter().find(|row| row.id == id)?.superseded(rows).iter().map(|r| r.id.as_str()).collect();
+    let old = superseded_by(cached.cache().list(), id);
     (!old.is_empty()).then(|| {
         format!(
             "note: {id} edits the same questions as {}; it answers them from now on (`lafn cache rm ID` removes the older)",

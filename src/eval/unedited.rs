@@ -178,15 +178,12 @@ impl UneditedAnswers {
     }
 
     fn keep(&mut self, question: &Question, frame: PromptFrame, answer: &Answer) {
-        let modes = [
-            (TEACHER_FORCED, Kept { key: String::new(), predicted: answer.predicted.clone(), generated: None }),
-            (GENERATED, Kept { key: String::new(), predicted: None, generated: answer.generated.clone() }),
-        ];
-        for (mode, mut kept) in modes {
-            if kept.predicted.is_none() && kept.generated.is_none() {
+        let modes = [(TEACHER_FORCED, answer.predicted.clone(), None), (GENERATED, None, answer.generated.clone())];
+        for (mode, predicted, generated) in modes {
+            if predicted.is_none() && generated.is_none() {
                 continue;
             }
-            kept.key = key(mode, frame, question);
+            let kept = Kept { key: key(mode, frame, question), predicted, generated };
             self.append(&kept);
             self.kept.insert(kept.key.clone(), kept);
         }

@@ -104,22 +104,21 @@ pub struct IndexRow {
     pub neuron_count: usize,
 }
 
-impl IndexRow {
-    /// The entries stored before this one that edit the same questions about the same subjects (a
-    /// fact edited again): retrieval applies the newest of them (see `CachedEdits::retrieve`).
-    pub fn superseded<'a>(&self, rows: &'a [IndexRow]) -> Vec<&'a IndexRow> {
-        let sorted = |items: &[String]| {
-            let mut items = items.to_vec();
-            items.sort();
-            items
-        };
-        let (subjects, prompts) = (sorted(&self.subjects), sorted(&self.prompts));
-        let position = rows.iter().position(|row| row.id == self.id).unwrap_or(rows.len());
-        rows[..position]
-            .iter()
-            .filter(|row| sorted(&row.subjects) == subjects && sorted(&row.prompts) == prompts)
-            .collect()
-    }
+/// The ids of the entries stored before entry `id` that edit the same questions about the same
+/// subjects (a fact edited again): retrieval applies the newest of them (see `CachedEdits::retrieve`).
+pub fn superseded_by<'a>(rows: &'a [IndexRow], id: &str) -> Vec<&'a str> {
+    let sorted = |items: &[String]| {
+        let mut items = items.to_vec();
+        items.sort();
+        items
+    };
+    let Some(position) = rows.iter().position(|row| row.id == id) else { return Vec::new() };
+    let (subjects, prompts) = (sorted(&rows[position].subjects), sorted(&rows[position].prompts));
+    rows[..position]
+        .iter()
+        .filter(|row| sorted(&row.subjects) == subjects && sorted(&row.prompts) == prompts)
+        .map(|row| row.id.as_str())
+        .collect()
 }
 
 /// Everything about one cached edit except the update values.

@@ -391,8 +391,8 @@ fn a_fact_edited_again_supersedes_the_older_entries_of_the_same_questions() {
         row("other", &["Pierre Curie"], &born),
         row("born-porto", &["Marie Curie"], &born),
     ];
-    let ids = |rows: Vec<&IndexRow>| rows.iter().map(|r| r.id.clone()).collect::<Vec<_>>();
-    assert_eq!(ids(rows[4].superseded(&rows)), ["born-lisbon", "born-madrid"]);
-    assert_eq!(ids(rows[2].superseded(&rows)), ["born-lisbon"], "only older entries");
-    assert!(rows[0].superseded(&rows).is_empty() && rows[1].superseded(&rows).is_empty());
+    assert_eq!(superseded_by(&rows, "born-porto"), ["born-lisbon", "born-madrid"]);
+    assert_eq!(superseded_by(&rows, "born-madrid"), ["born-lisbon"], "only older entries");
+    assert!(superseded_by(&rows, "born-lisbon").is_empty() && superseded_by(&rows, "died").is_empty());
+    assert!(superseded_by(&rows, "no-such-entry").is_empty());
 }

@@ -2,6 +2,7 @@
 //! the other panes), the group being edited and how the last edit stopped.
 
 use super::{App, Command, InputTarget};
+use crate::method::cache::superseded_by;
 use crate::method::prompts::ParaphraseSource;
 use crate::method::{LayerChoice, MethodSettings, StopReason};
 use crate::session::GroupStatus;
@@ -160,12 +161,9 @@ impl App {
         match result.cache_entry {
             Some(id) => {
                 self.message = format!("edit {:?} in {:.0} s, cached as {id}", result.stop, result.seconds);
-                let rows = &self.model.cache_rows;
-                if let Some(row) = rows.iter().find(|row| row.id == id) {
-                    let older: Vec<&str> = row.superseded(rows).iter().map(|r| r.id.as_str()).collect();
-                    if !older.is_empty() {
-                        self.message += &format!(" (answers the same questions as the older {})", older.join(", "));
-                    }
+                let older = superseded_by(&self.model.cache_rows, &id);
+                if !older.is_empty() {
+                    self.message += &format!(" (answers the same questions as the older {})", older.join(", "));
                 }
                 Vec::new()
             }
