@@ -62,6 +62,13 @@ enum Command {
 
 impl Cli {
     pub fn run(self) -> Result<()> {
+        if self.command.is_some() {
+            // The library's warnings (a damaged line of kept answers skipped, an index that cannot be
+            // saved, ...) reach the user of a subcommand on stderr; the TUI logs to its file instead.
+            if log::set_boxed_logger(Box::new(StderrWarnings)).is_ok() {
+                log::set_max_level(log::LevelFilter::Warn);
+            }
+        }
         match self.command {
             None => tui::run(self.tui),
             Some(Command::FetchModel(args)) => fetch_model::run(args),
@@ -86,4 +93,22 @@ pub fn write_stdout(text: std::fmt::Arguments) {
         }
         panic!("failed printing to stdout: {e}");
     }
+}
+
+/// Prints warnings and errors logged by the library as `warning: ...` lines on stderr.
+struct StderrWarnings;
+
+impl log::Log for StderrWarnings {
+    fn enabled(&self, metadata: &log::Metadata) -> bool {
+        metadata.level() <= log::Level::Warn
+    }
+
+    fn log(&self, record: &log::Record) {
+        if self.enabled(record.metadata()) {
+            let level = if record.level() == log::Level::Error { "error" } else { "warning" };
+            eprintln!("{level}: {}", record.args());
+        }
+    }
+
+    fn flush(&self) {}
 }
