@@ -148,7 +148,7 @@ impl UneditedAnswers {
                     log::warn!(
                         "the kept unedited answers differ from this lafn's (was the runtime changed?): all are computed anew"
                     );
-                    self.forget_all()?;
+                    self.forget_all();
                     answers.iter_mut().for_each(|a| *a = None);
                 }
             }
@@ -199,14 +199,22 @@ impl UneditedAnswers {
         }
     }
 
-    /// Drops every kept answer, in memory and on disk.
-    fn forget_all(&mut self) -> Result<()> {
+    /// Drops every kept answer, in memory and on disk. A file that cannot be started anew is left
+    /// alone (its stale answers fail the check again next run) and this run keeps answers in memory.
+    fn forget_all(&mut self) {
         self.kept.clear();
-        if let Some(kept) = &mut self.file {
-            storage::write_atomic(&kept.path, (serde_json::to_string(&kept.header)? + "\n").as_bytes())?;
-            kept.file = OpenOptions::new().append(true).open(&kept.path)?;
+        let Some(kept) = &mut self.file else { return };
+        let restarted = serde_json::to_string(&kept.header)
+            .map_err(color_eyre::Report::from)
+            .and_then(|header| storage::write_atomic(&kept.path, (header + "\n").as_bytes()))
+            .and_then(|()| Ok(OpenOptions::new().append(true).open(&kept.path)?));
+        match restarted {
+            Ok(file) => kept.file = file,
+            Err(e) => {
+                log::warn!("{}: {e:#}: the unedited answers of this run are not kept", kept.path.display());
+                self.file = None;
+            }
         }
-        Ok(())
     }
 }
 
@@ -286,6 +294,29 @@ mod tests {
             .answers(&qs, Scoring::Both, PromptFrame::Auto, &mut answerer(&mut calls, 7))
             .unwrap();
         assert_eq!((again, calls), (changed, 1));
+    }
+
+    #[test]
+    fn stale_answers_that_cannot_be_dropped_from_disk_do_not_fail_the_run() {
+        let dir = tempfile::tempdir().unwrap();
+        let kept = dir.path().join("kept");
+        let qs = [question("a?"), question("bb?")];
+        let mut calls = 0;
+        UneditedAnswers::open(&kept, "m")
+            .answers(&qs, Scoring::Both, PromptFrame::Auto, &mut answerer(&mut calls, 0))
+            .unwrap();
+        let mut store = UneditedAnswers::open(&kept, "m");
+        // The directory goes away under the run (a file in its place: not even root can write there).
+        std::fs::remove_dir_all(&kept).unwrap();
+        std::fs::write(&kept, b"").unwrap();
+        let mut calls = 0;
+        let answers = store.answers(&qs, Scoring::Both, PromptFrame::Auto, &mut answerer(&mut calls, 7)).unwrap();
+        assert_eq!(answers[1].generated.as_ref().unwrap().1, vec![7], "a stale answer was reused");
+        assert_eq!(calls, 1 + 2);
+        // From then on the answers are kept in memory.
+        let mut calls = 0;
+        store.answers(&qs, Scoring::Both, PromptFrame::Auto, &mut answerer(&mut calls, 7)).unwrap();
+        assert_eq!(calls, 0);
     }
 
     #[test]
