@@ -178,3 +178,36 @@ fn one_rule_for_a_changed_group_renaming_keeps_the_edit_new_facts_drop_it() {
     assert_eq!((saved.status, saved.cache_entry.as_ref(), saved.located.as_ref()), (GroupStatus::Draft, None, None));
     assert!(saved.loss_history.is_empty());
 }
+
+/// The `replaces` of the edit job that pressing `e` on group `selected` submits, in a session whose
+/// groups link to `entries`.
+fn replaces_on_edit(entries: &[&str], selected: usize) -> Option<String> {
+    let (mut app, _) = App::new("gemma-3-270m", "s", PathBuf::from("sessions"));
+    let mut session = Session::new("s").unwrap();
+    for entry in entries {
+        session.groups.push(SessionGroup {
+            group: group(),
+            status: GroupStatus::Cached,
+            located: Some(located(7)),
+            loss_history: Vec::new(),
+            cache_entry: Some(entry.to_string()),
+        });
+    }
+    app.handle(Event::SessionLoaded(Box::new(session)));
+    app.pane = Pane::Edits;
+    app.edits.group_selected = selected;
+    let commands = app.handle(Event::Key(KeyEvent::new(KeyCode::Char('e'), KeyModifiers::NONE)));
+    commands
+        .into_iter()
+        .find_map(|c| match c {
+            Command::Job(Job::Edit { replaces, .. }) => Some(replaces),
+            _ => None,
+        })
+        .expect("e submits the edit")
+}
+
+#[test]
+fn an_edit_replaces_the_groups_earlier_entry_unless_another_group_links_to_it() {
+    assert_eq!(replaces_on_edit(&["shared", "shared", "own"], 2), Some("own".into()));
+    assert_eq!(replaces_on_edit(&["shared", "shared", "own"], 0), None, "the other group would lose its edit");
+}

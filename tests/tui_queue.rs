@@ -76,6 +76,7 @@ fn run_edit(app: &mut App, group_id: u64, steps: usize, cached: bool) -> Vec<Com
         history: Vec::new(),
         stop: StopReason::Converged,
         cache_entry: Some(format!("entry-{group_id}")),
+        replaced: None,
         cache_rows: Vec::new(),
         seconds: 14.6,
     };
@@ -142,6 +143,7 @@ fn edit_all_queues_the_groups_not_cached_and_edits_them_one_at_a_time() {
         history: Vec::new(),
         stop: StopReason::Cancelled,
         cache_entry: None,
+        replaced: None,
         cache_rows: Vec::new(),
         seconds: 3.0,
     };

@@ -37,8 +37,9 @@ pub enum Job {
     Paraphrase { group_id: u64, lang_index: usize, descriptor: EditDescriptor, settings: ParaphraseSettings },
     /// Fill paraphrases, measure and select LAFNs.
     Locate { group_id: u64, group: EditGroup, settings: Box<MethodSettings> },
-    /// The whole edit (`method::pipeline::run_edit`), then store it in the cache.
-    Edit { group_id: u64, group: EditGroup, settings: Box<MethodSettings> },
+    /// The whole edit (`method::pipeline::run_edit`), then store it in the cache. `replaces`: the
+    /// group's entry from an earlier edit, removed once the new one is stored.
+    Edit { group_id: u64, group: EditGroup, settings: Box<MethodSettings>, replaces: Option<String> },
     /// Answer a query, with the cache and/or without it, put to the model as `frame` says. `raw`: keep
     /// generating after the answer's first line.
     Chat { turn: usize, query: String, answers: ChatAnswers, max_tokens: usize, raw: bool, frame: PromptFrame },
@@ -131,6 +132,8 @@ pub struct EditResult {
     pub history: Vec<OptimizeStep>,
     pub stop: StopReason,
     pub cache_entry: Option<String>,
+    /// The group's earlier entry, removed from the cache because the new one replaces it.
+    pub replaced: Option<String>,
     pub cache_rows: Vec<IndexRow>,
     pub seconds: f64,
 }
@@ -245,7 +248,9 @@ impl State {
                     })?;
                 send(WorkerEvent::Located { group_id, group, located, measurements: Arc::new(measurements) });
             }
-            Job::Edit { group_id, group, settings } => self.edit(group_id, group, &settings, cancel, send)?,
+            Job::Edit { group_id, group, settings, replaces } => {
+                self.edit(group_id, group, &settings, replaces, cancel, send)?
+            }
             Job::Chat { turn, query, answers, max_tokens, raw, frame } => {
                 let options = AnswerOptions { stop_at_line_end: !raw, frame, ..AnswerOptions::chat(max_tokens) };
                 self.chat(turn, &query, answers, &options, cancel, send)?
@@ -270,12 +275,14 @@ impl State {
         Ok(())
     }
 
-    /// The whole edit of a group, then (unless cancelled) its entry in the cache.
+    /// The whole edit of a group, then (unless cancelled) its entry in the cache, which replaces the
+    /// group's earlier one: removed only after the new one is stored, so a failed edit loses nothing.
     fn edit(
         &mut self,
         group_id: u64,
         group: EditGroup,
         settings: &MethodSettings,
+        replaces: Option<String>,
         cancel: &AtomicBool,
         send: &dyn Fn(WorkerEvent),
     ) -> Result<()> {
@@ -301,6 +308,18 @@ impl State {
         } else {
             Some(run.store(cached, &loaded.model, &loaded.tokenizer, settings)?)
         };
+        let replaced = match (&cache_entry, replaces) {
+            (Some(new), Some(old)) if *new != old && cached.cache().list().iter().any(|row| row.id == old) => {
+                match cached.remove(&old) {
+                    Ok(()) => Some(old),
+                    Err(e) => {
+                        log::warn!("the group's earlier cache entry {old} stays: {e:#}");
+                        None
+                    }
+                }
+            }
+            _ => None,
+        };
         send(WorkerEvent::Edited(Box::new(EditResult {
             group_id,
             group: run.group,
@@ -308,6 +327,7 @@ impl State {
             history: run.outcome.history,
             stop: run.outcome.stop,
             cache_entry,
+            replaced,
             cache_rows: cached.cache().list().to_vec(),
             seconds: run.locate_seconds + run.optimize_seconds,
         })));

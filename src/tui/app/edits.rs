@@ -356,14 +356,31 @@ impl App {
             self.error = Some("edit all is running: cancel it first to edit one group".into());
             return Vec::new();
         }
-        let (group_id, group, settings) = (g.id, g.saved.group.clone(), Box::new(self.settings.clone()));
+        let group_id = g.id;
         if edit {
+            let job = self.edit_job(group_id).expect("the selected group exists");
             self.optimize.editing_group = Some(group_id);
             self.pane = Pane::Optimize;
-            self.submit(Job::Edit { group_id, group, settings })
+            self.submit(job)
         } else {
+            let (group, settings) = (g.saved.group.clone(), Box::new(self.settings.clone()));
             self.submit(Job::Locate { group_id, group, settings })
         }
+    }
+
+    /// The job that edits group `id`. Its new entry replaces the group's earlier one, unless another
+    /// group of the session links to that entry too (the same edit made twice).
+    pub(super) fn edit_job(&self, id: u64) -> Option<Job> {
+        let g = self.edits.group_by_id(id)?;
+        let replaces = g.saved.cache_entry.clone().filter(|entry| {
+            !self.edits.groups.iter().any(|other| other.id != id && other.saved.cache_entry.as_ref() == Some(entry))
+        });
+        Some(Job::Edit {
+            group_id: id,
+            group: g.saved.group.clone(),
+            settings: Box::new(self.settings.clone()),
+            replaces,
+        })
     }
 
     /// Asks the worker whether each linked group's cache entry holds its edit: after a session loads (its

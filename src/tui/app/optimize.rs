@@ -161,6 +161,9 @@ impl App {
         match result.cache_entry {
             Some(id) => {
                 self.message = format!("edit {:?} in {:.0} s, cached as {id}", result.stop, result.seconds);
+                if let Some(replaced) = &result.replaced {
+                    self.message += &format!(", replacing {replaced}");
+                }
                 let older = superseded_by(&self.model.cache_rows, &id);
                 if !older.is_empty() {
                     self.message += &format!(" (answers the same questions as the older {})", older.join(", "));

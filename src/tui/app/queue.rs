@@ -6,7 +6,7 @@ use std::collections::VecDeque;
 
 use super::{App, Command};
 use crate::session::GroupStatus;
-use crate::tui::worker::{EditResult, Job};
+use crate::tui::worker::EditResult;
 
 #[derive(Debug, Clone, Default)]
 pub struct EditQueue {
@@ -54,7 +54,7 @@ impl App {
     /// failed (and said why), one deleted meanwhile is passed over. Ends the queue when none is left.
     fn submit_next_queued(&mut self) -> Vec<Command> {
         while let Some(id) = self.edits.queue.as_mut().and_then(|queue| queue.waiting.pop_front()) {
-            let Some(g) = self.edits.group_by_id(id) else {
+            let (Some(g), Some(job)) = (self.edits.group_by_id(id), self.edit_job(id)) else {
                 self.queue_counts(|queue| queue.done += 1);
                 continue;
             };
@@ -66,8 +66,6 @@ impl App {
                 });
                 continue;
             }
-            let job =
-                Job::Edit { group_id: id, group: g.saved.group.clone(), settings: Box::new(self.settings.clone()) };
             self.queue_counts(|queue| {
                 queue.current = Some(id);
                 queue.current_cached = false;
