@@ -1,13 +1,14 @@
 """Fits a model's scope relation projection (src/method/scope.rs, RelationProjection) from the labelled
 question vectors of examples/scope_vectors.rs, and writes it as the safetensors file lafn ships.
 
-    python3 results/scripts/fit_scope_projection.py PREFIX LAYER OUT.safetensors [DIMENSIONS] [RIDGE]
+    python3 results/scripts/fit_scope_projection.py PREFIX[,PREFIX...] LAYER OUT.safetensors [DIMENSIONS] [RIDGE]
 
 Linear discriminant analysis: a class is the fact a question asks (a record's prompts, paraphrases,
 src and rephrasings in every language; a specificity question belongs to the record it was made from,
 the relation it asks); the projection keeps the DIMENSIONS directions along which class means differ
 most relative to the within-class spread, regularised by RIDGE x the mean within-class variance.
-Needs numpy.
+Several PREFIXes (runs of scope_vectors on different files, same model) are fitted together; a class
+is then a record of one file. Needs numpy.
 """
 import json
 import struct
@@ -19,14 +20,19 @@ prefix, layer, out = sys.argv[1], int(sys.argv[2]), sys.argv[3]
 dimensions = int(sys.argv[4]) if len(sys.argv) > 4 else 32
 ridge = float(sys.argv[5]) if len(sys.argv) > 5 else 0.1
 
-labels = [json.loads(line) for line in open(prefix + ".jsonl")]
-center = np.fromfile(prefix + ".center.f32", dtype="<f4")
-hidden = len(center)
-vectors = np.fromfile(prefix + ".f32", dtype="<f4").reshape(-1, hidden)
-assert len(vectors) == len(labels), "vectors and labels differ in number"
-classes = np.array([l["from"] if l["kind"] == "spec" else l["record"] for l in labels], dtype=float)
-keep = ~np.isnan(classes)
-vectors, classes = vectors[keep].astype(np.float64), classes[keep]
+vectors, classes = [], []
+for n, part in enumerate(prefix.split(",")):
+    labels = [json.loads(line) for line in open(part + ".jsonl")]
+    center = np.fromfile(part + ".center.f32", dtype="<f4")
+    hidden = len(center)
+    rows = np.fromfile(part + ".f32", dtype="<f4").reshape(-1, hidden)
+    assert len(rows) == len(labels), f"{part}: vectors and labels differ in number"
+    # Classes of different files never coincide: record numbers are offset by the file.
+    record = np.array([l["from"] if l["kind"] == "spec" else l["record"] for l in labels], dtype=float)
+    keep = ~np.isnan(record)
+    vectors.append(rows[keep].astype(np.float64))
+    classes.append(record[keep] + n * 1_000_000)
+vectors, classes = np.concatenate(vectors), np.concatenate(classes)
 
 means = {c: vectors[classes == c].mean(0) for c in np.unique(classes)}
 within = vectors - np.stack([means[c] for c in classes])
