@@ -6,7 +6,10 @@
 //! `results/scripts/scope_negatives_replay.py`; under `each_negative` its likeness to each of those
 //! questions, described (language, template, likeness to the keys) in `other_relation_questions`.
 //!
-//!     cargo run --release --example scope_scores -- FILE LANGS RECORDS [SETTINGS.json] > scores.jsonl
+//!     cargo run --release --example scope_scores -- FILE LANGS RECORDS [SETTINGS.json] [--only N] > scores.jsonl
+//!
+//! RECORDS is the run's `--limit` (the other-relation questions come from those records); `--only N`
+//! scores the first N of them, for a run stopped after N records.
 
 use std::path::Path;
 
@@ -20,9 +23,12 @@ use lafn::runtime::{LoadedModel, WeightMode};
 
 fn main() -> lafn::Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let [file, langs, records, rest @ ..] = args.as_slice() else {
-        return Err(eyre!("usage: scope_scores FILE LANGS RECORDS [SETTINGS.json]"));
+    let usage = || eyre!("usage: scope_scores FILE LANGS RECORDS [SETTINGS.json] [--only N]");
+    let (only, args) = match args.as_slice() {
+        [rest @ .., flag, n] if flag == "--only" => (Some(n.parse::<usize>().wrap_err("--only N")?), rest),
+        all => (None, all),
     };
+    let [file, langs, records, rest @ ..] = args else { return Err(usage()) };
     let mut data = load_benchmark(Path::new(file))?;
     let langs: Vec<String> = langs.split(',').map(String::from).collect();
     let count: usize = records.parse().wrap_err("RECORDS must be a number")?;
@@ -39,7 +45,7 @@ fn main() -> lafn::Result<()> {
     eprintln!("relation projection: {}", if encoder.projected() { "fitted for this model" } else { "none" });
 
     let (mut rephrasings, mut other_relations) = (Vec::new(), Vec::new());
-    for index in 0..data.len() {
+    for index in 0..only.unwrap_or(data.len()).min(data.len()) {
         // The group as `lafn eval` edits it: every language, paraphrases from the settings.
         let mut group = EditGroup::from_benchmark(&format!("record-{index}"), &data[index], Some(&langs))?;
         fill_paraphrases(&mut group, &settings.paraphrases, Some((model, tokenizer)))?;
