@@ -313,3 +313,29 @@ fn library_errors_carry_no_backtrace_frames() {
     assert!(stderr.contains("unknown magic"), "{stderr}");
     assert!(!stderr.contains("candle-core") && !stderr.contains("error.rs"), "backtrace frames: {stderr}");
 }
+
+#[test]
+fn damaged_kept_answers_are_reported_on_stderr_and_cost_only_those_answers() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = tiny_gguf(&dir.path().join("model"));
+    let data = dir.path().join("data");
+    let sample = env!("CARGO_MANIFEST_DIR").to_string() + "/tests/fixtures/mzsre.sample.jsonl";
+    let eval = || {
+        let out = Command::new(env!("CARGO_BIN_EXE_lafn"))
+            .args(["eval", "--model", &model, "--dataset", "mzsre", "--file", &sample, "--langs", "en"])
+            .args(["--limit", "1", "--method", "unedited", "--scoring", "generate"])
+            .env("LAFN_DATA_DIR", &data)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    let first = eval();
+    assert!(!first.contains("warning:"), "{first}");
+    let kept = std::fs::read_dir(data.join("unedited-answers")).unwrap().next().unwrap().unwrap().path();
+    let text = std::fs::read_to_string(&kept).unwrap();
+    let damaged: Vec<&str> = text.lines().enumerate().map(|(i, l)| if i == 2 { "{not json" } else { l }).collect();
+    std::fs::write(&kept, damaged.join("\n") + "\n").unwrap();
+    let stderr = eval();
+    assert!(stderr.contains("warning: ") && stderr.contains("1 damaged lines skipped"), "{stderr}");
+}
