@@ -4,10 +4,12 @@
 The run must have the gate off (`{"scope": {"threshold": null}}`) and include `unedited`: each
 lu-lafns outcome then carries the scope score of the entry its question names, and a gate at
 threshold t would have answered it as lu-lafns did (score >= t) or as the unedited model (below t).
-Prints, per threshold, generated-answer EM (x100, mean over languages) of Reliability, Generality
-(rephrase != src), Specificity and the share of specificity answers that state the new target.
+Prints, per threshold, generated-answer EM (x100, mean over languages) of Reliability, Generality,
+Generality on rephrasings != src, Specificity and the share of specificity answers that state the new target.
 
-    python3 results/scripts/scope_curve.py RUN.state.jsonl [SCORES.jsonl] [--at THRESHOLD] [--margin M]
+    python3 results/scripts/scope_curve.py RUN.state.jsonl [SCORES.jsonl] [--at THRESHOLD] [--margin M] [--teacher-forced]
+
+With --teacher-forced, the same for teacher-forced EM (the run must have scored both ways).
 
 With --at, also prints the same columns per language at that threshold. With --margin, a question
 also needs to score at least M above its score against the other-relation negatives (the SCORES rows'
@@ -20,10 +22,10 @@ import json
 import sys
 from collections import defaultdict
 
-METRICS = ["reliability", "distinct-generality", "specificity"]
+METRICS = ["reliability", "generality", "distinct-generality", "specificity"]
 
 
-def main(path, scores_path=None, at=None, margin=None):
+def main(path, scores_path=None, at=None, margin=None, teacher_forced=False):
     other_scores = {}
     if scores_path:
         for line in open(scores_path, encoding="utf-8"):
@@ -60,10 +62,11 @@ def main(path, scores_path=None, at=None, margin=None):
                     fires = t is None or (score is not None and score >= t and beats_negatives)
                     chosen = mine if fires else theirs
                     generated = chosen["generated"]
+                    scored = chosen["teacher_forced"] if teacher_forced else generated["score"]
                     # An unedited answer agrees with itself on Specificity.
-                    em = 1.0 if (not fires and mine["metric"] == "specificity") else generated["score"]["em"]
+                    em = 1.0 if (not fires and mine["metric"] == "specificity") else scored["em"]
                     sums[mine["metric"]][lang].append(em)
-                    if mine["metric"] == "specificity":
+                    if mine["metric"] == "specificity" and not teacher_forced:
                         sums["new-target"][lang].append(float(fires and generated["states_new_target"]))
         cells = []
         for metric in METRICS + ["new-target"]:
@@ -84,6 +87,9 @@ def main(path, scores_path=None, at=None, margin=None):
 if __name__ == "__main__":
     args = sys.argv[1:]
     options = {}
+    if "--teacher-forced" in args:
+        args.remove("--teacher-forced")
+        options["teacher_forced"] = True
     for flag in ["--at", "--margin"]:
         if flag in args:
             i = args.index(flag)
