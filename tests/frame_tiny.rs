@@ -2,13 +2,15 @@
 //! template that cannot render leaves the model raw with a warning, base models have none, and an edit
 //! trained with the template answers the framed question while retrieval reads it as typed.
 
+mod common;
+
 use std::sync::atomic::AtomicBool;
 
 use candle_core::Device;
 use lafn::method::apply::{answer, AnswerOptions, CachedEdits};
 use lafn::method::cache::MemoryStore;
 use lafn::method::pipeline::{run_edit, EditModels};
-use lafn::method::{EditDescriptor, EditGroup, LayerChoice, MethodSettings, StopReason};
+use lafn::method::{EditDescriptor, EditGroup, MethodSettings, StopReason};
 use lafn::runtime::tiny::{write_tiny_model, TinySpec};
 use lafn::runtime::{Arch, LoadedModel, PromptFrame, WeightMode};
 
@@ -87,12 +89,7 @@ fn edit_then_chat(frame: PromptFrame) -> (bool, bool) {
             descriptor("de", "Shmavon Shmavonyan ist der", "Jemen"),
         ],
     };
-    let mut settings = MethodSettings { frame, ..MethodSettings::default() };
-    settings.paraphrases.count = 0;
-    settings.locate.layers = LayerChoice::Fixed(vec![1, 2]);
-    settings.locate.beta = 0.5;
-    settings.locate.generic_share = None;
-    settings.locate.max_per_layer = Some(16);
+    let mut settings = MethodSettings { frame, ..common::tiny_method_settings() };
     settings.edit.learning_rate = 0.1;
     settings.edit.steps = 100;
     let models = EditModels { dense: model, paraphraser: model, tokenizer };

@@ -1,8 +1,10 @@
 //! The TUI's worker thread on a tiny random model: jobs in, events out, the edit cache on disk.
 
+mod common;
+
 use candle_core::Device;
 use lafn::method::cache::EditCache;
-use lafn::method::{EditDescriptor, EditGroup, LayerChoice, MethodSettings};
+use lafn::method::{EditDescriptor, EditGroup, MethodSettings};
 use lafn::runtime::tiny::{write_tiny_model, TinySpec};
 use lafn::runtime::Arch;
 use lafn::tui::worker::{EditResult, Job, Worker, WorkerEvent};
@@ -23,12 +25,7 @@ fn group(target: &str) -> EditGroup {
 }
 
 fn settings() -> Box<MethodSettings> {
-    let mut settings = MethodSettings::default();
-    settings.paraphrases.count = 0;
-    settings.locate.layers = LayerChoice::Fixed(vec![1, 2]);
-    settings.locate.beta = 0.5;
-    settings.locate.generic_share = None;
-    settings.locate.max_per_layer = Some(16);
+    let mut settings = common::tiny_method_settings();
     settings.edit.steps = 3;
     Box::new(settings)
 }

@@ -1,4 +1,4 @@
-//! Shared helpers for integration tests on real models.
+//! Shared helpers for integration tests: real models, and settings for tiny random ones.
 
 #![allow(dead_code)]
 
@@ -9,6 +9,7 @@ use std::sync::OnceLock;
 
 use candle_core::Device;
 use lafn::fetch::{self, ModelFiles};
+use lafn::method::{LayerChoice, MethodSettings};
 use lafn::runtime::{LoadedModel, Model, WeightMode};
 
 /// Files of a built-in model, fetched on first use (CI fetches the default model up front).
@@ -45,4 +46,16 @@ pub fn shared_file(relative: &str) -> Option<PathBuf> {
 /// The first MzsRE dev records, vendored for tests that must run in any clone.
 pub fn mzsre_sample() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/mzsre.sample.jsonl")
+}
+
+/// Method settings that locate and edit on a tiny random model in a moment: no generated paraphrases,
+/// layers 1 and 2, neurons active on half the prompts, at most 16 a layer.
+pub fn tiny_method_settings() -> MethodSettings {
+    let mut settings = MethodSettings::default();
+    settings.paraphrases.count = 0;
+    settings.locate.layers = LayerChoice::Fixed(vec![1, 2]);
+    settings.locate.beta = 0.5;
+    settings.locate.generic_share = None;
+    settings.locate.max_per_layer = Some(16);
+    settings
 }
