@@ -69,20 +69,27 @@ fn store_with_edit() -> (MemoryStore, String) {
     (store, id)
 }
 
+/// A session of groups [`group`], each saved as cached under one of `entries`, located at `neuron`.
+fn cached_session(entries: &[&str], neuron: u32) -> Session {
+    let mut session = Session::new("s").unwrap();
+    session.model = Some("gemma-3-270m".into());
+    for entry in entries {
+        session.groups.push(SessionGroup {
+            group: group(),
+            status: GroupStatus::Cached,
+            located: Some(located(neuron)),
+            loss_history: Vec::new(),
+            cache_entry: Some(entry.to_string()),
+        });
+    }
+    session
+}
+
 /// An app with a session loaded whose one group was saved as cached under `entry_id`, located at neuron 1
 /// (a copy that disagrees with the entry's neuron 7); returns the check job's links.
 fn app_with_cached_session(entry_id: &str) -> (App, Vec<CacheLink>) {
     let (mut app, _) = App::new("gemma-3-270m", "s", PathBuf::from("sessions"));
-    let mut session = Session::new("s").unwrap();
-    session.model = Some("gemma-3-270m".into());
-    session.groups.push(SessionGroup {
-        group: group(),
-        status: GroupStatus::Cached,
-        located: Some(located(1)),
-        loss_history: Vec::new(),
-        cache_entry: Some(entry_id.into()),
-    });
-    let commands = app.handle(Event::SessionLoaded(Box::new(session)));
+    let commands = app.handle(Event::SessionLoaded(Box::new(cached_session(&[entry_id], 1))));
     let links = commands
         .into_iter()
         .find_map(|c| match c {
@@ -183,17 +190,7 @@ fn one_rule_for_a_changed_group_renaming_keeps_the_edit_new_facts_drop_it() {
 /// groups link to `entries`.
 fn replaces_on_edit(entries: &[&str], selected: usize) -> Option<String> {
     let (mut app, _) = App::new("gemma-3-270m", "s", PathBuf::from("sessions"));
-    let mut session = Session::new("s").unwrap();
-    for entry in entries {
-        session.groups.push(SessionGroup {
-            group: group(),
-            status: GroupStatus::Cached,
-            located: Some(located(7)),
-            loss_history: Vec::new(),
-            cache_entry: Some(entry.to_string()),
-        });
-    }
-    app.handle(Event::SessionLoaded(Box::new(session)));
+    app.handle(Event::SessionLoaded(Box::new(cached_session(entries, 7))));
     app.pane = Pane::Edits;
     app.edits.group_selected = selected;
     let commands = app.handle(Event::Key(KeyEvent::new(KeyCode::Char('e'), KeyModifiers::NONE)));
