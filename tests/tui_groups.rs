@@ -2,7 +2,7 @@
 //! checked when it loads (the worker's verdicts played by hand; no model).
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use candle_core::{DType, Device, Tensor};
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
@@ -187,9 +187,9 @@ fn one_rule_for_a_changed_group_renaming_keeps_the_edit_new_facts_drop_it() {
 }
 
 /// The `replaces` of the edit job that pressing `e` on group `selected` submits, in a session whose
-/// groups link to `entries`.
-fn replaces_on_edit(entries: &[&str], selected: usize) -> Option<String> {
-    let (mut app, _) = App::new("gemma-3-270m", "s", PathBuf::from("sessions"));
+/// groups link to `entries`, with other sessions saved in `sessions`.
+fn replaces_on_edit(entries: &[&str], selected: usize, sessions: &Path) -> Option<String> {
+    let (mut app, _) = App::new("gemma-3-270m", "s", sessions.to_path_buf());
     app.handle(Event::SessionLoaded(Box::new(cached_session(entries, 7))));
     app.pane = Pane::Edits;
     app.edits.group_selected = selected;
@@ -205,6 +205,16 @@ fn replaces_on_edit(entries: &[&str], selected: usize) -> Option<String> {
 
 #[test]
 fn an_edit_replaces_the_groups_earlier_entry_unless_another_group_links_to_it() {
-    assert_eq!(replaces_on_edit(&["shared", "shared", "own"], 2), Some("own".into()));
-    assert_eq!(replaces_on_edit(&["shared", "shared", "own"], 0), None, "the other group would lose its edit");
+    let sessions = tempfile::tempdir().unwrap();
+    assert_eq!(replaces_on_edit(&["shared", "shared", "own"], 2, sessions.path()), Some("own".into()));
+    assert_eq!(replaces_on_edit(&["shared", "shared", "own"], 0, sessions.path()), None, "the other group's edit");
+    // A copy of the session saved under another name links to it too; and so may a damaged session.
+    let mut copy = cached_session(&["own"], 7);
+    copy.name = "copy".into();
+    copy.save(sessions.path()).unwrap();
+    assert_eq!(replaces_on_edit(&["shared", "shared", "own"], 2, sessions.path()), None, "the copy's edit");
+    std::fs::remove_dir_all(sessions.path().join("copy")).unwrap();
+    std::fs::create_dir(sessions.path().join("damaged")).unwrap();
+    std::fs::write(sessions.path().join("damaged").join("session.json"), "{").unwrap();
+    assert_eq!(replaces_on_edit(&["shared", "shared", "own"], 2, sessions.path()), None, "a damaged session's");
 }

@@ -322,6 +322,20 @@ pub fn list_sessions(dir: &Path) -> Result<Vec<SessionSummary>> {
     Ok(summaries)
 }
 
+/// Whether a session in `dir` other than `current` links to cache entry `entry_id` in its last save or
+/// the one before. A session that cannot be read might, so it counts: an entry is only removed when
+/// no session can need it.
+pub fn entry_linked_elsewhere(dir: &Path, current: &str, entry_id: &str) -> bool {
+    let Ok(sessions) = list_sessions(dir) else { return true };
+    let links = |loaded: Result<Session>| {
+        loaded.map_or(true, |session| session.groups.iter().any(|g| g.cache_entry.as_deref() == Some(entry_id)))
+    };
+    sessions.iter().filter(|summary| summary.name != current).any(|summary| {
+        links(Session::load(dir, &summary.name))
+            || (summary.has_backup && links(Session::load_backup(dir, &summary.name)))
+    })
+}
+
 /// Renames session `old` to `new` (its directory; the name inside follows on load).
 pub fn rename(dir: &Path, old: &str, new: &str) -> Result<()> {
     validate_name(old)?;

@@ -8,7 +8,7 @@ use super::queue::EditQueue;
 use super::{App, Command, Deletion, InputTarget};
 use crate::method::edit::OptimizeStep;
 use crate::method::{EditDescriptor, EditGroup, LocatedNeurons, Measurements};
-use crate::session::{GroupStatus, SessionGroup};
+use crate::session::{self, GroupStatus, SessionGroup};
 use crate::tui::layout::{scroll_offset, Pane};
 use crate::tui::worker::{CacheLink, CacheVerdict, Job};
 
@@ -369,11 +369,12 @@ impl App {
     }
 
     /// The job that edits group `id`. Its new entry replaces the group's earlier one, unless another
-    /// group of the session links to that entry too (the same edit made twice).
+    /// group of this session (the same edit made twice) or another saved session links to it.
     pub(super) fn edit_job(&self, id: u64) -> Option<Job> {
         let g = self.edits.group_by_id(id)?;
         let replaces = g.saved.cache_entry.clone().filter(|entry| {
             !self.edits.groups.iter().any(|other| other.id != id && other.saved.cache_entry.as_ref() == Some(entry))
+                && !session::entry_linked_elsewhere(&self.sessions.dir, &self.sessions.name, entry)
         });
         Some(Job::Edit {
             group_id: id,
