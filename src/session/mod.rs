@@ -275,26 +275,35 @@ pub fn backup_exists(dir: &Path, name: &str) -> bool {
     dir.join(name).join(BACKUP_FILE).is_file()
 }
 
-/// The sessions in `dir`, most recently saved first, damaged ones last. A missing `dir` has none.
-pub fn list_sessions(dir: &Path) -> Result<Vec<SessionSummary>> {
+/// The names of the sessions in `dir` (directories holding a save or a previous save), each with
+/// whether it has a previous save, unsorted. A missing `dir` has none.
+fn session_names(dir: &Path) -> Result<Vec<(String, bool)>> {
     let listing = match fs::read_dir(dir) {
         Ok(listing) => listing,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
         Err(e) => return Err(e).wrap_err_with(|| format!("cannot list sessions in {}", dir.display())),
     };
-    let mut summaries = Vec::new();
+    let mut names = Vec::new();
     for item in listing {
         let item = item.wrap_err_with(|| format!("cannot list sessions in {}", dir.display()))?;
-        let path = item.path();
-        let has_session = path.join(SESSION_FILE).is_file();
+        let has_session = item.path().join(SESSION_FILE).is_file();
         // Other files and directories (and names that are not Unicode) are not sessions.
         let Some(name) = item.file_name().to_str().map(str::to_string) else {
             continue;
         };
         let has_backup = backup_exists(dir, &name);
-        if !has_session && !has_backup {
-            continue;
+        if has_session || has_backup {
+            names.push((name, has_backup));
         }
+    }
+    Ok(names)
+}
+
+/// The sessions in `dir`, most recently saved first, damaged ones last. A missing `dir` has none.
+pub fn list_sessions(dir: &Path) -> Result<Vec<SessionSummary>> {
+    let mut summaries = Vec::new();
+    for (name, has_backup) in session_names(dir)? {
+        let path = dir.join(&name);
         let summary = match Session::load(dir, &name) {
             Ok(session) => SessionSummary {
                 name,
@@ -326,13 +335,12 @@ pub fn list_sessions(dir: &Path) -> Result<Vec<SessionSummary>> {
 /// the one before. A session that cannot be read might, so it counts: an entry is only removed when
 /// no session can need it.
 pub fn entry_linked_elsewhere(dir: &Path, current: &str, entry_id: &str) -> bool {
-    let Ok(sessions) = list_sessions(dir) else { return true };
+    let Ok(sessions) = session_names(dir) else { return true };
     let links = |loaded: Result<Session>| {
         loaded.map_or(true, |session| session.groups.iter().any(|g| g.cache_entry.as_deref() == Some(entry_id)))
     };
-    sessions.iter().filter(|summary| summary.name != current).any(|summary| {
-        links(Session::load(dir, &summary.name))
-            || (summary.has_backup && links(Session::load_backup(dir, &summary.name)))
+    sessions.iter().filter(|(name, _)| name != current).any(|(name, has_backup)| {
+        links(Session::load(dir, name)) || (*has_backup && links(Session::load_backup(dir, name)))
     })
 }
 

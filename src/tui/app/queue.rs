@@ -54,7 +54,7 @@ impl App {
     /// failed (and said why), one deleted meanwhile is passed over. Ends the queue when none is left.
     fn submit_next_queued(&mut self) -> Vec<Command> {
         while let Some(id) = self.edits.queue.as_mut().and_then(|queue| queue.waiting.pop_front()) {
-            let (Some(g), Some(job)) = (self.edits.group_by_id(id), self.edit_job(id)) else {
+            let Some(g) = self.edits.group_by_id(id) else {
                 self.queue_counts(|queue| queue.done += 1);
                 continue;
             };
@@ -66,6 +66,7 @@ impl App {
                 });
                 continue;
             }
+            let job = self.edit_job(id).expect("the group exists");
             self.queue_counts(|queue| {
                 queue.current = Some(id);
                 queue.current_cached = false;
