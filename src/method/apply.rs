@@ -267,18 +267,17 @@ impl TrainedAnswer {
 }
 
 /// Tokens of the answer an entry was trained to give for this query: the target of the language whose
-/// prompt shares the most tokens with the query, among those whose subject the query matched.
+/// prompt shares the most tokens with the query (a language whose subject the query named wins a tie;
+/// of equals, the longest answer, so that no answer is cut short). Not only the languages whose subject
+/// the query named: benchmarks and users write a translated subject in one language's field and the
+/// original one in its question (Thai and Russian MzsRE questions name "Estate Exchange", their subject
+/// fields a translation), and the English answer's length then cut the Thai answer short.
 fn answer_length(answers: &[TrainedAnswer], hit: &Hit, query: &[u32]) -> usize {
-    let matched: Vec<_> = answers.iter().filter(|a| a.subjects.contains(&hit.matched_subject)).collect();
-    let candidates = if matched.is_empty() { answers.iter().collect() } else { matched };
-    let mut best = (0, 0);
-    for answer in candidates {
-        let shared = answer.prompt.iter().filter(|t| query.contains(t)).count();
-        if shared > best.0 || best.1 == 0 {
-            best = (shared, answer.answer_tokens);
-        }
-    }
-    best.1
+    let rank = |a: &TrainedAnswer| {
+        let shared = a.prompt.iter().filter(|t| query.contains(t)).count();
+        (shared, a.subjects.contains(&hit.matched_subject), a.answer_tokens)
+    };
+    answers.iter().map(rank).max().map_or(0, |(_, _, tokens)| tokens)
 }
 
 /// How a chat answer is generated.
@@ -378,7 +377,25 @@ fn line_end(text: &str) -> Option<usize> {
 
 #[cfg(test)]
 mod tests {
-    use super::line_end;
+    use super::{answer_length, line_end, Hit, TrainedAnswer};
+
+    #[test]
+    fn the_answer_length_is_that_of_the_language_the_query_is_in() {
+        let answer = |subject: &str, prompt: &[u32], answer_tokens| TrainedAnswer {
+            subjects: vec![subject.to_string()],
+            prompt: prompt.to_vec(),
+            answer_tokens,
+        };
+        // English names the subject its field holds; Thai's question names it too, its field a translation.
+        let answers =
+            [answer("Estate Exchange", &[1, 2, 3, 10, 11], 5), answer("การแลกเปลี่ยน", &[20, 21, 10, 11, 22], 8)];
+        let hit = Hit { matched_subject: "Estate Exchange".into(), ..Hit::default() };
+        assert_eq!(answer_length(&answers, &hit, &[20, 21, 10, 11, 22]), 8);
+        assert_eq!(answer_length(&answers, &hit, &[1, 2, 3, 10, 11]), 5);
+        // A question in neither language: the language whose subject it named.
+        assert_eq!(answer_length(&answers, &hit, &[30, 10, 11]), 5);
+        assert_eq!(answer_length(&[], &hit, &[30]), 0);
+    }
 
     #[test]
     fn an_answer_ends_at_its_first_line_with_content() {

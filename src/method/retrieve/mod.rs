@@ -84,7 +84,7 @@ impl Default for RetrievalSettings {
 }
 
 /// One entry that a query mentions.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Hit {
     pub entry_id: String,
     /// How completely the query mentions `matched_subject`, in [0, 1].
