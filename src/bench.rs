@@ -90,7 +90,7 @@ pub fn run(files: &ModelFiles, device: &Device, decode_tokens: usize, group: Opt
     if let Some(group) = group {
         let models = EditModels { dense: &dense, paraphraser: &quantized.model, tokenizer: &quantized.tokenizer };
         let run = run_edit(models, group, &MethodSettings::default(), &AtomicBool::new(false), &mut |_| {})?;
-        let paraphrases: usize = run.group.descriptors.iter().map(|d| d.paraphrases.len()).sum();
+        let paraphrases: usize = run.group.descriptors.iter().map(|d| d.all_paraphrases().count()).sum();
         writeln!(
             report,
             "edit group ({} languages, {paraphrases} paraphrases): locate {:.1} s, edit {:.1} s ({} steps, {:.2} s/step, {:?}), {} neurons",

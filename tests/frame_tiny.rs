@@ -80,6 +80,7 @@ fn edit_then_chat(frame: PromptFrame) -> (bool, bool) {
         prompt: prompt.into(),
         target: target.into(),
         paraphrases: Vec::new(),
+        generated_paraphrases: Vec::new(),
         aliases: Vec::new(),
     };
     let group = EditGroup {

@@ -18,6 +18,7 @@ fn descriptor(lang: &str, prompt: &str, target: &str, paraphrases: &[&str]) -> E
         prompt: prompt.into(),
         target: target.into(),
         paraphrases: paraphrases.iter().map(|p| p.to_string()).collect(),
+        generated_paraphrases: Vec::new(),
         aliases: Vec::new(),
     }
 }

@@ -19,6 +19,7 @@ fn descriptor(lang: &str, prompt: &str, target: &str) -> EditDescriptor {
         prompt: prompt.into(),
         target: target.into(),
         paraphrases: Vec::new(),
+        generated_paraphrases: Vec::new(),
         aliases: Vec::new(),
     }
 }
@@ -108,6 +109,52 @@ fn an_edit_answers_its_fact_and_the_scope_gate_keeps_other_facts() {
     }
     let reply = ask(Some(&mut strict), "Marie Curie was born in the city of");
     assert!(states_first(&reply.text, "Lisbon"), "{:?}", reply.text);
+}
+
+/// The same completion-style edit with the question the user expects to ask written as a paraphrase
+/// (en + de): written paraphrases are trained on, so the question form answers the new object, a
+/// question worded otherwise too, and the other facts still keep their unedited answers.
+#[test]
+fn a_written_question_paraphrase_carries_a_completion_edit_to_questions() {
+    let loaded = common::default_quantized();
+    let (model, tokenizer) = (&loaded.model, &loaded.tokenizer);
+    let with_question = |lang, prompt, target, question: &str| EditDescriptor {
+        paraphrases: vec![question.to_string()],
+        ..descriptor(lang, prompt, target)
+    };
+    let group = EditGroup {
+        name: "marie-curie-birthplace".into(),
+        descriptors: vec![
+            with_question("en", "Marie Curie was born in the city of", "Lisbon", "Where was Marie Curie born?"),
+            with_question("de", "Marie Curie wurde geboren in der Stadt", "Lissabon", "Wo wurde Marie Curie geboren?"),
+        ],
+    };
+    let settings = MethodSettings::default();
+    let models = EditModels { dense: common::default_dense(), paraphraser: model, tokenizer };
+    let run = run_edit(models, group, &settings, &AtomicBool::new(false), &mut |_| {}).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let cache = EditCache::open(dir.path(), &loaded.info.fingerprint).unwrap();
+    let mut cached =
+        CachedEdits::new(cache, model, tokenizer, settings.retrieval.clone(), settings.scope.clone()).unwrap();
+    run.store(&mut cached, model, tokenizer, &settings).unwrap();
+    let options = AnswerOptions::chat(16);
+    let ask = |cached: Option<&mut CachedEdits>, question: &str| {
+        answer(model, tokenizer, cached, question, &options, &mut |_| true).unwrap().text
+    };
+    for (question, target) in [
+        ("Where was Marie Curie born?", "Lisbon"),
+        ("Wo wurde Marie Curie geboren?", "Lissabon"),
+        ("In which city was Marie Curie born?", "Lisbon"),
+        ("Marie Curie was born in the city of", "Lisbon"),
+    ] {
+        let reply = ask(Some(&mut cached), question);
+        eprintln!("{question} ->{reply}");
+        assert!(states_first(&reply, target), "{question}: {reply:?} does not start with {target}");
+    }
+    for question in OTHER_RELATIONS {
+        let before = ask(None, question);
+        assert_eq!(ask(Some(&mut cached), question), before, "{question}: another fact, so unedited");
+    }
 }
 
 /// The relation projection shipped for the default model is recognised from its own weights, quantized

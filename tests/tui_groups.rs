@@ -24,6 +24,7 @@ fn group() -> EditGroup {
         prompt: prompt.into(),
         target: target.into(),
         paraphrases: vec![format!("{prompt} Tell me.")],
+        generated_paraphrases: Vec::new(),
         aliases: Vec::new(),
     };
     EditGroup {

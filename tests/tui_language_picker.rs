@@ -37,6 +37,7 @@ fn picking() -> App {
         prompt: prompt.into(),
         target: target.into(),
         paraphrases: Vec::new(),
+        generated_paraphrases: Vec::new(),
         aliases: Vec::new(),
     };
     let group = EditGroup {

@@ -19,6 +19,7 @@ fn group(target: &str) -> EditGroup {
             prompt: "what country is Shmavon Shmavonyan from ?".into(),
             target: target.into(),
             paraphrases: Vec::new(),
+            generated_paraphrases: Vec::new(),
             aliases: Vec::new(),
         }],
     }

@@ -35,7 +35,7 @@ pub struct OptimizeSettings {
     /// early stop. Edits are optimized on dense weights and answered on quantized ones, whose rounding
     /// moves logits by up to ~1.5 on the default model: a bare argmax (0) often flips in chat.
     pub stop_margin: f32,
-    /// Also train on the paraphrases (not only the prompts).
+    /// Also train on the generated paraphrases (the prompts and the paraphrases the user wrote always are).
     pub train_on_paraphrases: bool,
     /// Also keep, in the KL term, the answers to questions about the subject's other relations
     /// (per-language templates: where born, known for, occupation, ...), so that an edit that fires
@@ -283,8 +283,8 @@ fn stop_reason(
     }
 }
 
-/// The training pairs (each language's prompt first, its probability is reported, then its
-/// paraphrases when trained on, each followed by its framed version unless `frame` is raw) and, per
+/// The training pairs (each language's prompt first, its probability is reported, then its written
+/// paraphrases and, when trained on, its generated ones, each followed by its framed version unless `frame` is raw) and, per
 /// language, the index of its prompt's pair.
 fn training_pairs(
     tokenizer: &Tokenizer,
@@ -296,8 +296,11 @@ fn training_pairs(
     let mut prompt_pair_of_lang = Vec::new();
     for d in &group.descriptors {
         prompt_pair_of_lang.push(pairs.len());
-        let paraphrases = if settings.train_on_paraphrases { d.paraphrases.as_slice() } else { &[] };
-        for prompt in std::iter::once(&d.prompt).chain(paraphrases) {
+        let paraphrases: Vec<&str> = match settings.train_on_paraphrases {
+            true => d.all_paraphrases().collect(),
+            false => d.written_paraphrases().collect(),
+        };
+        for prompt in std::iter::once(d.prompt.as_str()).chain(paraphrases) {
             pairs.push(answer_pair(tokenizer, prompt, &d.target, settings.end_with_line_break)?);
             if !frame.is_raw() {
                 pairs.push(answer_pair(tokenizer, &frame.frame(prompt)?, &d.target, settings.end_with_line_break)?);
@@ -498,5 +501,51 @@ impl StepLosses {
             );
         }
         Ok(Self { record, pair_margins, surrogate })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use candle_core::Device;
+
+    use super::{training_pairs, OptimizeSettings};
+    use crate::method::prompts::{fill_paraphrases, ParaphraseSettings};
+    use crate::method::{EditDescriptor, EditGroup};
+    use crate::runtime::tiny::{write_tiny_model, TinySpec};
+    use crate::runtime::{Arch, ChatFrame, LoadedModel, WeightMode};
+
+    #[test]
+    fn written_paraphrases_are_trained_on_and_generated_ones_only_when_asked() {
+        let dir = tempfile::tempdir().unwrap();
+        let files = write_tiny_model(dir.path(), TinySpec::new(Arch::Gemma3)).unwrap();
+        let tokenizer = LoadedModel::load(&files, WeightMode::Quantized, &Device::Cpu).unwrap().tokenizer;
+        let mut group = EditGroup {
+            name: "curie".into(),
+            descriptors: vec![EditDescriptor {
+                lang: "en".into(),
+                subject: "Marie Curie".into(),
+                prompt: "Marie Curie was born in the city of".into(),
+                target: "Lisbon".into(),
+                // Kept though it does not name the subject; the blank one is no paraphrase.
+                paraphrases: vec!["Where was she born?".into(), "  ".into()],
+                generated_paraphrases: Vec::new(),
+                aliases: Vec::new(),
+            }],
+        };
+        fill_paraphrases(&mut group, &ParaphraseSettings { count: 3, ..ParaphraseSettings::default() }, None).unwrap();
+        let d = &group.descriptors[0];
+        assert_eq!(d.paraphrases, ["Where was she born?", "  "], "the written ones stay as written");
+        assert_eq!(d.generated_paraphrases.len(), 2, "filled up to the count with the written one");
+        assert!(d.generated_paraphrases.iter().all(|p| p.contains("Marie Curie") && p != "Where was she born?"));
+        let mut again = group.clone();
+        fill_paraphrases(&mut again, &ParaphraseSettings { count: 3, ..ParaphraseSettings::default() }, None).unwrap();
+        assert_eq!(again, group, "preparing again changes nothing");
+
+        let pairs = |train_on_paraphrases| {
+            let settings = OptimizeSettings { train_on_paraphrases, ..OptimizeSettings::default() };
+            training_pairs(&tokenizer, &group, &settings, ChatFrame::Raw).unwrap().0.len()
+        };
+        assert_eq!(pairs(false), 2, "the prompt and the written paraphrase");
+        assert_eq!(pairs(true), 4, "and the generated ones");
     }
 }

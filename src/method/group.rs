@@ -16,9 +16,16 @@ pub struct EditDescriptor {
     pub subject: String,
     pub prompt: String,
     pub target: String,
-    /// Other phrasings of `prompt` used for locating; never a benchmark's `rephrase` field.
+    /// Other phrasings of `prompt`, as the user wrote them (never a benchmark's `rephrase` field): the
+    /// edit is trained to answer them too, and they count for locating and for the edit's scope. A
+    /// completion-style prompt ("Marie Curie was born in the city of") is answered in question form
+    /// ("Where was Marie Curie born?") only when a question is among them.
     #[serde(default)]
     pub paraphrases: Vec<String>,
+    /// Paraphrases made to fill up to the settings' count (`prompts::fill_paraphrases`): they count for
+    /// locating and for the scope, but are trained on only with `edit.train_on_paraphrases`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub generated_paraphrases: Vec<String>,
     /// Other names of the subject that should also trigger this edit.
     #[serde(default)]
     pub aliases: Vec<String>,
@@ -56,6 +63,16 @@ pub struct Portability {
 pub const MAX_FIELD_CHARS: usize = 65_536;
 
 impl EditDescriptor {
+    /// The paraphrases the user wrote, blank ones left out.
+    pub fn written_paraphrases(&self) -> impl Iterator<Item = &str> {
+        self.paraphrases.iter().map(|p| p.trim()).filter(|p| !p.is_empty())
+    }
+
+    /// The written paraphrases, then the generated ones.
+    pub fn all_paraphrases(&self) -> impl Iterator<Item = &str> {
+        self.written_paraphrases().chain(self.generated_paraphrases.iter().map(String::as_str))
+    }
+
     /// Every text field with its name as messages give it: subject, prompt, target, paraphrases, aliases.
     fn named_fields(&self) -> impl Iterator<Item = (String, &str)> {
         let fixed = [("subject", &self.subject), ("prompt", &self.prompt), ("target", &self.target)];
@@ -90,6 +107,7 @@ impl EditGroup {
                 prompt: e.src.clone(),
                 target: e.alt.clone(),
                 paraphrases: Vec::new(),
+                generated_paraphrases: Vec::new(),
                 aliases: Vec::new(),
             })
             .collect();

@@ -212,8 +212,7 @@ pub fn measure(
     let mut frequencies = vec![Vec::with_capacity(langs.len()); c.num_layers];
     let mut strengths = vec![Vec::with_capacity(langs.len()); c.num_layers];
     for d in &group.descriptors {
-        let inputs: Vec<&str> =
-            std::iter::once(d.prompt.as_str()).chain(d.paraphrases.iter().map(String::as_str)).collect();
+        let inputs: Vec<&str> = std::iter::once(d.prompt.as_str()).chain(d.all_paraphrases()).collect();
         let acts = activations(model, tokenizer, &inputs, Some(&d.subject), settings.position)?;
         for (layer, rows) in acts.iter().enumerate() {
             frequencies[layer].push(firing_share(rows, settings.activation_threshold));

@@ -148,7 +148,8 @@ pub fn model_paraphrases(
     Ok(kept)
 }
 
-/// Adds generated paraphrases to every language of `group` that has fewer than `settings.count`.
+/// Gives every language of `group` generated paraphrases up to `settings.count` paraphrases in all
+/// (the written ones count first).
 /// `model` is needed only for [`ParaphraseSource::Model`] and [`ParaphraseSource::Both`].
 pub fn fill_paraphrases(
     group: &mut EditGroup,
@@ -156,7 +157,11 @@ pub fn fill_paraphrases(
     model: Option<(&Model, &Tokenizer)>,
 ) -> Result<()> {
     for d in &mut group.descriptors {
-        if d.paraphrases.len() >= settings.count {
+        let written: Vec<String> = d.written_paraphrases().map(String::from).collect();
+        // Made anew every time (deterministically), so a prompt edited since has no stale ones.
+        let wanted = settings.count.saturating_sub(written.len());
+        d.generated_paraphrases.clear();
+        if wanted == 0 {
             continue;
         }
         let mut generated = Vec::new();
@@ -167,12 +172,12 @@ pub fn fill_paraphrases(
         if matches!(settings.source, ParaphraseSource::Templates | ParaphraseSource::Both) {
             generated.extend(template_paraphrases(&d.lang, &d.prompt));
         }
-        let all = d.paraphrases.iter().cloned().chain(generated);
         // A prompt may spell the subject differently (transliterated); only then is its absence no loss.
         let subject = contains_ignoring_case(&d.prompt, &d.subject).then_some(d.subject.as_str());
-        let mut merged = dedupe(all, d.prompt.trim(), subject);
-        merged.truncate(settings.count.max(d.paraphrases.len()));
-        d.paraphrases = merged;
+        let mut made = dedupe(written.iter().cloned().chain(generated), d.prompt.trim(), subject);
+        made.retain(|p| !written.contains(p));
+        made.truncate(wanted);
+        d.generated_paraphrases = made;
     }
     Ok(())
 }

@@ -235,8 +235,9 @@ impl QuestionEncoder {
     /// The scope keys of a group: the vectors of every language's prompt and paraphrases, and of its
     /// [`other_relation_questions`].
     pub fn keys(&self, model: &Model, tokenizer: &Tokenizer, group: &EditGroup) -> Result<ScopeKeys> {
-        let texts: Vec<String> =
-            group.descriptors.iter().flat_map(|d| std::iter::once(&d.prompt).chain(&d.paraphrases)).cloned().collect();
+        let texts: Vec<String> = (group.descriptors.iter())
+            .flat_map(|d| std::iter::once(d.prompt.as_str()).chain(d.all_paraphrases()).map(String::from))
+            .collect();
         Ok(ScopeKeys {
             layer: self.layer,
             keys: self.encode_about(model, tokenizer, group, &texts)?,

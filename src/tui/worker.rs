@@ -232,7 +232,9 @@ impl State {
                 let loaded = self.loaded()?;
                 let mut group = EditGroup { name: "paraphrases".into(), descriptors: vec![descriptor] };
                 fill_paraphrases(&mut group, &settings, Some((&loaded.model, &loaded.tokenizer)))?;
-                let paraphrases = group.descriptors.remove(0).paraphrases;
+                // Asked for, they become the user's: shown, editable and trained on.
+                let filled = group.descriptors.remove(0);
+                let paraphrases = [filled.paraphrases, filled.generated_paraphrases].concat();
                 send(WorkerEvent::Paraphrased { group_id, lang_index, paraphrases });
             }
             Job::Locate { group_id, group, settings } => {

@@ -21,6 +21,7 @@ pub fn descriptor(lang: &str, subject: &str, prompt: &str, target: &str) -> Edit
         prompt: prompt.into(),
         target: target.into(),
         paraphrases: vec![format!("{prompt}?")],
+        generated_paraphrases: Vec::new(),
         aliases: Vec::new(),
     }
 }

@@ -38,7 +38,9 @@ pub fn synthetic_groups(records: &[BenchmarkRecord], count: usize) -> Result<Vec
             for d in &mut group.descriptors {
                 let respelled = respell(&d.subject, &letters, &mut rng);
                 d.prompt = d.prompt.replace(&d.subject, &respelled);
-                d.paraphrases = d.paraphrases.iter().map(|p| p.replace(&d.subject, &respelled)).collect();
+                let respelled_in = |texts: &[String]| texts.iter().map(|p| p.replace(&d.subject, &respelled)).collect();
+                d.paraphrases = respelled_in(&d.paraphrases);
+                d.generated_paraphrases = respelled_in(&d.generated_paraphrases);
                 d.subject = respelled;
             }
         }
@@ -82,7 +84,7 @@ pub fn fill_cache(
         }
         let langs = group.descriptors.iter().map(|d| d.lang.clone()).collect();
         let located = LocatedNeurons { langs, layers: Vec::new(), selected, frequencies: BTreeMap::new() };
-        let rows = group.descriptors.iter().map(|d| 1 + d.paraphrases.len()).sum::<usize>();
+        let rows = group.descriptors.iter().map(|d| 1 + d.all_paraphrases().count()).sum::<usize>();
         let mut random_vectors = |rows: usize| {
             let values: Vec<f32> = (0..rows * config.hidden_size).map(|_| rng.random_range(-1.0..1.0)).collect();
             Tensor::from_vec(values, (rows, config.hidden_size), &Device::Cpu)

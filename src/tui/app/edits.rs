@@ -227,6 +227,7 @@ fn blank_descriptor(lang: &str) -> EditDescriptor {
         prompt: String::new(),
         target: String::new(),
         paraphrases: Vec::new(),
+        generated_paraphrases: Vec::new(),
         aliases: Vec::new(),
     }
 }
