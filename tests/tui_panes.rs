@@ -351,6 +351,33 @@ fn a_new_group_shows_its_subject_open_for_typing_even_while_empty() {
 }
 
 #[test]
+fn a_completion_prompt_without_a_written_question_asks_for_one() {
+    let mut app = demo_app();
+    app.pane = Pane::Edits;
+    let mut group = record_group();
+    group.name = "Marie Curie".into();
+    group.descriptors.truncate(2);
+    for (d, prompt) in
+        group.descriptors.iter_mut().zip(["Marie Curie was born in the city of", "Wo wurde Marie Curie geboren?"])
+    {
+        d.subject = "Marie Curie".into();
+        d.prompt = prompt.into();
+        d.paraphrases.clear();
+    }
+    app.handle(Event::Imported(vec![group]));
+    app.edits.group_selected = app.edits.groups.len() - 1;
+    let screen = render(&mut app, 200, 50);
+    let lang_rows: Vec<&str> = screen.lines().filter(|l| l.contains("── lang")).collect();
+    assert_eq!(lang_rows.len(), 2, "{screen}");
+    assert!(lang_rows[0].contains("0 paraphrases · not a question: add one (p)"), "{screen}");
+    assert!(!lang_rows[1].contains("not a question"), "a question needs no hint: {screen}");
+    // Once a question is written, the hint goes.
+    app.edits.groups.last_mut().unwrap().saved.group.descriptors[0].paraphrases =
+        vec!["Where was Marie Curie born?".into()];
+    assert!(!render(&mut app, 200, 50).contains("not a question"));
+}
+
+#[test]
 fn an_edit_of_a_fact_edited_before_says_which_older_entries_it_answers_for() {
     let mut app = demo_app();
     let older = app.model.cache_rows[0].clone();

@@ -89,9 +89,44 @@ impl Script {
     }
 }
 
+/// Whether `text` reads as a sentence to complete ("Marie Curie was born in the city of") rather than
+/// a question: it ends without a question mark in a script whose questions end with one. `false` for
+/// scripts whose questions often go without (Thai, Lao, Khmer, Myanmar, Japanese): no guess there.
+pub fn is_completion(text: &str) -> bool {
+    let text = text.trim_end();
+    let Some(last) = text.chars().last() else { return false };
+    let marked = matches!(last, '?' | '？' | '؟' | ';' | '\u{037E}' | '⸮') || text.contains('՞');
+    let unmarked_questions = matches!(
+        Script::detect(text),
+        Some(Script::Thai | Script::Lao | Script::Khmer | Script::Myanmar | Script::Japanese)
+    );
+    !marked && !unmarked_questions
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn completions_are_told_from_questions() {
+        for completion in
+            ["Marie Curie was born in the city of", "Marie Curie wurde geboren in der Stadt ", "居里夫人出生于"]
+        {
+            assert!(is_completion(completion), "{completion}");
+        }
+        for question in [
+            "Where was Marie Curie born?",
+            "Wo wurde Marie Curie geboren ?",
+            "居里夫人出生在哪里？",
+            "أين ولدت ماري كوري؟",
+            "Πού γεννήθηκε η Μαρί Κιουρί;",
+            "Որտե՞ղ է ծնվել Մարի Կյուրին",
+            "มารี กูรี เกิดที่ไหน",
+            "",
+        ] {
+            assert!(!is_completion(question), "{question}");
+        }
+    }
 
     #[test]
     fn characters_belong_to_their_script() {

@@ -8,6 +8,7 @@ use ratatui::Frame;
 
 use super::{draw_field, input_for, row, titled};
 use crate::session::GroupStatus;
+use crate::text::scripts::is_completion;
 use crate::tui::app::edits::FieldRef;
 use crate::tui::app::{App, InputTarget};
 use crate::tui::keymap::{self, Action, Scope};
@@ -113,10 +114,17 @@ pub fn render(app: &App, frame: &mut Frame, body: Rect) {
         }
         let value = app.edits.field_text(*field);
         let value = match field {
-            FieldRef::Lang(d) if value.is_empty() => {
-                format!("(empty) — {} paraphrases", group.descriptors[*d].paraphrases.len())
+            FieldRef::Lang(d) => {
+                let descriptor = &group.descriptors[*d];
+                let lang = if value.is_empty() { "(empty)" } else { value.as_str() };
+                let written = descriptor.written_paraphrases().count();
+                // Trained on a completion only, an edit does not answer the question users ask.
+                let hint = match written == 0 && is_completion(&descriptor.prompt) {
+                    true => format!(" · not a question: add one ({})", key(Action::AddParaphrase)),
+                    false => String::new(),
+                };
+                format!("{lang} — {written} paraphrases{hint}")
             }
-            FieldRef::Lang(d) => format!("{value} — {} paraphrases", group.descriptors[*d].paraphrases.len()),
             // Template paraphrases hold line breaks ("...?\nAnswer:"); a row shows them as a mark.
             _ => value.replace('\n', " ↵ "),
         };
