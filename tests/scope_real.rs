@@ -88,6 +88,13 @@ fn an_edit_answers_its_fact_and_the_scope_gate_keeps_other_facts() {
         assert!(!mentions(&reply.text, "Lisbon") && !mentions(&reply.text, "Lissabon"), "{question}");
     }
 
+    // Asked in other words, the edit fires (scope 0.76) but the update values were not trained to end
+    // the line after this question: the answer still ends where the trained answer does, not
+    // "Lissabon Lissabon ist eine Stadt in der Mitte der Atlantikinsel. ...".
+    let reply = ask(Some(&mut cached), "In welcher Stadt wurde Marie Curie geboren?");
+    assert_eq!(reply.retrieved.hits.len(), 1, "in scope");
+    assert_eq!(reply.text.trim(), "Lissabon");
+
     // The edited fact asked as a question rather than completed.
     let reply = ask(Some(&mut cached), "Where was Marie Curie born?");
     let hit = reply.retrieved.hits.iter().chain(&reply.retrieved.out_of_scope).next().map(describe_hit);

@@ -278,7 +278,7 @@ pub fn answer_all(
                     // Applied to every query, so through the whole answer.
                     let everywhere = GenerationDeltas { deltas: edits, active_tokens: usize::MAX };
                     answer.generated =
-                        Some(generate_text(model, tokenizer, &q.prompt, everywhere, &options, &mut |_| true)?);
+                        Some(generate_text(model, tokenizer, &q.prompt, everywhere, &[], &options, &mut |_| true)?);
                 }
             }
             Answerer::Cached(cached) => {
@@ -296,9 +296,9 @@ pub fn answer_all(
                     answer.predicted = Some(forced(&q.prompt, &retrieved.edits)?);
                 }
                 if scoring.generate() {
-                    let edits = retrieved.answer_edits();
+                    let (edits, trained) = (retrieved.answer_edits(), &retrieved.answers);
                     answer.generated =
-                        Some(generate_text(model, tokenizer, &q.prompt, edits, &options, &mut |_| true)?);
+                        Some(generate_text(model, tokenizer, &q.prompt, edits, trained, &options, &mut |_| true)?);
                 }
             }
             Answerer::InContext(facts) => {
@@ -312,10 +312,15 @@ pub fn answer_all(
                     answer.predicted = Some(forced(&prompt, &[])?);
                 }
                 if scoring.generate() {
-                    answer.generated =
-                        Some(generate_text(model, tokenizer, &prompt, GenerationDeltas::NONE, &options, &mut |_| {
-                            true
-                        })?);
+                    answer.generated = Some(generate_text(
+                        model,
+                        tokenizer,
+                        &prompt,
+                        GenerationDeltas::NONE,
+                        &[],
+                        &options,
+                        &mut |_| true,
+                    )?);
                 }
             }
         }

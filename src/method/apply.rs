@@ -48,6 +48,8 @@ pub struct Retrieved {
     /// The longest answer (in tokens) the fired entries were trained to produce: how long the update
     /// values act when generating.
     pub answer_tokens: usize,
+    /// The answers the fired entries were trained to give to this query (their targets in its language).
+    pub answers: Vec<String>,
 }
 
 impl Retrieved {
@@ -159,12 +161,15 @@ impl CachedEdits {
                     let answers = TrainedAnswer::of_entry(tokenizer, &self.cache.get(&hit.entry_id)?)?;
                     self.answers.insert(hit.entry_id.clone(), answers);
                 }
-                Ok((edits, answer_length(&self.answers[&hit.entry_id], &hit, &query_ids)))
+                Ok((edits, trained_answer(&self.answers[&hit.entry_id], &hit, &query_ids)))
             });
             match entry {
-                Ok((edits, answer_tokens)) => {
+                Ok((edits, trained)) => {
                     retrieved.edits.extend(edits);
-                    retrieved.answer_tokens = retrieved.answer_tokens.max(answer_tokens);
+                    if let Some(trained) = trained {
+                        retrieved.answer_tokens = retrieved.answer_tokens.max(trained.answer_tokens);
+                        retrieved.answers.push(trained.target.clone());
+                    }
                     retrieved.hits.push(hit);
                 }
                 Err(e) => retrieved.damaged.push((hit.entry_id, format!("{e:#}"))),
@@ -244,6 +249,7 @@ struct TrainedAnswer {
     /// The language's subject and aliases.
     subjects: Vec<String>,
     prompt: Vec<u32>,
+    target: String,
     /// Tokens of the target (with the line break that ends it, when it was trained to end there).
     answer_tokens: usize,
 }
@@ -260,24 +266,24 @@ impl TrainedAnswer {
                 let framed = answer_pair(tokenizer, &frame.frame(&d.prompt)?, &d.target, end_line)?;
                 let subjects = std::iter::once(&d.subject).chain(&d.aliases).cloned().collect();
                 let answer_tokens = pair.target.len().max(framed.target.len());
-                Ok(Self { subjects, prompt: pair.prompt, answer_tokens })
+                Ok(Self { subjects, prompt: pair.prompt, target: d.target.trim().to_string(), answer_tokens })
             })
             .collect()
     }
 }
 
-/// Tokens of the answer an entry was trained to give for this query: the target of the language whose
-/// prompt shares the most tokens with the query (a language whose subject the query named wins a tie;
-/// of equals, the longest answer, so that no answer is cut short). Not only the languages whose subject
-/// the query named: benchmarks and users write a translated subject in one language's field and the
-/// original one in its question (Thai and Russian MzsRE questions name "Estate Exchange", their subject
-/// fields a translation), and the English answer's length then cut the Thai answer short.
-fn answer_length(answers: &[TrainedAnswer], hit: &Hit, query: &[u32]) -> usize {
+/// The answer an entry was trained to give for this query: that of the language whose prompt shares
+/// the most tokens with the query (a language whose subject the query named wins a tie; of equals, the
+/// longest answer, so that none is cut short). Not only the languages whose subject the query named:
+/// benchmarks and users write a translated subject in one language's field and the original one in
+/// its question (Thai and Russian MzsRE questions name "Estate Exchange", their subject fields a
+/// translation), and the English answer's length then cut the Thai answer short.
+fn trained_answer<'a>(answers: &'a [TrainedAnswer], hit: &Hit, query: &[u32]) -> Option<&'a TrainedAnswer> {
     let rank = |a: &TrainedAnswer| {
         let shared = a.prompt.iter().filter(|t| query.contains(t)).count();
         (shared, a.subjects.contains(&hit.matched_subject), a.answer_tokens)
     };
-    answers.iter().map(rank).max().map_or(0, |(_, _, tokens)| tokens)
+    answers.iter().max_by_key(|a| rank(a))
 }
 
 /// How a chat answer is generated.
@@ -328,18 +334,22 @@ pub fn answer(
         Some(cached) => cached.retrieve(model, tokenizer, query)?,
         None => Retrieved::default(),
     };
-    let (text, ids) = generate_text(model, tokenizer, query, retrieved.answer_edits(), options, on_text)?;
+    let (text, ids) =
+        generate_text(model, tokenizer, query, retrieved.answer_edits(), &retrieved.answers, options, on_text)?;
     Ok(Answer { text, ids, retrieved })
 }
 
 /// Generates the answer to `question`, framed as `options` say, with `edits`, streaming text pieces to
 /// `on_text`; returns the text and its tokens, cut at the answer's line end when `options` ask for it.
-/// The answer also ends at the model's end-of-turn and EOS tokens.
+/// The answer also ends at the model's end-of-turn and EOS tokens, and, when cut at line ends, once it
+/// is one of the `trained_answers` the edits were trained to give (they were trained to end the line
+/// there, but a question worded unlike their prompts may run on: "Lissabon Lissabon ist eine Stadt").
 pub fn generate_text(
     model: &Model,
     tokenizer: &Tokenizer,
     question: &str,
     edits: GenerationDeltas,
+    trained_answers: &[String],
     options: &AnswerOptions,
     on_text: &mut dyn FnMut(&str) -> bool,
 ) -> Result<(String, Vec<u32>)> {
@@ -363,7 +373,8 @@ pub fn generate_text(
             }
         }
         ids.push(token);
-        on_text(&piece)
+        let complete = options.stop_at_line_end && trained_answers.iter().any(|a| text.trim() == a);
+        on_text(&piece) && !complete
     })?;
     Ok((text, ids))
 }
@@ -377,14 +388,18 @@ fn line_end(text: &str) -> Option<usize> {
 
 #[cfg(test)]
 mod tests {
-    use super::{answer_length, line_end, Hit, TrainedAnswer};
+    use super::{line_end, trained_answer, Hit, TrainedAnswer};
 
     #[test]
     fn the_answer_length_is_that_of_the_language_the_query_is_in() {
         let answer = |subject: &str, prompt: &[u32], answer_tokens| TrainedAnswer {
             subjects: vec![subject.to_string()],
             prompt: prompt.to_vec(),
+            target: String::new(),
             answer_tokens,
+        };
+        let answer_length = |answers: &[TrainedAnswer], hit: &Hit, query: &[u32]| {
+            trained_answer(answers, hit, query).map_or(0, |a| a.answer_tokens)
         };
         // English names the subject its field holds; Thai's question names it too, its field a translation.
         let answers =
