@@ -7,7 +7,9 @@ threshold t would have answered it as lu-lafns did (score >= t) or as the unedit
 Prints, per threshold, generated-answer EM (x100, mean over languages) of Reliability, Generality,
 Generality on rephrasings != src, Specificity and the share of specificity answers that state the new target.
 
-    python3 results/scripts/scope_curve.py RUN.state.jsonl [SCORES.jsonl] [--at THRESHOLD] [--margin M] [--teacher-forced]
+    python3 results/scripts/scope_curve.py RUN.state.jsonl [SCORES.jsonl] [--at THRESHOLD] [--margin M] [--teacher-forced] [--method NAME]
+
+--method replays another cached method of the run (default lu-lafns; random-neurons is gated the same way).
 
 With --teacher-forced, the same for teacher-forced EM (the run must have scored both ways).
 
@@ -25,7 +27,7 @@ from collections import defaultdict
 METRICS = ["reliability", "generality", "distinct-generality", "specificity"]
 
 
-def main(path, scores_path=None, at=None, margin=None, teacher_forced=False):
+def main(path, scores_path=None, at=None, margin=None, teacher_forced=False, method="lu-lafns"):
     other_scores = {}
     if scores_path:
         for line in open(scores_path, encoding="utf-8"):
@@ -36,7 +38,7 @@ def main(path, scores_path=None, at=None, margin=None, teacher_forced=False):
     for line in lines[1:]:
         result = json.loads(line)
         runs[result["method"]][result["record"]] = result["langs"]
-    ours, unedited = runs["lu-lafns"], runs["unedited"]
+    ours, unedited = runs[method], runs["unedited"]
     thresholds = [None] + [round(0.05 * i, 2) for i in range(4, 19)]
     per_language = {}
     print("| threshold | " + " | ".join(METRICS) + " | spec. states new target |")
@@ -90,6 +92,10 @@ if __name__ == "__main__":
     if "--teacher-forced" in args:
         args.remove("--teacher-forced")
         options["teacher_forced"] = True
+    if "--method" in args:
+        i = args.index("--method")
+        options["method"] = args[i + 1]
+        del args[i : i + 2]
     for flag in ["--at", "--margin"]:
         if flag in args:
             i = args.index(flag)
