@@ -374,7 +374,8 @@ fn a_completion_prompt_without_a_written_question_asks_for_one() {
     // Once a question is written, the hint goes.
     app.edits.groups.last_mut().unwrap().saved.group.descriptors[0].paraphrases =
         vec!["Where was Marie Curie born?".into()];
-    assert!(!render(&mut app, 200, 50).contains("not a question"));
+    let screen = render(&mut app, 200, 50);
+    assert!(!screen.contains("not a question") && screen.contains("en — 1 paraphrase "), "{screen}");
 }
 
 #[test]

@@ -123,7 +123,7 @@ pub fn render(app: &App, frame: &mut Frame, body: Rect) {
                     true => format!(" · not a question: add one ({})", key(Action::AddParaphrase)),
                     false => String::new(),
                 };
-                format!("{lang} — {written} paraphrases{hint}")
+                format!("{lang} — {written} paraphrase{}{hint}", if written == 1 { "" } else { "s" })
             }
             // Template paraphrases hold line breaks ("...?\nAnswer:"); a row shows them as a mark.
             _ => value.replace('\n', " ↵ "),
