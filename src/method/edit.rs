@@ -284,8 +284,8 @@ fn stop_reason(
 }
 
 /// The training pairs (each language's prompt first, its probability is reported, then its written
-/// paraphrases and, when trained on, its generated ones, each followed by its framed version unless `frame` is raw) and, per
-/// language, the index of its prompt's pair.
+/// paraphrases and, when trained on, its generated ones, each followed by its framed version unless
+/// `frame` is raw) and, per language, the index of its prompt's pair.
 fn training_pairs(
     tokenizer: &Tokenizer,
     group: &EditGroup,
