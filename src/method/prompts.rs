@@ -174,7 +174,7 @@ pub fn fill_paraphrases(
         }
         // A prompt may spell the subject differently (transliterated); only then is its absence no loss.
         let subject = contains_ignoring_case(&d.prompt, &d.subject).then_some(d.subject.as_str());
-        let mut made = dedupe(written.iter().cloned().chain(generated), d.prompt.trim(), subject);
+        let mut made = dedupe(generated, d.prompt.trim(), subject);
         made.retain(|p| !written.contains(p));
         made.truncate(wanted);
         d.generated_paraphrases = made;
