@@ -4,6 +4,7 @@ mod common;
 
 use candle_core::Device;
 use lafn::method::cache::EditCache;
+use lafn::method::prompts::ParaphraseSettings;
 use lafn::method::{EditDescriptor, EditGroup, MethodSettings};
 use lafn::runtime::tiny::{write_tiny_model, TinySpec};
 use lafn::runtime::Arch;
@@ -91,4 +92,29 @@ fn re_editing_a_changed_group_replaces_its_entry_once_the_new_one_is_stored() {
     // On disk, as another process opens it.
     let store = EditCache::open(&cache_dir, &fingerprint).unwrap();
     assert_eq!(store.list().iter().map(|row| row.id.clone()).collect::<Vec<_>>(), [new]);
+}
+
+#[test]
+fn generated_paraphrases_follow_the_written_ones_which_stay_as_written_without_blanks() {
+    let dir = tempfile::tempdir().unwrap();
+    write_tiny_model(&dir.path().join("model"), TinySpec::new(Arch::Gemma3)).unwrap();
+    let (send, mut events) = unbounded_channel();
+    let worker = Worker::spawn(Some(dir.path().join("cache")), Device::Cpu, send);
+    worker.submit(Job::Load { spec: dir.path().join("model").display().to_string() });
+    finish(&mut events);
+
+    let mut descriptor = group("Yemen").descriptors.remove(0);
+    descriptor.paraphrases = vec![" Where is he from? ".into(), "   ".into()];
+    let settings = ParaphraseSettings { count: 3, ..ParaphraseSettings::default() };
+    worker.submit(Job::Paraphrase { group_id: 1, lang_index: 0, descriptor, settings });
+    let paraphrases = finish(&mut events)
+        .into_iter()
+        .find_map(|event| match event {
+            WorkerEvent::Paraphrased { paraphrases, .. } => Some(paraphrases),
+            _ => None,
+        })
+        .expect("the paraphrases came back");
+    assert_eq!(paraphrases.len(), 3, "{paraphrases:?}");
+    assert_eq!(paraphrases[0], "Where is he from?", "the written one, kept though it does not name the subject");
+    assert!(paraphrases[1..].iter().all(|p| p.contains("Shmavon Shmavonyan")), "{paraphrases:?}");
 }

@@ -232,9 +232,11 @@ impl State {
                 let loaded = self.loaded()?;
                 let mut group = EditGroup { name: "paraphrases".into(), descriptors: vec![descriptor] };
                 fill_paraphrases(&mut group, &settings, Some((&loaded.model, &loaded.tokenizer)))?;
-                // Asked for, they become the user's: shown, editable and trained on.
+                // Asked for, they become the user's: shown, editable and trained on. The written ones
+                // come back trimmed and without blanks, as the list was before generated ones were kept apart.
                 let filled = group.descriptors.remove(0);
-                let paraphrases = [filled.paraphrases, filled.generated_paraphrases].concat();
+                let written = filled.written_paraphrases().map(String::from);
+                let paraphrases = written.chain(filled.generated_paraphrases.iter().cloned()).collect();
                 send(WorkerEvent::Paraphrased { group_id, lang_index, paraphrases });
             }
             Job::Locate { group_id, group, settings } => {
