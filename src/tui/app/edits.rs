@@ -338,7 +338,8 @@ impl App {
         let Some(g) = self.edits.selected_group() else { return Vec::new() };
         let descriptor = g.saved.group.descriptors[d].clone();
         let mut settings = self.settings.paraphrases.clone();
-        settings.count = settings.count.max(descriptor.paraphrases.len() + 1);
+        // At least one more than written, so that asking always adds one.
+        settings.count = settings.count.max(descriptor.written_paraphrases().count() + 1);
         let job = Job::Paraphrase { group_id: g.id, lang_index: d, descriptor, settings };
         self.submit(job)
     }
