@@ -5,9 +5,9 @@
 //!     cargo run --release --example scope_vectors -- FILE LANGS FIRST COUNT OUT_PREFIX [--no-paraphrases]
 //!
 //! Writes OUT_PREFIX.f32 (rows of `hidden` little-endian f32), OUT_PREFIX.jsonl (one label per row:
-//! record, language, kind = prompt | paraphrase | src | rephrase | rephrase-same | spec, and for spec
-//! the record whose relation it asks) and OUT_PREFIX.center.f32 (the encoder's center, which
-//! identifies the model). `--no-paraphrases` skips generating the prompts' paraphrases (the slow
+//! record, language, kind = prompt | paraphrase | src | rephrase | rephrase-same | spec | other, for
+//! spec the record whose relation it asks, for other the language table's template) and
+//! OUT_PREFIX.center.f32 (the encoder's center, which identifies the model). `--no-paraphrases` skips generating the prompts' paraphrases (the slow
 //! part), for records used only to fit.
 
 use std::io::Write;
@@ -16,7 +16,7 @@ use std::path::Path;
 use candle_core::Device;
 use color_eyre::eyre::{eyre, WrapErr};
 use lafn::eval::methods::specificity_questions;
-use lafn::method::prompts::fill_paraphrases;
+use lafn::method::prompts::{fill_paraphrases, other_relation_questions};
 use lafn::method::scope::QuestionEncoder;
 use lafn::method::{load_benchmark, EditGroup, MethodSettings};
 use lafn::runtime::{LoadedModel, WeightMode};
@@ -57,8 +57,8 @@ fn main() -> lafn::Result<()> {
         for d in &group.descriptors {
             texts.push(d.prompt.clone());
             meta.push(serde_json::json!({"record": index, "lang": d.lang, "kind": "prompt"}));
-            for p in &d.paraphrases {
-                texts.push(p.clone());
+            for p in d.all_paraphrases() {
+                texts.push(p.to_string());
                 meta.push(serde_json::json!({"record": index, "lang": d.lang, "kind": "paraphrase"}));
             }
         }
@@ -78,6 +78,13 @@ fn main() -> lafn::Result<()> {
                 });
                 texts.push(question);
                 meta.push(serde_json::json!({"record": index, "lang": lang, "kind": "spec", "from": from}));
+            }
+        }
+        // The language table's other-relation questions, as the gate keeps them (`ScopeKeys`).
+        for d in &group.descriptors {
+            for (template, question) in other_relation_questions(&d.lang, &d.subject).into_iter().enumerate() {
+                texts.push(question);
+                meta.push(serde_json::json!({"record": index, "lang": d.lang, "kind": "other", "template": template}));
             }
         }
         let encoded = encoder.encode_about(model, tokenizer, &group, &texts)?;

@@ -59,6 +59,14 @@ impl ScopeSettings {
             // Both scores are cosines in [-1, 1].
             check("scope.other_relations_margin", (-2.0..=2.0).contains(&margin), "from -2 to 2, or null", margin)?;
         }
+        if let Some(similarity) = self.known_relation_similarity {
+            check(
+                "scope.known_relation_similarity",
+                (-1.0..=1.0).contains(&similarity),
+                "from -1 to 1, or null",
+                similarity,
+            )?;
+        }
         check("scope.depth", (0.0..=1.0).contains(&self.depth), "from 0 to 1", self.depth)
     }
 }
@@ -216,7 +224,7 @@ mod tests {
     #[test]
     fn every_bad_number_is_refused_by_name() {
         type Spoil = fn(&mut MethodSettings);
-        let cases: [(&str, Spoil); 19] = [
+        let cases: [(&str, Spoil); 20] = [
             ("edit.learning_rate", |s| s.edit.learning_rate = f64::NAN),
             ("edit.learning_rate", |s| s.edit.learning_rate = -1.0),
             ("edit.learning_rate", |s| s.edit.learning_rate = 0.0),
@@ -236,6 +244,7 @@ mod tests {
             ("scope.threshold", |s| s.scope.threshold = Some(f32::NAN)),
             ("scope.other_relations_margin", |s| s.scope.other_relations_margin = Some(f32::NAN)),
             ("scope.other_relations_margin", |s| s.scope.other_relations_margin = Some(3.0)),
+            ("scope.known_relation_similarity", |s| s.scope.known_relation_similarity = Some(f32::NAN)),
         ];
         for (key, spoil) in cases {
             let mut settings = MethodSettings::default();
