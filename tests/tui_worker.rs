@@ -2,13 +2,16 @@
 
 mod common;
 
+use std::path::Path;
+
 use candle_core::Device;
 use lafn::method::cache::EditCache;
 use lafn::method::prompts::ParaphraseSettings;
 use lafn::method::{EditDescriptor, EditGroup, MethodSettings};
 use lafn::runtime::tiny::{write_tiny_model, TinySpec};
 use lafn::runtime::Arch;
-use lafn::tui::worker::{EditResult, Job, Worker, WorkerEvent};
+use lafn::session::{GroupStatus, Session, SessionGroup};
+use lafn::tui::worker::{EditResult, Job, Replaces, Worker, WorkerEvent};
 use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver};
 
 fn group(target: &str) -> EditGroup {
@@ -59,6 +62,9 @@ fn re_editing_a_changed_group_replaces_its_entry_once_the_new_one_is_stored() {
     let dir = tempfile::tempdir().unwrap();
     write_tiny_model(&dir.path().join("model"), TinySpec::new(Arch::Gemma3)).unwrap();
     let cache_dir = dir.path().join("cache");
+    let sessions = dir.path().join("sessions");
+    let replacing =
+        |entry: &str| Some(Replaces { entry: entry.into(), sessions_dir: sessions.clone(), session: "work".into() });
     let (send, mut events) = unbounded_channel();
     let worker = Worker::spawn(Some(cache_dir.clone()), Device::Cpu, send);
     worker.submit(Job::Load { spec: dir.path().join("model").display().to_string() });
@@ -76,7 +82,7 @@ fn re_editing_a_changed_group_replaces_its_entry_once_the_new_one_is_stored() {
     assert_eq!(first.replaced, None);
 
     // The same group with another target: a new entry, and the old one goes.
-    worker.submit(Job::Edit { group_id: 1, group: group("Oman"), settings: settings(), replaces: Some(old.clone()) });
+    worker.submit(Job::Edit { group_id: 1, group: group("Oman"), settings: settings(), replaces: replacing(&old) });
     let second = edited(finish(&mut events));
     let new = second.cache_entry.expect("cached");
     assert_ne!(new, old);
@@ -85,13 +91,67 @@ fn re_editing_a_changed_group_replaces_its_entry_once_the_new_one_is_stored() {
     assert_eq!(ids, [new.as_str()]);
 
     // An entry already gone (removed with `lafn cache rm`) is nothing to replace.
-    worker.submit(Job::Edit { group_id: 1, group: group("Oman"), settings: settings(), replaces: Some(old) });
+    worker.submit(Job::Edit { group_id: 1, group: group("Oman"), settings: settings(), replaces: replacing(&old) });
     let third = edited(finish(&mut events));
     assert_eq!((third.cache_entry.as_deref(), third.replaced), (Some(new.as_str()), None));
 
     // On disk, as another process opens it.
     let store = EditCache::open(&cache_dir, &fingerprint).unwrap();
     assert_eq!(store.list().iter().map(|row| row.id.clone()).collect::<Vec<_>>(), [new]);
+}
+
+/// A session named `name` whose one group links to cache entry `entry`, saved in `dir`.
+fn save_session_linking(dir: &Path, name: &str, entry: &str) {
+    let mut session = Session::new(name).unwrap();
+    session.groups.push(SessionGroup {
+        group: group("Yemen"),
+        status: GroupStatus::Cached,
+        located: None,
+        loss_history: Vec::new(),
+        cache_entry: Some(entry.into()),
+    });
+    session.save(dir).unwrap();
+}
+
+#[test]
+fn an_entry_a_saved_session_may_need_is_not_replaced() {
+    let dir = tempfile::tempdir().unwrap();
+    write_tiny_model(&dir.path().join("model"), TinySpec::new(Arch::Gemma3)).unwrap();
+    let sessions = dir.path().join("sessions");
+    let (send, mut events) = unbounded_channel();
+    let worker = Worker::spawn(Some(dir.path().join("cache")), Device::Cpu, send);
+    worker.submit(Job::Load { spec: dir.path().join("model").display().to_string() });
+    finish(&mut events);
+    let mut edit = |target: &str, replaces: Option<Replaces>| {
+        worker.submit(Job::Edit { group_id: 1, group: group(target), settings: settings(), replaces });
+        edited(finish(&mut events))
+    };
+    let replacing =
+        |entry: &str| Some(Replaces { entry: entry.into(), sessions_dir: sessions.clone(), session: "work".into() });
+
+    // This session's last save links it: that is what the new edit supersedes, so it goes.
+    let yemen = edit("Yemen", None).cache_entry.expect("cached");
+    save_session_linking(&sessions, "work", &yemen);
+    assert_eq!(edit("Oman", replacing(&yemen)).replaced, Some(yemen.clone()));
+
+    // Saved twice, its backup links it too, and restoring the backup must find it.
+    let qatar = edit("Qatar", None).cache_entry.expect("cached");
+    save_session_linking(&sessions, "work", &qatar);
+    save_session_linking(&sessions, "work", &qatar);
+    let kept = edit("Kuwait", replacing(&qatar));
+    assert_eq!(kept.replaced, None, "the backup needs it");
+    assert!(kept.cache_rows.iter().any(|row| row.id == qatar));
+
+    // Another session, or one that cannot be read, may need it.
+    let bahrain = edit("Bahrain", None).cache_entry.expect("cached");
+    save_session_linking(&sessions, "copy", &bahrain);
+    assert_eq!(edit("Jordan", replacing(&bahrain)).replaced, None, "the copy's");
+    std::fs::remove_dir_all(sessions.join("copy")).unwrap();
+    std::fs::create_dir(sessions.join("damaged")).unwrap();
+    std::fs::write(sessions.join("damaged").join("session.json"), "{").unwrap();
+    assert_eq!(edit("Jordan", replacing(&bahrain)).replaced, None, "a damaged session's");
+    std::fs::remove_dir_all(sessions.join("damaged")).unwrap();
+    assert_eq!(edit("Syria", replacing(&bahrain)).replaced, Some(bahrain));
 }
 
 #[test]

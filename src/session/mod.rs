@@ -331,16 +331,17 @@ pub fn list_sessions(dir: &Path) -> Result<Vec<SessionSummary>> {
     Ok(summaries)
 }
 
-/// Whether a session in `dir` other than `current` links to cache entry `entry_id` in its last save or
-/// the one before. A session that cannot be read might, so it counts: an entry is only removed when
-/// no session can need it.
-pub fn entry_linked_elsewhere(dir: &Path, current: &str, entry_id: &str) -> bool {
+/// Whether a saved session in `dir` may need cache entry `entry_id`: another session's last save or
+/// the one before, or the one before the last save of `current` (its last save is what an edit in
+/// progress supersedes; the one before is what restoring the backup brings back). A session that
+/// cannot be read might, so it counts: an entry is only removed when no saved session can need it.
+pub fn entry_needed_by_saved_sessions(dir: &Path, current: &str, entry_id: &str) -> bool {
     let Ok(sessions) = session_names(dir) else { return true };
     let links = |loaded: Result<Session>| {
         loaded.map_or(true, |session| session.groups.iter().any(|g| g.cache_entry.as_deref() == Some(entry_id)))
     };
-    sessions.iter().filter(|(name, _)| name != current).any(|(name, has_backup)| {
-        links(Session::load(dir, name)) || (*has_backup && links(Session::load_backup(dir, name)))
+    sessions.iter().any(|(name, has_backup)| {
+        (name != current && links(Session::load(dir, name))) || (*has_backup && links(Session::load_backup(dir, name)))
     })
 }
 

@@ -22,7 +22,7 @@ use crate::method::prompts::{fill_paraphrases, ParaphraseSettings};
 use crate::method::retrieve::Hit;
 use crate::method::{EditDescriptor, EditGroup, LocatedNeurons, Measurements, MethodSettings};
 use crate::runtime::{LoadedModel, Model, ModelInfo, PromptFrame, WeightMode};
-use crate::session::check_cache_entry;
+use crate::session::{check_cache_entry, entry_needed_by_saved_sessions};
 use crate::Result;
 
 /// Top tokens listed per neuron in the Neurons pane.
@@ -38,8 +38,9 @@ pub enum Job {
     /// Fill paraphrases, measure and select LAFNs.
     Locate { group_id: u64, group: EditGroup, settings: Box<MethodSettings> },
     /// The whole edit (`method::pipeline::run_edit`), then store it in the cache. `replaces`: the
-    /// group's entry from an earlier edit, removed once the new one is stored.
-    Edit { group_id: u64, group: EditGroup, settings: Box<MethodSettings>, replaces: Option<String> },
+    /// group's entry from an earlier edit, removed once the new one is stored unless a saved session
+    /// may need it.
+    Edit { group_id: u64, group: EditGroup, settings: Box<MethodSettings>, replaces: Option<Replaces> },
     /// Answer a query, with the cache and/or without it, put to the model as `frame` says. `raw`: keep
     /// generating after the answer's first line.
     Chat { turn: usize, query: String, answers: ChatAnswers, max_tokens: usize, raw: bool, frame: PromptFrame },
@@ -122,6 +123,15 @@ pub enum WorkerEvent {
     Failed(String),
     /// The job ended (after its result or failure).
     Finished,
+}
+
+/// A group's earlier cache entry that its new edit replaces, and the sessions that may still need it
+/// (see `session::entry_needed_by_saved_sessions`; reading them is the worker's job, not the UI's).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Replaces {
+    pub entry: String,
+    pub sessions_dir: PathBuf,
+    pub session: String,
 }
 
 #[derive(Debug, Clone)]
@@ -280,13 +290,14 @@ impl State {
     }
 
     /// The whole edit of a group, then (unless cancelled) its entry in the cache, which replaces the
-    /// group's earlier one: removed only after the new one is stored, so a failed edit loses nothing.
+    /// group's earlier one: removed only after the new one is stored, so a failed edit loses nothing,
+    /// and only when no saved session may need it.
     fn edit(
         &mut self,
         group_id: u64,
         group: EditGroup,
         settings: &MethodSettings,
-        replaces: Option<String>,
+        replaces: Option<Replaces>,
         cancel: &AtomicBool,
         send: &dyn Fn(WorkerEvent),
     ) -> Result<()> {
@@ -313,7 +324,11 @@ impl State {
             Some(run.store(cached, &loaded.model, &loaded.tokenizer, settings)?)
         };
         let replaced = match (&cache_entry, replaces) {
-            (Some(new), Some(old)) if *new != old && cached.cache().list().iter().any(|row| row.id == old) => {
+            (Some(new), Some(Replaces { entry: old, sessions_dir, session }))
+                if *new != old
+                    && cached.cache().list().iter().any(|row| row.id == old)
+                    && !entry_needed_by_saved_sessions(&sessions_dir, &session, &old) =>
+            {
                 match cached.remove(&old) {
                     Ok(()) => Some(old),
                     Err(e) => {

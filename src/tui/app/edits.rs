@@ -8,9 +8,9 @@ use super::queue::EditQueue;
 use super::{App, Command, Deletion, InputTarget};
 use crate::method::edit::OptimizeStep;
 use crate::method::{EditDescriptor, EditGroup, LocatedNeurons, Measurements};
-use crate::session::{self, GroupStatus, SessionGroup};
+use crate::session::{GroupStatus, SessionGroup};
 use crate::tui::layout::{scroll_offset, Pane};
-use crate::tui::worker::{CacheLink, CacheVerdict, Job};
+use crate::tui::worker::{CacheLink, CacheVerdict, Job, Replaces};
 
 /// An edit group with what the UI knows about it beyond the session.
 #[derive(Debug, Clone)]
@@ -371,13 +371,19 @@ impl App {
     }
 
     /// The job that edits group `id`. Its new entry replaces the group's earlier one, unless another
-    /// group of this session (the same edit made twice) or another saved session links to it.
+    /// group of this session links to it (the same edit made twice) or, as the worker checks, a saved
+    /// session may need it.
     pub(super) fn edit_job(&self, id: u64) -> Option<Job> {
         let g = self.edits.group_by_id(id)?;
-        let replaces = g.saved.cache_entry.clone().filter(|entry| {
-            !self.edits.groups.iter().any(|other| other.id != id && other.saved.cache_entry.as_ref() == Some(entry))
-                && !session::entry_linked_elsewhere(&self.sessions.dir, &self.sessions.name, entry)
-        });
+        let replaces = (g.saved.cache_entry.clone())
+            .filter(|entry| {
+                !self.edits.groups.iter().any(|other| other.id != id && other.saved.cache_entry.as_ref() == Some(entry))
+            })
+            .map(|entry| Replaces {
+                entry,
+                sessions_dir: self.sessions.dir.clone(),
+                session: self.sessions.name.clone(),
+            });
         Some(Job::Edit {
             group_id: id,
             group: g.saved.group.clone(),
