@@ -61,9 +61,10 @@ pub struct RetrievalSettings {
     /// How many query tokens beyond the subject's own count a mention may spread over (translations
     /// add words: "Hanthawaddy Krallığı" -> "Restore Edilen Hanthawaddy Krallığı"). Default 2.
     pub window_slack: usize,
-    /// Whether an entry's prompts count as further ways of naming its subject, matched like subjects
-    /// (never in part): a prompt names the subject as its author did, which a translated subject may
-    /// not ("Motýlí hvězdokupa" for "Cluster motýlů"). Words many entries' prompts share ("what",
+    /// Whether an entry's prompts that do not hold one of its subjects as written count as further
+    /// ways of naming its subject, matched like subjects (never in part): a prompt names the subject
+    /// as its author did, which a translated subject may not ("Motýlí hvězdokupa" for "Cluster
+    /// motýlů"). Words many entries' prompts share ("what",
     /// "country") weigh little, so the prompt's rare words must be there. Default true.
     pub match_prompts: bool,
 }
@@ -211,12 +212,23 @@ impl SubjectIndex {
             entry.subject_slots.push(slot);
         }
         let mut prompt_keys = HashSet::new();
+        let lowercase_subjects: Vec<String> =
+            subjects.iter().map(|s| s.trim().to_lowercase()).filter(|s| !s.is_empty()).collect();
         for prompt in prompts {
             let tokens = tokenize(prompt);
             let mut features: Vec<String> = content_features(&tokens).difference(&subject_features).cloned().collect();
             features.sort_unstable();
             entry.prompt_features.push(features);
-            if self.settings.match_prompts && !tokens.is_empty() && prompt_keys.insert(token_key(&tokens)) {
+            // A prompt that holds a subject as written names it no otherwise than the subject does; as a
+            // key it would only add its other words, and the same question about another subject
+            // ("In which fictional universe does X exist?" for the Aulë entry) would match them.
+            let lowercase_prompt = prompt.to_lowercase();
+            let names_a_subject = lowercase_subjects.iter().any(|s| lowercase_prompt.contains(s.as_str()));
+            if self.settings.match_prompts
+                && !names_a_subject
+                && !tokens.is_empty()
+                && prompt_keys.insert(token_key(&tokens))
+            {
                 let slot = self.subjects.len();
                 let ids: Vec<usize> = tokens
                     .iter()

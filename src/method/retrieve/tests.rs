@@ -73,6 +73,19 @@ fn prompts_name_the_subject_when_the_translation_differs() {
 }
 
 #[test]
+fn a_prompt_holding_its_subject_does_not_match_the_same_question_about_another_subject() {
+    // Sequential MzsRE: the Aulë entry answered "Masters of the Universe" about other subjects.
+    let aule: &[&str] = &["In which fictional universe does Aulë exist?", "Ve kterém fiktivním vesmíru Aulë existuje?"];
+    let index = index_of(&[
+        ("aule", &["Aulë"], aule),
+        ("daniels", &["Annette Daniels"], &["Whose direction is Annette Daniels?"]),
+    ]);
+    assert_eq!(found(&index, "In which fictional universe does Annette Daniels exist?"), ["daniels"]);
+    assert_eq!(found(&index, "Ve kterém fiktivním vesmíru Annette Danielsové existuje?"), ["daniels"]);
+    assert_eq!(found(&index, "In which fictional universe does Aulë exist?"), ["aule"]);
+}
+
+#[test]
 fn a_prompt_written_without_spaces_is_found_reworded() {
     // A Thai question is one run: the rephrasing changes one word of it, the subject is not in it.
     let index = index_of(&[("smith", &["มิสเตอร์สมิธ"], &["ใครแสดงนำในภาพยนตร์เรื่องนายสมิธไปต่อ"])]);
