@@ -59,9 +59,9 @@ pub struct ScopeSettings {
     pub other_relations_margin: Option<f32>,
     /// An entry's questions are widened by the relation the relation space knows (the mean vector of
     /// a benchmark fact's questions in every language and wording it was fitted on) that one of them
-    /// resembles most, when at least this much (cosine), so a query wording the relation as the entry's own
-    /// questions do not ("The film X is by whom?" for "Who directed X?") still reaches it. `null`:
-    /// only the entry's own questions count. Default 0.6: on 50 held-out Bi-ZsRE facts (en, zh) it
+    /// resembles most, when at least this much (cosine), so a query wording the relation as the
+    /// entry's own questions do not ("The film X is by whom?" for "Who directed X?") still reaches
+    /// it. `null`: only the entry's own questions count. Default 0.6: on 50 held-out Bi-ZsRE facts (en, zh) it
     /// lets 83% of rephrasings fire instead of 76% and still stops 98% of other-relation questions
     /// (99% before); on held-out MzsRE facts 93% instead of 91%, stopping as many. See
     /// docs/results.md, "Gate v6".

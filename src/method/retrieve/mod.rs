@@ -64,8 +64,8 @@ pub struct RetrievalSettings {
     /// Whether an entry's prompts that do not hold one of its subjects as written count as further
     /// ways of naming its subject, matched like subjects (never in part): a prompt names the subject
     /// as its author did, which a translated subject may not ("Motýlí hvězdokupa" for "Cluster
-    /// motýlů"). Words many entries' prompts share ("what",
-    /// "country") weigh little, so the prompt's rare words must be there. Default true.
+    /// motýlů"). Words many entries' prompts share ("what", "country") weigh little, so the
+    /// prompt's rare words must be there. Default true.
     pub match_prompts: bool,
 }
 
