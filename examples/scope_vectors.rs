@@ -7,8 +7,8 @@
 //! Writes OUT_PREFIX.f32 (rows of `hidden` little-endian f32), OUT_PREFIX.jsonl (one label per row:
 //! record, language, kind = prompt | paraphrase | src | rephrase | rephrase-same | spec | other, for
 //! spec the record whose relation it asks, for other the language table's template) and
-//! OUT_PREFIX.center.f32 (the encoder's center, which identifies the model). `--no-paraphrases` skips generating the prompts' paraphrases (the slow
-//! part), for records used only to fit.
+//! OUT_PREFIX.center.f32 (the encoder's center, which identifies the model). `--no-paraphrases`
+//! skips generating the prompts' paraphrases (the slow part), for records used only to fit.
 
 use std::io::Write;
 use std::path::Path;

@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 use super::group::EditGroup;
 use crate::runtime::{GenerateOptions, GenerationDeltas, Model, PromptTarget, Sampling, TextStream, Tokenizer};
 use crate::text::languages::{self, Templates};
+use crate::text::normalize::contains_ignoring_case;
 use crate::Result;
 
 /// Token ids of `prompt` followed by `target`, split where the prompt ends. The pair is tokenized
@@ -180,8 +181,4 @@ pub fn fill_paraphrases(
         d.generated_paraphrases = made;
     }
     Ok(())
-}
-
-fn contains_ignoring_case(text: &str, part: &str) -> bool {
-    text.to_lowercase().contains(&part.to_lowercase())
 }

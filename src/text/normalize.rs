@@ -201,6 +201,11 @@ fn loose_thai(text: &str) -> Vec<char> {
     loose
 }
 
+/// Whether `text` holds `part` as written, in any letter case.
+pub fn contains_ignoring_case(text: &str, part: &str) -> bool {
+    text.to_lowercase().contains(&part.to_lowercase())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -26,7 +26,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::text::clitics::without_clitics;
 use crate::text::distance::{jaccard, CharPair};
-use crate::text::normalize::is_vietnamese;
+use crate::text::normalize::{contains_ignoring_case, is_vietnamese};
 use crate::text::tokens::{content_features, token_key, tokenize, Token, TokenKind};
 use crate::Result;
 use vocabulary::{Vocabulary, VocabularyToken};
@@ -212,8 +212,6 @@ impl SubjectIndex {
             entry.subject_slots.push(slot);
         }
         let mut prompt_keys = HashSet::new();
-        let lowercase_subjects: Vec<String> =
-            subjects.iter().map(|s| s.trim().to_lowercase()).filter(|s| !s.is_empty()).collect();
         for prompt in prompts {
             let tokens = tokenize(prompt);
             let mut features: Vec<String> = content_features(&tokens).difference(&subject_features).cloned().collect();
@@ -222,8 +220,8 @@ impl SubjectIndex {
             // A prompt that holds a subject as written names it no otherwise than the subject does; as a
             // key it would only add its other words, and the same question about another subject
             // ("In which fictional universe does X exist?" for the Aulë entry) would match them.
-            let lowercase_prompt = prompt.to_lowercase();
-            let names_a_subject = lowercase_subjects.iter().any(|s| lowercase_prompt.contains(s.as_str()));
+            let names_a_subject =
+                subjects.iter().map(|s| s.trim()).any(|s| !s.is_empty() && contains_ignoring_case(prompt, s));
             if self.settings.match_prompts
                 && !names_a_subject
                 && !tokens.is_empty()
