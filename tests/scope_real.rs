@@ -153,6 +153,9 @@ fn a_written_question_paraphrase_carries_a_completion_edit_to_questions() {
         ("Wo wurde Marie Curie geboren?", "Lissabon"),
         ("In which city was Marie Curie born?", "Lisbon"),
         ("Marie Curie was born in the city of", "Lisbon"),
+        // Typed without the question mark: read as the trained question it is nearest to.
+        ("Where was Marie Curie born", "Lisbon"),
+        ("Wo wurde Marie Curie geboren", "Lissabon"),
     ] {
         let reply = ask(Some(&mut cached), question);
         eprintln!("{question} ->{reply}");
@@ -161,6 +164,42 @@ fn a_written_question_paraphrase_carries_a_completion_edit_to_questions() {
     for question in OTHER_RELATIONS {
         let before = ask(None, question);
         assert_eq!(ask(Some(&mut cached), question), before, "{question}: another fact, so unedited");
+    }
+}
+
+/// A question typed without its question mark is answered as the edit's question with it: before, the
+/// model wrote on the question ("... George Norris Williams held in the United States Senate?").
+#[test]
+fn a_question_typed_without_its_mark_gets_the_edited_answer() {
+    let loaded = common::default_quantized();
+    let (model, tokenizer) = (&loaded.model, &loaded.tokenizer);
+    let asked = [
+        ("en", "Which was the position that George Norris Williams held?", "United States Senator"),
+        ("de", "Welche Position hatte George Norris Williams inne?", "Senator der Vereinigten Staaten"),
+        ("fr", "Quel était le poste occupé par George Norris Williams ?", "Sénateur des États-Unis"),
+    ];
+    let descriptors = asked
+        .iter()
+        .map(|&(lang, prompt, target)| EditDescriptor {
+            subject: "George Norris Williams".into(),
+            ..descriptor(lang, prompt, target)
+        })
+        .collect();
+    let group = EditGroup { name: "williams-position".into(), descriptors };
+    let settings = MethodSettings::default();
+    let models = EditModels { dense: common::default_dense(), paraphraser: model, tokenizer };
+    let run = run_edit(models, group, &settings, &AtomicBool::new(false), &mut |_| {}).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let cache = EditCache::open(dir.path(), &loaded.info.fingerprint).unwrap();
+    let mut cached =
+        CachedEdits::new(cache, model, tokenizer, settings.retrieval.clone(), settings.scope.clone()).unwrap();
+    run.store(&mut cached, model, tokenizer, &settings).unwrap();
+    for (_, prompt, target) in asked {
+        let question = prompt.trim_end_matches('?').trim_end();
+        let reply = answer(model, tokenizer, Some(&mut cached), question, &AnswerOptions::chat(16), &mut |_| true);
+        let reply = reply.unwrap();
+        eprintln!("{question} ->{} (read as {:?})", reply.text, reply.retrieved.read_as);
+        assert!(states_first(&reply.text, target), "{question}: {:?} does not start with {target}", reply.text);
     }
 }
 

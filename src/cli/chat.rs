@@ -88,6 +88,9 @@ fn print_retrieved(retrieved: &Retrieved, warned: &mut HashSet<String>) {
     }
     let fired: Vec<String> = retrieved.hits.iter().map(describe_hit).collect();
     outln!("[fired: {}]", if fired.is_empty() { "none".to_string() } else { fired.join(", ") });
+    if let Some(question) = &retrieved.read_as {
+        outln!("[read as: {question}]");
+    }
     if !retrieved.out_of_scope.is_empty() {
         let skipped: Vec<String> = retrieved.out_of_scope.iter().map(describe_hit).collect();
         outln!("[named but not asked (below the scope threshold, nearer another relation, or another edit of the subject nearer or newer): {}]", skipped.join(", "));

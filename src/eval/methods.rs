@@ -292,13 +292,14 @@ pub fn answer_all(
                     answers.push(answer.with_answers_of(before));
                     continue;
                 }
+                let question = retrieved.question(&q.prompt);
                 if scoring.teacher_forced() {
-                    answer.predicted = Some(forced(&q.prompt, &retrieved.edits)?);
+                    answer.predicted = Some(forced(question, &retrieved.edits)?);
                 }
                 if scoring.generate() {
                     let (edits, trained) = (retrieved.answer_edits(), &retrieved.answers);
                     answer.generated =
-                        Some(generate_text(model, tokenizer, &q.prompt, edits, trained, &options, &mut |_| true)?);
+                        Some(generate_text(model, tokenizer, question, edits, trained, &options, &mut |_| true)?);
                 }
             }
             Answerer::InContext(facts) => {

@@ -18,6 +18,7 @@ use super::settings::MethodSettings;
 use crate::runtime::{
     FfnDelta, GenerateOptions, GenerationDeltas, Model, PromptFrame, Sampling, TextStream, Tokenizer,
 };
+use crate::text::scripts::{ends_sentence, is_completion, question_mark};
 use crate::Result;
 
 /// An edit store with a retrieval index over its entries' subjects and their scope keys.
@@ -50,12 +51,20 @@ pub struct Retrieved {
     pub answer_tokens: usize,
     /// The answers the fired entries were trained to give to this query (their targets in its language).
     pub answers: Vec<String>,
+    /// The query as the fired edits read it, when not as typed: ending as the trained text nearest to it
+    /// ends (see [`read_as_trained`]).
+    pub read_as: Option<String>,
 }
 
 impl Retrieved {
     /// The update values as generation applies them: for the answer the fired entries were trained on.
     pub fn answer_edits(&self) -> GenerationDeltas<'_> {
         GenerationDeltas { deltas: &self.edits, active_tokens: self.answer_tokens }
+    }
+
+    /// What the model is asked: `query` as the fired edits read it.
+    pub fn question<'a>(&'a self, query: &'a str) -> &'a str {
+        self.read_as.as_deref().unwrap_or(query)
     }
 }
 
@@ -169,6 +178,9 @@ impl CachedEdits {
                     if let Some(trained) = trained {
                         retrieved.answer_tokens = retrieved.answer_tokens.max(trained.answer_tokens);
                         retrieved.answers.push(trained.target.clone());
+                        if retrieved.read_as.is_none() {
+                            retrieved.read_as = read_as_trained(query, trained.nearest_text(&query_ids));
+                        }
                     }
                     retrieved.hits.push(hit);
                 }
@@ -248,7 +260,8 @@ pub fn describe_hit(hit: &Hit) -> String {
 struct TrainedAnswer {
     /// The language's subject and aliases.
     subjects: Vec<String>,
-    prompt: Vec<u32>,
+    /// The texts trained on in this language, prompt first, then the written paraphrases, with their tokens.
+    texts: Vec<(String, Vec<u32>)>,
     target: String,
     /// Tokens of the target (with the line break that ends it, when it was trained to end there).
     answer_tokens: usize,
@@ -266,9 +279,42 @@ impl TrainedAnswer {
                 let framed = answer_pair(tokenizer, &frame.frame(&d.prompt)?, &d.target, end_line)?;
                 let subjects = std::iter::once(&d.subject).chain(&d.aliases).cloned().collect();
                 let answer_tokens = pair.target.len().max(framed.target.len());
-                Ok(Self { subjects, prompt: pair.prompt, target: d.target.trim().to_string(), answer_tokens })
+                let texts = std::iter::once(d.prompt.as_str())
+                    .chain(d.written_paraphrases())
+                    .map(|text| Ok((text.to_string(), tokenizer.encode_prompt(text)?)))
+                    .collect::<Result<_>>()?;
+                Ok(Self { subjects, texts, target: d.target.trim().to_string(), answer_tokens })
             })
             .collect()
+    }
+
+    /// The trained text that shares the most tokens with `query` (the first of equals).
+    fn nearest_text(&self, query: &[u32]) -> &str {
+        let nearest = self.texts.iter().rev().max_by_key(|(_, ids)| shared_tokens(ids, query));
+        nearest.map_or("", |(text, _)| text)
+    }
+}
+
+/// How many of `ids` the query holds.
+fn shared_tokens(ids: &[u32], query: &[u32]) -> usize {
+    ids.iter().filter(|t| query.contains(t)).count()
+}
+
+/// `query` ending as the trained text `nearest` ends, where that differs: the update values were trained
+/// at the end of the question, and a question typed without its question mark ("What is Stéphan
+/// Perrot's country of citizenship") leaves the model writing on the question instead of answering:
+/// the edited answer came first for 56% of such questions (MzsRE, 10 facts x 12 languages), against
+/// 100% with the mark. So the mark of `nearest` closes a query that ends with no sentence mark, and a
+/// query's question mark goes where `nearest` is a question written without one (Thai, Japanese).
+/// `None` when the query already ends as `nearest` does.
+pub fn read_as_trained(query: &str, nearest: &str) -> Option<String> {
+    let typed = query.trim_end();
+    match (question_mark(nearest), question_mark(typed)) {
+        (Some(mark), None) if !typed.is_empty() && !ends_sentence(typed) => Some(format!("{typed}{mark}")),
+        (None, Some(mark)) if !is_completion(nearest) => {
+            Some(typed.strip_suffix(mark).unwrap_or(typed).trim_end().to_string())
+        }
+        _ => None,
     }
 }
 
@@ -280,7 +326,7 @@ impl TrainedAnswer {
 /// translation), and the English answer's length then cut the Thai answer short.
 fn trained_answer<'a>(answers: &'a [TrainedAnswer], hit: &Hit, query: &[u32]) -> Option<&'a TrainedAnswer> {
     let rank = |a: &TrainedAnswer| {
-        let shared = a.prompt.iter().filter(|t| query.contains(t)).count();
+        let shared = a.texts.iter().map(|(_, ids)| shared_tokens(ids, query)).max().unwrap_or(0);
         (shared, a.subjects.contains(&hit.matched_subject), a.answer_tokens)
     };
     answers.iter().max_by_key(|a| rank(a))
@@ -334,8 +380,9 @@ pub fn answer(
         Some(cached) => cached.retrieve(model, tokenizer, query)?,
         None => Retrieved::default(),
     };
+    let question = retrieved.question(query);
     let (text, ids) =
-        generate_text(model, tokenizer, query, retrieved.answer_edits(), &retrieved.answers, options, on_text)?;
+        generate_text(model, tokenizer, question, retrieved.answer_edits(), &retrieved.answers, options, on_text)?;
     Ok(Answer { text, ids, retrieved })
 }
 
@@ -388,13 +435,49 @@ fn line_end(text: &str) -> Option<usize> {
 
 #[cfg(test)]
 mod tests {
-    use super::{line_end, trained_answer, Hit, TrainedAnswer};
+    use super::{line_end, read_as_trained, trained_answer, Hit, TrainedAnswer};
+
+    #[test]
+    fn a_query_ends_as_the_trained_text_nearest_to_it_ends() {
+        let read = read_as_trained;
+        let trained = "What is Stéphan Perrot's country of citizenship?";
+        assert_eq!(read("What is Stéphan Perrot's country of citizenship ", trained).as_deref(), Some(trained));
+        assert_eq!(
+            read("斯特凡·佩罗是哪国公民", "斯特凡·佩罗是哪国公民？").as_deref(),
+            Some("斯特凡·佩罗是哪国公民？")
+        );
+        // Already closed, or ended otherwise by the user: as typed.
+        assert_eq!(read(trained, trained), None);
+        assert_eq!(read("Where was Marie Curie born ?", trained), None);
+        assert_eq!(read("Tell me Stéphan Perrot's country of citizenship.", trained), None);
+        // A Thai question written without a mark: the query's goes too.
+        let thai = "Severus William Lynam Stretton ทำหน้าที่ในสงครามใด";
+        assert_eq!(read(&format!("{thai}?"), thai).as_deref(), Some(thai));
+        // A completion is not a question: a question asked of it keeps its mark, a completion stays open.
+        let completion = "Marie Curie was born in the city of";
+        assert_eq!(read("Where was Marie Curie born?", completion), None);
+        assert_eq!(read(completion, completion), None);
+        assert_eq!(read("", trained), None);
+    }
+
+    #[test]
+    fn the_nearest_trained_text_decides_the_ending() {
+        let trained = TrainedAnswer {
+            subjects: vec![],
+            texts: vec![("completion".into(), vec![1, 2, 3]), ("question?".into(), vec![1, 4, 5])],
+            target: String::new(),
+            answer_tokens: 1,
+        };
+        assert_eq!(trained.nearest_text(&[1, 4, 5, 6]), "question?");
+        assert_eq!(trained.nearest_text(&[1, 2]), "completion");
+        assert_eq!(trained.nearest_text(&[1]), "completion");
+    }
 
     #[test]
     fn the_answer_length_is_that_of_the_language_the_query_is_in() {
         let answer = |subject: &str, prompt: &[u32], answer_tokens| TrainedAnswer {
             subjects: vec![subject.to_string()],
-            prompt: prompt.to_vec(),
+            texts: vec![(String::new(), prompt.to_vec())],
             target: String::new(),
             answer_tokens,
         };

@@ -91,21 +91,52 @@ impl Script {
 
 /// Whether `text` reads as a sentence to complete ("Marie Curie was born in the city of") rather than
 /// a question: it ends without a question mark in a script whose questions end with one. `false` for
-/// scripts whose questions often go without (Thai, Lao, Khmer, Myanmar, Japanese): no guess there.
+/// text ending in a script whose questions often go without (Thai, Lao, Khmer, Myanmar, Japanese): no
+/// guess there.
 pub fn is_completion(text: &str) -> bool {
     let text = text.trim_end();
-    let Some(last) = text.chars().last() else { return false };
-    let marked = matches!(last, '?' | '？' | '؟' | ';' | '\u{037E}' | '⸮') || text.contains('՞');
+    if text.is_empty() {
+        return false;
+    }
+    let marked = question_mark(text).is_some() || text.contains('՞');
+    // The script the text ends in: a Thai question may open with a name in Latin letters.
     let unmarked_questions = matches!(
-        Script::detect(text),
+        text.chars().rev().find_map(Script::of),
         Some(Script::Thai | Script::Lao | Script::Khmer | Script::Myanmar | Script::Japanese)
     );
     !marked && !unmarked_questions
 }
 
+/// The question mark `text` ends with (trailing spaces aside): `?`, and the full-width, Arabic, Greek
+/// and reversed ones.
+pub fn question_mark(text: &str) -> Option<char> {
+    text.trim_end().chars().last().filter(|c| matches!(c, '?' | '？' | '؟' | ';' | '\u{037E}' | '⸮'))
+}
+
+/// Whether `text` ends with a mark that ends a sentence: a question mark, a full stop or an exclamation
+/// mark, in any of the scripts above.
+pub fn ends_sentence(text: &str) -> bool {
+    question_mark(text).is_some()
+        || text.trim_end().ends_with(['.', '!', '。', '！', '…', '।', '॥', '։', '။', '።', '፧', '\u{06D4}'])
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn question_and_sentence_marks_are_found_at_the_end() {
+        assert_eq!(question_mark("Where was Marie Curie born? "), Some('?'));
+        assert_eq!(question_mark("居里夫人出生在哪里？"), Some('？'));
+        assert_eq!(question_mark("أين ولدت ماري كوري؟"), Some('؟'));
+        assert_eq!(question_mark("Is it? No"), None);
+        assert_eq!(question_mark(""), None);
+        assert!(ends_sentence("Tell me where Marie Curie was born."));
+        assert!(ends_sentence("居里夫人出生在巴黎。"));
+        assert!(ends_sentence("मैरी क्यूरी कहाँ पैदा हुई थी।"));
+        assert!(!ends_sentence("What is the genre of \"Foo\""));
+        assert!(!ends_sentence("มารี กูรี เกิดที่ไหน"));
+    }
 
     #[test]
     fn completions_are_told_from_questions() {
@@ -122,6 +153,7 @@ mod tests {
             "Πού γεννήθηκε η Μαρί Κιουρί;",
             "Որտե՞ղ է ծնվել Մարի Կյուրին",
             "มารี กูรี เกิดที่ไหน",
+            "Severus William Lynam Stretton ทำหน้าที่ในสงครามใด",
             "",
         ] {
             assert!(!is_completion(question), "{question}");
