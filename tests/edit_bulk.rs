@@ -1,5 +1,6 @@
 //! `lafn edit --range` / `--all` on a tiny random model: the chosen groups are edited and cached, a rerun
-//! skips them, a bad group is reported without stopping the others, and bad ranges are refused.
+//! skips them, a bad group is reported without stopping the others, and bad ranges are refused; a single
+//! edit stopped by SIGTERM stores nothing and says so.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -92,4 +93,41 @@ fn bad_ranges_are_refused_before_any_work() {
         assert!(stderr.contains(expected) && !stderr.contains("panicked"), "{flags:?}: {stderr}");
     }
     assert!(!cache.exists(), "nothing cached");
+}
+
+/// SIGTERM during a single edit's optimization: it stops at the next step, says so, exits with an error
+/// and stores nothing (no cache is even created).
+#[test]
+fn a_terminated_edit_stores_nothing_and_says_so() {
+    use std::io::{BufRead, BufReader};
+    use std::process::Stdio;
+
+    let dir = tempfile::tempdir().unwrap();
+    let (mut args, cache) = edit_command(dir.path());
+    let settings = dir.path().join("settings.json");
+    std::fs::write(&settings, r#"{"edit": {"early_stop": false}}"#).unwrap();
+    args.extend(["--steps", "1000000", "--settings"].map(String::from));
+    args.push(settings.to_string_lossy().into_owned());
+    let mut child = Command::new(env!("CARGO_BIN_EXE_lafn"))
+        .args(&args)
+        .env("RUST_BACKTRACE", "0")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Optimization has started once a step line (its number first) is printed.
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    while stdout.read_line(&mut line).unwrap() > 0 && !line.trim_start().starts_with("1 ") {
+        line.clear();
+    }
+    assert!(line.trim_start().starts_with("1 "), "no optimization step was printed");
+    let killed = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    assert!(killed.success());
+    std::io::copy(&mut stdout, &mut std::io::sink()).unwrap();
+    let output = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("SIGTERM") && stderr.contains("the edit was not stored"), "{stderr}");
+    assert!(!cache.exists(), "a terminated edit created the cache");
 }

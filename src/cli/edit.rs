@@ -5,10 +5,11 @@
 mod bulk;
 
 use std::path::Path;
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 
 use clap::Args;
-use color_eyre::eyre::WrapErr;
+use color_eyre::eyre::{bail, WrapErr};
 use lafn::method::apply::CachedEdits;
 use lafn::method::cache::{superseded_by, EditCache};
 use lafn::method::pipeline::{
@@ -16,6 +17,7 @@ use lafn::method::pipeline::{
 };
 use lafn::method::{EditGroup, LocatedNeurons, MethodSettings, OptimizeStep, StopReason};
 use lafn::runtime::{LoadedModel, Model, WeightMode};
+use lafn::tui::event_loop::TerminationSignals;
 use lafn::Result;
 
 use super::args::{CacheArgs, GroupArgs, ModelArgs, SettingsArgs};
@@ -88,7 +90,7 @@ fn run_single(args: EditArgs) -> Result<()> {
     let cache_dir = args.cache.dir(fingerprint)?;
     let existing = existing_cache(&cache_dir, fingerprint)?;
     let langs = group.langs().join(" ");
-    let cancel = AtomicBool::new(false);
+    let cancel = cancel_on_signals()?;
     let mut progress = locating_progress();
     let run = run_edit_pipeline(models, group, &settings, &cancel, &mut |event| match event {
         EditEvent::Paraphrased(_) => progress.set_message("locating"),
@@ -110,7 +112,7 @@ fn run_single(args: EditArgs) -> Result<()> {
         run.optimize_seconds
     );
     if run.outcome.stop == StopReason::Cancelled {
-        return Ok(());
+        bail!("stopped by a signal: the edit was not stored (the cache is as it was)");
     }
     let cache = match existing {
         Some(cache) => cache,
@@ -173,4 +175,31 @@ fn superseded_note(cached: &CachedEdits, id: &str) -> Option<String> {
             old.join(", ")
         )
     })
+}
+
+/// A flag the first SIGINT, SIGTERM or SIGHUP sets: the running group stops at its next optimization
+/// step and is not stored, and (`--all`, `--range`) no other group starts. A second signal ends the process at once. Nothing
+/// is half-written either way: every cache write is atomic.
+pub(super) fn cancel_on_signals() -> Result<Arc<AtomicBool>> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_io()
+        .build()
+        .wrap_err("cannot start the signal handler")?;
+    let mut signals = {
+        let _context = runtime.enter();
+        TerminationSignals::register()?
+    };
+    let cancel = Arc::new(AtomicBool::new(false));
+    let flag = cancel.clone();
+    let watch = move || {
+        runtime.block_on(async move {
+            let name = signals.next().await;
+            flag.store(true, Ordering::Relaxed);
+            eprintln!("{name}: stopping after the current step, storing nothing half-done (again: quit now)");
+            signals.next().await;
+            std::process::exit(130);
+        })
+    };
+    std::thread::Builder::new().name("lafn-signals".into()).spawn(watch).wrap_err("cannot watch for signals")?;
+    Ok(cancel)
 }

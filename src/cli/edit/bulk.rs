@@ -10,17 +10,16 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use clap::Args;
-use color_eyre::eyre::{bail, WrapErr};
+use color_eyre::eyre::bail;
 use lafn::method::apply::CachedEdits;
 use lafn::method::cache::EditCache;
 use lafn::method::pipeline::{cached_edit, prepare_group, run_edit, EditEvent, EditModels};
 use lafn::method::{EditGroup, MethodSettings, StopReason};
 use lafn::runtime::{LoadedModel, WeightMode};
-use lafn::tui::event_loop::TerminationSignals;
 use lafn::Result;
 
 use super::super::progress::{JobProgress, Look, PlainLines};
-use super::{existing_cache, superseded_note, EditArgs};
+use super::{cancel_on_signals, existing_cache, superseded_note, EditArgs};
 
 #[derive(Args)]
 pub struct ManyGroups {
@@ -259,33 +258,6 @@ impl Summary {
         }
         Ok(())
     }
-}
-
-/// A flag the first SIGINT, SIGTERM or SIGHUP sets: the running group stops at its next optimization
-/// step and is not stored, and no other group starts. A second signal ends the process at once. Nothing
-/// is half-written either way: every cache write is atomic.
-fn cancel_on_signals() -> Result<Arc<AtomicBool>> {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_io()
-        .build()
-        .wrap_err("cannot start the signal handler")?;
-    let mut signals = {
-        let _context = runtime.enter();
-        TerminationSignals::register()?
-    };
-    let cancel = Arc::new(AtomicBool::new(false));
-    let flag = cancel.clone();
-    let watch = move || {
-        runtime.block_on(async move {
-            let name = signals.next().await;
-            flag.store(true, Ordering::Relaxed);
-            eprintln!("{name}: stopping after the current step, storing nothing half-done (again: quit now)");
-            signals.next().await;
-            std::process::exit(130);
-        })
-    };
-    std::thread::Builder::new().name("lafn-signals".into()).spawn(watch).wrap_err("cannot watch for signals")?;
-    Ok(cancel)
 }
 
 #[cfg(test)]
