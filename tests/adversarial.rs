@@ -320,7 +320,7 @@ fn every_subcommand_refuses_bad_input_without_panicking_or_touching_files() {
         cases_of(
             "locate: unknown settings key",
             with(locate(&group), &["--settings", &settings_unknown]),
-            Fails("unknown field `betta`"),
+            Fails("unknown setting `locate.betta`"),
         ),
         cases_of(
             "locate: settings of the wrong type",

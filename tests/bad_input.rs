@@ -142,7 +142,7 @@ fn unknown_settings_keys_are_named() {
     let settings = settings.to_string_lossy().into_owned();
     let cache = dir.path().join("cache").to_string_lossy().into_owned();
     let args = ["edit", "--model", &model, "--group", &group, "--cache-dir", &cache, "--settings", &settings];
-    assert_clear_failure(&args, "unknown field `step`, expected one of `learning_rate`, `steps`");
+    assert_clear_failure(&args, "unknown setting `edit.step`; valid here: ");
 }
 
 #[test]

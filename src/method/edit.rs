@@ -20,7 +20,7 @@ use crate::runtime::{
 use crate::Result;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
+#[serde(default)]
 pub struct OptimizeSettings {
     pub learning_rate: f64,
     pub steps: usize,

@@ -34,7 +34,7 @@ pub enum LayerChoice {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
+#[serde(default)]
 pub struct LocateSettings {
     /// A neuron is a factual neuron of a language when it fires on at least this share of the
     /// language's inputs (beta).

@@ -95,7 +95,7 @@ pub enum ParaphraseSource {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
+#[serde(default)]
 pub struct ParaphraseSettings {
     pub source: ParaphraseSource,
     /// Paraphrases wanted per language (user-given ones count).

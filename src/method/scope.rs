@@ -35,7 +35,7 @@ use crate::Result;
 
 /// How an entry's scope is decided.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
+#[serde(default)]
 pub struct ScopeSettings {
     /// An entry whose subject a query names acts only when the query's scope score (cosine
     /// similarity to the entry's prompts and paraphrases, in [-1, 1]) is at least this; `null` turns

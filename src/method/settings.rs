@@ -26,7 +26,7 @@ const MAX_WINDOW_SLACK: usize = 100;
 const EVAL_SECTION: &str = "eval";
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
-#[serde(default, deny_unknown_fields)]
+#[serde(default)]
 pub struct MethodSettings {
     pub paraphrases: ParaphraseSettings,
     pub locate: LocateSettings,
@@ -177,11 +177,39 @@ pub fn load_settings(path: &std::path::Path) -> Result<MethodSettings> {
         if let Some(sections) = value.as_object_mut() {
             sections.remove(EVAL_SECTION);
         }
+        check_known_keys(&value)?;
         let settings: MethodSettings = serde_json::from_value(value)?;
         settings.validate()?;
         Ok(settings)
     };
     parse().wrap_err_with(|| format!("settings {} are not valid", path.display()))
+}
+
+/// An error naming the first key of a user's settings that is not a setting (a typo would otherwise be
+/// ignored), with the valid ones. Only settings files are held to this: settings stored with cache
+/// entries and sessions are read leniently, so that those a newer lafn wrote, with settings added
+/// since, still load here.
+fn check_known_keys(value: &serde_json::Value) -> Result<()> {
+    let known = serde_json::to_value(MethodSettings::default())?;
+    let (Some(sections), Some(known_sections)) = (value.as_object(), known.as_object()) else {
+        return Ok(()); // not an object: the typed parse says what is wrong
+    };
+    let unknown = |path: String, valid: &serde_json::Map<String, serde_json::Value>| {
+        let valid: Vec<String> = valid.keys().map(|k| format!("`{k}`")).collect();
+        eyre!("unknown setting `{path}`; valid here: {}", valid.join(", "))
+    };
+    for (name, section) in sections {
+        let Some(known_section) = known_sections.get(name) else {
+            return Err(unknown(name.clone(), known_sections));
+        };
+        if let (Some(fields), Some(known_fields)) = (section.as_object(), known_section.as_object()) {
+            // Only a section's own fields: deeper values (the layer choice) are variants, checked by the parse.
+            if let Some(field) = fields.keys().find(|field| !known_fields.contains_key(*field)) {
+                return Err(unknown(format!("{name}.{field}"), known_fields));
+            }
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -204,15 +232,27 @@ mod tests {
     #[test]
     fn unknown_keys_are_named_with_the_valid_ones() {
         for (json, unknown, valid) in [
-            (r#"{"edit": {"step": 3}}"#, "`step`", "`steps`"),
+            (r#"{"edit": {"step": 3}}"#, "`edit.step`", "`steps`"),
             (r#"{"edits": {}}"#, "`edits`", "`edit`"),
-            (r#"{"locate": {"betta": 0.5}}"#, "`betta`", "`beta`"),
-            (r#"{"paraphrases": {"number": 2}}"#, "`number`", "`count`"),
-            (r#"{"retrieval": {"treshold": 0.5}}"#, "`treshold`", "`threshold`"),
+            (r#"{"locate": {"betta": 0.5}}"#, "`locate.betta`", "`beta`"),
+            (r#"{"paraphrases": {"number": 2}}"#, "`paraphrases.number`", "`count`"),
+            (r#"{"retrieval": {"treshold": 0.5}}"#, "`retrieval.treshold`", "`threshold`"),
+            (r#"{"scope": {"threshold": 0.5, "margin": 1}}"#, "`scope.margin`", "`other_relations_margin`"),
         ] {
             let error = format!("{:#}", load(json).unwrap_err());
             assert!(error.contains(unknown) && error.contains(valid), "{json}: {error}");
         }
+        // Values below a section's fields are the parse's to check.
+        assert!(load(r#"{"locate": {"layers": {"auto": {"count": 3}}}}"#).is_ok());
+    }
+
+    /// Stored settings (in cache entries and sessions) written by a newer lafn, with a setting this one
+    /// does not know, still read; the known ones keep their values.
+    #[test]
+    fn stored_settings_with_unknown_keys_still_read() {
+        let stored = r#"{"edit": {"steps": 7, "added_later": true}, "added_section": {}}"#;
+        let settings: MethodSettings = serde_json::from_str(stored).unwrap();
+        assert_eq!(settings.edit.steps, 7);
     }
 
     #[test]

@@ -38,7 +38,7 @@ mod vocabulary;
 /// How retrieval decides that a query mentions a subject. The defaults were chosen on the first half
 /// of the MzsRE dev records (see tests/retrieval_dev.rs).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
+#[serde(default)]
 pub struct RetrievalSettings {
     /// An entry fires when one of its subjects scores at least this: the weighted share of the
     /// subject's tokens found in the query, each counted by its similarity. Default 0.8.
