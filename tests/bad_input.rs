@@ -225,6 +225,58 @@ fn a_damaged_cache_entry_is_listed_and_skipped_by_chat() {
     assert_eq!(stderr.matches("skipped damaged cache entry").count(), 1, "one warning: {stderr}");
 }
 
+/// `cache list` finds a truncated update file from its header; values that are not finite (a flipped
+/// bit) need `--verify`, and chat skips such an entry rather than answering with NaN.
+#[test]
+fn a_truncated_or_poisoned_update_file_is_found() {
+    let dir = tempfile::tempdir().unwrap();
+    let (model, group) = (tiny_gguf(dir.path()), group_file(dir.path()));
+    let cache = dir.path().join("cache");
+    let cache_arg = cache.to_string_lossy().into_owned();
+    let edit = ["edit", "--model", &model, "--group", &group, "--cache-dir", &cache_arg, "--steps", "2"];
+    let (code, stderr) = lafn(&[&edit[..], &["--beta", "0.5", "--layers", "1"]].concat());
+    assert_eq!(code, 0, "{stderr}");
+    let run = |args: &[&str], stdin: &str| {
+        use std::io::Write as _;
+        let mut child = Command::new(env!("CARGO_BIN_EXE_lafn"))
+            .args(args)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        child.stdin.take().unwrap().write_all(stdin.as_bytes()).unwrap();
+        let out = child.wait_with_output().unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        (String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
+    };
+    let list = |verify: bool| {
+        let args = ["cache", "list", "--model", &model, "--cache-dir", &cache_arg, "--verify"];
+        run(&args[..args.len() - usize::from(!verify)], "").0
+    };
+    let entry = std::fs::read_dir(cache.join("entries")).unwrap().next().unwrap().unwrap().path();
+    let update = entry.join("update.safetensors");
+    let good = std::fs::read(&update).unwrap();
+
+    std::fs::write(&update, &good[..good.len() - 4]).unwrap();
+    assert!(list(false).contains("DAMAGED"), "a truncated file is found from its header");
+
+    // A NaN written over the first value of a delta: the header still holds.
+    let header_len = u64::from_le_bytes(good[..8].try_into().unwrap()) as usize;
+    let header: serde_json::Value = serde_json::from_slice(&good[8..8 + header_len]).unwrap();
+    let (_, delta) = header.as_object().unwrap().iter().find(|(name, _)| name.ends_with(".delta")).unwrap();
+    let start = 8 + header_len + delta["data_offsets"][0].as_u64().unwrap() as usize;
+    let mut poisoned = good.clone();
+    poisoned[start..start + 4].copy_from_slice(&f32::NAN.to_le_bytes());
+    std::fs::write(&update, &poisoned).unwrap();
+    assert!(!list(false).contains("DAMAGED"), "headers alone cannot see values");
+    let verified = list(true);
+    assert!(verified.contains("DAMAGED") && verified.contains("NaN"), "{verified}");
+    let chat = ["chat", "--model", &model, "--cache-dir", &cache_arg, "--max-tokens", "2"];
+    let (stdout, stderr) = run(&chat, "what country is Shmavon Shmavonyan from ?\n");
+    assert!(stdout.contains("[fired: none]") && stderr.contains("skipped damaged cache entry"), "{stdout}{stderr}");
+}
+
 /// An unwritable cache is refused before the edit is computed: nothing is located or optimized.
 #[test]
 fn an_unwritable_cache_is_found_before_editing() {

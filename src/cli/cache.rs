@@ -20,8 +20,13 @@ pub struct CacheCommandArgs {
 
 #[derive(Subcommand)]
 enum CacheAction {
-    /// One line per cached edit.
-    List,
+    /// One line per cached edit, a damaged one marked.
+    List {
+        /// Read every entry's update values in full (checking each value), not only the files' headers
+        /// and lengths.
+        #[arg(long)]
+        verify: bool,
+    },
     /// Everything stored for one edit.
     Show { id: String },
     /// Remove one edit.
@@ -39,9 +44,9 @@ pub fn run(args: CacheCommandArgs) -> Result<()> {
         eprintln!("warning: {warning}");
     }
     match args.action {
-        CacheAction::List => {
+        CacheAction::List { verify } => {
             let hidden_size = WeightSource::open(&files.weights, &args.model.device()?)?.1.hidden_size;
-            list(&mut cache, hidden_size);
+            list(&mut cache, hidden_size, verify);
         }
         CacheAction::Show { id } => outln!("{}", serde_json::to_string_pretty(&cache.get(&id)?)?),
         CacheAction::Rm { id } => {
@@ -52,11 +57,16 @@ pub fn run(args: CacheCommandArgs) -> Result<()> {
     Ok(())
 }
 
-/// One line per entry. Every entry is read in full, so a damaged one is marked here, not found in chat.
-fn list(cache: &mut EditCache, hidden_size: usize) {
+/// One line per entry. Every entry is checked (`verify`: read in full), so a damaged one is marked here,
+/// not found in chat.
+fn list(cache: &mut EditCache, hidden_size: usize, verify: bool) {
     for row in cache.list().to_vec() {
-        let health = match cache.get(&row.id).and_then(|_| cache.load_update(&row.id, hidden_size)) {
-            Ok(_) => String::new(),
+        let checked = match verify {
+            true => cache.load_update(&row.id, hidden_size).map(|_| ()),
+            false => cache.check(&row.id, hidden_size),
+        };
+        let health = match checked {
+            Ok(()) => String::new(),
             Err(e) => format!("  DAMAGED (chat skips it): {e:#}"),
         };
         outln!(

@@ -4,6 +4,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 
+use candle_core::safetensors::MmapedSafetensors;
 use candle_core::{DType, Device, Tensor, Var};
 use candle_nn::optim::{AdamW, Optimizer, ParamsAdamW};
 use color_eyre::eyre::{bail, eyre, WrapErr};
@@ -105,7 +106,7 @@ impl UpdateValues {
         for l in &self.layers {
             let values: Vec<f32> = l.delta.flatten_all()?.to_dtype(DType::F32)?.to_vec1()?;
             if let Some(bad) = values.iter().find(|v| !v.is_finite()) {
-                bail!("the update values of layer {} contain {bad}: the edit diverged and is not kept", l.layer);
+                bail!("the update values of layer {} contain {bad}", l.layer);
             }
         }
         Ok(())
@@ -115,43 +116,73 @@ impl UpdateValues {
     pub fn save(&self, path: &Path) -> Result<()> {
         let mut tensors = BTreeMap::new();
         for l in &self.layers {
-            tensors.insert(format!("layer.{}.neurons", l.layer), Tensor::new(l.neurons.as_slice(), l.delta.device())?);
-            tensors.insert(format!("layer.{}.delta", l.layer), l.delta.to_dtype(DType::F32)?);
+            tensors.insert(neurons_name(l.layer), Tensor::new(l.neurons.as_slice(), l.delta.device())?);
+            tensors.insert(delta_name(l.layer), l.delta.to_dtype(DType::F32)?);
         }
         let tensors: std::collections::HashMap<_, _> = tensors.into_iter().collect();
         candle_core::safetensors::save(&tensors, path)
             .wrap_err_with(|| format!("cannot write update values to {}", path.display()))
     }
 
-    /// Reads update values written by [`UpdateValues::save`], checking their shapes against `hidden`.
+    /// Reads update values written by [`UpdateValues::save`], checked as [`UpdateValues::check_file`]
+    /// checks them and every value finite (a damaged file must not break the answers it fires on).
     /// They are read into host memory; [`UpdateValues::to_ffn_deltas`] puts them on a model's device.
     pub fn load(path: &Path, hidden: usize) -> Result<Self> {
-        let tensors = candle_core::safetensors::load(path, &Device::Cpu)
+        let (file, layer_ids) = Self::open_checked(path, hidden)?;
+        let unreadable = |e| eyre!("update values {} are unreadable ({e})", path.display());
+        let mut layers = Vec::with_capacity(layer_ids.len());
+        for layer in layer_ids {
+            let neurons = file.load(&neurons_name(layer), &Device::Cpu).map_err(unreadable)?;
+            let delta = file.load(&delta_name(layer), &Device::Cpu).map_err(unreadable)?;
+            let neurons = neurons.to_dtype(DType::U32)?.to_vec1::<u32>()?;
+            layers.push(LayerUpdate { layer, neurons, delta: delta.to_dtype(DType::F32)? });
+        }
+        let values = Self { layers };
+        values.check_finite().wrap_err_with(|| format!("update values {}", path.display()))?;
+        Ok(values)
+    }
+
+    /// Checks an update file from its header alone, without reading a value: it is as long as its
+    /// header says, and each layer has neurons and a delta of matching shapes for a model of width
+    /// `hidden`.
+    pub fn check_file(path: &Path, hidden: usize) -> Result<()> {
+        Self::open_checked(path, hidden).map(|_| ())
+    }
+
+    /// The file mapped into memory and its layers, in order, checked as `check_file` says.
+    fn open_checked(path: &Path, hidden: usize) -> Result<(MmapedSafetensors, Vec<usize>)> {
+        let bad = |what: String| eyre!("update values {}: {what}", path.display());
+        // SAFETY: cache files are written under a temporary name and renamed into place, never changed
+        // in place, so the mapped file does not change while it is read.
+        let file = unsafe { MmapedSafetensors::new(path) }
             .map_err(|e| eyre!("update values {} are unreadable ({e})", path.display()))?;
         let mut layers = Vec::new();
-        for (name, neurons) in &tensors {
+        for (name, neurons) in file.tensors() {
             let Some(layer) = name.strip_prefix("layer.").and_then(|r| r.strip_suffix(".neurons")) else {
                 continue;
             };
-            let layer: usize =
-                layer.parse().map_err(|_| eyre!("update values {}: bad tensor name `{name}`", path.display()))?;
-            let delta = tensors
-                .get(&format!("layer.{layer}.delta"))
-                .ok_or_else(|| eyre!("update values {}: layer {layer} has no delta", path.display()))?;
-            let neurons = neurons.to_dtype(DType::U32)?.to_vec1::<u32>()?;
-            if delta.dims() != [neurons.len(), hidden] {
-                bail!(
-                    "update values {}: layer {layer} delta has shape {:?}, expected [{}, {hidden}]",
-                    path.display(),
-                    delta.dims(),
-                    neurons.len()
-                );
+            let layer: usize = layer.parse().map_err(|_| bad(format!("bad tensor name `{name}`")))?;
+            let delta = file.get(&delta_name(layer)).map_err(|_| bad(format!("layer {layer} has no delta")))?;
+            let &[count] = neurons.shape() else {
+                return Err(bad(format!("layer {layer} neurons have shape {:?}", neurons.shape())));
+            };
+            if delta.shape() != [count, hidden] {
+                let shape = delta.shape();
+                return Err(bad(format!("layer {layer} delta has shape {shape:?}, expected [{count}, {hidden}]")));
             }
-            layers.push(LayerUpdate { layer, neurons, delta: delta.to_dtype(DType::F32)? });
+            layers.push(layer);
         }
-        layers.sort_by_key(|l| l.layer);
-        Ok(Self { layers })
+        layers.sort_unstable();
+        Ok((file, layers))
     }
+}
+
+fn neurons_name(layer: usize) -> String {
+    format!("layer.{layer}.neurons")
+}
+
+fn delta_name(layer: usize) -> String {
+    format!("layer.{layer}.delta")
 }
 
 impl Default for OptimizeSettings {
@@ -261,7 +292,7 @@ pub fn optimize(
         step += 1;
     };
     let update = values.into_update();
-    update.check_finite()?;
+    update.check_finite().wrap_err("the edit diverged and is not kept")?;
     Ok(OptimizeOutcome { update, history, stop })
 }
 

@@ -151,6 +151,15 @@ impl EditCache {
         Ok(values)
     }
 
+    /// Checks an entry without reading its update values: its `entry.json` (made for this model), and its
+    /// update file's header against the model's hidden size and the file's length (see
+    /// [`UpdateValues::check_file`]).
+    pub fn check(&self, id: &str, hidden: usize) -> Result<()> {
+        self.get(id)?;
+        UpdateValues::check_file(&self.entry_dir(id)?.join(UPDATE_FILE), hidden)
+            .wrap_err_with(|| format!("cache entry `{id}`"))
+    }
+
     /// Deletes an entry from disk and the index.
     pub fn remove(&mut self, id: &str) -> Result<()> {
         self.row(id)?;
