@@ -1,6 +1,6 @@
 //! The compared methods: what each applies to a question, and the neuron choices of the baselines.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;
 
 use candle_core::{Device, Tensor};
@@ -106,17 +106,15 @@ pub fn questions(records: &[BenchmarkRecord], index: usize, langs: &[String]) ->
 /// Questions about other relations of record `index`'s subject in `lang`: the `src` of the next
 /// records (in file order, wrapping) whose subject occurs verbatim in it, with that subject replaced
 /// by this record's, paired with their own `alt` (teacher-forced positions only). Skipped: records
-/// whose question asks the same relation as this one (their English `src` with the subject taken
-/// out is the same text) and records that name this record's subject already.
+/// that ask the same relation as this one (see [`question_templates`]) and records that name this
+/// record's subject already.
 pub fn specificity_questions(records: &[BenchmarkRecord], index: usize, lang: &str) -> Vec<(String, String)> {
     let Some(entry) = records[index].get(lang) else { return Vec::new() };
     let subject = entry.subject.trim();
     if subject.is_empty() {
         return Vec::new();
     }
-    let relation =
-        |record: &BenchmarkRecord| record.get("en").map(|en| normalize_answer(&en.src.replace(en.subject.trim(), " ")));
-    let own_relation = relation(&records[index]);
+    let own_templates = question_templates(&records[index]);
     let mut out = Vec::new();
     for other in (index + 1..records.len()).chain(0..index).map(|j| &records[j]) {
         if out.len() == SPECIFICITY_QUESTIONS {
@@ -124,14 +122,31 @@ pub fn specificity_questions(records: &[BenchmarkRecord], index: usize, lang: &s
         }
         let Some(o) = other.get(lang) else { continue };
         let other_subject = o.subject.trim();
-        let same_relation = own_relation.is_some() && relation(other) == own_relation;
         let usable = !other_subject.is_empty() && o.src.contains(other_subject) && !o.alt.trim().is_empty();
-        if !usable || o.src.contains(subject) || same_relation {
+        if !usable || o.src.contains(subject) || !own_templates.is_disjoint(&question_templates(other)) {
             continue;
         }
         out.push((o.src.replacen(other_subject, subject, 1), o.alt.clone()));
     }
     out
+}
+
+/// A record's questions as templates, per language: `src` and `rephrase` with the subject taken out
+/// (where it occurs verbatim), normalised. Two records that share one ask the same relation: one
+/// language's wording suffices ("Welche Position hatte X inne?" asks what "Which was the position that
+/// X held?" and "Which position was held by X?" ask), where comparing one language's wording alone
+/// took differently worded English questions about one relation for other relations.
+fn question_templates(record: &BenchmarkRecord) -> HashSet<(&str, String)> {
+    let mut templates = HashSet::new();
+    for (lang, entry) in record.iter() {
+        let subject = entry.subject.trim();
+        for question in [&entry.src, &entry.rephrase] {
+            if !subject.is_empty() && question.contains(subject) {
+                templates.insert((lang.as_str(), normalize_answer(&question.replace(subject, " "))));
+            }
+        }
+    }
+    templates
 }
 
 /// The facts an in-context editor can retrieve: the edit groups, indexed by subject exactly as the cache is.
@@ -505,6 +520,8 @@ mod tests {
             record(&[("en", "Rome", "Which country is Rome in?"), ("de", "Rom", "In welchem Land liegt Rom?")]),
             // Same relation as record 0 in English: skipped.
             record(&[("en", "Bach", "Where was Bach born?"), ("de", "Bach", "Wo ist Bach geboren?")]),
+            // Worded otherwise in English, but the same German question: the same relation, skipped.
+            record(&[("en", "Kant", "What is Kant's place of birth?"), ("de", "Kant", "Wo wurde Kant geboren?")]),
             // The subject is not in the question verbatim in German: skipped there.
             record(&[("en", "Paris", "Who is the mayor of Paris?"), ("de", "Paris", "Wer regiert die Stadt?")]),
             record(&[
@@ -523,8 +540,8 @@ mod tests {
         let de: Vec<String> = specificity_questions(&records, 0, "de").into_iter().map(|q| q.0).collect();
         assert_eq!(de, vec!["In welchem Land liegt Marie Curie?", "Wie viele Menschen leben in Marie Curie?"]);
         // Wraps around to earlier records, deterministically.
-        assert_eq!(specificity_questions(&records, 4, "en")[0].0, "Where was Tokyo born?");
-        assert_eq!(specificity_questions(&records, 4, "en"), specificity_questions(&records, 4, "en"));
+        assert_eq!(specificity_questions(&records, 5, "en")[0].0, "Where was Tokyo born?");
+        assert_eq!(specificity_questions(&records, 5, "en"), specificity_questions(&records, 5, "en"));
         let all = questions(&records, 0, &["en".into()]).unwrap();
         assert_eq!(all.iter().filter(|q| q.metric == Metric::Specificity).count(), 2);
         assert!(all.iter().all(|q| q.new_target == "alt of Marie Curie"));
