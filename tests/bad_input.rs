@@ -185,6 +185,23 @@ fn numeric_flags_never_panic() {
     }
 }
 
+/// Runs `lafn args...` with `input` on stdin; it must succeed: (stdout, stderr).
+fn lafn_with_input(args: &[&str], input: &str) -> (String, String) {
+    use std::io::Write as _;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_lafn"))
+        .args(args)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "{stderr}");
+    (stdout.into_owned(), stderr.into_owned())
+}
+
 /// A damaged cache entry is marked by `cache list` and skipped by chat, which warns once and answers
 /// every line; `--cache-dir` works after the action too.
 #[test]
@@ -208,19 +225,8 @@ fn a_damaged_cache_entry_is_listed_and_skipped_by_chat() {
     std::fs::write(entry.join("update.safetensors"), b"garbage").unwrap();
     assert!(list(&["cache", "--model", &model, "--cache-dir", &cache_arg, "list"]).contains("DAMAGED"));
 
-    let mut chat = Command::new(env!("CARGO_BIN_EXE_lafn"))
-        .args(["chat", "--model", &model, "--cache-dir", &cache_arg, "--max-tokens", "2"])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    use std::io::Write as _;
-    let question = "what country is Shmavon Shmavonyan from ?\n";
-    chat.stdin.take().unwrap().write_all(question.repeat(2).as_bytes()).unwrap();
-    let out = chat.wait_with_output().unwrap();
-    let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-    assert!(out.status.success(), "{stderr}");
+    let chat = ["chat", "--model", &model, "--cache-dir", &cache_arg, "--max-tokens", "2"];
+    let (stdout, stderr) = lafn_with_input(&chat, &"what country is Shmavon Shmavonyan from ?\n".repeat(2));
     assert_eq!(stdout.matches("[fired: none]").count(), 2, "both lines answered, unedited: {stdout}");
     assert_eq!(stderr.matches("skipped damaged cache entry").count(), 1, "one warning: {stderr}");
 }
@@ -236,23 +242,9 @@ fn a_truncated_or_poisoned_update_file_is_found() {
     let edit = ["edit", "--model", &model, "--group", &group, "--cache-dir", &cache_arg, "--steps", "2"];
     let (code, stderr) = lafn(&[&edit[..], &["--beta", "0.5", "--layers", "1"]].concat());
     assert_eq!(code, 0, "{stderr}");
-    let run = |args: &[&str], stdin: &str| {
-        use std::io::Write as _;
-        let mut child = Command::new(env!("CARGO_BIN_EXE_lafn"))
-            .args(args)
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .unwrap();
-        child.stdin.take().unwrap().write_all(stdin.as_bytes()).unwrap();
-        let out = child.wait_with_output().unwrap();
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-        (String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
-    };
     let list = |verify: bool| {
         let args = ["cache", "list", "--model", &model, "--cache-dir", &cache_arg, "--verify"];
-        run(&args[..args.len() - usize::from(!verify)], "").0
+        lafn_with_input(&args[..args.len() - usize::from(!verify)], "").0
     };
     let entry = std::fs::read_dir(cache.join("entries")).unwrap().next().unwrap().unwrap().path();
     let update = entry.join("update.safetensors");
@@ -273,7 +265,7 @@ fn a_truncated_or_poisoned_update_file_is_found() {
     let verified = list(true);
     assert!(verified.contains("DAMAGED") && verified.contains("NaN"), "{verified}");
     let chat = ["chat", "--model", &model, "--cache-dir", &cache_arg, "--max-tokens", "2"];
-    let (stdout, stderr) = run(&chat, "what country is Shmavon Shmavonyan from ?\n");
+    let (stdout, stderr) = lafn_with_input(&chat, "what country is Shmavon Shmavonyan from ?\n");
     assert!(stdout.contains("[fired: none]") && stderr.contains("skipped damaged cache entry"), "{stdout}{stderr}");
 }
 

@@ -24,6 +24,20 @@ fn descriptor(lang: &str, prompt: &str, target: &str) -> EditDescriptor {
     }
 }
 
+/// A cache in `dir` holding `group` edited on the default model with the default settings.
+fn edited_cache(group: EditGroup, dir: &std::path::Path) -> CachedEdits {
+    let loaded = common::default_quantized();
+    let (model, tokenizer) = (&loaded.model, &loaded.tokenizer);
+    let settings = MethodSettings::default();
+    let models = EditModels { dense: common::default_dense(), paraphraser: model, tokenizer };
+    let run = run_edit(models, group, &settings, &AtomicBool::new(false), &mut |_| {}).unwrap();
+    let cache = EditCache::open(dir, &loaded.info.fingerprint).unwrap();
+    let mut cached =
+        CachedEdits::new(cache, model, tokenizer, settings.retrieval.clone(), settings.scope.clone()).unwrap();
+    run.store(&mut cached, model, tokenizer, &settings).unwrap();
+    cached
+}
+
 /// Questions about Marie Curie that do not ask where she was born.
 const OTHER_RELATIONS: [&str; 4] = [
     "Marie Curie was married to",
@@ -136,14 +150,8 @@ fn a_written_question_paraphrase_carries_a_completion_edit_to_questions() {
             with_question("de", "Marie Curie wurde geboren in der Stadt", "Lissabon", "Wo wurde Marie Curie geboren?"),
         ],
     };
-    let settings = MethodSettings::default();
-    let models = EditModels { dense: common::default_dense(), paraphraser: model, tokenizer };
-    let run = run_edit(models, group, &settings, &AtomicBool::new(false), &mut |_| {}).unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let cache = EditCache::open(dir.path(), &loaded.info.fingerprint).unwrap();
-    let mut cached =
-        CachedEdits::new(cache, model, tokenizer, settings.retrieval.clone(), settings.scope.clone()).unwrap();
-    run.store(&mut cached, model, tokenizer, &settings).unwrap();
+    let mut cached = edited_cache(group, dir.path());
     let options = AnswerOptions::chat(16);
     let ask = |cached: Option<&mut CachedEdits>, question: &str| {
         answer(model, tokenizer, cached, question, &options, &mut |_| true).unwrap().text
@@ -186,14 +194,8 @@ fn a_question_typed_without_its_mark_gets_the_edited_answer() {
         })
         .collect();
     let group = EditGroup { name: "williams-position".into(), descriptors };
-    let settings = MethodSettings::default();
-    let models = EditModels { dense: common::default_dense(), paraphraser: model, tokenizer };
-    let run = run_edit(models, group, &settings, &AtomicBool::new(false), &mut |_| {}).unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let cache = EditCache::open(dir.path(), &loaded.info.fingerprint).unwrap();
-    let mut cached =
-        CachedEdits::new(cache, model, tokenizer, settings.retrieval.clone(), settings.scope.clone()).unwrap();
-    run.store(&mut cached, model, tokenizer, &settings).unwrap();
+    let mut cached = edited_cache(group, dir.path());
     for (_, prompt, target) in asked {
         let question = prompt.trim_end_matches('?').trim_end();
         let reply = answer(model, tokenizer, Some(&mut cached), question, &AnswerOptions::chat(16), &mut |_| true);
