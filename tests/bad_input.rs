@@ -214,11 +214,7 @@ fn a_damaged_cache_entry_is_listed_and_skipped_by_chat() {
     let edit = [&edit[..], &["--beta", "0.5", "--layers", "1"]].concat();
     let (code, stderr) = lafn(&edit);
     assert_eq!(code, 0, "{stderr}");
-    let list = |args: &[&str]| {
-        let out = Command::new(env!("CARGO_BIN_EXE_lafn")).args(args).output().unwrap();
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    };
+    let list = |args: &[&str]| lafn_with_input(args, "").0;
     let listed = list(&["cache", "list", "--model", &model, "--cache-dir", &cache_arg]);
     assert!(listed.contains("tiny-") && !listed.contains("DAMAGED"), "{listed}");
     let entry = std::fs::read_dir(cache.join("entries")).unwrap().next().unwrap().unwrap().path();

@@ -307,7 +307,7 @@ fn shared_tokens(ids: &[u32], query: &[u32]) -> usize {
 /// 100% with the mark. So the mark of `nearest` closes a query that ends with no sentence mark, and a
 /// query's question mark goes where `nearest` is a question written without one (Thai, Japanese).
 /// `None` when the query already ends as `nearest` does.
-pub fn read_as_trained(query: &str, nearest: &str) -> Option<String> {
+fn read_as_trained(query: &str, nearest: &str) -> Option<String> {
     let typed = query.trim_end();
     match (question_mark(nearest), question_mark(typed)) {
         (Some(mark), None) if !typed.is_empty() && !ends_sentence(typed) => Some(format!("{typed}{mark}")),
