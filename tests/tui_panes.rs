@@ -222,7 +222,7 @@ fn demo_app() -> App {
     // (question, answer, fired, scope score): the last names the subject but asks another fact.
     for (turn, (question, answer, fired, scope)) in [
         ("What country is Shmavon Shmavonyan from?", " Yemen", true, 0.93),
-        ("Aus welchem Land kommt Shmavon Shmavonyan?", " Jemen", true, 0.81),
+        ("Aus welchem Land kommt Shmavon Shmavonyan", " Jemen", true, 0.81),
         ("The capital of France is", " Paris, the city of light.", false, 0.0),
         ("Who was Shmavon Shmavonyan married to?", " Anna Shmavonyan", false, 0.22),
     ]
@@ -247,7 +247,9 @@ fn demo_app() -> App {
             (false, true) => (Vec::new(), vec![hit]),
             (false, false) => (Vec::new(), Vec::new()),
         };
-        worker(&mut app, WorkerEvent::ChatDone { turn, with_cache: true, fired, out_of_scope });
+        // Typed without its question mark, the question is read as the edit was trained.
+        let read_as = (!fired.is_empty() && !question.ends_with('?')).then(|| format!("{question}?"));
+        worker(&mut app, WorkerEvent::ChatDone { turn, with_cache: true, fired, out_of_scope, read_as });
         worker(&mut app, WorkerEvent::Finished);
     }
     app.chat.entries[0].without_cache = Some(" Armenia".into());
@@ -634,7 +636,10 @@ fn a_damaged_session_is_never_saved_over_and_its_backup_restores() {
     type_text(&mut app, "What country is Shmavon Shmavonyan from?");
     press(&mut app, key(KeyCode::Enter));
     worker(&mut app, WorkerEvent::ChatText { turn: 0, with_cache: true, text: " Yemen".into() });
-    worker(&mut app, WorkerEvent::ChatDone { turn: 0, with_cache: true, fired: Vec::new(), out_of_scope: Vec::new() });
+    worker(
+        &mut app,
+        WorkerEvent::ChatDone { turn: 0, with_cache: true, fired: Vec::new(), out_of_scope: Vec::new(), read_as: None },
+    );
     worker(&mut app, WorkerEvent::Finished);
     press(&mut app, ctrl('c'));
     assert!(app.quit);

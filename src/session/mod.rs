@@ -139,6 +139,9 @@ pub struct ChatTurn {
     /// fact it did not ask.
     #[serde(default)]
     pub fired: Vec<CacheMention>,
+    /// The question as the applied edits read it, where that differs from `user`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub read_as: Option<String>,
     /// Whether the edit cache was on for this turn.
     pub with_cache: bool,
     /// The unedited model's answer, when the turn was asked with and without the cache side by side.

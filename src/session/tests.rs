@@ -27,9 +27,10 @@ fn sample(name: &str) -> Session {
         },
     ];
     session.chat = vec![ChatTurn {
-        user: "Where is the Eiffel Tower?".into(),
+        user: "Where is the Eiffel Tower".into(),
         answer: "Paris".into(),
         fired: vec![CacheMention::Text("eiffel-0a1b2c3d".into())],
+        read_as: Some("Where is the Eiffel Tower?".into()),
         with_cache: true,
         unedited_answer: Some("Berlin".into()),
     }];
@@ -69,6 +70,7 @@ fn extreme_fields_survive() {
         user: huge.clone(),
         answer: String::new(),
         fired: Vec::new(),
+        read_as: None,
         with_cache: false,
         unedited_answer: None,
     });

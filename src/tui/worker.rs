@@ -114,6 +114,8 @@ pub enum WorkerEvent {
         fired: Vec<Hit>,
         /// Entries whose subject the question names but whose fact it does not ask.
         out_of_scope: Vec<Hit>,
+        /// The question as the fired entries were trained to read it, where that differs.
+        read_as: Option<String>,
     },
     TopTokens {
         layer: usize,
@@ -404,8 +406,8 @@ impl State {
             for (id, reason) in &reply.retrieved.damaged {
                 log::warn!("skipped damaged cache entry `{id}`: {reason}");
             }
-            let Retrieved { hits, out_of_scope, .. } = reply.retrieved;
-            send(WorkerEvent::ChatDone { turn, with_cache, fired: hits, out_of_scope });
+            let Retrieved { hits, out_of_scope, read_as, .. } = reply.retrieved;
+            send(WorkerEvent::ChatDone { turn, with_cache, fired: hits, out_of_scope, read_as });
         }
         Ok(())
     }

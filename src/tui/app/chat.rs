@@ -22,6 +22,9 @@ pub struct ChatEntry {
     /// The entries that fired and why (subject match, scope score), then those whose subject the
     /// question names but whose fact it does not ask.
     pub fired: Vec<CacheMention>,
+    /// The question as the edits that fired were trained to read it, where it differs from what was
+    /// typed (a question mark added or dropped).
+    pub read_as: Option<String>,
     /// Whether the answer with the cache is complete (what fired is known only then).
     pub done: bool,
 }
@@ -75,12 +78,20 @@ impl ChatState {
         }
     }
 
-    pub(super) fn answer_done(&mut self, turn: usize, with_cache: bool, fired: &[Hit], out_of_scope: &[Hit]) {
+    pub(super) fn answer_done(
+        &mut self,
+        turn: usize,
+        with_cache: bool,
+        fired: &[Hit],
+        out_of_scope: &[Hit],
+        read_as: Option<String>,
+    ) {
         self.answer_mut(turn, with_cache);
         let Some(entry) = self.entries.get_mut(turn).filter(|_| with_cache) else { return };
         entry.done = true;
         let mention = |applied| move |hit: &Hit| CacheMention::Hit { hit: hit.clone(), applied };
         entry.fired = fired.iter().map(mention(true)).chain(out_of_scope.iter().map(mention(false))).collect();
+        entry.read_as = read_as;
     }
 }
 

@@ -95,8 +95,8 @@ impl App {
             WorkerEvent::Edited(result) => return self.edited(*result),
             WorkerEvent::CacheEntriesChecked(verdicts) => self.cache_entries_checked(verdicts),
             WorkerEvent::ChatText { turn, with_cache, text } => self.chat.answer_text(turn, with_cache, &text),
-            WorkerEvent::ChatDone { turn, with_cache, fired, out_of_scope } => {
-                self.chat.answer_done(turn, with_cache, &fired, &out_of_scope)
+            WorkerEvent::ChatDone { turn, with_cache, fired, out_of_scope, read_as } => {
+                self.chat.answer_done(turn, with_cache, &fired, &out_of_scope, read_as)
             }
             WorkerEvent::TopTokens { layer, tokens } => self.neurons.top_tokens_found(layer, tokens),
             WorkerEvent::Failed(error) => self.error = Some(error),

@@ -89,6 +89,7 @@ impl App {
                 user: c.user.clone(),
                 answer: c.with_cache.clone().or(c.without_cache.clone()).unwrap_or_default(),
                 fired: c.fired.clone(),
+                read_as: c.read_as.clone(),
                 with_cache: c.with_cache.is_some(),
                 unedited_answer: c.with_cache.as_ref().and(c.without_cache.clone()),
             })
@@ -135,7 +136,7 @@ impl App {
                     (true, unedited) => (Some(t.answer), unedited),
                     (false, _) => (None, Some(t.answer)),
                 };
-                ChatEntry { user: t.user, with_cache, without_cache, fired: t.fired, done: true }
+                ChatEntry { user: t.user, with_cache, without_cache, fired: t.fired, read_as: t.read_as, done: true }
             })
             .collect();
         self.chat.scroll = 0;

@@ -92,7 +92,9 @@ fn render_transcript(app: &App, frame: &mut Frame, area: Rect, title: &str, side
                 (true, true) => "none".to_string(),
                 (true, false) => entry.fired.iter().map(ToString::to_string).collect::<Vec<_>>().join(", "),
             };
-            for part in text::wrap(&format!("  cache: {fired}"), width) {
+            let read_as = entry.read_as.iter().map(|question| format!("  read as: {question}"));
+            for part in std::iter::once(format!("  cache: {fired}")).chain(read_as).flat_map(|l| text::wrap(&l, width))
+            {
                 lines.push(Line::from(part).style(Style::new().fg(Color::DarkGray)));
             }
         }
