@@ -68,23 +68,17 @@ pub fn token_similarity(
 /// one minus an edit distance that forgives changed and added endings, relative to the subject's
 /// length. A short subject word may only gain an ending ("Гар" -> "Гаром").
 fn word_similarity(subject: &[char], query: &[char], subject_is_short: bool) -> f32 {
-    let allowed = (subject.len() - 1) as f32 / MAX_EDIT_SHARE as f32;
-    // The cheapest edits that could make up the difference in length.
-    let least_cost = if query.len() < subject.len() {
-        DROPPED_VOWEL_COST * (subject.len() - query.len()) as f32
-    } else {
-        APPENDED_LETTER_COST * (query.len() - subject.len()) as f32
-    };
-    if least_cost > allowed {
+    if !word_lengths_may_match(subject.len(), query.len()) {
         return 0.0;
     }
+    let allowed = allowed_word_cost(subject.len());
     let cost = if subject_is_short {
         if subject.len() < MIN_STEM_CHARS || !query.starts_with(subject) {
             return 0.0;
         }
-        least_cost
+        least_word_cost(subject.len(), query.len())
     } else {
-        ending_tolerant_distance(subject, query)
+        ending_tolerant_distance(subject, query, allowed)
     };
     if cost > allowed {
         0.0
@@ -93,13 +87,35 @@ fn word_similarity(subject: &[char], query: &[char], subject_is_short: bool) -> 
     }
 }
 
+/// Whether words of these lengths (in the spelling they are compared in) can resemble at all: the
+/// cheapest edits making up the difference in length fit in what a fuzzy match may cost. Lets a search
+/// pass over most candidates knowing their lengths only.
+pub fn word_lengths_may_match(subject_len: usize, query_len: usize) -> bool {
+    subject_len > 0 && least_word_cost(subject_len, query_len) <= allowed_word_cost(subject_len)
+}
+
+/// Most a fuzzy match of a subject word of this many letters may cost.
+fn allowed_word_cost(subject_len: usize) -> f32 {
+    subject_len.saturating_sub(1) as f32 / MAX_EDIT_SHARE as f32
+}
+
+/// The cheapest edits that could make up the difference in length.
+fn least_word_cost(subject_len: usize, query_len: usize) -> f32 {
+    if query_len < subject_len {
+        DROPPED_VOWEL_COST * (subject_len - query_len) as f32
+    } else {
+        APPENDED_LETTER_COST * (query_len - subject_len) as f32
+    }
+}
+
 /// Edit distance in which replacing or inserting letters within the last `ENDING_CHARS` letters of
 /// the subject (up to a third of it) costs half, dropping the letter before them three quarters and
 /// appending letters after it a quarter: inflection rewrites endings ("Марта" -> "Марты") and drops
 /// the vowel before them ("Pavel" -> "Pavla"), agglutination appends ("Krallığı" -> "Krallığının"). Changes
 /// elsewhere (transliteration) and dropping letters of the ending pay in full: a query word that cuts
-/// a subject word short ("OpenCV" -> "open") is another word.
-fn ending_tolerant_distance(subject: &[char], query: &[char]) -> f32 {
+/// a subject word short ("OpenCV" -> "open") is another word. Above `limit` it returns some cost above
+/// `limit`, not necessarily the distance.
+fn ending_tolerant_distance(subject: &[char], query: &[char], limit: f32) -> f32 {
     let ending_start = subject.len() - ENDING_CHARS.min(subject.len() / 3);
     // Cost of replacing subject letter `i`, of dropping it, and of inserting a letter after `i`
     // subject letters.
@@ -115,6 +131,11 @@ fn ending_tolerant_distance(subject: &[char], query: &[char]) -> f32 {
             current[j + 1] = substitution.min(previous[j + 1] + delete(i)).min(current[j] + insert(i + 1));
         }
         std::mem::swap(&mut previous, &mut current);
+        // No cost falls in later rows: once a whole row is over the limit, so is the distance.
+        let least = previous.iter().copied().fold(f32::INFINITY, f32::min);
+        if least > limit {
+            return least;
+        }
     }
     previous[query.len()]
 }
@@ -203,5 +224,43 @@ pub fn jaccard(a: &[String], b: &HashSet<String>) -> f32 {
         0.0
     } else {
         common as f32 / union as f32
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{allowed_word_cost, ending_tolerant_distance, word_lengths_may_match, word_similarity};
+
+    fn chars(word: &str) -> Vec<char> {
+        word.chars().collect()
+    }
+
+    /// The search's shortcuts (the length filter, stopping the distance at its limit) never change a
+    /// similarity: compared with the full distance over pairs of inflected, respelled and unrelated words.
+    #[test]
+    fn shortcuts_agree_with_the_full_distance() {
+        let words = [
+            "curie", "curies", "kurie", "marta", "marty", "pavel", "pavla", "krallığı", "krallığının", "shmavonyan",
+            "shmavonyana", "smavonian", "shakespeare", "opencv", "open", "ab", "abc", "countryman", "country",
+        ];
+        let mut similar = 0;
+        for subject in words.map(chars) {
+            for query in words.map(chars) {
+                let full = ending_tolerant_distance(&subject, &query, f32::INFINITY);
+                let allowed = allowed_word_cost(subject.len());
+                let limited = ending_tolerant_distance(&subject, &query, allowed);
+                if full <= allowed {
+                    similar += 1;
+                    assert_eq!(limited, full, "{subject:?} {query:?}");
+                    assert!(word_lengths_may_match(subject.len(), query.len()), "{subject:?} {query:?}");
+                } else {
+                    assert!(limited > allowed, "{subject:?} {query:?}");
+                }
+                if !word_lengths_may_match(subject.len(), query.len()) {
+                    assert_eq!(word_similarity(&subject, &query, false), 0.0);
+                }
+            }
+        }
+        assert!(similar > words.len(), "some distinct words must resemble each other: {similar}");
     }
 }

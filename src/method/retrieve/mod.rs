@@ -572,7 +572,7 @@ impl SubjectIndex {
 
 /// Changes whenever the saved form of [`SubjectIndex`] (or what its fields mean) changes. 3: prompts that
 /// hold a subject as written are no longer keys.
-const SAVED_INDEX_FORMAT: u32 = 3;
+const SAVED_INDEX_FORMAT: u32 = 4;
 
 /// A digest of an entry's subjects and prompts, the same in every run (`DefaultHasher::new` has fixed
 /// keys): a saved index compares it with the cache's rows.

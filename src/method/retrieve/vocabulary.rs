@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use serde::{Deserialize, Serialize};
 
 use super::RetrievalSettings;
-use crate::text::distance::{token_similarity, CharPair};
+use crate::text::distance::{token_similarity, word_lengths_may_match, CharPair};
 use crate::text::normalize::loose_spelling;
 use crate::text::tokens::{ngrams, Gram, Token, TokenKind};
 
@@ -17,10 +17,6 @@ pub(super) struct VocabularyToken {
     pub(super) loose: Vec<char>,
     /// `loose` in Latin letters, for finding similar tokens and comparing across scripts.
     latin: Vec<char>,
-    /// Whether `latin` differs from `loose`: the token is in another script.
-    romanized: bool,
-    /// Number of distinct n-grams of `latin`.
-    gram_count: usize,
     /// Whether the token is in the n-gram index, found by resemblance (see `Vocabulary::add`).
     fuzzy: bool,
     /// (subject slot, position in the subject) of every occurrence.
@@ -45,11 +41,27 @@ impl VocabularyToken {
     }
 }
 
+/// What the search needs to know of a token before comparing it with a query token, kept apart from
+/// the tokens: a query word shares an n-gram with a thousand vocabulary words at 10,000 entries, and
+/// reading each one's `VocabularyToken` and spelling missed the processor's caches most of the time.
+#[derive(Clone, Copy, Serialize, Deserialize)]
+struct TokenBrief {
+    /// Lengths of `loose` and `latin`.
+    loose_len: u16,
+    latin_len: u16,
+    /// Number of distinct n-grams of `latin`.
+    gram_count: u16,
+    /// Whether `latin` differs from `loose`: the token is in another script.
+    romanized: bool,
+}
+
 /// Distinct subject and prompt tokens, with an n-gram index to find the ones resembling a query token.
 #[derive(Default, Serialize, Deserialize)]
 pub(super) struct Vocabulary {
     ids: HashMap<Token, usize>,
     pub(super) tokens: Vec<VocabularyToken>,
+    /// One per token, in the same order.
+    briefs: Vec<TokenBrief>,
     /// N-gram of `latin`, keyed with `gram_partition` -> ids of the fuzzy tokens that have it.
     grams: HashMap<(char, Gram), Vec<usize>>,
     /// Character pair of a run (in loose spelling) -> number of entries whose runs have it.
@@ -82,11 +94,17 @@ impl Vocabulary {
             None => {
                 let id = self.tokens.len();
                 let (loose, latin) = (loose_spelling(token, false), loose_spelling(token, true));
+                // Longer tokens are cut to `u16::MAX` letters, where no length filter can tell them apart.
+                let length = |spelling: &[char]| spelling.len().min(u16::MAX.into()) as u16;
+                self.briefs.push(TokenBrief {
+                    loose_len: length(&loose),
+                    latin_len: length(&latin),
+                    gram_count: ngrams(token.kind, &latin).len().min(u16::MAX.into()) as u16,
+                    romanized: latin != loose,
+                });
                 self.tokens.push(VocabularyToken {
                     token: token.clone(),
-                    gram_count: ngrams(token.kind, &latin).len(),
                     fuzzy: false,
-                    romanized: latin != loose,
                     loose,
                     latin,
                     occurrences: Vec::new(),
@@ -103,6 +121,7 @@ impl Vocabulary {
     /// Whether every token id it holds is below `tokens` and names the token it is kept for.
     pub(super) fn ids_within(&self, tokens: usize) -> bool {
         self.tokens.len() == tokens
+            && self.briefs.len() == tokens
             && self.ids.iter().all(|(token, &id)| self.tokens.get(id).is_some_and(|t| &t.token == token))
             && self.grams.values().flatten().all(|&id| id < tokens)
     }
@@ -171,26 +190,34 @@ impl Vocabulary {
                 shared_grams[id] += 1;
             }
         }
+        let query_romanized = query_latin != query_loose;
         for id in touched {
-            let candidate = &self.tokens[id];
+            let brief = self.briefs[id];
             let shared = std::mem::take(&mut shared_grams[id]) as usize;
-            // Fuzzy word matches keep the first letter; a run matching within the allowed edits or
-            // pair coverage keeps at least half of its character pairs.
-            let comparable = match query_token.kind {
-                TokenKind::Run => 2 * shared >= candidate.gram_count,
-                _ => candidate.latin.first() == query_latin.first(),
-            };
             // Words of one script compare as written: romanizing blurs Cyrillic endings ("-ая", "-ей").
-            let same_script = candidate.romanized == (query_latin != query_loose);
-            let (subject, loose) =
-                if same_script { (&candidate.loose, &query_loose) } else { (&candidate.latin, &query_latin) };
-            let unused = candidate.occurrences.is_empty();
-            if Some(id) == exact || unused || !comparable || subject.is_empty() || loose.is_empty() {
+            let same_script = brief.romanized == query_romanized;
+            let (subject_len, query) = match same_script {
+                true => (brief.loose_len, &query_loose),
+                false => (brief.latin_len, &query_latin),
+            };
+            // A run matching within the allowed edits or pair coverage keeps at least half of its
+            // character pairs; a word must be of a length it could be respelled to (and keep its first
+            // letter, as every word in the query's n-gram partition does).
+            let comparable = match query_token.kind {
+                TokenKind::Run => 2 * shared >= usize::from(brief.gram_count),
+                _ => word_lengths_may_match(subject_len.into(), query.len()),
+            };
+            if Some(id) == exact || !comparable || subject_len == 0 || query.is_empty() {
                 continue;
             }
+            let candidate = &self.tokens[id];
+            if candidate.occurrences.is_empty() {
+                continue;
+            }
+            let subject = if same_script { &candidate.loose } else { &candidate.latin };
             let pair_weight = |pair| self.pair_weight(pair);
             let max_exact = settings.exact_match_max_chars;
-            let similarity = token_similarity(&candidate.token, subject, query_token, loose, max_exact, &pair_weight);
+            let similarity = token_similarity(&candidate.token, subject, query_token, query, max_exact, &pair_weight);
             if similarity >= settings.min_token_similarity {
                 similar.push((id, similarity));
             }
