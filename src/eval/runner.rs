@@ -17,7 +17,7 @@ use super::methods::{
 };
 use super::report::{aggregate, EvalReport, ModelSummary, RecordResult, TimeBreakdown};
 use super::shard::Shard;
-use super::state::{RunIdentity, StateFile};
+use super::state::{RunIdentity, StateFile, QUESTION_SET};
 use super::unedited::UneditedAnswers;
 use crate::method::apply::CachedEdits;
 use crate::method::cache::MemoryStore;
@@ -189,6 +189,7 @@ pub fn run(
         model_fingerprint: info.fingerprint.clone(),
         settings: request.config.clone(),
         scoring: request.scoring,
+        question_set: QUESTION_SET,
     };
     let (mut state, mut results) = match &request.state_file {
         Some(path) => {

@@ -20,6 +20,11 @@ use crate::Result;
 /// Version of the state file's format.
 const STATE_FORMAT_VERSION: u32 = 2;
 
+/// How a record's questions are chosen (`eval::methods::questions`): results of runs that asked other
+/// questions do not compare. 1: Specificity skipped the records whose English `src` asked the same
+/// relation word for word; 2 (2026-12-04): those sharing a question template in any language.
+pub const QUESTION_SET: u32 = 2;
+
 /// What makes stored results valid for this run. Methods and `--limit` may change between runs
 /// (except that a sequential run's cache holds all its records, so there the record count counts too).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -34,6 +39,13 @@ pub struct RunIdentity {
     pub model_fingerprint: String,
     pub settings: EvalConfig,
     pub scoring: Scoring,
+    /// The run's [`QUESTION_SET`]; state files from before it was recorded read as 1.
+    #[serde(default = "first_question_set")]
+    pub question_set: u32,
+}
+
+fn first_question_set() -> u32 {
+    1
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -168,6 +180,9 @@ pub(super) fn differences(stored: &RunIdentity, current: &RunIdentity) -> Vec<&'
     if stored.scoring != current.scoring {
         out.push("--scoring");
     }
+    if stored.question_set != current.question_set {
+        out.push("questions (an earlier lafn chose other Specificity questions)");
+    }
     out
 }
 
@@ -201,6 +216,21 @@ mod tests {
             assert_eq!(stored.len(), text.lines().count() - 1, "{stem}: every result line loads");
             assert!(stored.iter().any(|result| result.method == EvalMethod::LuLafns), "{stem}");
         }
+    }
+
+    /// A state file from before the question set was recorded reads as set 1 and does not resume a run
+    /// of this version: its Specificity questions were others.
+    #[test]
+    fn results_asked_other_questions_do_not_resume() {
+        let dir = tempfile::tempdir().unwrap();
+        let state_path = dir.path().join("old.state.jsonl");
+        std::fs::copy(results_dir().join("scope-other-relations-8x6.state.jsonl"), &state_path).unwrap();
+        let stored = read_state(&state_path).unwrap().identity;
+        assert_eq!(stored.question_set, 1);
+        let current = RunIdentity { question_set: QUESTION_SET, ..stored.clone() };
+        assert_eq!(differences(&stored, &current), ["questions (an earlier lafn chose other Specificity questions)"]);
+        let error = StateFile::open(&state_path, &current).err().unwrap().to_string();
+        assert!(error.contains("different questions"), "{error}");
     }
 
     /// Every committed report and state file, of any format, names its dataset and methods as the command
