@@ -9,7 +9,8 @@
 //!     cargo run --release --example scope_scores -- FILE LANGS RECORDS [SETTINGS.json] [--only N] > scores.jsonl
 //!
 //! RECORDS is the run's `--limit` (the other-relation questions come from those records); `--only N`
-//! scores the first N of them, for a run stopped after N records.
+//! scores the first N of them, for a run stopped after N records. `LAFN_MODEL` names another model than
+//! the default (a built-in name or a path).
 
 use std::path::Path;
 
@@ -38,7 +39,8 @@ fn main() -> lafn::Result<()> {
         Some(path) => load_settings(Path::new(path))?,
         None => MethodSettings::default(),
     };
-    let files = lafn::fetch::resolve(lafn::fetch::DEFAULT_MODEL, &mut |_| {})?;
+    let model_name = std::env::var("LAFN_MODEL").unwrap_or_else(|_| lafn::fetch::DEFAULT_MODEL.to_string());
+    let files = lafn::fetch::resolve(&model_name, &mut |_| {})?;
     let loaded = LoadedModel::load(&files, WeightMode::Quantized, &Device::Cpu)?;
     let (model, tokenizer) = (&loaded.model, &loaded.tokenizer);
     let encoder = QuestionEncoder::new(model, tokenizer, &settings.scope)?;
