@@ -205,6 +205,25 @@ fn a_question_typed_without_its_mark_gets_the_edited_answer() {
     }
 }
 
+/// Asked an open question (no mark) that no edit answers, the model first closes it ("?" and a line
+/// break): the answer shown is the line after that, not the mark.
+#[test]
+fn an_open_question_gets_an_answer_not_its_closing_mark() {
+    let loaded = common::default_quantized();
+    let (model, tokenizer) = (&loaded.model, &loaded.tokenizer);
+    let question = "When was Estate Exchange founded";
+    let mut streamed = String::new();
+    let reply = answer(model, tokenizer, None, question, &AnswerOptions::chat(16), &mut |piece| {
+        streamed.push_str(piece);
+        true
+    })
+    .unwrap();
+    eprintln!("{question} -> {:?}", reply.text);
+    let text = reply.text.trim();
+    assert!(text.contains(char::is_alphanumeric) && !text.starts_with('?'), "{question}: {text:?}");
+    assert_eq!(streamed, reply.text, "what is streamed is the answer");
+}
+
 /// The relation projection shipped for the default model is recognised from its own weights, quantized
 /// (chat) and dense (editing) alike, and only when the settings ask for it.
 /// Two edits about one subject (where Marie Curie was born, where she died, asked as questions in

@@ -20,8 +20,9 @@ use crate::runtime::PromptFrame;
 use crate::storage;
 use crate::Result;
 
-/// Version of the file's format (and of the key's recipe).
-const FORMAT_VERSION: u32 = 1;
+/// Version of the file's format (and of the key's recipe). 2: generated answers start at their first
+/// line with a letter or digit (`method::apply::generate_text`), so answers kept before are others.
+const FORMAT_VERSION: u32 = 2;
 
 #[derive(Debug, PartialEq, Serialize, Deserialize)]
 struct Header {

@@ -404,26 +404,47 @@ pub fn generate_text(
     let mut stream = TextStream::default();
     let mut text = String::new();
     let mut ids = Vec::new();
+    // Cut at line ends, the answer is streamed from the line holding its first letter or digit on:
+    // asked an open question, a model often closes it first ("?" and a line break), which is not an
+    // answer.
+    let mut shown = 0;
     model.generate(&prompt, edits, &options.generate, tokenizer.stop_ids(), &mut |token| {
         let piece = stream.push(tokenizer, token);
-        let before = text.len();
         text.push_str(&piece);
-        if options.stop_at_line_end {
-            if let Some(end) = line_end(&text) {
-                text.truncate(end);
-                let kept = &text[before.min(end)..];
-                if !kept.is_empty() {
-                    ids.push(token);
-                    on_text(kept);
-                }
-                return false;
-            }
-        }
         ids.push(token);
-        let complete = options.stop_at_line_end && trained_answers.iter().any(|a| text.trim() == a);
-        on_text(&piece) && !complete
+        if !options.stop_at_line_end {
+            return on_text(&piece);
+        }
+        let Some(start) = answer_start(&text) else { return true };
+        let end = line_end(&text[start..]).map(|end| start + end);
+        let upto = end.unwrap_or(text.len());
+        let kept = &text[shown.max(start)..upto];
+        let go_on = kept.is_empty() || on_text(kept);
+        shown = upto;
+        if let Some(end) = end {
+            text.truncate(end);
+            return false;
+        }
+        let complete = trained_answers.iter().any(|a| text[start..].trim() == a);
+        go_on && !complete
     })?;
+    if options.stop_at_line_end {
+        match answer_start(&text) {
+            Some(start) => text.drain(..start).for_each(drop),
+            // Nothing but marks: shown as it came.
+            None if !text.is_empty() => {
+                on_text(&text);
+            }
+            None => {}
+        }
+    }
     Ok((text, ids))
+}
+
+/// Where the answer in `text` starts: the line holding its first letter or digit (any script).
+fn answer_start(text: &str) -> Option<usize> {
+    let content = text.find(char::is_alphanumeric)?;
+    Some(text[..content].rfind(['\n', '\r']).map_or(0, |i| i + 1))
 }
 
 /// Where the first line of `text` with something on it ends: the first line break after a
@@ -435,7 +456,7 @@ fn line_end(text: &str) -> Option<usize> {
 
 #[cfg(test)]
 mod tests {
-    use super::{line_end, read_as_trained, trained_answer, Hit, TrainedAnswer};
+    use super::{answer_start, line_end, read_as_trained, trained_answer, Hit, TrainedAnswer};
 
     #[test]
     fn a_query_ends_as_the_trained_text_nearest_to_it_ends() {
@@ -493,6 +514,16 @@ mod tests {
         // A question in neither language: the language whose subject it named.
         assert_eq!(answer_length(&answers, &hit, &[30, 10, 11]), 5);
         assert_eq!(answer_length(&[], &hit, &[30]), 0);
+    }
+
+    #[test]
+    fn an_answer_starts_at_its_first_line_with_a_letter_or_digit() {
+        assert_eq!(answer_start(" Lisbon"), Some(0));
+        assert_eq!(answer_start("?\n\nEstate Exchange was founded in 1920."), Some(3));
+        assert_eq!(answer_start("？\r\n里斯本"), Some("？\r\n".len()));
+        assert_eq!(answer_start("\"Lisbon\""), Some(0));
+        assert_eq!(answer_start("?\n"), None);
+        assert_eq!(answer_start(""), None);
     }
 
     #[test]
