@@ -415,7 +415,8 @@ pub fn generate_text(
         if !options.stop_at_line_end {
             return on_text(&piece);
         }
-        let Some(start) = answer_start(&text) else { return true };
+        // Nothing to show yet; asking with nothing still lets the caller cancel.
+        let Some(start) = answer_start(&text) else { return on_text("") };
         let end = line_end(&text[start..]).map(|end| start + end);
         let upto = end.unwrap_or(text.len());
         let kept = &text[shown.max(start)..upto];
