@@ -358,7 +358,7 @@ impl AnswerOptions {
 /// A chat answer and the cache entries that shaped it.
 pub struct Answer {
     pub text: String,
-    /// The tokens of `text` (without the line break that ended it).
+    /// The tokens of `text` (without a line of marks before it or the line break that ended it).
     pub ids: Vec<u32>,
     /// What retrieval found (its update values were applied).
     pub retrieved: Retrieved,
@@ -403,15 +403,17 @@ pub fn generate_text(
     let prompt = tokenizer.encode_prompt(&tokenizer.chat_frame(options.frame)?.frame(question)?)?;
     let mut stream = TextStream::default();
     let mut text = String::new();
-    let mut ids = Vec::new();
+    // Each token with where its piece starts in `text` (a piece may be empty: a character split
+    // over tokens comes with its last one).
+    let mut tokens: Vec<(u32, usize)> = Vec::new();
     // Cut at line ends, the answer is streamed from the line holding its first letter or digit on:
     // asked an open question, a model often closes it first ("?" and a line break), which is not an
     // answer.
     let mut shown = 0;
     model.generate(&prompt, edits, &options.generate, tokenizer.stop_ids(), &mut |token| {
         let piece = stream.push(tokenizer, token);
+        tokens.push((token, text.len()));
         text.push_str(&piece);
-        ids.push(token);
         if !options.stop_at_line_end {
             return on_text(&piece);
         }
@@ -429,17 +431,33 @@ pub fn generate_text(
         let complete = trained_answers.iter().any(|a| text[start..].trim() == a);
         go_on && !complete
     })?;
-    if options.stop_at_line_end {
-        match answer_start(&text) {
-            Some(start) => text.drain(..start).for_each(drop),
-            // Nothing but marks: shown as it came.
-            None if !text.is_empty() => {
+    if !options.stop_at_line_end {
+        return Ok((text, tokens.into_iter().map(|(token, _)| token).collect()));
+    }
+    let start = match answer_start(&text) {
+        Some(start) => start,
+        // Nothing but marks: shown as it came.
+        None => {
+            if !text.is_empty() {
                 on_text(&text);
             }
-            None => {}
+            0
         }
-    }
+    };
+    let ids = tokens_within(&tokens, start..text.len());
+    text.drain(..start);
     Ok((text, ids))
+}
+
+/// The tokens whose pieces (each starting where the next begins, see `generate_text`) make up
+/// `span` of the text: from the one whose piece reaches into it to the last that added to it, so
+/// neither a line of marks before the answer nor the line break after it.
+fn tokens_within(tokens: &[(u32, usize)], span: std::ops::Range<usize>) -> Vec<u32> {
+    let piece_ends = tokens.iter().skip(1).map(|&(_, at)| at).chain([usize::MAX]);
+    (tokens.iter().zip(piece_ends))
+        .filter(|&(&(_, at), piece_end)| at < span.end && (at >= span.start || piece_end > span.start))
+        .map(|(&(token, _), _)| token)
+        .collect()
 }
 
 /// Where the answer in `text` starts: the line holding its first letter or digit (any script).
@@ -457,7 +475,7 @@ fn line_end(text: &str) -> Option<usize> {
 
 #[cfg(test)]
 mod tests {
-    use super::{answer_start, line_end, read_as_trained, trained_answer, Hit, TrainedAnswer};
+    use super::{answer_start, line_end, read_as_trained, tokens_within, trained_answer, Hit, TrainedAnswer};
 
     #[test]
     fn a_query_ends_as_the_trained_text_nearest_to_it_ends() {
@@ -525,6 +543,18 @@ mod tests {
         assert_eq!(answer_start("\"Lisbon\""), Some(0));
         assert_eq!(answer_start("?\n"), None);
         assert_eq!(answer_start(""), None);
+    }
+
+    /// "?", "\n", " Est", "ate", "" (half a character), "é", " 1920\n", "\n": the answer " Estateé 1920"
+    /// is bytes 2..16 of the text; its tokens are the third to the seventh.
+    #[test]
+    fn the_answer_tokens_are_those_of_its_line() {
+        let tokens = [(1, 0), (2, 1), (3, 2), (4, 6), (5, 9), (6, 9), (7, 11), (8, 17)];
+        assert_eq!(tokens_within(&tokens, 2..16), [3, 4, 5, 6, 7]);
+        // A piece that closes the question and begins the answer ("?\nEst") is the answer's.
+        assert_eq!(tokens_within(&[(1, 0), (2, 5), (3, 9)], 2..9), [1, 2]);
+        // Nothing before the answer: every token up to the one that only broke the line.
+        assert_eq!(tokens_within(&[(1, 0), (2, 7)], 0..7), [1]);
     }
 
     #[test]

@@ -571,7 +571,7 @@ impl SubjectIndex {
 }
 
 /// Changes whenever the saved form of [`SubjectIndex`] (or what its fields mean) changes. 3: prompts that
-/// hold a subject as written are no longer keys.
+/// hold a subject as written are no longer keys. 4: the vocabulary's token briefs.
 const SAVED_INDEX_FORMAT: u32 = 4;
 
 /// A digest of an entry's subjects and prompts, the same in every run (`DefaultHasher::new` has fixed
