@@ -9,6 +9,7 @@
 //! spec the record whose relation it asks, for other the language table's template) and
 //! OUT_PREFIX.center.f32 (the encoder's center, which identifies the model). `--no-paraphrases`
 //! skips generating the prompts' paraphrases (the slow part), for records used only to fit.
+//! `LAFN_MODEL` names another model than the default (a built-in name or a path).
 
 use std::io::Write;
 use std::path::Path;
@@ -35,7 +36,8 @@ fn main() -> lafn::Result<()> {
     let first: usize = first.parse().wrap_err("FIRST")?;
     let count: usize = count.parse().wrap_err("COUNT")?;
     let settings = MethodSettings::default();
-    let files = lafn::fetch::resolve(lafn::fetch::DEFAULT_MODEL, &mut |_| {})?;
+    let model_name = std::env::var("LAFN_MODEL").unwrap_or_else(|_| lafn::fetch::DEFAULT_MODEL.to_string());
+    let files = lafn::fetch::resolve(&model_name, &mut |_| {})?;
     let loaded = LoadedModel::load(&files, WeightMode::Quantized, &Device::Cpu)?;
     let (model, tokenizer) = (&loaded.model, &loaded.tokenizer);
     let encoder = QuestionEncoder::new(model, tokenizer, &settings.scope)?;

@@ -166,11 +166,14 @@ fn a_diverging_edit_fails_instead_of_converging() {
 fn cached_edits_fire_by_subject_and_scope_and_survive_damage() {
     use lafn::method::apply::CachedEdits;
     use lafn::method::cache::EditCache;
-    use lafn::method::scope::ScopeSettings;
+    use lafn::method::scope::{ScopeKeys, ScopeSettings};
     use lafn::method::MethodSettings;
 
     let dir = tempfile::tempdir().unwrap();
-    let files = write_tiny_model(&dir.path().join("model"), TinySpec::new(Arch::Gemma3)).unwrap();
+    let spec = TinySpec::new(Arch::Gemma3);
+    const HIDDEN: usize = 64;
+    assert_eq!(spec.hidden, HIDDEN);
+    let files = write_tiny_model(&dir.path().join("model"), spec).unwrap();
     let loaded = LoadedModel::load(&files, WeightMode::Dense, &Device::Cpu).unwrap();
     let (model, tokenizer) = (&loaded.model, &loaded.tokenizer);
     let group = group();
@@ -228,6 +231,19 @@ fn cached_edits_fire_by_subject_and_scope_and_survive_damage() {
     std::fs::remove_file(&scope_file).unwrap();
     assert_eq!(open(ScopeSettings::default()).retrieve(model, tokenizer, prompt).unwrap().hits.len(), 1);
     assert!(scope_file.exists());
+    assert!(encoder.reads_like(&ScopeKeys::load(&scope_file, HIDDEN).unwrap()));
+
+    // Keys read another way (from the first token, as lafn did for models without a BOS before the
+    // attention sink was left out): computed again on first use, not scored against.
+    let stored = ScopeKeys::load(&scope_file, HIDDEN).unwrap();
+    let legacy = ScopeKeys { read_from: None, ..stored.clone() };
+    assert!(encoder.reads_like(&legacy), "keys without a recorded first token read after the BOS, as this model does");
+    let stale = ScopeKeys { read_from: Some(0), keys: stored.keys.zeros_like().unwrap(), ..stored.clone() };
+    assert!(!encoder.reads_like(&stale));
+    stale.save(&scope_file).unwrap();
+    let rescored = open(ScopeSettings::default()).retrieve(model, tokenizer, prompt).unwrap();
+    assert!((rescored.hits[0].scope_score.unwrap() - 1.0).abs() < 1e-3, "scored against keys computed anew");
+    assert_eq!(ScopeKeys::load(&scope_file, HIDDEN).unwrap().read_from, stored.read_from, "and stored");
 
     // Damaged update values: skipped with the reason, the query is answered unedited.
     std::fs::write(cache_dir.join("entries").join(&id).join("update.safetensors"), b"garbage").unwrap();

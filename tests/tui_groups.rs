@@ -50,7 +50,7 @@ fn store_edit(store: &mut MemoryStore, group: &EditGroup) -> String {
     let zeros = Tensor::zeros((1, HIDDEN), DType::F32, &Device::Cpu).unwrap();
     let update = UpdateValues { layers: vec![LayerUpdate { layer: 1, neurons: vec![7], delta: zeros.clone() }] };
     let other_relations = Tensor::zeros((other_question_count(), HIDDEN), DType::F32, &Device::Cpu).unwrap();
-    let keys = ScopeKeys { layer: 2, keys: zeros.clone(), other_relations };
+    let keys = ScopeKeys { layer: 2, read_from: Some(1), keys: zeros.clone(), other_relations };
     let (located, settings) = (located(7), MethodSettings::default());
     let edit = NewEntry {
         group,

@@ -35,8 +35,8 @@ pub fn run(loaded: &LoadedModel, records_file: &Path, entries: usize, dir: &Path
     let mut cache = EditCache::open(dir, fingerprint)?;
     if cache.list().len() < entries {
         let started = Instant::now();
-        let scope_layer = QuestionEncoder::new(model, tokenizer, &settings.scope)?.layer();
-        fill_cache(&mut cache, &groups, model.config(), scope_layer, &mut |n| {
+        let encoder = QuestionEncoder::new(model, tokenizer, &settings.scope)?;
+        fill_cache(&mut cache, &groups, model.config(), &encoder, &mut |n| {
             if n % 1000 == 0 {
                 eprintln!("stored {n} of {entries} entries");
             }

@@ -205,7 +205,7 @@ impl CachedEdits {
         let layer = self.encoder.layer();
         if self.keys.get(id).is_none_or(|k| k.layer() != layer) {
             let keys = match self.cache.load_scope_keys(id, self.hidden) {
-                Ok(Some(keys)) if keys.layer == layer => keys,
+                Ok(Some(keys)) if self.encoder.reads_like(&keys) => keys,
                 _ => {
                     let keys = self.encoder.keys(model, tokenizer, &self.cache.get(id)?.group)?;
                     self.cache.store_scope_keys(id, &keys)?;

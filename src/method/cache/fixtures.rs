@@ -69,7 +69,7 @@ pub fn scope_keys() -> ScopeKeys {
     let rows = other_question_count();
     let other_relations =
         Tensor::from_vec((0..rows * HIDDEN).map(|i| -(i as f32)).collect(), (rows, HIDDEN), &Device::Cpu).unwrap();
-    ScopeKeys { layer: 3, keys, other_relations }
+    ScopeKeys { layer: 3, read_from: Some(1), keys, other_relations }
 }
 
 /// Stores an edit of `group` made of the fixtures below (update values distinct per `seed`); its id.

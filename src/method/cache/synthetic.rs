@@ -15,7 +15,7 @@ use super::{entry_id, EditStore, NewEntry};
 use crate::method::edit::{LayerUpdate, UpdateValues};
 use crate::method::group::{BenchmarkRecord, EditGroup};
 use crate::method::locate::LocatedNeurons;
-use crate::method::scope::{other_relation_questions, ScopeKeys};
+use crate::method::scope::{other_relation_questions, QuestionEncoder, ScopeKeys};
 use crate::method::settings::MethodSettings;
 use crate::runtime::ModelConfig;
 use crate::text::scripts::Script;
@@ -50,13 +50,13 @@ pub fn synthetic_groups(records: &[BenchmarkRecord], count: usize) -> Result<Vec
 }
 
 /// Stores the `groups` that `cache` does not hold yet, with random update values and scope keys of
-/// `config`'s shapes (keys at `scope_layer`, one per prompt), writing the index once; `on_stored`
-/// hears each count stored.
+/// `config`'s shapes (keys as `encoder` reads questions, one per prompt), writing the index once;
+/// `on_stored` hears each count stored.
 pub fn fill_cache(
     cache: &mut EditCache,
     groups: &[EditGroup],
     config: &ModelConfig,
-    scope_layer: usize,
+    encoder: &QuestionEncoder,
     on_stored: &mut dyn FnMut(usize),
 ) -> Result<()> {
     let settings = MethodSettings::default();
@@ -90,7 +90,8 @@ pub fn fill_cache(
             Tensor::from_vec(values, (rows, config.hidden_size), &Device::Cpu)
         };
         let keys = ScopeKeys {
-            layer: scope_layer,
+            layer: encoder.layer(),
+            read_from: Some(encoder.read_from()),
             keys: random_vectors(rows)?,
             other_relations: random_vectors(other_relation_questions(group).len())?,
         };
