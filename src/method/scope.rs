@@ -309,7 +309,8 @@ const SUBJECT_PLACEHOLDER: &str = "X";
 
 /// `text` with every mention of one of `subjects` replaced by [`SUBJECT_PLACEHOLDER`]: verbatim
 /// (ignoring case), longest subject first; failing that, in scripts written with spaces, the words that
-/// inflect a long subject word (same stem, changed ending: "Шмавона" for "Шмавон").
+/// inflect a long subject word (same stem, changed ending: "Шмавона" for "Шмавон", "Фахр-ун-Ниссы"
+/// for "Фахр-ун-Нисса").
 pub fn mask_subject(text: &str, subjects: &[String]) -> String {
     let mut subjects: Vec<&str> = subjects.iter().map(|s| s.trim()).filter(|s| !s.is_empty()).collect();
     subjects.sort_by_key(|s| std::cmp::Reverse(s.chars().count()));
@@ -324,7 +325,7 @@ pub fn mask_subject(text: &str, subjects: &[String]) -> String {
         .iter()
         .flat_map(|s| s.split_whitespace())
         .map(|w| w.chars().flat_map(char::to_lowercase).collect::<Vec<char>>())
-        .filter(|w| w.len() >= MIN_INFLECTED_WORD_CHARS && w.iter().all(|c| c.is_alphabetic()))
+        .filter(|w| w.len() >= MIN_INFLECTED_WORD_CHARS && w.iter().all(|&c| is_word_char(c)))
         .map(|w| w[..w.len() - INFLECTED_ENDING_CHARS].to_vec())
         .collect();
     if stems.is_empty() {
@@ -333,8 +334,10 @@ pub fn mask_subject(text: &str, subjects: &[String]) -> String {
     let words: Vec<String> = masked
         .split(' ')
         .map(|word| {
-            // Punctuation after a word ("Шмавоняна?") is kept, not compared.
-            let core = word.trim_end_matches(|c: char| !c.is_alphabetic());
+            // Punctuation around a word ("«Шмавоняна?»") is kept, not compared.
+            let end = word.trim_end_matches(|c: char| !c.is_alphabetic()).len();
+            let start = end - word[..end].trim_start_matches(|c: char| !c.is_alphabetic()).len();
+            let core = &word[start..end];
             let lower: Vec<char> = core.chars().flat_map(char::to_lowercase).collect();
             let inflects = stems.iter().any(|stem| {
                 lower.starts_with(stem)
@@ -342,13 +345,18 @@ pub fn mask_subject(text: &str, subjects: &[String]) -> String {
                     && lower[stem.len()..].iter().all(|c| c.is_alphabetic())
             });
             if inflects {
-                format!("{SUBJECT_PLACEHOLDER}{}", &word[core.len()..])
+                format!("{}{SUBJECT_PLACEHOLDER}{}", &word[..start], &word[end..])
             } else {
                 word.to_string()
             }
         })
         .collect();
     words.join(" ")
+}
+
+/// Letters, and the marks that join parts of one word ("Фахр-ун-Нисса", "O'Brien").
+fn is_word_char(c: char) -> bool {
+    c.is_alphabetic() || matches!(c, '-' | '\'' | '’')
 }
 
 /// A subject word this long or longer may appear inflected: its last [`INFLECTED_ENDING_CHARS`]
@@ -664,6 +672,9 @@ mod tests {
         let name = subjects(&["Шмавон Шмавонян"]);
         assert_eq!(mask_subject("Где родился Шмавона Шмавоняна?", &name), "Где родился X X?");
         assert_eq!(mask_subject("Шмавон Шмавонян родился в", &name), "X родился в");
+        let hyphenated = subjects(&["Фахр-ун-Нисса"]);
+        assert_eq!(mask_subject("Кто мать «Фахр-ун-Ниссы»?", &hyphenated), "Кто мать «X»?");
+        assert_eq!(mask_subject("Кто мать Фахр-ун-Ниссы?", &hyphenated), "Кто мать X?");
         // Short words never match by stem: "Marie" would take "married" along.
         assert_eq!(mask_subject("Who married Pierre?", &subjects(&["Marie Dupont"])), "Who married Pierre?");
         assert_eq!(mask_subject("Where is Paris?", &[]), "Where is Paris?");
