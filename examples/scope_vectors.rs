@@ -2,13 +2,15 @@
 //! asks about a benchmark record's subject, labelled, for fitting a model's relation projection
 //! (`results/scripts/fit_scope_projection.py`) and for analysing the gate.
 //!
-//!     cargo run --release --example scope_vectors -- FILE LANGS FIRST COUNT OUT_PREFIX [--no-paraphrases]
+//!     cargo run --release --example scope_vectors -- FILE LANGS FIRST COUNT OUT_PREFIX [--no-paraphrases | --fit-only]
 //!
 //! Writes OUT_PREFIX.f32 (rows of `hidden` little-endian f32), OUT_PREFIX.jsonl (one label per row:
 //! record, language, kind = prompt | paraphrase | src | rephrase | rephrase-same | spec | other, for
 //! spec the record whose relation it asks, for other the language table's template) and
 //! OUT_PREFIX.center.f32 (the encoder's center, which identifies the model). `--no-paraphrases`
-//! skips generating the prompts' paraphrases (the slow part), for records used only to fit.
+//! skips generating the prompts' paraphrases (the slow part), for records used only to fit;
+//! `--fit-only` also leaves out the language table's other-relation questions, which the fit does not
+//! use (half the questions).
 //! `LAFN_MODEL` names another model than the default (a built-in name or a path).
 
 use std::io::Write;
@@ -24,12 +26,13 @@ use lafn::runtime::{LoadedModel, WeightMode};
 
 fn main() -> lafn::Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let (with_paraphrases, args) = match args.split_last() {
-        Some((last, rest)) if last == "--no-paraphrases" => (false, rest),
-        _ => (true, args.as_slice()),
+    let ((with_paraphrases, with_other_relations), args) = match args.split_last() {
+        Some((last, rest)) if last == "--no-paraphrases" => ((false, true), rest),
+        Some((last, rest)) if last == "--fit-only" => ((false, false), rest),
+        _ => ((true, true), args.as_slice()),
     };
     let [file, langs, first, count, out] = args else {
-        return Err(eyre!("usage: scope_vectors FILE LANGS FIRST COUNT OUT_PREFIX [--no-paraphrases]"));
+        return Err(eyre!("usage: scope_vectors FILE LANGS FIRST COUNT OUT_PREFIX [--no-paraphrases | --fit-only]"));
     };
     let data = load_benchmark(Path::new(file))?;
     let langs: Vec<String> = langs.split(',').map(String::from).collect();
@@ -83,7 +86,7 @@ fn main() -> lafn::Result<()> {
             }
         }
         // The language table's other-relation questions, as the gate keeps them (`ScopeKeys`).
-        for d in &group.descriptors {
+        for d in group.descriptors.iter().filter(|_| with_other_relations) {
             for (template, question) in other_relation_questions(&d.lang, &d.subject).into_iter().enumerate() {
                 texts.push(question);
                 meta.push(serde_json::json!({"record": index, "lang": d.lang, "kind": "other", "template": template}));
