@@ -78,8 +78,14 @@ impl CachedEdits {
         retrieval: RetrievalSettings,
         scope: ScopeSettings,
     ) -> Result<Self> {
-        let index = indexed_entries(&cache, retrieval);
-        let encoder = QuestionEncoder::new(model, tokenizer, &scope)?;
+        // The encoder's reference pass (model threads) and reading the index (one thread) overlap: with
+        // 10,000 entries each takes a good part of a second.
+        let (index, encoder) = std::thread::scope(|threads| {
+            let encoder = threads.spawn(|| QuestionEncoder::new(model, tokenizer, &scope));
+            let index = indexed_entries(&cache, retrieval);
+            (index, encoder.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)))
+        });
+        let encoder = encoder?;
         let hidden = model.config().hidden_size;
         let (keys, answers) = (HashMap::new(), HashMap::new());
         Ok(Self { cache: Box::new(cache), index, scope, encoder, keys, answers, hidden })
