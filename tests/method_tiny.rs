@@ -245,6 +245,14 @@ fn cached_edits_fire_by_subject_and_scope_and_survive_damage() {
     assert!((rescored.hits[0].scope_score.unwrap() - 1.0).abs() < 1e-3, "scored against keys computed anew");
     assert_eq!(ScopeKeys::load(&scope_file, HIDDEN).unwrap().read_from, stored.read_from, "and stored");
 
+    // Keys that cannot be stored (a directory in the file's place, as a read-only cache would refuse
+    // them): the entry still acts, with keys computed for the query.
+    std::fs::remove_file(&scope_file).unwrap();
+    std::fs::create_dir(&scope_file).unwrap();
+    let unstorable = open(ScopeSettings::default()).retrieve(model, tokenizer, prompt).unwrap();
+    assert!(unstorable.damaged.is_empty() && unstorable.hits.len() == 1, "{:?}", unstorable.damaged);
+    std::fs::remove_dir(&scope_file).unwrap();
+
     // Damaged update values: skipped with the reason, the query is answered unedited.
     std::fs::write(cache_dir.join("entries").join(&id).join("update.safetensors"), b"garbage").unwrap();
     let damaged = open(ScopeSettings::default()).retrieve(model, tokenizer, prompt).unwrap();

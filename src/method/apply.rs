@@ -214,7 +214,13 @@ impl CachedEdits {
                 Ok(Some(keys)) if self.encoder.reads_like(&keys) => keys,
                 _ => {
                     let keys = self.encoder.keys(model, tokenizer, &self.cache.get(id)?.group)?;
-                    self.cache.store_scope_keys(id, &keys)?;
+                    // Only a speed-up: a cache that cannot take them (read-only) still answers.
+                    if let Err(e) = self.cache.store_scope_keys(id, &keys) {
+                        log::warn!(
+                            "{}: the scope keys of `{id}` are computed again next time: {e:#}",
+                            self.cache.describe()
+                        );
+                    }
                     keys
                 }
             };
