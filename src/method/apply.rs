@@ -208,8 +208,8 @@ impl CachedEdits {
         query: &str,
         encoded: &mut HashMap<Vec<String>, Tensor>,
     ) -> Result<ScopeScore> {
-        let layer = self.encoder.layer();
-        if self.keys.get(id).is_none_or(|k| k.layer() != layer) {
+        // Prepared keys are this encoder's own: read as it reads questions, or computed by it.
+        if !self.keys.contains_key(id) {
             let keys = match self.cache.load_scope_keys(id, self.hidden) {
                 Ok(Some(keys)) if self.encoder.reads_like(&keys) => keys,
                 _ => {

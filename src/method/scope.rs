@@ -227,7 +227,7 @@ impl QuestionEncoder {
             true => None,
             false => Some(others.index_select(&Tensor::new(counted, others.device())?, 0)?),
         };
-        Ok(PreparedKeys { layer: keys.layer, own, other_relations })
+        Ok(PreparedKeys { own, other_relations })
     }
 
     /// The scope score of a query vector (from [`QuestionEncoder::encode`]) for an entry's prepared
@@ -518,17 +518,9 @@ fn best_cosines(queries: &Tensor, vectors: &Tensor) -> Result<Vec<f32>> {
 /// comparison space, with the other-relation questions that count already chosen, so a query costs
 /// two small products and nothing is projected again.
 pub struct PreparedKeys {
-    layer: usize,
     own: Tensor,
     /// `None` when no other-relation question counts.
     other_relations: Option<Tensor>,
-}
-
-impl PreparedKeys {
-    /// The layer the keys were read at.
-    pub fn layer(&self) -> usize {
-        self.layer
-    }
 }
 
 /// Rows of `vectors` (n, dimensions) scaled to unit length (an all-zero row stays zero).
