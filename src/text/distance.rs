@@ -94,6 +94,27 @@ pub fn word_lengths_may_match(subject_len: usize, query_len: usize) -> bool {
     subject_len > 0 && least_word_cost(subject_len, query_len) <= allowed_word_cost(subject_len)
 }
 
+/// Fewest distinct trigrams (of the words marked at both ends, see `tokens::ngrams`) a query word
+/// shares with a subject word of `subject_len` letters and `gram_count` distinct trigrams when their
+/// similarity is above zero, both in the same spelling: lets a search pass over candidates that merely
+/// share a first syllable without computing a distance. An edit paying in full breaks at most three
+/// of the subject's trigrams; the cheaper edits at the end (`CHEAP_END_EDITS`) only its last four.
+pub fn least_shared_trigrams(subject_len: usize, gram_count: usize) -> usize {
+    let allowed = allowed_word_cost(subject_len);
+    let broken = (CHEAP_END_EDITS.iter())
+        .filter(|&&(cost, _)| cost <= allowed)
+        .map(|&(cost, trigrams)| trigrams + 3 * (allowed - cost).floor() as usize)
+        .max()
+        .unwrap_or(0);
+    gram_count.saturating_sub(broken)
+}
+
+/// (least cost, most trigrams broken) of the cheap edits at a word's end: nothing; an appended letter
+/// (the trigram holding the end mark); a changed ending letter (three); the letter before the ending
+/// dropped and a letter appended (all four trigrams the ending and that letter are in).
+const CHEAP_END_EDITS: [(f32, usize); 4] =
+    [(0.0, 0), (APPENDED_LETTER_COST, 1), (ENDING_EDIT_COST, 3), (DROPPED_VOWEL_COST + APPENDED_LETTER_COST, 4)];
+
 /// Most a fuzzy match of a subject word of this many letters may cost.
 fn allowed_word_cost(subject_len: usize) -> f32 {
     subject_len.saturating_sub(1) as f32 / MAX_EDIT_SHARE as f32
@@ -229,7 +250,13 @@ pub fn jaccard(a: &[String], b: &HashSet<String>) -> f32 {
 
 #[cfg(test)]
 mod tests {
-    use super::{allowed_word_cost, ending_tolerant_distance, word_lengths_may_match, word_similarity};
+    use rand::rngs::StdRng;
+    use rand::{Rng, SeedableRng};
+
+    use super::{
+        allowed_word_cost, ending_tolerant_distance, least_shared_trigrams, word_lengths_may_match, word_similarity,
+    };
+    use crate::text::tokens::{ngrams, TokenKind};
 
     fn chars(word: &str) -> Vec<char> {
         word.chars().collect()
@@ -262,5 +289,40 @@ mod tests {
             }
         }
         assert!(similar > words.len(), "some distinct words must resemble each other: {similar}");
+    }
+
+    /// The trigram bound never passes over a word that resembles the subject: random words of a small
+    /// alphabet (so that trigrams repeat) against copies with random edits anywhere, many at the end.
+    #[test]
+    fn resembling_words_share_at_least_the_bound_of_trigrams() {
+        let mut rng = StdRng::seed_from_u64(7);
+        let mut resembling = 0;
+        for _ in 0..200_000 {
+            let length = rng.random_range(1..14);
+            let subject: Vec<char> = (0..length).map(|_| rng.random_range('a'..='d')).collect();
+            let mut query = subject.clone();
+            for _ in 0..rng.random_range(0..4) {
+                let at_end = rng.random_bool(0.5);
+                let position = if at_end || query.is_empty() { query.len() } else { rng.random_range(0..query.len()) };
+                let letter = rng.random_range('a'..='d');
+                match rng.random_range(0..3) {
+                    0 if position < query.len() => query[position] = letter,
+                    1 if position < query.len() => drop(query.remove(position)),
+                    _ => query.insert(position, letter),
+                }
+                if at_end && position > 0 && rng.random_bool(0.5) {
+                    query[position - 1] = letter;
+                }
+            }
+            if query.is_empty() || word_similarity(&subject, &query, false) == 0.0 {
+                continue;
+            }
+            resembling += 1;
+            let (subject_grams, query_grams) = (ngrams(TokenKind::Word, &subject), ngrams(TokenKind::Word, &query));
+            let shared = subject_grams.iter().filter(|g| query_grams.contains(g)).count();
+            let least = least_shared_trigrams(subject.len(), subject_grams.len());
+            assert!(shared >= least, "{subject:?} {query:?}: {shared} shared, bound {least}");
+        }
+        assert!(resembling > 10_000, "too few resembling pairs to test the bound: {resembling}");
     }
 }

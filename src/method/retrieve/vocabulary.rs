@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use serde::{Deserialize, Serialize};
 
 use super::RetrievalSettings;
-use crate::text::distance::{token_similarity, word_lengths_may_match, CharPair};
+use crate::text::distance::{least_shared_trigrams, token_similarity, word_lengths_may_match, CharPair};
 use crate::text::normalize::loose_spelling;
 use crate::text::tokens::{ngrams, Gram, Token, TokenKind};
 
@@ -200,12 +200,19 @@ impl Vocabulary {
                 true => (brief.loose_len, &query_loose),
                 false => (brief.latin_len, &query_latin),
             };
+            // Trigrams are of the Latin spelling: they bound the distance only where it is compared in it.
+            let compared_as_grams = !(same_script && brief.romanized);
             // A run matching within the allowed edits or pair coverage keeps at least half of its
-            // character pairs; a word must be of a length it could be respelled to (and keep its first
-            // letter, as every word in the query's n-gram partition does).
+            // character pairs; a word must be of a length it could be respelled to, share the trigrams
+            // such a respelling keeps, and keep its first letter (as every word in the query's n-gram
+            // partition does).
             let comparable = match query_token.kind {
                 TokenKind::Run => 2 * shared >= usize::from(brief.gram_count),
-                _ => word_lengths_may_match(subject_len.into(), query.len()),
+                _ => {
+                    word_lengths_may_match(subject_len.into(), query.len())
+                        && (!compared_as_grams
+                            || shared >= least_shared_trigrams(subject_len.into(), brief.gram_count.into()))
+                }
             };
             if Some(id) == exact || !comparable || subject_len == 0 || query.is_empty() {
                 continue;
