@@ -243,14 +243,15 @@ impl Model {
             (Some(from), false) => delta_mask(from, &offsets, seq, &self.device)?,
             _ => None,
         };
+        let ropes = Ropes::new(c, first_layer, &offsets, seq, &self.device)?;
         let mut activations = BTreeMap::new();
         for (i, block) in self.blocks.iter().enumerate().skip(first_layer) {
-            let rope = Rope::new(c, i, &offsets, seq, &self.device)?;
+            let rope = ropes.for_layer(c, i);
             let layer_cache = cache.as_deref_mut().map(|c| &mut c.layers[i]);
             let mask = masks.for_layer(c, i);
             let residual = x.clone();
             let mut y = self.rms_norm(&x, &block.attn_norm)?;
-            y = self.attention(&block.attn, &y, &rope, mask, layer_cache, batch, seq)?;
+            y = self.attention(&block.attn, &y, rope, mask, layer_cache, batch, seq)?;
             if let Some(norm) = &block.post_attn_norm {
                 y = self.rms_norm(&y, norm)?;
             }
@@ -475,7 +476,29 @@ fn delta_mask(deltas_from: &[usize], offsets: &[usize], seq: usize, device: &Dev
     Ok(Some(Tensor::from_vec(values, (offsets.len(), seq, 1), device)?))
 }
 
-/// Rotary position embedding of one layer for positions offset..offset+seq of each row:
+/// The rotary embeddings of one forward pass, one per rotary base its layers use (Gemma's sliding
+/// layers have their own): built once, not per layer.
+struct Ropes(Vec<(f32, Rope)>);
+
+impl Ropes {
+    fn new(c: &ModelConfig, first_layer: usize, offsets: &[usize], seq: usize, device: &Device) -> Result<Self> {
+        let mut ropes: Vec<(f32, Rope)> = Vec::new();
+        for layer in first_layer..c.num_layers {
+            let theta = c.rope_theta_for(layer);
+            if !ropes.iter().any(|(built, _)| *built == theta) {
+                ropes.push((theta, Rope::new(c, theta, offsets, seq, device)?));
+            }
+        }
+        Ok(Self(ropes))
+    }
+
+    fn for_layer(&self, c: &ModelConfig, layer: usize) -> &Rope {
+        let theta = c.rope_theta_for(layer);
+        &self.0.iter().find(|(built, _)| *built == theta).expect("a rope is built for every layer's base").1
+    }
+}
+
+/// Rotary position embedding with base `theta` for positions offset..offset+seq of each row:
 /// cos/sin are (seq, head_dim/2) when all rows share the offset, else (batch, seq, head_dim/2).
 struct Rope {
     cos: Tensor,
@@ -484,9 +507,8 @@ struct Rope {
 }
 
 impl Rope {
-    fn new(c: &ModelConfig, layer: usize, offsets: &[usize], seq: usize, device: &Device) -> Result<Self> {
+    fn new(c: &ModelConfig, theta: f32, offsets: &[usize], seq: usize, device: &Device) -> Result<Self> {
         let half = c.head_dim / 2;
-        let theta = c.rope_theta_for(layer);
         let inv_freq: Vec<f32> = (0..half).map(|i| 1.0 / theta.powf(2.0 * i as f32 / c.head_dim as f32)).collect();
         let row_angles = |offset: usize| {
             let inv_freq = &inv_freq;
