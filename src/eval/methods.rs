@@ -268,7 +268,7 @@ pub fn answer_all(
     }
     // Generated answers see the question as chat frames it; teacher-forced scoring keeps the
     // benchmarks' raw prompts.
-    let options = AnswerOptions { frame, ..AnswerOptions::chat(GENERATED_ANSWER_TOKENS) };
+    let options = AnswerOptions { frame, finish_sentence: false, ..AnswerOptions::chat(GENERATED_ANSWER_TOKENS) };
     let mut answers: Vec<Answer> = Vec::with_capacity(questions.len());
     for (i, q) in questions.iter().enumerate() {
         // A question asked twice (a rephrasing equal to `src` is also asked as distinct Generality's)

@@ -351,6 +351,11 @@ pub struct AnswerOptions {
     /// End the answer at its first line break (leading blank lines aside): a base model otherwise
     /// runs on into text of its own after the answer. `false` keeps the raw continuation.
     pub stop_at_line_end: bool,
+    /// With `stop_at_line_end`, an answer still in its sentence when `generate.max_new_tokens` run out
+    /// may take as many tokens again to end it: an instruct model answers in a one-line paragraph,
+    /// and one cut mid-sentence reads as broken. Off for scoring, whose answers are read up to a
+    /// fixed budget.
+    pub finish_sentence: bool,
     /// How the question is put to the model (retrieval and the scope gate read it as typed).
     pub frame: PromptFrame,
 }
@@ -362,6 +367,7 @@ impl AnswerOptions {
         Self {
             generate: GenerateOptions { max_new_tokens, sampling: Sampling::Greedy },
             stop_at_line_end: true,
+            finish_sentence: true,
             frame: PromptFrame::Auto,
         }
     }
@@ -422,7 +428,13 @@ pub fn generate_text(
     // asked an open question, a model often closes it first ("?" and a line break), which is not an
     // answer.
     let mut shown = 0;
-    model.generate(&prompt, edits, &options.generate, tokenizer.stop_ids(), &mut |token| {
+    let budget = options.generate.max_new_tokens;
+    let finish_sentence = options.stop_at_line_end && options.finish_sentence;
+    let generate = GenerateOptions {
+        max_new_tokens: if finish_sentence { budget.saturating_mul(2) } else { budget },
+        ..options.generate
+    };
+    model.generate(&prompt, edits, &generate, tokenizer.stop_ids(), &mut |token| {
         let piece = stream.push(tokenizer, token);
         tokens.push((token, text.len()));
         text.push_str(&piece);
@@ -440,8 +452,8 @@ pub fn generate_text(
             text.truncate(end);
             return false;
         }
-        let complete = trained_answers.iter().any(|a| text[start..].trim() == a);
-        go_on && !complete
+        let over_budget = finish_sentence && tokens.len() >= budget;
+        go_on && !answer_complete(&text[start..], trained_answers, over_budget)
     })?;
     if !options.stop_at_line_end {
         return Ok((text, tokens.into_iter().map(|(token, _)| token).collect()));
@@ -459,6 +471,12 @@ pub fn generate_text(
     let ids = tokens_within(&tokens, start..text.len());
     text.drain(..start);
     Ok((text, ids))
+}
+
+/// Whether an answer cut at line ends is complete before its line ends: it is one of the answers the
+/// edits were trained to give, or, `over_budget`, it has just ended a sentence.
+fn answer_complete(answer: &str, trained_answers: &[String], over_budget: bool) -> bool {
+    trained_answers.iter().any(|a| answer.trim() == a) || (over_budget && ends_sentence(answer))
 }
 
 /// The tokens whose pieces (each starting where the next begins, see `generate_text`) make up
@@ -487,7 +505,9 @@ fn line_end(text: &str) -> Option<usize> {
 
 #[cfg(test)]
 mod tests {
-    use super::{answer_start, line_end, read_as_trained, tokens_within, trained_answer, Hit, TrainedAnswer};
+    use super::{
+        answer_complete, answer_start, line_end, read_as_trained, tokens_within, trained_answer, Hit, TrainedAnswer,
+    };
 
     #[test]
     fn a_query_ends_as_the_trained_text_nearest_to_it_ends() {
@@ -510,6 +530,17 @@ mod tests {
         assert_eq!(read("Where was Marie Curie born?", completion), None);
         assert_eq!(read(completion, completion), None);
         assert_eq!(read("", trained), None);
+    }
+
+    #[test]
+    fn an_answer_over_its_budget_ends_with_its_sentence() {
+        let trained = ["Lisbon".to_string()];
+        assert!(answer_complete(" Lisbon ", &trained, false));
+        let paragraph = "The capital of France is Paris. It is known for";
+        assert!(!answer_complete(paragraph, &trained, true), "mid-sentence");
+        assert!(answer_complete("The capital of France is Paris.", &[], true));
+        assert!(answer_complete("首都是巴黎。", &[], true));
+        assert!(!answer_complete("The capital of France is Paris.", &[], false), "within the budget it runs on");
     }
 
     #[test]
