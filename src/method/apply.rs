@@ -353,8 +353,8 @@ pub struct AnswerOptions {
     pub stop_at_line_end: bool,
     /// With `stop_at_line_end`, an answer still in its sentence when `generate.max_new_tokens` run out
     /// may take as many tokens again to end it: an instruct model answers in a one-line paragraph,
-    /// and one cut mid-sentence reads as broken. Off for scoring, whose answers are read up to a
-    /// fixed budget.
+    /// and one cut mid-sentence reads as broken. An answer caught in a loop (the same tokens three
+    /// times over) ends there. Off for scoring, whose answers are read up to a fixed budget.
     pub finish_sentence: bool,
     /// How the question is put to the model (retrieval and the scope gate read it as typed).
     pub frame: PromptFrame,
@@ -453,7 +453,8 @@ pub fn generate_text(
             return false;
         }
         let over_budget = finish_sentence && tokens.len() >= budget;
-        go_on && !answer_complete(&text[start..], trained_answers, over_budget)
+        let looping = finish_sentence && ends_in_loop(&tokens);
+        go_on && !looping && !answer_complete(&text[start..], trained_answers, over_budget)
     })?;
     if !options.stop_at_line_end {
         return Ok((text, tokens.into_iter().map(|(token, _)| token).collect()));
@@ -477,6 +478,21 @@ pub fn generate_text(
 /// edits were trained to give, or, `over_budget`, it has just ended a sentence.
 fn answer_complete(answer: &str, trained_answers: &[String], over_budget: bool) -> bool {
     trained_answers.iter().any(|a| answer.trim() == a) || (over_budget && ends_sentence(answer))
+}
+
+/// Longest stretch of tokens a loop is looked for in, and the fewest tokens it must have repeated.
+const LONGEST_LOOP: usize = 16;
+const LEAST_LOOPED_TOKENS: usize = 12;
+
+/// Whether the last tokens repeat one stretch three times over (and at least `LEAST_LOOPED_TOKENS`
+/// tokens): "de la Casa de la Casa de la Casa"; a small model caught so runs on to its budget.
+fn ends_in_loop(tokens: &[(u32, usize)]) -> bool {
+    (1..=LONGEST_LOOP).any(|period| {
+        let repeats = LEAST_LOOPED_TOKENS.div_ceil(period).max(3);
+        let Some(start) = tokens.len().checked_sub(period * repeats) else { return false };
+        let tail = &tokens[start..];
+        (period..tail.len()).all(|i| tail[i].0 == tail[i - period].0)
+    })
 }
 
 /// The tokens whose pieces (each starting where the next begins, see `generate_text`) make up
@@ -506,7 +522,8 @@ fn line_end(text: &str) -> Option<usize> {
 #[cfg(test)]
 mod tests {
     use super::{
-        answer_complete, answer_start, line_end, read_as_trained, tokens_within, trained_answer, Hit, TrainedAnswer,
+        answer_complete, answer_start, ends_in_loop, line_end, read_as_trained, tokens_within, trained_answer, Hit,
+        TrainedAnswer,
     };
 
     #[test]
@@ -541,6 +558,18 @@ mod tests {
         assert!(answer_complete("The capital of France is Paris.", &[], true));
         assert!(answer_complete("首都是巴黎。", &[], true));
         assert!(!answer_complete("The capital of France is Paris.", &[], false), "within the budget it runs on");
+    }
+
+    #[test]
+    fn a_loop_is_caught_after_three_rounds() {
+        let tokens = |ids: &[u32]| ids.iter().map(|&id| (id, 0)).collect::<Vec<_>>();
+        let family = [7, 1, 2, 3, 1, 2, 3, 1, 2, 3, 1, 2, 3];
+        assert!(ends_in_loop(&tokens(&family)), "four rounds of three tokens");
+        assert!(!ends_in_loop(&tokens(&family[..10])), "three rounds of three: too short to be sure");
+        assert!(ends_in_loop(&tokens(&[5; 12])));
+        assert!(!ends_in_loop(&tokens(&[5; 11])));
+        let prose: Vec<u32> = (0..40).collect();
+        assert!(!ends_in_loop(&tokens(&prose)));
     }
 
     #[test]

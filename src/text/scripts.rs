@@ -114,10 +114,11 @@ pub fn question_mark(text: &str) -> Option<char> {
 }
 
 /// Whether `text` ends with a mark that ends a sentence: a question mark, a full stop or an exclamation
-/// mark, in any of the scripts above.
+/// mark, in any of the scripts above, before any closing quotes or brackets (`He said "no."`).
 pub fn ends_sentence(text: &str) -> bool {
+    let text = text.trim_end().trim_end_matches(['"', '\'', '”', '’', '»', '›', ')', ']', '）', '」', '』']);
     question_mark(text).is_some()
-        || text.trim_end().ends_with(['.', '!', '。', '！', '…', '।', '॥', '։', '။', '።', '፧', '\u{06D4}'])
+        || text.ends_with(['.', '!', '。', '！', '…', '।', '॥', '։', '။', '።', '፧', '\u{06D4}'])
 }
 
 #[cfg(test)]
@@ -135,6 +136,8 @@ mod tests {
         assert!(ends_sentence("居里夫人出生在巴黎。"));
         assert!(ends_sentence("मैरी क्यूरी कहाँ पैदा हुई थी।"));
         assert!(!ends_sentence("What is the genre of \"Foo\""));
+        assert!(ends_sentence("It is called \"The Smelly Old History Society.\""));
+        assert!(ends_sentence("他说：「好。」"));
         assert!(!ends_sentence("มารี กูรี เกิดที่ไหน"));
     }
 
