@@ -226,6 +226,28 @@ fn cached_edits_fire_by_subject_and_scope_and_survive_damage() {
     assert_eq!(open(ScopeSettings::default()).retrieve(model, tokenizer, prompt).unwrap().hits.len(), 1);
     assert_ne!(std::fs::read(&saved_index).unwrap(), b"garbage");
 
+    // Opening saved the scope encoder's center, which the next encoder reuses when it was computed as
+    // it computes (a made-up center under the right key shows it is read, not recomputed); a center
+    // under another key, of another size, not finite, or unreadable is computed anew.
+    use lafn::method::scope::{QuestionEncoder, SavedCenter};
+    let center_file = cache_dir.join("scope-center.json");
+    let saved: SavedCenter = serde_json::from_slice(&std::fs::read(&center_file).unwrap()).unwrap();
+    let computed = encoder.center().to_vec1::<f32>().unwrap();
+    assert_eq!(saved.values, computed);
+    let reused = |values: Vec<f32>, key: &str| {
+        let made_up = SavedCenter { key: key.to_string(), values };
+        let reusing = QuestionEncoder::reusing(model, tokenizer, &ScopeSettings::default(), Some(&made_up)).unwrap();
+        reusing.center().to_vec1::<f32>().unwrap()
+    };
+    assert_eq!(reused(vec![0.5; HIDDEN], &saved.key), vec![0.5; HIDDEN]);
+    assert_eq!(reused(vec![0.5; HIDDEN], "Dense.layer1.from1.questions0"), computed);
+    assert_eq!(reused(vec![0.5; HIDDEN - 1], &saved.key), computed);
+    assert_eq!(reused(vec![f32::NAN; HIDDEN], &saved.key), computed);
+    std::fs::write(&center_file, b"garbage").unwrap();
+    assert_eq!(open(ScopeSettings::default()).retrieve(model, tokenizer, prompt).unwrap().hits.len(), 1);
+    let resaved: SavedCenter = serde_json::from_slice(&std::fs::read(&center_file).unwrap()).unwrap();
+    assert_eq!(resaved, saved, "a damaged center is computed and saved again");
+
     // Keys removed (an entry from before scope keys): computed again and stored on first use.
     let scope_file = cache_dir.join("entries").join(&id).join("scope.safetensors");
     std::fs::remove_file(&scope_file).unwrap();

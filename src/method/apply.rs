@@ -79,13 +79,22 @@ impl CachedEdits {
         scope: ScopeSettings,
     ) -> Result<Self> {
         // The encoder's reference pass (model threads) and reading the index (one thread) overlap: with
-        // 10,000 entries each takes a good part of a second.
+        // 10,000 entries each takes a good part of a second. The pass is skipped where the cache holds
+        // the center it computes.
+        let saved_center = cache.load_saved_center();
         let (index, encoder) = std::thread::scope(|threads| {
-            let encoder = threads.spawn(|| QuestionEncoder::new(model, tokenizer, &scope));
+            let encoder = threads.spawn(|| QuestionEncoder::reusing(model, tokenizer, &scope, saved_center.as_ref()));
             let index = indexed_entries(&cache, retrieval);
             (index, encoder.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)))
         });
         let encoder = encoder?;
+        let center = encoder.saved_center(model)?;
+        if saved_center.as_ref() != Some(&center) {
+            // Only a speed-up, as the saved index.
+            if let Err(e) = cache.save_center(&center) {
+                log::warn!("cannot save the scope encoder's center with {}: {e:#}", cache.describe());
+            }
+        }
         let hidden = model.config().hidden_size;
         let (keys, answers) = (HashMap::new(), HashMap::new());
         Ok(Self { cache: Box::new(cache), index, scope, encoder, keys, answers, hidden })

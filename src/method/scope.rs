@@ -152,12 +152,40 @@ pub struct QuestionEncoder {
     known_relation_similarity: Option<f32>,
 }
 
+/// An encoder's center as saved beside a cache (see [`QuestionEncoder::reusing`]): the model's pass over
+/// the reference questions takes a good part of a second, every time a cache is opened.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SavedCenter {
+    /// What the center was computed from besides the model (see `center_key`).
+    pub key: String,
+    pub values: Vec<f32>,
+}
+
 impl QuestionEncoder {
     pub fn new(model: &Model, tokenizer: &Tokenizer, settings: &ScopeSettings) -> Result<Self> {
+        Self::reusing(model, tokenizer, settings, None)
+    }
+
+    /// As [`QuestionEncoder::new`], its center taken from `saved` when that was computed as this encoder
+    /// would compute it (same weights' mode, layer, first position and reference questions; the caller
+    /// vouches for the model) and holds finite numbers, else computed.
+    pub fn reusing(
+        model: &Model,
+        tokenizer: &Tokenizer,
+        settings: &ScopeSettings,
+        saved: Option<&SavedCenter>,
+    ) -> Result<Self> {
         let layer = settings.layer(model.config().num_layers);
         let bos_tokens = tokenizer.encode_prompt("")?.len();
         let read_from = bos_tokens.max(1);
-        let center = mean_residuals(model, tokenizer, REFERENCE_QUESTIONS, layer, read_from)?.mean(0)?;
+        let hidden = model.config().hidden_size;
+        let key = center_key(model, layer, read_from);
+        let reusable =
+            saved.filter(|s| s.key == key && s.values.len() == hidden && s.values.iter().all(|v| v.is_finite()));
+        let center = match reusable {
+            Some(saved) => Tensor::from_slice(&saved.values, hidden, model.device())?,
+            None => mean_residuals(model, tokenizer, REFERENCE_QUESTIONS, layer, read_from)?.mean(0)?,
+        };
         let projection = match settings.projection {
             true => RelationProjection::fitted_for(layer, &center)?,
             false => None,
@@ -191,6 +219,11 @@ impl QuestionEncoder {
     /// The mean vector questions are taken relative to (what a fitted projection is matched by).
     pub fn center(&self) -> &Tensor {
         &self.center
+    }
+
+    /// The center with what it was computed from, to be saved beside a cache.
+    pub fn saved_center(&self, model: &Model) -> Result<SavedCenter> {
+        Ok(SavedCenter { key: center_key(model, self.layer, self.read_from), values: self.center.to_vec1()? })
     }
 
     /// Whether scores are compared in a fitted relation space.
@@ -392,6 +425,16 @@ const MAX_QUESTION_TOKENS: usize = 256;
 /// The residual stream after `layer` averaged over each text's tokens from position `read_from` on
 /// (from its first token after the BOS when it has no more), (texts, hidden). Rows are right-padded:
 /// causal attention keeps real tokens from seeing the padding.
+/// What a center depends on besides the model's weights: their mode (quantized or dense compute
+/// slightly different vectors), the layer and first position read, and the reference questions.
+fn center_key(model: &Model, layer: usize, read_from: usize) -> String {
+    use std::hash::{DefaultHasher, Hash, Hasher};
+    // `DefaultHasher::new` has fixed keys: the same digest in every run.
+    let mut hasher = DefaultHasher::new();
+    REFERENCE_QUESTIONS.hash(&mut hasher);
+    format!("{:?}.layer{layer}.from{read_from}.questions{:016x}", model.mode(), hasher.finish())
+}
+
 fn mean_residuals(
     model: &Model,
     tokenizer: &Tokenizer,

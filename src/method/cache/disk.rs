@@ -8,6 +8,8 @@
 //! entries/<id>/scope.safetensors   ScopeKeys (optional: computed and added when missing)
 //! subject-index.bin                the retrieval index over the entries (optional: a cache of
 //!                                  index.json's subjects and prompts, rebuilt or updated when stale)
+//! scope-center.json                the scope encoder's center (optional: computed anew when missing,
+//!                                  damaged, or computed another way)
 //! ```
 //! The entry directories are the truth; `index.json` is a summary of them that [`EditCache::open`] repairs.
 //! An entry is written under a temporary name and renamed into place, so `entries/<id>` is always complete;
@@ -23,7 +25,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{is_safe_id, CacheEntry, EditStore, IndexRow, NewEntry, CACHE_FORMAT_VERSION};
 use crate::method::edit::UpdateValues;
-use crate::method::scope::ScopeKeys;
+use crate::method::scope::{SavedCenter, ScopeKeys};
 use crate::storage::{self, NewerFormatError};
 use crate::Result;
 
@@ -33,6 +35,7 @@ pub(super) const ENTRY_FILE: &str = "entry.json";
 pub(super) const UPDATE_FILE: &str = "update.safetensors";
 pub(super) const SCOPE_FILE: &str = "scope.safetensors";
 pub(super) const SAVED_INDEX_FILE: &str = "subject-index.bin";
+pub(super) const SAVED_CENTER_FILE: &str = "scope-center.json";
 
 /// How many entries' update values stay in memory, so chat does not reread files on every query.
 pub(super) const RECENT_UPDATES_CAPACITY: usize = 64;
@@ -366,6 +369,14 @@ impl EditStore for EditCache {
 
     fn save_index(&self, bytes: &[u8]) -> Result<()> {
         storage::write_atomic(&self.dir.join(SAVED_INDEX_FILE), bytes)
+    }
+
+    fn load_saved_center(&self) -> Option<SavedCenter> {
+        serde_json::from_slice(&fs::read(self.dir.join(SAVED_CENTER_FILE)).ok()?).ok()
+    }
+
+    fn save_center(&self, center: &SavedCenter) -> Result<()> {
+        storage::write_atomic(&self.dir.join(SAVED_CENTER_FILE), &serde_json::to_vec(center)?)
     }
 }
 

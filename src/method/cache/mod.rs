@@ -20,7 +20,7 @@ pub use memory::MemoryStore;
 use super::edit::{OptimizeStep, UpdateValues};
 use super::group::EditGroup;
 use super::locate::LocatedNeurons;
-use super::scope::ScopeKeys;
+use super::scope::{SavedCenter, ScopeKeys};
 use super::settings::MethodSettings;
 use crate::storage;
 use crate::Result;
@@ -79,6 +79,17 @@ pub trait EditStore: Send {
 
     /// Saves a retrieval index over the store's entries; a store that keeps none ignores it.
     fn save_index(&self, _bytes: &[u8]) -> Result<()> {
+        Ok(())
+    }
+
+    /// The scope encoder's center saved with the store (see `QuestionEncoder::reusing`), if the store
+    /// keeps one and it can be read.
+    fn load_saved_center(&self) -> Option<SavedCenter> {
+        None
+    }
+
+    /// Saves the scope encoder's center; a store that keeps none ignores it.
+    fn save_center(&self, _center: &SavedCenter) -> Result<()> {
         Ok(())
     }
 
