@@ -167,8 +167,8 @@ impl QuestionEncoder {
     }
 
     /// As [`QuestionEncoder::new`], its center taken from `saved` when that was computed as this encoder
-    /// would compute it (same weights' mode, layer, first position and reference questions; the caller
-    /// vouches for the model) and holds finite numbers, else computed.
+    /// would compute it (same weights' mode, layer, first position and reference questions' tokens; the
+    /// caller vouches for the weights) and holds finite numbers, else computed.
     pub fn reusing(
         model: &Model,
         tokenizer: &Tokenizer,
@@ -179,7 +179,7 @@ impl QuestionEncoder {
         let bos_tokens = tokenizer.encode_prompt("")?.len();
         let read_from = bos_tokens.max(1);
         let hidden = model.config().hidden_size;
-        let key = center_key(model, layer, read_from);
+        let key = center_key(model, tokenizer, layer, read_from)?;
         let reusable =
             saved.filter(|s| s.key == key && s.values.len() == hidden && s.values.iter().all(|v| v.is_finite()));
         let center = match reusable {
@@ -222,8 +222,9 @@ impl QuestionEncoder {
     }
 
     /// The center with what it was computed from, to be saved beside a cache.
-    pub fn saved_center(&self, model: &Model) -> Result<SavedCenter> {
-        Ok(SavedCenter { key: center_key(model, self.layer, self.read_from), values: self.center.to_vec1()? })
+    pub fn saved_center(&self, model: &Model, tokenizer: &Tokenizer) -> Result<SavedCenter> {
+        let key = center_key(model, tokenizer, self.layer, self.read_from)?;
+        Ok(SavedCenter { key, values: self.center.to_vec1()? })
     }
 
     /// Whether scores are compared in a fitted relation space.
@@ -426,13 +427,16 @@ const MAX_QUESTION_TOKENS: usize = 256;
 /// (from its first token after the BOS when it has no more), (texts, hidden). Rows are right-padded:
 /// causal attention keeps real tokens from seeing the padding.
 /// What a center depends on besides the model's weights: their mode (quantized or dense compute
-/// slightly different vectors), the layer and first position read, and the reference questions.
-fn center_key(model: &Model, layer: usize, read_from: usize) -> String {
+/// slightly different vectors), the layer and first position read, and the reference questions as
+/// the tokenizer reads them (a tokenizer given in place of the model's own reads them otherwise).
+fn center_key(model: &Model, tokenizer: &Tokenizer, layer: usize, read_from: usize) -> Result<String> {
     use std::hash::{DefaultHasher, Hash, Hasher};
     // `DefaultHasher::new` has fixed keys: the same digest in every run.
     let mut hasher = DefaultHasher::new();
-    REFERENCE_QUESTIONS.hash(&mut hasher);
-    format!("{:?}.layer{layer}.from{read_from}.questions{:016x}", model.mode(), hasher.finish())
+    for question in REFERENCE_QUESTIONS {
+        tokenizer.encode_prompt(question)?.hash(&mut hasher);
+    }
+    Ok(format!("{:?}.layer{layer}.from{read_from}.questions{:016x}", model.mode(), hasher.finish()))
 }
 
 fn mean_residuals(
