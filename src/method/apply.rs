@@ -88,7 +88,7 @@ impl CachedEdits {
             (index, encoder.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)))
         });
         let encoder = encoder?;
-        let center = encoder.saved_center(model, tokenizer)?;
+        let center = encoder.saved_center()?;
         if saved_center.as_ref() != Some(&center) {
             // Only a speed-up, as the saved index.
             if let Err(e) = cache.save_center(&center) {

@@ -144,6 +144,8 @@ pub struct QuestionEncoder {
     bos_tokens: usize,
     /// Mean vector of the reference questions at `layer`, (hidden).
     center: Tensor,
+    /// What `center` was computed from (see `center_key`), saved with it.
+    center_key: String,
     /// The model's relation space, when one is fitted for it and the settings use it.
     projection: Option<RelationProjection>,
     /// The gate's threshold (see [`QuestionEncoder::prepare`]).
@@ -179,9 +181,9 @@ impl QuestionEncoder {
         let bos_tokens = tokenizer.encode_prompt("")?.len();
         let read_from = bos_tokens.max(1);
         let hidden = model.config().hidden_size;
-        let key = center_key(model, tokenizer, layer, read_from)?;
+        let center_key = center_key(model, tokenizer, layer, read_from)?;
         let reusable =
-            saved.filter(|s| s.key == key && s.values.len() == hidden && s.values.iter().all(|v| v.is_finite()));
+            saved.filter(|s| s.key == center_key && s.values.len() == hidden && s.values.iter().all(|v| v.is_finite()));
         let center = match reusable {
             Some(saved) => Tensor::from_slice(&saved.values, hidden, model.device())?,
             None => mean_residuals(model, tokenizer, REFERENCE_QUESTIONS, layer, read_from)?.mean(0)?,
@@ -195,6 +197,7 @@ impl QuestionEncoder {
             read_from,
             bos_tokens,
             center,
+            center_key,
             projection,
             threshold: settings.threshold,
             known_relation_similarity: settings.known_relation_similarity,
@@ -222,9 +225,8 @@ impl QuestionEncoder {
     }
 
     /// The center with what it was computed from, to be saved beside a cache.
-    pub fn saved_center(&self, model: &Model, tokenizer: &Tokenizer) -> Result<SavedCenter> {
-        let key = center_key(model, tokenizer, self.layer, self.read_from)?;
-        Ok(SavedCenter { key, values: self.center.to_vec1()? })
+    pub fn saved_center(&self) -> Result<SavedCenter> {
+        Ok(SavedCenter { key: self.center_key.clone(), values: self.center.to_vec1()? })
     }
 
     /// Whether scores are compared in a fitted relation space.
