@@ -7,7 +7,7 @@ use color_eyre::eyre::{bail, eyre};
 use serde::{Deserialize, Serialize};
 
 use super::group::EditGroup;
-use crate::runtime::{Hooks, KvCache, Model, Tokenizer, PREFILL_CHUNK};
+use crate::runtime::{Hooks, KvCache, Model, PaddedBatch, Tokenizer, PREFILL_CHUNK};
 use crate::Result;
 
 /// Which token's activation decides whether a neuron fires on an input.
@@ -209,21 +209,38 @@ pub fn measure(
     settings.validate()?;
     let c = model.config();
     let langs: Vec<String> = group.descriptors.iter().map(|d| d.lang.clone()).collect();
-    let mut frequencies = vec![Vec::with_capacity(langs.len()); c.num_layers];
-    let mut strengths = vec![Vec::with_capacity(langs.len()); c.num_layers];
+    // Every language's inputs and the reference prompts run in the same batches.
+    let mut probes = Vec::new();
+    let mut spans = Vec::with_capacity(langs.len());
     for d in &group.descriptors {
-        let inputs: Vec<&str> = std::iter::once(d.prompt.as_str()).chain(d.all_paraphrases()).collect();
-        let acts = activations(model, tokenizer, &inputs, Some(&d.subject), settings.position)?;
-        for (layer, rows) in acts.iter().enumerate() {
-            frequencies[layer].push(firing_share(rows, settings.activation_threshold));
-            strengths[layer].push(mean_rows(rows));
+        let start = probes.len();
+        for text in std::iter::once(d.prompt.as_str()).chain(d.all_paraphrases()) {
+            probes.push(probe(tokenizer, text, Some(&d.subject), settings.position)?);
+        }
+        spans.push(start..probes.len());
+    }
+    let references_from = probes.len();
+    if settings.generic_share.is_some() {
+        for text in REFERENCE_PROMPTS {
+            probes.push(probe(tokenizer, text, None, settings.position)?);
         }
     }
-    let generic: Vec<Vec<f32>> = match settings.generic_share {
-        Some(_) => activations(model, tokenizer, REFERENCE_PROMPTS, None, settings.position)?
-            .iter()
-            .map(|rows| firing_share(rows, settings.activation_threshold))
-            .collect(),
+    let acts = activations(model, tokenizer.pad_id(), &probes, settings.position)?;
+    let per_layer = |of: &dyn Fn(&[Vec<f32>]) -> Vec<f32>, span: std::ops::Range<usize>| -> Vec<Vec<f32>> {
+        acts.iter().map(|rows| of(&rows[span.clone()])).collect()
+    };
+    let threshold = settings.activation_threshold;
+    let mut frequencies = vec![Vec::with_capacity(langs.len()); c.num_layers];
+    let mut strengths = vec![Vec::with_capacity(langs.len()); c.num_layers];
+    for span in spans {
+        let shares = per_layer(&|rows| firing_share(rows, threshold), span.clone());
+        for (layer, (share, strength)) in shares.into_iter().zip(per_layer(&mean_rows, span)).enumerate() {
+            frequencies[layer].push(share);
+            strengths[layer].push(strength);
+        }
+    }
+    let generic = match settings.generic_share {
+        Some(_) => per_layer(&|rows| firing_share(rows, threshold), references_from..probes.len()),
         None => Vec::new(),
     };
     Ok(Measurements { langs, frequencies, strengths, generic })
@@ -272,55 +289,139 @@ pub fn select(measured: &Measurements, settings: &LocateSettings) -> Result<Loca
     Ok(LocatedNeurons { langs: measured.langs.clone(), layers, selected, frequencies: selected_frequencies })
 }
 
-/// FFN activations at the chosen position of each input, for every layer. Each input runs alone, in
-/// chunks of [`PREFILL_CHUNK`] tokens over a KV cache, keeping only what the position needs: memory grows
-/// linearly with the input's length (attention takes chunk x length, not length x length, and no
-/// (length x neurons) activations of every layer are held), and padding costs nothing.
-fn activations(
-    model: &Model,
-    tokenizer: &Tokenizer,
-    inputs: &[&str],
-    subject: Option<&str>,
-    position: ActivationPosition,
-) -> Result<LayerActivations> {
-    let num_layers = model.config().num_layers;
-    let all_layers: Vec<usize> = (0..num_layers).collect();
-    let mut result = vec![Vec::with_capacity(inputs.len()); num_layers];
-    for text in inputs {
-        let ids = tokenizer.encode_prompt(text)?;
-        let Some(last) = ids.len().checked_sub(1) else { bail!("an input to locate on has no tokens: `{text}`") };
-        let at = match (position, subject.and_then(|s| text.find(s).map(|at| at + s.len()))) {
-            (ActivationPosition::SubjectLast, Some(end)) => {
-                tokenizer.encode_prompt(&text[..end])?.len().saturating_sub(1).min(last)
-            }
-            _ => last,
+/// Bytes of FFN activations (every layer, every position) one padded batch of inputs may capture.
+const CAPTURE_BUDGET_BYTES: usize = 256 << 20;
+
+/// One input as locating reads it: the tokens the chosen position depends on, and that position.
+struct Probe {
+    ids: Vec<u32>,
+    at: usize,
+}
+
+/// FFN activations at each probe's position, `[layer][probe][neuron]`. Probes of at most
+/// [`PREFILL_CHUNK`] tokens run together in right-padded batches (causal attention keeps a row's real
+/// tokens from seeing its padding), as many as fit [`CAPTURE_BUDGET_BYTES`] of captured activations:
+/// one pass over the weights serves many inputs. A longer input runs alone, in chunks over a KV cache,
+/// keeping only what the position needs: memory grows linearly with its length.
+fn activations(model: &Model, pad_id: u32, probes: &[Probe], position: ActivationPosition) -> Result<LayerActivations> {
+    let c = model.config();
+    let budget_tokens = (CAPTURE_BUDGET_BYTES / (c.ffn_size * c.num_layers * 4).max(1)).max(PREFILL_CHUNK);
+    // Shortest first, so that a batch holds probes of similar lengths: little padding.
+    let mut order: Vec<usize> = (0..probes.len()).collect();
+    order.sort_by_key(|&i| probes[i].ids.len());
+    let mut per_probe: Vec<Vec<Vec<f32>>> = vec![Vec::new(); probes.len()];
+    let mut rest = &order[..];
+    while let Some(&first) = rest.first() {
+        let (taken, rows) = if probes[first].ids.len() > PREFILL_CHUNK {
+            (1, vec![chunked_activations(model, &probes[first], position)?])
+        } else {
+            let taken = short_batch_len(rest.iter().map(|&i| probes[i].ids.len()), budget_tokens);
+            let batch: Vec<&Probe> = rest[..taken].iter().map(|&i| &probes[i]).collect();
+            (taken, batch_activations(model, pad_id, &batch, position)?)
         };
-        // Tokens after the chosen position cannot change its activation (attention is causal).
-        let needed = if position == ActivationPosition::Mean { ids.len() } else { at + 1 };
-        let mut cache = KvCache::default();
-        let mut rows: Vec<Option<Tensor>> = vec![None; num_layers];
-        for (index, chunk) in ids[..needed].chunks(PREFILL_CHUNK).enumerate() {
-            let start = index * PREFILL_CHUNK;
-            let holds_position = (start..start + chunk.len()).contains(&at);
-            let capture = if position == ActivationPosition::Mean || holds_position { &all_layers[..] } else { &[] };
-            let hooks = Hooks { capture_layers: capture, stop_after_layer: Some(num_layers - 1), ..Hooks::default() };
-            let out = model.forward(&Tensor::new(chunk, model.device())?.unsqueeze(0)?, Some(&mut cache), hooks)?;
-            for (layer, h) in &out.activations {
-                let h = h.get(0)?;
-                rows[*layer] = Some(match (position, rows[*layer].take()) {
-                    (ActivationPosition::Mean, Some(sum)) => (sum + h.sum(0)?)?,
-                    (ActivationPosition::Mean, None) => h.sum(0)?,
-                    _ => h.get(at - start)?,
-                });
-            }
+        for (&i, rows) in rest[..taken].iter().zip(rows) {
+            per_probe[i] = rows;
         }
-        for (layer, row) in rows.into_iter().enumerate() {
-            let row = row.ok_or_else(|| eyre!("layer {layer} gave no activation"))?;
-            let row = if position == ActivationPosition::Mean { (row / ids.len() as f64)? } else { row };
-            result[layer].push(row.to_vec1::<f32>()?);
+        rest = &rest[taken..];
+    }
+    let mut result = vec![Vec::with_capacity(probes.len()); c.num_layers];
+    for per_layer in per_probe {
+        for (layer, row) in per_layer.into_iter().enumerate() {
+            result[layer].push(row);
         }
     }
     Ok(result)
+}
+
+/// Where `position` reads `text`, and the tokens up to there (all of them for the mean).
+fn probe(tokenizer: &Tokenizer, text: &str, subject: Option<&str>, position: ActivationPosition) -> Result<Probe> {
+    let mut ids = tokenizer.encode_prompt(text)?;
+    let Some(last) = ids.len().checked_sub(1) else { bail!("an input to locate on has no tokens: `{text}`") };
+    let at = match (position, subject.and_then(|s| text.find(s).map(|at| at + s.len()))) {
+        (ActivationPosition::SubjectLast, Some(end)) => {
+            tokenizer.encode_prompt(&text[..end])?.len().saturating_sub(1).min(last)
+        }
+        _ => last,
+    };
+    // Tokens after the chosen position cannot change its activation (attention is causal).
+    if position != ActivationPosition::Mean {
+        ids.truncate(at + 1);
+    }
+    Ok(Probe { ids, at })
+}
+
+/// How many of the leading probes, of these token lengths, fit one padded batch of `budget_tokens`
+/// (at least one; none longer than [`PREFILL_CHUNK`]).
+fn short_batch_len(lengths: impl Iterator<Item = usize>, budget_tokens: usize) -> usize {
+    let mut width = 0;
+    let mut count = 0;
+    for len in lengths.take_while(|&len| len <= PREFILL_CHUNK) {
+        width = width.max(len);
+        if count > 0 && width * (count + 1) > budget_tokens {
+            break;
+        }
+        count += 1;
+    }
+    count.max(1)
+}
+
+/// One padded forward pass over short probes: per probe, per layer, its activation row.
+fn batch_activations(
+    model: &Model,
+    pad_id: u32,
+    probes: &[&Probe],
+    position: ActivationPosition,
+) -> Result<Vec<Vec<Vec<f32>>>> {
+    let num_layers = model.config().num_layers;
+    let all_layers: Vec<usize> = (0..num_layers).collect();
+    let seqs: Vec<Vec<u32>> = probes.iter().map(|p| p.ids.clone()).collect();
+    let batch = PaddedBatch::new(&seqs, pad_id, model.device())?;
+    let hooks = Hooks { capture_layers: &all_layers, stop_after_layer: Some(num_layers - 1), ..Hooks::default() };
+    let out = model.forward(&batch.ids, None, hooks)?;
+    let mut rows = vec![Vec::with_capacity(num_layers); probes.len()];
+    for layer in &all_layers {
+        let h = out.activations.get(layer).ok_or_else(|| eyre!("layer {layer} gave no activation"))?;
+        for (r, p) in probes.iter().enumerate() {
+            let h = h.get(r)?;
+            let row = match position {
+                ActivationPosition::Mean => (h.narrow(0, 0, p.ids.len())?.sum(0)? / p.ids.len() as f64)?,
+                _ => h.get(p.at)?,
+            };
+            rows[r].push(row.to_vec1::<f32>()?);
+        }
+    }
+    Ok(rows)
+}
+
+/// A long probe's activation row per layer, run alone in chunks of [`PREFILL_CHUNK`] over a KV cache.
+fn chunked_activations(model: &Model, probe: &Probe, position: ActivationPosition) -> Result<Vec<Vec<f32>>> {
+    let num_layers = model.config().num_layers;
+    let all_layers: Vec<usize> = (0..num_layers).collect();
+    let mut cache = KvCache::default();
+    let mut rows: Vec<Option<Tensor>> = vec![None; num_layers];
+    for (index, chunk) in probe.ids.chunks(PREFILL_CHUNK).enumerate() {
+        let start = index * PREFILL_CHUNK;
+        let holds_position = (start..start + chunk.len()).contains(&probe.at);
+        let capture = if position == ActivationPosition::Mean || holds_position { &all_layers[..] } else { &[] };
+        let hooks = Hooks { capture_layers: capture, stop_after_layer: Some(num_layers - 1), ..Hooks::default() };
+        let out = model.forward(&Tensor::new(chunk, model.device())?.unsqueeze(0)?, Some(&mut cache), hooks)?;
+        for (layer, h) in &out.activations {
+            let h = h.get(0)?;
+            rows[*layer] = Some(match (position, rows[*layer].take()) {
+                (ActivationPosition::Mean, Some(sum)) => (sum + h.sum(0)?)?,
+                (ActivationPosition::Mean, None) => h.sum(0)?,
+                _ => h.get(probe.at - start)?,
+            });
+        }
+    }
+    rows.into_iter()
+        .enumerate()
+        .map(|(layer, row)| {
+            let row = row.ok_or_else(|| eyre!("layer {layer} gave no activation"))?;
+            let row = if position == ActivationPosition::Mean { (row / probe.ids.len() as f64)? } else { row };
+            Ok(row.to_vec1::<f32>()?)
+        })
+        .collect()
 }
 
 /// Share of rows on which each neuron's activation exceeds the threshold.
@@ -411,5 +512,32 @@ mod tests {
         let missing = LocateSettings { layers: LayerChoice::Fixed(vec![3]), ..LocateSettings::default() };
         assert!(select(&measured, &missing).unwrap_err().to_string().contains("layer 3 does not exist"));
         assert!(select(&measured, &LocateSettings { beta: 1.5, ..LocateSettings::default() }).is_err());
+    }
+
+    #[test]
+    fn probes_run_together_read_what_each_reads_alone() {
+        use crate::runtime::tiny::{write_tiny_model, TinySpec};
+        use crate::runtime::{Arch, LoadedModel, WeightMode};
+        let dir = tempfile::tempdir().unwrap();
+        let files = write_tiny_model(dir.path(), TinySpec::new(Arch::Gemma3)).unwrap();
+        let loaded = LoadedModel::load(&files, WeightMode::Dense, &candle_core::Device::Cpu).unwrap();
+        let (model, tokenizer) = (&loaded.model, &loaded.tokenizer);
+        let long = "the cat sat on the mat and ".repeat(60);
+        // Lengths out of order, one past a prefill chunk (it runs alone, in chunks).
+        let texts = ["Marie Curie was born in", "Who?", long.as_str(), "Where was Marie Curie born, and when?"];
+        for position in [ActivationPosition::Last, ActivationPosition::SubjectLast, ActivationPosition::Mean] {
+            let probes: Vec<Probe> =
+                texts.iter().map(|t| probe(tokenizer, t, Some("Marie Curie"), position).unwrap()).collect();
+            assert!(probes[2].ids.len() > PREFILL_CHUNK);
+            let together = activations(model, tokenizer.pad_id(), &probes, position).unwrap();
+            for (i, p) in probes.iter().enumerate() {
+                let alone = chunked_activations(model, p, position).unwrap();
+                for (layer, row) in alone.iter().enumerate() {
+                    let got = &together[layer][i];
+                    let worst = row.iter().zip(got).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
+                    assert!(worst < 1e-4, "{position:?}, probe {i}, layer {layer}: off by {worst}");
+                }
+            }
+        }
     }
 }
