@@ -306,23 +306,18 @@ struct Probe {
 fn activations(model: &Model, pad_id: u32, probes: &[Probe], position: ActivationPosition) -> Result<LayerActivations> {
     let c = model.config();
     let budget_tokens = (CAPTURE_BUDGET_BYTES / (c.ffn_size * c.num_layers * 4).max(1)).max(PREFILL_CHUNK);
-    // Shortest first, so that a batch holds probes of similar lengths: little padding.
-    let mut order: Vec<usize> = (0..probes.len()).collect();
-    order.sort_by_key(|&i| probes[i].ids.len());
+    let (long, short): (Vec<usize>, Vec<usize>) = (0..probes.len()).partition(|&i| probes[i].ids.len() > PREFILL_CHUNK);
+    let short_lengths: Vec<usize> = short.iter().map(|&i| probes[i].ids.len()).collect();
     let mut per_probe: Vec<Vec<Vec<f32>>> = vec![Vec::new(); probes.len()];
-    let mut rest = &order[..];
-    while let Some(&first) = rest.first() {
-        let (taken, rows) = if probes[first].ids.len() > PREFILL_CHUNK {
-            (1, vec![chunked_activations(model, &probes[first], position)?])
-        } else {
-            let taken = short_batch_len(rest.iter().map(|&i| probes[i].ids.len()), budget_tokens);
-            let batch: Vec<&Probe> = rest[..taken].iter().map(|&i| &probes[i]).collect();
-            (taken, batch_activations(model, pad_id, &batch, position)?)
-        };
-        for (&i, rows) in rest[..taken].iter().zip(rows) {
+    for batch in PaddedBatch::by_length(&short_lengths, budget_tokens) {
+        let batch: Vec<usize> = batch.into_iter().map(|b| short[b]).collect();
+        let rows = batch_activations(model, pad_id, &batch.iter().map(|&i| &probes[i]).collect::<Vec<_>>(), position)?;
+        for (i, rows) in batch.into_iter().zip(rows) {
             per_probe[i] = rows;
         }
-        rest = &rest[taken..];
+    }
+    for i in long {
+        per_probe[i] = chunked_activations(model, &probes[i], position)?;
     }
     let mut result = vec![Vec::with_capacity(probes.len()); c.num_layers];
     for per_layer in per_probe {
@@ -348,21 +343,6 @@ fn probe(tokenizer: &Tokenizer, text: &str, subject: Option<&str>, position: Act
         ids.truncate(at + 1);
     }
     Ok(Probe { ids, at })
-}
-
-/// How many of the leading probes, of these token lengths, fit one padded batch of `budget_tokens`
-/// (at least one; none longer than [`PREFILL_CHUNK`]).
-fn short_batch_len(lengths: impl Iterator<Item = usize>, budget_tokens: usize) -> usize {
-    let mut width = 0;
-    let mut count = 0;
-    for len in lengths.take_while(|&len| len <= PREFILL_CHUNK) {
-        width = width.max(len);
-        if count > 0 && width * (count + 1) > budget_tokens {
-            break;
-        }
-        count += 1;
-    }
-    count.max(1)
 }
 
 /// One padded forward pass over short probes: per probe, per layer, its activation row.

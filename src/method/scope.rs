@@ -421,13 +421,13 @@ fn replace_ignoring_case(text: &str, part: &str) -> String {
     out
 }
 
+/// Tokens (rows x longest row) of one padded batch of questions.
+const BATCH_TOKENS: usize = 2048;
+
 /// Tokens of a text a question vector reads: its first ones (up to `read_from`) and its last ones.
 /// What is asked sits at the end; the bound keeps a huge query's cost fixed.
 const MAX_QUESTION_TOKENS: usize = 256;
 
-/// The residual stream after `layer` averaged over each text's tokens from position `read_from` on
-/// (from its first token after the BOS when it has no more), (texts, hidden). Rows are right-padded:
-/// causal attention keeps real tokens from seeing the padding.
 /// What a center depends on besides the model's weights: their mode (quantized or dense compute
 /// slightly different vectors), the layer and first position read, and the reference questions as
 /// the tokenizer reads them (a tokenizer given in place of the model's own reads them otherwise).
@@ -441,6 +441,9 @@ fn center_key(model: &Model, tokenizer: &Tokenizer, layer: usize, read_from: usi
     Ok(format!("{:?}.layer{layer}.from{read_from}.questions{:016x}", model.mode(), hasher.finish()))
 }
 
+/// The residual stream after `layer` averaged over each text's tokens from position `read_from` on
+/// (from its first token after the BOS when it has no more), (texts, hidden). Texts of similar length run
+/// together in right-padded batches: causal attention keeps real tokens from seeing the padding.
 fn mean_residuals(
     model: &Model,
     tokenizer: &Tokenizer,
@@ -459,14 +462,18 @@ fn mean_residuals(
     if seqs.iter().any(|s| s.len() <= prefix) {
         bail!("cannot encode an empty question");
     }
-    let batch = PaddedBatch::new(&seqs, tokenizer.pad_id(), model.device())?;
-    let out = model.forward(&batch.ids, None, Hooks { stop_after_layer: Some(layer), ..Hooks::default() })?;
-    let means: Vec<Tensor> = (batch.lengths.iter().enumerate())
-        .map(|(row, &len)| {
+    let lengths: Vec<usize> = seqs.iter().map(Vec::len).collect();
+    let mut means: Vec<Option<Tensor>> = vec![None; seqs.len()];
+    for rows in PaddedBatch::by_length(&lengths, BATCH_TOKENS) {
+        let batch_seqs: Vec<Vec<u32>> = rows.iter().map(|&i| seqs[i].clone()).collect();
+        let batch = PaddedBatch::new(&batch_seqs, tokenizer.pad_id(), model.device())?;
+        let out = model.forward(&batch.ids, None, Hooks { stop_after_layer: Some(layer), ..Hooks::default() })?;
+        for (row, (&i, &len)) in rows.iter().zip(&batch.lengths).enumerate() {
             let from = if len > read_from { read_from } else { prefix };
-            out.residual.get(row)?.narrow(0, from, len - from)?.mean(0)
-        })
-        .collect::<candle_core::Result<_>>()?;
+            means[i] = Some(out.residual.get(row)?.narrow(0, from, len - from)?.mean(0)?);
+        }
+    }
+    let means: Vec<Tensor> = means.into_iter().map(|m| m.expect("every text is in one batch")).collect();
     Ok(Tensor::stack(&means, 0)?.to_dtype(DType::F32)?)
 }
 

@@ -49,6 +49,23 @@ impl PaddedBatch {
     pub fn width(&self) -> usize {
         self.ids.dim(1).unwrap_or(0)
     }
+
+    /// Indices of sequences of these `lengths` grouped into padded batches, shortest first, each
+    /// holding at most `budget_tokens` of rows x its longest row (a longer sequence alone): similar
+    /// lengths share a batch, so little of it is padding, and a batch's size stays bounded.
+    pub fn by_length(lengths: &[usize], budget_tokens: usize) -> Vec<Vec<usize>> {
+        let mut order: Vec<usize> = (0..lengths.len()).collect();
+        order.sort_by_key(|&i| lengths[i]);
+        let mut batches: Vec<Vec<usize>> = Vec::new();
+        for i in order {
+            // Sorted: the newest sequence is its batch's longest.
+            match batches.last_mut() {
+                Some(batch) if lengths[i] * (batch.len() + 1) <= budget_tokens => batch.push(i),
+                _ => batches.push(vec![i]),
+            }
+        }
+        batches
+    }
 }
 
 /// A prompt and the answer to score after it, as token ids.
