@@ -272,3 +272,20 @@ impl PrefixCachedBatch {
         model.forward(&self.tails, Some(&mut cache), hooks)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::PaddedBatch;
+
+    #[test]
+    fn batches_by_length_hold_similar_lengths_within_the_budget() {
+        let lengths = [5, 1, 9, 3, 300, 4];
+        let batches = PaddedBatch::by_length(&lengths, 12);
+        assert_eq!(batches, [vec![1, 3, 5], vec![0], vec![2], vec![4]], "shortest first; 300 alone");
+        for batch in &batches[..3] {
+            let longest = batch.iter().map(|&i| lengths[i]).max().unwrap();
+            assert!(longest * batch.len() <= 12);
+        }
+        assert!(PaddedBatch::by_length(&[], 12).is_empty());
+    }
+}
