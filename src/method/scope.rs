@@ -484,10 +484,11 @@ fn mean_residuals(
 /// directions along which classes differ most relative to how much a class varies within. Stored
 /// vectors stay in the residual space, so a projection can change without touching the cache.
 /// Fitted offline per model (`examples/scope_vectors.rs`, `results/scripts/fit_scope_projection.py`),
-/// for the default model on 240 MzsRE and 21 BMIKE-53 dev facts (34 languages), 64 directions; on
+/// for each built-in model on MzsRE and 21 BMIKE-53 dev facts (34 languages), 64 directions; on
 /// held-out MzsRE facts it lifts the ROC AUC of rephrasings against same-subject other-relation
-/// questions from 0.89 to 0.996 (BMIKE-53 0.94, Bi-ZsRE 0.98), and it carries to languages it was not
-/// fitted on (docs/results.md, "Gate v3" and "Gate v5").
+/// questions from 0.89 to 0.996 on the default model (BMIKE-53 0.94, Bi-ZsRE 0.98), and it carries to
+/// languages it was not fitted on (docs/results.md, "Gate v3" and "Gate v5"); Qwen2.5 0.981, SmolLM2
+/// 0.836 (docs/results.md, stop 29).
 struct RelationProjection {
     /// (hidden, dimensions)
     matrix: Tensor,
@@ -499,8 +500,11 @@ struct RelationProjection {
 /// Projections that ship with lafn, each for one model and layer. The model is recognised by its
 /// own reference-question center (see [`RelationProjection::fitted_for`]), not by a file hash, so
 /// the same weights quantized or dense (editing runs dense, chat quantized) share one.
-const FITTED_PROJECTIONS: &[(&str, &[u8])] =
-    &[("gemma-3-270m", include_bytes!("../../assets/scope/gemma-3-270m.safetensors"))];
+const FITTED_PROJECTIONS: &[(&str, &[u8])] = &[
+    ("gemma-3-270m", include_bytes!("../../assets/scope/gemma-3-270m.safetensors")),
+    ("smollm2-135m", include_bytes!("../../assets/scope/smollm2-135m.safetensors")),
+    ("qwen2.5-coder-0.5b", include_bytes!("../../assets/scope/qwen2.5-coder-0.5b.safetensors")),
+];
 
 /// How close a model's reference-question center must be to a projection's (cosine) for the
 /// projection to be its own: quantization moves it by far less, another model by far more.
