@@ -45,7 +45,8 @@ fn main() -> lafn::Result<()> {
     let files = lafn::fetch::resolve(&model_name, &mut |_| {})?;
     let mode = match std::env::var("LAFN_WEIGHTS").as_deref() {
         Ok("dense") => WeightMode::Dense,
-        _ => WeightMode::Quantized,
+        Ok("quantized") | Err(_) => WeightMode::Quantized,
+        Ok(other) => return Err(eyre!("LAFN_WEIGHTS is `{other}`: dense or quantized")),
     };
     let loaded = LoadedModel::load(&files, mode, &Device::Cpu)?;
     let (model, tokenizer) = (&loaded.model, &loaded.tokenizer);

@@ -226,21 +226,17 @@ pub fn measure(
         }
     }
     let acts = activations(model, tokenizer.pad_id(), &probes, settings.position)?;
-    let per_layer = |of: &dyn Fn(&[Vec<f32>]) -> Vec<f32>, span: std::ops::Range<usize>| -> Vec<Vec<f32>> {
-        acts.iter().map(|rows| of(&rows[span.clone()])).collect()
-    };
     let threshold = settings.activation_threshold;
     let mut frequencies = vec![Vec::with_capacity(langs.len()); c.num_layers];
     let mut strengths = vec![Vec::with_capacity(langs.len()); c.num_layers];
     for span in spans {
-        let shares = per_layer(&|rows| firing_share(rows, threshold), span.clone());
-        for (layer, (share, strength)) in shares.into_iter().zip(per_layer(&mean_rows, span)).enumerate() {
-            frequencies[layer].push(share);
-            strengths[layer].push(strength);
+        for (layer, rows) in acts.iter().enumerate() {
+            frequencies[layer].push(firing_share(&rows[span.clone()], threshold));
+            strengths[layer].push(mean_rows(&rows[span.clone()]));
         }
     }
     let generic = match settings.generic_share {
-        Some(_) => per_layer(&|rows| firing_share(rows, threshold), references_from..probes.len()),
+        Some(_) => acts.iter().map(|rows| firing_share(&rows[references_from..], threshold)).collect(),
         None => Vec::new(),
     };
     Ok(Measurements { langs, frequencies, strengths, generic })
