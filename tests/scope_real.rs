@@ -5,12 +5,14 @@ mod common;
 
 use std::sync::atomic::AtomicBool;
 
+use candle_core::Device;
 use lafn::eval::metrics::{mentions, states_first};
 use lafn::method::apply::{answer, describe_hit, AnswerOptions, CachedEdits};
 use lafn::method::cache::EditCache;
 use lafn::method::pipeline::{run_edit, EditModels};
 use lafn::method::scope::{QuestionEncoder, ScopeSettings};
 use lafn::method::{EditDescriptor, EditGroup, MethodSettings};
+use lafn::runtime::{LoadedModel, WeightMode};
 
 fn descriptor(lang: &str, prompt: &str, target: &str) -> EditDescriptor {
     EditDescriptor {
@@ -265,12 +267,15 @@ fn of_two_edits_about_one_subject_the_one_asked_answers() {
 }
 
 #[test]
-fn the_default_model_finds_its_relation_projection() {
+fn the_built_in_models_find_their_relation_projections() {
     let loaded = common::default_quantized();
     let tokenizer = &loaded.tokenizer;
     let on = ScopeSettings::default();
     assert!(QuestionEncoder::new(&loaded.model, tokenizer, &on).unwrap().projected(), "quantized");
     assert!(QuestionEncoder::new(common::default_dense(), tokenizer, &on).unwrap().projected(), "dense");
-    let off = ScopeSettings { projection: false, ..on };
+    let off = ScopeSettings { projection: false, ..on.clone() };
     assert!(!QuestionEncoder::new(&loaded.model, tokenizer, &off).unwrap().projected());
+    // SmolLM2's was fitted on its dense weights; chat reads questions with its quantized ones.
+    let smollm2 = LoadedModel::load(&common::model_files("smollm2-135m"), WeightMode::Quantized, &Device::Cpu).unwrap();
+    assert!(QuestionEncoder::new(&smollm2.model, &smollm2.tokenizer, &on).unwrap().projected(), "smollm2");
 }

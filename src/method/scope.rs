@@ -38,8 +38,8 @@ use crate::Result;
 #[serde(default)]
 pub struct ScopeSettings {
     /// An entry whose subject a query names acts only when the query's scope score (cosine
-    /// similarity to the entry's prompts and paraphrases, in [-1, 1]) is at least this; `null` turns
-    /// the gate off (every mention of the subject fires, the score is only shown). Default 0.6: on 8
+    /// similarity to the entry's prompts and paraphrases, in [-1, 1], on the scale of the model's
+    /// relation space: see [`RelationProjection::score`]) is at least this; `null` turns the gate off (every mention of the subject fires, the score is only shown). Default 0.6: on 8
     /// held-out MzsRE dev records x 6 languages, generated answers, it keeps Generality at 79.0 (83.9
     /// without the gate) and leaves 97.9% of same-subject other-relation questions unchanged (0
     /// without), 1.0% stating the new object; 0.55 gives 81.8 / 94.8 / 4.2%. See docs/results.md,
@@ -248,7 +248,7 @@ impl QuestionEncoder {
             _ => own,
         };
         let others = self.in_space(&keys.other_relations)?;
-        let likeness = best_cosines(&others, &own)?;
+        let likeness = self.best_scores(&others, &own)?;
         let relations = languages::other_question_count();
         let mut mean = vec![0.0f32; relations];
         for (row, s) in likeness.iter().enumerate() {
@@ -270,18 +270,27 @@ impl QuestionEncoder {
     /// keys: the best cosines over its own questions and over the other-relation questions that count.
     pub fn score(&self, keys: &PreparedKeys, query: &Tensor) -> Result<ScopeScore> {
         let query = self.in_space(&query.unsqueeze(0)?)?;
-        let edited = best_cosines(&query, &keys.own)?[0];
+        let edited = self.best_scores(&query, &keys.own)?[0];
         let other_relations = match &keys.other_relations {
-            Some(others) => Some(best_cosines(&query, others)?[0]),
+            Some(others) => Some(self.best_scores(&query, others)?[0]),
             None => None,
         };
         Ok(ScopeScore { edited, other_relations })
     }
 
-    /// For each row of `queries` (queries, hidden), its best cosine with a row of `vectors`, in the
+    /// For each row of `queries` (queries, hidden), its best score with a row of `vectors`, in the
     /// relation space when there is one.
     pub fn similarities(&self, vectors: &Tensor, queries: &Tensor) -> Result<Vec<f32>> {
-        best_cosines(&self.in_space(queries)?, &self.in_space(vectors)?)
+        self.best_scores(&self.in_space(queries)?, &self.in_space(vectors)?)
+    }
+
+    /// [`best_cosines`] of rows already in the comparison space, on the gate's scale.
+    fn best_scores(&self, queries: &Tensor, vectors: &Tensor) -> Result<Vec<f32>> {
+        let cosines = best_cosines(queries, vectors)?;
+        Ok(match &self.projection {
+            Some(projection) => cosines.into_iter().map(|c| projection.score(c)).collect(),
+            None => cosines,
+        })
     }
 
     /// Unit vectors (rows) in the space questions are compared in: the relation space when there is
@@ -487,15 +496,19 @@ fn mean_residuals(
 /// on MzsRE and 21 BMIKE-53 dev facts (34 languages), 64 directions; on held-out MzsRE facts it lifts
 /// the ROC AUC of rephrasings against same-subject other-relation questions from 0.89 to 0.996 on the
 /// default model (BMIKE-53 0.94, Bi-ZsRE 0.98), and it carries to languages it was not fitted on
-/// (docs/results.md, "Gate v3" and "Gate v5"); on Qwen2.5 from 0.914 to 0.981. SmolLM2's (0.743 ->
-/// 0.836) is not shipped: its cosines run lower, and at the shared threshold it stops most rephrasings
-/// (docs/results.md, stop 29).
+/// (docs/results.md, "Gate v3" and "Gate v5"); on Qwen2.5 from 0.914 to 0.981, on SmolLM2 from 0.743
+/// to 0.836 (docs/results.md, stop 29 and 30).
 struct RelationProjection {
     /// (hidden, dimensions)
     matrix: Tensor,
     /// The relations of the facts it was fitted on: each fact's mean question in the relation space,
     /// unit rows (facts, dimensions); `None` in a projection shipped without them.
     known_relations: Option<Tensor>,
+    /// The cosine in this space that the gate's scale puts at its default threshold: where 85% of
+    /// rephrasings unseen by the fit reach their fact's prompts (cross-validated when fitting). The
+    /// default model's and Qwen2.5's spaces have it at the default threshold itself (no calibration
+    /// needed); SmolLM2's cosines run lower (0.46). `None`: cosines are the scores.
+    calibration: Option<f32>,
 }
 
 /// Projections that ship with lafn, each for one model and layer. The model is recognised by its
@@ -504,6 +517,7 @@ struct RelationProjection {
 const FITTED_PROJECTIONS: &[(&str, &[u8])] = &[
     ("gemma-3-270m", include_bytes!("../../assets/scope/gemma-3-270m.safetensors")),
     ("qwen2.5-coder-0.5b", include_bytes!("../../assets/scope/qwen2.5-coder-0.5b.safetensors")),
+    ("smollm2-135m", include_bytes!("../../assets/scope/smollm2-135m.safetensors")),
 ];
 
 /// How close a model's reference-question center must be to a projection's (cosine) for the
@@ -539,10 +553,29 @@ impl RelationProjection {
                     }
                     None => None,
                 };
-                return Ok(Some(Self { matrix: matrix.to_dtype(DType::F32)?, known_relations }));
+                let calibration = match tensors.remove("calibration") {
+                    Some(point) => match point.to_dtype(DType::F32)?.flatten_all()?.to_vec1::<f32>()?[..] {
+                        [point] if point.is_finite() && point.abs() < 1.0 => Some(point),
+                        _ => bail!("the shipped scope projection for {name} has a calibration outside (-1, 1)"),
+                    },
+                    None => None,
+                };
+                return Ok(Some(Self { matrix: matrix.to_dtype(DType::F32)?, known_relations, calibration }));
             }
         }
         Ok(None)
+    }
+
+    /// A cosine in this space on the gate's shared scale: the calibration point goes to the default
+    /// threshold, -1 and 1 stay where they are, linear in between. Monotone, so no comparison of two
+    /// scores changes; only where a threshold cuts.
+    fn score(&self, cosine: f32) -> f32 {
+        let Some(point) = self.calibration else { return cosine };
+        if cosine >= point {
+            DEFAULT_THRESHOLD + (cosine - point) * (1.0 - DEFAULT_THRESHOLD) / (1.0 - point)
+        } else {
+            -1.0 + (cosine + 1.0) * (DEFAULT_THRESHOLD + 1.0) / (point + 1.0)
+        }
     }
 
     /// Rows of `vectors` (n, hidden) mapped into the relation space, unit length.
@@ -559,7 +592,7 @@ impl RelationProjection {
         let known = known.to_device(questions.device())?;
         let likeness = questions.matmul(&known.t()?)?.max(0)?.to_vec1::<f32>()?;
         let nearest = likeness.iter().enumerate().max_by(|a, b| a.1.total_cmp(b.1));
-        let Some((nearest, _)) = nearest.filter(|(_, &s)| s >= min_similarity) else {
+        let Some((nearest, _)) = nearest.filter(|(_, &s)| self.score(s) >= min_similarity) else {
             return Ok(questions.clone());
         };
         let near = known.narrow(0, nearest, 1)?;
@@ -674,7 +707,9 @@ impl ScopeKeys {
 mod tests {
     use candle_core::{Device, Tensor};
 
-    use super::{mask_subject, RelationProjection, ScopeScore, ScopeSettings, FITTED_PROJECTIONS};
+    use super::{
+        mask_subject, RelationProjection, ScopeScore, ScopeSettings, DEFAULT_THRESHOLD, FITTED_PROJECTIONS,
+    };
 
     #[test]
     fn questions_are_widened_by_the_known_relation_they_resemble_most() -> crate::Result<()> {
@@ -682,13 +717,34 @@ mod tests {
         let projection = RelationProjection {
             matrix: Tensor::eye(2, candle_core::DType::F32, &Device::Cpu)?,
             known_relations: Some(known),
+            calibration: None,
         };
         let questions = Tensor::new(&[[1.0f32, 0.0]], &Device::Cpu)?;
         let widened = projection.widen(&questions, 0.5)?.to_vec2::<f32>()?;
         assert_eq!(widened, [[1.0, 0.0], [1.0, 0.0]], "only the nearest known relation");
         assert_eq!(projection.widen(&questions, 1.5)?.to_vec2::<f32>()?, [[1.0, 0.0]], "none alike enough");
-        let without = RelationProjection { known_relations: None, ..projection };
+        let calibrated = RelationProjection { calibration: Some(0.4), ..projection };
+        let widened = calibrated.widen(&questions, 0.7)?.to_vec2::<f32>()?;
+        assert_eq!(widened, [[1.0, 0.0], [1.0, 0.0]], "likeness 0.6 is 0.73 on the calibrated scale");
+        let without = RelationProjection { known_relations: None, ..calibrated };
         assert_eq!(without.widen(&questions, 0.0)?.to_vec2::<f32>()?, [[1.0, 0.0]]);
+        Ok(())
+    }
+
+    #[test]
+    fn a_calibrated_space_puts_its_point_at_the_default_threshold_and_keeps_every_order() -> crate::Result<()> {
+        let projection = |calibration| RelationProjection {
+            matrix: Tensor::eye(2, candle_core::DType::F32, &Device::Cpu).unwrap(),
+            known_relations: None,
+            calibration,
+        };
+        let calibrated = projection(Some(0.45));
+        assert!((calibrated.score(0.45) - DEFAULT_THRESHOLD).abs() < 1e-6);
+        assert_eq!((calibrated.score(-1.0), calibrated.score(1.0)), (-1.0, 1.0));
+        let cosines: Vec<f32> = (-20..=20).map(|i| i as f32 / 20.0).collect();
+        let scores: Vec<f32> = cosines.iter().map(|&c| calibrated.score(c)).collect();
+        assert!(scores.windows(2).all(|w| w[0] < w[1]), "monotone: {scores:?}");
+        assert!(cosines.iter().all(|&c| projection(None).score(c) == c), "no calibration: the cosine");
         Ok(())
     }
 
@@ -742,6 +798,10 @@ mod tests {
             assert_eq!(rows, hidden, "{name}: projection rows");
             assert_eq!(tensors["relations"].dims2().unwrap().1, dimensions, "{name}: relations");
             assert_eq!(tensors["layer"].dims(), [1], "{name}: layer");
+            if let Some(point) = tensors.get("calibration") {
+                let point = point.to_vec1::<f32>().unwrap();
+                assert!(point.len() == 1 && point[0].abs() < 1.0, "{name}: calibration {point:?}");
+            }
         }
     }
 }
