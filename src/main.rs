@@ -14,6 +14,7 @@ fn main() -> Result<()> {
     if std::env::var_os("RUST_LIB_BACKTRACE").is_none() {
         std::env::set_var("RUST_LIB_BACKTRACE", "0");
     }
+    lafn::runtime::fit_threads_to_allowed_cpus();
     // Colours only on a terminal: errors written to a file or a pipe stay plain text.
     let theme = if std::io::stderr().is_terminal() {
         color_eyre::config::Theme::dark()
