@@ -707,9 +707,7 @@ impl ScopeKeys {
 mod tests {
     use candle_core::{Device, Tensor};
 
-    use super::{
-        mask_subject, RelationProjection, ScopeScore, ScopeSettings, DEFAULT_THRESHOLD, FITTED_PROJECTIONS,
-    };
+    use super::{mask_subject, RelationProjection, ScopeScore, ScopeSettings, DEFAULT_THRESHOLD, FITTED_PROJECTIONS};
 
     #[test]
     fn questions_are_widened_by_the_known_relation_they_resemble_most() -> crate::Result<()> {
