@@ -39,7 +39,8 @@ use crate::Result;
 pub struct ScopeSettings {
     /// An entry whose subject a query names acts only when the query's scope score (cosine
     /// similarity to the entry's prompts and paraphrases, in [-1, 1], on the scale of the model's
-    /// relation space: see [`RelationProjection::score`]) is at least this; `null` turns the gate off (every mention of the subject fires, the score is only shown). Default 0.6: on 8
+    /// relation space: see `RelationProjection::score`) is at least this; `null` turns the gate off
+    /// (every mention of the subject fires, the score is only shown). Default 0.6: on 8
     /// held-out MzsRE dev records x 6 languages, generated answers, it keeps Generality at 79.0 (83.9
     /// without the gate) and leaves 97.9% of same-subject other-relation questions unchanged (0
     /// without), 1.0% stating the new object; 0.55 gives 81.8 / 94.8 / 4.2%. See docs/results.md,
