@@ -235,6 +235,57 @@ fn sequential_protocol_scores_every_record_with_all_edits_in_place() {
 }
 
 #[test]
+fn a_stopped_sequential_run_resumes_with_the_edits_it_made() {
+    let tiny = tiny();
+    let out = tiny._dir.path().join("seq.json");
+    let state = state_path_for(&out);
+    let methods = [EvalMethod::Unedited, EvalMethod::LuLafns, EvalMethod::RandomNeurons];
+    let sequential = || EvalRequest { sequential: true, ..request(&tiny, &methods, Some(&state)) };
+    let (uninterrupted, _) = evaluate(&tiny, &EvalRequest { state_file: None, ..sequential() }).unwrap();
+    let models = EvalModels { loaded: &tiny.loaded, dense: &tiny.dense };
+    use lafn::eval::EvalPhase::Editing;
+    let edited_records = |progress: &[Progress]| -> Vec<usize> {
+        let mut records: Vec<usize> =
+            progress.iter().filter(|p| p.phase == Editing && p.stage.is_some()).map(|p| p.done).collect();
+        records.dedup();
+        records
+    };
+
+    // Runs `request` until `records` records are edited; returns the records it edited.
+    let edit_then_stop = |request: &EvalRequest, records: usize| -> Vec<usize> {
+        let (cancel, mut progress) = (AtomicBool::new(false), Vec::new());
+        let report = run(models, request, &cancel, &mut |p| {
+            if (p.phase, p.done, p.stage) == (Editing, records, None) {
+                cancel.store(true, std::sync::atomic::Ordering::Relaxed);
+            }
+            progress.push(p);
+        })
+        .unwrap();
+        assert_eq!(report.records_this_run, 0, "stopped before scoring");
+        edited_records(&progress)
+    };
+
+    // Stopped once the first record is edited: nothing is scored, but that edit is kept.
+    assert_eq!(edit_then_stop(&sequential(), 1), vec![0]);
+    let kept = lafn::eval::edits_dir_for(&state);
+    assert_eq!(kept, tiny._dir.path().join("seq.edits"));
+    assert!(kept.join("record-1.json").exists() && !kept.join("record-2.json").exists());
+
+    // The rerun edits only the second record and reports what one uninterrupted run reports.
+    let (resumed, progress) = evaluate(&tiny, &sequential()).unwrap();
+    assert_eq!(edited_records(&progress), vec![1]);
+    assert_eq!(outcomes(&resumed), outcomes(&uninterrupted));
+
+    // A damaged kept record is made again; a run with other settings does not reuse any.
+    std::fs::remove_file(&state).unwrap();
+    std::fs::write(kept.join("record-2.json"), "{\"version\": 1, \"made_for\": [").unwrap();
+    assert_eq!(edit_then_stop(&sequential(), 2), vec![1]);
+    std::fs::remove_file(&state).unwrap();
+    assert_eq!(edit_then_stop(&EvalRequest { config: config(3), ..sequential() }, 1), vec![0]);
+    assert!(!kept.join("record-2.json").exists(), "the other run's edits are gone");
+}
+
+#[test]
 fn languages_missing_from_records_are_reported_and_the_records_scored_in_the_others() {
     let tiny = tiny();
     // The second record loses its German block.

@@ -47,8 +47,8 @@ pub struct EvalArgs {
     /// Method and evaluation settings as one JSON file (see docs/results.md).
     #[arg(long)]
     settings: Option<PathBuf>,
-    /// Write the report as JSON here; results are also kept in <stem>.state.jsonl beside it, and a
-    /// rerun with the same settings resumes from them.
+    /// Write the report as JSON here; results are also kept in <stem>.state.jsonl beside it (and a
+    /// sequential run's edits in <stem>.edits/), and a rerun with the same settings resumes from them.
     #[arg(long)]
     out: Option<PathBuf>,
     /// How answers are scored: teacher-forced (the benchmarks' way), generate (the first line of

@@ -2,11 +2,13 @@
 //! compared method and scored in every language on Reliability, Generality, Locality and Portability (F1 / EM).
 //!
 //! [`dataset`] reads the benchmarks' files, [`metrics`] scores one answer, [`methods`] says what each
-//! method applies to a question, [`runner`] drives a run (standard or sequential protocol, resumable through [`state`]), [`report`] aggregates
+//! method applies to a question, [`runner`] drives a run (standard or sequential protocol, resumable through [`state`] and, for a
+//! sequential run's edits, [`kept_edits`]), [`report`] aggregates
 //! the per-record results into tables, [`shard`] splits a run over machines and merges the parts, [`unedited`] keeps
 //! the unedited model's answers between runs.
 
 pub mod dataset;
+mod kept_edits;
 pub mod methods;
 pub mod metrics;
 pub mod report;
@@ -16,6 +18,7 @@ pub mod state;
 pub mod unedited;
 
 pub use dataset::{load_records, Dataset, LanguageCoverage};
+pub use kept_edits::edits_dir_for;
 pub use methods::{EvalMethod, Scoring};
 pub use metrics::{token_f1, Metric, Score};
 pub use report::{EvalReport, MethodReport, RecordResult, Table, TimeBreakdown};

@@ -11,6 +11,7 @@ use color_eyre::eyre::{bail, eyre, WrapErr};
 use serde::{Deserialize, Serialize};
 
 use super::dataset::{load_records, Dataset, LanguageCoverage};
+use super::kept_edits::{edits_dir_for, KeptEdits};
 use super::methods::{
     answer_all, fine_tune_layer, merged_edits, questions, random_neurons, score_answers, whole_layer, Answer, Answerer,
     EvalMethod, InContextFacts, Question, Scoring,
@@ -218,7 +219,11 @@ pub fn run(
         Ok(())
     };
     if request.sequential {
-        evaluator.run_sequential(&records, &missing, cancel, on_progress, &mut sink)?;
+        let kept = match &request.state_file {
+            Some(path) => Some(KeptEdits::open(&edits_dir_for(path), &identity, models.dense.config().hidden_size)?),
+            None => None,
+        };
+        evaluator.run_sequential(&records, &missing, kept.as_ref(), cancel, on_progress, &mut sink)?;
     } else {
         evaluator.run_standard(&records, &missing, request.shard, cancel, on_progress, &mut sink)?;
     }
@@ -258,11 +263,11 @@ fn protocol_name(sequential: bool) -> &'static str {
 const BUILD_COMMIT: &str = env!("LAFN_GIT_COMMIT");
 
 /// The edits one record gets: ours and the baselines built from it.
-struct RecordEdits {
-    run: EditRun,
-    paraphrase_seconds: f64,
-    random: Option<(LocatedNeurons, crate::method::OptimizeOutcome, f64)>,
-    fine_tuned: Option<(UpdateValues, f64)>,
+pub(super) struct RecordEdits {
+    pub(super) run: EditRun,
+    pub(super) paraphrase_seconds: f64,
+    pub(super) random: Option<(LocatedNeurons, crate::method::OptimizeOutcome, f64)>,
+    pub(super) fine_tuned: Option<(UpdateValues, f64)>,
 }
 
 /// Per-run state: the models, the caches the methods retrieve from, the settings.
@@ -347,10 +352,12 @@ impl<'a> Evaluator<'a> {
     }
 
     /// Every record edited into one cache first, then every record scored with all edits in place.
+    /// Edits found in `kept` are not made again; those made are kept there.
     fn run_sequential(
         &mut self,
         records: &[BenchmarkRecord],
         missing: &[Vec<EvalMethod>],
+        kept: Option<&KeptEdits>,
         cancel: &AtomicBool,
         on_progress: &mut dyn FnMut(Progress),
         sink: &mut dyn FnMut(RecordResult) -> Result<()>,
@@ -370,14 +377,26 @@ impl<'a> Evaluator<'a> {
         let mut all_edits = Vec::with_capacity(total);
         on_progress(Progress { phase: EvalPhase::Editing, done: 0, total, resumed: 0, stage: None });
         for (i, record) in records.iter().enumerate() {
+            if cancel.load(Ordering::Relaxed) {
+                return Ok(());
+            }
             let group = self.group(i, record)?;
             let mut on_stage = |stage| {
                 on_progress(Progress { phase: EvalPhase::Editing, done: i, total, resumed: 0, stage: Some(stage) })
             };
-            let edits = self.edit(i, &group, &needed, cancel, &mut on_stage)?;
-            if cancel.load(Ordering::Relaxed) {
-                return Ok(());
-            }
+            let edits = match kept.and_then(|kept| kept.load(i, &needed)) {
+                Some(edits) => Some(edits),
+                None => {
+                    let edits = self.edit(i, &group, &needed, cancel, &mut on_stage)?;
+                    if cancel.load(Ordering::Relaxed) {
+                        return Ok(());
+                    }
+                    if let (Some(kept), Some(edits)) = (kept, &edits) {
+                        kept.save(i, &needed, edits)?;
+                    }
+                    edits
+                }
+            };
             self.insert(&group, edits.as_ref(), &needed)?;
             all_edits.push(edits);
             on_progress(Progress { phase: EvalPhase::Editing, done: i + 1, total, resumed: 0, stage: None });
