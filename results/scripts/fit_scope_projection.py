@@ -9,7 +9,9 @@ the relation it asks); the projection keeps the DIMENSIONS directions along whic
 most relative to the within-class spread, regularised by RIDGE x the mean within-class variance, and
 each class's mean question in that space (the known relations).
 Several PREFIXes (runs of scope_vectors on different files, same model) are fitted together; a class
-is then a record of one file. Needs numpy.
+is then a record of one file. Files whose record N is the same fact (MzsRE and BMIKE-53 dev share
+their 300 facts, in other languages) are marked with one group, PREFIX@GROUP: their records N are one
+class. Needs numpy.
 
 --calibrate also stores the model's `calibration`: the score at which 85% of rephrasings reach their
 fact's prompts when the projection did not see them (5-fold cross-validation over facts; score = best
@@ -33,6 +35,8 @@ CALIBRATED_RECALL = 0.85
 
 vectors, classes, labels = [], [], []
 for n, part in enumerate(prefix.split(",")):
+    part, _, group = part.partition("@")
+    n = int(group) if group else n + 1000
     part_labels = [json.loads(line) for line in open(part + ".jsonl")]
     center = np.fromfile(part + ".center.f32", dtype="<f4")
     hidden = len(center)
