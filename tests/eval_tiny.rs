@@ -281,8 +281,10 @@ fn a_stopped_sequential_run_resumes_with_the_edits_it_made() {
     std::fs::write(kept.join("record-2.json"), "{\"version\": 1, \"made_for\": [").unwrap();
     assert_eq!(edit_then_stop(&sequential(), 2), vec![1]);
     std::fs::remove_file(&state).unwrap();
+    std::fs::write(kept.join("notes.txt"), "mine").unwrap();
     assert_eq!(edit_then_stop(&EvalRequest { config: config(3), ..sequential() }, 1), vec![0]);
     assert!(!kept.join("record-2.json").exists(), "the other run's edits are gone");
+    assert_eq!(std::fs::read_to_string(kept.join("notes.txt")).unwrap(), "mine", "files not ours stay");
 }
 
 #[test]

@@ -67,10 +67,16 @@ impl KeptEdits {
         let same_run =
             identity_file.exists() && storage::read_json::<RunIdentity>(&identity_file).ok().as_ref() == Some(identity);
         if !same_run {
-            if dir.exists() {
-                fs::remove_dir_all(dir).wrap_err_with(|| format!("cannot clear {}", dir.display()))?;
-            }
             fs::create_dir_all(dir).wrap_err_with(|| format!("cannot create {}", dir.display()))?;
+            // Only our own files go: whatever else someone put in the directory stays.
+            let entries = fs::read_dir(dir).wrap_err_with(|| format!("cannot read {}", dir.display()))?;
+            for entry in entries {
+                let path = entry?.path();
+                let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+                if name.starts_with("record-") && (name.ends_with(".json") || name.ends_with(".safetensors")) {
+                    fs::remove_file(&path).wrap_err_with(|| format!("cannot remove {}", path.display()))?;
+                }
+            }
             storage::write_json_atomic(&identity_file, identity)?;
         }
         storage::remove_stale_temps(dir)?;
