@@ -244,6 +244,7 @@ fn a_stopped_sequential_run_resumes_with_the_edits_it_made() {
     let (uninterrupted, _) = evaluate(&tiny, &EvalRequest { state_file: None, ..sequential() }).unwrap();
     let models = EvalModels { loaded: &tiny.loaded, dense: &tiny.dense };
     use lafn::eval::EvalPhase::Editing;
+    // The records a run edited, as the count of records done when each edit began.
     let edited_records = |progress: &[Progress]| -> Vec<usize> {
         let mut records: Vec<usize> =
             progress.iter().filter(|p| p.phase == Editing && p.stage.is_some()).map(|p| p.done).collect();
@@ -273,6 +274,11 @@ fn a_stopped_sequential_run_resumes_with_the_edits_it_made() {
 
     // The rerun edits only the second record and reports what one uninterrupted run reports.
     let (resumed, progress) = evaluate(&tiny, &sequential()).unwrap();
+    assert_eq!(
+        (progress[0].phase, progress[0].done, progress[0].resumed),
+        (Editing, 1, 1),
+        "the kept edit counts as resumed"
+    );
     assert_eq!(edited_records(&progress), vec![1]);
     assert_eq!(outcomes(&resumed), outcomes(&uninterrupted));
 

@@ -374,32 +374,37 @@ impl<'a> Evaluator<'a> {
             .copied()
             .filter(|m| missing.iter().any(|list| list.contains(m)))
             .collect();
+        // Edits kept by an earlier run count as resumed: the bar and its ETA cover the others.
+        let mut kept_edits: Vec<Option<RecordEdits>> =
+            (0..total).map(|i| kept.and_then(|kept| kept.load(i, &needed))).collect();
+        let reused = kept_edits.iter().filter(|e| e.is_some()).count();
+        let mut edited = reused;
+        let editing = |done, stage| Progress { phase: EvalPhase::Editing, done, total, resumed: reused, stage };
         let mut all_edits = Vec::with_capacity(total);
-        on_progress(Progress { phase: EvalPhase::Editing, done: 0, total, resumed: 0, stage: None });
+        on_progress(editing(edited, None));
         for (i, record) in records.iter().enumerate() {
             if cancel.load(Ordering::Relaxed) {
                 return Ok(());
             }
             let group = self.group(i, record)?;
-            let mut on_stage = |stage| {
-                on_progress(Progress { phase: EvalPhase::Editing, done: i, total, resumed: 0, stage: Some(stage) })
-            };
-            let edits = match kept.and_then(|kept| kept.load(i, &needed)) {
+            let edits = match kept_edits[i].take() {
                 Some(edits) => Some(edits),
                 None => {
-                    let edits = self.edit(i, &group, &needed, cancel, &mut on_stage)?;
+                    let edits =
+                        self.edit(i, &group, &needed, cancel, &mut |stage| on_progress(editing(edited, Some(stage))))?;
                     if cancel.load(Ordering::Relaxed) {
                         return Ok(());
                     }
                     if let (Some(kept), Some(edits)) = (kept, &edits) {
                         kept.save(i, &needed, edits)?;
                     }
+                    edited += 1;
+                    on_progress(editing(edited, None));
                     edits
                 }
             };
             self.insert(&group, edits.as_ref(), &needed)?;
             all_edits.push(edits);
-            on_progress(Progress { phase: EvalPhase::Editing, done: i + 1, total, resumed: 0, stage: None });
         }
         let fixed = FixedEdits::of(all_edits.iter().flatten().collect(), self.models)?;
         let mut done = resumed;
