@@ -177,8 +177,8 @@ fn superseded_note(cached: &CachedEdits, id: &str) -> Option<String> {
     })
 }
 
-/// A flag the first SIGINT, SIGTERM or SIGHUP sets: the running group stops at its next optimization
-/// step and is not stored, and (`--all`, `--range`) no other group starts. A second signal ends the
+/// A flag the first SIGINT, SIGTERM or SIGHUP sets: the running group (or `lafn eval`'s record) stops
+/// at its next optimization step and is not stored, and (`--all`, `--range`) no other group starts. A second signal ends the
 /// process at once. Nothing is half-written either way: every cache write is atomic.
 pub(super) fn cancel_on_signals() -> Result<Arc<AtomicBool>> {
     let runtime = tokio::runtime::Builder::new_current_thread()

@@ -2,7 +2,7 @@
 
 use std::collections::BTreeSet;
 use std::path::PathBuf;
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::Ordering;
 use std::sync::LazyLock;
 
 use clap::builder::PossibleValue;
@@ -15,6 +15,7 @@ use lafn::runtime::WeightMode;
 use lafn::Result;
 
 use super::args::ModelArgs;
+use super::edit::cancel_on_signals;
 use super::progress::{JobProgress, Look, PlainLines};
 
 #[derive(Args)]
@@ -150,7 +151,8 @@ pub fn run(args: EvalArgs) -> Result<()> {
     if let Some(state) = &request.state_file {
         eprintln!("per-record results: {}", state.display());
     }
-    let cancel = AtomicBool::new(false);
+    // A signal stops the run at the next step of an edit or between records; what is finished is kept.
+    let cancel = cancel_on_signals()?;
     let mut progress = EvalProgress::default();
     let models = EvalModels { loaded: &loaded, dense: &dense };
     let report = lafn::eval::run(models, &request, &cancel, &mut |p| progress.show(p))?;
@@ -158,6 +160,16 @@ pub fn run(args: EvalArgs) -> Result<()> {
     if let Some(out) = &args.out {
         lafn::storage::write_json_atomic(out, &report)?;
         eprintln!("report written to {}", out.display());
+    }
+    if cancel.load(Ordering::Relaxed) {
+        match &request.state_file {
+            Some(_) => {
+                bail!("stopped by a signal: the report covers what was finished; run the same command again to resume")
+            }
+            None => {
+                bail!("stopped by a signal: the report covers what was finished (with --out, a rerun would resume)")
+            }
+        }
     }
     Ok(())
 }
