@@ -162,14 +162,11 @@ pub fn run(args: EvalArgs) -> Result<()> {
         eprintln!("report written to {}", out.display());
     }
     if cancel.load(Ordering::Relaxed) {
-        match &request.state_file {
-            Some(_) => {
-                bail!("stopped by a signal: the report covers what was finished; run the same command again to resume")
-            }
-            None => {
-                bail!("stopped by a signal: the report covers what was finished (with --out, a rerun would resume)")
-            }
-        }
+        let resume = match request.state_file {
+            Some(_) => "run the same command again to resume",
+            None => "with --out, a rerun would resume from it",
+        };
+        bail!("stopped by a signal: the report covers what was finished; {resume}");
     }
     Ok(())
 }

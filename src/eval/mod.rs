@@ -2,10 +2,10 @@
 //! compared method and scored in every language on Reliability, Generality, Locality and Portability (F1 / EM).
 //!
 //! [`dataset`] reads the benchmarks' files, [`metrics`] scores one answer, [`methods`] says what each
-//! method applies to a question, [`runner`] drives a run (standard or sequential protocol, resumable through [`state`] and, for a
-//! sequential run's edits, [`kept_edits`]), [`report`] aggregates
-//! the per-record results into tables, [`shard`] splits a run over machines and merges the parts, [`unedited`] keeps
-//! the unedited model's answers between runs.
+//! method applies to a question, [`runner`] drives a run (standard or sequential protocol, resumable
+//! through [`state`] and, for a sequential run's edits, `kept_edits`), [`report`] aggregates the
+//! per-record results into tables, [`shard`] splits a run over machines and merges the parts,
+//! [`unedited`] keeps the unedited model's answers between runs.
 
 pub mod dataset;
 mod kept_edits;
