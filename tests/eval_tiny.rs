@@ -239,7 +239,7 @@ fn a_stopped_sequential_run_resumes_with_the_edits_it_made() {
     let tiny = tiny();
     let out = tiny._dir.path().join("seq.json");
     let state = state_path_for(&out);
-    let methods = [EvalMethod::Unedited, EvalMethod::LuLafns, EvalMethod::RandomNeurons];
+    let methods = [EvalMethod::Unedited, EvalMethod::LuLafns, EvalMethod::RandomNeurons, EvalMethod::FtL];
     let sequential = || EvalRequest { sequential: true, ..request(&tiny, &methods, Some(&state)) };
     let (uninterrupted, _) = evaluate(&tiny, &EvalRequest { state_file: None, ..sequential() }).unwrap();
     let models = EvalModels { loaded: &tiny.loaded, dense: &tiny.dense };
@@ -271,6 +271,9 @@ fn a_stopped_sequential_run_resumes_with_the_edits_it_made() {
     let kept = lafn::eval::edits_dir_for(&state);
     assert_eq!(kept, tiny._dir.path().join("seq.edits"));
     assert!(kept.join("record-1.json").exists() && !kept.join("record-2.json").exists());
+    for method in ["lu-lafns", "random-neurons", "ft-l"] {
+        assert!(kept.join(format!("record-1.{method}.safetensors")).exists(), "{method}'s update values are kept");
+    }
 
     // The rerun edits only the second record and reports what one uninterrupted run reports.
     let (resumed, progress) = evaluate(&tiny, &sequential()).unwrap();
