@@ -139,6 +139,11 @@ impl KeptEdits {
 
     /// Keeps record `index`'s edits, made for `made_for`.
     pub(super) fn save(&self, index: usize, made_for: &[EvalMethod], edits: &RecordEdits) -> Result<()> {
+        // A record kept before (for fewer methods) must not pair its JSON with the new values.
+        let record_file = self.record_file(index);
+        if record_file.exists() {
+            fs::remove_file(&record_file).wrap_err_with(|| format!("cannot remove {}", record_file.display()))?;
+        }
         let write_values = |method, values: &UpdateValues| {
             storage::write_atomic_with(&self.values_file(index, method), |temp| values.save(temp))
         };
@@ -163,6 +168,6 @@ impl KeptEdits {
             random: edits.random.as_ref().map(|(located, o, seconds)| (located.clone(), outcome(o), *seconds)),
             fine_tuned_seconds: edits.fine_tuned.as_ref().map(|(_, seconds)| *seconds),
         };
-        storage::write_json_atomic(&self.record_file(index), &kept)
+        storage::write_json_atomic(&record_file, &kept)
     }
 }
