@@ -5,8 +5,6 @@
 mod bulk;
 
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
 
 use clap::Args;
 use color_eyre::eyre::{bail, WrapErr};
@@ -17,11 +15,11 @@ use lafn::method::pipeline::{
 };
 use lafn::method::{EditGroup, LocatedNeurons, MethodSettings, OptimizeStep, StopReason};
 use lafn::runtime::{LoadedModel, Model, WeightMode};
-use lafn::tui::event_loop::TerminationSignals;
 use lafn::Result;
 
 use super::args::{CacheArgs, GroupArgs, ModelArgs, SettingsArgs};
 use super::progress::{JobProgress, Look, PlainLines};
+use super::signals::cancel_on_signals;
 
 #[derive(Args)]
 pub struct LocateArgs {
@@ -175,31 +173,4 @@ fn superseded_note(cached: &CachedEdits, id: &str) -> Option<String> {
             old.join(", ")
         )
     })
-}
-
-/// A flag the first SIGINT, SIGTERM or SIGHUP sets: the running group (or `lafn eval`'s record) stops
-/// at its next optimization step and is not stored, and (`--all`, `--range`) no other group starts. A second signal ends the
-/// process at once. Nothing is half-written either way: every cache write is atomic.
-pub(super) fn cancel_on_signals() -> Result<Arc<AtomicBool>> {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_io()
-        .build()
-        .wrap_err("cannot start the signal handler")?;
-    let mut signals = {
-        let _context = runtime.enter();
-        TerminationSignals::register()?
-    };
-    let cancel = Arc::new(AtomicBool::new(false));
-    let flag = cancel.clone();
-    let watch = move || {
-        runtime.block_on(async move {
-            let name = signals.next().await;
-            flag.store(true, Ordering::Relaxed);
-            eprintln!("{name}: stopping after the current step, storing nothing half-done (again: quit now)");
-            signals.next().await;
-            std::process::exit(130);
-        })
-    };
-    std::thread::Builder::new().name("lafn-signals".into()).spawn(watch).wrap_err("cannot watch for signals")?;
-    Ok(cancel)
 }

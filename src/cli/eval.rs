@@ -15,8 +15,8 @@ use lafn::runtime::WeightMode;
 use lafn::Result;
 
 use super::args::ModelArgs;
-use super::edit::cancel_on_signals;
 use super::progress::{JobProgress, Look, PlainLines};
+use super::signals::cancel_on_signals;
 
 #[derive(Args)]
 #[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]

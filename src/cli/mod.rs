@@ -22,6 +22,7 @@ mod fetch_model;
 mod generate;
 mod inspect;
 mod progress;
+mod signals;
 mod tui;
 
 use clap::{Parser, Subcommand};

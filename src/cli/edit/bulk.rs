@@ -19,7 +19,8 @@ use lafn::runtime::{LoadedModel, WeightMode};
 use lafn::Result;
 
 use super::super::progress::{JobProgress, Look, PlainLines};
-use super::{cancel_on_signals, existing_cache, superseded_note, EditArgs};
+use super::{existing_cache, superseded_note, EditArgs};
+use crate::cli::signals::cancel_on_signals;
 
 #[derive(Args)]
 pub struct ManyGroups {
