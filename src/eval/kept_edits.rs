@@ -64,8 +64,7 @@ impl KeptEdits {
     /// identity (or of unknown identity) are removed.
     pub(super) fn open(dir: &Path, identity: &RunIdentity, hidden: usize) -> Result<Self> {
         let identity_file = dir.join("identity.json");
-        let same_run =
-            identity_file.exists() && storage::read_json::<RunIdentity>(&identity_file).ok().as_ref() == Some(identity);
+        let same_run = storage::read_json::<RunIdentity>(&identity_file).ok().as_ref() == Some(identity);
         if !same_run {
             fs::create_dir_all(dir).wrap_err_with(|| format!("cannot create {}", dir.display()))?;
             // Only our own files go: whatever else someone put in the directory stays.
