@@ -1,0 +1,60 @@
+//! The scope gate's scores of typed questions against one-language edits of a fact, without editing:
+//! for each edit prompt, the entry's keys are made as `lafn edit` makes them (the prompt and its
+//! template paraphrases), and each query gets its score and its likeness to the subject's other
+//! relations (`score/others`; the gate lets the entry act at `scope.threshold`, 0.6 by default, when
+//! the score also beats the others).
+//!
+//!     cargo run --release --example scope_probe -- SUBJECT LANG "EDIT PROMPT" ["EDIT PROMPT" ...] -- QUERY ...
+//!
+//! `LAFN_MODEL` names another model than the default (a built-in name or a path).
+
+use candle_core::Device;
+use color_eyre::eyre::eyre;
+use lafn::method::prompts::fill_paraphrases;
+use lafn::method::scope::QuestionEncoder;
+use lafn::method::{EditDescriptor, EditGroup, MethodSettings};
+use lafn::runtime::{LoadedModel, WeightMode};
+
+fn main() -> lafn::Result<()> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let usage = || eyre!("usage: scope_probe SUBJECT LANG EDIT_PROMPT... -- QUERY...");
+    let split = args.iter().position(|a| a == "--").ok_or_else(usage)?;
+    let (head, queries) = (&args[..split], &args[split + 1..]);
+    let [subject, lang, edits @ ..] = head else { return Err(usage()) };
+    if edits.is_empty() || queries.is_empty() {
+        return Err(usage());
+    }
+    let model_name = std::env::var("LAFN_MODEL").unwrap_or_else(|_| lafn::fetch::DEFAULT_MODEL.to_string());
+    let files = lafn::fetch::resolve(&model_name, &mut |_| {})?;
+    let loaded = LoadedModel::load(&files, WeightMode::Quantized, &Device::Cpu)?;
+    let (model, tokenizer) = (&loaded.model, &loaded.tokenizer);
+    let settings = MethodSettings::default();
+    let encoder = QuestionEncoder::new(model, tokenizer, &settings.scope)?;
+    let subjects = [subject.clone()];
+    let vectors: Vec<_> =
+        queries.iter().map(|q| encoder.encode(model, tokenizer, q, &subjects)).collect::<lafn::Result<_>>()?;
+    println!("| edit prompt | {} |", queries.join(" | "));
+    println!("|---|{}", "---:|".repeat(queries.len()));
+    for prompt in edits {
+        let descriptor = EditDescriptor {
+            lang: lang.clone(),
+            subject: subject.clone(),
+            prompt: prompt.clone(),
+            target: String::from("-"),
+            paraphrases: Vec::new(),
+            generated_paraphrases: Vec::new(),
+            aliases: Vec::new(),
+        };
+        let mut group = EditGroup { name: "probe".into(), descriptors: vec![descriptor] };
+        fill_paraphrases(&mut group, &settings.paraphrases, Some((model, tokenizer)))?;
+        let keys = encoder.prepare(&encoder.keys(model, tokenizer, &group)?)?;
+        let mut row = format!("| {prompt} |");
+        for vector in &vectors {
+            let score = encoder.score(&keys, vector)?;
+            let others = score.other_relations.map_or(String::from("-"), |o| format!("{o:.2}"));
+            row += &format!(" {:.2}/{others} |", score.edited);
+        }
+        println!("{row}");
+    }
+    Ok(())
+}
