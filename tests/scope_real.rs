@@ -3,15 +3,17 @@
 
 mod common;
 
+use std::collections::BTreeMap;
 use std::sync::atomic::AtomicBool;
 
-use candle_core::Device;
+use candle_core::{DType, Device, Tensor};
 use lafn::eval::metrics::{mentions, states_first};
-use lafn::method::apply::{answer, describe_hit, AnswerOptions, CachedEdits};
-use lafn::method::cache::EditCache;
+use lafn::method::apply::{answer, describe_hit, shared_subject_notes, AnswerOptions, CachedEdits};
+use lafn::method::cache::{EditCache, MemoryStore};
 use lafn::method::pipeline::{run_edit, EditModels};
+use lafn::method::prompts::fill_paraphrases;
 use lafn::method::scope::{QuestionEncoder, ScopeSettings};
-use lafn::method::{EditDescriptor, EditGroup, MethodSettings};
+use lafn::method::{EditDescriptor, EditGroup, LayerUpdate, LocatedNeurons, MethodSettings, UpdateValues};
 use lafn::runtime::{LoadedModel, WeightMode};
 
 fn descriptor(lang: &str, prompt: &str, target: &str) -> EditDescriptor {
@@ -264,6 +266,59 @@ fn of_two_edits_about_one_subject_the_one_asked_answers() {
         assert!(fired.len() == 1 && fired[0].starts_with(fact), "{question}: fired {fired:?}");
         assert!(states_first(&reply.text, target), "{question}: {:?}", reply.text);
     }
+}
+
+/// Edits of one subject as a user makes them, each stored with the notes `lafn edit` and the TUI show:
+/// where Marie Curie was born (Lisbon), where she died (Madrid), the birthplace again in other words
+/// ("in which city", Porto), then in the first edit's words (Paris). Retrieval only: the update values
+/// are placeholders, so no optimization runs.
+#[test]
+fn edits_of_one_subject_say_which_edit_answers_what() {
+    let loaded = common::default_quantized();
+    let (model, tokenizer) = (&loaded.model, &loaded.tokenizer);
+    let settings = MethodSettings::default();
+    let cache = MemoryStore::new(&loaded.info.fingerprint);
+    let mut cached =
+        CachedEdits::new(cache, model, tokenizer, settings.retrieval.clone(), settings.scope.clone()).unwrap();
+    let placeholder = UpdateValues {
+        layers: vec![LayerUpdate {
+            layer: 0,
+            neurons: vec![0],
+            delta: Tensor::zeros((1, model.config().hidden_size), DType::F32, &Device::Cpu).unwrap(),
+        }],
+    };
+    let mut store = |name: &str, [en, de]: [&str; 2], target: &str| -> (String, Vec<String>) {
+        let descriptors = vec![descriptor("en", en, target), descriptor("de", de, target)];
+        let mut group = EditGroup { name: name.into(), descriptors };
+        fill_paraphrases(&mut group, &settings.paraphrases, Some((model, tokenizer))).unwrap();
+        let located = LocatedNeurons {
+            langs: vec!["en".into(), "de".into()],
+            layers: Vec::new(),
+            selected: BTreeMap::from([(0, vec![0])]),
+            frequencies: BTreeMap::new(),
+        };
+        let id = cached.insert(model, tokenizer, &group, &located, &placeholder, &settings, &[]).unwrap();
+        let answers = cached.shared_subject_answers(model, tokenizer, &id).unwrap();
+        (id.clone(), shared_subject_notes(&id, &answers))
+    };
+    let born = ["Where was Marie Curie born?", "Wo wurde Marie Curie geboren?"];
+    let (lisbon, notes) = store("born-lisbon", born, "Lisbon");
+    assert!(notes.is_empty(), "the first edit of a subject: {notes:?}");
+    let (died, notes) = store("died-madrid", ["Where did Marie Curie die?", "Wo ist Marie Curie gestorben?"], "Madrid");
+    assert_eq!(
+        notes,
+        [format!("other edits of this subject still answer their own questions: {lisbon} (\"{}\")", born[0])]
+    );
+    let city = ["In which city was Marie Curie born?", "In welcher Stadt wurde Marie Curie geboren?"];
+    let (porto, notes) = store("born-porto", city, "Porto");
+    assert!(
+        notes.iter().any(|n| n.starts_with("other edits") && n.contains(&lisbon) && n.contains(&died)),
+        "{notes:?}"
+    );
+    let (paris, notes) = store("born-paris", born, "Paris");
+    let expected = format!("{paris} answers 2 of {lisbon}'s 2 questions from now on");
+    assert!(notes.contains(&expected), "{notes:?}");
+    assert!(notes.iter().any(|n| n.starts_with("other edits") && n.contains(&porto) && n.contains(&died)), "{notes:?}");
 }
 
 #[test]

@@ -203,6 +203,7 @@ fn demo_app() -> App {
             stop: StopReason::Converged,
             cache_entry: Some(cache_row.id.clone()),
             replaced: None,
+            shared_subject_notes: Vec::new(),
             cache_rows: vec![cache_row.clone()],
             seconds: 44.6,
         })),
@@ -380,14 +381,17 @@ fn a_completion_prompt_without_a_written_question_asks_for_one() {
     assert!(!screen.contains("not a question") && screen.contains("en — 1 paraphrase "), "{screen}");
 }
 
+/// The worker tells what a new edit changed for the other edits of its subject
+/// (`apply::shared_subject_notes`); the status line shows it after the edit's own line.
 #[test]
-fn an_edit_of_a_fact_edited_before_says_which_older_entries_it_answers_for() {
+fn an_edit_of_a_subject_edited_before_says_which_edit_answers_what() {
     let mut app = demo_app();
     let older = app.model.cache_rows[0].clone();
     let newer = IndexRow { id: "shmavon-shmavonyan-1f00aa11".into(), created: older.created + 60, ..older.clone() };
     let group = app.edits.groups[0].saved.group.clone();
     let located = app.edits.groups[0].saved.located.clone().unwrap();
     let group_id = app.edits.groups[0].id;
+    let note = format!("{} answers 2 of {}'s 2 questions from now on", newer.id, older.id);
     worker(&mut app, WorkerEvent::Started("editing `Shmavon Shmavonyan`".into()));
     worker(
         &mut app,
@@ -399,11 +403,13 @@ fn an_edit_of_a_fact_edited_before_says_which_older_entries_it_answers_for() {
             stop: StopReason::Converged,
             cache_entry: Some(newer.id.clone()),
             replaced: None,
-            cache_rows: vec![older.clone(), newer],
+            shared_subject_notes: vec![note.clone()],
+            cache_rows: vec![older.clone(), newer.clone()],
             seconds: 30.0,
         })),
     );
-    assert!(app.message.contains(&format!("answers the same questions as the older {}", older.id)), "{}", app.message);
+    assert!(app.message.starts_with("edit Converged in 30 s, cached as shmavon"), "{}", app.message);
+    assert!(app.message.ends_with(&format!("; {note}")), "{}", app.message);
 }
 
 #[test]

@@ -77,6 +77,7 @@ fn run_edit(app: &mut App, group_id: u64, steps: usize, cached: bool) -> Vec<Com
         stop: StopReason::Converged,
         cache_entry: Some(format!("entry-{group_id}")),
         replaced: None,
+        shared_subject_notes: Vec::new(),
         cache_rows: Vec::new(),
         seconds: 14.6,
     };
@@ -144,6 +145,7 @@ fn edit_all_queues_the_groups_not_cached_and_edits_them_one_at_a_time() {
         stop: StopReason::Cancelled,
         cache_entry: None,
         replaced: None,
+        shared_subject_notes: Vec::new(),
         cache_rows: Vec::new(),
         seconds: 3.0,
     };

@@ -205,6 +205,37 @@ impl CachedEdits {
         Ok(retrieved)
     }
 
+    /// After entry `id` is stored: which entry now acts on each prompt of `id` and of every entry
+    /// sharing a subject with it. Edits of one subject compete for its questions (the one a question
+    /// asks most acts, see [`CachedEdits::retrieve`]), so a fact edited again in other words is not
+    /// always answered by the newer edit: this tells the user which edit answers what. Empty when no
+    /// other entry shares a subject with `id`.
+    pub fn shared_subject_answers(
+        &mut self,
+        model: &Model,
+        tokenizer: &Tokenizer,
+        id: &str,
+    ) -> Result<Vec<SharedSubjectAnswer>> {
+        let sharing: Vec<(String, Vec<String>)> = (self.cache.list().iter())
+            .filter(|row| row.id == id || self.index.share_subject(id, &row.id))
+            .map(|row| (row.id.clone(), row.prompts.clone()))
+            .collect();
+        if sharing.len() < 2 {
+            return Ok(Vec::new());
+        }
+        let mut answers = Vec::new();
+        for (written_for, prompts) in sharing {
+            for question in prompts {
+                let retrieved = self.retrieve(model, tokenizer, &question)?;
+                let acting = (retrieved.hits.iter())
+                    .find(|hit| hit.entry_id == written_for || self.index.share_subject(&hit.entry_id, &written_for))
+                    .map(|hit| hit.entry_id.clone());
+                answers.push(SharedSubjectAnswer { question, written_for: written_for.clone(), acting });
+            }
+        }
+        Ok(answers)
+    }
+
     /// How much `query` asks what entry `id` was edited for. Keys are read from the cache, or computed
     /// from the entry's group (and stored) when it has none for this layer and representation: entries
     /// cached before (or by an older version) keep working. `encoded` keeps the query's vector per
@@ -242,6 +273,75 @@ impl CachedEdits {
             encoded.insert(subjects.clone(), vector);
         }
         self.encoder.score(&self.keys[id], &encoded[subjects])
+    }
+}
+
+/// Which entry acts on a prompt of an entry that shares a subject with a new edit (see
+/// [`CachedEdits::shared_subject_answers`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct SharedSubjectAnswer {
+    pub question: String,
+    /// The entry whose prompt it is.
+    pub written_for: String,
+    /// The entry that acts on it; `None`: none does, the unedited model answers.
+    pub acting: Option<String>,
+}
+
+/// What to tell the user after storing edit `id` about the entries that share its subject (from
+/// [`CachedEdits::shared_subject_answers`]): its own prompts another entry answers; older entries
+/// whose prompts it now answers, in part or whole (a fact edited again); and the others, which keep
+/// their questions (another fact of the subject, or the same fact worded so differently that the
+/// gate cannot tell: the user can).
+pub fn shared_subject_notes(id: &str, answers: &[SharedSubjectAnswer]) -> Vec<String> {
+    let mut entries: Vec<&str> = Vec::new();
+    for answer in answers {
+        if !entries.contains(&answer.written_for.as_str()) {
+            entries.push(&answer.written_for);
+        }
+    }
+    let quoted = |a: &SharedSubjectAnswer| format!("\"{}\"", a.question);
+    let (mut notes, mut unchanged) = (Vec::new(), Vec::new());
+    for entry in entries {
+        let asked: Vec<&SharedSubjectAnswer> = answers.iter().filter(|a| a.written_for == entry).collect();
+        if entry == id {
+            let elsewhere: Vec<String> = (asked.iter())
+                .filter(|a| a.acting.as_deref() != Some(id))
+                .map(|a| format!("{} ({})", quoted(a), a.acting.as_deref().unwrap_or("no entry acts")))
+                .collect();
+            if !elsewhere.is_empty() {
+                notes.push(format!(
+                    "{id} does not answer its own {}: {}",
+                    questions(elsewhere.len()),
+                    elsewhere.join(", ")
+                ));
+            }
+            continue;
+        }
+        let taken = asked.iter().filter(|a| a.acting.as_deref() == Some(id)).count();
+        if taken == 0 {
+            unchanged.push(format!("{entry} ({})", quoted(asked[0])));
+            continue;
+        }
+        let kept: Vec<String> =
+            asked.iter().filter(|a| a.acting.as_deref() == Some(entry)).map(|a| quoted(a)).collect();
+        let mut note =
+            format!("{id} answers {taken} of {entry}'s {} {} from now on", asked.len(), questions(asked.len()));
+        if !kept.is_empty() {
+            note += &format!("; {entry} still answers {}", kept.join(", "));
+        }
+        notes.push(note);
+    }
+    if !unchanged.is_empty() {
+        notes.push(format!("other edits of this subject still answer their own questions: {}", unchanged.join(", ")));
+    }
+    notes
+}
+
+fn questions(count: usize) -> &'static str {
+    if count == 1 {
+        "question"
+    } else {
+        "questions"
     }
 }
 
@@ -531,9 +631,42 @@ fn line_end(text: &str) -> Option<usize> {
 #[cfg(test)]
 mod tests {
     use super::{
-        answer_complete, answer_start, ends_in_loop, line_end, read_as_trained, tokens_within, trained_answer, Hit,
-        TrainedAnswer,
+        answer_complete, answer_start, ends_in_loop, line_end, read_as_trained, shared_subject_notes, tokens_within,
+        trained_answer, Hit, SharedSubjectAnswer, TrainedAnswer,
     };
+
+    #[test]
+    fn notes_name_what_a_new_edit_takes_over_leaves_and_loses() {
+        let answer = |question: &str, written_for: &str, acting: Option<&str>| SharedSubjectAnswer {
+            question: question.into(),
+            written_for: written_for.into(),
+            acting: acting.map(String::from),
+        };
+        let answers = [
+            answer("Where was X born?", "new", Some("new")),
+            answer("Wo wurde X geboren?", "new", Some("old")),
+            answer("Where was X born", "old", Some("new")),
+            answer("Wo wurde X geboren", "old", Some("old")),
+            answer("Where did X die?", "died", Some("died")),
+            answer("Who was X's wife?", "wife", None),
+        ];
+        assert_eq!(
+            shared_subject_notes("new", &answers),
+            [
+                "new does not answer its own question: \"Wo wurde X geboren?\" (old)",
+                "new answers 1 of old's 2 questions from now on; old still answers \"Wo wurde X geboren\"",
+                "other edits of this subject still answer their own questions: died (\"Where did X die?\"), wife \
+                 (\"Who was X's wife?\")",
+            ]
+        );
+        let alone = [answer("Where was X born?", "new", Some("new"))];
+        assert!(shared_subject_notes("new", &alone).is_empty());
+        let unanswered = [answer("Where was X born?", "new", None), answer("Where did X die?", "died", Some("died"))];
+        assert_eq!(
+            shared_subject_notes("new", &unanswered)[0],
+            "new does not answer its own question: \"Where was X born?\" (no entry acts)"
+        );
+    }
 
     #[test]
     fn a_query_ends_as_the_trained_text_nearest_to_it_ends() {

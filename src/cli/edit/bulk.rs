@@ -19,7 +19,7 @@ use lafn::runtime::{LoadedModel, WeightMode};
 use lafn::Result;
 
 use super::super::progress::{JobProgress, Look, PlainLines};
-use super::{existing_cache, superseded_note, EditArgs};
+use super::{existing_cache, shared_subject_notes, EditArgs};
 use crate::cli::signals::cancel_on_signals;
 
 #[derive(Args)]
@@ -100,8 +100,8 @@ enum Outcome {
         id: String,
         stop: StopReason,
         seconds: f64,
-        /// The older entries of the same fact that this one answers for from now on.
-        note: Option<String>,
+        /// What changed for the other entries of its subject (see `apply::shared_subject_notes`).
+        notes: Vec<String>,
     },
     /// The cache held its edit already (this entry).
     Skipped(String),
@@ -204,8 +204,8 @@ impl Bulk<'_> {
         let cached = self.cached.insert(cached);
         let id = run.store(cached, model, tokenizer, &self.settings)?;
         let seconds = run.locate_seconds + run.optimize_seconds;
-        let note = superseded_note(cached, &id);
-        Ok(Outcome::Edited { id, stop: run.outcome.stop, seconds, note })
+        let notes = shared_subject_notes(cached, self.loaded, &id);
+        Ok(Outcome::Edited { id, stop: run.outcome.stop, seconds, notes })
     }
 
     fn index(&self, cache: EditCache) -> Result<CachedEdits> {
@@ -218,10 +218,10 @@ impl Summary {
     /// Counts how group `number` went and says it in a line.
     fn record(&mut self, number: usize, name: Option<String>, outcome: Result<Outcome>) -> String {
         match outcome {
-            Ok(Outcome::Edited { id, stop, seconds, note }) => {
+            Ok(Outcome::Edited { id, stop, seconds, notes }) => {
                 self.edited += 1;
-                let note = note.map(|note| format!("\n  {note}")).unwrap_or_default();
-                format!("cached as {id} ({stop:?} in {seconds:.1} s){note}")
+                let notes: String = notes.iter().map(|note| format!("\n  note: {note}")).collect();
+                format!("cached as {id} ({stop:?} in {seconds:.1} s){notes}")
             }
             Ok(Outcome::Skipped(id)) => {
                 self.skipped += 1;

@@ -115,23 +115,6 @@ pub struct IndexRow {
     pub neuron_count: usize,
 }
 
-/// The ids of the entries stored before entry `id` that edit the same questions about the same
-/// subjects (a fact edited again): retrieval applies the newest of them (see `CachedEdits::retrieve`).
-pub fn superseded_by<'a>(rows: &'a [IndexRow], id: &str) -> Vec<&'a str> {
-    let sorted = |items: &[String]| {
-        let mut items = items.to_vec();
-        items.sort();
-        items
-    };
-    let Some(position) = rows.iter().position(|row| row.id == id) else { return Vec::new() };
-    let (subjects, prompts) = (sorted(&rows[position].subjects), sorted(&rows[position].prompts));
-    rows[..position]
-        .iter()
-        .filter(|row| sorted(&row.subjects) == subjects && sorted(&row.prompts) == prompts)
-        .map(|row| row.id.as_str())
-        .collect()
-}
-
 /// Everything about one cached edit except the update values.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CacheEntry {

@@ -385,29 +385,3 @@ fn both_stores_keep_the_contract() {
     check_store_contract(&mut EditCache::open(dir.path(), MODEL).unwrap());
     check_store_contract(&mut MemoryStore::new(MODEL));
 }
-
-#[test]
-fn a_fact_edited_again_supersedes_the_older_entries_of_the_same_questions() {
-    let row = |id: &str, subjects: &[&str], prompts: &[&str]| IndexRow {
-        id: id.into(),
-        name: id.into(),
-        subjects: subjects.iter().map(|s| s.to_string()).collect(),
-        prompts: prompts.iter().map(|s| s.to_string()).collect(),
-        langs: vec!["en".into(), "de".into()],
-        created: 0,
-        neuron_count: 1,
-    };
-    let born = ["Where was Marie Curie born?", "Wo wurde Marie Curie geboren?"];
-    let rows = vec![
-        row("born-lisbon", &["Marie Curie"], &born),
-        row("died", &["Marie Curie"], &["Where did Marie Curie die?"]),
-        // The same prompts in another order, another subject's edit, then the re-edit.
-        row("born-madrid", &["Marie Curie"], &[born[1], born[0]]),
-        row("other", &["Pierre Curie"], &born),
-        row("born-porto", &["Marie Curie"], &born),
-    ];
-    assert_eq!(superseded_by(&rows, "born-porto"), ["born-lisbon", "born-madrid"]);
-    assert_eq!(superseded_by(&rows, "born-madrid"), ["born-lisbon"], "only older entries");
-    assert!(superseded_by(&rows, "born-lisbon").is_empty() && superseded_by(&rows, "died").is_empty());
-    assert!(superseded_by(&rows, "no-such-entry").is_empty());
-}

@@ -562,7 +562,8 @@ impl SubjectIndex {
         entry.prompt_features.iter().map(|prompt| jaccard(prompt, query_features)).fold(0.0, f32::max)
     }
 
-    fn share_subject(&self, a: &str, b: &str) -> bool {
+    /// Whether entries `a` and `b` name a subject in common.
+    pub fn share_subject(&self, a: &str, b: &str) -> bool {
         match (self.entries.get(a), self.entries.get(b)) {
             (Some(a), Some(b)) => a.subject_keys.iter().any(|key| b.subject_keys.contains(key)),
             _ => false,

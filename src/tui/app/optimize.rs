@@ -2,7 +2,6 @@
 //! the other panes), the group being edited and how the last edit stopped.
 
 use super::{App, Command, InputTarget};
-use crate::method::cache::superseded_by;
 use crate::method::prompts::ParaphraseSource;
 use crate::method::{LayerChoice, MethodSettings, StopReason};
 use crate::session::GroupStatus;
@@ -164,9 +163,8 @@ impl App {
                 if let Some(replaced) = &result.replaced {
                     self.message += &format!(", replacing {replaced}");
                 }
-                let older = superseded_by(&self.model.cache_rows, &id);
-                if !older.is_empty() {
-                    self.message += &format!(" (answers the same questions as the older {})", older.join(", "));
+                for note in &result.shared_subject_notes {
+                    self.message += &format!("; {note}");
                 }
                 Vec::new()
             }
