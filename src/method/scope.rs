@@ -21,7 +21,9 @@
 //! occupation, language), and the query must resemble the entry's own questions more than those
 //! (a nearest-class decision with the entry's questions as one class).
 
+use std::collections::HashMap;
 use std::path::Path;
+use std::sync::Mutex;
 
 use candle_core::{DType, Device, Tensor};
 use color_eyre::eyre::{bail, WrapErr};
@@ -153,7 +155,15 @@ pub struct QuestionEncoder {
     threshold: Option<f32>,
     /// See [`ScopeSettings::known_relation_similarity`].
     known_relation_similarity: Option<f32>,
+    /// Vectors of one language's other-relation questions, by their masked texts: with the subject
+    /// masked they are the same for every entry in that language, and encoding them was half of
+    /// making an entry's keys. Valid for the model the encoder was made for, as its center is.
+    other_relation_vectors: Mutex<HashMap<Vec<String>, Tensor>>,
 }
+
+/// Languages whose other-relation vectors an encoder keeps (a bound: masked texts differ only where a
+/// subject could not be masked).
+const KEPT_OTHER_RELATION_LANGUAGES: usize = 256;
 
 /// An encoder's center as saved beside a cache (see [`QuestionEncoder::reusing`]): the model's pass over
 /// the reference questions takes a good part of a second, every time a cache is opened.
@@ -202,6 +212,7 @@ impl QuestionEncoder {
             projection,
             threshold: settings.threshold,
             known_relation_similarity: settings.known_relation_similarity,
+            other_relation_vectors: Mutex::new(HashMap::new()),
         })
     }
 
@@ -334,12 +345,35 @@ impl QuestionEncoder {
         let texts: Vec<String> = (group.descriptors.iter())
             .flat_map(|d| std::iter::once(d.prompt.as_str()).chain(d.all_paraphrases()).map(String::from))
             .collect();
+        let subjects = group.subjects();
+        let others = (group.descriptors.iter())
+            .map(|d| {
+                let questions = prompts::other_relation_questions(&d.lang, &d.subject);
+                let masked: Vec<String> = questions.iter().map(|q| mask_subject(q, &subjects)).collect();
+                self.other_relation_vectors(model, tokenizer, masked)
+            })
+            .collect::<Result<Vec<Tensor>>>()?;
         Ok(ScopeKeys {
             layer: self.layer,
             read_from: Some(self.read_from),
             keys: self.encode_about(model, tokenizer, group, &texts)?,
-            other_relations: self.encode_about(model, tokenizer, group, &other_relation_questions(group))?,
+            other_relations: Tensor::cat(&others, 0)?,
         })
+    }
+
+    /// The vectors of one language's masked other-relation questions, encoded together the first
+    /// time they are asked for.
+    fn other_relation_vectors(&self, model: &Model, tokenizer: &Tokenizer, masked: Vec<String>) -> Result<Tensor> {
+        let mut kept = self.other_relation_vectors.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        if let Some(vectors) = kept.get(&masked) {
+            return Ok(vectors.clone());
+        }
+        let vectors = self.encode_masked(model, tokenizer, &masked.iter().map(String::as_str).collect::<Vec<_>>())?;
+        if kept.len() >= KEPT_OTHER_RELATION_LANGUAGES {
+            kept.clear();
+        }
+        kept.insert(masked, vectors.clone());
+        Ok(vectors)
     }
 }
 
