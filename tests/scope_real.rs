@@ -287,7 +287,7 @@ fn edits_of_one_subject_say_which_edit_answers_what() {
             delta: Tensor::zeros((1, model.config().hidden_size), DType::F32, &Device::Cpu).unwrap(),
         }],
     };
-    let mut store = |name: &str, [en, de]: [&str; 2], target: &str| -> (String, Vec<String>) {
+    let store = |cached: &mut CachedEdits, name: &str, [en, de]: [&str; 2], target: &str| -> (String, Vec<String>) {
         let descriptors = vec![descriptor("en", en, target), descriptor("de", de, target)];
         let mut group = EditGroup { name: name.into(), descriptors };
         fill_paraphrases(&mut group, &settings.paraphrases, Some((model, tokenizer))).unwrap();
@@ -302,20 +302,28 @@ fn edits_of_one_subject_say_which_edit_answers_what() {
         (id.clone(), shared_subject_notes(&id, &answers))
     };
     let born = ["Where was Marie Curie born?", "Wo wurde Marie Curie geboren?"];
-    let (lisbon, notes) = store("born-lisbon", born, "Lisbon");
+    let (lisbon, notes) = store(&mut cached, "born-lisbon", born, "Lisbon");
     assert!(notes.is_empty(), "the first edit of a subject: {notes:?}");
-    let (died, notes) = store("died-madrid", ["Where did Marie Curie die?", "Wo ist Marie Curie gestorben?"], "Madrid");
+    // Where she died is another fact: the language table's "Where did {} die?" keeps the birthplace
+    // edit out of it (before those questions were in the table, it fired, scope 0.77 vs 0.35).
+    for question in ["Where did Marie Curie die?", "Wo ist Marie Curie gestorben?"] {
+        let retrieved = cached.retrieve(model, tokenizer, question).unwrap();
+        let fired: Vec<String> = retrieved.hits.iter().map(describe_hit).collect();
+        assert!(fired.is_empty(), "{question}: {fired:?}");
+    }
+    let (died, notes) =
+        store(&mut cached, "died-madrid", ["Where did Marie Curie die?", "Wo ist Marie Curie gestorben?"], "Madrid");
     assert_eq!(
         notes,
         [format!("other edits of this subject still answer their own questions: {lisbon} (\"{}\")", born[0])]
     );
     let city = ["In which city was Marie Curie born?", "In welcher Stadt wurde Marie Curie geboren?"];
-    let (porto, notes) = store("born-porto", city, "Porto");
+    let (porto, notes) = store(&mut cached, "born-porto", city, "Porto");
     assert!(
         notes.iter().any(|n| n.starts_with("other edits") && n.contains(&lisbon) && n.contains(&died)),
         "{notes:?}"
     );
-    let (paris, notes) = store("born-paris", born, "Paris");
+    let (paris, notes) = store(&mut cached, "born-paris", born, "Paris");
     let expected = format!("{paris} answers 2 of {lisbon}'s 2 questions from now on");
     assert!(notes.contains(&expected), "{notes:?}");
     assert!(notes.iter().any(|n| n.starts_with("other edits") && n.contains(&porto) && n.contains(&died)), "{notes:?}");

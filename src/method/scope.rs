@@ -18,8 +18,8 @@
 //! A threshold alone is one radius for every language, and in languages the model knows poorly all
 //! questions about a subject look alike. So each entry also keeps the vectors of questions about its
 //! subject's *other* relations (the language table's: known for, who is, born where and when,
-//! occupation, language), and the query must resemble the entry's own questions more than those
-//! (a nearest-class decision with the entry's questions as one class).
+//! occupation, language, died where and when), and the query must resemble the entry's own
+//! questions more than those (a nearest-class decision with the entry's questions as one class).
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -670,10 +670,14 @@ pub struct ScopeKeys {
 }
 
 /// Name the stored tensors with the representation they were read in: files of another one (the
-/// last-token vectors of older versions, or keys stored without other-relation questions) do not
-/// load, and the keys are computed anew.
+/// last-token vectors of older versions, keys stored without other-relation questions, or with
+/// another number of them per language) do not load, and the keys are computed anew.
 const KEYS_TENSOR: &str = "masked-mean-keys";
-const OTHER_RELATIONS_TENSOR: &str = "other-relations";
+
+/// `other-relations{n}`, n the language table's questions per language (unnumbered when there were 6).
+fn other_relations_tensor() -> String {
+    format!("other-relations{}", languages::other_question_count())
+}
 
 impl ScopeKeys {
     /// Tensors are named `{what}.layer{layer}.from{read_from}` (`.from` absent in older files).
@@ -681,7 +685,7 @@ impl ScopeKeys {
         let from = self.read_from.map_or(String::new(), |from| format!(".from{from}"));
         let tensors = std::collections::HashMap::from([
             (format!("{KEYS_TENSOR}.layer{}{from}", self.layer), self.keys.clone()),
-            (format!("{OTHER_RELATIONS_TENSOR}.layer{}{from}", self.layer), self.other_relations.clone()),
+            (format!("{}.layer{}{from}", other_relations_tensor(), self.layer), self.other_relations.clone()),
         ]);
         candle_core::safetensors::save(&tensors, path).wrap_err_with(|| format!("cannot write {}", path.display()))
     }
@@ -706,7 +710,7 @@ impl ScopeKeys {
             }
         };
         let (keys_name, layer, read_from) = reading_of(KEYS_TENSOR)?;
-        let (others_name, others_layer, others_from) = reading_of(OTHER_RELATIONS_TENSOR)?;
+        let (others_name, others_layer, others_from) = reading_of(&other_relations_tensor())?;
         if (others_layer, others_from) != (layer, read_from) || tensors.len() != 2 {
             bail!("{}: the scope keys' tensors do not belong together", path.display());
         }
@@ -722,7 +726,9 @@ impl ScopeKeys {
     /// Both sets of vectors are (rows, `hidden`), with rows, and finite; the other-relation questions
     /// are the language table's, as many per language.
     pub fn check(&self, hidden: usize) -> Result<()> {
-        for (name, vectors) in [(KEYS_TENSOR, &self.keys), (OTHER_RELATIONS_TENSOR, &self.other_relations)] {
+        for (name, vectors) in
+            [(KEYS_TENSOR.to_string(), &self.keys), (other_relations_tensor(), &self.other_relations)]
+        {
             match vectors.dims() {
                 [n, h] if *n > 0 && *h == hidden => {}
                 dims => bail!("`{name}` of shape {dims:?}, expected (n, {hidden})"),
@@ -732,7 +738,7 @@ impl ScopeKeys {
             }
         }
         if self.other_relations.dim(0)? % languages::other_question_count() != 0 {
-            bail!("`{OTHER_RELATIONS_TENSOR}` rows do not match the language table's questions");
+            bail!("`{}` rows do not match the language table's questions", other_relations_tensor());
         }
         Ok(())
     }
