@@ -13,6 +13,8 @@
 //! acts, alone or beside another, and how often another record's entry acts. `LAFN_MODEL` names another
 //! model than the default (a built-in name or a path).
 
+mod common;
+
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 use std::time::Instant;
@@ -24,8 +26,8 @@ use lafn::eval::{load_records, Metric};
 use lafn::method::apply::CachedEdits;
 use lafn::method::cache::MemoryStore;
 use lafn::method::prompts::fill_paraphrases;
-use lafn::method::{load_settings, EditGroup, LayerUpdate, LocatedNeurons, MethodSettings, UpdateValues};
-use lafn::runtime::{LoadedModel, WeightMode};
+use lafn::method::{EditGroup, LayerUpdate, LocatedNeurons, UpdateValues};
+use lafn::runtime::WeightMode;
 
 /// Per metric: questions, and how many had their own entry act alone, beside another record's
 /// entry, and another record's entry without their own.
@@ -45,13 +47,8 @@ fn main() -> lafn::Result<()> {
     let mut data = load_records(Path::new(file))?;
     let langs: Vec<String> = langs.split(',').map(String::from).collect();
     data.truncate(records.parse().wrap_err("RECORDS must be a number")?);
-    let settings = match rest.first() {
-        Some(path) => load_settings(Path::new(path))?,
-        None => MethodSettings::default(),
-    };
-    let model_name = std::env::var("LAFN_MODEL").unwrap_or_else(|_| lafn::fetch::DEFAULT_MODEL.to_string());
-    let files = lafn::fetch::resolve(&model_name, &mut |_| {})?;
-    let loaded = LoadedModel::load(&files, WeightMode::Quantized, &Device::Cpu)?;
+    let settings = common::settings(rest.first())?;
+    let loaded = common::load_model(WeightMode::Quantized)?;
     let (model, tokenizer) = (&loaded.model, &loaded.tokenizer);
     let store = MemoryStore::new(&loaded.info.fingerprint);
     let mut cached = CachedEdits::new(store, model, tokenizer, settings.retrieval.clone(), settings.scope.clone())?;

@@ -8,12 +8,13 @@
 //!
 //! `LAFN_MODEL` names another model than the default (a built-in name or a path).
 
-use candle_core::Device;
+mod common;
+
 use color_eyre::eyre::eyre;
 use lafn::method::prompts::fill_paraphrases;
 use lafn::method::scope::QuestionEncoder;
 use lafn::method::{EditDescriptor, EditGroup, MethodSettings};
-use lafn::runtime::{LoadedModel, WeightMode};
+use lafn::runtime::WeightMode;
 
 fn main() -> lafn::Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -24,9 +25,7 @@ fn main() -> lafn::Result<()> {
     if edits.is_empty() || queries.is_empty() {
         return Err(usage());
     }
-    let model_name = std::env::var("LAFN_MODEL").unwrap_or_else(|_| lafn::fetch::DEFAULT_MODEL.to_string());
-    let files = lafn::fetch::resolve(&model_name, &mut |_| {})?;
-    let loaded = LoadedModel::load(&files, WeightMode::Quantized, &Device::Cpu)?;
+    let loaded = common::load_model(WeightMode::Quantized)?;
     let (model, tokenizer) = (&loaded.model, &loaded.tokenizer);
     let settings = MethodSettings::default();
     let encoder = QuestionEncoder::new(model, tokenizer, &settings.scope)?;

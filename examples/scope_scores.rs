@@ -12,15 +12,16 @@
 //! scores the first N of them, for a run stopped after N records. `LAFN_MODEL` names another model than
 //! the default (a built-in name or a path).
 
+mod common;
+
 use std::path::Path;
 
-use candle_core::Device;
 use color_eyre::eyre::{eyre, WrapErr};
 use lafn::eval::methods::specificity_questions;
 use lafn::method::prompts::fill_paraphrases;
 use lafn::method::scope::{other_relation_questions, QuestionEncoder};
-use lafn::method::{load_benchmark, load_settings, EditGroup, MethodSettings};
-use lafn::runtime::{LoadedModel, WeightMode};
+use lafn::method::{load_benchmark, EditGroup};
+use lafn::runtime::WeightMode;
 
 fn main() -> lafn::Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -35,13 +36,8 @@ fn main() -> lafn::Result<()> {
     let count: usize = records.parse().wrap_err("RECORDS must be a number")?;
     // As `lafn eval --limit` does: the other records' questions (Specificity) come from these only.
     data.truncate(count);
-    let settings = match rest.first() {
-        Some(path) => load_settings(Path::new(path))?,
-        None => MethodSettings::default(),
-    };
-    let model_name = std::env::var("LAFN_MODEL").unwrap_or_else(|_| lafn::fetch::DEFAULT_MODEL.to_string());
-    let files = lafn::fetch::resolve(&model_name, &mut |_| {})?;
-    let loaded = LoadedModel::load(&files, WeightMode::Quantized, &Device::Cpu)?;
+    let settings = common::settings(rest.first())?;
+    let loaded = common::load_model(WeightMode::Quantized)?;
     let (model, tokenizer) = (&loaded.model, &loaded.tokenizer);
     let encoder = QuestionEncoder::new(model, tokenizer, &settings.scope)?;
     eprintln!("relation projection: {}", if encoder.projected() { "fitted for this model" } else { "none" });

@@ -15,16 +15,17 @@
 //! reads the questions with the dense weights (editing's), several times faster on long batches than
 //! the quantized ones chat uses, and close enough that a projection fitted on either is the model's.
 
+mod common;
+
 use std::io::Write;
 use std::path::Path;
 
-use candle_core::Device;
 use color_eyre::eyre::{eyre, WrapErr};
 use lafn::eval::methods::specificity_questions;
 use lafn::method::prompts::{fill_paraphrases, other_relation_questions};
 use lafn::method::scope::QuestionEncoder;
 use lafn::method::{load_benchmark, EditGroup, MethodSettings};
-use lafn::runtime::{LoadedModel, WeightMode};
+use lafn::runtime::WeightMode;
 
 fn main() -> lafn::Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -41,14 +42,12 @@ fn main() -> lafn::Result<()> {
     let first: usize = first.parse().wrap_err("FIRST")?;
     let count: usize = count.parse().wrap_err("COUNT")?;
     let settings = MethodSettings::default();
-    let model_name = std::env::var("LAFN_MODEL").unwrap_or_else(|_| lafn::fetch::DEFAULT_MODEL.to_string());
-    let files = lafn::fetch::resolve(&model_name, &mut |_| {})?;
     let mode = match std::env::var("LAFN_WEIGHTS").as_deref() {
         Ok("dense") => WeightMode::Dense,
         Ok("quantized") | Err(_) => WeightMode::Quantized,
         Ok(other) => return Err(eyre!("LAFN_WEIGHTS is `{other}`: dense or quantized")),
     };
-    let loaded = LoadedModel::load(&files, mode, &Device::Cpu)?;
+    let loaded = common::load_model(mode)?;
     let (model, tokenizer) = (&loaded.model, &loaded.tokenizer);
     let encoder = QuestionEncoder::new(model, tokenizer, &settings.scope)?;
     let center: Vec<u8> = encoder.center().to_vec1::<f32>()?.iter().flat_map(|v| v.to_le_bytes()).collect();

@@ -1,0 +1,25 @@
+//! What the examples share: the model they run and the method settings they run it with.
+
+#![allow(dead_code)] // each example uses part of it
+
+use std::path::Path;
+
+use candle_core::Device;
+use lafn::method::{load_settings, MethodSettings};
+use lafn::runtime::{LoadedModel, WeightMode};
+
+/// The model `LAFN_MODEL` names (a built-in name or a path; the default model when unset), fetched if
+/// needed and loaded in `mode`.
+pub fn load_model(mode: WeightMode) -> lafn::Result<LoadedModel> {
+    let name = std::env::var("LAFN_MODEL").unwrap_or_else(|_| lafn::fetch::DEFAULT_MODEL.to_string());
+    let files = lafn::fetch::resolve(&name, &mut |_| {})?;
+    LoadedModel::load(&files, mode, &Device::Cpu)
+}
+
+/// The settings in the JSON file `path`, or the defaults.
+pub fn settings(path: Option<&String>) -> lafn::Result<MethodSettings> {
+    match path {
+        Some(path) => load_settings(Path::new(path)),
+        None => Ok(MethodSettings::default()),
+    }
+}
