@@ -209,20 +209,24 @@ impl CachedEdits {
     /// sharing a subject with it. Edits of one subject compete for its questions (the one a question
     /// asks most acts, see [`CachedEdits::retrieve`]), so a fact edited again in other words is not
     /// always answered by the newer edit: this tells the user which edit answers what. Empty when no
-    /// other entry shares a subject with `id`.
+    /// other entry shares a subject with `id`. Of many such entries only the newest
+    /// [`SHARED_SUBJECT_ENTRIES`] are asked about: each costs a retrieval per prompt.
     pub fn shared_subject_answers(
         &mut self,
         model: &Model,
         tokenizer: &Tokenizer,
         id: &str,
     ) -> Result<Vec<SharedSubjectAnswer>> {
-        let sharing: Vec<(String, Vec<String>)> = (self.cache.list().iter())
-            .filter(|row| row.id == id || self.index.share_subject(id, &row.id))
-            .map(|row| (row.id.clone(), row.prompts.clone()))
-            .collect();
-        if sharing.len() < 2 {
+        let rows = self.cache.list();
+        let others = rows.iter().filter(|row| row.id != id && self.index.share_subject(id, &row.id));
+        let newest_others: Vec<_> = others.rev().take(SHARED_SUBJECT_ENTRIES).collect();
+        if newest_others.is_empty() {
             return Ok(Vec::new());
         }
+        let sharing: Vec<(String, Vec<String>)> = (rows.iter().filter(|row| row.id == id))
+            .chain(newest_others.into_iter().rev())
+            .map(|row| (row.id.clone(), row.prompts.clone()))
+            .collect();
         let mut answers = Vec::new();
         for (written_for, prompts) in sharing {
             for question in prompts {
@@ -275,6 +279,10 @@ impl CachedEdits {
         self.encoder.score(&self.keys[id], &encoded[subjects])
     }
 }
+
+/// How many of the entries sharing a new edit's subject [`CachedEdits::shared_subject_answers`] asks
+/// about (the newest).
+pub const SHARED_SUBJECT_ENTRIES: usize = 8;
 
 /// Which entry acts on a prompt of an entry that shares a subject with a new edit (see
 /// [`CachedEdits::shared_subject_answers`]).
