@@ -8,7 +8,7 @@ use std::sync::atomic::AtomicBool;
 
 use candle_core::{DType, Device, Tensor};
 use lafn::eval::metrics::{mentions, states_first};
-use lafn::method::apply::{answer, describe_hit, shared_subject_notes, AnswerOptions, CachedEdits};
+use lafn::method::apply::{answer, describe_hit, AnswerOptions, CachedEdits};
 use lafn::method::cache::{EditCache, MemoryStore};
 use lafn::method::pipeline::{run_edit, EditModels};
 use lafn::method::prompts::fill_paraphrases;
@@ -298,8 +298,8 @@ fn edits_of_one_subject_say_which_edit_answers_what() {
             frequencies: BTreeMap::new(),
         };
         let id = cached.insert(model, tokenizer, &group, &located, &placeholder, &settings, &[]).unwrap();
-        let answers = cached.shared_subject_answers(model, tokenizer, &id).unwrap();
-        (id.clone(), shared_subject_notes(&id, &answers))
+        let notes = cached.shared_subject_notes(model, tokenizer, &id);
+        (id, notes)
     };
     let born = ["Where was Marie Curie born?", "Wo wurde Marie Curie geboren?"];
     let (lisbon, notes) = store(&mut cached, "born-lisbon", born, "Lisbon");

@@ -382,7 +382,7 @@ fn a_completion_prompt_without_a_written_question_asks_for_one() {
 }
 
 /// The worker tells what a new edit changed for the other edits of its subject
-/// (`apply::shared_subject_notes`); the status line shows it after the edit's own line.
+/// (`CachedEdits::shared_subject_notes`); the status line shows it after the edit's own line.
 #[test]
 fn an_edit_of_a_subject_edited_before_says_which_edit_answers_what() {
     let mut app = demo_app();

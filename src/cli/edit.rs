@@ -8,7 +8,7 @@ use std::path::Path;
 
 use clap::Args;
 use color_eyre::eyre::{bail, WrapErr};
-use lafn::method::apply::{self, CachedEdits};
+use lafn::method::apply::CachedEdits;
 use lafn::method::cache::EditCache;
 use lafn::method::pipeline::{
     check_group, locate_group, run_edit as run_edit_pipeline, EditEvent, EditModels, EditRun,
@@ -158,7 +158,7 @@ fn store(loaded: &LoadedModel, cache: EditCache, run: &EditRun, settings: &Metho
     let mut cached = CachedEdits::new(cache, model, tokenizer, settings.retrieval.clone(), settings.scope.clone())?;
     let id = run.store(&mut cached, model, tokenizer, settings)?;
     outln!("cached as {id} in {}", dir.display());
-    let notes = shared_subject_notes(&mut cached, loaded, &id);
+    let notes = cached.shared_subject_notes(model, tokenizer, &id);
     for note in &notes {
         outln!("note: {note}");
     }
@@ -166,13 +166,4 @@ fn store(loaded: &LoadedModel, cache: EditCache, run: &EditRun, settings: &Metho
         outln!("(`lafn cache rm ID` removes an edit this one replaces)");
     }
     Ok(())
-}
-
-/// What the user should know about the other entries of the new entry `id`'s subject (see
-/// `apply::shared_subject_notes`). The edit is stored either way: a failed check is only a note.
-fn shared_subject_notes(cached: &mut CachedEdits, loaded: &LoadedModel, id: &str) -> Vec<String> {
-    match cached.shared_subject_answers(&loaded.model, &loaded.tokenizer, id) {
-        Ok(answers) => apply::shared_subject_notes(id, &answers),
-        Err(e) => vec![format!("could not check which edits of its subject answer what: {e:#}")],
-    }
 }

@@ -205,13 +205,22 @@ impl CachedEdits {
         Ok(retrieved)
     }
 
-    /// After entry `id` is stored: which entry now acts on each prompt of `id` and of every entry
-    /// sharing a subject with it. Edits of one subject compete for its questions (the one a question
-    /// asks most acts, see [`CachedEdits::retrieve`]), so a fact edited again in other words is not
-    /// always answered by the newer edit: this tells the user which edit answers what. Empty when no
-    /// other entry shares a subject with `id`. Of many such entries only the newest
-    /// [`SHARED_SUBJECT_ENTRIES`] are asked about: each costs a retrieval per prompt.
-    pub fn shared_subject_answers(
+    /// After entry `id` is stored, what the user should know about the entries sharing its subject
+    /// (see [`shared_subject_notes`]; none when no entry shares it). Edits of one subject compete for
+    /// its questions (the one a question asks most acts, see [`CachedEdits::retrieve`]), so a fact
+    /// edited again in other words is not always answered by the newer edit. The edit is stored either
+    /// way: a check that fails is only a note.
+    pub fn shared_subject_notes(&mut self, model: &Model, tokenizer: &Tokenizer, id: &str) -> Vec<String> {
+        match self.shared_subject_answers(model, tokenizer, id) {
+            Ok(answers) => shared_subject_notes(id, &answers),
+            Err(e) => vec![format!("could not check which edits of its subject answer what: {e:#}")],
+        }
+    }
+
+    /// Which entry now acts on each prompt of `id` and of the entries sharing a subject with it; of
+    /// many such entries only the newest [`SHARED_SUBJECT_ENTRIES`] (each costs a retrieval per
+    /// prompt). Empty when no entry shares a subject with `id`.
+    fn shared_subject_answers(
         &mut self,
         model: &Model,
         tokenizer: &Tokenizer,
@@ -280,27 +289,26 @@ impl CachedEdits {
     }
 }
 
-/// How many of the entries sharing a new edit's subject [`CachedEdits::shared_subject_answers`] asks
+/// How many of the entries sharing a new edit's subject [`CachedEdits::shared_subject_notes`] asks
 /// about (the newest).
 pub const SHARED_SUBJECT_ENTRIES: usize = 8;
 
-/// Which entry acts on a prompt of an entry that shares a subject with a new edit (see
-/// [`CachedEdits::shared_subject_answers`]).
+/// Which entry acts on a prompt of an entry that shares a subject with a new edit.
 #[derive(Debug, Clone, PartialEq)]
-pub struct SharedSubjectAnswer {
-    pub question: String,
+struct SharedSubjectAnswer {
+    question: String,
     /// The entry whose prompt it is.
-    pub written_for: String,
+    written_for: String,
     /// The entry that acts on it; `None`: none does, the unedited model answers.
-    pub acting: Option<String>,
+    acting: Option<String>,
 }
 
-/// What to tell the user after storing edit `id` about the entries that share its subject (from
-/// [`CachedEdits::shared_subject_answers`]): its own prompts another entry answers; older entries
+/// What to tell the user after storing edit `id` about the entries that share its subject, from
+/// which entry acts on each of their prompts: its own prompts another entry answers; older entries
 /// whose prompts it now answers, in part or whole (a fact edited again); and the others, which keep
 /// their questions (another fact of the subject, or the same fact worded so differently that the
 /// gate cannot tell: the user can).
-pub fn shared_subject_notes(id: &str, answers: &[SharedSubjectAnswer]) -> Vec<String> {
+fn shared_subject_notes(id: &str, answers: &[SharedSubjectAnswer]) -> Vec<String> {
     let mut entries: Vec<&str> = Vec::new();
     for answer in answers {
         if !entries.contains(&answer.written_for.as_str()) {

@@ -14,7 +14,7 @@ use color_eyre::eyre::{eyre, WrapErr};
 use tokio::sync::mpsc::UnboundedSender;
 
 use crate::fetch::{self, FetchEvent};
-use crate::method::apply::{answer, shared_subject_notes, AnswerOptions, CachedEdits, Retrieved};
+use crate::method::apply::{answer, AnswerOptions, CachedEdits, Retrieved};
 use crate::method::cache::{default_cache_dir, CacheEntry, EditCache, IndexRow};
 use crate::method::edit::{OptimizeStep, StopReason};
 use crate::method::pipeline::{locate_group, run_edit, EditEvent, EditModels, Location};
@@ -146,7 +146,7 @@ pub struct EditResult {
     pub cache_entry: Option<String>,
     /// The group's earlier entry, removed from the cache because the new one replaces it.
     pub replaced: Option<String>,
-    /// What changed for the other entries of its subject (see `apply::shared_subject_notes`).
+    /// What changed for the other entries of its subject (see `CachedEdits::shared_subject_notes`).
     pub shared_subject_notes: Vec<String>,
     pub cache_rows: Vec<IndexRow>,
     pub seconds: f64,
@@ -344,10 +344,7 @@ impl State {
             _ => None,
         };
         let shared_subject_notes = match &cache_entry {
-            Some(id) => match cached.shared_subject_answers(&loaded.model, &loaded.tokenizer, id) {
-                Ok(answers) => shared_subject_notes(id, &answers),
-                Err(e) => vec![format!("could not check which edits of its subject answer what: {e:#}")],
-            },
+            Some(id) => cached.shared_subject_notes(&loaded.model, &loaded.tokenizer, id),
             None => Vec::new(),
         };
         send(WorkerEvent::Edited(Box::new(EditResult {

@@ -19,7 +19,7 @@ use lafn::runtime::{LoadedModel, WeightMode};
 use lafn::Result;
 
 use super::super::progress::{JobProgress, Look, PlainLines};
-use super::{existing_cache, shared_subject_notes, EditArgs};
+use super::{existing_cache, EditArgs};
 use crate::cli::signals::cancel_on_signals;
 
 #[derive(Args)]
@@ -100,7 +100,7 @@ enum Outcome {
         id: String,
         stop: StopReason,
         seconds: f64,
-        /// What changed for the other entries of its subject (see `apply::shared_subject_notes`).
+        /// What changed for the other entries of its subject (see `CachedEdits::shared_subject_notes`).
         notes: Vec<String>,
     },
     /// The cache held its edit already (this entry).
@@ -204,7 +204,7 @@ impl Bulk<'_> {
         let cached = self.cached.insert(cached);
         let id = run.store(cached, model, tokenizer, &self.settings)?;
         let seconds = run.locate_seconds + run.optimize_seconds;
-        let notes = shared_subject_notes(cached, self.loaded, &id);
+        let notes = cached.shared_subject_notes(model, tokenizer, &id);
         Ok(Outcome::Edited { id, stop: run.outcome.stop, seconds, notes })
     }
 
