@@ -4,7 +4,7 @@
 //! relations (`score/others`; the gate lets the entry act at `scope.threshold`, 0.6 by default, when
 //! the score also beats the others).
 //!
-//!     cargo run --release --example scope_probe -- SUBJECT LANG "EDIT PROMPT" ["EDIT PROMPT" ...] -- QUERY ...
+//!     cargo run --release --example scope_probe -- [--settings SETTINGS.json] SUBJECT LANG "EDIT PROMPT" ["EDIT PROMPT" ...] -- QUERY ...
 //!
 //! `LAFN_MODEL` names another model than the default (a built-in name or a path).
 
@@ -13,12 +13,16 @@ mod common;
 use color_eyre::eyre::eyre;
 use lafn::method::prompts::fill_paraphrases;
 use lafn::method::scope::QuestionEncoder;
-use lafn::method::{EditDescriptor, EditGroup, MethodSettings};
+use lafn::method::{EditDescriptor, EditGroup};
 use lafn::runtime::WeightMode;
 
 fn main() -> lafn::Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let usage = || eyre!("usage: scope_probe SUBJECT LANG EDIT_PROMPT... -- QUERY...");
+    let usage = || eyre!("usage: scope_probe [--settings SETTINGS.json] SUBJECT LANG EDIT_PROMPT... -- QUERY...");
+    let (settings, args) = match args.as_slice() {
+        [flag, path, rest @ ..] if flag == "--settings" => (common::settings(Some(path))?, rest),
+        all => (common::settings(None)?, all),
+    };
     let split = args.iter().position(|a| a == "--").ok_or_else(usage)?;
     let (head, queries) = (&args[..split], &args[split + 1..]);
     let [subject, lang, edits @ ..] = head else { return Err(usage()) };
@@ -27,7 +31,6 @@ fn main() -> lafn::Result<()> {
     }
     let loaded = common::load_model(WeightMode::Quantized)?;
     let (model, tokenizer) = (&loaded.model, &loaded.tokenizer);
-    let settings = MethodSettings::default();
     let encoder = QuestionEncoder::new(model, tokenizer, &settings.scope)?;
     let subjects = [subject.clone()];
     let vectors: Vec<_> =

@@ -52,7 +52,7 @@ fn main() -> lafn::Result<()> {
         // Each other-relation question: its language, its template's index in the language table and
         // its likeness to the entry's keys (what decides whether it counts).
         let prepared = encoder.prepare(&keys)?;
-        let key_similarity = encoder.similarities(&keys.keys, &keys.other_relations)?;
+        let key_similarity = encoder.similarities(&keys, &keys.keys, &keys.other_relations)?;
         let templates = other_relation_questions(&group).len() / group.descriptors.len();
         let about: Vec<serde_json::Value> = (key_similarity.iter().enumerate())
             .map(|(i, s)| {
@@ -65,7 +65,7 @@ fn main() -> lafn::Result<()> {
         let score = |question: &str| -> lafn::Result<(f32, Option<f32>, Vec<f32>)> {
             let query = encoder.encode(model, tokenizer, question, &subjects)?;
             let score = encoder.score(&prepared, &query)?;
-            let each = encoder.similarities(&query.unsqueeze(0)?, &keys.other_relations)?;
+            let each = encoder.similarities(&keys, &query.unsqueeze(0)?, &keys.other_relations)?;
             Ok((score.edited, score.other_relations, each))
         };
         for lang in &langs {

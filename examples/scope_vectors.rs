@@ -25,7 +25,6 @@ use lafn::eval::methods::specificity_questions;
 use lafn::method::prompts::{fill_paraphrases, other_relation_questions};
 use lafn::method::scope::QuestionEncoder;
 use lafn::method::{load_benchmark, EditGroup, MethodSettings};
-use lafn::runtime::WeightMode;
 
 fn main() -> lafn::Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -42,12 +41,7 @@ fn main() -> lafn::Result<()> {
     let first: usize = first.parse().wrap_err("FIRST")?;
     let count: usize = count.parse().wrap_err("COUNT")?;
     let settings = MethodSettings::default();
-    let mode = match std::env::var("LAFN_WEIGHTS").as_deref() {
-        Ok("dense") => WeightMode::Dense,
-        Ok("quantized") | Err(_) => WeightMode::Quantized,
-        Ok(other) => return Err(eyre!("LAFN_WEIGHTS is `{other}`: dense or quantized")),
-    };
-    let loaded = common::load_model(mode)?;
+    let loaded = common::load_model(common::weight_mode()?)?;
     let (model, tokenizer) = (&loaded.model, &loaded.tokenizer);
     let encoder = QuestionEncoder::new(model, tokenizer, &settings.scope)?;
     let center: Vec<u8> = encoder.center().to_vec1::<f32>()?.iter().flat_map(|v| v.to_le_bytes()).collect();

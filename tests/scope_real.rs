@@ -268,6 +268,66 @@ fn of_two_edits_about_one_subject_the_one_asked_answers() {
     }
 }
 
+/// Stores `group` in `cached` as `lafn edit` would (paraphrases, scope keys) with update values that
+/// change nothing: for what retrieval and the scope gate decide, without optimizing.
+fn store_placeholder_edit(cached: &mut CachedEdits, loaded: &LoadedModel, mut group: EditGroup) -> String {
+    let (model, tokenizer) = (&loaded.model, &loaded.tokenizer);
+    let settings = MethodSettings::default();
+    fill_paraphrases(&mut group, &settings.paraphrases, Some((model, tokenizer))).unwrap();
+    let placeholder = UpdateValues {
+        layers: vec![LayerUpdate {
+            layer: 0,
+            neurons: vec![0],
+            delta: Tensor::zeros((1, model.config().hidden_size), DType::F32, &Device::Cpu).unwrap(),
+        }],
+    };
+    let located = LocatedNeurons {
+        langs: group.descriptors.iter().map(|d| d.lang.clone()).collect(),
+        layers: Vec::new(),
+        selected: BTreeMap::from([(0, vec![0])]),
+        frequencies: BTreeMap::new(),
+    };
+    cached.insert(model, tokenizer, &group, &located, &placeholder, &settings, &[]).unwrap()
+}
+
+/// What the gate lets a one-language edit act on, among typed questions about its subject.
+fn fired_on(cached: &mut CachedEdits, loaded: &LoadedModel, question: &str) -> Vec<String> {
+    let retrieved = cached.retrieve(&loaded.model, &loaded.tokenizer, question).unwrap();
+    retrieved.hits.iter().map(describe_hit).collect()
+}
+
+#[test]
+fn a_one_language_edit_reaches_its_fact_worded_otherwise_and_no_other_fact() {
+    let loaded = common::default_quantized();
+    let settings = MethodSettings::default();
+    let cache = MemoryStore::new(&loaded.info.fingerprint);
+    let mut cached =
+        CachedEdits::new(cache, &loaded.model, &loaded.tokenizer, settings.retrieval.clone(), settings.scope.clone())
+            .unwrap();
+    let descriptors = vec![descriptor("en", "Where was Marie Curie born?", "Lisbon")];
+    store_placeholder_edit(&mut cached, &loaded, EditGroup { name: "born-lisbon".into(), descriptors });
+    // Wordings of the relation table's "place of birth" are not among these: before the relation
+    // directions (gate v7) the first three scored 0.47, 0.39 and 0.51 and did not fire.
+    let born = [
+        "Which town was Marie Curie born in?",
+        "What city is Marie Curie's birthplace?",
+        "Marie Curie's place of birth was",
+    ];
+    for question in born {
+        assert_eq!(fired_on(&mut cached, &loaded, question).len(), 1, "{question}");
+    }
+    let other_facts = [
+        "Who was Marie Curie married to?",
+        "When was Marie Curie born?",
+        "What city did Marie Curie die in?",
+        "Where was Marie Curie buried?",
+    ];
+    for question in other_facts {
+        let fired = fired_on(&mut cached, &loaded, question);
+        assert!(fired.is_empty(), "{question}: {fired:?}");
+    }
+}
+
 /// Edits of one subject as a user makes them, each stored with the notes `lafn edit` and the TUI show:
 /// where Marie Curie was born (Lisbon), where she died (Madrid), the birthplace again in other words
 /// ("in which city", Porto), then in the first edit's words (Paris). Retrieval only: the update values
@@ -280,24 +340,9 @@ fn edits_of_one_subject_say_which_edit_answers_what() {
     let cache = MemoryStore::new(&loaded.info.fingerprint);
     let mut cached =
         CachedEdits::new(cache, model, tokenizer, settings.retrieval.clone(), settings.scope.clone()).unwrap();
-    let placeholder = UpdateValues {
-        layers: vec![LayerUpdate {
-            layer: 0,
-            neurons: vec![0],
-            delta: Tensor::zeros((1, model.config().hidden_size), DType::F32, &Device::Cpu).unwrap(),
-        }],
-    };
     let store = |cached: &mut CachedEdits, name: &str, [en, de]: [&str; 2], target: &str| -> (String, Vec<String>) {
         let descriptors = vec![descriptor("en", en, target), descriptor("de", de, target)];
-        let mut group = EditGroup { name: name.into(), descriptors };
-        fill_paraphrases(&mut group, &settings.paraphrases, Some((model, tokenizer))).unwrap();
-        let located = LocatedNeurons {
-            langs: vec!["en".into(), "de".into()],
-            layers: Vec::new(),
-            selected: BTreeMap::from([(0, vec![0])]),
-            frequencies: BTreeMap::new(),
-        };
-        let id = cached.insert(model, tokenizer, &group, &located, &placeholder, &settings, &[]).unwrap();
+        let id = store_placeholder_edit(cached, &loaded, EditGroup { name: name.into(), descriptors });
         let notes = cached.shared_subject_notes(model, tokenizer, &id);
         (id, notes)
     };
@@ -307,8 +352,7 @@ fn edits_of_one_subject_say_which_edit_answers_what() {
     // Where she died is another fact: the language table's "Where did {} die?" keeps the birthplace
     // edit out of it (before those questions were in the table, it fired, scope 0.77 vs 0.35).
     for question in ["Where did Marie Curie die?", "Wo ist Marie Curie gestorben?"] {
-        let retrieved = cached.retrieve(model, tokenizer, question).unwrap();
-        let fired: Vec<String> = retrieved.hits.iter().map(describe_hit).collect();
+        let fired = fired_on(&mut cached, &loaded, question);
         assert!(fired.is_empty(), "{question}: {fired:?}");
     }
     let (died, notes) =

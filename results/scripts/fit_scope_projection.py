@@ -21,10 +21,11 @@ shipped space has the default threshold (0.60); a space whose cosines run lower 
 lower one.
 """
 import json
-import struct
 import sys
 
 import numpy as np
+
+from scope_fit import lda, unit, write_safetensors
 
 calibrate = "--calibrate" in sys.argv
 args = [a for a in sys.argv[1:] if a != "--calibrate"]
@@ -54,20 +55,7 @@ vectors, classes = np.concatenate(vectors), np.concatenate(classes)
 
 def fit(vectors, classes):
     """The LDA projection (hidden, dimensions) and the class means it was fitted on."""
-    means = {c: vectors[classes == c].mean(0) for c in np.unique(classes)}
-    within = vectors - np.stack([means[c] for c in classes])
-    sw = within.T @ within / len(within)
-    sw += ridge * np.trace(sw) / hidden * np.eye(hidden)
-    spread = np.stack(list(means.values())) - vectors.mean(0)
-    sb = spread.T @ spread / len(spread)
-    w, v = np.linalg.eigh(sw)
-    whiten = v @ np.diag(w**-0.5) @ v.T
-    _, u = np.linalg.eigh(whiten @ sb @ whiten)
-    return (whiten @ u[:, ::-1][:, :dimensions]).astype("<f4"), means
-
-
-def unit(rows):
-    return rows / np.maximum(np.linalg.norm(rows, axis=1, keepdims=True), 1e-6)
+    return lda(vectors, classes, dimensions, ridge)
 
 
 def held_out_rephrasing_scores():
@@ -106,14 +94,5 @@ if calibrate:
     scores = held_out_rephrasing_scores()
     tensors["calibration"] = np.array([np.quantile(scores, 1 - CALIBRATED_RECALL)], dtype="<f4")
     print(f"calibration: {len(scores)} held-out rephrasings, {CALIBRATED_RECALL:.0%} score >= {tensors['calibration'][0]:.3f}")
-header, offset = {}, 0
-for name, array in tensors.items():
-    header[name] = {"dtype": "F32", "shape": list(array.shape), "data_offsets": [offset, offset + array.nbytes]}
-    offset += array.nbytes
-encoded = json.dumps(header).encode()
-encoded += b" " * (-len(encoded) % 8)
-with open(out, "wb") as f:
-    f.write(struct.pack("<Q", len(encoded)) + encoded)
-    for array in tensors.values():
-        f.write(array.tobytes())
+write_safetensors(out, tensors)
 print(f"{len(vectors)} vectors, {len(means)} classes -> {out} ({hidden} x {dimensions}, layer {layer})")

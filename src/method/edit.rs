@@ -219,7 +219,7 @@ fn kl_prompts_of(
     }
     let encoder = QuestionEncoder::new(model, tokenizer, &ScopeSettings::default())?;
     let keys = encoder.keys(model, tokenizer, group)?;
-    let similarity = encoder.similarities(&keys.keys, &keys.other_relations)?;
+    let similarity = encoder.similarities(&keys, &keys.keys, &keys.other_relations)?;
     prompts.extend(
         other_relation_questions(group)
             .into_iter()

@@ -254,12 +254,13 @@ impl QuestionEncoder {
     /// The entry's questions are first widened by the known relation they resemble most (see
     /// [`ScopeSettings::known_relation_similarity`]).
     pub fn prepare(&self, keys: &ScopeKeys) -> Result<PreparedKeys> {
-        let own = self.in_space(&keys.keys)?;
+        let directions_weight = keys.directions_weight();
+        let own = self.in_space(&keys.keys, directions_weight)?;
         let own = match (&self.projection, self.known_relation_similarity) {
-            (Some(projection), Some(min_similarity)) => projection.widen(&own, min_similarity)?,
+            (Some(projection), Some(min_similarity)) => projection.widen(&own, min_similarity, directions_weight)?,
             _ => own,
         };
-        let others = self.in_space(&keys.other_relations)?;
+        let others = self.in_space(&keys.other_relations, directions_weight)?;
         let likeness = self.best_scores(&others, &own)?;
         let relations = languages::other_question_count();
         let mut mean = vec![0.0f32; relations];
@@ -275,13 +276,13 @@ impl QuestionEncoder {
             true => None,
             false => Some(others.index_select(&Tensor::new(counted, others.device())?, 0)?),
         };
-        Ok(PreparedKeys { own, other_relations })
+        Ok(PreparedKeys { own, other_relations, directions_weight })
     }
 
     /// The scope score of a query vector (from [`QuestionEncoder::encode`]) for an entry's prepared
     /// keys: the best cosines over its own questions and over the other-relation questions that count.
     pub fn score(&self, keys: &PreparedKeys, query: &Tensor) -> Result<ScopeScore> {
-        let query = self.in_space(&query.unsqueeze(0)?)?;
+        let query = self.in_space(&query.unsqueeze(0)?, keys.directions_weight)?;
         let edited = self.best_scores(&query, &keys.own)?[0];
         let other_relations = match &keys.other_relations {
             Some(others) => Some(self.best_scores(&query, others)?[0]),
@@ -290,10 +291,11 @@ impl QuestionEncoder {
         Ok(ScopeScore { edited, other_relations })
     }
 
-    /// For each row of `queries` (queries, hidden), its best score with a row of `vectors`, in the
-    /// relation space when there is one.
-    pub fn similarities(&self, vectors: &Tensor, queries: &Tensor) -> Result<Vec<f32>> {
-        self.best_scores(&self.in_space(queries)?, &self.in_space(vectors)?)
+    /// For each row of `queries` (queries, hidden), its best score with a row of `vectors`, as the
+    /// gate compares questions for the entry of `keys`.
+    pub fn similarities(&self, keys: &ScopeKeys, vectors: &Tensor, queries: &Tensor) -> Result<Vec<f32>> {
+        let weight = keys.directions_weight();
+        self.best_scores(&self.in_space(queries, weight)?, &self.in_space(vectors, weight)?)
     }
 
     /// [`best_cosines`] of rows already in the comparison space, on the gate's scale.
@@ -306,10 +308,10 @@ impl QuestionEncoder {
     }
 
     /// Unit vectors (rows) in the space questions are compared in: the relation space when there is
-    /// one, else as they are.
-    fn in_space(&self, vectors: &Tensor) -> Result<Tensor> {
+    /// one (its relation directions weighted by `directions_weight`), else as they are.
+    fn in_space(&self, vectors: &Tensor, directions_weight: f32) -> Result<Tensor> {
         match &self.projection {
-            Some(projection) => projection.apply(vectors),
+            Some(projection) => projection.apply(vectors, directions_weight),
             None => Ok(vectors.clone()),
         }
     }
@@ -544,6 +546,17 @@ struct RelationProjection {
     /// default model's and Qwen2.5's spaces have it at the default threshold itself (no calibration
     /// needed); SmolLM2's cosines run lower (0.46). `None`: cosines are the scores.
     calibration: Option<f32>,
+    /// Directions of the relation space along which relations differ most relative to how each is
+    /// worded (dimensions, k): a second discriminant analysis, fitted on the relation table's English
+    /// wordings of common relations (`assets/scope/relations.toml`, `examples/relation_table_vectors.rs`,
+    /// `results/scripts/refine_scope_projection.py`). The benchmarks' questions word a relation a few
+    /// ways in many languages; a user writes one language in words of their own ("What is X's place of
+    /// birth?" for "Where was X born?"). A question's place in the space is both: its unit vector in the
+    /// relation space beside its unit vector along these directions, so a cosine is the mean of the two
+    /// (docs/results.md, "Gate v7"), for an entry in one language; the directions weigh less the more
+    /// languages an entry's questions are in (see [`ScopeKeys::directions_weight`]). `None`: the
+    /// relation space alone.
+    relation_directions: Option<Tensor>,
 }
 
 /// Projections that ship with lafn, each for one model and layer. The model is recognised by its
@@ -579,6 +592,14 @@ impl RelationProjection {
             let fitted_center = unit_rows(&fitted_center.to_dtype(DType::F32)?.unsqueeze(0)?)?;
             let cosine = (center * fitted_center)?.sum_all()?.to_scalar::<f32>()?;
             if cosine >= SAME_MODEL_CENTER_COSINE {
+                let relation_directions = match tensors.remove("relation-directions") {
+                    Some(directions) if directions.dim(0)? == matrix.dim(1)? => Some(directions.to_dtype(DType::F32)?),
+                    Some(directions) => bail!(
+                        "the shipped scope projection for {name} has relation directions of shape {:?}",
+                        directions.dims()
+                    ),
+                    None => None,
+                };
                 let known_relations = match tensors.remove("relations") {
                     Some(relations) if relations.dims() == [relations.dim(0)?, matrix.dim(1)?] => {
                         Some(unit_rows(&relations.to_dtype(DType::F32)?)?)
@@ -595,7 +616,8 @@ impl RelationProjection {
                     },
                     None => None,
                 };
-                return Ok(Some(Self { matrix: matrix.to_dtype(DType::F32)?, known_relations, calibration }));
+                let matrix = matrix.to_dtype(DType::F32)?;
+                return Ok(Some(Self { matrix, known_relations, calibration, relation_directions }));
             }
         }
         Ok(None)
@@ -613,18 +635,24 @@ impl RelationProjection {
         }
     }
 
-    /// Rows of `vectors` (n, hidden) mapped into the relation space, unit length.
-    fn apply(&self, vectors: &Tensor) -> Result<Tensor> {
-        unit_rows(&vectors.matmul(&self.matrix.to_device(vectors.device())?)?)
+    /// Rows of `vectors` (n, hidden) mapped into the relation space, unit length, its relation
+    /// directions weighted by `directions_weight`.
+    fn apply(&self, vectors: &Tensor, directions_weight: f32) -> Result<Tensor> {
+        let projected = unit_rows(&vectors.matmul(&self.matrix.to_device(vectors.device())?)?)?;
+        along_relations(self.relation_directions.as_ref(), &projected, directions_weight)
     }
 
     /// `questions` (unit rows in the relation space) followed by the known relation most like one of
     /// them, when it is at least `min_similarity` alike. Only the nearest: the space tells similar
     /// relations apart less well than it tells wordings together, and a second one is often a
     /// neighbour ("where did X die" for "when did X die") that would let its questions fire.
-    fn widen(&self, questions: &Tensor, min_similarity: f32) -> Result<Tensor> {
+    fn widen(&self, questions: &Tensor, min_similarity: f32, directions_weight: f32) -> Result<Tensor> {
         let Some(known) = &self.known_relations else { return Ok(questions.clone()) };
-        let known = known.to_device(questions.device())?;
+        let known = along_relations(
+            self.relation_directions.as_ref(),
+            &known.to_device(questions.device())?,
+            directions_weight,
+        )?;
         let likeness = questions.matmul(&known.t()?)?.max(0)?.to_vec1::<f32>()?;
         let nearest = likeness.iter().enumerate().max_by(|a, b| a.1.total_cmp(b.1));
         let Some((nearest, _)) = nearest.filter(|(_, &s)| self.score(s) >= min_similarity) else {
@@ -633,6 +661,16 @@ impl RelationProjection {
         let near = known.narrow(0, nearest, 1)?;
         Ok(Tensor::cat(&[questions, &near], 0)?)
     }
+}
+
+/// Unit rows of the relation space with their unit vectors along `directions` beside them, scaled by
+/// `weight` (see [`RelationProjection::relation_directions`]), unit length: a cosine of two such rows
+/// is `(c + weight² c')/(1 + weight²)`, c in the relation space and c' along the directions. As they
+/// are without directions.
+fn along_relations(directions: Option<&Tensor>, projected: &Tensor, weight: f32) -> Result<Tensor> {
+    let Some(directions) = directions else { return Ok(projected.clone()) };
+    let along = (unit_rows(&projected.matmul(&directions.to_device(projected.device())?)?)? * weight as f64)?;
+    unit_rows(&Tensor::cat(&[projected, &along], 1)?)
 }
 
 /// For each row of `queries`, its best cosine with a row of `vectors` (both unit rows, same space).
@@ -649,6 +687,8 @@ pub struct PreparedKeys {
     own: Tensor,
     /// `None` when no other-relation question counts.
     other_relations: Option<Tensor>,
+    /// See [`ScopeKeys::directions_weight`].
+    directions_weight: f32,
 }
 
 /// Rows of `vectors` (n, dimensions) scaled to unit length (an all-zero row stays zero).
@@ -681,6 +721,16 @@ fn other_relations_tensor() -> String {
 
 impl ScopeKeys {
     /// Tensors are named `{what}.layer{layer}.from{read_from}` (`.from` absent in older files).
+    /// How much the relation space's relation directions count in comparing questions with these
+    /// keys: fully for an entry in one language, 1/√n for one in n (the cosine along them weighs 1/n
+    /// as much as the relation space's). They make up for the wordings an entry lacks, and an entry in
+    /// many languages has many: on held-out MzsRE facts edited in 12 languages, at full weight they
+    /// let as many other-relation questions fire as rephrasings (docs/results.md, "Gate v7").
+    pub fn directions_weight(&self) -> f32 {
+        let languages = self.other_relations.dims().first().copied().unwrap_or(0) / languages::other_question_count();
+        1.0 / (languages.max(1) as f32).sqrt()
+    }
+
     pub fn save(&self, path: &Path) -> Result<()> {
         let from = self.read_from.map_or(String::new(), |from| format!(".from{from}"));
         let tensors = std::collections::HashMap::from([
@@ -748,7 +798,26 @@ impl ScopeKeys {
 mod tests {
     use candle_core::{Device, Tensor};
 
-    use super::{mask_subject, RelationProjection, ScopeScore, ScopeSettings, DEFAULT_THRESHOLD, FITTED_PROJECTIONS};
+    use super::{
+        along_relations, mask_subject, RelationProjection, ScopeScore, ScopeSettings, DEFAULT_THRESHOLD,
+        FITTED_PROJECTIONS,
+    };
+
+    #[test]
+    fn with_relation_directions_a_cosine_is_the_mean_of_the_space_and_the_directions() -> crate::Result<()> {
+        let a = Tensor::new(&[[1.0f32, 0.0, 0.0]], &Device::Cpu)?;
+        let b = Tensor::new(&[[0.6f32, 0.8, 0.0]], &Device::Cpu)?;
+        // Along the first direction only: both are the same there.
+        let directions = Tensor::new(&[[1.0f32], [0.0], [0.0]], &Device::Cpu)?;
+        let cosine = |d: Option<&Tensor>, weight: f32| -> crate::Result<f32> {
+            let (a, b) = (along_relations(d, &a, weight)?, along_relations(d, &b, weight)?);
+            Ok((a * b)?.sum_all()?.to_scalar::<f32>()?)
+        };
+        assert!((cosine(None, 1.0)? - 0.6).abs() < 1e-6);
+        assert!((cosine(Some(&directions), 1.0)? - (0.6 + 1.0) / 2.0).abs() < 1e-6);
+        assert!((cosine(Some(&directions), 0.5)? - (0.6 + 0.25) / 1.25).abs() < 1e-6, "weighted");
+        Ok(())
+    }
 
     #[test]
     fn questions_are_widened_by_the_known_relation_they_resemble_most() -> crate::Result<()> {
@@ -757,16 +826,17 @@ mod tests {
             matrix: Tensor::eye(2, candle_core::DType::F32, &Device::Cpu)?,
             known_relations: Some(known),
             calibration: None,
+            relation_directions: None,
         };
         let questions = Tensor::new(&[[1.0f32, 0.0]], &Device::Cpu)?;
-        let widened = projection.widen(&questions, 0.5)?.to_vec2::<f32>()?;
+        let widened = projection.widen(&questions, 0.5, 1.0)?.to_vec2::<f32>()?;
         assert_eq!(widened, [[1.0, 0.0], [1.0, 0.0]], "only the nearest known relation");
-        assert_eq!(projection.widen(&questions, 1.5)?.to_vec2::<f32>()?, [[1.0, 0.0]], "none alike enough");
+        assert_eq!(projection.widen(&questions, 1.5, 1.0)?.to_vec2::<f32>()?, [[1.0, 0.0]], "none alike enough");
         let calibrated = RelationProjection { calibration: Some(0.4), ..projection };
-        let widened = calibrated.widen(&questions, 0.7)?.to_vec2::<f32>()?;
+        let widened = calibrated.widen(&questions, 0.7, 1.0)?.to_vec2::<f32>()?;
         assert_eq!(widened, [[1.0, 0.0], [1.0, 0.0]], "likeness 0.6 is 0.73 on the calibrated scale");
         let without = RelationProjection { known_relations: None, ..calibrated };
-        assert_eq!(without.widen(&questions, 0.0)?.to_vec2::<f32>()?, [[1.0, 0.0]]);
+        assert_eq!(without.widen(&questions, 0.0, 1.0)?.to_vec2::<f32>()?, [[1.0, 0.0]]);
         Ok(())
     }
 
@@ -776,6 +846,7 @@ mod tests {
             matrix: Tensor::eye(2, candle_core::DType::F32, &Device::Cpu).unwrap(),
             known_relations: None,
             calibration,
+            relation_directions: None,
         };
         let calibrated = projection(Some(0.45));
         assert!((calibrated.score(0.45) - DEFAULT_THRESHOLD).abs() < 1e-6);
@@ -837,6 +908,9 @@ mod tests {
             assert_eq!(rows, hidden, "{name}: projection rows");
             assert_eq!(tensors["relations"].dims2().unwrap().1, dimensions, "{name}: relations");
             assert_eq!(tensors["layer"].dims(), [1], "{name}: layer");
+            if let Some(directions) = tensors.get("relation-directions") {
+                assert_eq!(directions.dims2().unwrap().0, dimensions, "{name}: relation directions");
+            }
             if let Some(point) = tensors.get("calibration") {
                 let point = point.to_vec1::<f32>().unwrap();
                 assert!(point.len() == 1 && point[0].abs() < 1.0, "{name}: calibration {point:?}");
