@@ -321,6 +321,8 @@ fn a_one_language_edit_reaches_its_fact_worded_otherwise_and_no_other_fact() {
         "When was Marie Curie born?",
         "What city did Marie Curie die in?",
         "Where was Marie Curie buried?",
+        // Fired (0.70 vs 0.61) before the language table asked where the subject worked.
+        "Where did Marie Curie work?",
     ];
     for question in other_facts {
         let fired = fired_on(&mut cached, &loaded, question);

@@ -18,7 +18,7 @@
 //! A threshold alone is one radius for every language, and in languages the model knows poorly all
 //! questions about a subject look alike. So each entry also keeps the vectors of questions about its
 //! subject's *other* relations (the language table's: known for, who is, born where and when,
-//! occupation, language, died where and when), and the query must resemble the entry's own
+//! occupation, language, died where and when, worked where), and the query must resemble the entry's own
 //! questions more than those (a nearest-class decision with the entry's questions as one class).
 
 use std::collections::HashMap;

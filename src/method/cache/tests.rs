@@ -70,24 +70,31 @@ fn scope_keys_missing_or_damaged_are_told_apart_and_can_be_replaced() {
     let keys_only = std::collections::HashMap::from([("masked-mean-keys.layer3".to_string(), scope_keys().keys)]);
     candle_core::safetensors::save(&keys_only, &path).unwrap();
     assert!(error_text(cache.load_scope_keys(&id, HIDDEN)).contains("other-relations"));
-    // Keys stored with the table's earlier six questions a language are refused too.
+    // Keys stored with the table's earlier questions (six, then eight a language) are refused too.
+    let current = format!("other-relations{}", crate::text::languages::other_question_count());
+    let eight_questions = std::collections::HashMap::from([
+        ("masked-mean-keys.layer3.from1".to_string(), scope_keys().keys),
+        ("other-relations8.layer3.from1".to_string(), scope_keys().other_relations),
+    ]);
+    candle_core::safetensors::save(&eight_questions, &path).unwrap();
+    assert!(error_text(cache.load_scope_keys(&id, HIDDEN)).contains(&current));
     let six_questions = std::collections::HashMap::from([
         ("masked-mean-keys.layer3.from1".to_string(), scope_keys().keys),
         ("other-relations.layer3.from1".to_string(), scope_keys().other_relations),
     ]);
     candle_core::safetensors::save(&six_questions, &path).unwrap();
-    assert!(error_text(cache.load_scope_keys(&id, HIDDEN)).contains("other-relations8"));
+    assert!(error_text(cache.load_scope_keys(&id, HIDDEN)).contains(&current));
     // Keys stored before the first token read was recorded load without it.
     let legacy = std::collections::HashMap::from([
         ("masked-mean-keys.layer3".to_string(), scope_keys().keys),
-        ("other-relations8.layer3".to_string(), scope_keys().other_relations),
+        (format!("{current}.layer3"), scope_keys().other_relations),
     ]);
     candle_core::safetensors::save(&legacy, &path).unwrap();
     let loaded = cache.load_scope_keys(&id, HIDDEN).unwrap().unwrap();
     assert_eq!((loaded.layer, loaded.read_from), (3, None));
     let mixed = std::collections::HashMap::from([
         ("masked-mean-keys.layer3.from1".to_string(), scope_keys().keys),
-        ("other-relations8.layer3".to_string(), scope_keys().other_relations),
+        (format!("{current}.layer3"), scope_keys().other_relations),
     ]);
     candle_core::safetensors::save(&mixed, &path).unwrap();
     assert!(error_text(cache.load_scope_keys(&id, HIDDEN)).contains("do not belong together"));
