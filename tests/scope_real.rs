@@ -305,7 +305,7 @@ fn a_one_language_edit_reaches_its_fact_worded_otherwise_and_no_other_fact() {
         CachedEdits::new(cache, &loaded.model, &loaded.tokenizer, settings.retrieval.clone(), settings.scope.clone())
             .unwrap();
     let descriptors = vec![descriptor("en", "Where was Marie Curie born?", "Lisbon")];
-    store_placeholder_edit(&mut cached, &loaded, EditGroup { name: "born-lisbon".into(), descriptors });
+    store_placeholder_edit(&mut cached, loaded, EditGroup { name: "born-lisbon".into(), descriptors });
     // Wordings of the relation table's "place of birth" are not among these: before the relation
     // directions (gate v7) the first three scored 0.47, 0.39 and 0.51 and did not fire.
     let born = [
@@ -314,7 +314,7 @@ fn a_one_language_edit_reaches_its_fact_worded_otherwise_and_no_other_fact() {
         "Marie Curie's place of birth was",
     ];
     for question in born {
-        assert_eq!(fired_on(&mut cached, &loaded, question).len(), 1, "{question}");
+        assert_eq!(fired_on(&mut cached, loaded, question).len(), 1, "{question}");
     }
     let other_facts = [
         "Who was Marie Curie married to?",
@@ -325,7 +325,7 @@ fn a_one_language_edit_reaches_its_fact_worded_otherwise_and_no_other_fact() {
         "Where did Marie Curie work?",
     ];
     for question in other_facts {
-        let fired = fired_on(&mut cached, &loaded, question);
+        let fired = fired_on(&mut cached, loaded, question);
         assert!(fired.is_empty(), "{question}: {fired:?}");
     }
 }
@@ -344,7 +344,7 @@ fn edits_of_one_subject_say_which_edit_answers_what() {
         CachedEdits::new(cache, model, tokenizer, settings.retrieval.clone(), settings.scope.clone()).unwrap();
     let store = |cached: &mut CachedEdits, name: &str, [en, de]: [&str; 2], target: &str| -> (String, Vec<String>) {
         let descriptors = vec![descriptor("en", en, target), descriptor("de", de, target)];
-        let id = store_placeholder_edit(cached, &loaded, EditGroup { name: name.into(), descriptors });
+        let id = store_placeholder_edit(cached, loaded, EditGroup { name: name.into(), descriptors });
         let notes = cached.shared_subject_notes(model, tokenizer, &id);
         (id, notes)
     };
@@ -354,7 +354,7 @@ fn edits_of_one_subject_say_which_edit_answers_what() {
     // Where she died is another fact: the language table's "Where did {} die?" keeps the birthplace
     // edit out of it (before those questions were in the table, it fired, scope 0.77 vs 0.35).
     for question in ["Where did Marie Curie die?", "Wo ist Marie Curie gestorben?"] {
-        let fired = fired_on(&mut cached, &loaded, question);
+        let fired = fired_on(&mut cached, loaded, question);
         assert!(fired.is_empty(), "{question}: {fired:?}");
     }
     let (died, notes) =
