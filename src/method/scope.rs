@@ -642,7 +642,8 @@ impl RelationProjection {
         along_relations(self.relation_directions.as_ref(), &projected, directions_weight)
     }
 
-    /// `questions` (unit rows in the relation space) followed by the known relation most like one of
+    /// `questions` (unit rows in the comparison space, relation directions weighted by
+    /// `directions_weight`) followed by the known relation most like one of
     /// them, when it is at least `min_similarity` alike. Only the nearest: the space tells similar
     /// relations apart less well than it tells wordings together, and a second one is often a
     /// neighbour ("where did X die" for "when did X die") that would let its questions fire.
@@ -720,7 +721,6 @@ fn other_relations_tensor() -> String {
 }
 
 impl ScopeKeys {
-    /// Tensors are named `{what}.layer{layer}.from{read_from}` (`.from` absent in older files).
     /// How much the relation space's relation directions count in comparing questions with these
     /// keys: fully for an entry in one language, 1/√n for one in n (the cosine along them weighs 1/n
     /// as much as the relation space's). They make up for the wordings an entry lacks, and an entry in
@@ -731,6 +731,7 @@ impl ScopeKeys {
         1.0 / (languages.max(1) as f32).sqrt()
     }
 
+    /// Tensors are named `{what}.layer{layer}.from{read_from}` (`.from` absent in older files).
     pub fn save(&self, path: &Path) -> Result<()> {
         let from = self.read_from.map_or(String::new(), |from| format!(".from{from}"));
         let tensors = std::collections::HashMap::from([
