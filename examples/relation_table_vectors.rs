@@ -5,8 +5,9 @@
 //!     cargo run --release --example relation_table_vectors -- OUT_PREFIX
 //!
 //! Writes OUT_PREFIX.f32 (rows of `hidden` little-endian f32), OUT_PREFIX.jsonl (one label per row:
-//! relation, text) and OUT_PREFIX.center.f32 (the encoder's center, which identifies the model). `LAFN_MODEL` names another model than the default (a built-in name or a
-//! path); `LAFN_WEIGHTS=dense` reads them with the dense weights.
+//! relation, text) and OUT_PREFIX.center.f32 (the encoder's center, which identifies the model).
+//! `LAFN_MODEL` names another model than the default (a built-in name or a path); `LAFN_WEIGHTS=dense`
+//! reads them with the dense weights.
 
 mod common;
 
@@ -44,8 +45,7 @@ fn main() -> lafn::Result<()> {
     let loaded = common::load_model(common::weight_mode()?)?;
     let (model, tokenizer) = (&loaded.model, &loaded.tokenizer);
     let encoder = QuestionEncoder::new(model, tokenizer, &MethodSettings::default().scope)?;
-    let center: Vec<u8> = encoder.center().to_vec1::<f32>()?.iter().flat_map(|v| v.to_le_bytes()).collect();
-    std::fs::write(format!("{out}.center.f32"), center)?;
+    common::write_center(&encoder, out)?;
     let mut vectors = std::io::BufWriter::new(std::fs::File::create(format!("{out}.f32"))?);
     let mut labels = std::io::BufWriter::new(std::fs::File::create(format!("{out}.jsonl"))?);
     for relation in &table.relation {

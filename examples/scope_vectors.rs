@@ -44,8 +44,7 @@ fn main() -> lafn::Result<()> {
     let loaded = common::load_model(common::weight_mode()?)?;
     let (model, tokenizer) = (&loaded.model, &loaded.tokenizer);
     let encoder = QuestionEncoder::new(model, tokenizer, &settings.scope)?;
-    let center: Vec<u8> = encoder.center().to_vec1::<f32>()?.iter().flat_map(|v| v.to_le_bytes()).collect();
-    std::fs::write(format!("{out}.center.f32"), center)?;
+    common::write_center(&encoder, out)?;
     let mut vectors = std::io::BufWriter::new(std::fs::File::create(format!("{out}.f32"))?);
     let mut labels = std::io::BufWriter::new(std::fs::File::create(format!("{out}.jsonl"))?);
     let records = data.len();

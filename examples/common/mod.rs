@@ -26,6 +26,14 @@ pub fn weight_mode() -> lafn::Result<WeightMode> {
     }
 }
 
+/// Writes the encoder's center to `{prefix}.center.f32` (little-endian f32): what identifies the model
+/// whose vectors a fit script reads beside it.
+pub fn write_center(encoder: &lafn::method::scope::QuestionEncoder, prefix: &str) -> lafn::Result<()> {
+    let center: Vec<u8> = encoder.center().to_vec1::<f32>()?.iter().flat_map(|v| v.to_le_bytes()).collect();
+    std::fs::write(format!("{prefix}.center.f32"), center)?;
+    Ok(())
+}
+
 /// The settings in the JSON file `path`, or the defaults.
 pub fn settings(path: Option<&String>) -> lafn::Result<MethodSettings> {
     match path {
