@@ -4,8 +4,8 @@
 use candle_core::{DType, Device, Tensor, Var};
 use lafn::runtime::tiny::{write_tiny_model, write_tiny_safetensors, TinySpec};
 use lafn::runtime::{
-    Arch, FfnDelta, GenerateOptions, GenerationDeltas, HeadObjective, Hooks, LoadedModel, Model, PaddedBatch,
-    PrefixCachedBatch, PromptTarget, TeacherForcingBatch, WeightMode,
+    Arch, FfnDelta, GenerateOptions, GenerationDeltas, HeadObjective, Hooks, KeptDistributions, LoadedModel, Model,
+    PaddedBatch, PrefixCachedBatch, PromptTarget, TeacherForcingBatch, WeightMode,
 };
 
 const ARCHS: [Arch; 3] = [Arch::Gemma3, Arch::Llama, Arch::Qwen2];
@@ -268,12 +268,9 @@ fn closed_form_head_losses_equal_autograd() {
     let kept =
         lafn::runtime::log_softmax_last_dim(&Tensor::randn(0f32, 2.0, (2, vocab), &Device::Cpu).unwrap()).unwrap();
     let kept_log_probs: Vec<f32> = kept.flatten_all().unwrap().to_vec1().unwrap();
-    let objective = HeadObjective {
-        target_ids: &target_ids,
-        target_weight: 0.5,
-        kept_log_probs: &kept_log_probs,
-        kept_weight: 0.25,
-    };
+    let kept_distributions = KeptDistributions::from_log_probs(&kept_log_probs, vocab).unwrap();
+    let objective =
+        HeadObjective { target_ids: &target_ids, target_weight: 0.5, kept: &kept_distributions, kept_weight: 0.25 };
     let head = dense.head_losses(hidden.as_tensor(), &objective).unwrap();
 
     // The same losses from tensor ops, differentiated by autograd.

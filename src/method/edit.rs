@@ -15,8 +15,8 @@ use super::locate::LocatedNeurons;
 use super::prompts::{answer_pair, kl_prompts};
 use super::scope::{other_relation_questions, QuestionEncoder, ScopeSettings};
 use crate::runtime::{
-    log_softmax_last_dim, ChatFrame, FfnDelta, HeadObjective, Model, PaddedBatch, PrefixCachedBatch, PromptFrame,
-    PromptTarget, TeacherForcingBatch, Tokenizer, WeightMode,
+    log_softmax_last_dim, ChatFrame, FfnDelta, HeadObjective, KeptDistributions, Model, PaddedBatch, PrefixCachedBatch,
+    PromptFrame, PromptTarget, TeacherForcingBatch, Tokenizer, WeightMode,
 };
 use crate::Result;
 
@@ -375,7 +375,7 @@ impl TargetTerm {
 struct KlTerm {
     tails: PrefixCachedBatch,
     cells: Vec<(usize, usize)>,
-    original_log_probs: Vec<f32>,
+    original: KeptDistributions,
 }
 
 impl KlTerm {
@@ -385,8 +385,9 @@ impl KlTerm {
         let cells: Vec<(usize, usize)> = batch.lengths.iter().enumerate().map(|(r, &len)| (r, len - 1)).collect();
         let tails = PrefixCachedBatch::new(model, &batch, first_layer, tokenizer.pad_id())?;
         let original_logits = model.logits(&tails.hidden_at(model, &cells, &[])?)?;
-        let original_log_probs = log_softmax_last_dim(&original_logits)?.flatten_all()?.to_vec1()?;
-        Ok(Self { tails, cells, original_log_probs })
+        let log_probs: Vec<f32> = log_softmax_last_dim(&original_logits)?.flatten_all()?.to_vec1()?;
+        let original = KeptDistributions::from_log_probs(&log_probs, original_logits.dim(1)?)?;
+        Ok(Self { tails, cells, original })
     }
 }
 
@@ -501,7 +502,7 @@ impl StepLosses {
                 target_ids: &targets.target_ids,
                 // The target loss is the mean over pairs of their summed token NLL.
                 target_weight: 1.0 / pairs,
-                kept_log_probs: &kl.original_log_probs,
+                kept: &kl.original,
                 kept_weight: kl_weight as f32 / kl_rows,
             },
         )?;

@@ -20,10 +20,47 @@ pub struct HeadObjective<'a> {
     /// d loss / d(-log P(target)) of every target row (e.g. 1 / pairs when the loss is the mean over
     /// pairs of their summed token NLL).
     pub target_weight: f32,
-    /// The log-probabilities to keep, one vocabulary-long row per kept row, concatenated.
-    pub kept_log_probs: &'a [f32],
+    /// The distributions to keep, one per kept row.
+    pub kept: &'a KeptDistributions,
     /// d loss / d KL(kept || predicted) of every kept row.
     pub kept_weight: f32,
+}
+
+/// Next-token distributions an edit must keep, prepared once for all its steps: the probabilities
+/// and each row's terms of KL(kept || predicted) that do not depend on the prediction.
+pub struct KeptDistributions {
+    vocab: usize,
+    probs: Vec<f32>,
+    /// Per row: the sum of p·ln p.
+    neg_entropies: Vec<f64>,
+    /// Per row: the sum of p (1 up to rounding).
+    masses: Vec<f64>,
+}
+
+impl KeptDistributions {
+    /// From log-probabilities, one vocabulary-long row per kept row, concatenated.
+    pub fn from_log_probs(log_probs: &[f32], vocab: usize) -> Result<Self> {
+        if vocab == 0 || log_probs.len() % vocab != 0 {
+            bail!("{} log-probabilities are not rows of {vocab} tokens", log_probs.len());
+        }
+        let probs: Vec<f32> = log_probs.iter().map(|l| l.exp()).collect();
+        let (neg_entropies, masses) = log_probs
+            .chunks(vocab)
+            .zip(probs.chunks(vocab))
+            .map(|(logs, ps)| {
+                logs.iter().zip(ps).fold((0f64, 0f64), |(sum, mass), (&l, &p)| {
+                    // 0·ln 0 = 0: a token the kept row never predicts adds nothing.
+                    let term = if p > 0.0 { f64::from(p) * f64::from(l) } else { 0.0 };
+                    (sum + term, mass + f64::from(p))
+                })
+            })
+            .unzip();
+        Ok(Self { vocab, probs, neg_entropies, masses })
+    }
+
+    pub fn rows(&self) -> usize {
+        self.masses.len()
+    }
 }
 
 /// Per-row losses and the gradient of their weighted sum.
@@ -45,10 +82,13 @@ impl Model {
         let logits = self.logits(&hidden.detach())?;
         let (rows, vocab) = logits.dims2()?;
         let targets = objective.target_ids.len();
-        if targets > rows || objective.kept_log_probs.len() != (rows - targets) * vocab {
+        let kept = objective.kept;
+        if targets > rows || kept.rows() != rows - targets || (kept.rows() > 0 && kept.vocab != vocab) {
             bail!(
-                "{rows} hidden rows cannot be {targets} target rows and {} kept distributions of {vocab} tokens",
-                objective.kept_log_probs.len() as f64 / vocab as f64
+                "{rows} hidden rows cannot be {targets} target rows and {} kept distributions of {} tokens \
+                 (the head has {vocab})",
+                kept.rows(),
+                kept.vocab
             );
         }
         if let Some(&id) = objective.target_ids.iter().find(|&&id| id as usize >= vocab) {
@@ -65,42 +105,205 @@ impl Model {
             .unzip();
         let kept_divergences: Vec<f32> = kept_rows
             .par_chunks_mut(vocab)
-            .zip(objective.kept_log_probs.par_chunks(vocab))
-            .map(|(row, kept)| kept_row(row, kept, objective.kept_weight))
+            .zip(kept.probs.par_chunks(vocab))
+            .zip(kept.neg_entropies.par_iter().zip(&kept.masses))
+            .map(|((row, probs), (&neg_entropy, &mass))| kept_row(row, probs, neg_entropy, mass, objective.kept_weight))
             .collect();
         let hidden_grad = self.head_gradient(&Tensor::from_vec(grads, (rows, vocab), self.device())?)?;
         Ok(HeadLosses { target_log_probs, target_margins, kept_divergences, hidden_grad })
     }
 }
 
-/// ln(sum(exp(row - max))), the log-softmax's offset after the max.
-fn shifted_log_sum(row: &[f32], max: f32) -> f32 {
-    row.iter().map(|&l| f64::from((l - max).exp())).sum::<f64>().ln() as f32
-}
-
 /// A target row's (log P(target), margin); the row becomes weight * (softmax - onehot(target)).
 fn target_row(row: &mut [f32], target: usize, weight: f32) -> (f32, f32) {
     let target_logit = row[target];
-    let best_other = row[..target].iter().chain(&row[target + 1..]).copied().fold(f32::NEG_INFINITY, f32::max);
+    row[target] = f32::NEG_INFINITY;
+    let best_other = vocab_rows::max(row);
+    row[target] = target_logit;
     let max = best_other.max(target_logit);
-    let log_sum = shifted_log_sum(row, max);
-    for logit in row.iter_mut() {
-        *logit = ((*logit - max) - log_sum).exp() * weight;
-    }
+    let sum = vocab_rows::exp_in_place(row, max);
+    vocab_rows::scale(row, (f64::from(weight) / sum) as f32);
     row[target] -= weight;
-    ((target_logit - max) - log_sum, target_logit - best_other)
+    ((target_logit - max) - sum.ln() as f32, target_logit - best_other)
 }
 
-/// A kept row's KL(kept || predicted); the row becomes weight * (softmax - kept probabilities).
-fn kept_row(row: &mut [f32], kept_log_probs: &[f32], weight: f32) -> f32 {
-    let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-    let log_sum = shifted_log_sum(row, max);
-    let mut divergence = 0f64;
-    for (logit, &kept_log_prob) in row.iter_mut().zip(kept_log_probs) {
-        let log_prob = (*logit - max) - log_sum;
-        let kept_prob = kept_log_prob.exp();
-        divergence += f64::from(kept_prob * (kept_log_prob - log_prob));
-        *logit = (log_prob.exp() - kept_prob) * weight;
+/// A kept row's KL(kept || predicted), from the kept probabilities and their row's constant terms;
+/// the row becomes weight * (softmax - kept probabilities).
+fn kept_row(row: &mut [f32], kept_probs: &[f32], neg_entropy: f64, mass: f64, weight: f32) -> f32 {
+    let max = vocab_rows::max(row);
+    let expected_logit = vocab_rows::dot(row, kept_probs);
+    let sum = vocab_rows::exp_in_place(row, max);
+    // With ln q = logit - max - ln(sum): sum of p·ln q = sum of p·logit - mass·(max + ln(sum)).
+    let divergence = neg_entropy - (expected_logit - mass * (f64::from(max) + sum.ln()));
+    vocab_rows::softmax_minus(row, kept_probs, (1.0 / sum) as f32, weight);
+    // Never below zero, as KL is (at the start the two terms cancel up to rounding); NaN stays NaN.
+    if divergence < 0.0 {
+        0.0
+    } else {
+        divergence as f32
     }
-    divergence as f32
+}
+
+/// Passes over vocabulary-wide rows. libm's `expf` is a call per element and made these passes as slow
+/// as a matmul; here the arithmetic is plain, so the compiler vectorizes it, once for the baseline
+/// CPU and once for AVX2 + FMA, chosen at run time. Sums run in f32 lanes within short blocks and in
+/// f64 across them.
+mod vocab_rows {
+    const LANES: usize = 16;
+    const BLOCK: usize = 256;
+
+    /// Defines `pub fn $name` running `$body` compiled for AVX2 + FMA where the CPU has them.
+    macro_rules! vectorized {
+        ($(#[$doc:meta])* fn $name:ident($($arg:ident: $ty:ty),*) $(-> $ret:ty)? $body:block) => {
+            $(#[$doc])*
+            pub fn $name($($arg: $ty),*) $(-> $ret)? {
+                #[inline(always)]
+                fn body($($arg: $ty),*) $(-> $ret)? $body
+                #[cfg(target_arch = "x86_64")]
+                {
+                    #[target_feature(enable = "avx2,fma")]
+                    fn avx2($($arg: $ty),*) $(-> $ret)? {
+                        body($($arg),*)
+                    }
+                    if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
+                        // SAFETY: the CPU has the features `avx2` is compiled for.
+                        return unsafe { avx2($($arg),*) };
+                    }
+                }
+                body($($arg),*)
+            }
+        };
+    }
+
+    /// e^x for x <= 0 (a logit minus its row's max) within 2 ulp, flushing below e^-87 to that; NaN
+    /// stays NaN, so a diverged edit is still caught.
+    #[inline(always)]
+    fn exp_nonpositive(x: f32) -> f32 {
+        const LN2_HI: f32 = 0.693_145_75;
+        const LN2_LO: f32 = 1.428_606_8e-6;
+        // Adding and subtracting 1.5·2^23 rounds to an integer without a libm call.
+        const ROUND: f32 = 12_582_912.0;
+        let x = if x < -87.0 { -87.0 } else { x };
+        let n = (x * std::f32::consts::LOG2_E + ROUND) - ROUND;
+        let r = x - n * LN2_HI - n * LN2_LO;
+        // e^r for |r| <= ln2/2: Taylor to r^7 (truncation below 1e-8).
+        let p = 1.0
+            + r * (1.0
+                + r * (0.5
+                    + r * (1.0 / 6.0 + r * (1.0 / 24.0 + r * (1.0 / 120.0 + r * (1.0 / 720.0 + r * (1.0 / 5040.0)))))));
+        p * f32::from_bits(((n as i32 + 127) as u32) << 23)
+    }
+
+    vectorized! {
+        /// The largest element (NaN elements are skipped; -inf for an empty row).
+        fn max(row: &[f32]) -> f32 {
+            let mut lanes = [f32::NEG_INFINITY; LANES];
+            let chunks = row.chunks_exact(LANES);
+            let rest = chunks.remainder();
+            for chunk in chunks {
+                for (m, &x) in lanes.iter_mut().zip(chunk) {
+                    *m = if x > *m { x } else { *m };
+                }
+            }
+            lanes.iter().chain(rest).fold(f32::NEG_INFINITY, |m, &x| if x > m { x } else { m })
+        }
+    }
+
+    vectorized! {
+        /// Each element x becomes e^(x - max); returns their sum.
+        fn exp_in_place(row: &mut [f32], max: f32) -> f64 {
+            let mut total = 0f64;
+            for block in row.chunks_mut(BLOCK) {
+                let mut lanes = [0f32; LANES];
+                let mut chunks = block.chunks_exact_mut(LANES);
+                for chunk in &mut chunks {
+                    for (sum, x) in lanes.iter_mut().zip(chunk) {
+                        *x = exp_nonpositive(*x - max);
+                        *sum += *x;
+                    }
+                }
+                let mut rest = 0f32;
+                for x in chunks.into_remainder() {
+                    *x = exp_nonpositive(*x - max);
+                    rest += *x;
+                }
+                total += f64::from(lanes.iter().sum::<f32>() + rest);
+            }
+            total
+        }
+    }
+
+    vectorized! {
+        /// The sum of products of two rows of one length.
+        fn dot(a: &[f32], b: &[f32]) -> f64 {
+            let mut total = 0f64;
+            for (a, b) in a.chunks(BLOCK).zip(b.chunks(BLOCK)) {
+                let mut lanes = [0f32; LANES];
+                let (a_chunks, b_chunks) = (a.chunks_exact(LANES), b.chunks_exact(LANES));
+                let rest: f32 = a_chunks.remainder().iter().zip(b_chunks.remainder()).map(|(x, y)| x * y).sum();
+                for (a, b) in a_chunks.zip(b_chunks) {
+                    for ((sum, x), y) in lanes.iter_mut().zip(a).zip(b) {
+                        *sum += x * y;
+                    }
+                }
+                total += f64::from(lanes.iter().sum::<f32>() + rest);
+            }
+            total
+        }
+    }
+
+    vectorized! {
+        /// Each element multiplied by `factor`.
+        fn scale(row: &mut [f32], factor: f32) {
+            for x in row {
+                *x *= factor;
+            }
+        }
+    }
+
+    vectorized! {
+        /// Each element x becomes (x·inverse_sum - p)·weight, p the same element of `probs`.
+        fn softmax_minus(row: &mut [f32], probs: &[f32], inverse_sum: f32, weight: f32) {
+            for (x, &p) in row.iter_mut().zip(probs) {
+                *x = (*x * inverse_sum - p) * weight;
+            }
+        }
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+
+        #[test]
+        fn exp_matches_libm_over_the_range_softmax_uses() {
+            let mut worst = 0f32;
+            for i in 0..=200_000 {
+                let x = -87.0 * i as f32 / 200_000.0;
+                let (fast, exact) = (exp_nonpositive(x), x.exp());
+                worst = worst.max((fast - exact).abs() / exact);
+            }
+            assert!(worst < 3e-7, "relative error {worst}");
+            assert_eq!(exp_nonpositive(0.0), 1.0);
+            assert!(exp_nonpositive(f32::NEG_INFINITY) > 0.0 && exp_nonpositive(-1000.0) < 1e-37);
+            assert!(exp_nonpositive(f32::NAN).is_nan());
+        }
+
+        #[test]
+        fn row_passes_equal_their_plain_definitions() {
+            let row: Vec<f32> = (0..1001).map(|i| ((i * 7919) % 1000) as f32 / 37.0 - 13.0).collect();
+            let probs: Vec<f32> = (0..1001).map(|i| (i % 13) as f32 / 6500.0).collect();
+            let plain_max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+            assert_eq!(max(&row), plain_max);
+            assert_eq!(max(&[]), f32::NEG_INFINITY);
+            let plain_dot: f64 = row.iter().zip(&probs).map(|(&a, &b)| f64::from(a) * f64::from(b)).sum();
+            assert!((dot(&row, &probs) - plain_dot).abs() < 1e-4);
+            let mut exps = row.clone();
+            let sum = exp_in_place(&mut exps, plain_max);
+            let plain_sum: f64 = row.iter().map(|&x| f64::from(x - plain_max).exp()).sum();
+            assert!((sum - plain_sum).abs() < 1e-5 * plain_sum);
+            for (e, &x) in exps.iter().zip(&row) {
+                assert!((e - (x - plain_max).exp()).abs() <= 1e-6);
+            }
+        }
+    }
 }
