@@ -40,7 +40,7 @@ pub struct KeptDistributions {
 impl KeptDistributions {
     /// From log-probabilities, one vocabulary-long row per kept row, concatenated.
     pub fn from_log_probs(log_probs: &[f32], vocab: usize) -> Result<Self> {
-        if vocab == 0 || log_probs.len() % vocab != 0 {
+        if vocab == 0 || !log_probs.len().is_multiple_of(vocab) {
             bail!("{} log-probabilities are not rows of {vocab} tokens", log_probs.len());
         }
         let probs: Vec<f32> = log_probs.iter().map(|l| l.exp()).collect();
