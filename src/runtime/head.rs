@@ -145,35 +145,13 @@ fn kept_row(row: &mut [f32], kept_probs: &[f32], neg_entropy: f64, mass: f64, we
 }
 
 /// Passes over vocabulary-wide rows. libm's `expf` is a call per element and made these passes as slow
-/// as a matmul; here the arithmetic is plain, so the compiler vectorizes it, once for the baseline
-/// CPU and once for AVX2 + FMA, chosen at run time. Sums run in f32 lanes within short blocks and in
-/// f64 across them.
+/// as a matmul; here the arithmetic is plain, so the compiler vectorizes it (`simd::vectorized`).
+/// Sums run in f32 lanes within short blocks and in f64 across them.
 mod vocab_rows {
     const LANES: usize = 16;
     const BLOCK: usize = 256;
 
-    /// Defines `pub fn $name` running `$body` compiled for AVX2 + FMA where the CPU has them.
-    macro_rules! vectorized {
-        ($(#[$doc:meta])* fn $name:ident($($arg:ident: $ty:ty),*) $(-> $ret:ty)? $body:block) => {
-            $(#[$doc])*
-            pub fn $name($($arg: $ty),*) $(-> $ret)? {
-                #[inline(always)]
-                fn body($($arg: $ty),*) $(-> $ret)? $body
-                #[cfg(target_arch = "x86_64")]
-                {
-                    #[target_feature(enable = "avx2,fma")]
-                    fn avx2($($arg: $ty),*) $(-> $ret)? {
-                        body($($arg),*)
-                    }
-                    if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
-                        // SAFETY: the CPU has the features `avx2` is compiled for.
-                        return unsafe { avx2($($arg),*) };
-                    }
-                }
-                body($($arg),*)
-            }
-        };
-    }
+    use crate::runtime::simd::vectorized;
 
     /// e^x for x <= 0 (a logit minus its row's max) within 2 ulp, flushing below e^-87 to that; NaN
     /// stays NaN, so a diverged edit is still caught.

@@ -6,6 +6,7 @@ mod generate;
 mod head;
 mod model;
 mod scoring;
+mod simd;
 /// Test models; not part of the library proper (the `test-utils` feature, on for this crate's tests).
 #[cfg(feature = "test-utils")]
 pub mod tiny;
