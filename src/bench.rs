@@ -13,6 +13,7 @@ use std::sync::atomic::AtomicBool;
 
 use crate::fetch::ModelFiles;
 use crate::method::pipeline::{run_edit, EditModels};
+use crate::method::scope::QuestionEncoder;
 use crate::method::{EditGroup, MethodSettings};
 use crate::runtime::{
     FfnDelta, GenerateOptions, GenerationDeltas, Hooks, LoadedModel, PromptTarget, Sampling, WeightMode,
@@ -101,6 +102,19 @@ pub fn run(files: &ModelFiles, device: &Device, decode_tokens: usize, group: Opt
             run.optimize_seconds / run.outcome.history.len().max(1) as f64,
             run.outcome.stop,
             run.located.neuron_count()
+        )?;
+        // What storing the edit adds: its scope keys, encoded by the chat model. The other-relation
+        // questions are encoded once per language in a process; this is the first time.
+        let settings = MethodSettings::default();
+        let encoder = QuestionEncoder::new(&quantized.model, &quantized.tokenizer, &settings.scope)?;
+        let start = Instant::now();
+        let keys = encoder.keys(&quantized.model, &quantized.tokenizer, &run.group)?;
+        writeln!(
+            report,
+            "scope keys ({} questions and {} other-relation questions, quantized): {:.1} s",
+            keys.keys.dim(0)?,
+            keys.other_relations.dim(0)?,
+            start.elapsed().as_secs_f64()
         )?;
     }
     writeln!(
