@@ -10,7 +10,8 @@
 //!
 //! RECORDS is the run's `--limit` (the other-relation questions come from those records); `--only N`
 //! scores the first N of them, for a run stopped after N records. `LAFN_MODEL` names another model than
-//! the default (a built-in name or a path).
+//! the default (a built-in name or a path); `LAFN_KEYS_WEIGHTS=quantized` computes the entries' keys on
+//! the quantized weights, as editing stored them before stop 34 (now: on the dense weights).
 
 mod common;
 
@@ -41,13 +42,20 @@ fn main() -> lafn::Result<()> {
     let (model, tokenizer) = (&loaded.model, &loaded.tokenizer);
     let encoder = QuestionEncoder::new(model, tokenizer, &settings.scope)?;
     eprintln!("relation projection: {}", if encoder.projected() { "fitted for this model" } else { "none" });
+    // An entry's keys are computed as editing stores them: on the dense weights.
+    let key_model = match std::env::var("LAFN_KEYS_WEIGHTS").as_deref() {
+        Ok("quantized") => None,
+        _ => Some(loaded.load_weights(WeightMode::Dense)?),
+    };
+    let key_model = key_model.as_ref().unwrap_or(model);
+    let key_encoder = QuestionEncoder::new(key_model, tokenizer, &settings.scope)?;
 
     let (mut rephrasings, mut other_relations) = (Vec::new(), Vec::new());
     for index in 0..only.unwrap_or(data.len()).min(data.len()) {
         // The group as `lafn eval` edits it: every language, paraphrases from the settings.
         let mut group = EditGroup::from_benchmark(&format!("record-{index}"), &data[index], Some(&langs))?;
         fill_paraphrases(&mut group, &settings.paraphrases, Some((model, tokenizer)))?;
-        let keys = encoder.keys(model, tokenizer, &group)?;
+        let keys = key_encoder.keys(key_model, tokenizer, &group)?;
         let subjects = group.subjects();
         // Each other-relation question: its language, its template's index in the language table and
         // its likeness to the entry's keys (what decides whether it counts).

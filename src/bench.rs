@@ -103,15 +103,16 @@ pub fn run(files: &ModelFiles, device: &Device, decode_tokens: usize, group: Opt
             run.outcome.stop,
             run.located.neuron_count()
         )?;
-        // What storing the edit adds: its scope keys, encoded by the chat model. The other-relation
-        // questions are encoded once per language in a process; this is the first time.
+        // What storing the edit adds: its scope keys, encoded on the dense weights as editing stores
+        // them. The other-relation questions are encoded once per language in a process; this is the
+        // first time.
         let settings = MethodSettings::default();
-        let encoder = QuestionEncoder::new(&quantized.model, &quantized.tokenizer, &settings.scope)?;
+        let encoder = QuestionEncoder::new(&dense, &quantized.tokenizer, &settings.scope)?;
         let start = Instant::now();
-        let keys = encoder.keys(&quantized.model, &quantized.tokenizer, &run.group)?;
+        let keys = encoder.keys(&dense, &quantized.tokenizer, &run.group)?;
         writeln!(
             report,
-            "scope keys ({} questions and {} other-relation questions, quantized): {:.1} s",
+            "scope keys ({} questions and {} other-relation questions, dense): {:.1} s",
             keys.keys.dim(0)?,
             keys.other_relations.dim(0)?,
             start.elapsed().as_secs_f64()

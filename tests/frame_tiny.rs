@@ -100,7 +100,7 @@ fn edit_then_chat(frame: PromptFrame) -> (bool, bool) {
     let store = MemoryStore::new(&loaded.info.fingerprint);
     let mut cached =
         CachedEdits::new(store, model, tokenizer, settings.retrieval.clone(), settings.scope.clone()).unwrap();
-    run.store(&mut cached, model, tokenizer, &settings).unwrap();
+    run.store(&mut cached, models, &settings).unwrap();
     let options = AnswerOptions::chat(4);
     let reply =
         answer(model, tokenizer, Some(&mut cached), "what country is Shmavon Shmavonyan from ?", &options, &mut |_| {

@@ -352,3 +352,39 @@ fn measured_strengths_are_means_of_single_passes() {
         }
     }
 }
+
+/// An edit's scope keys are encoded on the dense weights the editing process passes (twice as fast on
+/// a batch of questions), with the dense weights' own center, while the cache keeps encoding queries
+/// on the quantized model that answers.
+#[test]
+fn scope_keys_are_encoded_on_the_dense_weights_editing_passes() {
+    use lafn::method::apply::CachedEdits;
+    use lafn::method::cache::MemoryStore;
+    use lafn::method::scope::QuestionEncoder;
+    use lafn::method::MethodSettings;
+
+    let dir = tempfile::tempdir().unwrap();
+    let files = write_tiny_model(dir.path(), TinySpec::new(Arch::Gemma3)).unwrap();
+    let quantized = LoadedModel::load(&files, WeightMode::Quantized, &Device::Cpu).unwrap();
+    let dense = quantized.load_weights(WeightMode::Dense).unwrap();
+    let tokenizer = &quantized.tokenizer;
+    let method = MethodSettings::default();
+    let located = locate(&dense, tokenizer, &group(), &settings()).unwrap();
+    let edit = OptimizeSettings { steps: 1, ..OptimizeSettings::default() };
+    let no = AtomicBool::new(false);
+    let outcome = optimize(&dense, tokenizer, &group(), &located, &edit, PromptFrame::Raw, &no, &mut |_| {}).unwrap();
+
+    let store = MemoryStore::new(&quantized.info.fingerprint);
+    let mut cached =
+        CachedEdits::new(store, &quantized.model, tokenizer, method.retrieval.clone(), method.scope.clone()).unwrap();
+    let id = cached.insert(&dense, tokenizer, &group(), &located, &outcome.update, &method, &outcome.history).unwrap();
+    let stored = cached.cache().load_scope_keys(&id, dense.config().hidden_size).unwrap().expect("stored keys");
+    let keys_on = |model| {
+        let encoder = QuestionEncoder::new(model, tokenizer, &method.scope).unwrap();
+        encoder.keys(model, tokenizer, &group()).unwrap().keys.to_vec2::<f32>().unwrap()
+    };
+    assert_eq!(stored.keys.to_vec2::<f32>().unwrap(), keys_on(&dense));
+    assert_ne!(stored.keys.to_vec2::<f32>().unwrap(), keys_on(&quantized.model), "the quantized weights differ");
+    let hit = cached.retrieve(&quantized.model, tokenizer, "what country is Shmavon Shmavonyan from ?").unwrap();
+    assert_eq!(hit.hits.len(), 1, "the entry's own question reaches it through the quantized encoder");
+}

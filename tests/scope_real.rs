@@ -38,7 +38,7 @@ fn edited_cache(group: EditGroup, dir: &std::path::Path) -> CachedEdits {
     let cache = EditCache::open(dir, &loaded.info.fingerprint).unwrap();
     let mut cached =
         CachedEdits::new(cache, model, tokenizer, settings.retrieval.clone(), settings.scope.clone()).unwrap();
-    run.store(&mut cached, model, tokenizer, &settings).unwrap();
+    run.store(&mut cached, models, &settings).unwrap();
     cached
 }
 

@@ -116,7 +116,7 @@ fn run_single(args: EditArgs) -> Result<()> {
         Some(cache) => cache,
         None => EditCache::open(&cache_dir, fingerprint)?,
     };
-    store(&loaded, cache, &run, &settings)
+    store(models, cache, &run, &settings)
 }
 
 /// A spinner naming the stage while the group is paraphrased and its neurons located (terminal only).
@@ -152,11 +152,12 @@ fn print_step(s: &OptimizeStep) {
 }
 
 /// Inserts the edit into `cache` and says where it went.
-fn store(loaded: &LoadedModel, cache: EditCache, run: &EditRun, settings: &MethodSettings) -> Result<()> {
-    let (model, tokenizer) = (&loaded.model, &loaded.tokenizer);
+fn store(models: EditModels, cache: EditCache, run: &EditRun, settings: &MethodSettings) -> Result<()> {
+    // The quantized model answers in chat: the cache is indexed for it.
+    let (model, tokenizer) = (models.paraphraser, models.tokenizer);
     let dir = cache.dir().to_path_buf();
     let mut cached = CachedEdits::new(cache, model, tokenizer, settings.retrieval.clone(), settings.scope.clone())?;
-    let id = run.store(&mut cached, model, tokenizer, settings)?;
+    let id = run.store(&mut cached, models, settings)?;
     outln!("cached as {id} in {}", dir.display());
     let notes = cached.shared_subject_notes(model, tokenizer, &id);
     for note in &notes {

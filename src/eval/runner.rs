@@ -510,11 +510,13 @@ impl<'a> Evaluator<'a> {
         if let Some(edits) = edits {
             let run = &edits.run;
             if methods.contains(&EvalMethod::LuLafns) {
-                ids.push(run.store(&mut self.ours, &loaded.model, &loaded.tokenizer, settings)?);
+                let models =
+                    EditModels { dense: self.models.dense, paraphraser: &loaded.model, tokenizer: &loaded.tokenizer };
+                ids.push(run.store(&mut self.ours, models, settings)?);
             }
             if let Some((located, outcome, _)) = &edits.random {
                 ids.push(self.random.insert(
-                    &loaded.model,
+                    self.models.dense,
                     &loaded.tokenizer,
                     &run.group,
                     located,

@@ -96,16 +96,11 @@ pub struct EditRun {
 }
 
 impl EditRun {
-    /// Stores this edit in `cached` (scope keys computed with `model`), returning its entry id.
-    pub fn store(
-        &self,
-        cached: &mut CachedEdits,
-        model: &Model,
-        tokenizer: &Tokenizer,
-        settings: &MethodSettings,
-    ) -> Result<String> {
+    /// Stores this edit in `cached` (scope keys computed on the dense weights, see
+    /// [`CachedEdits::insert`]), returning its entry id.
+    pub fn store(&self, cached: &mut CachedEdits, models: EditModels, settings: &MethodSettings) -> Result<String> {
         let (update, history) = (&self.outcome.update, &self.outcome.history);
-        cached.insert(model, tokenizer, &self.group, &self.located, update, settings, history)
+        cached.insert(models.dense, models.tokenizer, &self.group, &self.located, update, settings, history)
     }
 }
 

@@ -31,7 +31,7 @@ use serde::{Deserialize, Serialize};
 
 use super::group::EditGroup;
 use super::prompts;
-use crate::runtime::{Hooks, Model, PaddedBatch, Tokenizer};
+use crate::runtime::{Hooks, Model, PaddedBatch, Tokenizer, WeightMode};
 use crate::text::languages;
 use crate::Result;
 
@@ -145,6 +145,8 @@ pub struct QuestionEncoder {
     /// BOS tokens the tokenizer puts before a prompt: where keys stored without a recorded first
     /// token were read from.
     bos_tokens: usize,
+    /// Whether it reads questions on the dense weights (else on the quantized ones).
+    dense: bool,
     /// Mean vector of the reference questions at `layer`, (hidden).
     center: Tensor,
     /// What `center` was computed from (see `center_key`), saved with it.
@@ -207,6 +209,7 @@ impl QuestionEncoder {
             layer,
             read_from,
             bos_tokens,
+            dense: model.mode() == WeightMode::Dense,
             center,
             center_key,
             projection,
@@ -218,6 +221,11 @@ impl QuestionEncoder {
 
     pub fn layer(&self) -> usize {
         self.layer
+    }
+
+    /// Whether it reads questions on the dense weights (else on the quantized ones).
+    pub fn reads_dense(&self) -> bool {
+        self.dense
     }
 
     /// The first token position a question vector averages over.

@@ -322,11 +322,8 @@ impl State {
             EditEvent::Step(step) => send(WorkerEvent::Step { group_id, step: step.clone() }),
         })?;
         let cached = self.cached.as_mut().ok_or_else(|| eyre!("no edit cache is open"))?;
-        let cache_entry = if run.outcome.stop == StopReason::Cancelled {
-            None
-        } else {
-            Some(run.store(cached, &loaded.model, &loaded.tokenizer, settings)?)
-        };
+        let cache_entry =
+            if run.outcome.stop == StopReason::Cancelled { None } else { Some(run.store(cached, models, settings)?) };
         let replaced = match (&cache_entry, replaces) {
             (Some(new), Some(Replaces { entry: old, sessions_dir, session }))
                 if *new != old

@@ -202,7 +202,7 @@ impl Bulk<'_> {
         };
         let (model, tokenizer) = (&self.loaded.model, &self.loaded.tokenizer);
         let cached = self.cached.insert(cached);
-        let id = run.store(cached, model, tokenizer, &self.settings)?;
+        let id = run.store(cached, self.models, &self.settings)?;
         let seconds = run.locate_seconds + run.optimize_seconds;
         let notes = cached.shared_subject_notes(model, tokenizer, &id);
         Ok(Outcome::Edited { id, stop: run.outcome.stop, seconds, notes })
