@@ -90,7 +90,8 @@ pub fn run(files: &ModelFiles, device: &Device, decode_tokens: usize, group: Opt
     )?;
     if let Some(group) = group {
         let models = EditModels { dense: &dense, paraphraser: &quantized.model, tokenizer: &quantized.tokenizer };
-        let run = run_edit(models, group, &MethodSettings::default(), &AtomicBool::new(false), &mut |_| {})?;
+        let settings = MethodSettings::default();
+        let run = run_edit(models, group, &settings, &AtomicBool::new(false), &mut |_| {})?;
         let paraphrases: usize = run.group.descriptors.iter().map(|d| d.all_paraphrases().count()).sum();
         writeln!(
             report,
@@ -106,7 +107,6 @@ pub fn run(files: &ModelFiles, device: &Device, decode_tokens: usize, group: Opt
         // What storing the edit adds: its scope keys, encoded on the dense weights as editing stores
         // them. The other-relation questions are encoded once per language in a process; this is the
         // first time.
-        let settings = MethodSettings::default();
         let encoder = QuestionEncoder::new(&dense, &quantized.tokenizer, &settings.scope)?;
         let start = Instant::now();
         let keys = encoder.keys(&dense, &quantized.tokenizer, &run.group)?;

@@ -287,7 +287,8 @@ fn store_placeholder_edit(cached: &mut CachedEdits, loaded: &LoadedModel, mut gr
         selected: BTreeMap::from([(0, vec![0])]),
         frequencies: BTreeMap::new(),
     };
-    cached.insert(model, tokenizer, &group, &located, &placeholder, &settings, &[]).unwrap()
+    // Keys on the dense weights, as editing stores them.
+    cached.insert(common::default_dense(), tokenizer, &group, &located, &placeholder, &settings, &[]).unwrap()
 }
 
 /// What the gate lets a one-language edit act on, among typed questions about its subject.

@@ -16,7 +16,7 @@ use super::retrieve::{Hit, RetrievalSettings, SubjectIndex};
 use super::scope::{PreparedKeys, QuestionEncoder, ScopeScore, ScopeSettings};
 use super::settings::MethodSettings;
 use crate::runtime::{
-    FfnDelta, GenerateOptions, GenerationDeltas, Model, PromptFrame, Sampling, TextStream, Tokenizer, WeightMode,
+    FfnDelta, GenerateOptions, GenerationDeltas, Model, PromptFrame, Sampling, TextStream, Tokenizer,
 };
 use crate::text::scripts::{ends_sentence, is_completion, question_mark};
 use crate::Result;
@@ -29,9 +29,9 @@ pub struct CachedEdits {
     index: SubjectIndex,
     scope: ScopeSettings,
     encoder: QuestionEncoder,
-    /// Encodes new entries' scope keys on the dense weights, for an editing process that inserts with
-    /// them (see [`CachedEdits::insert`]); made on first use.
-    dense_encoder: Option<QuestionEncoder>,
+    /// Encodes new entries' scope keys on other weights than the answering model's: the dense ones an
+    /// editing process inserts with (see [`CachedEdits::insert`]); made on first use.
+    key_encoder: Option<QuestionEncoder>,
     /// Scope keys read or computed so far, prepared for scoring, by entry id.
     keys: HashMap<String, PreparedKeys>,
     /// What each entry that fired so far was trained to answer, by entry id.
@@ -100,7 +100,7 @@ impl CachedEdits {
         }
         let hidden = model.config().hidden_size;
         let (keys, answers) = (HashMap::new(), HashMap::new());
-        Ok(Self { cache: Box::new(cache), index, scope, encoder, dense_encoder: None, keys, answers, hidden })
+        Ok(Self { cache: Box::new(cache), index, scope, encoder, key_encoder: None, keys, answers, hidden })
     }
 
     pub fn cache(&self) -> &dyn EditStore {
@@ -133,16 +133,16 @@ impl CachedEdits {
         Ok(id)
     }
 
-    /// The encoder for scope keys computed on `model`: the answering model's own, or one for the dense
-    /// weights of the same model when those are given and the answering model is quantized.
+    /// The encoder for scope keys computed on `model`: the answering model's own when `model` has its
+    /// weights' mode, else one for `model`'s (made once).
     fn key_encoder(&mut self, model: &Model, tokenizer: &Tokenizer) -> Result<&QuestionEncoder> {
-        if model.mode() != WeightMode::Dense || self.encoder.reads_dense() {
+        if model.mode() == self.encoder.mode() {
             return Ok(&self.encoder);
         }
-        if self.dense_encoder.is_none() {
-            self.dense_encoder = Some(QuestionEncoder::new(model, tokenizer, &self.scope)?);
+        if self.key_encoder.as_ref().is_none_or(|encoder| encoder.mode() != model.mode()) {
+            self.key_encoder = Some(QuestionEncoder::new(model, tokenizer, &self.scope)?);
         }
-        Ok(self.dense_encoder.as_ref().expect("made above"))
+        Ok(self.key_encoder.as_ref().expect("made above"))
     }
 
     pub fn remove(&mut self, id: &str) -> Result<()> {

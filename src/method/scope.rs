@@ -145,8 +145,8 @@ pub struct QuestionEncoder {
     /// BOS tokens the tokenizer puts before a prompt: where keys stored without a recorded first
     /// token were read from.
     bos_tokens: usize,
-    /// Whether it reads questions on the dense weights (else on the quantized ones).
-    dense: bool,
+    /// The weights it reads questions on: its center is theirs.
+    mode: WeightMode,
     /// Mean vector of the reference questions at `layer`, (hidden).
     center: Tensor,
     /// What `center` was computed from (see `center_key`), saved with it.
@@ -209,7 +209,7 @@ impl QuestionEncoder {
             layer,
             read_from,
             bos_tokens,
-            dense: model.mode() == WeightMode::Dense,
+            mode: model.mode(),
             center,
             center_key,
             projection,
@@ -223,9 +223,9 @@ impl QuestionEncoder {
         self.layer
     }
 
-    /// Whether it reads questions on the dense weights (else on the quantized ones).
-    pub fn reads_dense(&self) -> bool {
-        self.dense
+    /// The weights it reads questions on.
+    pub fn mode(&self) -> WeightMode {
+        self.mode
     }
 
     /// The first token position a question vector averages over.
