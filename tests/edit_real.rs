@@ -77,7 +77,8 @@ fn twelve_language_edit_changes_answers_and_leaves_unrelated_ones() {
     let loc_pairs: Vec<PromptTarget> =
         record.iter().map(|(_, e)| teacher_forcing_pair(tokenizer, &e.loc, &e.loc_ans).unwrap()).collect();
     let edited = with_cache(&loc_prompts, &loc_pairs);
-    let unedited = loaded.model.teacher_forced(&loc_pairs, &[], tokenizer.pad_id(), 4).unwrap();
+    // One question a pass, as `with_cache` runs them: a batch's padding may move a near tie.
+    let unedited = loaded.model.teacher_forced(&loc_pairs, &[], tokenizer.pad_id(), 1).unwrap();
     for ((lang, (predicted, hits)), before) in langs.iter().zip(&edited).zip(&unedited) {
         assert_eq!(*hits, 0, "{lang}: an unrelated question fired {hits} entries");
         assert_eq!(*predicted, before.predicted, "{lang}: the answer to an unrelated question changed");

@@ -206,7 +206,8 @@ pub fn run(
         .collect();
 
     let unedited = match &request.unedited_answers {
-        Some(dir) => UneditedAnswers::open(dir, &info.fingerprint),
+        // Kept per model file and arithmetic: another kernel may round an answer otherwise.
+        Some(dir) => UneditedAnswers::open(dir, &format!("{}.{}", info.fingerprint, models.loaded.model.arithmetic())),
         None => UneditedAnswers::in_memory(),
     };
     let mut evaluator = Evaluator::new(models, &request.config, &langs, request.scoring, unedited)?;

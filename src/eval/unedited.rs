@@ -77,7 +77,8 @@ impl UneditedAnswers {
         Self { kept: HashMap::new(), file: None, checked: true }
     }
 
-    /// The answers kept in `dir` for the model with `model_fingerprint`. A file that cannot be read or
+    /// The answers kept in `dir` for the model `model_fingerprint` (which also names the arithmetic
+    /// it computes with: `Model::arithmetic`). A file that cannot be read or
     /// written is reported and the run keeps its answers in memory: never a reason to fail a run.
     pub fn open(dir: &Path, model_fingerprint: &str) -> Self {
         let path = dir.join(format!("{model_fingerprint}.jsonl"));

@@ -492,7 +492,7 @@ fn center_key(model: &Model, tokenizer: &Tokenizer, layer: usize, read_from: usi
     for question in REFERENCE_QUESTIONS {
         tokenizer.encode_prompt(question)?.hash(&mut hasher);
     }
-    Ok(format!("{:?}.layer{layer}.from{read_from}.questions{:016x}", model.mode(), hasher.finish()))
+    Ok(format!("{}.layer{layer}.from{read_from}.questions{:016x}", model.arithmetic(), hasher.finish()))
 }
 
 /// The residual stream after `layer` averaged over each text's tokens from position `read_from` on

@@ -5,6 +5,7 @@ mod frame;
 mod generate;
 mod head;
 mod model;
+mod q8_tiles;
 mod scoring;
 mod simd;
 /// Test models; not part of the library proper (the `test-utils` feature, on for this crate's tests).

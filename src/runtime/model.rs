@@ -189,7 +189,7 @@ impl Model {
     pub fn head_gradient(&self, logit_grad: &Tensor) -> Result<Tensor> {
         match &self.lm_head {
             Linear::Dense(w) => Ok(logit_grad.matmul(w)?),
-            Linear::Quantized(_) => bail!("head gradients need the dense weights"),
+            Linear::Quantized(_) | Linear::Tiled(_) => bail!("head gradients need the dense weights"),
         }
     }
 
@@ -197,7 +197,7 @@ impl Model {
     pub fn output_rows(&self, ids: &Tensor) -> Result<Tensor> {
         match &self.lm_head {
             Linear::Dense(w) => Ok(w.index_select(ids, 0)?),
-            Linear::Quantized(_) => bail!("output rows need the dense weights"),
+            Linear::Quantized(_) | Linear::Tiled(_) => bail!("output rows need the dense weights"),
         }
     }
 
@@ -569,22 +569,34 @@ impl Model {
                     tensor_bytes(t)
                 }
             },
+            Linear::Tiled(w) => w.storage_bytes(),
             Linear::Dense(t) => tensor_bytes(t),
         };
         let embedding = match &self.embedding {
             Embedding::Quantized(q) => q.storage_size_in_bytes(),
+            Embedding::Tiled(w) => w.storage_bytes(),
             Embedding::Dense(t) => tensor_bytes(t),
         };
-        let blocks: usize = self
-            .blocks
-            .iter()
-            .map(|b| {
-                [&b.attn.q, &b.attn.k, &b.attn.v, &b.attn.o, &b.ffn.gate, &b.ffn.up, &b.ffn.down]
-                    .into_iter()
-                    .map(linear)
-                    .sum::<usize>()
-            })
-            .sum();
+        let blocks: usize = self.block_linears().map(linear).sum();
         embedding + blocks + if self.lm_head_tied { 0 } else { linear(&self.lm_head) }
+    }
+
+    /// How this model's matrix products compute, for results kept between runs that depend on the
+    /// exact arithmetic (a cache's saved scope center, the kept unedited answers): dense f32, or
+    /// quantized with candle's kernels, or also with lafn's tiled Q8_0 kernel (`q8_tiles`), whose
+    /// sums round differently and which reads Q5_0 weights as stored rather than re-rounded.
+    pub fn arithmetic(&self) -> &'static str {
+        let tiled = std::iter::once(&self.lm_head).chain(self.block_linears()).any(|l| matches!(l, Linear::Tiled(_)));
+        match (self.mode, tiled) {
+            (WeightMode::Dense, _) => "dense",
+            (WeightMode::Quantized, false) => "quantized",
+            (WeightMode::Quantized, true) => "quantized-q8-tiles",
+        }
+    }
+
+    fn block_linears(&self) -> impl Iterator<Item = &Linear> {
+        self.blocks
+            .iter()
+            .flat_map(|b| [&b.attn.q, &b.attn.k, &b.attn.v, &b.attn.o, &b.ffn.gate, &b.ffn.up, &b.ffn.down])
     }
 }

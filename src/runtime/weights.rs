@@ -12,6 +12,7 @@ use color_eyre::eyre::{bail, eyre, WrapErr};
 use serde::{Deserialize, Serialize};
 
 use super::config::{Arch, ModelConfig};
+use super::q8_tiles::{self, TiledQ8};
 use crate::Result;
 
 /// Which form the weights take in memory.
@@ -29,6 +30,8 @@ pub enum WeightMode {
 #[derive(Debug, Clone)]
 pub enum Linear {
     Quantized(Arc<QMatMul>),
+    /// Q8_0 values in the tiled form of this CPU's fastest kernel (`q8_tiles`).
+    Tiled(Arc<TiledQ8>),
     Dense(Tensor),
 }
 
@@ -36,6 +39,7 @@ impl Linear {
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
         Ok(match self {
             Self::Quantized(m) => m.forward(x)?,
+            Self::Tiled(w) => x.contiguous()?.apply_op1_no_bwd(&TiledMatmul(w.clone()))?,
             Self::Dense(w) => match x.dims() {
                 [b, s, d] => frozen_matmul(&x.reshape((b * s, *d))?, w)?.reshape((*b, *s, ()))?,
                 _ => frozen_matmul(x, w)?,
@@ -50,6 +54,7 @@ impl Linear {
                 QMatMul::QTensor(q) => q.dequantize(&q.device())?,
                 QMatMul::Tensor(t) | QMatMul::TensorF16(t) => t.to_dtype(DType::F32)?,
             },
+            Self::Tiled(w) => tiled_rows(w, 0..w.dims().0)?,
             Self::Dense(w) => w.clone(),
         })
     }
@@ -60,6 +65,7 @@ impl Linear {
                 QMatMul::QTensor(q) => q.shape().dims2()?,
                 QMatMul::Tensor(t) | QMatMul::TensorF16(t) => t.dims2()?,
             },
+            Self::Tiled(w) => w.dims(),
             Self::Dense(w) => w.dims2()?,
         })
     }
@@ -104,10 +110,50 @@ impl candle_core::CustomOp1 for FrozenMatmul {
     }
 }
 
+/// `x (…, in) @ weight (out, in)^T` with a tiled weight; quantized weights never train.
+struct TiledMatmul(Arc<TiledQ8>);
+
+impl candle_core::CustomOp1 for TiledMatmul {
+    fn name(&self) -> &'static str {
+        "tiled-q8-matmul"
+    }
+
+    fn cpu_fwd(
+        &self,
+        x: &candle_core::CpuStorage,
+        x_layout: &candle_core::Layout,
+    ) -> candle_core::Result<(candle_core::CpuStorage, candle_core::Shape)> {
+        let (out, inner) = self.0.dims();
+        let dims = x_layout.shape().dims();
+        if dims.last() != Some(&inner) {
+            candle_core::bail!("tiled matmul: input of shape {dims:?}, weight expects {inner} columns");
+        }
+        let Some((start, end)) = x_layout.contiguous_offsets() else {
+            candle_core::bail!("tiled matmul: input is not contiguous");
+        };
+        let product = self.0.matmul(&x.as_slice::<f32>()?[start..end]);
+        let mut out_dims = dims.to_vec();
+        *out_dims.last_mut().expect("checked above") = out;
+        Ok((candle_core::CpuStorage::F32(product), out_dims.into()))
+    }
+}
+
+/// Rows of a tiled matrix as a dense (rows, cols) tensor.
+fn tiled_rows(w: &TiledQ8, rows: impl ExactSizeIterator<Item = usize>) -> candle_core::Result<Tensor> {
+    let cols = w.dims().1;
+    let count = rows.len();
+    let mut values = vec![0f32; count * cols];
+    for (row, out) in rows.zip(values.chunks_exact_mut(cols)) {
+        w.row(row, out);
+    }
+    Tensor::from_vec(values, (count, cols), &Device::Cpu)
+}
+
 /// The token embedding table (vocab, hidden), also the tied LM head.
 #[derive(Debug, Clone)]
 pub enum Embedding {
     Quantized(Arc<QTensor>),
+    Tiled(Arc<TiledQ8>),
     Dense(Tensor),
 }
 
@@ -115,6 +161,16 @@ impl Embedding {
     pub fn lookup(&self, ids: &Tensor) -> Result<Tensor> {
         Ok(match self {
             Self::Quantized(q) => q.embedding(ids)?,
+            Self::Tiled(w) => {
+                let (vocab, hidden) = w.dims();
+                let mut dims = ids.dims().to_vec();
+                dims.push(hidden);
+                let ids = ids.flatten_all()?.to_vec1::<u32>()?;
+                if let Some(&id) = ids.iter().find(|&&id| id as usize >= vocab) {
+                    bail!("token id {id} is outside the vocabulary of {vocab}");
+                }
+                tiled_rows(w, ids.iter().map(|&id| id as usize))?.reshape(dims)?
+            }
             Self::Dense(w) => {
                 let mut dims = ids.dims().to_vec();
                 dims.push(w.dim(1)?);
@@ -126,6 +182,7 @@ impl Embedding {
     pub fn as_linear(&self) -> Result<Linear> {
         Ok(match self {
             Self::Quantized(q) => Linear::Quantized(Arc::new(QMatMul::from_arc(q.clone())?)),
+            Self::Tiled(w) => Linear::Tiled(w.clone()),
             Self::Dense(w) => Linear::Dense(w.clone()),
         })
     }
@@ -249,12 +306,10 @@ impl WeightSource {
     /// A weight matrix (out, in) in the requested mode, checked against its expected shape.
     pub fn linear(&mut self, name: &str, out_in: (usize, usize), mode: WeightMode) -> Result<Linear> {
         let linear = match (self.require(name)?, mode) {
-            (Stored::Quantized(q), WeightMode::Quantized) => {
-                Linear::Quantized(Arc::new(QMatMul::from_qtensor(with_fast_kernel(q)?)?))
-            }
+            (Stored::Quantized(q), WeightMode::Quantized) => quantized_linear(with_fast_kernel(q)?)?,
             (Stored::Quantized(q), WeightMode::Dense) => Linear::Dense(q.dequantize(self.device())?),
             (Stored::Plain(t), WeightMode::Quantized) if t.dim(1)? % GgmlDType::Q8_0.block_size() == 0 => {
-                Linear::Quantized(Arc::new(QMatMul::from_qtensor(QTensor::quantize(&t, GgmlDType::Q8_0)?)?))
+                quantized_linear(QTensor::quantize(&t, GgmlDType::Q8_0)?)?
             }
             (Stored::Plain(t), _) => Linear::Dense(t),
         };
@@ -269,12 +324,19 @@ impl WeightSource {
     pub fn embedding(&mut self, vocab: usize, hidden: usize, mode: WeightMode) -> Result<Embedding> {
         let name = "token_embd.weight";
         let embedding = match (self.require(name)?, mode) {
-            (Stored::Quantized(q), WeightMode::Quantized) => Embedding::Quantized(Arc::new(with_fast_kernel(q)?)),
+            (Stored::Quantized(q), WeightMode::Quantized) => {
+                let q = with_fast_kernel(q)?;
+                match TiledQ8::from_qtensor(&q)? {
+                    Some(tiled) => Embedding::Tiled(Arc::new(tiled)),
+                    None => Embedding::Quantized(Arc::new(q)),
+                }
+            }
             (Stored::Quantized(q), WeightMode::Dense) => Embedding::Dense(q.dequantize(self.device())?),
             (Stored::Plain(t), _) => Embedding::Dense(t),
         };
         let dims = match &embedding {
             Embedding::Quantized(q) => q.shape().dims().to_vec(),
+            Embedding::Tiled(w) => vec![w.dims().0, w.dims().1],
             Embedding::Dense(t) => t.dims().to_vec(),
         };
         if dims != [vocab, hidden] {
@@ -313,7 +375,7 @@ impl WeightSource {
 }
 
 /// Re-encodes block types that candle only has scalar CPU kernels for (Q5_0, Q4_1, ...) as Q8_0,
-/// which has a SIMD kernel: several times faster, and Q8_0 holds those values nearly exactly.
+/// which has SIMD kernels: several times faster. Q5_0's values are kept exactly; the others' nearly.
 fn with_fast_kernel(q: QTensor) -> Result<QTensor> {
     use GgmlDType::*;
     let fast = matches!(q.dtype(), F32 | F16 | BF16 | Q4_0 | Q8_0 | Q2K | Q3K | Q4K | Q5K | Q6K | Q8K);
@@ -321,7 +383,18 @@ fn with_fast_kernel(q: QTensor) -> Result<QTensor> {
     if fast || !cols.is_multiple_of(Q8_0.block_size()) {
         return Ok(q);
     }
+    if let Some(exact) = q8_tiles::exact_q8_0(&q)? {
+        return Ok(exact);
+    }
     Ok(QTensor::quantize(&q.dequantize(&q.device())?, Q8_0)?)
+}
+
+/// A quantized weight matrix with the fastest kernel this CPU has for it.
+fn quantized_linear(q: QTensor) -> Result<Linear> {
+    Ok(match TiledQ8::from_qtensor(&q)? {
+        Some(tiled) => Linear::Tiled(Arc::new(tiled)),
+        None => Linear::Quantized(Arc::new(QMatMul::from_qtensor(q)?)),
+    })
 }
 
 /// Rejects a GGUF whose tensor data runs past the end of the file (a truncated download).

@@ -1,0 +1,405 @@
+//! Matrix products with weights in GGUF's 8-bit blocks, on CPUs with AVX-512 VNNI.
+//!
+//! candle's fast quantized kernels take only rows whose length is a multiple of 256. Gemma 3's rows
+//! are 640 long, so every q, k, v, gate and up projection and the 262,144-row LM head ran through its
+//! dot product of one pair of blocks at a time. Here the weights of 16 rows are interleaved so that
+//! one 64-byte load holds four consecutive weights of each row, and one `vpdpbusd` multiplies them
+//! with four bytes of an activation row: 16 partial dot products an instruction, each load reused
+//! for up to four activation rows.
+//!
+//! The arithmetic: weights and activations are Q8_0 blocks (32 signed bytes and an f16 scale; the
+//! activations quantized exactly as candle and ggml quantize them); a block's dot product is an exact
+//! integer, and each output accumulates `(weight scale * activation scale) * block dot` with one fused
+//! multiply-add a block, in block order. So the result does not depend on tiling or threads, and
+//! `reference_matmul` computes it bit for bit in plain code.
+
+use candle_core::quantized::{GgmlDType, QTensor};
+use half::f16;
+
+use crate::Result;
+
+const BLOCK: usize = 32;
+const TILE_ROWS: usize = 16;
+/// 64-byte lines per (tile, block): 32 weights of 16 rows.
+const LINES_PER_BLOCK: usize = BLOCK * TILE_ROWS / 64;
+/// Activation rows one kernel call multiplies with each weight load.
+const ROWS_PER_CALL: usize = 4;
+
+/// 64 weights, aligned so that no load crosses a cache line.
+#[derive(Clone, Copy)]
+#[repr(C, align(64))]
+struct Line([u8; 64]);
+
+/// A (rows, cols) weight matrix of Q8_0 values, interleaved in tiles of 16 rows.
+pub struct TiledQ8 {
+    rows: usize,
+    cols: usize,
+    /// Per (tile, block), `LINES_PER_BLOCK` lines: line g holds weights 4g..4g+4 of the block of each
+    /// of the tile's rows (row r at bytes 4r..4r+4), each plus 128: `vpdpbusd` multiplies unsigned
+    /// bytes by signed ones, and the 128s come out again with the activation block's sum.
+    lines: Vec<Line>,
+    /// Per (tile, block), the scales of the tile's 16 rows.
+    scales: Vec<f16>,
+}
+
+impl std::fmt::Debug for TiledQ8 {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "TiledQ8({} x {})", self.rows, self.cols)
+    }
+}
+
+/// Whether this CPU runs the tiled kernel.
+pub fn available() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        use std::arch::is_x86_feature_detected as has;
+        has!("avx512f") && has!("avx512bw") && has!("avx512vnni")
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    false
+}
+
+impl TiledQ8 {
+    /// The tiled form of a Q8_0 matrix, if this CPU has the kernel and the shape tiles.
+    pub fn from_qtensor(q: &QTensor) -> Result<Option<Self>> {
+        let Ok((rows, cols)) = q.shape().dims2() else { return Ok(None) };
+        if !available() || q.dtype() != GgmlDType::Q8_0 {
+            return Ok(None);
+        }
+        Ok(Self::from_q8_0_bytes(rows, cols, &q.data()?))
+    }
+
+    /// Tiles row-major Q8_0 blocks (34 bytes: f16 scale, 32 signed bytes); `None` unless the rows
+    /// come in tiles and the columns in blocks.
+    fn from_q8_0_bytes(rows: usize, cols: usize, bytes: &[u8]) -> Option<Self> {
+        const BLOCK_BYTES: usize = 2 + BLOCK;
+        let blocks = cols / BLOCK;
+        if rows == 0 || !rows.is_multiple_of(TILE_ROWS) || cols == 0 || !cols.is_multiple_of(BLOCK) {
+            return None;
+        }
+        if bytes.len() != rows * blocks * BLOCK_BYTES {
+            return None;
+        }
+        let tiles = rows / TILE_ROWS;
+        let mut lines = vec![Line([0; 64]); tiles * blocks * LINES_PER_BLOCK];
+        let mut scales = vec![f16::ZERO; tiles * blocks * TILE_ROWS];
+        for row in 0..rows {
+            let (tile, lane) = (row / TILE_ROWS, row % TILE_ROWS);
+            for b in 0..blocks {
+                let block = &bytes[(row * blocks + b) * BLOCK_BYTES..][..BLOCK_BYTES];
+                let at = tile * blocks + b;
+                scales[at * TILE_ROWS + lane] = f16::from_le_bytes([block[0], block[1]]);
+                for (k, &q) in block[2..].iter().enumerate() {
+                    lines[at * LINES_PER_BLOCK + k / 4].0[lane * 4 + k % 4] = (q as i8 as i16 + 128) as u8;
+                }
+            }
+        }
+        Some(Self { rows, cols, lines, scales })
+    }
+
+    pub fn dims(&self) -> (usize, usize) {
+        (self.rows, self.cols)
+    }
+
+    pub fn storage_bytes(&self) -> usize {
+        self.lines.len() * size_of::<Line>() + self.scales.len() * size_of::<f16>()
+    }
+
+    /// One row's values, as candle dequantizes Q8_0 (`value * scale` in f32).
+    pub fn row(&self, row: usize, out: &mut [f32]) {
+        for (col, value) in out.iter_mut().enumerate() {
+            let (stored, scale) = self.stored(row, col);
+            *value = stored as f32 * scale.to_f32();
+        }
+    }
+
+    /// The integer value at (row, col) and the scale of its block.
+    fn stored(&self, row: usize, col: usize) -> (i32, f16) {
+        let at = (row / TILE_ROWS) * (self.cols / BLOCK) + col / BLOCK;
+        let (lane, k) = (row % TILE_ROWS, col % BLOCK);
+        let byte = self.lines[at * LINES_PER_BLOCK + k / 4].0[lane * 4 + k % 4];
+        (byte as i32 - 128, self.scales[at * TILE_ROWS + lane])
+    }
+
+    /// `x (m, cols) @ self^T`: (m, rows), row-major.
+    pub fn matmul(&self, x: &[f32]) -> Vec<f32> {
+        let acts = quantize_rows(x, self.cols);
+        let m = x.len() / self.cols;
+        let mut out = vec![0f32; m * self.rows];
+        let (tiles, blocks) = (self.rows / TILE_ROWS, self.cols / BLOCK);
+        // A decode step has one activation row: more tiles a call keep more loads in flight.
+        let tiles_per_unit = if m == 1 { 4 } else { 2 };
+        let units = tiles.div_ceil(tiles_per_unit);
+        let out_at = out.as_mut_ptr() as usize;
+        candle_core::utils::barrier_pool().execute_chunked(units, |range| {
+            for unit in range {
+                let first = unit * tiles_per_unit;
+                let tiles_here = tiles_per_unit.min(tiles - first);
+                for row0 in (0..m).step_by(ROWS_PER_CALL) {
+                    let rows_here = ROWS_PER_CALL.min(m - row0);
+                    // SAFETY: `available()` held when the matrix was tiled; every (activation row,
+                    // tile) pair belongs to exactly one unit, so no two calls write the same output.
+                    unsafe {
+                        let acts_here = &acts[row0 * blocks..(row0 + rows_here) * blocks];
+                        self.tiles_at(first, tiles_here, acts_here, (out_at as *mut f32).add(row0 * self.rows));
+                    }
+                }
+            }
+        });
+        out
+    }
+
+    /// Tiles `first..first + count` times up to `ROWS_PER_CALL` activation rows (`acts`, their
+    /// blocks), into `out` (one row of `self.rows` outputs per activation row).
+    #[cfg(target_arch = "x86_64")]
+    unsafe fn tiles_at(&self, first: usize, count: usize, acts: &[ActivationBlock], out: *mut f32) {
+        let rows = acts.len() / (self.cols / BLOCK);
+        macro_rules! call {
+            ($tiles:literal, $first:expr) => {
+                match rows {
+                    1 => vnni::tiles::<$tiles, 1>(self, $first, acts, out),
+                    2 => vnni::tiles::<$tiles, 2>(self, $first, acts, out),
+                    3 => vnni::tiles::<$tiles, 3>(self, $first, acts, out),
+                    _ => vnni::tiles::<$tiles, 4>(self, $first, acts, out),
+                }
+            };
+        }
+        let mut tile = first;
+        while tile < first + count {
+            match first + count - tile {
+                4.. if rows == 1 => {
+                    vnni::tiles::<4, 1>(self, tile, acts, out);
+                    tile += 4;
+                }
+                2.. => {
+                    call!(2, tile);
+                    tile += 2;
+                }
+                _ => {
+                    call!(1, tile);
+                    tile += 1;
+                }
+            }
+        }
+    }
+
+    #[cfg(not(target_arch = "x86_64"))]
+    unsafe fn tiles_at(&self, _: usize, _: usize, _: &[ActivationBlock], _: *mut f32) {
+        unreachable!("tiled matrices are made only where `available()`")
+    }
+}
+
+/// One quantized block of an activation row.
+#[derive(Clone, Copy)]
+struct ActivationBlock {
+    /// The 32 values, four to a word (little-endian), as `vpdpbusd` broadcasts them.
+    words: [i32; BLOCK / 4],
+    /// The block's scale, rounded through f16 as Q8_0 stores it.
+    scale: f32,
+    /// `-128 * sum(values)`: takes out the 128 added to every weight.
+    bias: i32,
+}
+
+/// Quantizes rows of `cols` values to Q8_0 as candle's `BlockQ8_0::from_float` (and ggml) do.
+fn quantize_rows(x: &[f32], cols: usize) -> Vec<ActivationBlock> {
+    debug_assert!(x.len().is_multiple_of(cols) && cols.is_multiple_of(BLOCK));
+    x.chunks_exact(BLOCK)
+        .map(|values| {
+            let amax = values.iter().fold(0f32, |m, v| m.max(v.abs()));
+            let d = amax / 127.0;
+            let inverse = if d != 0.0 { 1.0 / d } else { 0.0 };
+            let q: [i8; BLOCK] = std::array::from_fn(|k| (values[k] * inverse).round() as i8);
+            let mut words = [0i32; BLOCK / 4];
+            for (word, four) in words.iter_mut().zip(q.chunks_exact(4)) {
+                *word = i32::from_le_bytes([four[0] as u8, four[1] as u8, four[2] as u8, four[3] as u8]);
+            }
+            let sum: i32 = q.iter().map(|&v| v as i32).sum();
+            ActivationBlock { words, scale: f16::from_f32(d).to_f32(), bias: -128 * sum }
+        })
+        .collect()
+}
+
+#[cfg(target_arch = "x86_64")]
+mod vnni {
+    use std::arch::x86_64::*;
+
+    use super::{ActivationBlock, TiledQ8, BLOCK, LINES_PER_BLOCK, TILE_ROWS};
+
+    /// `TILES` tiles from `first` times `ROWS` activation rows (`acts`, row-major blocks), written
+    /// to `out` (activation rows of `w.rows` outputs).
+    #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
+    pub(super) unsafe fn tiles<const TILES: usize, const ROWS: usize>(
+        w: &TiledQ8,
+        first: usize,
+        acts: &[ActivationBlock],
+        out: *mut f32,
+    ) {
+        let blocks = w.cols / BLOCK;
+        let mut acc = [[_mm512_setzero_ps(); TILES]; ROWS];
+        for b in 0..blocks {
+            let act: [&ActivationBlock; ROWS] = std::array::from_fn(|r| &acts[r * blocks + b]);
+            let mut dots: [[__m512i; TILES]; ROWS] = std::array::from_fn(|r| [_mm512_set1_epi32(act[r].bias); TILES]);
+            for g in 0..LINES_PER_BLOCK {
+                let lines: [__m512i; TILES] = std::array::from_fn(|t| {
+                    let line = &w.lines[((first + t) * blocks + b) * LINES_PER_BLOCK + g];
+                    _mm512_load_si512(line.0.as_ptr() as *const __m512i)
+                });
+                for r in 0..ROWS {
+                    let four = _mm512_set1_epi32(act[r].words[g]);
+                    for t in 0..TILES {
+                        dots[r][t] = _mm512_dpbusd_epi32(dots[r][t], lines[t], four);
+                    }
+                }
+            }
+            for t in 0..TILES {
+                let at = ((first + t) * blocks + b) * TILE_ROWS;
+                let scales =
+                    _mm512_cvtph_ps(_mm256_loadu_si256(w.scales[at..at + TILE_ROWS].as_ptr() as *const __m256i));
+                for r in 0..ROWS {
+                    let scale = _mm512_mul_ps(scales, _mm512_set1_ps(act[r].scale));
+                    acc[r][t] = _mm512_fmadd_ps(scale, _mm512_cvtepi32_ps(dots[r][t]), acc[r][t]);
+                }
+            }
+        }
+        for (r, acc) in acc.iter().enumerate() {
+            for (t, acc) in acc.iter().enumerate() {
+                _mm512_storeu_ps(out.add(r * w.rows + (first + t) * TILE_ROWS), *acc);
+            }
+        }
+    }
+}
+
+/// The matrix's Q8_0 blocks, row-major, for block types whose values Q8_0 holds exactly: Q8_0 itself
+/// and Q5_0 (integers -16..=15 times the block's f16 scale), so a Q5_0 model computes with its own
+/// values, not a re-rounding of them. `None` for other types.
+pub fn exact_q8_0(q: &QTensor) -> Result<Option<QTensor>> {
+    let bytes = q.data()?;
+    let blocks = match q.dtype() {
+        GgmlDType::Q8_0 => return Ok(None),
+        GgmlDType::Q5_0 => q5_0_as_q8_0(&bytes),
+        _ => return Ok(None),
+    };
+    let storage = candle_core::quantized::QStorage::from_data(blocks.into(), &q.device(), GgmlDType::Q8_0)?;
+    Ok(Some(QTensor::new(storage, q.shape().clone())?))
+}
+
+/// Q5_0 blocks (f16 scale, 32 high bits, 32 low nibbles; ggml's layout) as Q8_0 blocks.
+fn q5_0_as_q8_0(bytes: &[u8]) -> Vec<u8> {
+    const Q5_0_BYTES: usize = 2 + 4 + BLOCK / 2;
+    let mut out = Vec::with_capacity(bytes.len() / Q5_0_BYTES * (2 + BLOCK));
+    for block in bytes.chunks_exact(Q5_0_BYTES) {
+        let high = u32::from_le_bytes([block[2], block[3], block[4], block[5]]);
+        let nibbles = &block[6..];
+        out.extend_from_slice(&block[..2]);
+        let value = |low: u8, bit: usize| ((low | (((high >> bit) & 1) as u8) << 4) as i8 - 16) as u8;
+        out.extend(nibbles.iter().enumerate().map(|(j, &n)| value(n & 0x0F, j)));
+        out.extend(nibbles.iter().enumerate().map(|(j, &n)| value(n >> 4, j + 16)));
+    }
+    out
+}
+
+/// What the tiled kernel computes, in plain code: the tests hold the kernel to it bit for bit.
+#[cfg(test)]
+fn reference_matmul(w: &TiledQ8, x: &[f32]) -> Vec<f32> {
+    let acts = quantize_rows(x, w.cols);
+    let blocks = w.cols / BLOCK;
+    let m = x.len() / w.cols;
+    let mut out = vec![0f32; m * w.rows];
+    for row in 0..w.rows {
+        for i in 0..m {
+            let mut acc = 0f32;
+            for b in 0..blocks {
+                let act = &acts[i * blocks + b];
+                let dot: i32 = (0..BLOCK)
+                    .map(|k| w.stored(row, b * BLOCK + k).0 * (act.words[k / 4] >> (8 * (k % 4))) as i8 as i32)
+                    .sum();
+                let scale = w.stored(row, b * BLOCK).1.to_f32() * act.scale;
+                acc = scale.mul_add(dot as f32, acc);
+            }
+            out[i * w.rows + row] = acc;
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use candle_core::{Device, Module, Tensor};
+
+    use super::*;
+
+    fn random(len: usize, seed: u64) -> Vec<f32> {
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+        (0..len).map(|_| rng.random_range(-1.0f32..1.0)).collect()
+    }
+
+    fn q8_0_matrix(rows: usize, cols: usize, seed: u64) -> QTensor {
+        let t = Tensor::from_vec(random(rows * cols, seed), (rows, cols), &Device::Cpu).unwrap();
+        QTensor::quantize(&t, GgmlDType::Q8_0).unwrap()
+    }
+
+    fn tiled(q: &QTensor) -> TiledQ8 {
+        let (rows, cols) = q.shape().dims2().unwrap();
+        TiledQ8::from_q8_0_bytes(rows, cols, &q.data().unwrap()).unwrap()
+    }
+
+    #[test]
+    fn tiled_rows_are_candles_dequantized_rows() {
+        let q = q8_0_matrix(48, 96, 1);
+        let w = tiled(&q);
+        let dense = q.dequantize(&Device::Cpu).unwrap().to_vec2::<f32>().unwrap();
+        let mut row = vec![0f32; 96];
+        for (r, expected) in dense.iter().enumerate() {
+            w.row(r, &mut row);
+            assert_eq!(&row, expected, "row {r}");
+        }
+    }
+
+    #[test]
+    fn the_reference_product_is_candles_quantized_product_up_to_rounding() {
+        let q = q8_0_matrix(32, 640, 2);
+        let x = random(3 * 640, 3);
+        let ours = reference_matmul(&tiled(&q), &x);
+        let expected = candle_core::quantized::QMatMul::from_qtensor(q)
+            .unwrap()
+            .forward(&Tensor::from_vec(x.clone(), (3, 640), &Device::Cpu).unwrap())
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .to_vec1::<f32>()
+            .unwrap();
+        for (a, b) in ours.iter().zip(&expected) {
+            assert!((a - b).abs() <= 1e-4 * (1.0 + b.abs()), "{a} vs candle's {b}");
+        }
+    }
+
+    #[test]
+    fn the_kernel_equals_the_reference_bit_for_bit_for_every_shape_it_tiles() {
+        if !available() {
+            eprintln!("skipped: this CPU has no AVX-512 VNNI, and lafn uses candle's kernels on it");
+            return;
+        }
+        // Odd tile counts and every number of activation rows a call takes, decode (m = 1) included.
+        for (rows, cols, m) in
+            [(16, 32, 1), (48, 640, 1), (80, 96, 1), (48, 640, 2), (80, 64, 3), (32, 640, 7), (112, 160, 13)]
+        {
+            let w = tiled(&q8_0_matrix(rows, cols, rows as u64));
+            let x = random(m * cols, m as u64);
+            assert_eq!(w.matmul(&x), reference_matmul(&w, &x), "{rows} x {cols}, {m} rows");
+        }
+    }
+
+    #[test]
+    fn q5_0_becomes_q8_0_with_exactly_its_values() {
+        let t = Tensor::from_vec(random(32 * 128, 4), (32, 128), &Device::Cpu).unwrap();
+        let q5 = QTensor::quantize(&t, GgmlDType::Q5_0).unwrap();
+        let q8 = exact_q8_0(&q5).unwrap().unwrap();
+        assert_eq!(q8.dtype(), GgmlDType::Q8_0);
+        let values = |q: &QTensor| q.dequantize(&Device::Cpu).unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap();
+        assert_eq!(values(&q8), values(&q5));
+        // Requantizing the dequantized values, as before, does not keep them.
+        let requantized = QTensor::quantize(&q5.dequantize(&Device::Cpu).unwrap(), GgmlDType::Q8_0).unwrap();
+        assert_ne!(values(&requantized), values(&q5));
+    }
+}
