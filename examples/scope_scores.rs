@@ -10,8 +10,8 @@
 //!
 //! RECORDS is the run's `--limit` (the other-relation questions come from those records); `--only N`
 //! scores the first N of them, for a run stopped after N records. `LAFN_MODEL` names another model than
-//! the default (a built-in name or a path); `LAFN_KEYS_WEIGHTS=quantized` computes the entries' keys on
-//! the quantized weights, as editing stored them before stop 34 (now: on the dense weights).
+//! the default (a built-in name or a path); `LAFN_KEYS_WEIGHTS=dense` computes the entries' keys on
+//! the dense weights, as editing stored them in stop 34 (before and since: on the quantized weights).
 
 mod common;
 
@@ -42,10 +42,10 @@ fn main() -> lafn::Result<()> {
     let (model, tokenizer) = (&loaded.model, &loaded.tokenizer);
     let encoder = QuestionEncoder::new(model, tokenizer, &settings.scope)?;
     eprintln!("relation projection: {}", if encoder.projected() { "fitted for this model" } else { "none" });
-    // An entry's keys are computed as editing stores them: on the dense weights.
+    // An entry's keys are computed as editing stores them: on the quantized weights.
     let key_model = match std::env::var("LAFN_KEYS_WEIGHTS").as_deref() {
-        Ok("quantized") => None,
-        _ => Some(loaded.load_weights(WeightMode::Dense)?),
+        Ok("dense") => Some(loaded.load_weights(WeightMode::Dense)?),
+        _ => None,
     };
     let key_model = key_model.as_ref().unwrap_or(model);
     let key_encoder = QuestionEncoder::new(key_model, tokenizer, &settings.scope)?;

@@ -89,7 +89,7 @@ pub fn run(files: &ModelFiles, device: &Device, decode_tokens: usize, group: Opt
         ms(step)
     )?;
     if let Some(group) = group {
-        let models = EditModels { dense: &dense, paraphraser: &quantized.model, tokenizer: &quantized.tokenizer };
+        let models = EditModels { dense: &dense, answering: &quantized.model, tokenizer: &quantized.tokenizer };
         let settings = MethodSettings::default();
         let run = run_edit(models, group, &settings, &AtomicBool::new(false), &mut |_| {})?;
         let paraphrases: usize = run.group.descriptors.iter().map(|d| d.all_paraphrases().count()).sum();
@@ -104,17 +104,19 @@ pub fn run(files: &ModelFiles, device: &Device, decode_tokens: usize, group: Opt
             run.outcome.stop,
             run.located.neuron_count()
         )?;
-        // What storing the edit adds: its scope keys, encoded on the dense weights as editing stores
-        // them. The other-relation questions are encoded once per language in a process; this is the
-        // first time.
-        let encoder = QuestionEncoder::new(&dense, &quantized.tokenizer, &settings.scope)?;
+        // What storing the edit adds: its scope keys, encoded on the weights that answer as editing
+        // stores them. The other-relation questions are encoded once per language in a process; this
+        // is the first time.
+        let (model, tokenizer) = (&quantized.model, &quantized.tokenizer);
+        let encoder = QuestionEncoder::new(model, tokenizer, &settings.scope)?;
         let start = Instant::now();
-        let keys = encoder.keys(&dense, &quantized.tokenizer, &run.group)?;
+        let keys = encoder.keys(model, tokenizer, &run.group)?;
         writeln!(
             report,
-            "scope keys ({} questions and {} other-relation questions, dense): {:.1} s",
+            "scope keys ({} questions and {} other-relation questions, {}): {:.1} s",
             keys.keys.dim(0)?,
             keys.other_relations.dim(0)?,
+            model.arithmetic(),
             start.elapsed().as_secs_f64()
         )?;
     }

@@ -347,7 +347,7 @@ fn unedited_answers_kept_between_runs_give_the_report_of_computing_them() {
     let kept_dir = tiny._dir.path().join("unedited-answers");
     let kept = EvalRequest { unedited_answers: Some(kept_dir.clone()), ..request(&tiny, &methods, None) };
     let (first, _) = evaluate(&tiny, &kept).unwrap();
-    let file = kept_dir.join(format!("{}.jsonl", tiny.loaded.info.fingerprint));
+    let file = kept_dir.join(format!("{}.{}.jsonl", tiny.loaded.info.fingerprint, tiny.loaded.model.arithmetic()));
     let lines = state_lines(&file);
     assert!(lines > 10, "the answers of both scoring modes are kept: {lines} lines");
     let (second, _) = evaluate(&tiny, &kept).unwrap();

@@ -353,11 +353,10 @@ fn measured_strengths_are_means_of_single_passes() {
     }
 }
 
-/// An edit's scope keys are encoded on the dense weights the editing process passes (twice as fast on
-/// a batch of questions), with the dense weights' own center, while the cache keeps encoding queries
-/// on the quantized model that answers.
+/// An edit's scope keys are encoded as its queries are, on the quantized weights that answer (the
+/// edit's own question then scores exactly 1); keys from other weights are refused.
 #[test]
-fn scope_keys_are_encoded_on_the_dense_weights_editing_passes() {
+fn scope_keys_are_encoded_on_the_weights_that_answer() {
     use lafn::method::apply::CachedEdits;
     use lafn::method::cache::MemoryStore;
     use lafn::method::scope::QuestionEncoder;
@@ -377,14 +376,20 @@ fn scope_keys_are_encoded_on_the_dense_weights_editing_passes() {
     let store = MemoryStore::new(&quantized.info.fingerprint);
     let mut cached =
         CachedEdits::new(store, &quantized.model, tokenizer, method.retrieval.clone(), method.scope.clone()).unwrap();
-    let id = cached.insert(&dense, tokenizer, &group(), &located, &outcome.update, &method, &outcome.history).unwrap();
+    let insert = |cached: &mut CachedEdits, model| {
+        cached.insert(model, tokenizer, &group(), &located, &outcome.update, &method, &outcome.history)
+    };
+    let refused = insert(&mut cached, &dense).unwrap_err().to_string();
+    assert!(refused.contains("weights that answer"), "{refused}");
+    let id = insert(&mut cached, &quantized.model).unwrap();
     let stored = cached.cache().load_scope_keys(&id, dense.config().hidden_size).unwrap().expect("stored keys");
     let keys_on = |model| {
         let encoder = QuestionEncoder::new(model, tokenizer, &method.scope).unwrap();
         encoder.keys(model, tokenizer, &group()).unwrap().keys.to_vec2::<f32>().unwrap()
     };
-    assert_eq!(stored.keys.to_vec2::<f32>().unwrap(), keys_on(&dense));
-    assert_ne!(stored.keys.to_vec2::<f32>().unwrap(), keys_on(&quantized.model), "the quantized weights differ");
+    assert_eq!(stored.keys.to_vec2::<f32>().unwrap(), keys_on(&quantized.model));
     let hit = cached.retrieve(&quantized.model, tokenizer, "what country is Shmavon Shmavonyan from ?").unwrap();
-    assert_eq!(hit.hits.len(), 1, "the entry's own question reaches it through the quantized encoder");
+    assert_eq!(hit.hits.len(), 1, "the entry's own question reaches it");
+    let score = hit.hits[0].scope_score;
+    assert!(score.is_some_and(|s| (s - 1.0).abs() < 1e-4), "the edit's own question scores {score:?}");
 }

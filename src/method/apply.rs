@@ -20,6 +20,7 @@ use crate::runtime::{
 };
 use crate::text::scripts::{ends_sentence, is_completion, question_mark};
 use crate::Result;
+use color_eyre::eyre::bail;
 
 /// An edit store with a retrieval index over its entries' subjects and their scope keys.
 pub struct CachedEdits {
@@ -29,9 +30,6 @@ pub struct CachedEdits {
     index: SubjectIndex,
     scope: ScopeSettings,
     encoder: QuestionEncoder,
-    /// Encodes new entries' scope keys on other weights than the answering model's: the dense ones an
-    /// editing process inserts with (see [`CachedEdits::insert`]); made on first use.
-    key_encoder: Option<QuestionEncoder>,
     /// Scope keys read or computed so far, prepared for scoring, by entry id.
     keys: HashMap<String, PreparedKeys>,
     /// What each entry that fired so far was trained to answer, by entry id.
@@ -100,17 +98,17 @@ impl CachedEdits {
         }
         let hidden = model.config().hidden_size;
         let (keys, answers) = (HashMap::new(), HashMap::new());
-        Ok(Self { cache: Box::new(cache), index, scope, encoder, key_encoder: None, keys, answers, hidden })
+        Ok(Self { cache: Box::new(cache), index, scope, encoder, keys, answers, hidden })
     }
 
     pub fn cache(&self) -> &dyn EditStore {
         self.cache.as_ref()
     }
 
-    /// Stores an edit with its scope keys and makes it retrievable. The keys are encoded on `model`:
-    /// editing passes its dense weights, on which a batch of questions runs about twice as fast as on
-    /// the quantized ones (candle's Q8_0 kernels), and a question's vector is the same within cosine
-    /// 0.998 (docs/results.md, stop 34); queries are still encoded by the model that answers.
+    /// Stores an edit with its scope keys and makes it retrievable. The keys are encoded as queries
+    /// are, on `model`, the weights that answer (so an edit's own question scores exactly 1); with
+    /// the tiled Q8_0 kernel a batch of questions runs there about twice as fast as on the dense
+    /// weights (docs/results.md, stop 35).
     #[allow(clippy::too_many_arguments)]
     pub fn insert(
         &mut self,
@@ -122,7 +120,14 @@ impl CachedEdits {
         settings: &MethodSettings,
         history: &[OptimizeStep],
     ) -> Result<String> {
-        let keys = self.key_encoder(model, tokenizer)?.keys(model, tokenizer, group)?;
+        if model.mode() != self.encoder.mode() {
+            bail!(
+                "scope keys are encoded on the weights that answer ({:?}), not {:?}",
+                self.encoder.mode(),
+                model.mode()
+            );
+        }
+        let keys = self.encoder.keys(model, tokenizer, group)?;
         let edit = NewEntry { group, located, update, settings, loss_history: history, scope_keys: &keys };
         let id = self.cache.insert(edit)?;
         let prompts: Vec<String> = group.descriptors.iter().map(|d| d.prompt.clone()).collect();
@@ -131,18 +136,6 @@ impl CachedEdits {
         self.keys.insert(id.clone(), self.encoder.prepare(&keys)?);
         self.answers.remove(&id);
         Ok(id)
-    }
-
-    /// The encoder for scope keys computed on `model`: the answering model's own when `model` has its
-    /// weights' mode, else one for `model`'s (made once).
-    fn key_encoder(&mut self, model: &Model, tokenizer: &Tokenizer) -> Result<&QuestionEncoder> {
-        if model.mode() == self.encoder.mode() {
-            return Ok(&self.encoder);
-        }
-        if self.key_encoder.as_ref().is_none_or(|encoder| encoder.mode() != model.mode()) {
-            self.key_encoder = Some(QuestionEncoder::new(model, tokenizer, &self.scope)?);
-        }
-        Ok(self.key_encoder.as_ref().expect("made above"))
     }
 
     pub fn remove(&mut self, id: &str) -> Result<()> {
