@@ -306,7 +306,7 @@ impl WeightSource {
     /// A weight matrix (out, in) in the requested mode, checked against its expected shape.
     pub fn linear(&mut self, name: &str, out_in: (usize, usize), mode: WeightMode) -> Result<Linear> {
         let linear = match (self.require(name)?, mode) {
-            (Stored::Quantized(q), WeightMode::Quantized) => quantized_linear(with_fast_kernel(q)?)?,
+            (Stored::Quantized(q), WeightMode::Quantized) => quantized_linear(q)?,
             (Stored::Quantized(q), WeightMode::Dense) => Linear::Dense(q.dequantize(self.device())?),
             (Stored::Plain(t), WeightMode::Quantized) if t.dim(1)? % GgmlDType::Q8_0.block_size() == 0 => {
                 quantized_linear(QTensor::quantize(&t, GgmlDType::Q8_0)?)?
@@ -324,13 +324,10 @@ impl WeightSource {
     pub fn embedding(&mut self, vocab: usize, hidden: usize, mode: WeightMode) -> Result<Embedding> {
         let name = "token_embd.weight";
         let embedding = match (self.require(name)?, mode) {
-            (Stored::Quantized(q), WeightMode::Quantized) => {
-                let q = with_fast_kernel(q)?;
-                match TiledQ8::from_qtensor(&q)? {
-                    Some(tiled) => Embedding::Tiled(Arc::new(tiled)),
-                    None => Embedding::Quantized(Arc::new(q)),
-                }
-            }
+            (Stored::Quantized(q), WeightMode::Quantized) => match TiledQ8::from_qtensor(&q)? {
+                Some(tiled) => Embedding::Tiled(Arc::new(tiled)),
+                None => Embedding::Quantized(Arc::new(with_fast_kernel(q)?)),
+            },
             (Stored::Quantized(q), WeightMode::Dense) => Embedding::Dense(q.dequantize(self.device())?),
             (Stored::Plain(t), _) => Embedding::Dense(t),
         };
@@ -389,11 +386,12 @@ fn with_fast_kernel(q: QTensor) -> Result<QTensor> {
     Ok(QTensor::quantize(&q.dequantize(&q.device())?, Q8_0)?)
 }
 
-/// A quantized weight matrix with the fastest kernel this CPU has for it.
+/// A quantized weight matrix with the fastest kernel this CPU has for it: the tiled one (which reads
+/// Q8_0, Q5_0 and Q4_1 exactly), else candle's.
 fn quantized_linear(q: QTensor) -> Result<Linear> {
     Ok(match TiledQ8::from_qtensor(&q)? {
         Some(tiled) => Linear::Tiled(Arc::new(tiled)),
-        None => Linear::Quantized(Arc::new(QMatMul::from_qtensor(q)?)),
+        None => Linear::Quantized(Arc::new(QMatMul::from_qtensor(with_fast_kernel(q)?)?)),
     })
 }
 
