@@ -30,7 +30,8 @@ pub enum WeightMode {
 #[derive(Debug, Clone)]
 pub enum Linear {
     Quantized(Arc<QMatMul>),
-    /// Q8_0 values in the tiled form of this CPU's fastest kernel (`q8_tiles`).
+    /// Block-quantized values (Q8_0, Q5_0, Q4_1) in the tiled form of this CPU's fastest kernel
+    /// (`q8_tiles`).
     Tiled(Arc<TiledQ8>),
     Dense(Tensor),
 }
