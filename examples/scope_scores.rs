@@ -42,13 +42,16 @@ fn main() -> lafn::Result<()> {
     let (model, tokenizer) = (&loaded.model, &loaded.tokenizer);
     let encoder = QuestionEncoder::new(model, tokenizer, &settings.scope)?;
     eprintln!("relation projection: {}", if encoder.projected() { "fitted for this model" } else { "none" });
-    // An entry's keys are computed as editing stores them: on the quantized weights.
-    let key_model = match std::env::var("LAFN_KEYS_WEIGHTS").as_deref() {
-        Ok("dense") => Some(loaded.load_weights(WeightMode::Dense)?),
+    // An entry's keys are computed as editing stores them: on the quantized weights, with `encoder`.
+    let dense_keys = match std::env::var("LAFN_KEYS_WEIGHTS").as_deref() {
+        Ok("dense") => {
+            let dense = loaded.load_weights(WeightMode::Dense)?;
+            let dense_encoder = QuestionEncoder::new(&dense, tokenizer, &settings.scope)?;
+            Some((dense, dense_encoder))
+        }
         _ => None,
     };
-    let key_model = key_model.as_ref().unwrap_or(model);
-    let key_encoder = QuestionEncoder::new(key_model, tokenizer, &settings.scope)?;
+    let (key_model, key_encoder) = dense_keys.as_ref().map_or((model, &encoder), |(m, e)| (m, e));
 
     let (mut rephrasings, mut other_relations) = (Vec::new(), Vec::new());
     for index in 0..only.unwrap_or(data.len()).min(data.len()) {

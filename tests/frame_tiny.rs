@@ -93,14 +93,14 @@ fn edit_then_chat(frame: PromptFrame) -> (bool, bool) {
     let mut settings = MethodSettings { frame, ..common::tiny_method_settings() };
     settings.edit.learning_rate = 0.1;
     settings.edit.steps = 100;
-    let models = EditModels { dense: model, answering: model, tokenizer };
+    let models = EditModels { dense: model, paraphraser: model, tokenizer };
     let run = run_edit(models, group, &settings, &AtomicBool::new(false), &mut |_| {}).unwrap();
     assert_eq!(run.outcome.stop, StopReason::Converged);
 
     let store = MemoryStore::new(&loaded.info.fingerprint);
     let mut cached =
         CachedEdits::new(store, model, tokenizer, settings.retrieval.clone(), settings.scope.clone()).unwrap();
-    run.store(&mut cached, models, &settings).unwrap();
+    run.store(&mut cached, model, tokenizer, &settings).unwrap();
     let options = AnswerOptions::chat(4);
     let reply =
         answer(model, tokenizer, Some(&mut cached), "what country is Shmavon Shmavonyan from ?", &options, &mut |_| {

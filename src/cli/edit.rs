@@ -56,7 +56,7 @@ impl LocateArgs {
 pub fn run_locate(args: LocateArgs) -> Result<()> {
     // Located on the dense weights, as `lafn edit` locates: both report the same layers.
     let (settings, group, loaded, dense) = args.load()?;
-    let models = EditModels { dense: &dense, answering: &loaded.model, tokenizer: &loaded.tokenizer };
+    let models = EditModels { dense: &dense, paraphraser: &loaded.model, tokenizer: &loaded.tokenizer };
     let progress = locating_progress();
     let location = locate_group(models, group, &settings, &mut |event| {
         if let EditEvent::Paraphrased(_) = event {
@@ -80,7 +80,7 @@ pub fn run_edit(args: EditArgs) -> Result<()> {
 /// Prints the located neurons and a line per optimization step, then caches the edit.
 fn run_single(args: EditArgs) -> Result<()> {
     let (settings, group, loaded, dense) = args.inputs.load()?;
-    let models = EditModels { dense: &dense, answering: &loaded.model, tokenizer: &loaded.tokenizer };
+    let models = EditModels { dense: &dense, paraphraser: &loaded.model, tokenizer: &loaded.tokenizer };
     // The input is checked and the cache proven usable before the edit is computed. A cache that does
     // not exist yet is created once the edit succeeded: a failed edit leaves nothing behind.
     check_group(models, &group)?;
@@ -116,7 +116,7 @@ fn run_single(args: EditArgs) -> Result<()> {
         Some(cache) => cache,
         None => EditCache::open(&cache_dir, fingerprint)?,
     };
-    store(models, cache, &run, &settings)
+    store(&loaded, cache, &run, &settings)
 }
 
 /// A spinner naming the stage while the group is paraphrased and its neurons located (terminal only).
@@ -152,12 +152,11 @@ fn print_step(s: &OptimizeStep) {
 }
 
 /// Inserts the edit into `cache` and says where it went.
-fn store(models: EditModels, cache: EditCache, run: &EditRun, settings: &MethodSettings) -> Result<()> {
-    // The quantized model answers in chat: the cache is indexed for it.
-    let (model, tokenizer) = (models.answering, models.tokenizer);
+fn store(loaded: &LoadedModel, cache: EditCache, run: &EditRun, settings: &MethodSettings) -> Result<()> {
+    let (model, tokenizer) = (&loaded.model, &loaded.tokenizer);
     let dir = cache.dir().to_path_buf();
     let mut cached = CachedEdits::new(cache, model, tokenizer, settings.retrieval.clone(), settings.scope.clone())?;
-    let id = run.store(&mut cached, models, settings)?;
+    let id = run.store(&mut cached, model, tokenizer, settings)?;
     outln!("cached as {id} in {}", dir.display());
     let notes = cached.shared_subject_notes(model, tokenizer, &id);
     for note in &notes {

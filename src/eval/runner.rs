@@ -448,7 +448,7 @@ impl<'a> Evaluator<'a> {
         }
         let loaded = self.models.loaded;
         let edit_models =
-            EditModels { dense: self.models.dense, answering: &loaded.model, tokenizer: &loaded.tokenizer };
+            EditModels { dense: self.models.dense, paraphraser: &loaded.model, tokenizer: &loaded.tokenizer };
         let settings = &self.config.method;
         on_stage(Stage::Editing(EvalMethod::LuLafns));
         let started = Instant::now();
@@ -511,9 +511,7 @@ impl<'a> Evaluator<'a> {
         if let Some(edits) = edits {
             let run = &edits.run;
             if methods.contains(&EvalMethod::LuLafns) {
-                let models =
-                    EditModels { dense: self.models.dense, answering: &loaded.model, tokenizer: &loaded.tokenizer };
-                ids.push(run.store(&mut self.ours, models, settings)?);
+                ids.push(run.store(&mut self.ours, &loaded.model, &loaded.tokenizer, settings)?);
             }
             if let Some((located, outcome, _)) = &edits.random {
                 ids.push(self.random.insert(

@@ -16,12 +16,11 @@ use crate::runtime::{Model, Tokenizer};
 use crate::Result;
 
 /// The models one edit needs: a dense (differentiable) copy for locating and optimizing, and the model
-/// that answers (the fast quantized one), which writes paraphrases when the settings ask for
-/// model-generated ones and encodes the edit's scope keys as it encodes the questions they meet.
+/// that writes paraphrases when the settings ask for model-generated ones (the fast quantized one).
 #[derive(Clone, Copy)]
 pub struct EditModels<'a> {
     pub dense: &'a Model,
-    pub answering: &'a Model,
+    pub paraphraser: &'a Model,
     pub tokenizer: &'a Tokenizer,
 }
 
@@ -53,7 +52,7 @@ pub fn check_group(models: EditModels, group: &EditGroup) -> Result<()> {
 /// filled. Preparing it again changes nothing (the paraphrases are made the same way every time).
 pub fn prepare_group(models: EditModels, mut group: EditGroup, settings: &MethodSettings) -> Result<EditGroup> {
     check_group(models, &group)?;
-    fill_paraphrases(&mut group, &settings.paraphrases, Some((models.answering, models.tokenizer)))?;
+    fill_paraphrases(&mut group, &settings.paraphrases, Some((models.paraphraser, models.tokenizer)))?;
     Ok(group)
 }
 
@@ -97,11 +96,17 @@ pub struct EditRun {
 }
 
 impl EditRun {
-    /// Stores this edit in `cached` (scope keys computed on the weights that answer, see
-    /// [`CachedEdits::insert`]), returning its entry id.
-    pub fn store(&self, cached: &mut CachedEdits, models: EditModels, settings: &MethodSettings) -> Result<String> {
+    /// Stores this edit in `cached` (scope keys computed with `model`, the one that answers), returning
+    /// its entry id.
+    pub fn store(
+        &self,
+        cached: &mut CachedEdits,
+        model: &Model,
+        tokenizer: &Tokenizer,
+        settings: &MethodSettings,
+    ) -> Result<String> {
         let (update, history) = (&self.outcome.update, &self.outcome.history);
-        cached.insert(models.answering, models.tokenizer, &self.group, &self.located, update, settings, history)
+        cached.insert(model, tokenizer, &self.group, &self.located, update, settings, history)
     }
 }
 

@@ -88,10 +88,8 @@ impl TiledQ8 {
         let tiles = rows / TILE_ROWS;
         let mut lines = vec![Line([0; 64]); tiles * blocks * LINES_PER_BLOCK];
         let mut scales = vec![f16::ZERO; tiles * blocks * TILE_ROWS];
+        // Made at the first block with an offset: block types have offsets in every block or none.
         let mut offsets = Vec::new();
-        if dtype == GgmlDType::Q4_1 {
-            offsets = vec![f16::ZERO; tiles * blocks * TILE_ROWS];
-        }
         for (i, bytes) in bytes.chunks_exact(block_bytes).enumerate() {
             let (row, b) = (i / blocks, i % blocks);
             let (tile, lane) = (row / TILE_ROWS, row % TILE_ROWS);
@@ -99,6 +97,9 @@ impl TiledQ8 {
             let at = tile * blocks + b;
             scales[at * TILE_ROWS + lane] = block.scale;
             if let Some(offset) = block.offset {
+                if offsets.is_empty() {
+                    offsets = vec![f16::ZERO; scales.len()];
+                }
                 offsets[at * TILE_ROWS + lane] = offset;
             }
             for (k, &q) in block.values.iter().enumerate() {

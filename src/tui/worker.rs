@@ -257,7 +257,7 @@ impl State {
                 self.ensure_dense(send)?;
                 let loaded = self.loaded.as_ref().expect("ensure_dense checked the model");
                 let dense = self.dense.as_ref().expect("ensure_dense loaded it");
-                let models = EditModels { dense, answering: &loaded.model, tokenizer: &loaded.tokenizer };
+                let models = EditModels { dense, paraphraser: &loaded.model, tokenizer: &loaded.tokenizer };
                 let Location { group, measurements, located, .. } =
                     locate_group(models, group, &settings, &mut |event| {
                         if let EditEvent::Paraphrased(_) = event {
@@ -310,7 +310,7 @@ impl State {
         self.ensure_dense(send)?;
         let loaded = self.loaded.as_ref().expect("ensure_dense checked the model");
         let dense = self.dense.as_ref().expect("ensure_dense loaded it");
-        let models = EditModels { dense, answering: &loaded.model, tokenizer: &loaded.tokenizer };
+        let models = EditModels { dense, paraphraser: &loaded.model, tokenizer: &loaded.tokenizer };
         send(WorkerEvent::Stage("paraphrasing and locating".into()));
         let run = run_edit(models, group, settings, cancel, &mut |event| match event {
             EditEvent::Paraphrased(_) => {}
@@ -322,8 +322,11 @@ impl State {
             EditEvent::Step(step) => send(WorkerEvent::Step { group_id, step: step.clone() }),
         })?;
         let cached = self.cached.as_mut().ok_or_else(|| eyre!("no edit cache is open"))?;
-        let cache_entry =
-            if run.outcome.stop == StopReason::Cancelled { None } else { Some(run.store(cached, models, settings)?) };
+        let cache_entry = if run.outcome.stop == StopReason::Cancelled {
+            None
+        } else {
+            Some(run.store(cached, &loaded.model, &loaded.tokenizer, settings)?)
+        };
         let replaced = match (&cache_entry, replaces) {
             (Some(new), Some(Replaces { entry: old, sessions_dir, session }))
                 if *new != old

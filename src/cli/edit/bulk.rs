@@ -130,7 +130,7 @@ pub(super) fn run(args: &EditArgs) -> Result<()> {
     let fingerprint = &loaded.info.fingerprint;
     let cache_dir = args.cache.dir(fingerprint)?;
     let existing = existing_cache(&cache_dir, fingerprint)?;
-    let models = EditModels { dense: &dense, answering: &loaded.model, tokenizer: &loaded.tokenizer };
+    let models = EditModels { dense: &dense, paraphraser: &loaded.model, tokenizer: &loaded.tokenizer };
     let mut bulk = Bulk { models, loaded: &loaded, settings, cache_dir, cached: None, cancel: cancel_on_signals()? };
     if let Some(cache) = existing {
         bulk.cached = Some(bulk.index(cache)?);
@@ -202,7 +202,7 @@ impl Bulk<'_> {
         };
         let (model, tokenizer) = (&self.loaded.model, &self.loaded.tokenizer);
         let cached = self.cached.insert(cached);
-        let id = run.store(cached, self.models, &self.settings)?;
+        let id = run.store(cached, model, tokenizer, &self.settings)?;
         let seconds = run.locate_seconds + run.optimize_seconds;
         let notes = cached.shared_subject_notes(model, tokenizer, &id);
         Ok(Outcome::Edited { id, stop: run.outcome.stop, seconds, notes })
