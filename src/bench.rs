@@ -79,13 +79,13 @@ pub fn run(files: &ModelFiles, device: &Device, decode_tokens: usize, group: Opt
         1.0 / decode.as_secs_f64()
     )?;
 
-    let dense = quantized.load_weights(WeightMode::Dense)?;
+    let dense = quantized.editing_weights()?;
     // What the weights alone hold; the peak below also covers the edit-step benchmark and the edit.
     let loaded_mb = proc_status_mb("VmRSS:");
     let step = edit_step_time(&dense, &quantized)?;
     writeln!(
         report,
-        "edit step (dense f32, forward+backward+AdamW, 12 prompts, 64 neurons in 2 layers): {:.0} ms",
+        "edit step (dense layers, forward+backward+AdamW, 12 prompts, 64 neurons in 2 layers): {:.0} ms",
         ms(step)
     )?;
     if let Some(group) = group {
@@ -122,7 +122,7 @@ pub fn run(files: &ModelFiles, device: &Device, decode_tokens: usize, group: Opt
     }
     writeln!(
         report,
-        "memory: {loaded_mb:.0} MB resident with the quantized and dense weights loaded, peak {:.0} MB (VmHWM)",
+        "memory: {loaded_mb:.0} MB resident with the quantized and editing weights loaded, peak {:.0} MB (VmHWM)",
         peak_memory_mb()
     )?;
     Ok(report)

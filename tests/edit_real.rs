@@ -14,7 +14,7 @@ use lafn::runtime::PromptTarget;
 #[test]
 fn twelve_language_edit_changes_answers_and_leaves_unrelated_ones() {
     let loaded = common::default_quantized();
-    let dense = common::default_dense();
+    let dense = common::default_editing();
     let tokenizer = &loaded.tokenizer;
     let record = load_benchmark(&common::mzsre_sample()).unwrap().remove(0);
     let settings = MethodSettings::default();

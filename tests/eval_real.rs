@@ -21,7 +21,7 @@ fn lu_lafns_raises_reliability_and_keeps_locality() {
         shard: None,
         unedited_answers: None,
     };
-    let models = EvalModels { loaded: common::default_quantized(), dense: common::default_dense() };
+    let models = EvalModels { loaded: common::default_quantized(), dense: common::default_editing() };
     let report = run(models, &request, &AtomicBool::new(false), &mut |_| {}).unwrap();
     eprintln!("{}", report.markdown());
     let (unedited, ours) = (&report.methods[0], &report.methods[1]);

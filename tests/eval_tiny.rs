@@ -34,7 +34,7 @@ fn tiny() -> Tiny {
     let dir = tempfile::tempdir().unwrap();
     let files = write_tiny_model(&dir.path().join("model"), TinySpec::new(Arch::Gemma3)).unwrap();
     let loaded = LoadedModel::load(&files, WeightMode::Quantized, &Device::Cpu).unwrap();
-    let dense = loaded.load_weights(WeightMode::Dense).unwrap();
+    let dense = loaded.editing_weights().unwrap();
     let data = dir.path().join("records.jsonl");
     std::fs::write(&data, RECORDS).unwrap();
     Tiny { _dir: dir, data, loaded, dense }

@@ -365,7 +365,7 @@ fn scope_keys_are_encoded_on_the_weights_that_answer() {
     let dir = tempfile::tempdir().unwrap();
     let files = write_tiny_model(dir.path(), TinySpec::new(Arch::Gemma3)).unwrap();
     let quantized = LoadedModel::load(&files, WeightMode::Quantized, &Device::Cpu).unwrap();
-    let dense = quantized.load_weights(WeightMode::Dense).unwrap();
+    let dense = quantized.editing_weights().unwrap();
     let tokenizer = &quantized.tokenizer;
     let method = MethodSettings::default();
     let located = locate(&dense, tokenizer, &group(), &settings()).unwrap();

@@ -14,7 +14,7 @@ use lafn::method::pipeline::{
     check_group, locate_group, run_edit as run_edit_pipeline, EditEvent, EditModels, EditRun,
 };
 use lafn::method::{EditGroup, LocatedNeurons, MethodSettings, OptimizeStep, StopReason};
-use lafn::runtime::{LoadedModel, Model, WeightMode};
+use lafn::runtime::{LoadedModel, Model};
 use lafn::Result;
 
 use super::args::{CacheArgs, GroupArgs, ModelArgs, SettingsArgs};
@@ -47,7 +47,7 @@ impl LocateArgs {
         let settings = self.settings.load()?;
         let group = self.group.load()?;
         let loaded = self.model.load()?;
-        let dense = loaded.load_weights(WeightMode::Dense)?;
+        let dense = loaded.editing_weights()?;
         Ok((settings, group, loaded, dense))
     }
 }

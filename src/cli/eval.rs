@@ -11,7 +11,6 @@ use color_eyre::eyre::bail;
 use lafn::eval::{
     Dataset, EvalConfig, EvalMethod, EvalModels, EvalPhase, EvalRequest, Progress, Scoring, Shard, Stage,
 };
-use lafn::runtime::WeightMode;
 use lafn::Result;
 
 use super::args::ModelArgs;
@@ -130,7 +129,7 @@ pub fn run(args: EvalArgs) -> Result<()> {
     }
     let config = args.settings.map(|path| EvalConfig::load(&path)).transpose()?.unwrap_or_default();
     let loaded = args.model.load()?;
-    let dense = loaded.load_weights(WeightMode::Dense)?;
+    let dense = loaded.editing_weights()?;
     let request = EvalRequest {
         dataset,
         file,

@@ -109,10 +109,59 @@ impl Model {
             .zip(kept.neg_entropies.par_iter().zip(&kept.masses))
             .map(|((row, probs), (&neg_entropy, &mass))| kept_row(row, probs, neg_entropy, mass, objective.kept_weight))
             .collect();
-        let hidden_grad = self.head_gradient(&Tensor::from_vec(grads, (rows, vocab), self.device())?)?;
+        let floors: Vec<f32> = (0..rows)
+            .map(|r| GRADIENT_FLOOR * if r < targets { objective.target_weight } else { objective.kept_weight })
+            .collect();
+        let hidden_grad = self.sparse_head_gradient(&grads, vocab, &floors)?;
         Ok(HeadLosses { target_log_probs, target_margins, kept_divergences, hidden_grad })
     }
+
+    /// d loss / d hidden (rows, hidden) from d loss / d logits (rows of `vocab`), the LM head being
+    /// linear: the sum over tokens of each gradient entry times the token's output row. Entries below
+    /// their row's floor in magnitude are left out (see `GRADIENT_FLOOR`), so a step reads a few
+    /// thousand output rows, not all 262,144 (on Gemma 3), and the head can stay in its quantized form.
+    fn sparse_head_gradient(&self, grads: &[f32], vocab: usize, floors: &[f32]) -> Result<Tensor> {
+        const TOKENS_PER_CHUNK: usize = 4096;
+        let (rows, hidden) = (floors.len(), self.config().hidden_size);
+        let head = self.output_head();
+        let sum = (0..vocab.div_ceil(TOKENS_PER_CHUNK))
+            .into_par_iter()
+            .try_fold(
+                || vec![0f32; rows * hidden],
+                |mut sum, chunk| -> Result<Vec<f32>> {
+                    let tokens = chunk * TOKENS_PER_CHUNK..((chunk + 1) * TOKENS_PER_CHUNK).min(vocab);
+                    let mut entries = Vec::new();
+                    for (r, &floor) in floors.iter().enumerate() {
+                        let row = &grads[r * vocab + tokens.start..r * vocab + tokens.end];
+                        for (token, &g) in (tokens.start..).zip(row) {
+                            // NaN is kept: it must reach the update values and stop the edit.
+                            if g.abs() >= floor || g.is_nan() {
+                                entries.push((token as u32, r as u32, g));
+                            }
+                        }
+                    }
+                    entries.sort_unstable_by_key(|e| e.0);
+                    head.add_rows(&entries, &mut sum)?;
+                    Ok(sum)
+                },
+            )
+            .try_reduce(
+                || vec![0f32; rows * hidden],
+                |mut a, b| {
+                    a.iter_mut().zip(&b).for_each(|(a, b)| *a += b);
+                    Ok(a)
+                },
+            )?;
+        Ok(Tensor::from_vec(sum, (rows, hidden), self.device())?)
+    }
 }
+
+/// Gradient entries over logits smaller than this times their row's weight are left out of the
+/// gradient over hidden states. Together they are a small share of the gradient's mass (measured on a
+/// 12-language edit of the default model: 0.1-3% of a target row's, whose entries are probabilities
+/// of tokens the model does not predict) and point in no common direction, while the rows kept are
+/// 2-15% of the vocabulary's. The losses and margins are computed from every logit.
+const GRADIENT_FLOOR: f32 = 1e-6;
 
 /// A target row's (log P(target), margin); the row becomes weight * (softmax - onehot(target)).
 fn target_row(row: &mut [f32], target: usize, weight: f32) -> (f32, f32) {

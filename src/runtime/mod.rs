@@ -100,7 +100,7 @@ impl LoadedModel {
     pub fn load(files: &ModelFiles, mode: WeightMode, device: &Device) -> Result<Self> {
         let (mut source, config) = WeightSource::open(&files.weights, device)?;
         let tokenizer = Tokenizer::load(files.tokenizer.as_deref(), source.gguf_content())?;
-        let model = Model::load(&mut source, &config, mode)?;
+        let model = Model::load(&mut source, &config, mode, None)?;
         let info = ModelInfo {
             path: files.weights.clone(),
             parameters: source.parameter_count(),
@@ -113,10 +113,20 @@ impl LoadedModel {
         Ok(Self { model, tokenizer, info })
     }
 
-    /// The same weights in another mode (e.g. dense f32 for editing beside quantized for chat).
+    /// The same weights in another mode (e.g. dense f32 beside quantized).
     pub fn load_weights(&self, mode: WeightMode) -> Result<Model> {
         let (mut source, config) = WeightSource::open(&self.info.path, self.model.device())?;
-        Model::load(&mut source, &config, mode)
+        Model::load(&mut source, &config, mode, None)
+    }
+
+    /// The weights edits are optimized on: dense f32 layers, which gradients flow through, and this
+    /// model's embedding and LM head where they are tiled (`q8_tiles`, CPUs with AVX-512 VNNI). The
+    /// head is only read by an edit (its gradient over hidden states takes rows of it), so it need not
+    /// be dense: sharing it saves the dense copy (671 MB on Gemma 3), and the logits an edit is trained
+    /// and stopped on are those chat computes.
+    pub fn editing_weights(&self) -> Result<Model> {
+        let (mut source, config) = WeightSource::open(&self.info.path, self.model.device())?;
+        Model::load(&mut source, &config, WeightMode::Dense, Some(&self.model))
     }
 }
 

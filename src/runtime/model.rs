@@ -117,10 +117,27 @@ pub struct Model {
 }
 
 impl Model {
-    pub fn load(source: &mut WeightSource, config: &ModelConfig, mode: WeightMode) -> Result<Self> {
+    /// Loads every weight from `source` in `mode`; with `shared_head`, a model of the same weights whose
+    /// embedding and LM head are tiled (`q8_tiles`), those are shared instead of loaded (see
+    /// [`crate::runtime::LoadedModel::editing_weights`]).
+    pub fn load(
+        source: &mut WeightSource,
+        config: &ModelConfig,
+        mode: WeightMode,
+        shared_head: Option<&Model>,
+    ) -> Result<Self> {
         let c = config;
         let (h, q_dim, kv_dim) = (c.hidden_size, c.num_heads * c.head_dim, c.num_kv_heads * c.head_dim);
-        let embedding = source.embedding(c.vocab_size, h, mode)?;
+        let shared_head = shared_head.filter(|m| {
+            m.config.vocab_size == c.vocab_size
+                && m.config.hidden_size == h
+                && matches!(m.embedding, Embedding::Tiled(_))
+                && matches!(m.lm_head, Linear::Tiled(_))
+        });
+        let embedding = match shared_head {
+            Some(m) => m.embedding.clone(),
+            None => source.embedding(c.vocab_size, h, mode)?,
+        };
         let blocks = (0..c.num_layers)
             .map(|i| {
                 let name = |leaf: &str| format!("blk.{i}.{leaf}");
@@ -151,10 +168,10 @@ impl Model {
             .collect::<Result<Vec<_>>>()?;
         let final_norm = source.vector("output_norm.weight", h)?;
         let lm_head_tied = !source.has("output.weight");
-        let lm_head = if lm_head_tied {
-            embedding.as_linear()?
-        } else {
-            source.linear("output.weight", (c.vocab_size, h), mode)?
+        let lm_head = match shared_head {
+            _ if lm_head_tied => embedding.as_linear()?,
+            Some(m) => m.lm_head.clone(),
+            None => source.linear("output.weight", (c.vocab_size, h), mode)?,
         };
         let device = source.device().clone();
         Ok(Self { config: config.clone(), mode, embedding, blocks, final_norm, lm_head, lm_head_tied, device })
@@ -183,22 +200,14 @@ impl Model {
         Ok(self.blocks[layer].ffn.down.dense()?.t()?.contiguous()?)
     }
 
-    /// Maps a gradient over logits (rows, vocab) to the gradient over the hidden states that produced
-    /// them (rows, hidden): the LM head is linear, so this is exact, and it spares autograd a
-    /// vocabulary-wide graph.
-    pub fn head_gradient(&self, logit_grad: &Tensor) -> Result<Tensor> {
-        match &self.lm_head {
-            Linear::Dense(w) => Ok(logit_grad.matmul(w)?),
-            Linear::Quantized(_) | Linear::Tiled(_) => bail!("head gradients need the dense weights"),
-        }
+    /// The LM head, for reading its rows.
+    pub(super) fn output_head(&self) -> &Linear {
+        &self.lm_head
     }
 
     /// Rows of the LM head for the given token ids, (ids, hidden).
     pub fn output_rows(&self, ids: &Tensor) -> Result<Tensor> {
-        match &self.lm_head {
-            Linear::Dense(w) => Ok(w.index_select(ids, 0)?),
-            Linear::Quantized(_) | Linear::Tiled(_) => bail!("output rows need the dense weights"),
-        }
+        self.lm_head.rows(ids)
     }
 
     /// Projects hidden states (…, hidden) to vocabulary logits.
@@ -588,7 +597,8 @@ impl Model {
     pub fn arithmetic(&self) -> &'static str {
         let tiled = std::iter::once(&self.lm_head).chain(self.block_linears()).any(|l| matches!(l, Linear::Tiled(_)));
         match (self.mode, tiled) {
-            (WeightMode::Dense, _) => "dense",
+            (WeightMode::Dense, false) => "dense",
+            (WeightMode::Dense, true) => "dense-with-q8-tiles-head",
             (WeightMode::Quantized, false) => "quantized",
             (WeightMode::Quantized, true) => "quantized-q8-tiles",
         }

@@ -118,17 +118,28 @@ impl TiledQ8 {
     }
 
     /// One row's values, as candle dequantizes its blocks (`integer * scale [+ offset]` in f32).
+    /// Decoded a block at a time (a row's 32 values of a block lie four to a line in 8 lines).
     pub fn row(&self, row: usize, out: &mut [f32]) {
-        for (col, value) in out.iter_mut().enumerate() {
-            let (stored, scale, offset) = self.stored(row, col);
-            *value = stored as f32 * scale.to_f32();
-            if let Some(offset) = offset {
-                *value += offset.to_f32();
+        let (tile, lane) = (row / TILE_ROWS, row % TILE_ROWS);
+        let blocks = self.cols / BLOCK;
+        for (b, values) in out.chunks_exact_mut(BLOCK).enumerate() {
+            let at = tile * blocks + b;
+            let scale = self.scales[at * TILE_ROWS + lane].to_f32();
+            let offset = self.offsets.get(at * TILE_ROWS + lane).map(|o| o.to_f32());
+            let lines = &self.lines[at * LINES_PER_BLOCK..(at + 1) * LINES_PER_BLOCK];
+            for (four, line) in values.chunks_exact_mut(4).zip(lines) {
+                for (value, &byte) in four.iter_mut().zip(&line.0[lane * 4..lane * 4 + 4]) {
+                    *value = (byte as i32 - 128) as f32 * scale;
+                    if let Some(offset) = offset {
+                        *value += offset;
+                    }
+                }
             }
         }
     }
 
     /// The integer at (row, col), and the scale and offset of its block.
+    #[cfg(test)]
     fn stored(&self, row: usize, col: usize) -> (i32, f16, Option<f16>) {
         let at = (row / TILE_ROWS) * (self.cols / BLOCK) + col / BLOCK;
         let (lane, k) = (row % TILE_ROWS, col % BLOCK);

@@ -60,6 +60,60 @@ impl Linear {
         })
     }
 
+    /// Rows of the weight as dense f32, (ids, in).
+    pub fn rows(&self, ids: &Tensor) -> Result<Tensor> {
+        let rows = self.out_in()?.0;
+        let ids = ids.flatten_all()?.to_vec1::<u32>()?;
+        if let Some(&id) = ids.iter().find(|&&id| id as usize >= rows) {
+            bail!("row {id} is outside the {rows} rows");
+        }
+        Ok(match self {
+            Self::Dense(w) => w.index_select(&Tensor::new(ids.as_slice(), w.device())?, 0)?,
+            Self::Tiled(w) => tiled_rows(w, ids.iter().map(|&id| id as usize))?,
+            Self::Quantized(_) => bail!("rows of candle's quantized weights are not read one by one"),
+        })
+    }
+
+    /// Adds `factor * row` of the weight to `out` (output rows of `in` values, row-major) for every
+    /// `(row, output row, factor)` of `entries`, which must be sorted by weight row: each row is read
+    /// (for tiled weights, decoded) once. This is a product with the weight's transpose for a sparse
+    /// left factor, e.g. a gradient over logits whose entries are mostly negligible.
+    pub fn add_rows(&self, entries: &[(u32, u32, f32)], out: &mut [f32]) -> Result<()> {
+        let (rows, cols) = self.out_in()?;
+        let add = |values: &[f32], group: &[(u32, u32, f32)], out: &mut [f32]| {
+            for &(_, out_row, factor) in group {
+                let target = &mut out[out_row as usize * cols..(out_row as usize + 1) * cols];
+                add_scaled(target, values, factor);
+            }
+        };
+        if let Some(&(row, ..)) = entries.iter().find(|e| e.0 as usize >= rows) {
+            bail!("weight row {row} is outside the {rows} rows");
+        }
+        match self {
+            Self::Dense(w) => {
+                let (storage, layout) = w.storage_and_layout();
+                let (candle_core::Storage::Cpu(storage), Some((start, _))) = (&*storage, layout.contiguous_offsets())
+                else {
+                    bail!("dense weights are read from contiguous CPU memory");
+                };
+                let values = &storage.as_slice::<f32>()?[start..];
+                for group in entries.chunk_by(|a, b| a.0 == b.0) {
+                    let row = group[0].0 as usize;
+                    add(&values[row * cols..(row + 1) * cols], group, out);
+                }
+            }
+            Self::Tiled(w) => {
+                let mut values = vec![0f32; cols];
+                for group in entries.chunk_by(|a, b| a.0 == b.0) {
+                    w.row(group[0].0 as usize, &mut values);
+                    add(&values, group, out);
+                }
+            }
+            Self::Quantized(_) => bail!("rows of candle's quantized weights are not read one by one"),
+        }
+        Ok(())
+    }
+
     fn out_in(&self) -> Result<(usize, usize)> {
         Ok(match self {
             Self::Quantized(m) => match m.as_ref() {
@@ -69,6 +123,15 @@ impl Linear {
             Self::Tiled(w) => w.dims(),
             Self::Dense(w) => w.dims2()?,
         })
+    }
+}
+
+crate::runtime::simd::vectorized! {
+    /// `target += factor * values`, element by element.
+    fn add_scaled(target: &mut [f32], values: &[f32], factor: f32) {
+        for (t, &v) in target.iter_mut().zip(values) {
+            *t += factor * v;
+        }
     }
 }
 

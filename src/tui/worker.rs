@@ -427,7 +427,7 @@ impl State {
         let loaded = self.loaded()?;
         if self.dense.is_none() {
             send(WorkerEvent::Stage("loading dense weights for editing".into()));
-            self.dense = Some(loaded.load_weights(WeightMode::Dense)?);
+            self.dense = Some(loaded.editing_weights()?);
         }
         Ok(())
     }

@@ -31,6 +31,13 @@ pub fn default_dense() -> &'static Model {
     MODEL.get_or_init(|| default_quantized().load_weights(WeightMode::Dense).unwrap())
 }
 
+/// The default model's weights as edits are optimized on them (dense layers, the quantized model's
+/// head), loaded once per test binary.
+pub fn default_editing() -> &'static Model {
+    static MODEL: OnceLock<Model> = OnceLock::new();
+    MODEL.get_or_init(|| default_quantized().editing_weights().unwrap())
+}
+
 /// A file of `../shared` (the team's dev data and references, beside the repository in CI), or `None`
 /// with a note when this clone has none: callers then check a vendored sample or skip the comparison.
 pub fn shared_file(relative: &str) -> Option<PathBuf> {

@@ -15,7 +15,7 @@ use lafn::method::apply::CachedEdits;
 use lafn::method::cache::EditCache;
 use lafn::method::pipeline::{cached_edit, prepare_group, run_edit, EditEvent, EditModels};
 use lafn::method::{EditGroup, MethodSettings, StopReason};
-use lafn::runtime::{LoadedModel, WeightMode};
+use lafn::runtime::LoadedModel;
 use lafn::Result;
 
 use super::super::progress::{JobProgress, Look, PlainLines};
@@ -126,7 +126,7 @@ pub(super) fn run(args: &EditArgs) -> Result<()> {
     let groups = inputs.group.load_each()?;
     let numbers = args.many.numbers(groups.len(), inputs.group.path())?;
     let loaded = inputs.model.load()?;
-    let dense = loaded.load_weights(WeightMode::Dense)?;
+    let dense = loaded.editing_weights()?;
     let fingerprint = &loaded.info.fingerprint;
     let cache_dir = args.cache.dir(fingerprint)?;
     let existing = existing_cache(&cache_dir, fingerprint)?;
