@@ -157,10 +157,10 @@ impl Model {
 }
 
 /// Gradient entries over logits smaller than this times their row's weight are left out of the
-/// gradient over hidden states. Together they are a small share of the gradient's mass (measured on a
-/// 12-language edit of the default model: 0.1-3% of a target row's, whose entries are probabilities
-/// of tokens the model does not predict) and point in no common direction, while the rows kept are
-/// 2-15% of the vocabulary's. The losses and margins are computed from every logit.
+/// gradient over hidden states: probabilities of tokens the model does not predict, a small share of
+/// a row's gradient mass that points in no common direction. Measured on a 12-language edit of the
+/// default model: 0.6-2.7% of the entries kept (a row keeps at most 11% of the vocabulary), the
+/// gradient within 0.2-0.7% of the full product's norm. The losses and margins use every logit.
 const GRADIENT_FLOOR: f32 = 1e-6;
 
 /// A target row's (log P(target), margin); the row becomes weight * (softmax - onehot(target)).
