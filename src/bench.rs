@@ -89,7 +89,7 @@ pub fn run(files: &ModelFiles, device: &Device, decode_tokens: usize, group: Opt
         ms(step)
     )?;
     if let Some(group) = group {
-        let models = EditModels { dense: &dense, answering: &quantized.model, tokenizer: &quantized.tokenizer };
+        let models = EditModels { dense: &dense, paraphraser: &quantized.model, tokenizer: &quantized.tokenizer };
         let settings = MethodSettings::default();
         let run = run_edit(models, group, &settings, &AtomicBool::new(false), &mut |_| {})?;
         let paraphrases: usize = run.group.descriptors.iter().map(|d| d.all_paraphrases().count()).sum();

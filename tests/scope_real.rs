@@ -33,7 +33,7 @@ fn edited_cache(group: EditGroup, dir: &std::path::Path) -> CachedEdits {
     let loaded = common::default_quantized();
     let (model, tokenizer) = (&loaded.model, &loaded.tokenizer);
     let settings = MethodSettings::default();
-    let models = EditModels { dense: common::default_editing(), answering: model, tokenizer };
+    let models = EditModels { dense: common::default_editing(), paraphraser: model, tokenizer };
     let run = run_edit(models, group, &settings, &AtomicBool::new(false), &mut |_| {}).unwrap();
     let cache = EditCache::open(dir, &loaded.info.fingerprint).unwrap();
     let mut cached =
@@ -62,7 +62,7 @@ fn an_edit_answers_its_fact_and_the_scope_gate_keeps_other_facts() {
         ],
     };
     let settings = MethodSettings::default();
-    let models = EditModels { dense: common::default_editing(), answering: model, tokenizer };
+    let models = EditModels { dense: common::default_editing(), paraphraser: model, tokenizer };
     let run = run_edit(models, group, &settings, &AtomicBool::new(false), &mut |_| {}).unwrap();
 
     let dir = tempfile::tempdir().unwrap();
@@ -239,7 +239,7 @@ fn of_two_edits_about_one_subject_the_one_asked_answers() {
     let loaded = common::default_quantized();
     let (model, tokenizer) = (&loaded.model, &loaded.tokenizer);
     let settings = MethodSettings::default();
-    let models = EditModels { dense: common::default_editing(), answering: model, tokenizer };
+    let models = EditModels { dense: common::default_editing(), paraphraser: model, tokenizer };
     let dir = tempfile::tempdir().unwrap();
     let cache = EditCache::open(dir.path(), &loaded.info.fingerprint).unwrap();
     let mut cached =

@@ -14,7 +14,7 @@ use lafn::method::pipeline::{
     check_group, locate_group, run_edit as run_edit_pipeline, EditEvent, EditModels, EditRun,
 };
 use lafn::method::{EditGroup, LocatedNeurons, MethodSettings, OptimizeStep, StopReason};
-use lafn::runtime::LoadedModel;
+use lafn::runtime::{LoadedModel, Model};
 use lafn::Result;
 
 use super::args::{CacheArgs, GroupArgs, ModelArgs, SettingsArgs};
@@ -42,18 +42,23 @@ pub struct EditArgs {
 }
 
 impl LocateArgs {
-    /// The settings, the group and the model (both commands locate on it).
-    fn load(&self) -> Result<(MethodSettings, EditGroup, LoadedModel)> {
-        Ok((self.settings.load()?, self.group.load()?, self.model.load()?))
+    /// The settings, the group, the model and its dense weights (both commands locate on those).
+    fn load(&self) -> Result<(MethodSettings, EditGroup, LoadedModel, Model)> {
+        let settings = self.settings.load()?;
+        let group = self.group.load()?;
+        let loaded = self.model.load()?;
+        let dense = loaded.editing_weights()?;
+        Ok((settings, group, loaded, dense))
     }
 }
 
 /// Prints the located neurons' per-layer statistics.
 pub fn run_locate(args: LocateArgs) -> Result<()> {
-    // Located as `lafn edit` locates: both report the same layers.
-    let (settings, group, loaded) = args.load()?;
+    // Located on the dense weights, as `lafn edit` locates: both report the same layers.
+    let (settings, group, loaded, dense) = args.load()?;
+    let models = EditModels { dense: &dense, paraphraser: &loaded.model, tokenizer: &loaded.tokenizer };
     let progress = locating_progress();
-    let location = locate_group(&loaded.model, &loaded.tokenizer, group, &settings, &mut |event| {
+    let location = locate_group(models, group, &settings, &mut |event| {
         if let EditEvent::Paraphrased(_) = event {
             progress.set_message("locating");
         }
@@ -74,15 +79,14 @@ pub fn run_edit(args: EditArgs) -> Result<()> {
 
 /// Prints the located neurons and a line per optimization step, then caches the edit.
 fn run_single(args: EditArgs) -> Result<()> {
-    let (settings, group, loaded) = args.inputs.load()?;
+    let (settings, group, loaded, dense) = args.inputs.load()?;
+    let models = EditModels { dense: &dense, paraphraser: &loaded.model, tokenizer: &loaded.tokenizer };
     // The input is checked and the cache proven usable before the edit is computed. A cache that does
     // not exist yet is created once the edit succeeded: a failed edit leaves nothing behind.
-    check_group(&loaded.model, &loaded.tokenizer, &group)?;
+    check_group(models, &group)?;
     let fingerprint = &loaded.info.fingerprint;
     let cache_dir = args.cache.dir(fingerprint)?;
     let existing = existing_cache(&cache_dir, fingerprint)?;
-    let dense = loaded.editing_weights()?;
-    let models = EditModels { dense: &dense, answering: &loaded.model, tokenizer: &loaded.tokenizer };
     let langs = group.langs().join(" ");
     let cancel = cancel_on_signals()?;
     let mut progress = locating_progress();

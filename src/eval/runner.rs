@@ -448,7 +448,7 @@ impl<'a> Evaluator<'a> {
         }
         let loaded = self.models.loaded;
         let edit_models =
-            EditModels { dense: self.models.dense, answering: &loaded.model, tokenizer: &loaded.tokenizer };
+            EditModels { dense: self.models.dense, paraphraser: &loaded.model, tokenizer: &loaded.tokenizer };
         let settings = &self.config.method;
         on_stage(Stage::Editing(EvalMethod::LuLafns));
         let started = Instant::now();

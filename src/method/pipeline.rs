@@ -15,14 +15,12 @@ use super::settings::MethodSettings;
 use crate::runtime::{Model, Tokenizer};
 use crate::Result;
 
-/// The models one edit needs: the model that answers (the fast quantized one), on which neurons are
-/// located, as they fire when chat answers, and which writes paraphrases when the settings ask for
-/// model-generated ones; and weights gradients flow through for optimizing
-/// ([`crate::runtime::LoadedModel::editing_weights`]).
+/// The models one edit needs: a dense (differentiable) copy for locating and optimizing, and the model
+/// that writes paraphrases when the settings ask for model-generated ones (the fast quantized one).
 #[derive(Clone, Copy)]
 pub struct EditModels<'a> {
     pub dense: &'a Model,
-    pub answering: &'a Model,
+    pub paraphraser: &'a Model,
     pub tokenizer: &'a Tokenizer,
 }
 
@@ -45,21 +43,16 @@ pub struct Location {
 }
 
 /// Checks that the group is complete and that each of its fields fits the model's input bound.
-pub fn check_group(model: &Model, tokenizer: &Tokenizer, group: &EditGroup) -> Result<()> {
+pub fn check_group(models: EditModels, group: &EditGroup) -> Result<()> {
     group.validate()?;
-    group.check_token_lengths(tokenizer, model.config().max_input_tokens())
+    group.check_token_lengths(models.tokenizer, models.dense.config().max_input_tokens())
 }
 
 /// The group as it is located and cached: checked against the model ([`check_group`]), its paraphrases
 /// filled. Preparing it again changes nothing (the paraphrases are made the same way every time).
-pub fn prepare_group(
-    model: &Model,
-    tokenizer: &Tokenizer,
-    mut group: EditGroup,
-    settings: &MethodSettings,
-) -> Result<EditGroup> {
-    check_group(model, tokenizer, &group)?;
-    fill_paraphrases(&mut group, &settings.paraphrases, Some((model, tokenizer)))?;
+pub fn prepare_group(models: EditModels, mut group: EditGroup, settings: &MethodSettings) -> Result<EditGroup> {
+    check_group(models, &group)?;
+    fill_paraphrases(&mut group, &settings.paraphrases, Some((models.paraphraser, models.tokenizer)))?;
     Ok(group)
 }
 
@@ -73,20 +66,19 @@ pub fn cached_edit(store: &dyn EditStore, group: &EditGroup, settings: &MethodSe
 }
 
 /// Checks the group against the model, fills its paraphrases ([`prepare_group`]) and locates its LAFNs
-/// on `model`, the one that answers (neurons as they fire in chat): the one way `lafn locate`,
-/// `lafn edit`, the TUI and eval locate, so they agree on the layers.
+/// on the dense weights: the one way `lafn locate`, `lafn edit`, the TUI and eval locate, so they agree
+/// on the layers.
 pub fn locate_group(
-    model: &Model,
-    tokenizer: &Tokenizer,
+    models: EditModels,
     group: EditGroup,
     settings: &MethodSettings,
     on_event: &mut dyn FnMut(EditEvent),
 ) -> Result<Location> {
-    let group = prepare_group(model, tokenizer, group, settings)?;
+    let group = prepare_group(models, group, settings)?;
     on_event(EditEvent::Paraphrased(&group));
 
     let started = Instant::now();
-    let measurements = measure(model, tokenizer, &group, &settings.locate)?;
+    let measurements = measure(models.dense, models.tokenizer, &group, &settings.locate)?;
     let located = select(&measurements, &settings.locate)?;
     let seconds = started.elapsed().as_secs_f64();
     on_event(EditEvent::Located(&located));
@@ -127,8 +119,7 @@ pub fn run_edit(
     cancel: &AtomicBool,
     on_event: &mut dyn FnMut(EditEvent),
 ) -> Result<EditRun> {
-    let Location { group, located, seconds: locate_seconds, .. } =
-        locate_group(models.answering, models.tokenizer, group, settings, on_event)?;
+    let Location { group, located, seconds: locate_seconds, .. } = locate_group(models, group, settings, on_event)?;
     let started = Instant::now();
     let (edit, frame) = (&settings.edit, settings.frame);
     let outcome = optimize(models.dense, models.tokenizer, &group, &located, edit, frame, cancel, &mut |step| {

@@ -254,9 +254,12 @@ impl State {
                 send(WorkerEvent::Paraphrased { group_id, lang_index, paraphrases });
             }
             Job::Locate { group_id, group, settings } => {
-                let loaded = self.loaded()?;
+                self.ensure_dense(send)?;
+                let loaded = self.loaded.as_ref().expect("ensure_dense checked the model");
+                let dense = self.dense.as_ref().expect("ensure_dense loaded it");
+                let models = EditModels { dense, paraphraser: &loaded.model, tokenizer: &loaded.tokenizer };
                 let Location { group, measurements, located, .. } =
-                    locate_group(&loaded.model, &loaded.tokenizer, group, &settings, &mut |event| {
+                    locate_group(models, group, &settings, &mut |event| {
                         if let EditEvent::Paraphrased(_) = event {
                             send(WorkerEvent::Stage("measuring activations".into()));
                         }
@@ -307,7 +310,7 @@ impl State {
         self.ensure_dense(send)?;
         let loaded = self.loaded.as_ref().expect("ensure_dense checked the model");
         let dense = self.dense.as_ref().expect("ensure_dense loaded it");
-        let models = EditModels { dense, answering: &loaded.model, tokenizer: &loaded.tokenizer };
+        let models = EditModels { dense, paraphraser: &loaded.model, tokenizer: &loaded.tokenizer };
         send(WorkerEvent::Stage("paraphrasing and locating".into()));
         let run = run_edit(models, group, settings, cancel, &mut |event| match event {
             EditEvent::Paraphrased(_) => {}

@@ -130,7 +130,7 @@ pub(super) fn run(args: &EditArgs) -> Result<()> {
     let fingerprint = &loaded.info.fingerprint;
     let cache_dir = args.cache.dir(fingerprint)?;
     let existing = existing_cache(&cache_dir, fingerprint)?;
-    let models = EditModels { dense: &dense, answering: &loaded.model, tokenizer: &loaded.tokenizer };
+    let models = EditModels { dense: &dense, paraphraser: &loaded.model, tokenizer: &loaded.tokenizer };
     let mut bulk = Bulk { models, loaded: &loaded, settings, cache_dir, cached: None, cancel: cancel_on_signals()? };
     if let Some(cache) = existing {
         bulk.cached = Some(bulk.index(cache)?);
@@ -179,7 +179,7 @@ impl Bulk<'_> {
         if self.cancel.load(Ordering::Relaxed) {
             return Ok(Outcome::Interrupted);
         }
-        let group = prepare_group(self.models.answering, self.models.tokenizer, group, &self.settings)?;
+        let group = prepare_group(self.models, group, &self.settings)?;
         if let Some(cached) = &self.cached {
             if let Some(id) = cached_edit(cached.cache(), &group, &self.settings)? {
                 return Ok(Outcome::Skipped(id));
