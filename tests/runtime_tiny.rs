@@ -308,6 +308,10 @@ fn editing_weights_read_the_quantized_models_head() {
     assert_eq!(editing.arithmetic(), "dense-with-q8-tiles-head");
     let dense = loaded.load_weights(WeightMode::Dense).unwrap();
     assert!(editing.weight_bytes() < dense.weight_bytes(), "the dense embedding is not loaded");
+    let dir = tempfile::tempdir().unwrap();
+    let files = write_tiny_model(dir.path(), TinySpec::new(Arch::Gemma3)).unwrap();
+    let dense_loaded = LoadedModel::load(&files, WeightMode::Dense, &Device::Cpu).unwrap();
+    assert_eq!(dense_loaded.editing_weights().unwrap().arithmetic(), "dense", "a dense model edits on itself");
     let hidden = Tensor::randn(0f32, 1.0, (5, editing.config().hidden_size), &Device::Cpu).unwrap();
     assert_eq!(max_abs_diff(&editing.logits(&hidden).unwrap(), &loaded.model.logits(&hidden).unwrap()), 0.0);
 

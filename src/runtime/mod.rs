@@ -125,6 +125,10 @@ impl LoadedModel {
     /// be dense: sharing it saves the dense copy (671 MB on Gemma 3), and the logits an edit is trained
     /// and stopped on are those chat computes.
     pub fn editing_weights(&self) -> Result<Model> {
+        if self.model.mode() == WeightMode::Dense {
+            // Already dense (`--dense`): the same tensors, not a second copy.
+            return Ok(self.model.clone());
+        }
         let (mut source, config) = WeightSource::open(&self.info.path, self.model.device())?;
         Model::load(&mut source, &config, WeightMode::Dense, Some(&self.model))
     }

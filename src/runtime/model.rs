@@ -76,6 +76,7 @@ impl KvCache {
     }
 }
 
+#[derive(Clone)]
 struct Attention {
     q: Linear,
     k: Linear,
@@ -88,12 +89,14 @@ struct Attention {
     k_norm: Option<Tensor>,
 }
 
+#[derive(Clone)]
 struct Ffn {
     gate: Linear,
     up: Linear,
     down: Linear,
 }
 
+#[derive(Clone)]
 struct Block {
     attn_norm: Tensor,
     attn: Attention,
@@ -103,6 +106,7 @@ struct Block {
     post_ffn_norm: Option<Tensor>,
 }
 
+#[derive(Clone)]
 pub struct Model {
     config: ModelConfig,
     mode: WeightMode,
