@@ -6,6 +6,7 @@
 use std::collections::HashMap;
 
 use candle_core::Tensor;
+use color_eyre::eyre::bail;
 
 use super::cache::{CacheEntry, EditStore, NewEntry};
 use super::edit::{OptimizeStep, UpdateValues};
@@ -20,7 +21,6 @@ use crate::runtime::{
 };
 use crate::text::scripts::{ends_sentence, is_completion, question_mark};
 use crate::Result;
-use color_eyre::eyre::bail;
 
 /// An edit store with a retrieval index over its entries' subjects and their scope keys.
 pub struct CachedEdits {

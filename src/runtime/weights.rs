@@ -60,16 +60,11 @@ impl Linear {
         })
     }
 
-    /// Rows of the weight as dense f32, (ids, in).
+    /// Rows of the weight as dense f32, (ids, in), for a vector of token ids.
     pub fn rows(&self, ids: &Tensor) -> Result<Tensor> {
-        let rows = self.out_in()?.0;
-        let ids = ids.flatten_all()?.to_vec1::<u32>()?;
-        if let Some(&id) = ids.iter().find(|&&id| id as usize >= rows) {
-            bail!("row {id} is outside the {rows} rows");
-        }
         Ok(match self {
-            Self::Dense(w) => w.index_select(&Tensor::new(ids.as_slice(), w.device())?, 0)?,
-            Self::Tiled(w) => tiled_rows(w, ids.iter().map(|&id| id as usize))?,
+            Self::Dense(w) => w.index_select(ids, 0)?,
+            Self::Tiled(w) => token_rows(w, ids)?,
             Self::Quantized(_) => bail!("rows of candle's quantized weights are not read one by one"),
         })
     }
@@ -213,6 +208,16 @@ fn tiled_rows(w: &TiledQ8, rows: impl ExactSizeIterator<Item = usize>) -> candle
     Tensor::from_vec(values, (count, cols), &Device::Cpu)
 }
 
+/// The rows of a tiled (vocab, hidden) matrix for token ids of any shape, flattened: (ids, hidden).
+fn token_rows(w: &TiledQ8, ids: &Tensor) -> Result<Tensor> {
+    let vocab = w.dims().0;
+    let ids = ids.flatten_all()?.to_vec1::<u32>()?;
+    if let Some(&id) = ids.iter().find(|&&id| id as usize >= vocab) {
+        bail!("token id {id} is outside the vocabulary of {vocab}");
+    }
+    Ok(tiled_rows(w, ids.iter().map(|&id| id as usize))?)
+}
+
 /// The token embedding table (vocab, hidden), also the tied LM head.
 #[derive(Debug, Clone)]
 pub enum Embedding {
@@ -226,14 +231,9 @@ impl Embedding {
         Ok(match self {
             Self::Quantized(q) => q.embedding(ids)?,
             Self::Tiled(w) => {
-                let (vocab, hidden) = w.dims();
                 let mut dims = ids.dims().to_vec();
-                dims.push(hidden);
-                let ids = ids.flatten_all()?.to_vec1::<u32>()?;
-                if let Some(&id) = ids.iter().find(|&&id| id as usize >= vocab) {
-                    bail!("token id {id} is outside the vocabulary of {vocab}");
-                }
-                tiled_rows(w, ids.iter().map(|&id| id as usize))?.reshape(dims)?
+                dims.push(w.dims().1);
+                token_rows(w, ids)?.reshape(dims)?
             }
             Self::Dense(w) => {
                 let mut dims = ids.dims().to_vec();
