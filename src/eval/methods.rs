@@ -215,8 +215,18 @@ impl Scoring {
     }
 }
 
-/// Tokens a generated answer may take; answers are cut at their first line end well before.
-pub const GENERATED_ANSWER_TOKENS: usize = 16;
+/// Tokens a generated answer may take at least; answers are cut at their first line end well before.
+const GENERATED_ANSWER_TOKENS: usize = 16;
+
+/// Tokens a generated answer may take beyond the expected answer's own.
+const GENERATED_ANSWER_SLACK: usize = 4;
+
+/// The tokens a generated answer to a question expecting `expected` may take: at least the expected
+/// answer's own and a few more, so that a long answer (a princess's full title, a Thai name) is not
+/// cut short where chat, with its larger budget, would have given it whole.
+fn generation_budget(tokenizer: &Tokenizer, expected: &str) -> Result<usize> {
+    Ok(GENERATED_ANSWER_TOKENS.max(tokenizer.encode_plain(expected)?.len() + GENERATED_ANSWER_SLACK))
+}
 
 /// A method's answer to one question, in each scoring mode asked for.
 #[derive(Debug, Clone, PartialEq, Default)]
@@ -268,7 +278,6 @@ pub fn answer_all(
     }
     // Generated answers see the question as chat frames it; teacher-forced scoring keeps the
     // benchmarks' raw prompts.
-    let options = AnswerOptions { frame, finish_sentence: false, ..AnswerOptions::chat(GENERATED_ANSWER_TOKENS) };
     let mut answers: Vec<Answer> = Vec::with_capacity(questions.len());
     for (i, q) in questions.iter().enumerate() {
         // A question asked twice (a rephrasing equal to `src` is also asked as distinct Generality's)
@@ -278,6 +287,8 @@ pub fn answer_all(
             continue;
         }
         let before = unedited.map(|answers| &answers[i]);
+        let budget = generation_budget(tokenizer, &q.answer)?;
+        let options = AnswerOptions { frame, finish_sentence: false, ..AnswerOptions::chat(budget) };
         let pair = |prompt: &str| teacher_forcing_pair(tokenizer, prompt, &q.answer);
         let forced = |prompt: &str, edits: &[FfnDelta]| -> Result<Vec<u32>> {
             let scored = model.teacher_forced(&[pair(prompt)?], edits, tokenizer.pad_id(), 1)?;

@@ -22,7 +22,8 @@ use crate::Result;
 
 /// Version of the file's format (and of the key's recipe). 2: generated answers start at their first
 /// line with a letter or digit (`method::apply::generate_text`), so answers kept before are others.
-const FORMAT_VERSION: u32 = 2;
+/// 3: a generated answer's budget grows with the expected answer's length, so the key reads it.
+const FORMAT_VERSION: u32 = 3;
 
 #[derive(Debug, PartialEq, Serialize, Deserialize)]
 struct Header {
@@ -61,10 +62,8 @@ fn key(mode: &str, frame: PromptFrame, question: &Question) -> String {
         hasher.update((part.len() as u64).to_le_bytes());
         hasher.update(part.as_bytes());
     }
-    // Teacher forcing feeds the expected answer; generation does not read it.
-    if mode == TEACHER_FORCED {
-        hasher.update(question.answer.as_bytes());
-    }
+    // Teacher forcing feeds the expected answer; generation reads its length (its token budget).
+    hasher.update(question.answer.as_bytes());
     hasher.finalize().iter().map(|b| format!("{b:02x}")).collect()
 }
 
@@ -267,6 +266,11 @@ mod tests {
         // A mode or frame not kept yet is computed.
         let mut calls = 0;
         store.answers(&qs[..1], Scoring::Generate, PromptFrame::Raw, &mut answerer(&mut calls, 0)).unwrap();
+        assert_eq!(calls, 1);
+        // The expected answer's length bounds a generated answer's: another one is another answer.
+        let mut calls = 0;
+        let longer = Question { answer: "Princess Marie Louise of Schwarzburg".into(), ..question("a?") };
+        store.answers(&[longer], Scoring::Generate, PromptFrame::Auto, &mut answerer(&mut calls, 0)).unwrap();
         assert_eq!(calls, 1);
         // Another model's answers are not this one's.
         let mut calls = 0;

@@ -1,5 +1,6 @@
 //! Model runtime: our own transformer code over candle tensors, with FFN hooks for locating and editing.
 
+mod attention;
 mod config;
 mod frame;
 mod generate;

@@ -9,6 +9,7 @@ use std::collections::BTreeMap;
 use candle_core::{Device, Tensor, D};
 use color_eyre::eyre::bail;
 
+use super::attention;
 use super::config::{Arch, ModelConfig, RopeStyle};
 use super::weights::{Embedding, Linear, WeightMode, WeightSource};
 use crate::Result;
@@ -363,22 +364,22 @@ impl Model {
             }
             *slot = Some((k.clone(), v.clone()));
         }
-        let keys = k.dim(2)?;
-        // Grouped-query attention without copying K/V: fold the query heads sharing a KV head into rows.
-        let group = heads / kv_heads;
-        let q = q.reshape((batch, kv_heads, group * seq, head_dim))?;
-        let scores = (q.matmul(&k.t()?)? * c.attention_scale())?;
-        let mut scores = scores.reshape((batch, heads, seq, keys))?;
-        if let Some(mask) = mask {
-            scores = scores.broadcast_add(mask)?;
-        }
-        let probs = self.softmax(&scores)?;
-        let out = probs
-            .reshape((batch, kv_heads, group * seq, keys))?
-            .matmul(&v)?
-            .reshape((batch, heads, seq, head_dim))?
-            .transpose(1, 2)?
-            .reshape((batch, seq, heads * head_dim))?;
+        let out = if self.differentiable() {
+            let keys = k.dim(2)?;
+            // Grouped-query attention without copying K/V: fold the query heads sharing a KV head into rows.
+            let group = heads / kv_heads;
+            let q = q.reshape((batch, kv_heads, group * seq, head_dim))?;
+            let scores = (q.matmul(&k.t()?)? * c.attention_scale())?;
+            let mut scores = scores.reshape((batch, heads, seq, keys))?;
+            if let Some(mask) = mask {
+                scores = scores.broadcast_add(mask)?;
+            }
+            softmax_last_dim(&scores)?.reshape((batch, kv_heads, group * seq, keys))?.matmul(&v)?
+        } else {
+            attention::attend(&q, &k, &v, mask, c.attention_scale())?
+        };
+        let out =
+            out.reshape((batch, heads, seq, head_dim))?.transpose(1, 2)?.reshape((batch, seq, heads * head_dim))?;
         attn.o.forward(&out)
     }
 
@@ -389,14 +390,6 @@ impl Model {
             Ok(x.broadcast_div(&(mean_square + eps)?.sqrt()?)?.broadcast_mul(weight)?)
         } else {
             Ok(candle_nn::ops::rms_norm(&x.contiguous()?, weight, eps as f32)?)
-        }
-    }
-
-    fn softmax(&self, x: &Tensor) -> Result<Tensor> {
-        if self.differentiable() {
-            softmax_last_dim(x)
-        } else {
-            Ok(candle_nn::ops::softmax_last_dim(x)?)
         }
     }
 }
@@ -597,14 +590,15 @@ impl Model {
     /// How this model's matrix products compute, for results kept between runs that depend on the
     /// exact arithmetic (a cache's saved scope center, the kept unedited answers): dense f32, or
     /// quantized with candle's kernels, or also with lafn's tiled Q8_0 kernel (`q8_tiles`), whose
-    /// sums round differently and which reads Q5_0 weights as stored rather than re-rounded.
+    /// sums round differently and which reads Q5_0 weights as stored rather than re-rounded. Quantized
+    /// modes attend in lafn's own code (`attention`, "-attend"), not with candle's matmul.
     pub fn arithmetic(&self) -> &'static str {
         let tiled = std::iter::once(&self.lm_head).chain(self.block_linears()).any(|l| matches!(l, Linear::Tiled(_)));
         match (self.mode, tiled) {
             (WeightMode::Dense, false) => "dense",
             (WeightMode::Dense, true) => "dense-with-q8-tiles-head",
-            (WeightMode::Quantized, false) => "quantized",
-            (WeightMode::Quantized, true) => "quantized-q8-tiles",
+            (WeightMode::Quantized, false) => "quantized-attend",
+            (WeightMode::Quantized, true) => "quantized-q8-tiles-attend",
         }
     }
 
