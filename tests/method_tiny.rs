@@ -393,3 +393,14 @@ fn scope_keys_are_encoded_on_the_weights_that_answer() {
     let score = hit.hits[0].scope_score;
     assert!(score.is_some_and(|s| (s - 1.0).abs() < 1e-4), "the edit's own question scores {score:?}");
 }
+
+#[test]
+fn an_edit_trained_on_sentences_to_complete_only_says_so() {
+    let completion = "Shmavon Shmavonyan was born in the city of";
+    assert!(descriptor("en", completion, "Lisbon", &[]).trains_no_question());
+    assert!(descriptor("en", completion, "Lisbon", &["Shmavon Shmavonyan's birthplace is", " "]).trains_no_question());
+    assert!(!descriptor("en", completion, "Lisbon", &["Where was Shmavon Shmavonyan born?"]).trains_no_question());
+    assert!(!descriptor("en", "Where was Shmavon Shmavonyan born?", "Lisbon", &[]).trains_no_question());
+    // Thai questions often go without a mark: no guess there.
+    assert!(!descriptor("th", "ชมาวอน ชมาวอนยาน เกิดที่เมือง", "ลิสบอน", &[]).trains_no_question());
+}

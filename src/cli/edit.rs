@@ -84,6 +84,14 @@ fn run_single(args: EditArgs) -> Result<()> {
     // The input is checked and the cache proven usable before the edit is computed. A cache that does
     // not exist yet is created once the edit succeeded: a failed edit leaves nothing behind.
     check_group(models, &group)?;
+    for d in group.descriptors.iter().filter(|d| d.trains_no_question()) {
+        outln!(
+            "note: {}: {:?} is a sentence to complete and no question is among its paraphrases: the edit \
+             is not trained to answer questions about it (add one to `paraphrases`)",
+            d.lang,
+            d.prompt
+        );
+    }
     let fingerprint = &loaded.info.fingerprint;
     let cache_dir = args.cache.dir(fingerprint)?;
     let existing = existing_cache(&cache_dir, fingerprint)?;

@@ -6,6 +6,7 @@ use color_eyre::eyre::{bail, eyre, WrapErr};
 use serde::{Deserialize, Serialize};
 
 use crate::runtime::Tokenizer;
+use crate::text::scripts::is_completion;
 use crate::Result;
 
 /// One fact in one language.
@@ -66,6 +67,13 @@ impl EditDescriptor {
     /// The paraphrases the user wrote, blank ones left out.
     pub fn written_paraphrases(&self) -> impl Iterator<Item = &str> {
         self.paraphrases.iter().map(|p| p.trim()).filter(|p| !p.is_empty())
+    }
+
+    /// Whether the edit is trained on sentences to complete only ("Marie Curie was born in the city
+    /// of", no question written among the paraphrases): it then answers that sentence, not reliably
+    /// the questions users ask ("Where was Marie Curie born?" keeps its unedited answer).
+    pub fn trains_no_question(&self) -> bool {
+        is_completion(&self.prompt) && self.written_paraphrases().all(is_completion)
     }
 
     /// The written paraphrases, then the generated ones.

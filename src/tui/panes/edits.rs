@@ -8,7 +8,6 @@ use ratatui::Frame;
 
 use super::{draw_field, input_for, row, titled};
 use crate::session::GroupStatus;
-use crate::text::scripts::is_completion;
 use crate::tui::app::edits::FieldRef;
 use crate::tui::app::{App, InputTarget};
 use crate::tui::keymap::{self, Action, Scope};
@@ -119,7 +118,7 @@ pub fn render(app: &App, frame: &mut Frame, body: Rect) {
                 let lang = if value.is_empty() { "(empty)" } else { value.as_str() };
                 let written = descriptor.written_paraphrases().count();
                 // Trained on a completion only, an edit does not answer the question users ask.
-                let hint = match written == 0 && is_completion(&descriptor.prompt) {
+                let hint = match descriptor.trains_no_question() {
                     true => format!(" · not a question: add one ({})", key(Action::AddParaphrase)),
                     false => String::new(),
                 };
