@@ -19,14 +19,13 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 use std::time::Instant;
 
-use candle_core::{Device, Tensor};
 use color_eyre::eyre::{eyre, WrapErr};
 use lafn::eval::methods::questions;
 use lafn::eval::{load_records, Metric};
 use lafn::method::apply::CachedEdits;
 use lafn::method::cache::MemoryStore;
 use lafn::method::prompts::fill_paraphrases;
-use lafn::method::{EditGroup, LayerUpdate, LocatedNeurons, UpdateValues};
+use lafn::method::EditGroup;
 use lafn::runtime::WeightMode;
 
 /// Per metric: questions, and how many had their own entry act alone, beside another record's
@@ -53,27 +52,13 @@ fn main() -> lafn::Result<()> {
     let store = MemoryStore::new(&loaded.info.fingerprint);
     let mut cached = CachedEdits::new(store, model, tokenizer, settings.retrieval.clone(), settings.scope.clone())?;
 
-    // Update values are never applied here; one neuron of zeros stands for them.
-    let placeholder = UpdateValues {
-        layers: vec![LayerUpdate {
-            layer: 0,
-            neurons: vec![0],
-            delta: Tensor::zeros((1, model.config().hidden_size), candle_core::DType::F32, &Device::Cpu)?,
-        }],
-    };
     let started = Instant::now();
     let mut record_of: HashMap<String, usize> = HashMap::new();
     for (index, record) in data.iter().enumerate() {
         let mut group = EditGroup::from_benchmark(&format!("record-{}", index + 1), record, Some(&langs))?;
         fill_paraphrases(&mut group, &settings.paraphrases, Some((model, tokenizer)))?;
-        let langs = group.descriptors.iter().map(|d| d.lang.clone()).collect();
-        let located = LocatedNeurons {
-            langs,
-            layers: Vec::new(),
-            selected: BTreeMap::from([(0, vec![0])]),
-            frequencies: BTreeMap::new(),
-        };
-        let id = cached.insert(model, tokenizer, &group, &located, &placeholder, &settings, &[])?;
+        // Update values are never applied here.
+        let id = cached.insert_routing_only(model, tokenizer, &group, &settings)?;
         record_of.insert(id, index);
         if (index + 1) % 25 == 0 {
             eprintln!("{} entries stored ({:.0} s)", index + 1, started.elapsed().as_secs_f64());

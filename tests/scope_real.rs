@@ -3,17 +3,16 @@
 
 mod common;
 
-use std::collections::BTreeMap;
 use std::sync::atomic::AtomicBool;
 
-use candle_core::{DType, Device, Tensor};
+use candle_core::Device;
 use lafn::eval::metrics::{mentions, states_first};
 use lafn::method::apply::{answer, describe_hit, AnswerOptions, CachedEdits};
 use lafn::method::cache::{EditCache, MemoryStore};
 use lafn::method::pipeline::{run_edit, EditModels};
 use lafn::method::prompts::fill_paraphrases;
 use lafn::method::scope::{QuestionEncoder, ScopeSettings};
-use lafn::method::{EditDescriptor, EditGroup, LayerUpdate, LocatedNeurons, MethodSettings, UpdateValues};
+use lafn::method::{EditDescriptor, EditGroup, MethodSettings};
 use lafn::runtime::{LoadedModel, WeightMode};
 
 fn descriptor(lang: &str, prompt: &str, target: &str) -> EditDescriptor {
@@ -274,20 +273,7 @@ fn store_placeholder_edit(cached: &mut CachedEdits, loaded: &LoadedModel, mut gr
     let (model, tokenizer) = (&loaded.model, &loaded.tokenizer);
     let settings = MethodSettings::default();
     fill_paraphrases(&mut group, &settings.paraphrases, Some((model, tokenizer))).unwrap();
-    let placeholder = UpdateValues {
-        layers: vec![LayerUpdate {
-            layer: 0,
-            neurons: vec![0],
-            delta: Tensor::zeros((1, model.config().hidden_size), DType::F32, &Device::Cpu).unwrap(),
-        }],
-    };
-    let located = LocatedNeurons {
-        langs: group.descriptors.iter().map(|d| d.lang.clone()).collect(),
-        layers: Vec::new(),
-        selected: BTreeMap::from([(0, vec![0])]),
-        frequencies: BTreeMap::new(),
-    };
-    cached.insert(model, tokenizer, &group, &located, &placeholder, &settings, &[]).unwrap()
+    cached.insert_routing_only(model, tokenizer, &group, &settings).unwrap()
 }
 
 /// What the gate lets a one-language edit act on, among typed questions about its subject.

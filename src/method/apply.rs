@@ -3,13 +3,13 @@
 //! the one it asks most), and apply their update values; otherwise the model runs unedited (locality
 //! by construction).
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
-use candle_core::Tensor;
+use candle_core::{DType, Tensor};
 use color_eyre::eyre::bail;
 
 use super::cache::{CacheEntry, EditStore, NewEntry};
-use super::edit::{OptimizeStep, UpdateValues};
+use super::edit::{LayerUpdate, OptimizeStep, UpdateValues};
 use super::group::EditGroup;
 use super::locate::LocatedNeurons;
 use super::prompts::answer_pair;
@@ -136,6 +136,33 @@ impl CachedEdits {
         self.keys.insert(id.clone(), self.encoder.prepare(&keys)?);
         self.answers.remove(&id);
         Ok(id)
+    }
+
+    /// Stores `group` as [`Self::insert`] does, with update values that change nothing (one neuron of
+    /// zeros): what retrieval and the scope gate decide about its questions, without locating or
+    /// optimizing (routing studies, gate tests).
+    pub fn insert_routing_only(
+        &mut self,
+        model: &Model,
+        tokenizer: &Tokenizer,
+        group: &EditGroup,
+        settings: &MethodSettings,
+    ) -> Result<String> {
+        let hidden = model.config().hidden_size;
+        let update = UpdateValues {
+            layers: vec![LayerUpdate {
+                layer: 0,
+                neurons: vec![0],
+                delta: Tensor::zeros((1, hidden), DType::F32, model.device())?,
+            }],
+        };
+        let located = LocatedNeurons {
+            langs: group.descriptors.iter().map(|d| d.lang.clone()).collect(),
+            layers: Vec::new(),
+            selected: BTreeMap::from([(0, vec![0])]),
+            frequencies: BTreeMap::new(),
+        };
+        self.insert(model, tokenizer, group, &located, &update, settings, &[])
     }
 
     pub fn remove(&mut self, id: &str) -> Result<()> {

@@ -388,9 +388,9 @@ impl WeightSource {
     pub fn embedding(&mut self, vocab: usize, hidden: usize, mode: WeightMode) -> Result<Embedding> {
         let name = "token_embd.weight";
         let embedding = match (self.require(name)?, mode) {
-            (Stored::Quantized(q), WeightMode::Quantized) => match TiledQ8::from_qtensor(&q)? {
-                Some(tiled) => Embedding::Tiled(Arc::new(tiled)),
-                None => Embedding::Quantized(Arc::new(with_fast_kernel(q)?)),
+            (Stored::Quantized(q), WeightMode::Quantized) => match fastest_kernel(q)? {
+                FastestKernel::Tiled(tiled) => Embedding::Tiled(tiled),
+                FastestKernel::Candle(q) => Embedding::Quantized(Arc::new(q)),
             },
             (Stored::Quantized(q), WeightMode::Dense) => Embedding::Dense(q.dequantize(self.device())?),
             (Stored::Plain(t), _) => Embedding::Dense(t),
@@ -450,12 +450,25 @@ fn with_fast_kernel(q: QTensor) -> Result<QTensor> {
     Ok(QTensor::quantize(&q.dequantize(&q.device())?, Q8_0)?)
 }
 
-/// A quantized weight matrix with the fastest kernel this CPU has for it: the tiled one (which reads
-/// Q8_0, Q5_0 and Q4_1 exactly), else candle's.
-fn quantized_linear(q: QTensor) -> Result<Linear> {
+/// A quantized weight matrix in the form of the fastest kernel this CPU has for it.
+enum FastestKernel {
+    /// The tiled one, which reads Q8_0, Q5_0 and Q4_1 exactly.
+    Tiled(Arc<TiledQ8>),
+    /// candle's, in a block type it has SIMD kernels for ([`with_fast_kernel`]).
+    Candle(QTensor),
+}
+
+fn fastest_kernel(q: QTensor) -> Result<FastestKernel> {
     Ok(match TiledQ8::from_qtensor(&q)? {
-        Some(tiled) => Linear::Tiled(Arc::new(tiled)),
-        None => Linear::Quantized(Arc::new(QMatMul::from_qtensor(with_fast_kernel(q)?)?)),
+        Some(tiled) => FastestKernel::Tiled(Arc::new(tiled)),
+        None => FastestKernel::Candle(with_fast_kernel(q)?),
+    })
+}
+
+fn quantized_linear(q: QTensor) -> Result<Linear> {
+    Ok(match fastest_kernel(q)? {
+        FastestKernel::Tiled(tiled) => Linear::Tiled(tiled),
+        FastestKernel::Candle(q) => Linear::Quantized(Arc::new(QMatMul::from_qtensor(q)?)),
     })
 }
 
