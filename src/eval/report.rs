@@ -172,7 +172,10 @@ pub fn aggregate(results: &[RecordResult], methods: &[EvalMethod], langs: &[Stri
                 retrieval_fired: fired.into_iter().map(|(metric, counts)| (metric, share(counts))).collect(),
                 seconds,
                 seconds_per_record: if records == 0 { 0.0 } else { total / records as f64 },
-                records_per_minute: if total > 0.0 { 60.0 * records as f64 / total } else { 0.0 },
+                records_per_minute: match records > 0 && total / records as f64 >= LEAST_TIMED_SECONDS_PER_RECORD {
+                    true => 60.0 * records as f64 / total,
+                    false => 0.0,
+                },
             }
         })
         .collect()
@@ -285,16 +288,20 @@ impl EvalReport {
         let _ = writeln!(out, "|---|---:|---:|---:|---:|---:|---:|");
         for m in &self.methods {
             let per = |s: f64| if m.records == 0 { 0.0 } else { s / m.records as f64 };
+            let rate = match m.records_per_minute > 0.0 {
+                true => format!("{:.2}", m.records_per_minute),
+                false => "-".to_string(),
+            };
             let _ = writeln!(
                 out,
-                "| {} | {:.1} | {:.1} | {:.1} | {:.1} | {:.1} | {:.2} |",
+                "| {} | {:.1} | {:.1} | {:.1} | {:.1} | {:.1} | {} |",
                 m.method,
                 per(m.seconds.paraphrases),
                 per(m.seconds.locate),
                 per(m.seconds.optimize),
                 per(m.seconds.scoring),
                 m.seconds_per_record,
-                m.records_per_minute
+                rate
             );
         }
         let _ = writeln!(
@@ -305,6 +312,10 @@ impl EvalReport {
         out
     }
 }
+
+/// Below this a record's time is that of reading answers kept from earlier runs, not of computing them:
+/// no rate is given (0, shown as "-"; it would read as thousands of records a minute).
+const LEAST_TIMED_SECONDS_PER_RECORD: f64 = 0.05;
 
 /// The first 12 hex digits of the commit, keeping a `-dirty` mark.
 fn short_commit(commit: &str) -> String {
@@ -374,6 +385,9 @@ mod tests {
         assert_eq!(ours.seconds.total(), 12.0);
         assert_eq!(ours.seconds_per_record, 4.0);
         assert_eq!(ours.records_per_minute, 15.0);
+        // Answers read back from an earlier run take no time to speak of: no rate.
+        let kept = vec![result(EvalMethod::Unedited, 0, &[("en", Reliability, 0.0, 0.0)], 0.004)];
+        assert_eq!(aggregate(&kept, &[EvalMethod::Unedited], &langs)[0].records_per_minute, 0.0);
     }
 
     #[test]
