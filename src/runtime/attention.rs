@@ -10,6 +10,7 @@
 use candle_core::{CpuStorage, CustomOp3, Layout, Shape, Tensor};
 use rayon::prelude::*;
 
+use super::weights::contiguous_f32;
 use crate::Result;
 
 /// `q` (batch, heads, seq, head_dim) attends to `k`, `v` (batch, kv_heads, keys, head_dim); query head
@@ -42,13 +43,6 @@ struct Attend {
     scale: f32,
 }
 
-fn contiguous_f32<'a>(storage: &'a CpuStorage, layout: &Layout) -> candle_core::Result<&'a [f32]> {
-    let Some((start, end)) = layout.contiguous_offsets() else {
-        candle_core::bail!("attention reads contiguous tensors");
-    };
-    Ok(&storage.as_slice::<f32>()?[start..end])
-}
-
 impl CustomOp3 for Attend {
     fn name(&self) -> &'static str {
         "attend"
@@ -63,7 +57,8 @@ impl CustomOp3 for Attend {
         v: &CpuStorage,
         v_layout: &Layout,
     ) -> candle_core::Result<(CpuStorage, Shape)> {
-        let (q, k, v) = (contiguous_f32(q, q_layout)?, contiguous_f32(k, k_layout)?, contiguous_f32(v, v_layout)?);
+        let input = |storage, layout| contiguous_f32("attention", storage, layout);
+        let (q, k, v) = (input(q, q_layout)?, input(k, k_layout)?, input(v, v_layout)?);
         let (batch, heads, seq, head_dim) = q_layout.shape().dims4()?;
         let (_, kv_heads, keys, _) = k_layout.shape().dims4()?;
         let group = heads / kv_heads;
@@ -73,7 +68,7 @@ impl CustomOp3 for Attend {
                 let candle_core::Storage::Cpu(storage) = &**storage else {
                     candle_core::bail!("attention runs on the CPU");
                 };
-                Some((contiguous_f32(storage, layout)?, layout.dims().len() == 4))
+                Some((input(storage, layout)?, layout.dims().len() == 4))
             }
             None => None,
         };

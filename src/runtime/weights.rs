@@ -169,6 +169,18 @@ impl candle_core::CustomOp1 for FrozenMatmul {
     }
 }
 
+/// The values of a custom op's contiguous f32 input; `op` names the op in the error.
+pub(super) fn contiguous_f32<'a>(
+    op: &str,
+    storage: &'a candle_core::CpuStorage,
+    layout: &candle_core::Layout,
+) -> candle_core::Result<&'a [f32]> {
+    let Some((start, end)) = layout.contiguous_offsets() else {
+        candle_core::bail!("{op}: input is not contiguous");
+    };
+    Ok(&storage.as_slice::<f32>()?[start..end])
+}
+
 /// `x (…, in) @ weight (out, in)^T` with a tiled weight; quantized weights never train.
 struct TiledMatmul(Arc<TiledQ8>);
 
@@ -187,10 +199,7 @@ impl candle_core::CustomOp1 for TiledMatmul {
         if dims.last() != Some(&inner) {
             candle_core::bail!("tiled matmul: input of shape {dims:?}, weight expects {inner} columns");
         }
-        let Some((start, end)) = x_layout.contiguous_offsets() else {
-            candle_core::bail!("tiled matmul: input is not contiguous");
-        };
-        let product = self.0.matmul(&x.as_slice::<f32>()?[start..end]);
+        let product = self.0.matmul(contiguous_f32("tiled matmul", x, x_layout)?);
         let mut out_dims = dims.to_vec();
         *out_dims.last_mut().expect("checked above") = out;
         Ok((candle_core::CpuStorage::F32(product), out_dims.into()))
