@@ -4,9 +4,10 @@
 use candle_core::{DType, Device, Tensor, Var};
 use lafn::runtime::tiny::{write_tiny_model, write_tiny_safetensors, TinySpec};
 use lafn::runtime::{
-    Arch, FfnDelta, GenerateOptions, GenerationDeltas, HeadObjective, Hooks, KeptDistributions, LoadedModel, Model,
-    PaddedBatch, PrefixCachedBatch, PromptTarget, TeacherForcingBatch, WeightMode,
+    AnswerOpening, Arch, FfnDelta, GenerateOptions, GenerationDeltas, HeadObjective, Hooks, KeptDistributions,
+    LoadedModel, Model, PaddedBatch, PrefixCachedBatch, PromptTarget, TeacherForcingBatch, TokenStart, WeightMode,
 };
+use lafn::text::scripts::{Opening, Script};
 
 const ARCHS: [Arch; 3] = [Arch::Gemma3, Arch::Llama, Arch::Qwen2];
 
@@ -247,7 +248,7 @@ fn edits_act_only_from_the_answer_start() {
         delta: (row * (100.0 / activation as f64)).unwrap(),
     };
     let run = |active_tokens| {
-        let edits = GenerationDeltas { deltas: std::slice::from_ref(&strong), active_tokens };
+        let edits = GenerationDeltas { deltas: std::slice::from_ref(&strong), active_tokens, opening: None };
         dense.generate(&ids, edits, &options, &[], &mut |_| true).unwrap()
     };
     let unedited = dense.generate(&ids, GenerationDeltas::NONE, &options, &[], &mut |_| true).unwrap();
@@ -256,6 +257,21 @@ fn edits_act_only_from_the_answer_start() {
     assert_ne!(unedited[0], 7);
     assert_eq!(one[0], 7, "the edit makes the first answer token");
     assert_eq!(four, vec![7; 4], "inside the window every position is edited");
+
+    // Held to an answer opening with a digit, where token 5 alone opens so: the edited token 7 (a line
+    // break here) may not come first, 5 does. Where 7 opens as asked, nothing changes.
+    let latin = TokenStart::Opens(Opening::Letter(Some(Script::Latin)));
+    let mut starts = vec![latin; dense.config().vocab_size];
+    starts[5] = TokenStart::Opens(Opening::Digit);
+    starts[7] = TokenStart::LineBreak;
+    let held = |starts: &[TokenStart], opening| {
+        let opening = Some(AnswerOpening { starts, opening });
+        let edits = GenerationDeltas { deltas: std::slice::from_ref(&strong), active_tokens: 4, opening };
+        dense.generate(&ids, edits, &options, &[], &mut |_| true).unwrap()
+    };
+    assert_eq!(held(&starts, Opening::Digit)[0], 5);
+    starts[7] = latin;
+    assert_eq!(held(&starts, Opening::Letter(Some(Script::Latin))), four);
 }
 
 #[test]

@@ -302,7 +302,7 @@ pub fn answer_all(
                 }
                 if scoring.generate() {
                     // Applied to every query, so through the whole answer.
-                    let everywhere = GenerationDeltas { deltas: edits, active_tokens: usize::MAX };
+                    let everywhere = GenerationDeltas { deltas: edits, active_tokens: usize::MAX, opening: None };
                     answer.generated =
                         Some(generate_text(model, tokenizer, &q.prompt, everywhere, &[], &options, &mut |_| true)?);
                 }
@@ -323,7 +323,7 @@ pub fn answer_all(
                     answer.predicted = Some(forced(question, &retrieved.edits)?);
                 }
                 if scoring.generate() {
-                    let (edits, trained) = (retrieved.answer_edits(), &retrieved.answers);
+                    let (edits, trained) = (retrieved.answer_edits(tokenizer), &retrieved.answers);
                     answer.generated =
                         Some(generate_text(model, tokenizer, question, edits, trained, &options, &mut |_| true)?);
                 }

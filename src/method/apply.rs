@@ -17,9 +17,9 @@ use super::retrieve::{Hit, RetrievalSettings, SubjectIndex};
 use super::scope::{PreparedKeys, QuestionEncoder, ScopeScore, ScopeSettings};
 use super::settings::MethodSettings;
 use crate::runtime::{
-    FfnDelta, GenerateOptions, GenerationDeltas, Model, PromptFrame, Sampling, TextStream, Tokenizer,
+    AnswerOpening, FfnDelta, GenerateOptions, GenerationDeltas, Model, PromptFrame, Sampling, TextStream, Tokenizer,
 };
-use crate::text::scripts::{ends_sentence, is_completion, question_mark};
+use crate::text::scripts::{ends_sentence, is_completion, question_mark, Opening, Script};
 use crate::Result;
 
 /// An edit store with a retrieval index over its entries' subjects and their scope keys.
@@ -55,12 +55,17 @@ pub struct Retrieved {
     /// The query as the fired edits read it, when not as typed: ending as the trained text nearest to it
     /// ends (see [`read_as_trained`]).
     pub read_as: Option<String>,
+    /// How the answer opens that the fired entries were trained to give, when the query is written as
+    /// their trained questions in its language are and they agree (see [`TrainedAnswer::opening_for`]).
+    pub opening: Option<Opening>,
 }
 
 impl Retrieved {
-    /// The update values as generation applies them: for the answer the fired entries were trained on.
-    pub fn answer_edits(&self) -> GenerationDeltas<'_> {
-        GenerationDeltas { deltas: &self.edits, active_tokens: self.answer_tokens }
+    /// The update values as generation applies them: for the answer the fired entries were trained on,
+    /// opening as it opens.
+    pub fn answer_edits<'a>(&'a self, tokenizer: &'a Tokenizer) -> GenerationDeltas<'a> {
+        let opening = self.opening.map(|opening| AnswerOpening { starts: tokenizer.token_starts(), opening });
+        GenerationDeltas { deltas: &self.edits, active_tokens: self.answer_tokens, opening }
     }
 
     /// What the model is asked: `query` as the fired edits read it.
@@ -216,6 +221,7 @@ impl CachedEdits {
         let (chosen, passed_over) = self.index.best_per_subject(in_scope, asked_most);
         retrieved.out_of_scope.extend(passed_over);
         let query_ids = tokenizer.encode_prompt(query)?;
+        let mut openings = Vec::new();
         for hit in chosen {
             let entry = self.cache.load_update(&hit.entry_id, self.hidden).and_then(|update| {
                 let edits = update.to_ffn_deltas(model.device())?;
@@ -235,11 +241,13 @@ impl CachedEdits {
                             retrieved.read_as = read_as_trained(query, trained.nearest_text(&query_ids));
                         }
                     }
+                    openings.push(trained.and_then(|t| t.opening_for(query, &query_ids, &hit.matched_subject)));
                     retrieved.hits.push(hit);
                 }
                 Err(e) => retrieved.damaged.push((hit.entry_id, format!("{e:#}"))),
             }
         }
+        retrieved.opening = openings.first().copied().flatten().filter(|o| openings.iter().all(|p| *p == Some(*o)));
         Ok(retrieved)
     }
 
@@ -463,6 +471,20 @@ impl TrainedAnswer {
             .collect()
     }
 
+    /// How this answer opens (its first letter or digit), when `query` is written in the script of the
+    /// trained text nearest to it (subjects left out: a Thai question may name its subject in Latin
+    /// letters): a query in a language the entry was not trained in is answered as the model writes it.
+    fn opening_for(&self, query: &str, query_ids: &[u32], matched_subject: &str) -> Option<Opening> {
+        let script = |text: &str| {
+            let without_subjects = (self.subjects.iter().map(String::as_str).chain([matched_subject]))
+                .filter(|subject| !subject.is_empty())
+                .fold(text.to_string(), |text, subject| text.replace(subject, " "));
+            Script::detect(&without_subjects)
+        };
+        let written_alike = script(query).is_some() && script(query) == script(self.nearest_text(query_ids));
+        written_alike.then(|| Opening::of(&self.target)).flatten()
+    }
+
     /// The trained text that shares the most tokens with `query` (the first of equals).
     fn nearest_text(&self, query: &[u32]) -> &str {
         let nearest = self.texts.iter().rev().max_by_key(|(_, ids)| shared_tokens(ids, query));
@@ -562,8 +584,15 @@ pub fn answer(
         None => Retrieved::default(),
     };
     let question = retrieved.question(query);
-    let (text, ids) =
-        generate_text(model, tokenizer, question, retrieved.answer_edits(), &retrieved.answers, options, on_text)?;
+    let (text, ids) = generate_text(
+        model,
+        tokenizer,
+        question,
+        retrieved.answer_edits(tokenizer),
+        &retrieved.answers,
+        options,
+        on_text,
+    )?;
     Ok(Answer { text, ids, retrieved })
 }
 
@@ -686,7 +715,7 @@ fn line_end(text: &str) -> Option<usize> {
 mod tests {
     use super::{
         answer_complete, answer_start, ends_in_loop, line_end, read_as_trained, shared_subject_notes, tokens_within,
-        trained_answer, Hit, SharedSubjectAnswer, TrainedAnswer,
+        trained_answer, Hit, Opening, Script, SharedSubjectAnswer, TrainedAnswer,
     };
 
     #[test]
@@ -801,6 +830,25 @@ mod tests {
         // A question in neither language: the language whose subject it named.
         assert_eq!(answer_length(&answers, &hit, &[30, 10, 11]), 5);
         assert_eq!(answer_length(&[], &hit, &[30]), 0);
+    }
+
+    #[test]
+    fn an_answer_holds_to_its_opening_where_the_query_is_written_as_its_questions() {
+        let thai = TrainedAnswer {
+            subjects: vec!["Jim Eno".into()],
+            texts: vec![("บ้านเกิดของ Jim Eno คืออะไร?".into(), vec![1, 2, 3])],
+            target: "ซานฟรานซิสโก".into(),
+            answer_tokens: 4,
+        };
+        let thai_opening = Some(Opening::Letter(Some(Script::Thai)));
+        // The subject in Latin letters does not make a Thai question Latin.
+        assert_eq!(thai.opening_for("เมืองต้นกำเนิดของ Jim Eno คืออะไร?", &[1, 2], "Jim Eno"), thai_opening);
+        // Nor does another spelling of the subject than its field's.
+        assert_eq!(thai.opening_for("เมืองต้นกำเนิดของ Jim Eno Jr คืออะไร?", &[1], "Jim Eno Jr"), thai_opening);
+        // Asked in another script, the model writes the answer as it does.
+        assert_eq!(thai.opening_for("Where is Jim Eno from?", &[1, 2], "Jim Eno"), None);
+        let year = TrainedAnswer { target: "1944".into(), ..thai };
+        assert_eq!(year.opening_for("Jim Eno เกิดเมื่อไหร่", &[1], "Jim Eno"), Some(Opening::Digit));
     }
 
     #[test]

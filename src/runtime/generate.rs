@@ -6,6 +6,8 @@ use color_eyre::eyre::bail;
 use serde::{Deserialize, Serialize};
 
 use super::model::{FfnDelta, Hooks, KvCache, Model};
+use super::tokenizer::TokenStart;
+use crate::text::scripts::Opening;
 use crate::Result;
 
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -39,11 +41,56 @@ impl Default for GenerateOptions {
 pub struct GenerationDeltas<'a> {
     pub deltas: &'a [FfnDelta],
     pub active_tokens: usize,
+    /// How the answer the deltas were trained to give opens, when generation should hold to it.
+    pub opening: Option<AnswerOpening<'a>>,
 }
 
 impl GenerationDeltas<'_> {
     /// No deltas: the unchanged model.
-    pub const NONE: GenerationDeltas<'static> = GenerationDeltas { deltas: &[], active_tokens: 0 };
+    pub const NONE: GenerationDeltas<'static> = GenerationDeltas { deltas: &[], active_tokens: 0, opening: None };
+}
+
+/// The first letter or digit an answer must open with (of the script its trained answer opens with),
+/// with no line break or end of text before it. Update values shared by a fact's languages push every
+/// language's answer; asked in other words, a Thai or Russian question could get the English spelling
+/// (" San Francisco" for "ซานฟรานซิสโก") or nothing but line breaks.
+#[derive(Debug, Clone, Copy)]
+pub struct AnswerOpening<'a> {
+    /// How each token can begin an answer ([`super::Tokenizer::token_starts`]).
+    pub starts: &'a [TokenStart],
+    pub opening: Opening,
+}
+
+impl AnswerOpening<'_> {
+    /// Whether the answer may go on with `token` before it has begun.
+    fn admits(&self, token: usize) -> bool {
+        match self.starts.get(token) {
+            Some(TokenStart::Opens(opening)) => self.opening.admits(*opening),
+            Some(TokenStart::LineBreak) => false,
+            Some(TokenStart::Blank | TokenStart::Unknown) | None => true,
+        }
+    }
+
+    /// `logits` with every token that may not come next left out (stop tokens too: the answer has not begun).
+    fn restrict(&self, logits: &Tensor, stop_ids: &[u32]) -> Result<Tensor> {
+        let mut values: Vec<f32> = logits.to_dtype(candle_core::DType::F32)?.to_vec1()?;
+        for (token, value) in values.iter_mut().enumerate() {
+            if !self.admits(token) {
+                *value = f32::NEG_INFINITY;
+            }
+        }
+        for &stop in stop_ids {
+            if let Some(value) = values.get_mut(stop as usize) {
+                *value = f32::NEG_INFINITY;
+            }
+        }
+        Ok(Tensor::from_vec(values, logits.shape(), logits.device())?)
+    }
+
+    /// Whether `token` begins the answer: after it, generation runs free.
+    fn begun_by(&self, token: u32) -> bool {
+        !matches!(self.starts.get(token as usize), Some(TokenStart::Blank))
+    }
 }
 
 /// Prompt tokens run per forward pass before generating: attention scores then take (chunk x prompt)
@@ -85,6 +132,7 @@ impl Model {
         let mut input = prompt[last_chunk_start..].to_vec();
         let mut generated = Vec::new();
         let answer_start = [prompt.len() - 1];
+        let mut opening = deltas.opening;
         while generated.len() < options.max_new_tokens && cache.len() + input.len() < context {
             let ids = Tensor::new(input.as_slice(), self.device())?.unsqueeze(0)?;
             // Position prompt.len() - 1 + generated.len() is the last one this pass computes.
@@ -97,8 +145,14 @@ impl Model {
             let out = self.forward(&ids, Some(&mut cache), hooks)?;
             let hidden = out.hidden.expect("a full forward pass returns hidden states");
             let last = hidden.get(0)?.get(input.len() - 1)?;
-            let logits = self.logits(&last.unsqueeze(0)?)?.squeeze(0)?;
+            let mut logits = self.logits(&last.unsqueeze(0)?)?.squeeze(0)?;
+            if let Some(opening) = &opening {
+                logits = opening.restrict(&logits, stop_ids)?;
+            }
             let token = sampler.sample(&logits)?;
+            if opening.is_some_and(|o| o.begun_by(token)) {
+                opening = None;
+            }
             if stop_ids.contains(&token) {
                 break;
             }

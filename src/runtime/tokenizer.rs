@@ -1,12 +1,15 @@
 //! Tokenizer from a `tokenizer.json` or from GGUF metadata, with the model's BOS/EOS conventions.
 
 use std::path::Path;
+use std::sync::OnceLock;
 
 use candle_core::quantized::gguf_file;
 use candle_core::quantized::tokenizer::TokenizerFromGguf;
 use color_eyre::eyre::{bail, eyre};
+use rayon::prelude::*;
 
 use super::frame::{ChatFrame, ChatTemplate, PromptFrame, TemplateSource};
+use crate::text::scripts::Opening;
 use crate::Result;
 
 pub struct Tokenizer {
@@ -19,6 +22,35 @@ pub struct Tokenizer {
     chat_template: Option<ChatTemplate>,
     /// Why the model's chat template is not used, when it has one that does not render.
     chat_template_error: Option<String>,
+    /// How each token can begin an answer, by id: computed on first use (see [`Tokenizer::token_starts`]).
+    starts: OnceLock<Vec<TokenStart>>,
+}
+
+/// How a token can begin an answer: what it holds before its first letter or digit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenStart {
+    /// Nothing but spaces or marks, no line break (special tokens too): the answer has not begun.
+    Blank,
+    /// A line break before any letter or digit.
+    LineBreak,
+    /// Its first letter or digit, after spaces or marks at most.
+    Opens(Opening),
+    /// Part of a character split over tokens (byte fallback): which, it cannot tell.
+    Unknown,
+}
+
+impl TokenStart {
+    fn of(piece: &str) -> Self {
+        if piece.contains('\u{fffd}') {
+            return Self::Unknown;
+        }
+        let before = piece.find(char::is_alphanumeric).map_or(piece, |at| &piece[..at]);
+        match Opening::of(piece) {
+            _ if before.contains(['\n', '\r']) => Self::LineBreak,
+            Some(opening) => Self::Opens(opening),
+            None => Self::Blank,
+        }
+    }
 }
 
 /// Names of special tokens that end a turn in the chat formats we know.
@@ -78,7 +110,7 @@ impl Tokenizer {
         stop_ids.extend(chat_template.as_ref().and_then(|t| token_id(&t.eos)));
         stop_ids.sort_unstable();
         stop_ids.dedup();
-        Ok(Self { inner, bos, stop_ids, add_bos, chat_template, chat_template_error })
+        Ok(Self { inner, bos, stop_ids, add_bos, chat_template, chat_template_error, starts: OnceLock::new() })
     }
 
     /// `frame` as this model takes it: `Auto` is its chat template when it has a usable one, else raw.
@@ -131,6 +163,17 @@ impl Tokenizer {
         self.decode(&[id]).unwrap_or_else(|_| format!("<{id}>"))
     }
 
+    /// How each token of the vocabulary can begin an answer, by id. The first call decodes the whole
+    /// vocabulary (a fraction of a second for 262,144 tokens); later ones return what it found.
+    pub fn token_starts(&self) -> &[TokenStart] {
+        self.starts.get_or_init(|| {
+            (0..self.vocab_size() as u32)
+                .into_par_iter()
+                .map(|id| self.inner.decode(&[id], true).map_or(TokenStart::Unknown, |piece| TokenStart::of(&piece)))
+                .collect()
+        })
+    }
+
     pub fn stop_ids(&self) -> &[u32] {
         &self.stop_ids
     }
@@ -163,5 +206,28 @@ impl TextStream {
         let piece = text[self.emitted..].to_string();
         self.emitted = text.len();
         piece
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::text::scripts::Script;
+
+    #[test]
+    fn a_token_begins_an_answer_at_its_first_letter_or_digit() {
+        let latin = TokenStart::Opens(Opening::Letter(Some(Script::Latin)));
+        assert_eq!(TokenStart::of(" San"), latin);
+        assert_eq!(TokenStart::of("\"San"), latin);
+        assert_eq!(TokenStart::of("ซาน"), TokenStart::Opens(Opening::Letter(Some(Script::Thai))));
+        assert_eq!(TokenStart::of(" 1812"), TokenStart::Opens(Opening::Digit));
+        assert_eq!(TokenStart::of("San\n"), latin);
+        for blank in [" ", "?", "", " \""] {
+            assert_eq!(TokenStart::of(blank), TokenStart::Blank, "{blank:?}");
+        }
+        for line_break in ["\n", "\n\n", "?\nSan", " \r\n"] {
+            assert_eq!(TokenStart::of(line_break), TokenStart::LineBreak, "{line_break:?}");
+        }
+        assert_eq!(TokenStart::of("\u{fffd}"), TokenStart::Unknown);
     }
 }

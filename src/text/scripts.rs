@@ -89,6 +89,34 @@ impl Script {
     }
 }
 
+/// How a text's content opens: with a digit or with a letter (of a script listed here, or `None`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Opening {
+    Digit,
+    Letter(Option<Script>),
+}
+
+impl Opening {
+    /// How `text` opens: its first letter or digit; `None` when it has neither.
+    pub fn of(text: &str) -> Option<Opening> {
+        let first = text.chars().find(|c| c.is_alphanumeric())?;
+        Some(match first.is_numeric() {
+            true => Opening::Digit,
+            false => Opening::Letter(Script::of(first)),
+        })
+    }
+
+    /// Whether an answer opening as `other` is written as one opening as `self`: the same kind and
+    /// script, Japanese kana and Han ideographs counting as one (Japanese mixes them).
+    pub fn admits(self, other: Opening) -> bool {
+        use Script::{Han, Japanese};
+        match (self, other) {
+            (Opening::Letter(Some(Japanese | Han)), Opening::Letter(Some(Japanese | Han))) => true,
+            _ => self == other,
+        }
+    }
+}
+
 /// Whether `text` reads as a sentence to complete ("Marie Curie was born in the city of") rather than
 /// a question: it ends without a question mark in a script whose questions end with one. `false` for
 /// text ending in a script whose questions often go without (Thai, Lao, Khmer, Myanmar, Japanese): no
@@ -139,6 +167,19 @@ mod tests {
         assert!(ends_sentence("It is called \"The Smelly Old History Society.\""));
         assert!(ends_sentence("他说：「好。」"));
         assert!(!ends_sentence("มารี กูรี เกิดที่ไหน"));
+    }
+
+    #[test]
+    fn openings_are_the_first_letter_or_digit() {
+        assert_eq!(Opening::of(" \"Lisbon\""), Some(Opening::Letter(Some(Script::Latin))));
+        assert_eq!(Opening::of(" ซานฟรานซิสโก"), Some(Opening::Letter(Some(Script::Thai))));
+        assert_eq!(Opening::of("1812年战争"), Some(Opening::Digit));
+        assert_eq!(Opening::of(" \n?"), None);
+        let japanese = Opening::of("サンフランシスコ").unwrap();
+        assert!(japanese.admits(Opening::of("東京").unwrap()));
+        assert!(!japanese.admits(Opening::of("San").unwrap()));
+        assert!(!Opening::of("Сан").unwrap().admits(Opening::of("San").unwrap()));
+        assert!(!Opening::Digit.admits(Opening::of("San").unwrap()));
     }
 
     #[test]
