@@ -5,7 +5,8 @@ use candle_core::{DType, Device, Tensor, Var};
 use lafn::runtime::tiny::{write_tiny_model, write_tiny_safetensors, TinySpec};
 use lafn::runtime::{
     AnswerOpening, Arch, FfnDelta, GenerateOptions, GenerationDeltas, HeadObjective, Hooks, KeptDistributions,
-    LoadedModel, Model, PaddedBatch, PrefixCachedBatch, PromptTarget, TeacherForcingBatch, TokenStart, WeightMode,
+    LoadedModel, Model, PaddedBatch, PrefixCachedBatch, PromptTarget, TeacherForcingBatch, TokenStart, TrainedOpening,
+    WeightMode,
 };
 use lafn::text::scripts::{Opening, Script};
 
@@ -265,11 +266,16 @@ fn edits_act_only_from_the_answer_start() {
     starts[5] = TokenStart::Opens(Opening::Digit);
     starts[7] = TokenStart::LineBreak;
     let held = |starts: &[TokenStart], opening| {
-        let opening = Some(AnswerOpening { starts, opening });
+        let opening = Some(AnswerOpening { starts, trained: TrainedOpening { opening, in_pieces: false } });
         let edits = GenerationDeltas { deltas: std::slice::from_ref(&strong), active_tokens: 4, opening };
         dense.generate(&ids, edits, &options, &[], &mut |_| true).unwrap()
     };
     assert_eq!(held(&starts, Opening::Digit)[0], 5);
+    // A piece of a character does not open an answer whose trained first token is whole.
+    starts[5] = TokenStart::Unknown;
+    starts[3] = TokenStart::Opens(Opening::Digit);
+    assert_eq!(held(&starts, Opening::Digit)[0], 3);
+    starts[5] = TokenStart::Opens(Opening::Digit);
     starts[7] = latin;
     assert_eq!(held(&starts, Opening::Letter(Some(Script::Latin))), four);
 }

@@ -17,7 +17,8 @@ use super::retrieve::{Hit, RetrievalSettings, SubjectIndex};
 use super::scope::{PreparedKeys, QuestionEncoder, ScopeScore, ScopeSettings};
 use super::settings::MethodSettings;
 use crate::runtime::{
-    AnswerOpening, FfnDelta, GenerateOptions, GenerationDeltas, Model, PromptFrame, Sampling, TextStream, Tokenizer,
+    AnswerOpening, FfnDelta, GenerateOptions, GenerationDeltas, Model, PromptFrame, Sampling, TextStream, TokenStart,
+    Tokenizer, TrainedOpening,
 };
 use crate::text::scripts::{ends_sentence, is_completion, question_mark, Opening, Script};
 use crate::Result;
@@ -57,14 +58,14 @@ pub struct Retrieved {
     pub read_as: Option<String>,
     /// How the answer opens that the fired entries were trained to give, when the query is written as
     /// their trained questions in its language are and they agree (see [`TrainedAnswer::opening_for`]).
-    pub opening: Option<Opening>,
+    pub opening: Option<TrainedOpening>,
 }
 
 impl Retrieved {
     /// The update values as generation applies them: for the answer the fired entries were trained on,
     /// opening as it opens.
     pub fn answer_edits<'a>(&'a self, tokenizer: &'a Tokenizer) -> GenerationDeltas<'a> {
-        let opening = self.opening.map(|opening| AnswerOpening { starts: tokenizer.token_starts(), opening });
+        let opening = self.opening.map(|trained| AnswerOpening { starts: tokenizer.token_starts(), trained });
         GenerationDeltas { deltas: &self.edits, active_tokens: self.answer_tokens, opening }
     }
 
@@ -448,6 +449,8 @@ struct TrainedAnswer {
     target: String,
     /// Tokens of the target (with the line break that ends it, when it was trained to end there).
     answer_tokens: usize,
+    /// How the target opens; `None` for a blank one.
+    opening: Option<TrainedOpening>,
 }
 
 impl TrainedAnswer {
@@ -462,19 +465,24 @@ impl TrainedAnswer {
                 let framed = answer_pair(tokenizer, &frame.frame(&d.prompt)?, &d.target, end_line)?;
                 let subjects = std::iter::once(&d.subject).chain(&d.aliases).cloned().collect();
                 let answer_tokens = pair.target.len().max(framed.target.len());
+                let starts = tokenizer.token_starts();
+                let in_pieces = [&pair, &framed]
+                    .iter()
+                    .any(|p| p.target.first().is_some_and(|&id| starts.get(id as usize) == Some(&TokenStart::Unknown)));
+                let opening = Opening::of(&d.target).map(|opening| TrainedOpening { opening, in_pieces });
                 let texts = std::iter::once(d.prompt.as_str())
                     .chain(d.written_paraphrases())
                     .map(|text| Ok((text.to_string(), tokenizer.encode_prompt(text)?)))
                     .collect::<Result<_>>()?;
-                Ok(Self { subjects, texts, target: d.target.trim().to_string(), answer_tokens })
+                Ok(Self { subjects, texts, target: d.target.trim().to_string(), answer_tokens, opening })
             })
             .collect()
     }
 
-    /// How this answer opens (its first letter or digit), when `query` is written in the script of the
+    /// How this answer opens (its first character other than a space), when `query` is written in the script of the
     /// trained text nearest to it (subjects left out: a Thai question may name its subject in Latin
     /// letters): a query in a language the entry was not trained in is answered as the model writes it.
-    fn opening_for(&self, query: &str, query_ids: &[u32], matched_subject: &str) -> Option<Opening> {
+    fn opening_for(&self, query: &str, query_ids: &[u32], matched_subject: &str) -> Option<TrainedOpening> {
         let script = |text: &str| {
             let without_subjects = (self.subjects.iter().map(String::as_str).chain([matched_subject]))
                 .filter(|subject| !subject.is_empty())
@@ -482,7 +490,7 @@ impl TrainedAnswer {
             Script::detect(&without_subjects)
         };
         let written_alike = script(query).is_some() && script(query) == script(self.nearest_text(query_ids));
-        written_alike.then(|| Opening::of(&self.target)).flatten()
+        self.opening.filter(|_| written_alike)
     }
 
     /// The trained text that shares the most tokens with `query` (the first of equals).
@@ -715,7 +723,7 @@ fn line_end(text: &str) -> Option<usize> {
 mod tests {
     use super::{
         answer_complete, answer_start, ends_in_loop, line_end, read_as_trained, shared_subject_notes, tokens_within,
-        trained_answer, Hit, Opening, Script, SharedSubjectAnswer, TrainedAnswer,
+        trained_answer, Hit, Opening, Script, SharedSubjectAnswer, TrainedAnswer, TrainedOpening,
     };
 
     #[test]
@@ -804,6 +812,7 @@ mod tests {
             texts: vec![("completion".into(), vec![1, 2, 3]), ("question?".into(), vec![1, 4, 5])],
             target: String::new(),
             answer_tokens: 1,
+            opening: None,
         };
         assert_eq!(trained.nearest_text(&[1, 4, 5, 6]), "question?");
         assert_eq!(trained.nearest_text(&[1, 2]), "completion");
@@ -817,6 +826,7 @@ mod tests {
             texts: vec![(String::new(), prompt.to_vec())],
             target: String::new(),
             answer_tokens,
+            opening: None,
         };
         let answer_length = |answers: &[TrainedAnswer], hit: &Hit, query: &[u32]| {
             trained_answer(answers, hit, query).map_or(0, |a| a.answer_tokens)
@@ -834,21 +844,20 @@ mod tests {
 
     #[test]
     fn an_answer_holds_to_its_opening_where_the_query_is_written_as_its_questions() {
+        let thai_opening = TrainedOpening { opening: Opening::Letter(Some(Script::Thai)), in_pieces: false };
         let thai = TrainedAnswer {
             subjects: vec!["Jim Eno".into()],
             texts: vec![("บ้านเกิดของ Jim Eno คืออะไร?".into(), vec![1, 2, 3])],
             target: "ซานฟรานซิสโก".into(),
             answer_tokens: 4,
+            opening: Some(thai_opening),
         };
-        let thai_opening = Some(Opening::Letter(Some(Script::Thai)));
         // The subject in Latin letters does not make a Thai question Latin.
-        assert_eq!(thai.opening_for("เมืองต้นกำเนิดของ Jim Eno คืออะไร?", &[1, 2], "Jim Eno"), thai_opening);
+        assert_eq!(thai.opening_for("เมืองต้นกำเนิดของ Jim Eno คืออะไร?", &[1, 2], "Jim Eno"), Some(thai_opening));
         // Nor does another spelling of the subject than its field's.
-        assert_eq!(thai.opening_for("เมืองต้นกำเนิดของ Jim Eno Jr คืออะไร?", &[1], "Jim Eno Jr"), thai_opening);
+        assert_eq!(thai.opening_for("เมืองต้นกำเนิดของ Jim Eno Jr คืออะไร?", &[1], "Jim Eno Jr"), Some(thai_opening));
         // Asked in another script, the model writes the answer as it does.
         assert_eq!(thai.opening_for("Where is Jim Eno from?", &[1, 2], "Jim Eno"), None);
-        let year = TrainedAnswer { target: "1944".into(), ..thai };
-        assert_eq!(year.opening_for("Jim Eno เกิดเมื่อไหร่", &[1], "Jim Eno"), Some(Opening::Digit));
     }
 
     #[test]

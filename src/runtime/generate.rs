@@ -50,32 +50,45 @@ impl GenerationDeltas<'_> {
     pub const NONE: GenerationDeltas<'static> = GenerationDeltas { deltas: &[], active_tokens: 0, opening: None };
 }
 
-/// The first letter or digit an answer must open with (of the script its trained answer opens with),
-/// with no line break or end of text before it. Update values shared by a fact's languages push every
-/// language's answer; asked in other words, a Thai or Russian question could get the English spelling
-/// (" San Francisco" for "ซานฟรานซิสโก") or nothing but line breaks.
+/// How an answer the deltas were trained to give opens: its first character other than a space, and
+/// whether its first token is a piece of that character (byte-level vocabularies split characters).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TrainedOpening {
+    pub opening: Opening,
+    pub in_pieces: bool,
+}
+
+/// How an answer must open: as its trained answer opens (a letter of its script, a digit or a mark),
+/// after spaces at most, not with a line break or the end of text. Update values shared by a fact's
+/// languages push every language's answer; asked in other words, a Thai question could get the English
+/// spelling (" San Francisco" for "ซานฟรานซิสโก"), a stray mark first, or nothing but line breaks.
 #[derive(Debug, Clone, Copy)]
 pub struct AnswerOpening<'a> {
     /// How each token can begin an answer ([`super::Tokenizer::token_starts`]).
     pub starts: &'a [TokenStart],
-    pub opening: Opening,
+    pub trained: TrainedOpening,
 }
 
 impl AnswerOpening<'_> {
-    /// Whether the answer may go on with `token` before it has begun.
-    fn admits(&self, token: usize) -> bool {
+    /// Whether the answer may go on with `token` before it has begun, after `generated` tokens. Spaces
+    /// come first or not at all (trained answers open with their first word, its space attached or
+    /// alone), and pieces of a character only where the trained answer opens so, within the bytes one
+    /// character takes: a model may otherwise write nothing but spaces, in whole tokens or in bytes.
+    fn admits(&self, token: usize, generated: usize) -> bool {
         match self.starts.get(token) {
-            Some(TokenStart::Opens(opening)) => self.opening.admits(*opening),
+            Some(TokenStart::Opens(opening)) => self.trained.opening.admits(*opening),
             Some(TokenStart::LineBreak) => false,
-            Some(TokenStart::Blank | TokenStart::Unknown) | None => true,
+            Some(TokenStart::Blank) => generated == 0,
+            Some(TokenStart::Unknown) => self.trained.in_pieces && generated < MAX_UTF8_BYTES,
+            None => true,
         }
     }
 
     /// `logits` with every token that may not come next left out (stop tokens too: the answer has not begun).
-    fn restrict(&self, logits: &Tensor, stop_ids: &[u32]) -> Result<Tensor> {
+    fn restrict(&self, logits: &Tensor, generated: usize, stop_ids: &[u32]) -> Result<Tensor> {
         let mut values: Vec<f32> = logits.to_dtype(candle_core::DType::F32)?.to_vec1()?;
         for (token, value) in values.iter_mut().enumerate() {
-            if !self.admits(token) {
+            if !self.admits(token, generated) {
                 *value = f32::NEG_INFINITY;
             }
         }
@@ -87,11 +100,15 @@ impl AnswerOpening<'_> {
         Ok(Tensor::from_vec(values, logits.shape(), logits.device())?)
     }
 
-    /// Whether `token` begins the answer: after it, generation runs free.
+    /// Whether `token` begins the answer: after it, generation runs free. Part of a character does
+    /// not (a no-break space comes as two byte tokens).
     fn begun_by(&self, token: u32) -> bool {
-        !matches!(self.starts.get(token as usize), Some(TokenStart::Blank))
+        !matches!(self.starts.get(token as usize), Some(TokenStart::Blank | TokenStart::Unknown))
     }
 }
+
+/// The most tokens one character can be split into (byte-fallback tokens, one UTF-8 byte each).
+const MAX_UTF8_BYTES: usize = 4;
 
 /// Prompt tokens run per forward pass before generating: attention scores then take (chunk x prompt)
 /// memory instead of (prompt x prompt), so a long prompt costs memory linear in its length.
@@ -147,7 +164,7 @@ impl Model {
             let last = hidden.get(0)?.get(input.len() - 1)?;
             let mut logits = self.logits(&last.unsqueeze(0)?)?.squeeze(0)?;
             if let Some(opening) = &opening {
-                logits = opening.restrict(&logits, stop_ids)?;
+                logits = opening.restrict(&logits, generated.len(), stop_ids)?;
             }
             let token = sampler.sample(&logits)?;
             if opening.is_some_and(|o| o.begun_by(token)) {

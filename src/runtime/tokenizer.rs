@@ -26,14 +26,14 @@ pub struct Tokenizer {
     starts: OnceLock<Vec<TokenStart>>,
 }
 
-/// How a token can begin an answer: what it holds before its first letter or digit.
+/// How a token can begin an answer: what it holds before its first character other than a space.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TokenStart {
-    /// Nothing but spaces or marks, no line break (special tokens too): the answer has not begun.
+    /// Nothing but spaces, no line break (special tokens too): the answer has not begun.
     Blank,
-    /// A line break before any letter or digit.
+    /// A line break before anything else.
     LineBreak,
-    /// Its first letter or digit, after spaces or marks at most.
+    /// Its first character other than a space, after spaces at most.
     Opens(Opening),
     /// Part of a character split over tokens (byte fallback): which, it cannot tell.
     Unknown,
@@ -44,9 +44,9 @@ impl TokenStart {
         if piece.contains('\u{fffd}') {
             return Self::Unknown;
         }
-        let before = piece.find(char::is_alphanumeric).map_or(piece, |at| &piece[..at]);
+        let spaces = piece.find(|c: char| !c.is_whitespace()).map_or(piece, |at| &piece[..at]);
         match Opening::of(piece) {
-            _ if before.contains(['\n', '\r']) => Self::LineBreak,
+            _ if spaces.contains(['\n', '\r']) => Self::LineBreak,
             Some(opening) => Self::Opens(opening),
             None => Self::Blank,
         }
@@ -215,17 +215,19 @@ mod tests {
     use crate::text::scripts::Script;
 
     #[test]
-    fn a_token_begins_an_answer_at_its_first_letter_or_digit() {
+    fn a_token_begins_an_answer_at_its_first_character_other_than_a_space() {
         let latin = TokenStart::Opens(Opening::Letter(Some(Script::Latin)));
         assert_eq!(TokenStart::of(" San"), latin);
-        assert_eq!(TokenStart::of("\"San"), latin);
+        assert_eq!(TokenStart::of("San\n"), latin);
         assert_eq!(TokenStart::of("ซาน"), TokenStart::Opens(Opening::Letter(Some(Script::Thai))));
         assert_eq!(TokenStart::of(" 1812"), TokenStart::Opens(Opening::Digit));
-        assert_eq!(TokenStart::of("San\n"), latin);
-        for blank in [" ", "?", "", " \""] {
+        for mark in ["?", " \"", "?\nSan", ", "] {
+            assert_eq!(TokenStart::of(mark), TokenStart::Opens(Opening::Mark), "{mark:?}");
+        }
+        for blank in [" ", "", "\u{a0}"] {
             assert_eq!(TokenStart::of(blank), TokenStart::Blank, "{blank:?}");
         }
-        for line_break in ["\n", "\n\n", "?\nSan", " \r\n"] {
+        for line_break in ["\n", "\n\n", " \r\n", "\nSan"] {
             assert_eq!(TokenStart::of(line_break), TokenStart::LineBreak, "{line_break:?}");
         }
         assert_eq!(TokenStart::of("\u{fffd}"), TokenStart::Unknown);

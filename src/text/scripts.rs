@@ -89,20 +89,23 @@ impl Script {
     }
 }
 
-/// How a text's content opens: with a digit or with a letter (of a script listed here, or `None`).
+/// How a text opens: its first character other than a space, a digit, a letter (of a script listed
+/// here, or `None`) or a mark (punctuation, a quote, a symbol).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Opening {
     Digit,
     Letter(Option<Script>),
+    Mark,
 }
 
 impl Opening {
-    /// How `text` opens: its first letter or digit; `None` when it has neither.
+    /// How `text` opens; `None` when it is blank.
     pub fn of(text: &str) -> Option<Opening> {
-        let first = text.chars().find(|c| c.is_alphanumeric())?;
-        Some(match first.is_numeric() {
-            true => Opening::Digit,
-            false => Opening::Letter(Script::of(first)),
+        let first = text.chars().find(|c| !c.is_whitespace())?;
+        Some(match first {
+            c if c.is_numeric() => Opening::Digit,
+            c if c.is_alphanumeric() => Opening::Letter(Script::of(c)),
+            _ => Opening::Mark,
         })
     }
 
@@ -170,16 +173,18 @@ mod tests {
     }
 
     #[test]
-    fn openings_are_the_first_letter_or_digit() {
-        assert_eq!(Opening::of(" \"Lisbon\""), Some(Opening::Letter(Some(Script::Latin))));
+    fn openings_are_the_first_character_other_than_a_space() {
+        assert_eq!(Opening::of(" Lisbon"), Some(Opening::Letter(Some(Script::Latin))));
         assert_eq!(Opening::of(" ซานฟรานซิสโก"), Some(Opening::Letter(Some(Script::Thai))));
         assert_eq!(Opening::of("1812年战争"), Some(Opening::Digit));
-        assert_eq!(Opening::of(" \n?"), None);
+        assert_eq!(Opening::of(" \"Heroes\""), Some(Opening::Mark));
+        assert_eq!(Opening::of(" \n "), None);
         let japanese = Opening::of("サンフランシスコ").unwrap();
         assert!(japanese.admits(Opening::of("東京").unwrap()));
         assert!(!japanese.admits(Opening::of("San").unwrap()));
         assert!(!Opening::of("Сан").unwrap().admits(Opening::of("San").unwrap()));
         assert!(!Opening::Digit.admits(Opening::of("San").unwrap()));
+        assert!(!Opening::of("San").unwrap().admits(Opening::Mark));
     }
 
     #[test]
