@@ -259,25 +259,32 @@ fn edits_act_only_from_the_answer_start() {
     assert_eq!(one[0], 7, "the edit makes the first answer token");
     assert_eq!(four, vec![7; 4], "inside the window every position is edited");
 
-    // Held to an answer opening with a digit, where token 5 alone opens so: the edited token 7 (a line
-    // break here) may not come first, 5 does. Where 7 opens as asked, nothing changes.
+    // Held to an answer opening with a digit, where token 5 alone opens so: the edited token 7, a line
+    // break or a Latin word here, may not come first, 5 does; a mark may, once.
+    let options = GenerateOptions { max_new_tokens: 6, ..options };
     let latin = TokenStart::Opens(Opening::Letter(Some(Script::Latin)));
     let mut starts = vec![latin; dense.config().vocab_size];
     starts[5] = TokenStart::Opens(Opening::Digit);
-    starts[7] = TokenStart::LineBreak;
     let held = |starts: &[TokenStart], opening| {
         let opening = Some(AnswerOpening { starts, trained: TrainedOpening { opening, in_pieces: false } });
-        let edits = GenerationDeltas { deltas: std::slice::from_ref(&strong), active_tokens: 4, opening };
+        let edits = GenerationDeltas { deltas: std::slice::from_ref(&strong), active_tokens: 6, opening };
         dense.generate(&ids, edits, &options, &[], &mut |_| true).unwrap()
     };
-    assert_eq!(held(&starts, Opening::Digit)[0], 5);
+    for start in [TokenStart::LineBreak, latin] {
+        starts[7] = start;
+        assert_eq!(held(&starts, Opening::Digit)[0], 5);
+    }
+    starts[7] = TokenStart::Opens(Opening::Mark);
+    assert_eq!(held(&starts, Opening::Digit)[..2], [7, 5]);
     // A piece of a character does not open an answer whose trained first token is whole.
+    starts[7] = latin;
     starts[5] = TokenStart::Unknown;
     starts[3] = TokenStart::Opens(Opening::Digit);
     assert_eq!(held(&starts, Opening::Digit)[0], 3);
-    starts[5] = TokenStart::Opens(Opening::Digit);
-    starts[7] = latin;
-    assert_eq!(held(&starts, Opening::Letter(Some(Script::Latin))), four);
+    // Where 7 opens as asked, nothing changes.
+    let free = GenerationDeltas { deltas: std::slice::from_ref(&strong), active_tokens: 6, opening: None };
+    let unheld = dense.generate(&ids, free, &options, &[], &mut |_| true).unwrap();
+    assert_eq!(held(&starts, Opening::Letter(Some(Script::Latin))), unheld);
 }
 
 #[test]

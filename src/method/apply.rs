@@ -479,18 +479,24 @@ impl TrainedAnswer {
             .collect()
     }
 
-    /// How this answer opens (its first character other than a space), when `query` is written in the script of the
-    /// trained text nearest to it (subjects left out: a Thai question may name its subject in Latin
-    /// letters): a query in a language the entry was not trained in is answered as the model writes it.
+    /// How this answer opens (its first character other than a space), when `query` is written as the
+    /// trained text nearest to it is ([`TrainedAnswer::written_like`]): a query in a language the entry
+    /// was not trained in is answered as the model writes it.
     fn opening_for(&self, query: &str, query_ids: &[u32], matched_subject: &str) -> Option<TrainedOpening> {
+        self.opening.filter(|_| self.written_like(query, query_ids, matched_subject))
+    }
+
+    /// Whether `query` is written in the script of the trained text nearest to it, subjects left out
+    /// (a Thai question may name its subject in Latin letters).
+    fn written_like(&self, query: &str, query_ids: &[u32], matched_subject: &str) -> bool {
         let script = |text: &str| {
             let without_subjects = (self.subjects.iter().map(String::as_str).chain([matched_subject]))
                 .filter(|subject| !subject.is_empty())
                 .fold(text.to_string(), |text, subject| text.replace(subject, " "));
             Script::detect(&without_subjects)
         };
-        let written_alike = script(query).is_some() && script(query) == script(self.nearest_text(query_ids));
-        self.opening.filter(|_| written_alike)
+        let query_script = script(query);
+        query_script.is_some() && query_script == script(self.nearest_text(query_ids))
     }
 
     /// The trained text that shares the most tokens with `query` (the first of equals).

@@ -59,9 +59,9 @@ pub struct TrainedOpening {
 }
 
 /// How an answer must open: as its trained answer opens (a letter of its script, a digit or a mark),
-/// after spaces at most, not with a line break or the end of text. Update values shared by a fact's
+/// after a space or a mark at most, not with a line break or the end of text. Update values shared by a fact's
 /// languages push every language's answer; asked in other words, a Thai question could get the English
-/// spelling (" San Francisco" for "ซานฟรานซิสโก"), a stray mark first, or nothing but line breaks.
+/// spelling (" San Francisco" for "ซานฟรานซิสโก"), a fragment ("pe"), or nothing but line breaks.
 #[derive(Debug, Clone, Copy)]
 pub struct AnswerOpening<'a> {
     /// How each token can begin an answer ([`super::Tokenizer::token_starts`]).
@@ -70,12 +70,15 @@ pub struct AnswerOpening<'a> {
 }
 
 impl AnswerOpening<'_> {
-    /// Whether the answer may go on with `token` before it has begun, after `generated` tokens. Spaces
-    /// come first or not at all (trained answers open with their first word, its space attached or
-    /// alone), and pieces of a character only where the trained answer opens so, within the bytes one
-    /// character takes: a model may otherwise write nothing but spaces, in whole tokens or in bytes.
+    /// Whether the answer may go on with `token` before it has begun, after `generated` tokens: with its
+    /// first word as trained, after a space or a mark at most (trained answers follow their question
+    /// at once, their first word's space attached or alone; a model may close the question first, "?"),
+    /// and in pieces of a character where the trained answer opens so, within the bytes one character
+    /// takes. Anything more (line breaks, a list's "*", runs of spaces) leads a model away from the
+    /// answer it was trained to give: to nothing but line breaks, or to words of another script.
     fn admits(&self, token: usize, generated: usize) -> bool {
         match self.starts.get(token) {
+            Some(TokenStart::Opens(Opening::Mark)) if self.trained.opening != Opening::Mark => generated == 0,
             Some(TokenStart::Opens(opening)) => self.trained.opening.admits(*opening),
             Some(TokenStart::LineBreak) => false,
             Some(TokenStart::Blank) => generated == 0,
@@ -100,10 +103,14 @@ impl AnswerOpening<'_> {
         Ok(Tensor::from_vec(values, logits.shape(), logits.device())?)
     }
 
-    /// Whether `token` begins the answer: after it, generation runs free. Part of a character does
-    /// not (a no-break space comes as two byte tokens).
+    /// Whether `token` begins the answer: after it, generation runs free. Spaces, part of a character
+    /// (a no-break space comes as two byte tokens) and a mark before an answer that opens otherwise do not.
     fn begun_by(&self, token: u32) -> bool {
-        !matches!(self.starts.get(token as usize), Some(TokenStart::Blank | TokenStart::Unknown))
+        match self.starts.get(token as usize) {
+            Some(TokenStart::Blank | TokenStart::Unknown) => false,
+            Some(TokenStart::Opens(Opening::Mark)) => self.trained.opening == Opening::Mark,
+            _ => true,
+        }
     }
 }
 
