@@ -59,9 +59,9 @@ pub struct TrainedOpening {
 }
 
 /// How an answer must open: as its trained answer opens (a letter of its script, a digit or a mark),
-/// after a space or a mark at most, not with a line break or the end of text. Update values shared by a fact's
-/// languages push every language's answer; asked in other words, a Thai question could get the English
-/// spelling (" San Francisco" for "ซานฟรานซิสโก"), a fragment ("pe"), or nothing but line breaks.
+/// after a space or a mark at most, not with a line break or the end of text. Update values shared by
+/// a fact's languages push every language's answer; asked in other words, a Thai question could get
+/// the English spelling (" San Francisco" for "ซานฟรานซิสโก"), a fragment ("pe"), or only line breaks.
 #[derive(Debug, Clone, Copy)]
 pub struct AnswerOpening<'a> {
     /// How each token can begin an answer ([`super::Tokenizer::token_starts`]).
