@@ -89,7 +89,7 @@ impl Script {
     }
 }
 
-/// How a text opens: its first character other than a space, a digit, a letter (of a script listed
+/// How a text opens: its first character other than a space is a digit, a letter (of a script listed
 /// here, or `None`) or a mark (punctuation, a quote, a symbol).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Opening {
