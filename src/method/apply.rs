@@ -465,10 +465,9 @@ impl TrainedAnswer {
                 let framed = answer_pair(tokenizer, &frame.frame(&d.prompt)?, &d.target, end_line)?;
                 let subjects = std::iter::once(&d.subject).chain(&d.aliases).cloned().collect();
                 let answer_tokens = pair.target.len().max(framed.target.len());
-                let starts = tokenizer.token_starts();
                 let in_pieces = [&pair, &framed]
                     .iter()
-                    .any(|p| p.target.first().is_some_and(|&id| starts.get(id as usize) == Some(&TokenStart::Unknown)));
+                    .any(|p| p.target.first().is_some_and(|&id| tokenizer.token_start(id) == TokenStart::Unknown));
                 let opening = Opening::of(&d.target).map(|opening| TrainedOpening { opening, in_pieces });
                 let texts = std::iter::once(d.prompt.as_str())
                     .chain(d.written_paraphrases())

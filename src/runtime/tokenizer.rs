@@ -163,15 +163,16 @@ impl Tokenizer {
         self.decode(&[id]).unwrap_or_else(|_| format!("<{id}>"))
     }
 
+    /// How token `id` can begin an answer.
+    pub fn token_start(&self, id: u32) -> TokenStart {
+        self.decode(&[id]).map_or(TokenStart::Unknown, |piece| TokenStart::of(&piece))
+    }
+
     /// How each token of the vocabulary can begin an answer, by id. The first call decodes the whole
     /// vocabulary (a fraction of a second for 262,144 tokens); later ones return what it found.
     pub fn token_starts(&self) -> &[TokenStart] {
-        self.starts.get_or_init(|| {
-            (0..self.vocab_size() as u32)
-                .into_par_iter()
-                .map(|id| self.inner.decode(&[id], true).map_or(TokenStart::Unknown, |piece| TokenStart::of(&piece)))
-                .collect()
-        })
+        self.starts
+            .get_or_init(|| (0..self.vocab_size() as u32).into_par_iter().map(|id| self.token_start(id)).collect())
     }
 
     pub fn stop_ids(&self) -> &[u32] {
