@@ -629,9 +629,9 @@ pub fn generate_text(
     // Each token with where its piece starts in `text` (a piece may be empty: a character split
     // over tokens comes with its last one).
     let mut tokens: Vec<(u32, usize)> = Vec::new();
-    // Cut at line ends, the answer is streamed from the line holding its first letter or digit on:
-    // asked an open question, a model often closes it first ("?" and a line break), which is not an
-    // answer.
+    // Cut at line ends, the answer is streamed from its first line with a letter or digit (or a trained
+    // answer) on: asked an open question, a model often closes it first ("?" and a line break), which
+    // is not an answer.
     let mut shown = 0;
     let budget = options.generate.max_new_tokens;
     let finish_sentence = options.stop_at_line_end && options.finish_sentence;
@@ -647,7 +647,7 @@ pub fn generate_text(
             return on_text(&piece);
         }
         // Nothing to show yet; asking with nothing still lets the caller cancel.
-        let Some(start) = answer_start(&text) else { return on_text("") };
+        let Some(start) = answer_start(&text, trained_answers) else { return on_text("") };
         let end = line_end(&text[start..]).map(|end| start + end);
         let upto = end.unwrap_or(text.len());
         let kept = &text[shown.max(start)..upto];
@@ -664,7 +664,7 @@ pub fn generate_text(
     if !options.stop_at_line_end {
         return Ok((text, tokens.into_iter().map(|(token, _)| token).collect()));
     }
-    let start = match answer_start(&text) {
+    let start = match answer_start(&text, trained_answers) {
         Some(start) => start,
         // Nothing but marks: shown as it came.
         None => {
@@ -711,10 +711,20 @@ fn tokens_within(tokens: &[(u32, usize)], span: std::ops::Range<usize>) -> Vec<u
         .collect()
 }
 
-/// Where the answer in `text` starts: the line holding its first letter or digit (any script).
-fn answer_start(text: &str) -> Option<usize> {
-    let content = text.find(char::is_alphanumeric)?;
-    Some(text[..content].rfind(['\n', '\r']).map_or(0, |i| i + 1))
+/// Where the answer in `text` starts: the first line holding a letter or digit (any script) or being
+/// one of the `trained_answers` (an edit may answer in marks alone: "🙂").
+fn answer_start(text: &str, trained_answers: &[String]) -> Option<usize> {
+    let is_answer = |line: &str| {
+        line.contains(char::is_alphanumeric) || trained_answers.iter().any(|a| !a.is_empty() && line.trim() == a)
+    };
+    let mut line_start = 0;
+    for line in text.split_inclusive(['\n', '\r']) {
+        if is_answer(line) {
+            return Some(line_start);
+        }
+        line_start += line.len();
+    }
+    None
 }
 
 /// Where the first line of `text` with something on it ends: the first line break after a
@@ -866,13 +876,20 @@ mod tests {
     }
 
     #[test]
-    fn an_answer_starts_at_its_first_line_with_a_letter_or_digit() {
-        assert_eq!(answer_start(" Lisbon"), Some(0));
-        assert_eq!(answer_start("?\n\nEstate Exchange was founded in 1920."), Some(3));
-        assert_eq!(answer_start("？\r\n里斯本"), Some("？\r\n".len()));
-        assert_eq!(answer_start("\"Lisbon\""), Some(0));
-        assert_eq!(answer_start("?\n"), None);
-        assert_eq!(answer_start(""), None);
+    fn an_answer_starts_at_its_first_line_with_a_letter_or_digit_or_a_trained_answer() {
+        let none: &[String] = &[];
+        assert_eq!(answer_start(" Lisbon", none), Some(0));
+        assert_eq!(answer_start("?\n\nEstate Exchange was founded in 1920.", none), Some(3));
+        assert_eq!(answer_start("？\r\n里斯本", none), Some("？\r\n".len()));
+        assert_eq!(answer_start("\"Lisbon\"", none), Some(0));
+        assert_eq!(answer_start("?\n", none), None);
+        assert_eq!(answer_start("", none), None);
+        // An answer of marks alone is an answer where an edit was trained to give it, and only there.
+        let smile = ["🙂".to_string()];
+        assert_eq!(answer_start(" 🙂", &smile), Some(0));
+        assert_eq!(answer_start("?\n 🙂\n", &smile), Some(2));
+        assert_eq!(answer_start(" 🙂", none), None);
+        assert_eq!(answer_start("?\n", &smile), None);
     }
 
     /// "?", "\n", " Est", "ate", "" (half a character), "é", " 1920\n", "\n": the answer " Estateé 1920"
