@@ -84,3 +84,32 @@ fn twelve_language_edit_changes_answers_and_leaves_unrelated_ones() {
         assert_eq!(*predicted, before.predicted, "{lang}: the answer to an unrelated question changed");
     }
 }
+
+/// The same edit twice gives the same update values, bit for bit: what a user caches does not depend on
+/// how the threads happened to share the work (the head's gradient once summed in rayon's order).
+#[test]
+fn an_edit_is_reproducible() {
+    let loaded = common::default_quantized();
+    let dense = common::default_editing();
+    let record = load_benchmark(&common::mzsre_sample()).unwrap().remove(0);
+    let mut settings = MethodSettings::default();
+    settings.edit.steps = 3;
+    settings.edit.early_stop = false;
+    let mut group = EditGroup::from_benchmark("record-1", &record, None).unwrap();
+    group.descriptors.truncate(4);
+    fill_paraphrases(&mut group, &settings.paraphrases, None).unwrap();
+    let located = locate(dense, &loaded.tokenizer, &group, &settings.locate).unwrap();
+    let edit = || {
+        let cancel = AtomicBool::new(false);
+        let outcome =
+            optimize(dense, &loaded.tokenizer, &group, &located, &settings.edit, settings.frame, &cancel, &mut |_| {})
+                .unwrap();
+        let values: Vec<Vec<f32>> =
+            outcome.update.layers.iter().map(|l| l.delta.flatten_all().unwrap().to_vec1().unwrap()).collect();
+        (values, outcome.history.iter().map(|s| s.total_loss).collect::<Vec<_>>())
+    };
+    let first = edit();
+    for _ in 0..2 {
+        assert_eq!(edit(), first, "an edit repeated gave other update values or losses");
+    }
+}

@@ -300,7 +300,7 @@ fn closed_form_head_losses_equal_autograd() {
     let kept_distributions = KeptDistributions::from_log_probs(&kept_log_probs, vocab).unwrap();
     let objective =
         HeadObjective { target_ids: &target_ids, target_weight: 0.5, kept: &kept_distributions, kept_weight: 0.25 };
-    let head = dense.head_losses(hidden.as_tensor(), &objective).unwrap();
+    let head = dense.head_losses(hidden.as_tensor(), &objective, &mut Vec::new()).unwrap();
 
     // The same losses from tensor ops, differentiated by autograd.
     let log_probs = lafn::runtime::log_softmax_last_dim(&dense.logits(hidden.as_tensor()).unwrap()).unwrap();
@@ -355,8 +355,8 @@ fn editing_weights_read_the_quantized_models_head() {
         .unwrap();
     let kept = KeptDistributions::from_log_probs(&kept, vocab).unwrap();
     let objective = HeadObjective { target_ids: &[3, 7, 7], target_weight: 0.5, kept: &kept, kept_weight: 0.25 };
-    let tiled = editing.head_losses(&hidden, &objective).unwrap().hidden_grad;
-    let plain = dense.head_losses(&hidden, &objective).unwrap().hidden_grad;
+    let tiled = editing.head_losses(&hidden, &objective, &mut Vec::new()).unwrap().hidden_grad;
+    let plain = dense.head_losses(&hidden, &objective, &mut Vec::new()).unwrap().hidden_grad;
     let norm = |t: &Tensor| t.sqr().unwrap().sum_all().unwrap().sqrt().unwrap().to_scalar::<f32>().unwrap();
     let relative = norm(&(&tiled - &plain).unwrap()) / norm(&plain);
     assert!(relative < 0.02, "head gradients differ by {relative} of their norm");

@@ -281,8 +281,10 @@ pub fn optimize(
 
     let mut step = 0;
     let mut history = Vec::new();
+    let mut logits_buffer = Vec::new();
     let stop = loop {
-        let losses = StepLosses::new(model, &targets, &kl, &values.ffn_deltas(), settings.kl_weight, step)?;
+        let deltas = values.ffn_deltas();
+        let losses = StepLosses::new(model, &targets, &kl, &deltas, settings.kl_weight, step, &mut logits_buffer)?;
         on_step(&losses.record);
         history.push(losses.record);
         if let Some(reason) = stop_reason(&losses.pair_margins, step, settings, cancel) {
@@ -489,6 +491,7 @@ impl StepLosses {
         deltas: &[FfnDelta],
         kl_weight: f64,
         step: usize,
+        logits_buffer: &mut Vec<f32>,
     ) -> Result<Self> {
         // Losses and their gradients with respect to the final hidden states are computed in closed
         // form (softmax minus target); autograd only runs through the transformer layers.
@@ -505,6 +508,7 @@ impl StepLosses {
                 kept: &kl.original,
                 kept_weight: kl_weight as f32 / kl_rows,
             },
+            logits_buffer,
         )?;
         let surrogate = (hidden * head.hidden_grad)?.sum_all()?;
 

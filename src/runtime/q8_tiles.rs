@@ -150,9 +150,17 @@ impl TiledQ8 {
 
     /// `x (m, cols) @ self^T`: (m, rows), row-major.
     pub fn matmul(&self, x: &[f32]) -> Vec<f32> {
+        let mut out = Vec::new();
+        self.matmul_into(x, &mut out);
+        out
+    }
+
+    /// [`TiledQ8::matmul`] into `out`, whose memory is reused when it is large enough.
+    pub fn matmul_into(&self, x: &[f32], out: &mut Vec<f32>) {
         let acts = quantize_rows(x, self.cols);
         let m = x.len() / self.cols;
-        let mut out = vec![0f32; m * self.rows];
+        out.clear();
+        out.resize(m * self.rows, 0.0);
         let (tiles, blocks) = (self.rows / TILE_ROWS, self.cols / BLOCK);
         // A decode step has one activation row: more tiles a call keep more loads in flight.
         let tiles_per_unit = if m == 1 { 4 } else { 2 };
@@ -173,7 +181,6 @@ impl TiledQ8 {
                 }
             }
         });
-        out
     }
 
     /// Tiles `first..first + count` times up to `ROWS_PER_CALL` activation rows (`acts`, their

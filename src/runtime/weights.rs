@@ -48,6 +48,20 @@ impl Linear {
         })
     }
 
+    /// [`Linear::forward`] of rows (rows, in) into `out`, row-major (rows, out), reusing its memory:
+    /// for products too large to map afresh every time (the LM head's logits while editing).
+    pub fn forward_into(&self, x: &Tensor, out: &mut Vec<f32>) -> Result<()> {
+        match self {
+            Self::Tiled(w) => w.matmul_into(&x.contiguous()?.flatten_all()?.to_vec1::<f32>()?, out),
+            _ => {
+                let product = self.forward(x)?.flatten_all()?;
+                out.clear();
+                out.extend_from_slice(&product.to_vec1::<f32>()?);
+            }
+        }
+        Ok(())
+    }
+
     /// The weights as a dense f32 (out, in) matrix.
     pub fn dense(&self) -> Result<Tensor> {
         Ok(match self {
@@ -109,7 +123,7 @@ impl Linear {
         Ok(())
     }
 
-    fn out_in(&self) -> Result<(usize, usize)> {
+    pub(super) fn out_in(&self) -> Result<(usize, usize)> {
         Ok(match self {
             Self::Quantized(m) => match m.as_ref() {
                 QMatMul::QTensor(q) => q.shape().dims2()?,
