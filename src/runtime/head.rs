@@ -209,26 +209,7 @@ mod vocab_rows {
     const LANES: usize = 16;
     const BLOCK: usize = 256;
 
-    use crate::runtime::simd::vectorized;
-
-    /// e^x for x <= 0 (a logit minus its row's max) within 2 ulp, flushing below e^-87 to that; NaN
-    /// stays NaN, so a diverged edit is still caught.
-    #[inline(always)]
-    fn exp_nonpositive(x: f32) -> f32 {
-        const LN2_HI: f32 = 0.693_145_75;
-        const LN2_LO: f32 = 1.428_606_8e-6;
-        // Adding and subtracting 1.5·2^23 rounds to an integer without a libm call.
-        const ROUND: f32 = 12_582_912.0;
-        let x = if x < -87.0 { -87.0 } else { x };
-        let n = (x * std::f32::consts::LOG2_E + ROUND) - ROUND;
-        let r = x - n * LN2_HI - n * LN2_LO;
-        // e^r for |r| <= ln2/2: Taylor to r^7 (truncation below 1e-8).
-        let p = 1.0
-            + r * (1.0
-                + r * (0.5
-                    + r * (1.0 / 6.0 + r * (1.0 / 24.0 + r * (1.0 / 120.0 + r * (1.0 / 720.0 + r * (1.0 / 5040.0)))))));
-        p * f32::from_bits(((n as i32 + 127) as u32) << 23)
-    }
+    use crate::runtime::simd::{exp_nonpositive, vectorized};
 
     vectorized! {
         /// The largest element (NaN elements are skipped; -inf for an empty row).

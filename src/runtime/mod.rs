@@ -3,6 +3,7 @@
 mod attention;
 mod config;
 mod frame;
+mod gelu;
 mod generate;
 mod head;
 mod model;

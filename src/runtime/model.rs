@@ -9,9 +9,9 @@ use std::collections::BTreeMap;
 use candle_core::{Device, Tensor, D};
 use color_eyre::eyre::bail;
 
-use super::attention;
 use super::config::{Arch, ModelConfig, RopeStyle};
 use super::weights::{Embedding, Linear, WeightMode, WeightSource};
+use super::{attention, gelu};
 use crate::Result;
 
 /// Vectors added to some neurons' value vectors (rows of the down projection) in one FFN layer:
@@ -305,6 +305,7 @@ impl Model {
     ) -> Result<Tensor> {
         let gate = ffn.gate.forward(x)?;
         let gate = match self.config.arch {
+            Arch::Gemma3 if self.mode == WeightMode::Dense => gelu::gelu_tanh(&gate)?,
             Arch::Gemma3 => gate.gelu()?,
             Arch::Llama | Arch::Qwen2 => gate.silu()?,
         };
