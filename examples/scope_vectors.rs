@@ -5,7 +5,7 @@
 //!     cargo run --release --example scope_vectors -- FILE LANGS FIRST COUNT OUT_PREFIX [--no-paraphrases | --fit-only]
 //!
 //! Writes OUT_PREFIX.f32 (rows of `hidden` little-endian f32), OUT_PREFIX.jsonl (one label per row:
-//! record, language, kind = prompt | paraphrase | src | rephrase | rephrase-same | spec | other, for
+//! record, language, kind = prompt | paraphrase | src | rephrase | rephrase-same | portability | spec | other, for
 //! spec the record whose relation it asks, for other the language table's template) and
 //! OUT_PREFIX.center.f32 (the encoder's center, which identifies the model). `--no-paraphrases`
 //! skips generating the prompts' paraphrases (the slow part), for records used only to fit;
@@ -73,6 +73,12 @@ fn main() -> lafn::Result<()> {
             let kind = if entry.rephrase.trim() == entry.src.trim() { "rephrase-same" } else { "rephrase" };
             texts.push(entry.rephrase.clone());
             meta.push(serde_json::json!({"record": index, "lang": lang, "kind": kind}));
+            // A question about the new object, through the subject ("Which building did the architect
+            // of X also design?"): another fact, which asks the edited relation on the way.
+            if !entry.portability.question.trim().is_empty() {
+                texts.push(entry.portability.question.clone());
+                meta.push(serde_json::json!({"record": index, "lang": lang, "kind": "portability"}));
+            }
             for (question, _) in specificity_questions(&data, index, lang) {
                 // The record whose relation the question asks: the one whose src it was made from.
                 let from = (0..records).find(|&j| {

@@ -5,7 +5,7 @@ question vectors of examples/scope_vectors.rs, and writes it as the safetensors 
 
 Linear discriminant analysis: a class is the fact a question asks (a record's prompts, paraphrases,
 src and rephrasings in every language; a specificity question belongs to the record it was made from,
-the relation it asks); the projection keeps the DIMENSIONS directions along which class means differ
+the relation it asks; a record's portability questions, in every language, are a class of their own); the projection keeps the DIMENSIONS directions along which class means differ
 most relative to the within-class spread, regularised by RIDGE x the mean within-class variance, and
 each class's mean question in that space (the known relations).
 Several PREFIXes (runs of scope_vectors on different files, same model) are fitted together; a class
@@ -33,6 +33,7 @@ prefix, layer, out = args[0], int(args[1]), args[2]
 dimensions = int(args[3]) if len(args) > 3 else 32
 ridge = float(args[4]) if len(args) > 4 else 0.1
 CALIBRATED_RECALL = 0.85
+PORTABILITY = 500_000  # offset of the portability classes within a file's classes
 
 vectors, classes, labels = [], [], []
 for n, part in enumerate(prefix.split(",")):
@@ -45,7 +46,12 @@ for n, part in enumerate(prefix.split(",")):
     assert len(rows) == len(part_labels), f"{part}: vectors and labels differ in number"
     # Classes of different files never coincide: record numbers are offset by the file.
     # The language table's other-relation questions ("other") ask relations no record is labelled with.
-    record = np.array([l["from"] if l["kind"] == "spec" else l["record"] for l in part_labels], dtype=float)
+    # A portability question asks another fact than its record's (about the new object, through the
+    # subject): a class of its own, one per record, in every language.
+    record = np.array(
+        [l["from"] if l["kind"] == "spec" else l["record"] + PORTABILITY * (l["kind"] == "portability") for l in part_labels],
+        dtype=float,
+    )
     keep = ~np.isnan(record) & np.array([l["kind"] != "other" for l in part_labels])
     vectors.append(rows[keep].astype(np.float64))
     classes.append(record[keep] + n * 1_000_000)
@@ -81,8 +87,10 @@ projection, means = fit(vectors, classes)
 
 # The known relations: each class's mean question in the relation space (as lafn compares them: rows
 # projected, then unit length), for widening an entry's questions (scope.known_relation_similarity).
+# Portability questions' classes are not relations an entry could be widened by.
 projected = unit(vectors @ projection)
-relations = unit(np.stack([projected[classes == c].mean(0) for c in means])).astype("<f4")
+relation_classes = [c for c in means if c % 1_000_000 < PORTABILITY]
+relations = unit(np.stack([projected[classes == c].mean(0) for c in relation_classes])).astype("<f4")
 
 tensors = {
     "center": center.astype("<f4"),
