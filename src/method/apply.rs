@@ -682,7 +682,14 @@ pub fn generate_text(
 /// Whether an answer cut at line ends is complete before its line ends: it is one of the answers the
 /// edits were trained to give, or, `over_budget`, it has just ended a sentence.
 fn answer_complete(answer: &str, trained_answers: &[String], over_budget: bool) -> bool {
-    trained_answers.iter().any(|a| answer.trim() == a) || (over_budget && ends_sentence(answer))
+    is_trained_answer(answer, trained_answers) || (over_budget && ends_sentence(answer))
+}
+
+/// Whether `text`, spaces and line breaks aside, is one of the (non-empty) answers the edits were
+/// trained to give.
+fn is_trained_answer(text: &str, trained_answers: &[String]) -> bool {
+    let text = text.trim();
+    !text.is_empty() && trained_answers.iter().any(|a| a == text)
 }
 
 /// Longest stretch of tokens a loop is looked for in, and the fewest tokens it must have repeated.
@@ -714,9 +721,7 @@ fn tokens_within(tokens: &[(u32, usize)], span: std::ops::Range<usize>) -> Vec<u
 /// Where the answer in `text` starts: the first line holding a letter or digit (any script) or being
 /// one of the `trained_answers` (an edit may answer in marks alone: "🙂").
 fn answer_start(text: &str, trained_answers: &[String]) -> Option<usize> {
-    let is_answer = |line: &str| {
-        line.contains(char::is_alphanumeric) || trained_answers.iter().any(|a| !a.is_empty() && line.trim() == a)
-    };
+    let is_answer = |line: &str| line.contains(char::is_alphanumeric) || is_trained_answer(line, trained_answers);
     let mut line_start = 0;
     for line in text.split_inclusive(['\n', '\r']) {
         if is_answer(line) {
