@@ -4,9 +4,9 @@
 use candle_core::{DType, Device, Tensor, Var};
 use lafn::runtime::tiny::{write_tiny_model, write_tiny_safetensors, TinySpec};
 use lafn::runtime::{
-    AnswerOpening, Arch, FfnDelta, GenerateOptions, GenerationDeltas, HeadObjective, Hooks, KeptDistributions,
-    LoadedModel, Model, PaddedBatch, PrefixCachedBatch, PromptTarget, TeacherForcingBatch, TokenStart, TrainedOpening,
-    WeightMode,
+    AnswerOpening, AnswerTrack, Arch, FfnDelta, GenerateOptions, GenerationDeltas, HeadObjective, Hooks,
+    KeptDistributions, LoadedModel, Model, PaddedBatch, PrefixCachedBatch, PromptTarget, TeacherForcingBatch,
+    TokenStart, TrainedOpening, WeightMode,
 };
 use lafn::text::scripts::{Opening, Script};
 
@@ -228,7 +228,7 @@ fn edits_act_only_from_the_answer_start() {
     assert_eq!(max_abs_diff(&base.narrow(0, 0, before).unwrap(), &edited.narrow(0, 0, before).unwrap()), 0.0);
     assert!(max_abs_diff(&base.narrow(0, before, 1).unwrap(), &edited.narrow(0, before, 1).unwrap()) > 1e-3);
 
-    // Generation: the edits act on the answer's first `answer_tokens` positions only.
+    // Generation: the edits act while the answer is one they were trained to give.
     let options = GenerateOptions { max_new_tokens: 4, ..Default::default() };
     let dense = loaded.load_weights(WeightMode::Dense).unwrap();
     // An update value pointing at token 7's output row, on the neuron most active at the answer start,
@@ -248,16 +248,33 @@ fn edits_act_only_from_the_answer_start() {
         neurons: Tensor::new(&[neuron as u32], &Device::Cpu).unwrap(),
         delta: (row * (100.0 / activation as f64)).unwrap(),
     };
-    let run = |active_tokens| {
-        let edits = GenerationDeltas { deltas: std::slice::from_ref(&strong), active_tokens, opening: None };
+    let run = |answers: Option<&[String]>| {
+        let track = answers.map(|answers| AnswerTrack { tokenizer: &loaded.tokenizer, answers });
+        let edits = GenerationDeltas { deltas: std::slice::from_ref(&strong), track, opening: None };
         dense.generate(&ids, edits, &options, &[], &mut |_| true).unwrap()
     };
     let unedited = dense.generate(&ids, GenerationDeltas::NONE, &options, &[], &mut |_| true).unwrap();
-    assert_eq!(run(0), unedited);
-    let (one, four) = (run(1), run(4));
     assert_ne!(unedited[0], 7);
-    assert_eq!(one[0], 7, "the edit makes the first answer token");
-    assert_eq!(four, vec![7; 4], "inside the window every position is edited");
+    assert_eq!(loaded.tokenizer.decode(&[7, 7]).unwrap(), "of of");
+    assert_eq!(run(None), vec![7; 4], "without a track every position is edited");
+    // With a track the first answer position is always edited.
+    assert_eq!(run(Some(&["Paris".to_string()]))[0], 7);
+    let track = |answer: &str| {
+        AnswerTrack { tokenizer: &loaded.tokenizer, answers: &[answer.to_string()] }.followed_tokens(&[7, 7, 18])
+    };
+    assert_eq!((track("of of"), track("of"), track("of Paris"), track("Paris")), (3, 2, 2, 1));
+    // Teacher forced, limited to the answer's first token, the edit acts at that position only.
+    let pair = PromptTarget { prompt: ids.clone(), target: vec![7, 18, 18] };
+    let mut forced = TeacherForcingBatch::new(&[pair], loaded.tokenizer.pad_id(), &Device::Cpu).unwrap();
+    let logits = |forced: &TeacherForcingBatch| {
+        dense.logits_at(&forced.batch, &forced.cells, std::slice::from_ref(&strong)).unwrap()
+    };
+    let everywhere = logits(&forced);
+    forced.limit_deltas(&[1]);
+    let first_only = logits(&forced);
+    let row = |logits: &Tensor, i| logits.narrow(0, i, 1).unwrap();
+    assert_eq!(max_abs_diff(&row(&everywhere, 0), &row(&first_only, 0)), 0.0);
+    assert!(max_abs_diff(&everywhere.narrow(0, 1, 2).unwrap(), &first_only.narrow(0, 1, 2).unwrap()) > 1e-3);
 
     // Held to an answer opening with a digit, where token 5 alone opens so: the edited token 7, a line
     // break or a Latin word here, may not come first, 5 does; a mark may, once.
@@ -267,7 +284,7 @@ fn edits_act_only_from_the_answer_start() {
     starts[5] = TokenStart::Opens(Opening::Digit);
     let held = |starts: &[TokenStart], opening| {
         let opening = Some(AnswerOpening { starts, trained: TrainedOpening { opening, in_pieces: false } });
-        let edits = GenerationDeltas { deltas: std::slice::from_ref(&strong), active_tokens: 6, opening };
+        let edits = GenerationDeltas { deltas: std::slice::from_ref(&strong), track: None, opening };
         dense.generate(&ids, edits, &options, &[], &mut |_| true).unwrap()
     };
     for start in [TokenStart::LineBreak, latin] {
@@ -282,7 +299,7 @@ fn edits_act_only_from_the_answer_start() {
     starts[3] = TokenStart::Opens(Opening::Digit);
     assert_eq!(held(&starts, Opening::Digit)[0], 3);
     // Where 7 opens as asked, nothing changes.
-    let free = GenerationDeltas { deltas: std::slice::from_ref(&strong), active_tokens: 6, opening: None };
+    let free = GenerationDeltas { deltas: std::slice::from_ref(&strong), track: None, opening: None };
     let unheld = dense.generate(&ids, free, &options, &[], &mut |_| true).unwrap();
     assert_eq!(held(&starts, Opening::Letter(Some(Script::Latin))), unheld);
 }

@@ -15,7 +15,7 @@ use crate::method::apply::{self, generate_text, AnswerOptions, CachedEdits};
 use crate::method::prompts::teacher_forcing_pair;
 use crate::method::retrieve::{Hit, RetrievalSettings, SubjectIndex};
 use crate::method::{BenchmarkRecord, EditGroup, LocatedNeurons, UpdateValues};
-use crate::runtime::{FfnDelta, GenerationDeltas, Model, PromptFrame, Tokenizer};
+use crate::runtime::{AnswerTrack, FfnDelta, GenerationDeltas, Model, PromptFrame, TeacherForcingBatch, Tokenizer};
 use crate::Result;
 
 /// A method compared in an evaluation run; all run on the same model.
@@ -290,19 +290,24 @@ pub fn answer_all(
         let budget = generation_budget(tokenizer, &q.answer)?;
         let options = AnswerOptions { frame, finish_sentence: false, ..AnswerOptions::chat(budget) };
         let pair = |prompt: &str| teacher_forcing_pair(tokenizer, prompt, &q.answer);
-        let forced = |prompt: &str, edits: &[FfnDelta]| -> Result<Vec<u32>> {
-            let scored = model.teacher_forced(&[pair(prompt)?], edits, tokenizer.pad_id(), 1)?;
-            Ok(scored.into_iter().next().expect("one pair in, one score out").predicted)
+        // With a track, the edits act only while the expected answer fed in is theirs, as in generation.
+        let forced = |prompt: &str, edits: &[FfnDelta], track: Option<AnswerTrack>| -> Result<Vec<u32>> {
+            let pair = pair(prompt)?;
+            let mut batch = TeacherForcingBatch::new(std::slice::from_ref(&pair), tokenizer.pad_id(), model.device())?;
+            if let Some(track) = track {
+                batch.limit_deltas(&[track.followed_tokens(&pair.target)]);
+            }
+            Ok(batch.score(&model.logits_at(&batch.batch, &batch.cells, edits)?)?.predicted)
         };
         let mut answer = Answer::default();
         match &mut answerer {
             Answerer::Fixed(edits) => {
                 if scoring.teacher_forced() {
-                    answer.predicted = Some(forced(&q.prompt, edits)?);
+                    answer.predicted = Some(forced(&q.prompt, edits, None)?);
                 }
                 if scoring.generate() {
                     // Applied to every query, so through the whole answer.
-                    let everywhere = GenerationDeltas { deltas: edits, active_tokens: usize::MAX, opening: None };
+                    let everywhere = GenerationDeltas { deltas: edits, track: None, opening: None };
                     answer.generated =
                         Some(generate_text(model, tokenizer, &q.prompt, everywhere, &[], &options, &mut |_| true)?);
                 }
@@ -320,7 +325,8 @@ pub fn answer_all(
                 }
                 let question = retrieved.question(&q.prompt);
                 if scoring.teacher_forced() {
-                    answer.predicted = Some(forced(question, &retrieved.edits)?);
+                    let track = retrieved.answer_track(tokenizer);
+                    answer.predicted = Some(forced(question, &retrieved.edits, Some(track))?);
                 }
                 if scoring.generate() {
                     let (edits, trained) = (retrieved.answer_edits(tokenizer), &retrieved.answers);
@@ -336,7 +342,7 @@ pub fn answer_all(
                     continue;
                 }
                 if scoring.teacher_forced() {
-                    answer.predicted = Some(forced(&prompt, &[])?);
+                    answer.predicted = Some(forced(&prompt, &[], None)?);
                 }
                 if scoring.generate() {
                     answer.generated = Some(generate_text(

@@ -17,8 +17,8 @@ use super::retrieve::{Hit, RetrievalSettings, SubjectIndex};
 use super::scope::{PreparedKeys, QuestionEncoder, ScopeScore, ScopeSettings};
 use super::settings::MethodSettings;
 use crate::runtime::{
-    AnswerOpening, FfnDelta, GenerateOptions, GenerationDeltas, Model, PromptFrame, Sampling, TextStream, TokenStart,
-    Tokenizer, TrainedOpening,
+    AnswerOpening, AnswerTrack, FfnDelta, GenerateOptions, GenerationDeltas, Model, PromptFrame, Sampling, TextStream,
+    TokenStart, Tokenizer, TrainedOpening,
 };
 use crate::text::scripts::{ends_sentence, is_completion, question_mark, Opening, Script};
 use crate::Result;
@@ -48,11 +48,11 @@ pub struct Retrieved {
     /// Entries that would have fired but could not be read: skipped, with the reason.
     pub damaged: Vec<(String, String)>,
     pub edits: Vec<FfnDelta>,
-    /// The longest answer (in tokens) the fired entries were trained to produce: how long the update
-    /// values act when generating.
-    pub answer_tokens: usize,
     /// The answers the fired entries were trained to give to this query (their targets in its language).
     pub answers: Vec<String>,
+    /// Their answers in every language they were trained in: the update values act while the answer
+    /// is one of these (see [`AnswerTrack`]).
+    pub trained_answers: Vec<String>,
     /// The query as the fired edits read it, when not as typed: ending as the trained text nearest to it
     /// ends (see [`read_as_trained`]).
     pub read_as: Option<String>,
@@ -62,11 +62,16 @@ pub struct Retrieved {
 }
 
 impl Retrieved {
-    /// The update values as generation applies them: for the answer the fired entries were trained on,
-    /// opening as it opens.
+    /// The update values as generation applies them: while the answer is one the fired entries were
+    /// trained to give, opening as it opens.
     pub fn answer_edits<'a>(&'a self, tokenizer: &'a Tokenizer) -> GenerationDeltas<'a> {
         let opening = self.opening.map(|trained| AnswerOpening { starts: tokenizer.token_starts(), trained });
-        GenerationDeltas { deltas: &self.edits, active_tokens: self.answer_tokens, opening }
+        GenerationDeltas { deltas: &self.edits, track: Some(self.answer_track(tokenizer)), opening }
+    }
+
+    /// Where the update values act in an answer (see [`AnswerTrack`]).
+    pub fn answer_track<'a>(&'a self, tokenizer: &'a Tokenizer) -> AnswerTrack<'a> {
+        AnswerTrack { tokenizer, answers: &self.trained_answers }
     }
 
     /// What the model is asked: `query` as the fired edits read it.
@@ -230,13 +235,15 @@ impl CachedEdits {
                     let answers = TrainedAnswer::of_entry(tokenizer, &self.cache.get(&hit.entry_id)?)?;
                     self.answers.insert(hit.entry_id.clone(), answers);
                 }
-                Ok((edits, trained_answer(&self.answers[&hit.entry_id], &hit, &query_ids)))
+                Ok(edits)
             });
             match entry {
-                Ok((edits, trained)) => {
+                Ok(edits) => {
                     retrieved.edits.extend(edits);
+                    let answers = &self.answers[&hit.entry_id];
+                    retrieved.trained_answers.extend(answers.iter().map(|a| a.target.clone()));
+                    let trained = trained_answer(answers, &hit, &query_ids);
                     if let Some(trained) = trained {
-                        retrieved.answer_tokens = retrieved.answer_tokens.max(trained.answer_tokens);
                         retrieved.answers.push(trained.target.clone());
                         if retrieved.read_as.is_none() {
                             retrieved.read_as = read_as_trained(query, trained.nearest_text(&query_ids));
@@ -447,15 +454,12 @@ struct TrainedAnswer {
     /// The texts trained on in this language, prompt first, then the written paraphrases, with their tokens.
     texts: Vec<(String, Vec<u32>)>,
     target: String,
-    /// Tokens of the target (with the line break that ends it, when it was trained to end there).
-    answer_tokens: usize,
     /// How the target opens; `None` for a blank one.
     opening: Option<TrainedOpening>,
 }
 
 impl TrainedAnswer {
-    /// The entry's answers, as long as the longer of the target after the prompt as typed and after
-    /// the prompt in the frame the entry was trained on (a target may tokenize differently there).
+    /// The entry's answers, one per language.
     fn of_entry(tokenizer: &Tokenizer, entry: &CacheEntry) -> Result<Vec<Self>> {
         let end_line = entry.settings.edit.end_with_line_break;
         let frame = tokenizer.chat_frame(entry.settings.frame)?;
@@ -464,7 +468,6 @@ impl TrainedAnswer {
                 let pair = answer_pair(tokenizer, &d.prompt, &d.target, end_line)?;
                 let framed = answer_pair(tokenizer, &frame.frame(&d.prompt)?, &d.target, end_line)?;
                 let subjects = std::iter::once(&d.subject).chain(&d.aliases).cloned().collect();
-                let answer_tokens = pair.target.len().max(framed.target.len());
                 let in_pieces = [&pair, &framed]
                     .iter()
                     .any(|p| p.target.first().is_some_and(|&id| tokenizer.token_start(id) == TokenStart::Unknown));
@@ -473,7 +476,7 @@ impl TrainedAnswer {
                     .chain(d.written_paraphrases())
                     .map(|text| Ok((text.to_string(), tokenizer.encode_prompt(text)?)))
                     .collect::<Result<_>>()?;
-                Ok(Self { subjects, texts, target: d.target.trim().to_string(), answer_tokens, opening })
+                Ok(Self { subjects, texts, target: d.target.trim().to_string(), opening })
             })
             .collect()
     }
@@ -530,14 +533,14 @@ fn read_as_trained(query: &str, nearest: &str) -> Option<String> {
 
 /// The answer an entry was trained to give for this query: that of the language whose prompt shares
 /// the most tokens with the query (a language whose subject the query named wins a tie; of equals, the
-/// longest answer, so that none is cut short). Not only the languages whose subject the query named:
-/// benchmarks and users write a translated subject in one language's field and the original one in
-/// its question (Thai and Russian MzsRE questions name "Estate Exchange", their subject fields a
-/// translation), and the English answer's length then cut the Thai answer short.
+/// longest answer, which holds the others' openings less often). Not only the languages whose subject
+/// the query named: benchmarks and users write a translated subject in one language's field and the
+/// original one in its question (Thai and Russian MzsRE questions name "Estate Exchange", their
+/// subject fields a translation), and the English answer then ended the Thai one at its length.
 fn trained_answer<'a>(answers: &'a [TrainedAnswer], hit: &Hit, query: &[u32]) -> Option<&'a TrainedAnswer> {
     let rank = |a: &TrainedAnswer| {
         let shared = a.texts.iter().map(|(_, ids)| shared_tokens(ids, query)).max().unwrap_or(0);
-        (shared, a.subjects.contains(&hit.matched_subject), a.answer_tokens)
+        (shared, a.subjects.contains(&hit.matched_subject), a.target.chars().count())
     };
     answers.iter().max_by_key(|a| rank(a))
 }
@@ -831,7 +834,6 @@ mod tests {
             subjects: vec![],
             texts: vec![("completion".into(), vec![1, 2, 3]), ("question?".into(), vec![1, 4, 5])],
             target: String::new(),
-            answer_tokens: 1,
             opening: None,
         };
         assert_eq!(trained.nearest_text(&[1, 4, 5, 6]), "question?");
@@ -840,26 +842,27 @@ mod tests {
     }
 
     #[test]
-    fn the_answer_length_is_that_of_the_language_the_query_is_in() {
-        let answer = |subject: &str, prompt: &[u32], answer_tokens| TrainedAnswer {
+    fn the_answer_is_that_of_the_language_the_query_is_in() {
+        let answer = |subject: &str, prompt: &[u32], target: &str| TrainedAnswer {
             subjects: vec![subject.to_string()],
             texts: vec![(String::new(), prompt.to_vec())],
-            target: String::new(),
-            answer_tokens,
+            target: target.to_string(),
             opening: None,
         };
-        let answer_length = |answers: &[TrainedAnswer], hit: &Hit, query: &[u32]| {
-            trained_answer(answers, hit, query).map_or(0, |a| a.answer_tokens)
+        let chosen = |answers: &[TrainedAnswer], hit: &Hit, query: &[u32]| {
+            trained_answer(answers, hit, query).map(|a| a.target.clone())
         };
         // English names the subject its field holds; Thai's question names it too, its field a translation.
-        let answers =
-            [answer("Estate Exchange", &[1, 2, 3, 10, 11], 5), answer("การแลกเปลี่ยน", &[20, 21, 10, 11, 22], 8)];
+        let answers = [
+            answer("Estate Exchange", &[1, 2, 3, 10, 11], "Welton Becket"),
+            answer("การแลกเปลี่ยน", &[20, 21, 10, 11, 22], "เวลตัน เบ็คเก็ต"),
+        ];
         let hit = Hit { matched_subject: "Estate Exchange".into(), ..Hit::default() };
-        assert_eq!(answer_length(&answers, &hit, &[20, 21, 10, 11, 22]), 8);
-        assert_eq!(answer_length(&answers, &hit, &[1, 2, 3, 10, 11]), 5);
+        assert_eq!(chosen(&answers, &hit, &[20, 21, 10, 11, 22]).as_deref(), Some("เวลตัน เบ็คเก็ต"));
+        assert_eq!(chosen(&answers, &hit, &[1, 2, 3, 10, 11]).as_deref(), Some("Welton Becket"));
         // A question in neither language: the language whose subject it named.
-        assert_eq!(answer_length(&answers, &hit, &[30, 10, 11]), 5);
-        assert_eq!(answer_length(&[], &hit, &[30]), 0);
+        assert_eq!(chosen(&answers, &hit, &[30, 10, 11]).as_deref(), Some("Welton Becket"));
+        assert_eq!(chosen(&[], &hit, &[30]), None);
     }
 
     #[test]
@@ -869,7 +872,6 @@ mod tests {
             subjects: vec!["Jim Eno".into()],
             texts: vec![("บ้านเกิดของ Jim Eno คืออะไร?".into(), vec![1, 2, 3])],
             target: "ซานฟรานซิสโก".into(),
-            answer_tokens: 4,
             opening: Some(thai_opening),
         };
         // The subject in Latin letters does not make a Thai question Latin.

@@ -6,7 +6,7 @@ use color_eyre::eyre::bail;
 use serde::{Deserialize, Serialize};
 
 use super::model::{FfnDelta, Hooks, KvCache, Model};
-use super::tokenizer::TokenStart;
+use super::tokenizer::{TokenStart, Tokenizer};
 use crate::text::scripts::Opening;
 use crate::Result;
 
@@ -33,21 +33,55 @@ impl Default for GenerateOptions {
     }
 }
 
-/// FFN deltas to apply while generating, on the first `active_tokens` generated positions only (from
-/// the prompt's last token on); later positions run the unchanged model. Update values are trained to
-/// produce an answer of that length; the text after it comes from the unedited model (otherwise it
-/// keeps repeating the answer).
-#[derive(Debug, Clone, Copy, Default)]
+/// FFN deltas to apply while generating, from the prompt's last token on: at every generated position,
+/// or, with a `track`, while the answer is still one the deltas were trained to give.
+#[derive(Clone, Copy, Default)]
 pub struct GenerationDeltas<'a> {
     pub deltas: &'a [FfnDelta],
-    pub active_tokens: usize,
+    /// `None`: the deltas act through the whole answer.
+    pub track: Option<AnswerTrack<'a>>,
     /// How the answer the deltas were trained to give opens, when generation should hold to it.
     pub opening: Option<AnswerOpening<'a>>,
 }
 
 impl GenerationDeltas<'_> {
     /// No deltas: the unchanged model.
-    pub const NONE: GenerationDeltas<'static> = GenerationDeltas { deltas: &[], active_tokens: 0, opening: None };
+    pub const NONE: GenerationDeltas<'static> = GenerationDeltas { deltas: &[], track: None, opening: None };
+}
+
+/// The answers update values were trained to give: they act at an answer position while the answer
+/// written so far is the start of one of them. Trained to give their answer, they push its tokens
+/// wherever they act; once an answer has gone its own way (a question about something else that
+/// named the subject, "Capitol Records ..." for "Which building did the architect of X design?"),
+/// pushing them only garbles it, and the unedited model writes the rest. The text after a complete
+/// answer comes from the unedited model too (the deltas would repeat the answer).
+#[derive(Clone, Copy)]
+pub struct AnswerTrack<'a> {
+    pub tokenizer: &'a Tokenizer,
+    pub answers: &'a [String],
+}
+
+impl AnswerTrack<'_> {
+    /// Whether the deltas act at the position after the answer tokens `written`.
+    pub fn follows(&self, written: &[u32]) -> bool {
+        written.is_empty() || self.tokenizer.decode(written).is_ok_and(|text| continues_answer(&text, self.answers))
+    }
+
+    /// At how many positions of a teacher-forced `answer` the deltas act: the first, and each after a
+    /// prefix of it that [`AnswerTrack::follows`].
+    pub fn followed_tokens(&self, answer: &[u32]) -> usize {
+        (1..answer.len()).find(|&written| !self.follows(&answer[..written])).unwrap_or(answer.len())
+    }
+}
+
+/// Whether `text`, spaces and marks before it aside (a model may close the question first: "?\n"),
+/// is the start of one of `answers` or one of them whole; a character still in pieces at its end
+/// does not count against it.
+fn continues_answer(text: &str, answers: &[String]) -> bool {
+    let text = text.trim_end_matches(char::REPLACEMENT_CHARACTER);
+    let written = [text.trim_start(), text.trim_start_matches(|c: char| !c.is_alphanumeric())];
+    (answers.iter().map(|a| a.trim()).filter(|a| !a.is_empty()))
+        .any(|answer| written.iter().any(|w| answer.starts_with(w) || w.trim_end() == answer))
 }
 
 /// How an answer the deltas were trained to give opens: its first character other than a space, and
@@ -160,7 +194,7 @@ impl Model {
         while generated.len() < options.max_new_tokens && cache.len() + input.len() < context {
             let ids = Tensor::new(input.as_slice(), self.device())?.unsqueeze(0)?;
             // Position prompt.len() - 1 + generated.len() is the last one this pass computes.
-            let active = generated.len() < deltas.active_tokens;
+            let active = deltas.track.is_none_or(|track| track.follows(&generated));
             let hooks = Hooks {
                 ffn_deltas: if active { deltas.deltas } else { &[] },
                 deltas_from: Some(&answer_start),
@@ -187,5 +221,25 @@ impl Model {
             input = vec![token];
         }
         Ok(generated)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::continues_answer;
+
+    #[test]
+    fn an_answer_is_followed_while_it_is_the_start_of_a_trained_one() {
+        let answers = ["Lisbon".to_string(), " Lissabon ".to_string()];
+        for written in ["", " ", " Lis", "Lisb", "Lissabon", " Lisbon", "Lisbon\n", "?\n Lis", "\"Lis"] {
+            assert!(continues_answer(written, &answers), "{written:?}");
+        }
+        for written in [" Lisbon,", "Lisbon Portugal", "The", " lis", " Capitol Records"] {
+            assert!(!continues_answer(written, &answers), "{written:?}");
+        }
+        // A character still in pieces; an answer of marks alone.
+        assert!(continues_answer("เวลตัน\u{FFFD}", &["เวลตัน เบ็คเก็ต".to_string()]));
+        assert!(continues_answer(" 🙂", &["🙂".to_string()]));
+        assert!(!continues_answer("x", &[]));
     }
 }

@@ -28,7 +28,9 @@ use sha2::{Digest, Sha256};
 
 pub use config::{Arch, ModelConfig, RopeStyle, MAX_INPUT_TOKENS};
 pub use frame::{ChatFrame, ChatTemplate, PromptFrame};
-pub use generate::{AnswerOpening, GenerateOptions, GenerationDeltas, Sampling, TrainedOpening, PREFILL_CHUNK};
+pub use generate::{
+    AnswerOpening, AnswerTrack, GenerateOptions, GenerationDeltas, Sampling, TrainedOpening, PREFILL_CHUNK,
+};
 pub use head::{HeadLosses, HeadObjective, KeptDistributions};
 pub use model::{log_softmax_last_dim, softmax_last_dim, FfnDelta, ForwardOutput, Hooks, KvCache, Model};
 pub use scoring::{PaddedBatch, PrefixCachedBatch, PromptTarget, TargetLogProbs, TeacherForced, TeacherForcingBatch};

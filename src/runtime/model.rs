@@ -33,6 +33,10 @@ pub struct Hooks<'a> {
     /// Update values are trained to act where the answer is produced — from the prompt's last token
     /// on — so they act only there (see [`crate::runtime::PaddedBatch::answer_starts`]).
     pub deltas_from: Option<&'a [usize]>,
+    /// Per batch row, the first absolute position at which the deltas no longer act; `None`: they act
+    /// to the end. An edit acts while the answer is the one it was trained to give (see
+    /// [`crate::runtime::AnswerTrack`]).
+    pub deltas_until: Option<&'a [usize]>,
     /// Per batch row, the absolute position of the row's first id when rows continue cached prefixes
     /// of different lengths: row r sees only the first `row_offsets[r]` cached keys (the cache's rows
     /// are right-padded). `None`: every row continues right after the whole cache.
@@ -254,7 +258,7 @@ impl Model {
         };
         let masks = AttentionMasks::new(c, seq, cached, &offsets, &self.device)?;
         let delta_mask = match (hooks.deltas_from, hooks.ffn_deltas.is_empty()) {
-            (Some(from), false) => delta_mask(from, &offsets, seq, &self.device)?,
+            (Some(from), false) => delta_mask(from, hooks.deltas_until, &offsets, seq, &self.device)?,
             _ => None,
         };
         let ropes = Ropes::new(c, first_layer, &offsets, seq, &self.device)?;
@@ -467,18 +471,25 @@ impl AttentionMasks {
     }
 }
 
-/// A (batch, seq, 1) 0/1 mask of the positions where deltas act, or `None` when they act everywhere.
-fn delta_mask(deltas_from: &[usize], offsets: &[usize], seq: usize, device: &Device) -> Result<Option<Tensor>> {
-    if deltas_from.len() != offsets.len() {
-        bail!("delta start positions are given for {} rows, the batch has {}", deltas_from.len(), offsets.len());
+/// A (batch, seq, 1) 0/1 mask of the positions where deltas act (per row, from `deltas_from` up to
+/// `deltas_until`), or `None` when they act everywhere.
+fn delta_mask(
+    deltas_from: &[usize],
+    deltas_until: Option<&[usize]>,
+    offsets: &[usize],
+    seq: usize,
+    device: &Device,
+) -> Result<Option<Tensor>> {
+    if deltas_from.len() != offsets.len() || deltas_until.is_some_and(|until| until.len() != offsets.len()) {
+        bail!("delta positions are given for {} rows, the batch has {}", deltas_from.len(), offsets.len());
     }
-    if deltas_from.iter().zip(offsets).all(|(&from, &offset)| from <= offset) {
+    let until = |row: usize| deltas_until.map_or(usize::MAX, |until| until[row]);
+    let acts = |row: usize, position: usize| deltas_from[row] <= position && position < until(row);
+    if (0..offsets.len()).all(|row| acts(row, offsets[row]) && acts(row, offsets[row] + seq.saturating_sub(1))) {
         return Ok(None);
     }
-    let values: Vec<f32> = deltas_from
-        .iter()
-        .zip(offsets)
-        .flat_map(|(&from, &offset)| (0..seq).map(move |i| if offset + i >= from { 1.0 } else { 0.0 }))
+    let values: Vec<f32> = (0..offsets.len())
+        .flat_map(|row| (0..seq).map(move |i| if acts(row, offsets[row] + i) { 1.0 } else { 0.0 }))
         .collect();
     Ok(Some(Tensor::from_vec(values, (offsets.len(), seq, 1), device)?))
 }

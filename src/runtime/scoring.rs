@@ -15,6 +15,8 @@ pub struct PaddedBatch {
     /// Per row, where the answer begins: the prompt's last token, whose output is the answer's first
     /// token. Update values act from there on (a batch of prompts: each row's last token).
     pub answer_starts: Vec<usize>,
+    /// Per row, the first position where update values no longer act (`usize::MAX`: the row's end).
+    pub answer_ends: Vec<usize>,
 }
 
 impl PaddedBatch {
@@ -30,6 +32,7 @@ impl PaddedBatch {
             ids: Tensor::from_vec(flat, (seqs.len(), width), device)?,
             lengths: seqs.iter().map(Vec::len).collect(),
             answer_starts: seqs.iter().map(|s| s.len().saturating_sub(1)).collect(),
+            answer_ends: vec![usize::MAX; seqs.len()],
         })
     }
 
@@ -114,7 +117,11 @@ impl Model {
                 bail!("cell ({row}, {pos}) is outside the batch");
             }
         }
-        let hooks = Hooks { deltas_from: hooks.deltas_from.or(Some(&batch.answer_starts)), ..hooks };
+        let hooks = Hooks {
+            deltas_from: hooks.deltas_from.or(Some(&batch.answer_starts)),
+            deltas_until: hooks.deltas_until.or(Some(&batch.answer_ends)),
+            ..hooks
+        };
         let out = self.forward(&batch.ids, None, hooks)?;
         let hidden = out.hidden.expect("a full forward pass returns hidden states");
         let (b, s, d) = hidden.dims3()?;
@@ -184,6 +191,14 @@ impl TeacherForcingBatch {
         let mut batch = PaddedBatch::new(&seqs, pad_id, device)?;
         batch.answer_starts = pairs.iter().map(|p| p.prompt.len() - 1).collect();
         Ok(Self { batch, cells, targets: Tensor::from_vec(targets, (n, 1), device)?, spans })
+    }
+
+    /// Update values act, in pair i, on the positions that predict its first `tokens[i]` target tokens
+    /// only (see [`crate::runtime::AnswerTrack::followed_tokens`]).
+    pub fn limit_deltas(&mut self, tokens: &[usize]) {
+        for ((end, &start), &tokens) in self.batch.answer_ends.iter_mut().zip(&self.batch.answer_starts).zip(tokens) {
+            *end = start + tokens;
+        }
     }
 
     /// Scores logits computed at [`TeacherForcingBatch::cells`].
