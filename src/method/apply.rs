@@ -533,10 +533,9 @@ fn read_as_trained(query: &str, nearest: &str) -> Option<String> {
 
 /// The answer an entry was trained to give for this query: that of the language whose prompt shares
 /// the most tokens with the query (a language whose subject the query named wins a tie; of equals, the
-/// longest answer, which holds the others' openings less often). Not only the languages whose subject
-/// the query named: benchmarks and users write a translated subject in one language's field and the
-/// original one in its question (Thai and Russian MzsRE questions name "Estate Exchange", their
-/// subject fields a translation), and the English answer then ended the Thai one at its length.
+/// longest answer). Not only the languages whose subject the query named: benchmarks and users write a
+/// translated subject in one language's field and the original one in its question (Thai and Russian
+/// MzsRE questions name "Estate Exchange", their subject fields a translation).
 fn trained_answer<'a>(answers: &'a [TrainedAnswer], hit: &Hit, query: &[u32]) -> Option<&'a TrainedAnswer> {
     let rank = |a: &TrainedAnswer| {
         let shared = a.texts.iter().map(|(_, ids)| shared_tokens(ids, query)).max().unwrap_or(0);
