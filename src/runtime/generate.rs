@@ -191,10 +191,13 @@ impl Model {
         let mut generated = Vec::new();
         let answer_start = [prompt.len() - 1];
         let mut opening = deltas.opening;
+        let mut active = true;
         while generated.len() < options.max_new_tokens && cache.len() + input.len() < context {
             let ids = Tensor::new(input.as_slice(), self.device())?.unsqueeze(0)?;
             // Position prompt.len() - 1 + generated.len() is the last one this pass computes.
-            let active = deltas.track.is_none_or(|track| track.follows(&generated));
+            // An answer that has left every trained one never comes back to one: once off the track,
+            // the rest is not decoded again to check.
+            active = active && deltas.track.is_none_or(|track| track.follows(&generated));
             let hooks = Hooks {
                 ffn_deltas: if active { deltas.deltas } else { &[] },
                 deltas_from: Some(&answer_start),
