@@ -230,24 +230,50 @@ fn cached_edits_fire_by_subject_and_scope_and_survive_damage() {
     // Opening saved the scope encoder's center, which the next encoder reuses when it was computed as
     // it computes (a made-up center under the right key shows it is read, not recomputed); a center
     // under another key, of another size, not finite, or unreadable is computed anew.
-    use lafn::method::scope::{QuestionEncoder, SavedCenter};
+    use lafn::method::scope::{QuestionEncoder, SavedEncoder};
     let center_file = cache_dir.join("scope-center.json");
-    let saved: SavedCenter = serde_json::from_slice(&std::fs::read(&center_file).unwrap()).unwrap();
+    let saved: SavedEncoder = serde_json::from_slice(&std::fs::read(&center_file).unwrap()).unwrap();
     let computed = encoder.center().to_vec1::<f32>().unwrap();
     assert_eq!(saved.values, computed);
+    let reusing = |saved: &SavedEncoder| {
+        QuestionEncoder::reusing(model, tokenizer, &ScopeSettings::default(), Some(saved)).unwrap()
+    };
     let reused = |values: Vec<f32>, key: &str| {
-        let made_up = SavedCenter { key: key.to_string(), values };
-        let reusing = QuestionEncoder::reusing(model, tokenizer, &ScopeSettings::default(), Some(&made_up)).unwrap();
-        reusing.center().to_vec1::<f32>().unwrap()
+        let made_up = SavedEncoder { key: key.to_string(), values, other_relations: Vec::new() };
+        reusing(&made_up).center().to_vec1::<f32>().unwrap()
     };
     assert_eq!(reused(vec![0.5; HIDDEN], &saved.key), vec![0.5; HIDDEN]);
     assert_eq!(reused(vec![0.5; HIDDEN], "Dense.layer1.from1.questions0"), computed);
     assert_eq!(reused(vec![0.5; HIDDEN - 1], &saved.key), computed);
     assert_eq!(reused(vec![f32::NAN; HIDDEN], &saved.key), computed);
+
+    // Inserting saved each language's other-relation question vectors beside the center (the group's
+    // languages share none); the next encoder takes them instead of encoding the questions, unless
+    // they are of the wrong shape or not finite.
+    let langs = group.descriptors.len();
+    assert_eq!(saved.other_relations.len(), langs, "one set of vectors per language");
+    let other_relations = |encoder: &QuestionEncoder| -> Vec<f32> {
+        let keys = encoder.keys(model, tokenizer, &group).unwrap();
+        keys.other_relations.flatten_all().unwrap().to_vec1().unwrap()
+    };
+    let encoded = other_relations(&encoder);
+    let mut made_up = saved.clone();
+    made_up.other_relations.iter_mut().for_each(|kept| kept.vectors.iter_mut().for_each(|v| *v = 0.25));
+    assert!(other_relations(&reusing(&made_up)).iter().all(|&v| v == 0.25), "saved vectors are read");
+    for damage in [|v: &mut Vec<f32>| v.truncate(v.len() - 1), |v: &mut Vec<f32>| v[0] = f32::INFINITY] {
+        let mut damaged = made_up.clone();
+        damaged.other_relations.iter_mut().for_each(|kept| damage(&mut kept.vectors));
+        assert_eq!(other_relations(&reusing(&damaged)), encoded, "damaged vectors are computed anew");
+    }
+    let reopened = reusing(&saved);
+    assert_eq!(reopened.kept_languages(), langs);
+    assert_eq!(other_relations(&reopened), encoded, "saved vectors are the encoded ones, bit for bit");
+
     std::fs::write(&center_file, b"garbage").unwrap();
     assert_eq!(open(ScopeSettings::default()).retrieve(model, tokenizer, prompt).unwrap().hits.len(), 1);
-    let resaved: SavedCenter = serde_json::from_slice(&std::fs::read(&center_file).unwrap()).unwrap();
-    assert_eq!(resaved, saved, "a damaged center is computed and saved again");
+    let resaved: SavedEncoder = serde_json::from_slice(&std::fs::read(&center_file).unwrap()).unwrap();
+    assert_eq!(resaved.values, saved.values, "a damaged center is computed and saved again");
+    assert!(resaved.other_relations.is_empty(), "the vectors are computed when keys are made");
 
     // Keys removed (an entry from before scope keys): computed again and stored on first use.
     let scope_file = cache_dir.join("entries").join(&id).join("scope.safetensors");
@@ -255,6 +281,8 @@ fn cached_edits_fire_by_subject_and_scope_and_survive_damage() {
     assert_eq!(open(ScopeSettings::default()).retrieve(model, tokenizer, prompt).unwrap().hits.len(), 1);
     assert!(scope_file.exists());
     assert!(encoder.reads_like(&ScopeKeys::load(&scope_file, HIDDEN).unwrap()));
+    let resaved: SavedEncoder = serde_json::from_slice(&std::fs::read(&center_file).unwrap()).unwrap();
+    assert_eq!(resaved.other_relations, saved.other_relations, "making them saved the vectors again");
 
     // Keys read another way (from the first token, as lafn did for models without a BOS before the
     // attention sink was left out): computed again on first use, not scored against.

@@ -14,7 +14,7 @@ use super::group::EditGroup;
 use super::locate::LocatedNeurons;
 use super::prompts::answer_pair;
 use super::retrieve::{Hit, RetrievalSettings, SubjectIndex};
-use super::scope::{PreparedKeys, QuestionEncoder, ScopeScore, ScopeSettings};
+use super::scope::{PreparedKeys, QuestionEncoder, ScopeKeys, ScopeScore, ScopeSettings};
 use super::settings::MethodSettings;
 use crate::runtime::{
     AnswerOpening, AnswerTrack, FfnDelta, GenerateOptions, GenerationDeltas, Model, PromptFrame, Sampling, TextStream,
@@ -36,6 +36,8 @@ pub struct CachedEdits {
     /// What each entry that fired so far was trained to answer, by entry id.
     answers: HashMap<String, Vec<TrainedAnswer>>,
     hidden: usize,
+    /// The encoder's kept languages when its vectors were last saved with the cache.
+    saved_languages: usize,
 }
 
 /// What a query retrieved: the entries that fired and their combined update values.
@@ -93,23 +95,41 @@ impl CachedEdits {
         // The encoder's reference pass (model threads) and reading the index (one thread) overlap: with
         // 10,000 entries each takes a good part of a second. The pass is skipped where the cache holds
         // the center it computes.
-        let saved_center = cache.load_saved_center();
+        let saved = cache.load_saved_encoder();
         let (index, encoder) = std::thread::scope(|threads| {
-            let encoder = threads.spawn(|| QuestionEncoder::reusing(model, tokenizer, &scope, saved_center.as_ref()));
+            let encoder = threads.spawn(|| QuestionEncoder::reusing(model, tokenizer, &scope, saved.as_ref()));
             let index = indexed_entries(&cache, retrieval);
             (index, encoder.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)))
         });
         let encoder = encoder?;
-        let center = encoder.saved_center()?;
-        if saved_center.as_ref() != Some(&center) {
-            // Only a speed-up, as the saved index.
-            if let Err(e) = cache.save_center(&center) {
-                log::warn!("cannot save the scope encoder's center with {}: {e:#}", cache.describe());
-            }
-        }
+        let saved_languages = encoder.kept_languages();
         let hidden = model.config().hidden_size;
         let (keys, answers) = (HashMap::new(), HashMap::new());
-        Ok(Self { cache: Box::new(cache), index, scope, encoder, keys, answers, hidden })
+        let mut edits = Self { cache: Box::new(cache), index, scope, encoder, keys, answers, hidden, saved_languages };
+        if saved.as_ref() != Some(&edits.encoder.saved()?) {
+            edits.save_encoder();
+        }
+        Ok(edits)
+    }
+
+    /// Saves what the encoder computed for every entry with the cache. Only a speed-up, as the saved
+    /// index: a cache that cannot take it still works.
+    fn save_encoder(&mut self) {
+        let saved = self.encoder.saved().and_then(|saved| self.cache.save_encoder(&saved));
+        match saved {
+            Ok(()) => self.saved_languages = self.encoder.kept_languages(),
+            Err(e) => log::warn!("cannot save the scope encoder's vectors with {}: {e:#}", self.cache.describe()),
+        }
+    }
+
+    /// The scope keys of `group`, made by the encoder; what it computed on the way for every entry (a
+    /// language's other-relation questions, met for the first time) is saved with the cache.
+    fn scope_keys(&mut self, model: &Model, tokenizer: &Tokenizer, group: &EditGroup) -> Result<ScopeKeys> {
+        let keys = self.encoder.keys(model, tokenizer, group)?;
+        if self.encoder.kept_languages() != self.saved_languages {
+            self.save_encoder();
+        }
+        Ok(keys)
     }
 
     pub fn cache(&self) -> &dyn EditStore {
@@ -138,7 +158,7 @@ impl CachedEdits {
                 model.mode()
             );
         }
-        let keys = self.encoder.keys(model, tokenizer, group)?;
+        let keys = self.scope_keys(model, tokenizer, group)?;
         let edit = NewEntry { group, located, update, settings, loss_history: history, scope_keys: &keys };
         let id = self.cache.insert(edit)?;
         let prompts: Vec<String> = group.descriptors.iter().map(|d| d.prompt.clone()).collect();
@@ -320,7 +340,8 @@ impl CachedEdits {
             let keys = match self.cache.load_scope_keys(id, self.hidden) {
                 Ok(Some(keys)) if self.encoder.reads_like(&keys) => keys,
                 _ => {
-                    let keys = self.encoder.keys(model, tokenizer, &self.cache.get(id)?.group)?;
+                    let group = self.cache.get(id)?.group;
+                    let keys = self.scope_keys(model, tokenizer, &group)?;
                     // Only a speed-up: a cache that cannot take them (read-only) still answers.
                     if let Err(e) = self.cache.store_scope_keys(id, &keys) {
                         log::warn!(

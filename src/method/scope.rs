@@ -167,13 +167,28 @@ pub struct QuestionEncoder {
 /// subject could not be masked).
 const KEPT_OTHER_RELATION_LANGUAGES: usize = 256;
 
-/// An encoder's center as saved beside a cache (see [`QuestionEncoder::reusing`]): the model's pass over
-/// the reference questions takes a good part of a second, every time a cache is opened.
+/// What an encoder computed that is the same for every entry, as saved beside a cache (see
+/// [`QuestionEncoder::reusing`]): its center (the model's pass over the reference questions takes a
+/// good part of a second, every time a cache is opened) and the vectors of each language's masked
+/// other-relation questions (half of making a 12-language entry's keys, the first time a process
+/// meets the language).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct SavedCenter {
-    /// What the center was computed from besides the model (see `center_key`).
+pub struct SavedEncoder {
+    /// What the center was computed from besides the model (see `center_key`); the other-relation
+    /// vectors were computed with the same encoder.
     pub key: String,
+    /// The center.
     pub values: Vec<f32>,
+    /// Absent from caches saved before the vectors were (they are computed again).
+    #[serde(default)]
+    pub other_relations: Vec<SavedQuestionVectors>,
+}
+
+/// The vectors of a set of masked questions, row after row.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SavedQuestionVectors {
+    pub masked: Vec<String>,
+    pub vectors: Vec<f32>,
 }
 
 impl QuestionEncoder {
@@ -181,14 +196,15 @@ impl QuestionEncoder {
         Self::reusing(model, tokenizer, settings, None)
     }
 
-    /// As [`QuestionEncoder::new`], its center taken from `saved` when that was computed as this encoder
-    /// would compute it (same weights' mode, layer, first position and reference questions' tokens; the
-    /// caller vouches for the weights) and holds finite numbers, else computed.
+    /// As [`QuestionEncoder::new`], its center and other-relation vectors taken from `saved` when that
+    /// was computed as this encoder would compute it (same weights' mode, layer, first position and
+    /// reference questions' tokens; the caller vouches for the weights) and holds finite numbers of the
+    /// right shape, else computed (when needed).
     pub fn reusing(
         model: &Model,
         tokenizer: &Tokenizer,
         settings: &ScopeSettings,
-        saved: Option<&SavedCenter>,
+        saved: Option<&SavedEncoder>,
     ) -> Result<Self> {
         let layer = settings.layer(model.config().num_layers);
         let bos_tokens = tokenizer.encode_prompt("")?.len();
@@ -205,6 +221,14 @@ impl QuestionEncoder {
             true => RelationProjection::fitted_for(layer, &center)?,
             false => None,
         };
+        let mut other_relation_vectors = HashMap::new();
+        for kept in reusable.iter().flat_map(|s| &s.other_relations).take(KEPT_OTHER_RELATION_LANGUAGES) {
+            let whole = !kept.masked.is_empty() && kept.vectors.len() == kept.masked.len() * hidden;
+            if whole && kept.vectors.iter().all(|v| v.is_finite()) {
+                let vectors = Tensor::from_slice(&kept.vectors, (kept.masked.len(), hidden), model.device())?;
+                other_relation_vectors.insert(kept.masked.clone(), vectors);
+            }
+        }
         Ok(Self {
             layer,
             read_from,
@@ -215,7 +239,7 @@ impl QuestionEncoder {
             projection,
             threshold: settings.threshold,
             known_relation_similarity: settings.known_relation_similarity,
-            other_relation_vectors: Mutex::new(HashMap::new()),
+            other_relation_vectors: Mutex::new(other_relation_vectors),
         })
     }
 
@@ -244,9 +268,23 @@ impl QuestionEncoder {
         &self.center
     }
 
-    /// The center with what it was computed from, to be saved beside a cache.
-    pub fn saved_center(&self) -> Result<SavedCenter> {
-        Ok(SavedCenter { key: self.center_key.clone(), values: self.center.to_vec1()? })
+    /// What to save beside a cache: the center with what it was computed from, and the other-relation
+    /// vectors kept so far (in the order of their texts, so that the same state saves the same).
+    pub fn saved(&self) -> Result<SavedEncoder> {
+        let kept = self.other_relation_vectors.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut other_relations = (kept.iter())
+            .map(|(masked, vectors)| {
+                let vectors = vectors.flatten_all()?.to_vec1()?;
+                Ok(SavedQuestionVectors { masked: masked.clone(), vectors })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        other_relations.sort_by(|a, b| a.masked.cmp(&b.masked));
+        Ok(SavedEncoder { key: self.center_key.clone(), values: self.center.to_vec1()?, other_relations })
+    }
+
+    /// How many languages' other-relation vectors it keeps: when this grows there is more to save.
+    pub fn kept_languages(&self) -> usize {
+        self.other_relation_vectors.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).len()
     }
 
     /// Whether scores are compared in a fitted relation space.

@@ -8,8 +8,9 @@
 //! entries/<id>/scope.safetensors   ScopeKeys (optional: computed and added when missing)
 //! subject-index.bin                the retrieval index over the entries (optional: a cache of
 //!                                  index.json's subjects and prompts, rebuilt or updated when stale)
-//! scope-center.json                the scope encoder's center (optional: computed anew when missing,
-//!                                  damaged, or computed another way)
+//! scope-center.json                the scope encoder's center and each language's other-relation
+//!                                  question vectors (optional: computed anew when missing, damaged,
+//!                                  or computed another way; the name is older than the vectors)
 //! ```
 //! The entry directories are the truth; `index.json` is a summary of them that [`EditCache::open`] repairs.
 //! An entry is written under a temporary name and renamed into place, so `entries/<id>` is always complete;
@@ -25,7 +26,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{is_safe_id, CacheEntry, EditStore, IndexRow, NewEntry, CACHE_FORMAT_VERSION};
 use crate::method::edit::UpdateValues;
-use crate::method::scope::{SavedCenter, ScopeKeys};
+use crate::method::scope::{SavedEncoder, ScopeKeys};
 use crate::storage::{self, NewerFormatError};
 use crate::Result;
 
@@ -35,7 +36,7 @@ pub(super) const ENTRY_FILE: &str = "entry.json";
 pub(super) const UPDATE_FILE: &str = "update.safetensors";
 pub(super) const SCOPE_FILE: &str = "scope.safetensors";
 pub(super) const SAVED_INDEX_FILE: &str = "subject-index.bin";
-pub(super) const SAVED_CENTER_FILE: &str = "scope-center.json";
+pub(super) const SAVED_ENCODER_FILE: &str = "scope-center.json";
 
 /// How many entries' update values stay in memory, so chat does not reread files on every query.
 pub(super) const RECENT_UPDATES_CAPACITY: usize = 64;
@@ -371,12 +372,12 @@ impl EditStore for EditCache {
         storage::write_atomic(&self.dir.join(SAVED_INDEX_FILE), bytes)
     }
 
-    fn load_saved_center(&self) -> Option<SavedCenter> {
-        serde_json::from_slice(&fs::read(self.dir.join(SAVED_CENTER_FILE)).ok()?).ok()
+    fn load_saved_encoder(&self) -> Option<SavedEncoder> {
+        serde_json::from_slice(&fs::read(self.dir.join(SAVED_ENCODER_FILE)).ok()?).ok()
     }
 
-    fn save_center(&self, center: &SavedCenter) -> Result<()> {
-        storage::write_atomic(&self.dir.join(SAVED_CENTER_FILE), &serde_json::to_vec(center)?)
+    fn save_encoder(&self, saved: &SavedEncoder) -> Result<()> {
+        storage::write_atomic(&self.dir.join(SAVED_ENCODER_FILE), &serde_json::to_vec(saved)?)
     }
 }
 

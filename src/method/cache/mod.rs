@@ -20,7 +20,7 @@ pub use memory::MemoryStore;
 use super::edit::{OptimizeStep, UpdateValues};
 use super::group::EditGroup;
 use super::locate::LocatedNeurons;
-use super::scope::{SavedCenter, ScopeKeys};
+use super::scope::{SavedEncoder, ScopeKeys};
 use super::settings::MethodSettings;
 use crate::storage;
 use crate::Result;
@@ -82,14 +82,14 @@ pub trait EditStore: Send {
         Ok(())
     }
 
-    /// The scope encoder's center saved with the store (see `QuestionEncoder::reusing`), if the store
-    /// keeps one and it can be read.
-    fn load_saved_center(&self) -> Option<SavedCenter> {
+    /// What the scope encoder saved with the store (see `QuestionEncoder::reusing`), if the store keeps
+    /// it and it can be read.
+    fn load_saved_encoder(&self) -> Option<SavedEncoder> {
         None
     }
 
-    /// Saves the scope encoder's center; a store that keeps none ignores it.
-    fn save_center(&self, _center: &SavedCenter) -> Result<()> {
+    /// Saves what the scope encoder computed for every entry; a store that keeps none ignores it.
+    fn save_encoder(&self, _saved: &SavedEncoder) -> Result<()> {
         Ok(())
     }
 
