@@ -51,7 +51,7 @@ fn config(steps: usize) -> EvalConfig {
                 max_per_layer: Some(16),
                 ..Default::default()
             },
-            edit: OptimizeSettings { steps, learning_rate: 0.1, ..Default::default() },
+            edit: OptimizeSettings { steps, learning_rate: Some(0.1), ..Default::default() },
             ..Default::default()
         },
         eval: Default::default(),

@@ -91,7 +91,7 @@ fn edit_then_chat(frame: PromptFrame) -> (bool, bool) {
         ],
     };
     let mut settings = MethodSettings { frame, ..common::tiny_method_settings() };
-    settings.edit.learning_rate = 0.1;
+    settings.edit.learning_rate = Some(0.1);
     settings.edit.steps = 100;
     let models = EditModels { dense: model, paraphraser: model, tokenizer };
     let run = run_edit(models, group, &settings, &AtomicBool::new(false), &mut |_| {}).unwrap();

@@ -6,7 +6,7 @@ use std::sync::atomic::AtomicBool;
 use candle_core::Device;
 use lafn::method::{
     locate, measure, optimize, select, EditDescriptor, EditGroup, LayerChoice, LocateSettings, OptimizeSettings,
-    StopReason, UpdateValues,
+    StopReason, UpdateValues, AUTO_LEARNING_RATE,
 };
 use lafn::runtime::tiny::{write_tiny_model, TinySpec};
 use lafn::runtime::{Arch, LoadedModel, PromptFrame, WeightMode};
@@ -76,7 +76,8 @@ fn locate_then_optimize_then_cancel() {
     }
     assert!(select(&measured, &LocateSettings { beta: 1.5, ..settings() }).is_err());
 
-    let edit = OptimizeSettings { steps: 25, learning_rate: 0.1, early_stop: false, ..OptimizeSettings::default() };
+    let edit =
+        OptimizeSettings { steps: 25, learning_rate: Some(0.1), early_stop: false, ..OptimizeSettings::default() };
     let mut reported = 0;
     let outcome =
         optimize(model, tokenizer, &group(), &located, &edit, PromptFrame::Raw, &AtomicBool::new(false), &mut |_| {
@@ -88,6 +89,26 @@ fn locate_then_optimize_then_cancel() {
     let (first, last) = (&outcome.history[0], outcome.history.last().unwrap());
     assert!(last.target_loss < first.target_loss * 0.5, "loss {} -> {}", first.target_loss, last.target_loss);
     assert!(last.target_probs.iter().zip(&first.target_probs).all(|(after, before)| after > before));
+
+    // The automatic learning rate is AUTO_LEARNING_RATE times the RMS of the located value vectors:
+    // the same update values as that rate given, and others than a rate twice as large.
+    let mut squares = (0.0f64, 0usize);
+    for (layer, neurons) in &located.selected {
+        let rows = candle_core::Tensor::new(neurons.as_slice(), model.device()).unwrap();
+        let values = model.value_vectors(*layer).unwrap().index_select(&rows, 0).unwrap();
+        squares.0 += values.sqr().unwrap().sum_all().unwrap().to_scalar::<f32>().unwrap() as f64;
+        squares.1 += values.elem_count();
+    }
+    let rate = AUTO_LEARNING_RATE * (squares.0 / squares.1 as f64).sqrt();
+    let short = |learning_rate: Option<f64>| {
+        let settings = OptimizeSettings { steps: 3, learning_rate, early_stop: false, ..OptimizeSettings::default() };
+        let never = AtomicBool::new(false);
+        let outcome = optimize(model, tokenizer, &group(), &located, &settings, PromptFrame::Raw, &never, &mut |_| {});
+        outcome.unwrap().update.layers.iter().map(|l| l.delta.to_vec2::<f32>().unwrap()).collect::<Vec<_>>()
+    };
+    let auto = short(None);
+    assert_eq!(auto, short(Some(rate)));
+    assert_ne!(auto, short(Some(2.0 * rate)));
 
     let cancelled =
         optimize(model, tokenizer, &group(), &located, &edit, PromptFrame::Raw, &AtomicBool::new(true), &mut |_| {})
@@ -136,7 +157,7 @@ fn a_diverging_edit_fails_instead_of_converging() {
     let located = locate(&loaded.model, &loaded.tokenizer, &group(), &settings()).unwrap();
     // A learning rate beyond f32's range makes the first update infinite.
     let edit = OptimizeSettings {
-        learning_rate: 1e300,
+        learning_rate: Some(1e300),
         max_norm_ratio: None,
         steps: 3,
         early_stop: false,

@@ -123,6 +123,7 @@ pub struct SettingsArgs {
     layers: Option<Vec<usize>>,
     #[arg(long, allow_negative_numbers = true)]
     steps: Option<usize>,
+    /// AdamW learning rate (default: automatic, from the located neurons' value vectors)
     #[arg(long, allow_negative_numbers = true)]
     lr: Option<f64>,
     /// Weight lambda of the KL loss.
@@ -147,7 +148,7 @@ impl SettingsArgs {
             settings.edit.steps = steps;
         }
         if let Some(lr) = self.lr {
-            settings.edit.learning_rate = lr;
+            settings.edit.learning_rate = Some(lr);
         }
         if let Some(kl_weight) = self.kl_weight {
             settings.edit.kl_weight = kl_weight;

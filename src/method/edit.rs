@@ -23,7 +23,10 @@ use crate::Result;
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct OptimizeSettings {
-    pub learning_rate: f64,
+    /// AdamW's step size; `None` (the default): [`AUTO_LEARNING_RATE`] times the root mean square of
+    /// the located neurons' value vectors, so that update values move at one pace relative to what
+    /// the neurons write, in every model (see [`TrainedValues::new`]).
+    pub learning_rate: Option<f64>,
     pub steps: usize,
     /// lambda: weight of the KL term that keeps the subject's other knowledge.
     pub kl_weight: f64,
@@ -188,7 +191,7 @@ fn delta_name(layer: usize) -> String {
 impl Default for OptimizeSettings {
     fn default() -> Self {
         Self {
-            learning_rate: 0.05,
+            learning_rate: None,
             steps: 40,
             kl_weight: 0.5,
             weight_decay: 0.0,
@@ -229,6 +232,12 @@ fn kl_prompts_of(
     );
     Ok(prompts)
 }
+
+/// The automatic learning rate per unit of the located neurons' value-vector RMS. SmolLM2's value
+/// vectors are ten times the default model's (RMS 0.18-0.20 against 0.014-0.021): at one fixed rate
+/// (0.05) its 12-language edits took 24 to over 40 steps, at 0.3-0.6 12-29 (docs/results.md, stop 41).
+/// 3 is the fixed rate the default model was tuned with, 0.05, in its units.
+pub const AUTO_LEARNING_RATE: f64 = 3.0;
 
 /// Why an optimisation ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -293,6 +302,7 @@ pub fn optimize(
         values.step(&losses.surrogate)?;
         step += 1;
     };
+    log::info!("learning rate {:.4}", values.learning_rate);
     let update = values.into_update();
     update.check_finite().wrap_err("the edit diverged and is not kept")?;
     Ok(OptimizeOutcome { update, history, stop })
@@ -401,6 +411,7 @@ struct TrainedValues {
     neuron_tensors: Vec<Tensor>,
     /// Per layer, each neuron's largest update norm (`max_norm_ratio` times its value vector's norm).
     max_norms: Vec<Option<Tensor>>,
+    learning_rate: f64,
     optimizer: AdamW,
 }
 
@@ -416,24 +427,24 @@ impl TrainedValues {
             .collect::<candle_core::Result<_>>()?;
         let neuron_tensors: Vec<Tensor> =
             layers.iter().map(|(_, n)| Tensor::new(n.as_slice(), device)).collect::<candle_core::Result<_>>()?;
-        let max_norms: Vec<Option<Tensor>> = layers
-            .iter()
-            .zip(&neuron_tensors)
-            .map(|((layer, _), idx)| {
-                settings
-                    .max_norm_ratio
-                    .map(|ratio| -> Result<Tensor> {
-                        let values = model.value_vectors(*layer)?.index_select(idx, 0)?;
-                        Ok((values.sqr()?.sum_keepdim(1)?.sqrt()? * ratio)?)
-                    })
-                    .transpose()
+        let value_vectors: Vec<Tensor> = (layers.iter().zip(&neuron_tensors))
+            .map(|((layer, _), idx)| Ok(model.value_vectors(*layer)?.index_select(idx, 0)?))
+            .collect::<Result<_>>()?;
+        let max_norms: Vec<Option<Tensor>> = (value_vectors.iter())
+            .map(|values| {
+                let max_norm = |ratio: f64| -> Result<Tensor> { Ok((values.sqr()?.sum_keepdim(1)?.sqrt()? * ratio)?) };
+                settings.max_norm_ratio.map(max_norm).transpose()
             })
             .collect::<Result<_>>()?;
+        let learning_rate = match settings.learning_rate {
+            Some(rate) => rate,
+            None => AUTO_LEARNING_RATE * root_mean_square(&value_vectors)?,
+        };
         let optimizer = AdamW::new(
             vars.clone(),
-            ParamsAdamW { lr: settings.learning_rate, weight_decay: settings.weight_decay, ..Default::default() },
+            ParamsAdamW { lr: learning_rate, weight_decay: settings.weight_decay, ..Default::default() },
         )?;
-        Ok(Self { layers, vars, neuron_tensors, max_norms, optimizer })
+        Ok(Self { layers, vars, neuron_tensors, max_norms, learning_rate, optimizer })
     }
 
     /// The current values as forward-pass hooks.
@@ -473,6 +484,25 @@ impl TrainedValues {
                 .collect(),
         }
     }
+}
+
+/// The root mean square of every element of `tensors`.
+fn root_mean_square(tensors: &[Tensor]) -> Result<f64> {
+    let (mut sum, mut count) = (0.0f64, 0usize);
+    for t in tensors {
+        sum += t.sqr()?.sum_all()?.to_scalar::<f32>()? as f64;
+        count += t.elem_count();
+    }
+    if count == 0 || !sum.is_finite() || sum <= 0.0 {
+        bail!(
+            "the located neurons' value vectors are {}: no learning rate follows from them",
+            match count {
+                0 => "empty",
+                _ => "zero or not finite",
+            }
+        );
+    }
+    Ok((sum / count as f64).sqrt())
 }
 
 /// One step's losses: what is reported, every pair's target margin (for the stop rule), and the

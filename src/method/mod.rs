@@ -12,7 +12,10 @@ pub mod retrieve;
 pub mod scope;
 pub mod settings;
 
-pub use edit::{optimize, LayerUpdate, OptimizeOutcome, OptimizeSettings, OptimizeStep, StopReason, UpdateValues};
+pub use edit::{
+    optimize, LayerUpdate, OptimizeOutcome, OptimizeSettings, OptimizeStep, StopReason, UpdateValues,
+    AUTO_LEARNING_RATE,
+};
 pub use group::{load_benchmark, BenchmarkEntry, BenchmarkRecord, EditDescriptor, EditGroup};
 pub use locate::{
     describe_located, locate, measure, select, ActivationPosition, LayerChoice, LayerStats, LocateSettings,

@@ -73,12 +73,9 @@ impl ScopeSettings {
 
 impl OptimizeSettings {
     pub fn validate(&self) -> Result<()> {
-        check(
-            "edit.learning_rate",
-            self.learning_rate.is_finite() && self.learning_rate > 0.0,
-            "a finite number > 0",
-            self.learning_rate,
-        )?;
+        if let Some(rate) = self.learning_rate {
+            check("edit.learning_rate", rate.is_finite() && rate > 0.0, "a finite number > 0 or null (auto)", rate)?;
+        }
         check("edit.steps", self.steps >= 1, "at least 1", self.steps)?;
         check(
             "edit.kl_weight",
@@ -265,10 +262,10 @@ mod tests {
     fn every_bad_number_is_refused_by_name() {
         type Spoil = fn(&mut MethodSettings);
         let cases: [(&str, Spoil); 20] = [
-            ("edit.learning_rate", |s| s.edit.learning_rate = f64::NAN),
-            ("edit.learning_rate", |s| s.edit.learning_rate = -1.0),
-            ("edit.learning_rate", |s| s.edit.learning_rate = 0.0),
-            ("edit.learning_rate", |s| s.edit.learning_rate = f64::INFINITY),
+            ("edit.learning_rate", |s| s.edit.learning_rate = Some(f64::NAN)),
+            ("edit.learning_rate", |s| s.edit.learning_rate = Some(-1.0)),
+            ("edit.learning_rate", |s| s.edit.learning_rate = Some(0.0)),
+            ("edit.learning_rate", |s| s.edit.learning_rate = Some(f64::INFINITY)),
             ("edit.steps", |s| s.edit.steps = 0),
             ("edit.kl_weight", |s| s.edit.kl_weight = -0.5),
             ("edit.weight_decay", |s| s.edit.weight_decay = f64::NAN),

@@ -199,7 +199,7 @@ fn restoring_the_backup_keeps_the_damaged_file_aside() {
 fn invalid_settings_in_a_session_are_refused_by_name() {
     let dir = tempfile::tempdir().unwrap();
     let mut session = sample("odd");
-    session.settings.edit.learning_rate = -1.0;
+    session.settings.edit.learning_rate = Some(-1.0);
     fs::create_dir(dir.path().join("odd")).unwrap();
     storage::write_json_atomic(&dir.path().join("odd").join(SESSION_FILE), &session).unwrap();
     let error = format!("{:#}", Session::load(dir.path(), "odd").unwrap_err());

@@ -56,7 +56,7 @@ impl Setting {
 
     pub fn value(self, s: &MethodSettings) -> String {
         match self {
-            Setting::LearningRate => s.edit.learning_rate.to_string(),
+            Setting::LearningRate => s.edit.learning_rate.map_or("auto".to_string(), |rate| rate.to_string()),
             Setting::Steps => s.edit.steps.to_string(),
             Setting::KlWeight => s.edit.kl_weight.to_string(),
             Setting::StopMargin => s.edit.stop_margin.to_string(),
@@ -81,7 +81,12 @@ impl Setting {
         let bad = |what: &str| format!("{}: {what} (got `{text}`)", self.label());
         let mut s = settings.clone();
         match self {
-            Setting::LearningRate => s.edit.learning_rate = text.parse().map_err(|_| bad("a number"))?,
+            Setting::LearningRate => {
+                s.edit.learning_rate = match text {
+                    "auto" => None,
+                    _ => Some(text.parse().map_err(|_| bad("a number or `auto`"))?),
+                }
+            }
             Setting::Steps => s.edit.steps = text.parse().map_err(|_| bad("a whole number"))?,
             Setting::KlWeight => s.edit.kl_weight = text.parse().map_err(|_| bad("a number"))?,
             Setting::StopMargin => s.edit.stop_margin = text.parse().map_err(|_| bad("a number"))?,
