@@ -283,7 +283,11 @@ fn edits_act_only_from_the_answer_start() {
     let mut starts = vec![latin; dense.config().vocab_size];
     starts[5] = TokenStart::Opens(Opening::Digit);
     let held = |starts: &[TokenStart], opening| {
-        let opening = Some(AnswerOpening { starts, trained: TrainedOpening { opening, in_pieces: false } });
+        let opening = Some(AnswerOpening {
+            starts,
+            tokenizer: &loaded.tokenizer,
+            trained: TrainedOpening { opening, in_pieces: false },
+        });
         let edits = GenerationDeltas { deltas: std::slice::from_ref(&strong), track: None, opening };
         dense.generate(&ids, edits, &options, &[], &mut |_| true).unwrap()
     };

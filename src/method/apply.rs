@@ -67,7 +67,8 @@ impl Retrieved {
     /// The update values as generation applies them: while the answer is one the fired entries were
     /// trained to give, opening as it opens.
     pub fn answer_edits<'a>(&'a self, tokenizer: &'a Tokenizer) -> GenerationDeltas<'a> {
-        let opening = self.opening.map(|trained| AnswerOpening { starts: tokenizer.token_starts(), trained });
+        let opening =
+            self.opening.map(|trained| AnswerOpening { starts: tokenizer.token_starts(), tokenizer, trained });
         GenerationDeltas { deltas: &self.edits, track: Some(self.answer_track(tokenizer)), opening }
     }
 

@@ -96,10 +96,12 @@ pub struct TrainedOpening {
 /// after a space or a mark at most, not with a line break or the end of text. Update values shared by
 /// a fact's languages push every language's answer; asked in other words, a Thai question could get
 /// the English spelling (" San Francisco" for "ซานฟรานซิสโก"), a fragment ("pe"), or only line breaks.
-#[derive(Debug, Clone, Copy)]
+#[derive(Clone, Copy)]
 pub struct AnswerOpening<'a> {
     /// How each token can begin an answer ([`super::Tokenizer::token_starts`]).
     pub starts: &'a [TokenStart],
+    /// Reads pieces of a character: the answer begins once they make a whole one.
+    pub tokenizer: &'a Tokenizer,
     pub trained: TrainedOpening,
 }
 
@@ -137,14 +139,35 @@ impl AnswerOpening<'_> {
         Ok(Tensor::from_vec(values, logits.shape(), logits.device())?)
     }
 
-    /// Whether `token` begins the answer: after it, generation runs free. Spaces, part of a character
-    /// (a no-break space comes as two byte tokens) and a mark before an answer that opens otherwise do not.
-    fn begun_by(&self, token: u32) -> bool {
+    /// Whether the answer has begun with the last of `generated`: after it, generation runs free.
+    /// Spaces, a mark before an answer that opens otherwise, and pieces of a character until they make
+    /// a whole one (a no-break space comes as two byte tokens) do not begin it.
+    fn begun(&self, generated: &[u32]) -> bool {
+        let Some(&token) = generated.last() else { return false };
         match self.starts.get(token as usize) {
-            Some(TokenStart::Blank | TokenStart::Unknown) => false,
+            Some(TokenStart::Blank) => false,
+            Some(TokenStart::Unknown) => {
+                self.tokenizer.decode(generated).is_ok_and(|text| pieces_begin_answer(&text, self.trained.opening))
+            }
             Some(TokenStart::Opens(Opening::Mark)) => self.trained.opening == Opening::Mark,
             _ => true,
         }
+    }
+}
+
+/// Whether pieces of a character that end `text` begin an answer opening as `trained`: once they make a
+/// whole character (the decoded text no longer ends in a replacement character) that is not a space,
+/// nor a mark where the answer opens otherwise. Counted as begun only at the first piece, a character
+/// in three pieces and another in two ("韦尔" in SmolLM2's byte-level vocabulary) met the limit on pieces
+/// before the answer began, and the third piece of "尔" was barred: "韦�取" for "韦尔顿·贝克特".
+fn pieces_begin_answer(text: &str, trained: Opening) -> bool {
+    if text.ends_with(char::REPLACEMENT_CHARACTER) {
+        return false;
+    }
+    match text.chars().last() {
+        Some(c) if c.is_whitespace() => false,
+        Some(c) => Opening::of(c.encode_utf8(&mut [0; 4])) != Some(Opening::Mark) || trained == Opening::Mark,
+        None => false,
     }
 }
 
@@ -211,13 +234,13 @@ impl Model {
                 logits = opening.restrict(&logits, generated.len(), stop_ids)?;
             }
             let token = sampler.sample(&logits)?;
-            if opening.is_some_and(|o| o.begun_by(token)) {
-                opening = None;
-            }
             if stop_ids.contains(&token) {
                 break;
             }
             generated.push(token);
+            if opening.is_some_and(|o| o.begun(&generated)) {
+                opening = None;
+            }
             if !on_token(token) {
                 break;
             }
@@ -229,7 +252,8 @@ impl Model {
 
 #[cfg(test)]
 mod tests {
-    use super::continues_answer;
+    use super::{continues_answer, pieces_begin_answer};
+    use crate::text::scripts::{Opening, Script};
 
     #[test]
     fn an_answer_is_followed_while_it_is_the_start_of_a_trained_one() {
@@ -244,5 +268,17 @@ mod tests {
         assert!(continues_answer("เวลตัน\u{FFFD}", &["เวลตัน เบ็คเก็ต".to_string()]));
         assert!(continues_answer(" 🙂", &["🙂".to_string()]));
         assert!(!continues_answer("x", &[]));
+    }
+
+    #[test]
+    fn pieces_begin_an_answer_once_they_make_a_whole_character() {
+        let han = Opening::Letter(Some(Script::Han));
+        assert!(!pieces_begin_answer("\u{FFFD}", han));
+        assert!(pieces_begin_answer("韦", han));
+        assert!(!pieces_begin_answer("韦\u{FFFD}", han), "the next character in pieces");
+        assert!(pieces_begin_answer(" 韦", han));
+        assert!(!pieces_begin_answer("\u{A0}", han), "a no-break space");
+        assert!(!pieces_begin_answer("，", han), "a mark where the answer opens with a letter");
+        assert!(pieces_begin_answer("「", Opening::Mark));
     }
 }
