@@ -367,7 +367,18 @@ fn long_inputs_measure_as_one_pass_would() {
     }
 }
 
-/// What locating measures for a language is the mean of what each of its inputs gives in a pass alone.
+/// A group whose paraphrases include its prompts followed by an answer frame: inputs that others
+/// begin with, which locating and the scope read from the longer input's pass.
+fn group_with_framed_prompts() -> EditGroup {
+    let mut group = group();
+    for d in &mut group.descriptors {
+        d.paraphrases.push(format!("{} answer :", d.prompt));
+    }
+    group
+}
+
+/// What locating measures for a language is the mean of what each of its inputs gives in a pass
+/// alone, inputs that another one begins with included.
 #[test]
 fn measured_strengths_are_means_of_single_passes() {
     use lafn::runtime::Hooks;
@@ -377,8 +388,9 @@ fn measured_strengths_are_means_of_single_passes() {
     let (model, tokenizer) = (&loaded.model, &loaded.tokenizer);
     let layers: Vec<usize> = (0..model.config().num_layers).collect();
     let settings = LocateSettings { generic_share: None, ..settings() };
-    let measured = measure(model, tokenizer, &group(), &settings).unwrap();
-    for (lang, d) in group().descriptors.iter().enumerate() {
+    let group = group_with_framed_prompts();
+    let measured = measure(model, tokenizer, &group, &settings).unwrap();
+    for (lang, d) in group.descriptors.iter().enumerate() {
         let inputs: Vec<&String> = std::iter::once(&d.prompt).chain(&d.paraphrases).collect();
         let alone: Vec<_> = inputs
             .iter()
@@ -400,6 +412,28 @@ fn measured_strengths_are_means_of_single_passes() {
             let gap = expected.iter().zip(got).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
             assert!(gap < 1e-5, "{}, layer {layer}: measured activations differ by {gap}", d.lang);
         }
+    }
+}
+
+/// A question's scope vector is the same encoded alone or beside a longer question that begins with it.
+#[test]
+fn questions_encode_alone_as_beside_longer_ones() {
+    use lafn::method::scope::QuestionEncoder;
+    use lafn::method::MethodSettings;
+
+    let dir = tempfile::tempdir().unwrap();
+    let files = write_tiny_model(dir.path(), TinySpec::new(Arch::Gemma3)).unwrap();
+    let loaded = LoadedModel::load(&files, WeightMode::Quantized, &Device::Cpu).unwrap();
+    let (model, tokenizer) = (&loaded.model, &loaded.tokenizer);
+    let encoder = QuestionEncoder::new(model, tokenizer, &MethodSettings::default().scope).unwrap();
+    let group = group_with_framed_prompts();
+    let questions: Vec<String> =
+        group.descriptors.iter().flat_map(|d| std::iter::once(d.prompt.clone()).chain(d.paraphrases.clone())).collect();
+    let together = encoder.encode_about(model, tokenizer, &group, &questions).unwrap().to_vec2::<f32>().unwrap();
+    for (question, row) in questions.iter().zip(&together) {
+        let alone = encoder.encode(model, tokenizer, question, &group.subjects()).unwrap().to_vec1::<f32>().unwrap();
+        let gap = alone.iter().zip(row).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
+        assert!(gap < 1e-5, "`{question}`: its vector beside the others differs by {gap}");
     }
 }
 

@@ -297,19 +297,28 @@ struct Probe {
 /// FFN activations at each probe's position, `[layer][probe][neuron]`. Probes of at most
 /// [`PREFILL_CHUNK`] tokens run together in right-padded batches (causal attention keeps a row's real
 /// tokens from seeing its padding), as many as fit [`CAPTURE_BUDGET_BYTES`] of captured activations:
-/// one pass over the weights serves many inputs. A longer input runs alone, in chunks over a KV cache,
-/// keeping only what the position needs: memory grows linearly with its length.
+/// one pass over the weights serves many inputs; a probe another one begins with is read from that
+/// one's pass (a prompt and its answer frame, about 30% of an edit group's tokens). A longer input runs
+/// alone, in chunks over a KV cache, keeping only what the position needs: memory grows linearly with
+/// its length.
 fn activations(model: &Model, pad_id: u32, probes: &[Probe], position: ActivationPosition) -> Result<LayerActivations> {
     let c = model.config();
     let budget_tokens = (CAPTURE_BUDGET_BYTES / (c.ffn_size * c.num_layers * 4).max(1)).max(PREFILL_CHUNK);
     let (long, short): (Vec<usize>, Vec<usize>) = (0..probes.len()).partition(|&i| probes[i].ids.len() > PREFILL_CHUNK);
-    let short_lengths: Vec<usize> = short.iter().map(|&i| probes[i].ids.len()).collect();
+    let short_ids: Vec<Vec<u32>> = short.iter().map(|&i| probes[i].ids.clone()).collect();
+    let carrier_of = PaddedBatch::prefix_carriers(&short_ids);
+    let carriers: Vec<usize> = (0..short.len()).filter(|&s| carrier_of[s] == s).collect();
+    let carrier_lengths: Vec<usize> = carriers.iter().map(|&s| short_ids[s].len()).collect();
     let mut per_probe: Vec<Vec<Vec<f32>>> = vec![Vec::new(); probes.len()];
-    for batch in PaddedBatch::by_length(&short_lengths, budget_tokens) {
-        let batch: Vec<usize> = batch.into_iter().map(|b| short[b]).collect();
-        let rows = batch_activations(model, pad_id, &batch.iter().map(|&i| &probes[i]).collect::<Vec<_>>(), position)?;
-        for (i, rows) in batch.into_iter().zip(rows) {
-            per_probe[i] = rows;
+    for batch in PaddedBatch::by_length(&carrier_lengths, budget_tokens) {
+        let rows: Vec<usize> = batch.into_iter().map(|b| carriers[b]).collect();
+        let reads: Vec<(usize, &Probe)> = (0..short.len())
+            .filter_map(|s| rows.iter().position(|&row| row == carrier_of[s]).map(|row| (row, &probes[short[s]])))
+            .collect();
+        let seqs: Vec<Vec<u32>> = rows.iter().map(|&s| short_ids[s].clone()).collect();
+        let mut read_rows = batch_activations(model, pad_id, &seqs, &reads, position)?.into_iter();
+        for s in (0..short.len()).filter(|&s| rows.contains(&carrier_of[s])) {
+            per_probe[short[s]] = read_rows.next().expect("one read per probe served");
         }
     }
     for i in long {
@@ -341,29 +350,30 @@ fn probe(tokenizer: &Tokenizer, text: &str, subject: Option<&str>, position: Act
     Ok(Probe { ids, at })
 }
 
-/// One padded forward pass over short probes: per probe, per layer, its activation row.
+/// One padded forward pass over short sequences: per read (a row of the batch and a probe that row
+/// begins with), per layer, the probe's activation row.
 fn batch_activations(
     model: &Model,
     pad_id: u32,
-    probes: &[&Probe],
+    seqs: &[Vec<u32>],
+    reads: &[(usize, &Probe)],
     position: ActivationPosition,
 ) -> Result<Vec<Vec<Vec<f32>>>> {
     let num_layers = model.config().num_layers;
     let all_layers: Vec<usize> = (0..num_layers).collect();
-    let seqs: Vec<Vec<u32>> = probes.iter().map(|p| p.ids.clone()).collect();
-    let batch = PaddedBatch::new(&seqs, pad_id, model.device())?;
+    let batch = PaddedBatch::new(seqs, pad_id, model.device())?;
     let hooks = Hooks { capture_layers: &all_layers, stop_after_layer: Some(num_layers - 1), ..Hooks::default() };
     let out = model.forward(&batch.ids, None, hooks)?;
-    let mut rows = vec![Vec::with_capacity(num_layers); probes.len()];
+    let mut rows = vec![Vec::with_capacity(num_layers); reads.len()];
     for layer in &all_layers {
         let h = out.activations.get(layer).ok_or_else(|| eyre!("layer {layer} gave no activation"))?;
-        for (r, p) in probes.iter().enumerate() {
-            let h = h.get(r)?;
-            let row = match position {
+        for (read, &(row, p)) in reads.iter().enumerate() {
+            let h = h.get(row)?;
+            let activation = match position {
                 ActivationPosition::Mean => (h.narrow(0, 0, p.ids.len())?.sum(0)? / p.ids.len() as f64)?,
                 _ => h.get(p.at)?,
             };
-            rows[r].push(row.to_vec1::<f32>()?);
+            rows[read].push(activation.to_vec1::<f32>()?);
         }
     }
     Ok(rows)

@@ -69,6 +69,27 @@ impl PaddedBatch {
         }
         batches
     }
+
+    /// Per sequence, the index of the one whose forward pass serves it: the longest that begins
+    /// with it (itself when none does). Causal attention gives a position the same state in every
+    /// sequence that begins alike, so a sequence another one begins with (a prompt and the prompt
+    /// followed by an answer frame) needs no pass of its own, and neither does a repeated one.
+    pub fn prefix_carriers(seqs: &[Vec<u32>]) -> Vec<usize> {
+        let mut order: Vec<usize> = (0..seqs.len()).collect();
+        order.sort_by_key(|&i| std::cmp::Reverse(seqs[i].len()));
+        let mut carrier_of = vec![0; seqs.len()];
+        let mut carriers: Vec<usize> = Vec::new();
+        for i in order {
+            match carriers.iter().find(|&&c| seqs[c].starts_with(&seqs[i])) {
+                Some(&c) => carrier_of[i] = c,
+                None => {
+                    carriers.push(i);
+                    carrier_of[i] = i;
+                }
+            }
+        }
+        carrier_of
+    }
 }
 
 /// A prompt and the answer to score after it, as token ids.
@@ -302,5 +323,12 @@ mod tests {
             assert!(longest * batch.len() <= 12);
         }
         assert!(PaddedBatch::by_length(&[], 12).is_empty());
+    }
+
+    #[test]
+    fn a_sequence_another_begins_with_is_carried_by_the_longest() {
+        let seqs = vec![vec![1, 2], vec![1, 2, 3, 4], vec![1, 2, 3], vec![5], vec![1, 2], vec![1, 3], vec![]];
+        assert_eq!(PaddedBatch::prefix_carriers(&seqs), [1, 1, 1, 3, 1, 5, 1]);
+        assert!(PaddedBatch::prefix_carriers(&[]).is_empty());
     }
 }
