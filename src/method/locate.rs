@@ -312,13 +312,13 @@ fn activations(model: &Model, pad_id: u32, probes: &[Probe], position: Activatio
     let mut per_probe: Vec<Vec<Vec<f32>>> = vec![Vec::new(); probes.len()];
     for batch in PaddedBatch::by_length(&carrier_lengths, budget_tokens) {
         let rows: Vec<usize> = batch.into_iter().map(|b| carriers[b]).collect();
-        let reads: Vec<(usize, &Probe)> = (0..short.len())
-            .filter_map(|s| rows.iter().position(|&row| row == carrier_of[s]).map(|row| (row, &probes[short[s]])))
-            .collect();
+        let row_of = |s: usize| rows.iter().position(|&row| row == carrier_of[s]);
+        let served: Vec<usize> = (0..short.len()).filter(|&s| row_of(s).is_some()).collect();
+        let reads: Vec<(usize, &Probe)> =
+            served.iter().filter_map(|&s| Some((row_of(s)?, &probes[short[s]]))).collect();
         let seqs: Vec<Vec<u32>> = rows.iter().map(|&s| short_ids[s].clone()).collect();
-        let mut read_rows = batch_activations(model, pad_id, &seqs, &reads, position)?.into_iter();
-        for s in (0..short.len()).filter(|&s| rows.contains(&carrier_of[s])) {
-            per_probe[short[s]] = read_rows.next().expect("one read per probe served");
+        for (s, activations) in served.into_iter().zip(batch_activations(model, pad_id, &seqs, &reads, position)?) {
+            per_probe[short[s]] = activations;
         }
     }
     for i in long {
