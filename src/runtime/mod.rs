@@ -8,6 +8,7 @@ mod generate;
 mod head;
 mod model;
 mod q8_tiles;
+mod rms_norm;
 mod scoring;
 mod simd;
 /// Test models; not part of the library proper (the `test-utils` feature, on for this crate's tests).

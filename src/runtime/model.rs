@@ -11,7 +11,7 @@ use color_eyre::eyre::bail;
 
 use super::config::{Arch, ModelConfig, RopeStyle};
 use super::weights::{Embedding, Linear, WeightMode, WeightSource};
-use super::{attention, gelu};
+use super::{attention, gelu, rms_norm};
 use crate::Result;
 
 /// Vectors added to some neurons' value vectors (rows of the down projection) in one FFN layer:
@@ -391,8 +391,7 @@ impl Model {
     fn rms_norm(&self, x: &Tensor, weight: &Tensor) -> Result<Tensor> {
         let eps = self.config.rms_eps;
         if self.differentiable() {
-            let mean_square = x.sqr()?.mean_keepdim(D::Minus1)?;
-            Ok(x.broadcast_div(&(mean_square + eps)?.sqrt()?)?.broadcast_mul(weight)?)
+            Ok(rms_norm::rms_norm(x, weight, eps as f32)?)
         } else {
             Ok(candle_nn::ops::rms_norm(&x.contiguous()?, weight, eps as f32)?)
         }
