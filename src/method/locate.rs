@@ -306,18 +306,13 @@ fn activations(model: &Model, pad_id: u32, probes: &[Probe], position: Activatio
     let budget_tokens = (CAPTURE_BUDGET_BYTES / (c.ffn_size * c.num_layers * 4).max(1)).max(PREFILL_CHUNK);
     let (long, short): (Vec<usize>, Vec<usize>) = (0..probes.len()).partition(|&i| probes[i].ids.len() > PREFILL_CHUNK);
     let short_ids: Vec<Vec<u32>> = short.iter().map(|&i| probes[i].ids.clone()).collect();
-    let carrier_of = PaddedBatch::prefix_carriers(&short_ids);
-    let carriers: Vec<usize> = (0..short.len()).filter(|&s| carrier_of[s] == s).collect();
-    let carrier_lengths: Vec<usize> = carriers.iter().map(|&s| short_ids[s].len()).collect();
     let mut per_probe: Vec<Vec<Vec<f32>>> = vec![Vec::new(); probes.len()];
-    for batch in PaddedBatch::by_length(&carrier_lengths, budget_tokens) {
-        let rows: Vec<usize> = batch.into_iter().map(|b| carriers[b]).collect();
-        let row_of = |s: usize| rows.iter().position(|&row| row == carrier_of[s]);
-        let served: Vec<usize> = (0..short.len()).filter(|&s| row_of(s).is_some()).collect();
-        let reads: Vec<(usize, &Probe)> =
-            served.iter().filter_map(|&s| Some((row_of(s)?, &probes[short[s]]))).collect();
-        let seqs: Vec<Vec<u32>> = rows.iter().map(|&s| short_ids[s].clone()).collect();
-        for (s, activations) in served.into_iter().zip(batch_activations(model, pad_id, &seqs, &reads, position)?) {
+    for batch in PaddedBatch::by_length_sharing_prefixes(&short_ids, budget_tokens) {
+        let seqs: Vec<Vec<u32>> = batch.rows.iter().map(|&s| short_ids[s].clone()).collect();
+        let reads: Vec<(usize, &Probe)> = batch.served.iter().map(|&(s, row)| (row, &probes[short[s]])).collect();
+        for (&(s, _), activations) in
+            batch.served.iter().zip(batch_activations(model, pad_id, &seqs, &reads, position)?)
+        {
             per_probe[short[s]] = activations;
         }
     }

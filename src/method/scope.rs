@@ -555,22 +555,15 @@ fn mean_residuals(
         bail!("cannot encode an empty question");
     }
     // A text another one begins with (a question and its answer frame) is read from that one's pass.
-    let carrier_of = PaddedBatch::prefix_carriers(&seqs);
-    let carriers: Vec<usize> = (0..seqs.len()).filter(|&i| carrier_of[i] == i).collect();
-    let carrier_lengths: Vec<usize> = carriers.iter().map(|&i| seqs[i].len()).collect();
     let mut means: Vec<Option<Tensor>> = vec![None; seqs.len()];
-    for batch in PaddedBatch::by_length(&carrier_lengths, BATCH_TOKENS) {
-        let rows: Vec<usize> = batch.into_iter().map(|b| carriers[b]).collect();
-        let batch_seqs: Vec<Vec<u32>> = rows.iter().map(|&i| seqs[i].clone()).collect();
+    for shared in PaddedBatch::by_length_sharing_prefixes(&seqs, BATCH_TOKENS) {
+        let batch_seqs: Vec<Vec<u32>> = shared.rows.iter().map(|&i| seqs[i].clone()).collect();
         let batch = PaddedBatch::new(&batch_seqs, tokenizer.pad_id(), model.device())?;
         let out = model.forward(&batch.ids, None, Hooks { stop_after_layer: Some(layer), ..Hooks::default() })?;
-        for (row, &carrier) in rows.iter().enumerate() {
-            let residual = out.residual.get(row)?;
-            for i in (0..seqs.len()).filter(|&i| carrier_of[i] == carrier) {
-                let len = seqs[i].len();
-                let from = if len > read_from { read_from } else { prefix };
-                means[i] = Some(residual.narrow(0, from, len - from)?.mean(0)?);
-            }
+        for &(i, row) in &shared.served {
+            let len = seqs[i].len();
+            let from = if len > read_from { read_from } else { prefix };
+            means[i] = Some(out.residual.get(row)?.narrow(0, from, len - from)?.mean(0)?);
         }
     }
     let means: Vec<Tensor> = means.into_iter().map(|m| m.expect("every text is in one batch")).collect();

@@ -70,11 +70,34 @@ impl PaddedBatch {
         batches
     }
 
+    /// [`PaddedBatch::by_length`] over only the sequences no other one begins with: causal attention
+    /// gives a position the same state in every sequence that begins alike, so a sequence another one
+    /// begins with (a prompt, and the prompt followed by an answer frame) needs no pass of its own, and
+    /// neither does a repeated one. Every sequence is served by exactly one batch.
+    pub fn by_length_sharing_prefixes(seqs: &[Vec<u32>], budget_tokens: usize) -> Vec<SharedPasses> {
+        let carrier_of = Self::prefix_carriers(seqs);
+        let carriers: Vec<usize> = (0..seqs.len()).filter(|&i| carrier_of[i] == i).collect();
+        let lengths: Vec<usize> = carriers.iter().map(|&i| seqs[i].len()).collect();
+        let mut batches: Vec<SharedPasses> = Vec::new();
+        // Where each carrier runs: its batch and its row there.
+        let mut place = vec![(0, 0); seqs.len()];
+        for (b, batch) in Self::by_length(&lengths, budget_tokens).into_iter().enumerate() {
+            let rows: Vec<usize> = batch.into_iter().map(|c| carriers[c]).collect();
+            for (row, &carrier) in rows.iter().enumerate() {
+                place[carrier] = (b, row);
+            }
+            batches.push(SharedPasses { rows, served: Vec::new() });
+        }
+        for (i, &carrier) in carrier_of.iter().enumerate() {
+            let (b, row) = place[carrier];
+            batches[b].served.push((i, row));
+        }
+        batches
+    }
+
     /// Per sequence, the index of the one whose forward pass serves it: the longest that begins
-    /// with it (itself when none does). Causal attention gives a position the same state in every
-    /// sequence that begins alike, so a sequence another one begins with (a prompt and the prompt
-    /// followed by an answer frame) needs no pass of its own, and neither does a repeated one.
-    pub fn prefix_carriers(seqs: &[Vec<u32>]) -> Vec<usize> {
+    /// with it (itself when none does).
+    fn prefix_carriers(seqs: &[Vec<u32>]) -> Vec<usize> {
         let mut order: Vec<usize> = (0..seqs.len()).collect();
         order.sort_by_key(|&i| std::cmp::Reverse(seqs[i].len()));
         let mut carrier_of = vec![0; seqs.len()];
@@ -90,6 +113,16 @@ impl PaddedBatch {
         }
         carrier_of
     }
+}
+
+/// One padded batch of [`PaddedBatch::by_length_sharing_prefixes`]: the sequences it runs and the
+/// sequences read from its rows.
+#[derive(Debug, PartialEq, Eq)]
+pub struct SharedPasses {
+    /// The sequences run, one a row (indices into the caller's list).
+    pub rows: Vec<usize>,
+    /// Each sequence served, with the row whose pass holds it (its own, or one that begins with it).
+    pub served: Vec<(usize, usize)>,
 }
 
 /// A prompt and the answer to score after it, as token ids.
@@ -330,5 +363,10 @@ mod tests {
         let seqs = vec![vec![1, 2], vec![1, 2, 3, 4], vec![1, 2, 3], vec![5], vec![1, 2], vec![1, 3], vec![]];
         assert_eq!(PaddedBatch::prefix_carriers(&seqs), [1, 1, 1, 3, 1, 5, 1]);
         assert!(PaddedBatch::prefix_carriers(&[]).is_empty());
+        let batches = PaddedBatch::by_length_sharing_prefixes(&seqs, 4);
+        let run: Vec<&[usize]> = batches.iter().map(|b| b.rows.as_slice()).collect();
+        assert_eq!(run, [&[3, 5][..], &[1]], "only the sequences no other begins with, shortest first");
+        assert_eq!(batches[0].served, [(3, 0), (5, 1)]);
+        assert_eq!(batches[1].served, [(0, 0), (1, 0), (2, 0), (4, 0), (6, 0)]);
     }
 }
