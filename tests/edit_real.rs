@@ -9,7 +9,7 @@ use lafn::method::apply::CachedEdits;
 use lafn::method::cache::EditCache;
 use lafn::method::prompts::{fill_paraphrases, teacher_forcing_pair};
 use lafn::method::{load_benchmark, locate, optimize, EditGroup, MethodSettings};
-use lafn::runtime::PromptTarget;
+use lafn::runtime::{PromptStates, PromptTarget};
 
 #[test]
 fn twelve_language_edit_changes_answers_and_leaves_unrelated_ones() {
@@ -32,6 +32,7 @@ fn twelve_language_edit_changes_answers_and_leaves_unrelated_ones() {
         &located,
         &settings.edit,
         settings.frame,
+        PromptStates::default(),
         &AtomicBool::new(false),
         &mut |_| steps += 1,
     )
@@ -101,9 +102,18 @@ fn an_edit_is_reproducible() {
     let located = locate(dense, &loaded.tokenizer, &group, &settings.locate).unwrap();
     let edit = || {
         let cancel = AtomicBool::new(false);
-        let outcome =
-            optimize(dense, &loaded.tokenizer, &group, &located, &settings.edit, settings.frame, &cancel, &mut |_| {})
-                .unwrap();
+        let outcome = optimize(
+            dense,
+            &loaded.tokenizer,
+            &group,
+            &located,
+            &settings.edit,
+            settings.frame,
+            PromptStates::default(),
+            &cancel,
+            &mut |_| {},
+        )
+        .unwrap();
         let values: Vec<Vec<f32>> =
             outcome.update.layers.iter().map(|l| l.delta.flatten_all().unwrap().to_vec1().unwrap()).collect();
         (values, outcome.history.iter().map(|s| s.total_loss).collect::<Vec<_>>())

@@ -9,7 +9,7 @@ use lafn::method::{
     StopReason, UpdateValues, AUTO_LEARNING_RATE,
 };
 use lafn::runtime::tiny::{write_tiny_model, TinySpec};
-use lafn::runtime::{Arch, LoadedModel, PromptFrame, WeightMode};
+use lafn::runtime::{Arch, LoadedModel, PromptFrame, PromptStates, WeightMode};
 
 fn descriptor(lang: &str, prompt: &str, target: &str, paraphrases: &[&str]) -> EditDescriptor {
     EditDescriptor {
@@ -79,11 +79,18 @@ fn locate_then_optimize_then_cancel() {
     let edit =
         OptimizeSettings { steps: 25, learning_rate: Some(0.1), early_stop: false, ..OptimizeSettings::default() };
     let mut reported = 0;
-    let outcome =
-        optimize(model, tokenizer, &group(), &located, &edit, PromptFrame::Raw, &AtomicBool::new(false), &mut |_| {
-            reported += 1
-        })
-        .unwrap();
+    let outcome = optimize(
+        model,
+        tokenizer,
+        &group(),
+        &located,
+        &edit,
+        PromptFrame::Raw,
+        PromptStates::default(),
+        &AtomicBool::new(false),
+        &mut |_| reported += 1,
+    )
+    .unwrap();
     assert_eq!(outcome.stop, StopReason::StepsDone);
     assert_eq!(reported, outcome.history.len());
     let (first, last) = (&outcome.history[0], outcome.history.last().unwrap());
@@ -103,16 +110,35 @@ fn locate_then_optimize_then_cancel() {
     let short = |learning_rate: Option<f64>| {
         let settings = OptimizeSettings { steps: 3, learning_rate, early_stop: false, ..OptimizeSettings::default() };
         let never = AtomicBool::new(false);
-        let outcome = optimize(model, tokenizer, &group(), &located, &settings, PromptFrame::Raw, &never, &mut |_| {});
+        let outcome = optimize(
+            model,
+            tokenizer,
+            &group(),
+            &located,
+            &settings,
+            PromptFrame::Raw,
+            PromptStates::default(),
+            &never,
+            &mut |_| {},
+        );
         outcome.unwrap().update.layers.iter().map(|l| l.delta.to_vec2::<f32>().unwrap()).collect::<Vec<_>>()
     };
     let auto = short(None);
     assert_eq!(auto, short(Some(rate)));
     assert_ne!(auto, short(Some(2.0 * rate)));
 
-    let cancelled =
-        optimize(model, tokenizer, &group(), &located, &edit, PromptFrame::Raw, &AtomicBool::new(true), &mut |_| {})
-            .unwrap();
+    let cancelled = optimize(
+        model,
+        tokenizer,
+        &group(),
+        &located,
+        &edit,
+        PromptFrame::Raw,
+        PromptStates::default(),
+        &AtomicBool::new(true),
+        &mut |_| {},
+    )
+    .unwrap();
     assert_eq!(cancelled.stop, StopReason::Cancelled);
     assert_eq!(cancelled.history.len(), 1, "cancelling stops before the first update");
 
@@ -141,6 +167,7 @@ fn editing_needs_dense_weights_and_located_neurons() {
         &located,
         &OptimizeSettings::default(),
         PromptFrame::Raw,
+        PromptStates::default(),
         &AtomicBool::new(false),
         &mut |_| {},
     )
@@ -171,6 +198,7 @@ fn a_diverging_edit_fails_instead_of_converging() {
         &located,
         &edit,
         PromptFrame::Raw,
+        PromptStates::default(),
         &AtomicBool::new(false),
         &mut |s| steps.push(s.total_loss),
     )
@@ -200,9 +228,18 @@ fn cached_edits_fire_by_subject_and_scope_and_survive_damage() {
     let group = group();
     let located = locate(model, tokenizer, &group, &settings()).unwrap();
     let edit = OptimizeSettings { steps: 2, ..OptimizeSettings::default() };
-    let outcome =
-        optimize(model, tokenizer, &group, &located, &edit, PromptFrame::Raw, &AtomicBool::new(false), &mut |_| {})
-            .unwrap();
+    let outcome = optimize(
+        model,
+        tokenizer,
+        &group,
+        &located,
+        &edit,
+        PromptFrame::Raw,
+        PromptStates::default(),
+        &AtomicBool::new(false),
+        &mut |_| {},
+    )
+    .unwrap();
     let cache_dir = dir.path().join("cache");
     let open = |scope: ScopeSettings| {
         let cache = EditCache::open(&cache_dir, &loaded.info.fingerprint).unwrap();
@@ -455,7 +492,18 @@ fn scope_keys_are_encoded_on_the_weights_that_answer() {
     let located = locate(&dense, tokenizer, &group(), &settings()).unwrap();
     let edit = OptimizeSettings { steps: 1, ..OptimizeSettings::default() };
     let no = AtomicBool::new(false);
-    let outcome = optimize(&dense, tokenizer, &group(), &located, &edit, PromptFrame::Raw, &no, &mut |_| {}).unwrap();
+    let outcome = optimize(
+        &dense,
+        tokenizer,
+        &group(),
+        &located,
+        &edit,
+        PromptFrame::Raw,
+        PromptStates::default(),
+        &no,
+        &mut |_| {},
+    )
+    .unwrap();
 
     let store = MemoryStore::new(&quantized.info.fingerprint);
     let mut cached =

@@ -5,8 +5,8 @@ use candle_core::{DType, Device, Tensor, Var};
 use lafn::runtime::tiny::{write_tiny_model, write_tiny_safetensors, TinySpec};
 use lafn::runtime::{
     AnswerOpening, AnswerTrack, Arch, FfnDelta, GenerateOptions, GenerationDeltas, HeadObjective, Hooks,
-    KeptDistributions, LoadedModel, Model, PaddedBatch, PrefixCachedBatch, PromptTarget, TeacherForcingBatch,
-    TokenStart, TrainedOpening, WeightMode,
+    KeptDistributions, LoadedModel, Model, PaddedBatch, PrefixCachedBatch, PromptStates, PromptTarget,
+    TeacherForcingBatch, TokenStart, TrainedOpening, WeightMode,
 };
 use lafn::text::scripts::{Opening, Script};
 
@@ -199,9 +199,17 @@ fn answer_tails_equal_full_passes_in_values_and_gradients() {
             delta: delta.as_tensor().clone(),
         }];
         let full = dense.hidden_at(&batch.batch, &batch.cells, Hooks::with_deltas(&edits)).unwrap();
-        let tails = PrefixCachedBatch::new(&dense, &batch.batch, 2, tok.pad_id()).unwrap();
+        let tails = PrefixCachedBatch::new(&dense, &batch.batch, 2, tok.pad_id(), &PromptStates::default()).unwrap();
         let tail = tails.hidden_at(&dense, &batch.cells, &edits).unwrap();
         assert!(max_abs_diff(&full, &tail) < 1e-4, "{arch:?}: tails differ from the full pass");
+        // The first prompt's prefix read from a longer sequence run earlier, beside another, at
+        // another width; the second's run afresh.
+        let mut known = PromptStates::default();
+        let longer = [pairs[0].prompt.clone(), vec![9, 10, 11, 12, 13, 14, 15, 16, 17, 18]].concat();
+        known.run(&dense, &[vec![5, 6, 7], longer], tok.pad_id()).unwrap();
+        let read = PrefixCachedBatch::new(&dense, &batch.batch, 2, tok.pad_id(), &known).unwrap();
+        let read_tail = read.hidden_at(&dense, &batch.cells, &edits).unwrap();
+        assert!(max_abs_diff(&full, &read_tail) < 1e-4, "{arch:?}: prefixes read from known states differ");
         let grad_of = |hidden: &Tensor| hidden.sqr().unwrap().sum_all().unwrap().backward().unwrap();
         let (full_grad, tail_grad) = (grad_of(&full), grad_of(&tail));
         let diff = max_abs_diff(full_grad.get(&delta).unwrap(), tail_grad.get(&delta).unwrap());

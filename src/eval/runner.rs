@@ -25,7 +25,7 @@ use crate::method::cache::MemoryStore;
 use crate::method::pipeline::{run_edit, EditEvent, EditModels, EditRun};
 use crate::method::{load_settings, optimize, BenchmarkRecord, EditGroup, MethodSettings};
 use crate::method::{LocatedNeurons, UpdateValues};
-use crate::runtime::{FfnDelta, LoadedModel, Model, PromptFrame};
+use crate::runtime::{FfnDelta, LoadedModel, Model, PromptFrame, PromptStates};
 use crate::Result;
 
 /// Settings of the evaluation itself (beside the method's), under the key `eval` of the settings file.
@@ -470,6 +470,7 @@ impl<'a> Evaluator<'a> {
                 located,
                 &settings.edit,
                 settings.frame,
+                PromptStates::default(),
                 cancel,
                 &mut |_| {},
             )

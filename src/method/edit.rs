@@ -16,7 +16,7 @@ use super::prompts::{answer_pair, kl_prompts};
 use super::scope::{other_relation_questions, QuestionEncoder, ScopeSettings};
 use crate::runtime::{
     log_softmax_last_dim, ChatFrame, FfnDelta, HeadObjective, KeptDistributions, Model, PaddedBatch, PrefixCachedBatch,
-    PromptFrame, PromptTarget, TeacherForcingBatch, Tokenizer, WeightMode,
+    PromptFrame, PromptStates, PromptTarget, TeacherForcingBatch, Tokenizer, WeightMode,
 };
 use crate::Result;
 
@@ -259,6 +259,7 @@ pub struct OptimizeOutcome {
 
 /// Optimizes update values for the located neurons of `group` on a dense (differentiable) model,
 /// on its prompts as typed and, unless `frame` is raw for this model, as chat frames them.
+/// Prompts that begin a sequence of `known` (the inputs locating ran) are not run again.
 /// `on_step` sees every step's losses; setting `cancel` stops at the next step.
 #[allow(clippy::too_many_arguments)]
 pub fn optimize(
@@ -268,6 +269,7 @@ pub fn optimize(
     located: &LocatedNeurons,
     settings: &OptimizeSettings,
     frame: PromptFrame,
+    known: PromptStates,
     cancel: &AtomicBool,
     on_step: &mut dyn FnMut(&OptimizeStep),
 ) -> Result<OptimizeOutcome> {
@@ -284,8 +286,11 @@ pub fn optimize(
     let first_layer = *located.selected.keys().next().expect("at least one layer is selected");
     let frame = tokenizer.chat_frame(frame)?;
     let (pairs, prompt_pair_of_lang) = training_pairs(tokenizer, group, settings, frame)?;
-    let targets = TargetTerm::new(model, tokenizer.pad_id(), &pairs, prompt_pair_of_lang, first_layer)?;
-    let kl = KlTerm::new(model, tokenizer, &kl_prompts_of(model, tokenizer, group, settings)?, first_layer)?;
+    let targets = TargetTerm::new(model, tokenizer.pad_id(), &pairs, prompt_pair_of_lang, first_layer, &known)?;
+    let kl_prompts = kl_prompts_of(model, tokenizer, group, settings)?;
+    let kl = KlTerm::new(model, tokenizer, &kl_prompts, first_layer, &known)?;
+    // Their gathered rows are copies: what locating ran is not needed any more.
+    drop(known);
     let mut values = TrainedValues::new(model, located, settings)?;
 
     let mut step = 0;
@@ -369,10 +374,11 @@ impl TargetTerm {
         pairs: &[PromptTarget],
         prompt_pair_of_lang: Vec<usize>,
         first_layer: usize,
+        known: &PromptStates,
     ) -> Result<Self> {
         let batch = TeacherForcingBatch::new(pairs, pad_id, model.device())?;
         let target_ids = batch.target_ids()?.to_vec1()?;
-        let tails = PrefixCachedBatch::new(model, &batch.batch, first_layer, pad_id)?;
+        let tails = PrefixCachedBatch::new(model, &batch.batch, first_layer, pad_id, known)?;
         Ok(Self { batch, tails, target_ids, prompt_pair_of_lang })
     }
 
@@ -391,11 +397,17 @@ struct KlTerm {
 }
 
 impl KlTerm {
-    fn new(model: &Model, tokenizer: &Tokenizer, prompts: &[String], first_layer: usize) -> Result<Self> {
+    fn new(
+        model: &Model,
+        tokenizer: &Tokenizer,
+        prompts: &[String],
+        first_layer: usize,
+        known: &PromptStates,
+    ) -> Result<Self> {
         let seqs: Vec<Vec<u32>> = prompts.iter().map(|p| tokenizer.encode_prompt(p)).collect::<Result<_>>()?;
         let batch = PaddedBatch::new(&seqs, tokenizer.pad_id(), model.device())?;
         let cells: Vec<(usize, usize)> = batch.lengths.iter().enumerate().map(|(r, &len)| (r, len - 1)).collect();
-        let tails = PrefixCachedBatch::new(model, &batch, first_layer, tokenizer.pad_id())?;
+        let tails = PrefixCachedBatch::new(model, &batch, first_layer, tokenizer.pad_id(), known)?;
         let original_logits = model.logits(&tails.hidden_at(model, &cells, &[])?)?;
         let log_probs: Vec<f32> = log_softmax_last_dim(&original_logits)?.flatten_all()?.to_vec1()?;
         let original = KeptDistributions::from_log_probs(&log_probs, original_logits.dim(1)?)?;

@@ -7,7 +7,7 @@ use color_eyre::eyre::{bail, eyre};
 use serde::{Deserialize, Serialize};
 
 use super::group::EditGroup;
-use crate::runtime::{Hooks, KvCache, Model, PaddedBatch, Tokenizer, PREFILL_CHUNK};
+use crate::runtime::{Hooks, KvCache, Model, PaddedBatch, PromptStates, Tokenizer, PREFILL_CHUNK};
 use crate::Result;
 
 /// Which token's activation decides whether a neuron fires on an input.
@@ -205,6 +205,17 @@ pub fn measure(
     group: &EditGroup,
     settings: &LocateSettings,
 ) -> Result<Measurements> {
+    Ok(measure_keeping_states(model, tokenizer, group, settings)?.0)
+}
+
+/// [`measure`], also returning the keys and values of the inputs it ran, which an edit's training
+/// prompts begin with (see [`crate::runtime::PrefixCachedBatch`]).
+pub fn measure_keeping_states(
+    model: &Model,
+    tokenizer: &Tokenizer,
+    group: &EditGroup,
+    settings: &LocateSettings,
+) -> Result<(Measurements, PromptStates)> {
     group.validate()?;
     settings.validate()?;
     let c = model.config();
@@ -225,7 +236,7 @@ pub fn measure(
             probes.push(probe(tokenizer, text, None, settings.position)?);
         }
     }
-    let acts = activations(model, tokenizer.pad_id(), &probes, settings.position)?;
+    let (acts, states) = activations(model, tokenizer.pad_id(), &probes, settings.position)?;
     let threshold = settings.activation_threshold;
     let mut frequencies = vec![Vec::with_capacity(langs.len()); c.num_layers];
     let mut strengths = vec![Vec::with_capacity(langs.len()); c.num_layers];
@@ -239,7 +250,7 @@ pub fn measure(
         Some(_) => acts.iter().map(|rows| firing_share(&rows[references_from..], threshold)).collect(),
         None => Vec::new(),
     };
-    Ok(Measurements { langs, frequencies, strengths, generic })
+    Ok((Measurements { langs, frequencies, strengths, generic }, states))
 }
 
 /// Selects LAFNs from measurements with the settings' beta, generic filter, layer choice and cap.
@@ -300,21 +311,27 @@ struct Probe {
 /// one pass over the weights serves many inputs; a probe another one begins with is read from that
 /// one's pass (a prompt and its answer frame, about 30% of an edit group's tokens). A longer input runs
 /// alone, in chunks over a KV cache, keeping only what the position needs: memory grows linearly with
-/// its length.
-fn activations(model: &Model, pad_id: u32, probes: &[Probe], position: ActivationPosition) -> Result<LayerActivations> {
+/// its length. The batches' keys and values are returned too.
+fn activations(
+    model: &Model,
+    pad_id: u32,
+    probes: &[Probe],
+    position: ActivationPosition,
+) -> Result<(LayerActivations, PromptStates)> {
     let c = model.config();
     let budget_tokens = (CAPTURE_BUDGET_BYTES / (c.ffn_size * c.num_layers * 4).max(1)).max(PREFILL_CHUNK);
     let (long, short): (Vec<usize>, Vec<usize>) = (0..probes.len()).partition(|&i| probes[i].ids.len() > PREFILL_CHUNK);
     let short_ids: Vec<Vec<u32>> = short.iter().map(|&i| probes[i].ids.clone()).collect();
     let mut per_probe: Vec<Vec<Vec<f32>>> = vec![Vec::new(); probes.len()];
+    let mut states = PromptStates::default();
     for batch in PaddedBatch::by_length_sharing_prefixes(&short_ids, budget_tokens) {
         let seqs: Vec<Vec<u32>> = batch.rows.iter().map(|&s| short_ids[s].clone()).collect();
         let reads: Vec<(usize, &Probe)> = batch.served.iter().map(|&(s, row)| (row, &probes[short[s]])).collect();
-        for (&(s, _), activations) in
-            batch.served.iter().zip(batch_activations(model, pad_id, &seqs, &reads, position)?)
-        {
+        let (read, cache) = batch_activations(model, pad_id, &seqs, &reads, position)?;
+        for (&(s, _), activations) in batch.served.iter().zip(read) {
             per_probe[short[s]] = activations;
         }
+        states.keep(&seqs, cache);
     }
     for i in long {
         per_probe[i] = chunked_activations(model, &probes[i], position)?;
@@ -325,7 +342,7 @@ fn activations(model: &Model, pad_id: u32, probes: &[Probe], position: Activatio
             result[layer].push(row);
         }
     }
-    Ok(result)
+    Ok((result, states))
 }
 
 /// Where `position` reads `text`, and the tokens up to there (all of them for the mean).
@@ -346,19 +363,20 @@ fn probe(tokenizer: &Tokenizer, text: &str, subject: Option<&str>, position: Act
 }
 
 /// One padded forward pass over short sequences: per read (a row of the batch and a probe that row
-/// begins with), per layer, the probe's activation row.
+/// begins with), per layer, the probe's activation row; and the pass's keys and values.
 fn batch_activations(
     model: &Model,
     pad_id: u32,
     seqs: &[Vec<u32>],
     reads: &[(usize, &Probe)],
     position: ActivationPosition,
-) -> Result<Vec<Vec<Vec<f32>>>> {
+) -> Result<(Vec<Vec<Vec<f32>>>, KvCache)> {
     let num_layers = model.config().num_layers;
     let all_layers: Vec<usize> = (0..num_layers).collect();
     let batch = PaddedBatch::new(seqs, pad_id, model.device())?;
     let hooks = Hooks { capture_layers: &all_layers, stop_after_layer: Some(num_layers - 1), ..Hooks::default() };
-    let out = model.forward(&batch.ids, None, hooks)?;
+    let mut cache = KvCache::default();
+    let out = model.forward(&batch.ids, Some(&mut cache), hooks)?;
     let mut rows = vec![Vec::with_capacity(num_layers); reads.len()];
     for layer in &all_layers {
         let h = out.activations.get(layer).ok_or_else(|| eyre!("layer {layer} gave no activation"))?;
@@ -371,7 +389,7 @@ fn batch_activations(
             rows[read].push(activation.to_vec1::<f32>()?);
         }
     }
-    Ok(rows)
+    Ok((rows, cache))
 }
 
 /// A long probe's activation row per layer, run alone in chunks of [`PREFILL_CHUNK`] over a KV cache.
@@ -510,7 +528,7 @@ mod tests {
             let probes: Vec<Probe> =
                 texts.iter().map(|t| probe(tokenizer, t, Some("Marie Curie"), position).unwrap()).collect();
             assert!(probes[2].ids.len() > PREFILL_CHUNK);
-            let together = activations(model, tokenizer.pad_id(), &probes, position).unwrap();
+            let (together, _) = activations(model, tokenizer.pad_id(), &probes, position).unwrap();
             for (i, p) in probes.iter().enumerate() {
                 let alone = chunked_activations(model, p, position).unwrap();
                 for (layer, row) in alone.iter().enumerate() {

@@ -9,10 +9,10 @@ use super::apply::CachedEdits;
 use super::cache::{entry_id, EditStore};
 use super::edit::{optimize, OptimizeOutcome, OptimizeStep};
 use super::group::EditGroup;
-use super::locate::{measure, select, LocatedNeurons, Measurements};
+use super::locate::{measure_keeping_states, select, LocatedNeurons, Measurements};
 use super::prompts::fill_paraphrases;
 use super::settings::MethodSettings;
-use crate::runtime::{Model, Tokenizer};
+use crate::runtime::{Model, PromptStates, Tokenizer};
 use crate::Result;
 
 /// The models one edit needs: a dense (differentiable) copy for locating and optimizing, and the model
@@ -40,6 +40,8 @@ pub struct Location {
     pub located: LocatedNeurons,
     /// Time measuring and selecting took (paraphrases not included).
     pub seconds: f64,
+    /// The keys and values of the inputs measured, which optimizing reads its prompts from.
+    pub states: PromptStates,
 }
 
 /// Checks that the group is complete and that each of its fields fits the model's input bound.
@@ -78,11 +80,11 @@ pub fn locate_group(
     on_event(EditEvent::Paraphrased(&group));
 
     let started = Instant::now();
-    let measurements = measure(models.dense, models.tokenizer, &group, &settings.locate)?;
+    let (measurements, states) = measure_keeping_states(models.dense, models.tokenizer, &group, &settings.locate)?;
     let located = select(&measurements, &settings.locate)?;
     let seconds = started.elapsed().as_secs_f64();
     on_event(EditEvent::Located(&located));
-    Ok(Location { group, measurements, located, seconds })
+    Ok(Location { group, measurements, located, seconds, states })
 }
 
 /// Everything one edit produced, ready to cache or to save in a session.
@@ -119,12 +121,14 @@ pub fn run_edit(
     cancel: &AtomicBool,
     on_event: &mut dyn FnMut(EditEvent),
 ) -> Result<EditRun> {
-    let Location { group, located, seconds: locate_seconds, .. } = locate_group(models, group, settings, on_event)?;
+    let Location { group, located, seconds: locate_seconds, states, .. } =
+        locate_group(models, group, settings, on_event)?;
     let started = Instant::now();
     let (edit, frame) = (&settings.edit, settings.frame);
-    let outcome = optimize(models.dense, models.tokenizer, &group, &located, edit, frame, cancel, &mut |step| {
-        on_event(EditEvent::Step(step))
-    })?;
+    let outcome =
+        optimize(models.dense, models.tokenizer, &group, &located, edit, frame, states, cancel, &mut |step| {
+            on_event(EditEvent::Step(step))
+        })?;
     let optimize_seconds = started.elapsed().as_secs_f64();
     Ok(EditRun { group, located, outcome, locate_seconds, optimize_seconds })
 }

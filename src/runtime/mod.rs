@@ -35,7 +35,8 @@ pub use generate::{
 pub use head::{HeadLosses, HeadObjective, KeptDistributions};
 pub use model::{log_softmax_last_dim, softmax_last_dim, FfnDelta, ForwardOutput, Hooks, KvCache, Model};
 pub use scoring::{
-    PaddedBatch, PrefixCachedBatch, PromptTarget, SharedPasses, TargetLogProbs, TeacherForced, TeacherForcingBatch,
+    PaddedBatch, PrefixCachedBatch, PromptStates, PromptTarget, SharedPasses, TargetLogProbs, TeacherForced,
+    TeacherForcingBatch,
 };
 pub use tokenizer::{TextStream, TokenStart, Tokenizer};
 pub use weights::{WeightMode, WeightSource};

@@ -79,6 +79,36 @@ impl KvCache {
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
+
+    /// A cache of one row per source `(cache, row, len)`: that row's first `len` positions, every
+    /// layer, right-padded with zeros to the longest (a pass over it sets each row's offset to its
+    /// `len`, see [`Hooks::row_offsets`], so the padding is never seen).
+    pub fn gather(sources: &[(&KvCache, usize, usize)]) -> Result<KvCache> {
+        let Some(layers) = sources.first().map(|(cache, ..)| cache.layers.len()) else {
+            return Ok(KvCache::default());
+        };
+        let width = sources.iter().map(|&(_, _, len)| len).max().unwrap_or(0);
+        let mut gathered = Vec::with_capacity(layers);
+        for layer in 0..layers {
+            let mut keys = Vec::with_capacity(sources.len());
+            let mut values = Vec::with_capacity(sources.len());
+            for &(cache, row, len) in sources {
+                let Some(Some((k, v))) = cache.layers.get(layer) else {
+                    bail!("a cache to gather from lacks layer {layer}");
+                };
+                if row >= k.dim(0)? || len > k.dim(2)? {
+                    bail!("row {row} of {} positions is not in a cache of {:?}", len, k.dims());
+                }
+                let row_of = |t: &Tensor| -> Result<Tensor> {
+                    Ok(t.narrow(0, row, 1)?.narrow(2, 0, len)?.pad_with_zeros(2, 0, width - len)?)
+                };
+                keys.push(row_of(k)?);
+                values.push(row_of(v)?);
+            }
+            gathered.push(Some((Tensor::cat(&keys, 0)?, Tensor::cat(&values, 0)?)));
+        }
+        Ok(KvCache { layers: gathered })
+    }
 }
 
 #[derive(Clone)]

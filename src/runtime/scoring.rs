@@ -283,17 +283,35 @@ pub struct PrefixCachedBatch {
 }
 
 impl PrefixCachedBatch {
-    /// Prepares `batch` for repeated passes with deltas in layers `from_layer` and above.
-    pub fn new(model: &Model, batch: &PaddedBatch, from_layer: usize, pad_id: u32) -> Result<Self> {
+    /// Prepares `batch` for repeated passes with deltas in layers `from_layer` and above. A prefix
+    /// that begins a sequence of `known` is read from its keys and values; the others are run.
+    pub fn new(
+        model: &Model,
+        batch: &PaddedBatch,
+        from_layer: usize,
+        pad_id: u32,
+        known: &PromptStates,
+    ) -> Result<Self> {
         let rows = batch.rows()?;
         let prefixes: Vec<Vec<u32>> = rows.iter().zip(&batch.answer_starts).map(|(r, &s)| r[..s].to_vec()).collect();
         let tails: Vec<Vec<u32>> = rows.iter().zip(&batch.answer_starts).map(|(r, &s)| r[s..].to_vec()).collect();
         let prefix_lengths: Vec<usize> = prefixes.iter().map(Vec::len).collect();
         let mut prefix_cache = KvCache::default();
         if prefix_lengths.iter().any(|&len| len > 0) {
-            let prefix_batch = PaddedBatch::new(&prefixes, pad_id, model.device())?;
-            let hooks = Hooks { stop_after_layer: Some(model.config().num_layers - 1), ..Hooks::default() };
-            model.forward(&prefix_batch.ids, Some(&mut prefix_cache), hooks)?;
+            let unknown: Vec<Vec<u32>> =
+                prefixes.iter().filter(|p| known.find(p).is_none()).cloned().collect::<Vec<_>>();
+            let mut fresh = PromptStates::default();
+            if !unknown.is_empty() {
+                fresh.run(model, &unknown, pad_id)?;
+            }
+            let sources: Vec<(&KvCache, usize, usize)> = prefixes
+                .iter()
+                .map(|p| {
+                    let (cache, row) = known.find(p).or_else(|| fresh.find(p)).expect("every prefix was run");
+                    (cache, row, p.len())
+                })
+                .collect();
+            prefix_cache = KvCache::gather(&sources)?;
         }
         let tail_batch = PaddedBatch::new(&tails, pad_id, model.device())?;
         let mut tails = Self {
@@ -339,6 +357,42 @@ impl PrefixCachedBatch {
         let mut cache = self.prefix_cache.clone();
         let hooks = Hooks { row_offsets: Some(&self.prefix_lengths), ..hooks };
         model.forward(&self.tails, Some(&mut cache), hooks)
+    }
+}
+
+/// Keys and values of every layer for sequences run before, one row each: a pass over a sequence
+/// that begins like one of them reads that part from here instead of running it (an edit's training
+/// prompts are among the inputs locating ran).
+#[derive(Default)]
+pub struct PromptStates {
+    passes: Vec<KvCache>,
+    /// Each kept sequence, with its pass and its row there.
+    rows: Vec<(Vec<u32>, usize, usize)>,
+}
+
+impl PromptStates {
+    /// Keeps `cache`, the keys and values of a pass over `seqs` (its rows, in order) through every
+    /// layer.
+    pub fn keep(&mut self, seqs: &[Vec<u32>], cache: KvCache) {
+        let pass = self.passes.len();
+        self.rows.extend(seqs.iter().enumerate().map(|(row, seq)| (seq.clone(), pass, row)));
+        self.passes.push(cache);
+    }
+
+    /// Runs `seqs` in one right-padded batch through every layer and keeps their states.
+    pub fn run(&mut self, model: &Model, seqs: &[Vec<u32>], pad_id: u32) -> Result<()> {
+        let batch = PaddedBatch::new(seqs, pad_id, model.device())?;
+        let mut cache = KvCache::default();
+        let hooks = Hooks { stop_after_layer: Some(model.config().num_layers - 1), ..Hooks::default() };
+        model.forward(&batch.ids, Some(&mut cache), hooks)?;
+        self.keep(seqs, cache);
+        Ok(())
+    }
+
+    /// The pass and row that hold `prefix`: a kept sequence beginning with it.
+    fn find(&self, prefix: &[u32]) -> Option<(&KvCache, usize)> {
+        let (_, pass, row) = self.rows.iter().find(|(seq, ..)| seq.starts_with(prefix))?;
+        Some((&self.passes[*pass], *row))
     }
 }
 
