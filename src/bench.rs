@@ -12,7 +12,7 @@ use color_eyre::eyre::bail;
 use std::sync::atomic::AtomicBool;
 
 use crate::fetch::ModelFiles;
-use crate::method::pipeline::{run_edit, EditModels};
+use crate::method::pipeline::{locate_group, run_edit, EditModels};
 use crate::method::scope::QuestionEncoder;
 use crate::method::{EditGroup, MethodSettings};
 use crate::runtime::{
@@ -104,6 +104,9 @@ pub fn run(files: &ModelFiles, device: &Device, decode_tokens: usize, group: Opt
             run.outcome.stop,
             run.located.neuron_count()
         )?;
+        // The reference prompts' activations are measured once for the weights: later edits skip them.
+        let again = locate_group(models, run.group.clone(), &settings, &mut |_| {})?;
+        writeln!(report, "locate again, the reference prompts known: {:.1} s", again.seconds)?;
         // What storing the edit adds: its scope keys, encoded on the weights that answer as editing
         // stores them. Each language's other-relation questions are encoded the first time a cache
         // meets the language, then read from what it saved (`SavedEncoder`).

@@ -1,6 +1,7 @@
 //! Locating language-agnostic factual neurons (LAFNs): FFN neurons a fact activates in every language.
 
 use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
 
 use candle_core::Tensor;
 use color_eyre::eyre::{bail, eyre};
@@ -120,6 +121,31 @@ const REFERENCE_PROMPTS: &[&str] = &[
 /// Activation vectors (one per input) of every layer: `[layer][input][neuron]`.
 type LayerActivations = Vec<Vec<Vec<f32>>>;
 
+/// What the reference prompts' activations depend on: the weights, the tokens (the tokenizer) and
+/// where they are read.
+#[derive(PartialEq)]
+struct ReferenceKey {
+    weights: u64,
+    ids: Vec<Vec<u32>>,
+    position: ActivationPosition,
+}
+
+/// The reference prompts' activations last measured. They are the same for every group, and as
+/// short prompts in batches of their own they took 0.4 s of a 12-language group's 2 s to locate.
+static REFERENCE_ACTIVATIONS: Mutex<Option<(ReferenceKey, Arc<LayerActivations>)>> = Mutex::new(None);
+
+fn known_references(key: &ReferenceKey) -> Option<Arc<LayerActivations>> {
+    let kept = REFERENCE_ACTIVATIONS.lock().ok()?;
+    kept.as_ref().filter(|(kept_key, _)| kept_key == key).map(|(_, acts)| Arc::clone(acts))
+}
+
+fn keep_references(key: ReferenceKey, acts: Arc<LayerActivations>) -> Arc<LayerActivations> {
+    if let Ok(mut kept) = REFERENCE_ACTIVATIONS.lock() {
+        *kept = Some((key, Arc::clone(&acts)));
+    }
+    acts
+}
+
 /// What locating measures with the model (the expensive part, done once per group): how often and how
 /// strongly every neuron fires on each language's inputs. Selecting LAFNs from it with any beta is cheap
 /// ([`select`]), so a front end can vary beta live.
@@ -231,10 +257,20 @@ pub fn measure_keeping_states(
         spans.push(start..probes.len());
     }
     let references_from = probes.len();
-    if settings.generic_share.is_some() {
-        for text in REFERENCE_PROMPTS {
-            probes.push(probe(tokenizer, text, None, settings.position)?);
+    let references = match settings.generic_share {
+        Some(_) => {
+            let probes: Vec<Probe> = REFERENCE_PROMPTS
+                .iter()
+                .map(|t| probe(tokenizer, t, None, settings.position))
+                .collect::<Result<_>>()?;
+            let ids = probes.iter().map(|p| p.ids.clone()).collect();
+            let key = ReferenceKey { weights: model.weights_id(), ids, position: settings.position };
+            Some((known_references(&key), key, probes))
         }
+        None => None,
+    };
+    if let Some((None, _, reference_probes)) = &references {
+        probes.extend(reference_probes.iter().cloned());
     }
     let (acts, states) = activations(model, tokenizer.pad_id(), &probes, settings.position)?;
     let threshold = settings.activation_threshold;
@@ -246,8 +282,17 @@ pub fn measure_keeping_states(
             strengths[layer].push(mean_rows(&rows[span.clone()]));
         }
     }
-    let generic = match settings.generic_share {
-        Some(_) => acts.iter().map(|rows| firing_share(&rows[references_from..], threshold)).collect(),
+    let generic = match references {
+        Some((known, key, _)) => {
+            let reference_acts = match known {
+                Some(known) => known,
+                None => {
+                    let measured: LayerActivations = acts.iter().map(|rows| rows[references_from..].to_vec()).collect();
+                    keep_references(key, Arc::new(measured))
+                }
+            };
+            reference_acts.iter().map(|rows| firing_share(rows, threshold)).collect()
+        }
         None => Vec::new(),
     };
     Ok((Measurements { langs, frequencies, strengths, generic }, states))
@@ -300,6 +345,7 @@ pub fn select(measured: &Measurements, settings: &LocateSettings) -> Result<Loca
 const CAPTURE_BUDGET_BYTES: usize = 256 << 20;
 
 /// One input as locating reads it: the tokens the chosen position depends on, and that position.
+#[derive(Clone)]
 struct Probe {
     ids: Vec<u32>,
     at: usize,
@@ -511,6 +557,47 @@ mod tests {
         let missing = LocateSettings { layers: LayerChoice::Fixed(vec![3]), ..LocateSettings::default() };
         assert!(select(&measured, &missing).unwrap_err().to_string().contains("layer 3 does not exist"));
         assert!(select(&measured, &LocateSettings { beta: 1.5, ..LocateSettings::default() }).is_err());
+    }
+
+    #[test]
+    fn the_reference_prompts_are_measured_once_for_each_loaded_weights() {
+        use crate::method::EditDescriptor;
+        use crate::runtime::tiny::{write_tiny_model, TinySpec};
+        use crate::runtime::{Arch, LoadedModel, WeightMode};
+        let dir = tempfile::tempdir().unwrap();
+        let load = |seed: u64| {
+            let files =
+                write_tiny_model(&dir.path().join(seed.to_string()), TinySpec { seed, ..TinySpec::new(Arch::Llama) });
+            LoadedModel::load(&files.unwrap(), WeightMode::Dense, &candle_core::Device::Cpu).unwrap()
+        };
+        let (a, b) = (load(7), load(8));
+        let group = EditGroup {
+            name: "bob".into(),
+            descriptors: vec![EditDescriptor {
+                lang: "en".into(),
+                subject: "Bob".into(),
+                prompt: "Bob was born in".into(),
+                target: "Paris".into(),
+                paraphrases: vec!["Where was Bob born?".into()],
+                generated_paraphrases: Vec::new(),
+                aliases: Vec::new(),
+            }],
+        };
+        let settings = LocateSettings::default();
+        // The reference prompts' firing shares measured alone.
+        let alone = |loaded: &LoadedModel| -> Vec<Vec<f32>> {
+            let tokenizer = &loaded.tokenizer;
+            let probes: Vec<Probe> =
+                REFERENCE_PROMPTS.iter().map(|t| probe(tokenizer, t, None, settings.position).unwrap()).collect();
+            let (acts, _) = activations(&loaded.model, tokenizer.pad_id(), &probes, settings.position).unwrap();
+            acts.iter().map(|rows| firing_share(rows, settings.activation_threshold)).collect()
+        };
+        let measured = |loaded: &LoadedModel| measure(&loaded.model, &loaded.tokenizer, &group, &settings).unwrap();
+        let (first_a, of_b, again_a) = (measured(&a), measured(&b), measured(&a));
+        assert_ne!(alone(&a), alone(&b), "other weights, other firing");
+        assert_eq!(first_a.generic, alone(&a));
+        assert_eq!(of_b.generic, alone(&b), "the other weights' reference prompts are their own");
+        assert_eq!(again_a, first_a, "kept or measured again, the same");
     }
 
     #[test]

@@ -5,6 +5,7 @@
 //! mode every op is one candle can differentiate, so gradients reach `dV` through all later layers.
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use candle_core::{Device, Tensor, D};
 use color_eyre::eyre::bail;
@@ -153,7 +154,12 @@ pub struct Model {
     lm_head_tied: bool,
     /// Where the weights live; every tensor the model builds is made there.
     device: Device,
+    /// Tells loaded weights apart (clones share it; see [`Model::weights_id`]).
+    weights_id: u64,
 }
+
+/// The id the next loaded model gets.
+static NEXT_WEIGHTS_ID: AtomicU64 = AtomicU64::new(0);
 
 impl Model {
     /// Loads every weight from `source` in `mode`; with `shared_head`, a model of the same weights whose
@@ -213,7 +219,24 @@ impl Model {
             None => source.linear("output.weight", (c.vocab_size, h), mode)?,
         };
         let device = source.device().clone();
-        Ok(Self { config: config.clone(), mode, embedding, blocks, final_norm, lm_head, lm_head_tied, device })
+        let weights_id = NEXT_WEIGHTS_ID.fetch_add(1, Ordering::Relaxed);
+        Ok(Self {
+            config: config.clone(),
+            mode,
+            embedding,
+            blocks,
+            final_norm,
+            lm_head,
+            lm_head_tied,
+            device,
+            weights_id,
+        })
+    }
+
+    /// Unique to these weights as loaded, in this process: what is computed from the weights alone
+    /// (never changed: edits act through hooks) can be kept under it.
+    pub fn weights_id(&self) -> u64 {
+        self.weights_id
     }
 
     pub fn config(&self) -> &ModelConfig {
