@@ -362,8 +362,7 @@ impl Model {
     ) -> Result<Tensor> {
         let gate = ffn.gate.forward(x)?;
         let gate = match self.config.arch {
-            Arch::Gemma3 if self.mode == WeightMode::Dense => gelu::gelu_tanh(&gate)?,
-            Arch::Gemma3 => gate.gelu()?,
+            Arch::Gemma3 => gelu::gelu_tanh(&gate)?,
             Arch::Llama | Arch::Qwen2 => gate.silu()?,
         };
         let h = (gate * ffn.up.forward(x)?)?;
@@ -655,14 +654,15 @@ impl Model {
     /// exact arithmetic (a cache's saved scope center, the kept unedited answers): dense f32, or
     /// quantized with candle's kernels, or also with lafn's tiled Q8_0 kernel (`q8_tiles`), whose
     /// sums round differently and which reads Q5_0 weights as stored rather than re-rounded. Quantized
-    /// modes attend in lafn's own code (`attention`, "-attend"), not with candle's matmul.
+    /// modes attend in lafn's own code (`attention`, "-attend"), not with candle's matmul, and take
+    /// Gemma's GELU from lafn's vectorized tanh (`gelu`, "-gelu"), not libm's.
     pub fn arithmetic(&self) -> &'static str {
         let tiled = std::iter::once(&self.lm_head).chain(self.block_linears()).any(|l| matches!(l, Linear::Tiled(_)));
         match (self.mode, tiled) {
             (WeightMode::Dense, false) => "dense",
             (WeightMode::Dense, true) => "dense-with-q8-tiles-head",
-            (WeightMode::Quantized, false) => "quantized-attend",
-            (WeightMode::Quantized, true) => "quantized-q8-tiles-attend",
+            (WeightMode::Quantized, false) => "quantized-attend-gelu",
+            (WeightMode::Quantized, true) => "quantized-q8-tiles-attend-gelu",
         }
     }
 
