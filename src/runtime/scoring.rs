@@ -323,8 +323,7 @@ impl PrefixCachedBatch {
         let prefix_lengths: Vec<usize> = prefixes.iter().map(Vec::len).collect();
         let mut prefix_cache = KvCache::default();
         if prefix_lengths.iter().any(|&len| len > 0) {
-            let unknown: Vec<Vec<u32>> =
-                prefixes.iter().filter(|p| known.find(p).is_none()).cloned().collect::<Vec<_>>();
+            let unknown: Vec<Vec<u32>> = prefixes.iter().filter(|p| known.find(p).is_none()).cloned().collect();
             let mut fresh = PromptStates::default();
             if !unknown.is_empty() {
                 fresh.run(model, &unknown, pad_id)?;
