@@ -5,11 +5,25 @@ use std::sync::atomic::AtomicBool;
 
 use candle_core::Device;
 use lafn::method::{
-    locate, measure, optimize, select, EditDescriptor, EditGroup, LayerChoice, LocateSettings, OptimizeSettings,
-    StopReason, UpdateValues, AUTO_LEARNING_RATE,
+    locate, measure, optimize, select, EditDescriptor, EditGroup, LayerChoice, LocateSettings, LocatedNeurons,
+    OptimizeOutcome, OptimizeSettings, OptimizeStep, StopReason, UpdateValues, AUTO_LEARNING_RATE,
 };
 use lafn::runtime::tiny::{write_tiny_model, TinySpec};
-use lafn::runtime::{Arch, LoadedModel, PromptFrame, PromptStates, WeightMode};
+use lafn::runtime::{Arch, LoadedModel, Model, PromptFrame, PromptStates, Tokenizer, WeightMode};
+
+/// [`optimize`] on the prompts as typed, nothing known from locating, cancelled from the start or never.
+fn optimize_raw(
+    model: &Model,
+    tokenizer: &Tokenizer,
+    group: &EditGroup,
+    located: &LocatedNeurons,
+    edit: &OptimizeSettings,
+    cancelled: bool,
+    on_step: &mut dyn FnMut(&OptimizeStep),
+) -> lafn::Result<OptimizeOutcome> {
+    let cancel = AtomicBool::new(cancelled);
+    optimize(model, tokenizer, group, located, edit, PromptFrame::Raw, PromptStates::default(), &cancel, on_step)
+}
 
 fn descriptor(lang: &str, prompt: &str, target: &str, paraphrases: &[&str]) -> EditDescriptor {
     EditDescriptor {
@@ -79,18 +93,7 @@ fn locate_then_optimize_then_cancel() {
     let edit =
         OptimizeSettings { steps: 25, learning_rate: Some(0.1), early_stop: false, ..OptimizeSettings::default() };
     let mut reported = 0;
-    let outcome = optimize(
-        model,
-        tokenizer,
-        &group(),
-        &located,
-        &edit,
-        PromptFrame::Raw,
-        PromptStates::default(),
-        &AtomicBool::new(false),
-        &mut |_| reported += 1,
-    )
-    .unwrap();
+    let outcome = optimize_raw(model, tokenizer, &group(), &located, &edit, false, &mut |_| reported += 1).unwrap();
     assert_eq!(outcome.stop, StopReason::StepsDone);
     assert_eq!(reported, outcome.history.len());
     let (first, last) = (&outcome.history[0], outcome.history.last().unwrap());
@@ -109,36 +112,14 @@ fn locate_then_optimize_then_cancel() {
     let rate = AUTO_LEARNING_RATE * (squares.0 / squares.1 as f64).sqrt();
     let short = |learning_rate: Option<f64>| {
         let settings = OptimizeSettings { steps: 3, learning_rate, early_stop: false, ..OptimizeSettings::default() };
-        let never = AtomicBool::new(false);
-        let outcome = optimize(
-            model,
-            tokenizer,
-            &group(),
-            &located,
-            &settings,
-            PromptFrame::Raw,
-            PromptStates::default(),
-            &never,
-            &mut |_| {},
-        );
+        let outcome = optimize_raw(model, tokenizer, &group(), &located, &settings, false, &mut |_| {});
         outcome.unwrap().update.layers.iter().map(|l| l.delta.to_vec2::<f32>().unwrap()).collect::<Vec<_>>()
     };
     let auto = short(None);
     assert_eq!(auto, short(Some(rate)));
     assert_ne!(auto, short(Some(2.0 * rate)));
 
-    let cancelled = optimize(
-        model,
-        tokenizer,
-        &group(),
-        &located,
-        &edit,
-        PromptFrame::Raw,
-        PromptStates::default(),
-        &AtomicBool::new(true),
-        &mut |_| {},
-    )
-    .unwrap();
+    let cancelled = optimize_raw(model, tokenizer, &group(), &located, &edit, true, &mut |_| {}).unwrap();
     assert_eq!(cancelled.stop, StopReason::Cancelled);
     assert_eq!(cancelled.history.len(), 1, "cancelling stops before the first update");
 
@@ -160,15 +141,13 @@ fn editing_needs_dense_weights_and_located_neurons() {
     let files = write_tiny_model(dir.path(), TinySpec::new(Arch::Llama)).unwrap();
     let quantized = LoadedModel::load(&files, WeightMode::Quantized, &Device::Cpu).unwrap();
     let located = locate(&quantized.model, &quantized.tokenizer, &group(), &settings()).unwrap();
-    let err = optimize(
+    let err = optimize_raw(
         &quantized.model,
         &quantized.tokenizer,
         &group(),
         &located,
         &OptimizeSettings::default(),
-        PromptFrame::Raw,
-        PromptStates::default(),
-        &AtomicBool::new(false),
+        false,
         &mut |_| {},
     )
     .err()
@@ -191,17 +170,9 @@ fn a_diverging_edit_fails_instead_of_converging() {
         ..OptimizeSettings::default()
     };
     let mut steps = Vec::new();
-    let err = optimize(
-        &loaded.model,
-        &loaded.tokenizer,
-        &group(),
-        &located,
-        &edit,
-        PromptFrame::Raw,
-        PromptStates::default(),
-        &AtomicBool::new(false),
-        &mut |s| steps.push(s.total_loss),
-    )
+    let err = optimize_raw(&loaded.model, &loaded.tokenizer, &group(), &located, &edit, false, &mut |s| {
+        steps.push(s.total_loss)
+    })
     .err()
     .expect("a non-finite loss is an error");
     assert!(err.to_string().contains("diverged"), "{err}");
@@ -228,18 +199,7 @@ fn cached_edits_fire_by_subject_and_scope_and_survive_damage() {
     let group = group();
     let located = locate(model, tokenizer, &group, &settings()).unwrap();
     let edit = OptimizeSettings { steps: 2, ..OptimizeSettings::default() };
-    let outcome = optimize(
-        model,
-        tokenizer,
-        &group,
-        &located,
-        &edit,
-        PromptFrame::Raw,
-        PromptStates::default(),
-        &AtomicBool::new(false),
-        &mut |_| {},
-    )
-    .unwrap();
+    let outcome = optimize_raw(model, tokenizer, &group, &located, &edit, false, &mut |_| {}).unwrap();
     let cache_dir = dir.path().join("cache");
     let open = |scope: ScopeSettings| {
         let cache = EditCache::open(&cache_dir, &loaded.info.fingerprint).unwrap();
@@ -491,19 +451,7 @@ fn scope_keys_are_encoded_on_the_weights_that_answer() {
     let method = MethodSettings::default();
     let located = locate(&dense, tokenizer, &group(), &settings()).unwrap();
     let edit = OptimizeSettings { steps: 1, ..OptimizeSettings::default() };
-    let no = AtomicBool::new(false);
-    let outcome = optimize(
-        &dense,
-        tokenizer,
-        &group(),
-        &located,
-        &edit,
-        PromptFrame::Raw,
-        PromptStates::default(),
-        &no,
-        &mut |_| {},
-    )
-    .unwrap();
+    let outcome = optimize_raw(&dense, tokenizer, &group(), &located, &edit, false, &mut |_| {}).unwrap();
 
     let store = MemoryStore::new(&quantized.info.fingerprint);
     let mut cached =
