@@ -246,7 +246,8 @@ pub fn measure_keeping_states(
     settings.validate()?;
     let c = model.config();
     let langs: Vec<String> = group.descriptors.iter().map(|d| d.lang.clone()).collect();
-    // Every language's inputs and the reference prompts run in the same batches.
+    // Every language's inputs run in the same batches, and so do the reference prompts unless they
+    // were measured before on these weights.
     let mut probes = Vec::new();
     let mut spans = Vec::with_capacity(langs.len());
     for d in &group.descriptors {
@@ -259,19 +260,20 @@ pub fn measure_keeping_states(
     let references_from = probes.len();
     let references = match settings.generic_share {
         Some(_) => {
-            let probes: Vec<Probe> = REFERENCE_PROMPTS
+            let reference_probes: Vec<Probe> = REFERENCE_PROMPTS
                 .iter()
                 .map(|t| probe(tokenizer, t, None, settings.position))
                 .collect::<Result<_>>()?;
-            let ids = probes.iter().map(|p| p.ids.clone()).collect();
+            let ids = reference_probes.iter().map(|p| p.ids.clone()).collect();
             let key = ReferenceKey { weights: model.weights_id(), ids, position: settings.position };
-            Some((known_references(&key), key, probes))
+            let known = known_references(&key);
+            if known.is_none() {
+                probes.extend(reference_probes);
+            }
+            Some((key, known))
         }
         None => None,
     };
-    if let Some((None, _, reference_probes)) = &references {
-        probes.extend(reference_probes.iter().cloned());
-    }
     let (acts, states) = activations(model, tokenizer.pad_id(), &probes, settings.position)?;
     let threshold = settings.activation_threshold;
     let mut frequencies = vec![Vec::with_capacity(langs.len()); c.num_layers];
@@ -283,7 +285,7 @@ pub fn measure_keeping_states(
         }
     }
     let generic = match references {
-        Some((known, key, _)) => {
+        Some((key, known)) => {
             let reference_acts = match known {
                 Some(known) => known,
                 None => {
@@ -345,7 +347,6 @@ pub fn select(measured: &Measurements, settings: &LocateSettings) -> Result<Loca
 const CAPTURE_BUDGET_BYTES: usize = 256 << 20;
 
 /// One input as locating reads it: the tokens the chosen position depends on, and that position.
-#[derive(Clone)]
 struct Probe {
     ids: Vec<u32>,
     at: usize,

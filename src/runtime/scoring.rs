@@ -323,15 +323,16 @@ impl PrefixCachedBatch {
         let prefix_lengths: Vec<usize> = prefixes.iter().map(Vec::len).collect();
         let mut prefix_cache = KvCache::default();
         if prefix_lengths.iter().any(|&len| len > 0) {
-            let unknown: Vec<Vec<u32>> = prefixes.iter().filter(|p| known.find(p).is_none()).cloned().collect();
+            let found: Vec<Option<(&KvCache, usize)>> = prefixes.iter().map(|p| known.find(p)).collect();
+            let unknown: Vec<Vec<u32>> =
+                prefixes.iter().zip(&found).filter(|(_, f)| f.is_none()).map(|(p, _)| p.clone()).collect();
             let mut fresh = PromptStates::default();
             if !unknown.is_empty() {
                 fresh.run(model, &unknown, pad_id)?;
             }
-            let sources: Vec<(&KvCache, usize, usize)> = prefixes
-                .iter()
-                .map(|p| {
-                    let (cache, row) = known.find(p).or_else(|| fresh.find(p)).expect("every prefix was run");
+            let sources: Vec<(&KvCache, usize, usize)> = (prefixes.iter().zip(found))
+                .map(|(p, found)| {
+                    let (cache, row) = found.or_else(|| fresh.find(p)).expect("every prefix was run");
                     (cache, row, p.len())
                 })
                 .collect();
