@@ -433,6 +433,7 @@ fn every_subcommand_refuses_bad_input_without_panicking_or_touching_files() {
         cases_of("cache: no action", m(&["cache", "--cache-dir", &cache]), Fails("Usage")),
         // eval
         cases_of("eval: --limit 0", with(eval(&data), &["--limit", "0"]), Fails("--limit 0")),
+        cases_of("eval: --jobs 0", with(eval(&data), &["--jobs", "0"]), Fails("--jobs")),
         cases_of(
             "eval: unknown method",
             m(&["eval", "--dataset", "mzsre", "--file", &data, "--method", "magic"]),

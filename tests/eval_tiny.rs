@@ -8,8 +8,8 @@ use candle_core::Device;
 use clap::ValueEnum;
 use lafn::eval::methods::{answer_all, Answerer};
 use lafn::eval::{
-    merge, run, state_path_for, Dataset, EvalConfig, EvalMethod, EvalModels, EvalReport, EvalRequest, Metric, Progress,
-    Scoring, Shard, Table,
+    merge, run, run_spread, serve, state_path_for, Dataset, EvalConfig, EvalMethod, EvalModels, EvalReport,
+    EvalRequest, Metric, Progress, Scoring, Shard, Table, WorkerLink,
 };
 use lafn::method::apply::CachedEdits;
 use lafn::method::cache::MemoryStore;
@@ -217,6 +217,58 @@ fn shards_merged_give_the_report_of_one_run() {
     let mut sequential = request(&tiny, &methods[..1], None);
     (sequential.sequential, sequential.shard) = (true, Some("1/2".parse().unwrap()));
     assert!(format!("{:#}", evaluate(&tiny, &sequential).unwrap_err()).contains("cannot be split"));
+}
+
+/// Runs `request` spread over `jobs` workers, each a thread serving through pipes as `lafn eval
+/// --jobs`'s worker processes do; returns the report and how many workers were started.
+fn evaluate_spread(tiny: &Tiny, request: &EvalRequest, jobs: usize) -> lafn::Result<(EvalReport, usize)> {
+    let models = EvalModels { loaded: &tiny.loaded, dense: &tiny.dense };
+    let never = AtomicBool::new(false);
+    let mut started = 0;
+    std::thread::scope(|scope| {
+        let mut start = |_| -> lafn::Result<WorkerLink> {
+            started += 1;
+            let (assignments, to_worker) = std::io::pipe()?;
+            let (from_worker, messages) = std::io::pipe()?;
+            let (request, never) = (request.clone(), &never);
+            scope.spawn(move || serve(models, &request, std::io::BufReader::new(assignments), messages, never));
+            Ok(WorkerLink { input: Box::new(to_worker), output: Box::new(std::io::BufReader::new(from_worker)) })
+        };
+        let report = run_spread(&tiny.loaded, request, jobs, &mut start, &never, &mut |_| {});
+        report.map(|report| (report, started))
+    })
+}
+
+#[test]
+fn a_run_spread_over_workers_gives_the_report_of_one_run_and_resumes() {
+    let tiny = tiny();
+    let methods = [EvalMethod::Unedited, EvalMethod::LuLafns, EvalMethod::RandomNeurons];
+    let (whole, _) = evaluate(&tiny, &request(&tiny, &methods, None)).unwrap();
+    let state = tiny._dir.path().join("spread.state.jsonl");
+    let (spread, workers) = evaluate_spread(&tiny, &request(&tiny, &methods, Some(&state)), 3).unwrap();
+    assert_eq!((workers, spread.records_this_run), (2, 2), "a worker per record left, no more");
+    assert_eq!(outcomes(&spread), outcomes(&whole));
+    assert_eq!(state_lines(&state), 1 + 6, "the coordinator keeps every (method, record) result");
+
+    let (resumed, workers) = evaluate_spread(&tiny, &request(&tiny, &methods, Some(&state)), 3).unwrap();
+    assert_eq!((workers, resumed.records_this_run), (0, 0), "nothing left to do: no worker started");
+    assert_eq!(outcomes(&resumed), outcomes(&whole));
+
+    // A worker that dies names itself and its record; the results finished before stay.
+    let mut dead = |_| -> lafn::Result<WorkerLink> {
+        Ok(WorkerLink { input: Box::new(std::io::sink()), output: Box::new(std::io::empty()) })
+    };
+    let state = tiny._dir.path().join("dead.state.jsonl");
+    let error = run_spread(
+        &tiny.loaded,
+        &request(&tiny, &methods, Some(&state)),
+        1,
+        &mut dead,
+        &AtomicBool::new(false),
+        &mut |_| {},
+    )
+    .unwrap_err();
+    assert!(format!("{error:#}").contains("worker 1 failed on record 1: its output ended"), "{error:#}");
 }
 
 #[test]

@@ -7,7 +7,7 @@ use std::sync::LazyLock;
 
 use clap::builder::PossibleValue;
 use clap::{Args, Subcommand, ValueEnum};
-use color_eyre::eyre::bail;
+use color_eyre::eyre::{bail, WrapErr};
 use lafn::eval::{
     Dataset, EvalConfig, EvalMethod, EvalModels, EvalPhase, EvalRequest, Progress, Scoring, Shard, Stage,
 };
@@ -16,6 +16,8 @@ use lafn::Result;
 use super::args::ModelArgs;
 use super::progress::{JobProgress, Look, PlainLines};
 use super::signals::cancel_on_signals;
+
+mod workers;
 
 #[derive(Args)]
 #[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
@@ -63,6 +65,15 @@ pub struct EvalArgs {
     /// (in the data directory's `unedited-answers/`, per model; each run checks one against the model).
     #[arg(long)]
     recompute_unedited: bool,
+    /// Worker processes to spread the records over (standard protocol), sharing the CPUs: an edit
+    /// gains little from a second thread, so two one-thread processes finish nearly twice the
+    /// records of one two-thread process, with the same answers. Default: one per CPU this process
+    /// may use, as many as the available memory holds (4 bytes a model parameter each). 1: no workers.
+    #[arg(long, value_parser = clap::value_parser!(u16).range(1..))]
+    jobs: Option<u16>,
+    /// Evaluate the records a coordinating `lafn eval` assigns on stdin, reporting on stdout.
+    #[arg(long, hide = true)]
+    worker: bool,
 }
 
 #[derive(Subcommand)]
@@ -129,7 +140,6 @@ pub fn run(args: EvalArgs) -> Result<()> {
     }
     let config = args.settings.map(|path| EvalConfig::load(&path)).transpose()?.unwrap_or_default();
     let loaded = args.model.load()?;
-    let dense = loaded.editing_weights()?;
     let request = EvalRequest {
         dataset,
         file,
@@ -147,14 +157,36 @@ pub fn run(args: EvalArgs) -> Result<()> {
             Some(lafn::storage::data_dir()?.join("unedited-answers"))
         },
     };
+    // A signal stops the run at the next step of an edit or between records; what is finished is kept.
+    let cancel = cancel_on_signals()?;
+    if args.worker {
+        let dense = loaded.editing_weights()?;
+        let models = EvalModels { loaded: &loaded, dense: &dense };
+        return lafn::eval::serve(models, &request, std::io::stdin().lock(), std::io::stdout().lock(), &cancel);
+    }
     if let Some(state) = &request.state_file {
         eprintln!("per-record results: {}", state.display());
     }
-    // A signal stops the run at the next step of an edit or between records; what is finished is kept.
-    let cancel = cancel_on_signals()?;
     let mut progress = EvalProgress::default();
-    let models = EvalModels { loaded: &loaded, dense: &dense };
-    let report = lafn::eval::run(models, &request, &cancel, &mut |p| progress.show(p))?;
+    // A sequential run scores every record against one cache: it stays in this process.
+    let jobs = match args.jobs {
+        _ if request.sequential => 1,
+        Some(jobs) => usize::from(jobs),
+        None => workers::default_jobs(loaded.info.parameters),
+    };
+    let report = if jobs > 1 {
+        let mut workers = workers::WorkerProcesses::new(jobs);
+        let report = lafn::eval::run_spread(&loaded, &request, jobs, &mut |n| workers.start(n), &cancel, &mut |p| {
+            progress.show(p)
+        });
+        let stderr = workers.stderr_report();
+        workers.finish();
+        report.wrap_err_with(|| format!("the run's worker processes failed{stderr}"))?
+    } else {
+        let dense = loaded.editing_weights()?;
+        let models = EvalModels { loaded: &loaded, dense: &dense };
+        lafn::eval::run(models, &request, &cancel, &mut |p| progress.show(p))?
+    };
     out!("{}", report.markdown());
     if let Some(out) = &args.out {
         lafn::storage::write_json_atomic(out, &report)?;

@@ -5,7 +5,8 @@
 //! method applies to a question, [`runner`] drives a run (standard or sequential protocol, resumable
 //! through [`state`] and, for a sequential run's edits, `kept_edits`), [`report`] aggregates the
 //! per-record results into tables, [`shard`] splits a run over machines and merges the parts,
-//! [`unedited`] keeps the unedited model's answers between runs.
+//! [`spread`] over worker processes on one machine, [`unedited`] keeps the unedited model's answers
+//! between runs.
 
 pub mod dataset;
 mod kept_edits;
@@ -14,6 +15,7 @@ pub mod metrics;
 pub mod report;
 pub mod runner;
 pub mod shard;
+pub mod spread;
 pub mod state;
 pub mod unedited;
 
@@ -24,4 +26,5 @@ pub use metrics::{token_f1, Metric, Score};
 pub use report::{EvalReport, MethodReport, RecordResult, Table, TimeBreakdown};
 pub use runner::{run, EvalConfig, EvalModels, EvalPhase, EvalRequest, EvalSettings, Progress, Stage};
 pub use shard::{merge, Merged, Shard};
+pub use spread::{run_spread, serve, WorkerLink};
 pub use state::state_path_for;

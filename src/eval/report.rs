@@ -214,6 +214,17 @@ pub struct EvalReport {
     pub wall_seconds: f64,
     /// Records whose results were computed in this invocation.
     pub records_this_run: usize,
+    /// Worker processes those records were spread over (`lafn eval --jobs`); 1: this process.
+    #[serde(default = "one_process", skip_serializing_if = "is_one_process")]
+    pub workers: usize,
+}
+
+fn one_process() -> usize {
+    1
+}
+
+fn is_one_process(workers: &usize) -> bool {
+    *workers == 1
 }
 
 impl EvalReport {
@@ -304,11 +315,18 @@ impl EvalReport {
                 rate
             );
         }
-        let _ = writeln!(
+        let _ = write!(
             out,
-            "\nWall time {:.0} s for {} records computed in this run.",
+            "\nWall time {:.0} s for {} records computed in this run",
             self.wall_seconds, self.records_this_run
         );
+        if self.workers > 1 && self.wall_seconds > 0.0 {
+            // The table's seconds are each record's own; records ran side by side.
+            let per_minute = self.records_this_run as f64 * 60.0 / self.wall_seconds;
+            let _ =
+                write!(out, ", side by side in {} worker processes: {per_minute:.2} records a minute", self.workers);
+        }
+        let _ = writeln!(out, ".");
         out
     }
 }

@@ -109,7 +109,8 @@ pub enum EvalPhase {
 }
 
 /// What a run is doing within the current record.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
 pub enum Stage {
     /// Making a method's edit (for `lu-lafns`: paraphrases, locate, optimize).
     Editing(EvalMethod),
@@ -136,119 +137,183 @@ pub fn run(
     on_progress: &mut dyn FnMut(Progress),
 ) -> Result<EvalReport> {
     let started = Instant::now();
-    let mut methods: Vec<EvalMethod> = Vec::new();
-    for &m in &request.methods {
-        if !methods.contains(&m) {
-            methods.push(m);
-        }
-    }
-    if methods.is_empty() {
-        bail!("no method to evaluate");
-    }
-    if request.sequential && request.shard.is_some() {
-        bail!("a sequential run edits every record into one cache, so it cannot be split into shards");
-    }
-    let in_shard = |record: usize| request.shard.is_none_or(|shard| shard.contains(record));
-    let mut records = load_records(&request.file)?;
-    if let Some(limit) = request.limit {
-        records.truncate(limit);
-    }
-    if records.is_empty() {
-        bail!("{} holds no records to evaluate", request.file.display());
-    }
-    let requested: Vec<String> = match &request.langs {
-        Some(langs) if !langs.is_empty() => langs.clone(),
-        _ => request.dataset.languages().to_vec(),
-    };
-    // Each record is evaluated in the requested languages it has; the others are reported.
-    let LanguageCoverage { present: langs, missing: missing_langs } = LanguageCoverage::of(&records, &requested);
-    for line in LanguageCoverage::describe(&missing_langs, records.len()) {
-        log::warn!("{}: language {line}", request.file.display());
-    }
-    if langs.is_empty() {
-        bail!("{}: no record has any of the languages {}", request.file.display(), requested.join(", "));
-    }
-
-    // Every question and answer fits the model, checked before hours of work rather than at its record.
-    let (tokenizer, limit) = (&models.loaded.tokenizer, models.loaded.model.config().max_input_tokens());
-    for i in 0..records.len() {
-        let at = || format!("{} record {}", request.file.display(), i + 1);
-        for q in questions(&records, i, &langs).wrap_err_with(at)? {
-            let what = format!("{}, language {}: the {} question", at(), q.lang, q.metric.name());
-            tokenizer.check_length(&what, &q.prompt, limit)?;
-            tokenizer.check_length(&format!("{what}'s answer"), &q.answer, limit)?;
-        }
-    }
-
-    let info = &models.loaded.info;
-    let identity = RunIdentity {
-        dataset: request.dataset.to_string(),
-        data_fingerprint: crate::runtime::fingerprint(&request.file)?,
-        langs: langs.clone(),
-        protocol: protocol_name(request.sequential).into(),
-        sequential_records: request.sequential.then_some(records.len()),
-        model_fingerprint: info.fingerprint.clone(),
-        settings: request.config.clone(),
-        scoring: request.scoring,
-        question_set: QUESTION_SET,
-    };
-    let (mut state, mut results) = match &request.state_file {
-        Some(path) => {
-            let (state, results) = StateFile::open(path, &identity)?;
-            (Some(state), results)
-        }
-        None => (None, Vec::new()),
-    };
-    results.retain(|r| r.record < records.len() && methods.contains(&r.method) && in_shard(r.record));
-    let done: HashSet<(EvalMethod, usize)> = results.iter().map(|r| (r.method, r.record)).collect();
-    let missing: Vec<Vec<EvalMethod>> = (0..records.len())
-        .map(|i| methods.iter().copied().filter(|m| in_shard(i) && !done.contains(&(*m, i))).collect())
-        .collect();
-
-    let unedited = match &request.unedited_answers {
-        // Kept per model file and arithmetic: another kernel may round an answer otherwise.
-        Some(dir) => UneditedAnswers::open(dir, &format!("{}.{}", info.fingerprint, models.loaded.model.arithmetic())),
-        None => UneditedAnswers::in_memory(),
-    };
-    let mut evaluator = Evaluator::new(models, &request.config, &langs, request.scoring, unedited)?;
-    let before = results.len();
-    let mut sink = |result: RecordResult| -> Result<()> {
-        if let Some(state) = state.as_mut() {
-            state.append(&result)?;
-        }
-        results.push(result);
-        Ok(())
-    };
+    let mut plan = Plan::new(models.loaded, request)?;
+    plan.warn_of_missing_languages(request);
+    let unedited = plan.unedited_answers(models.loaded, request);
+    let mut evaluator = Evaluator::new(models, &request.config, &plan.langs, request.scoring, unedited)?;
+    let before = plan.results.list.len();
+    let total = plan.in_shard_count(request.shard);
+    let mut sink = |result: RecordResult| plan.results.keep(result);
     if request.sequential {
         let kept = match &request.state_file {
-            Some(path) => Some(KeptEdits::open(&edits_dir_for(path), &identity, models.dense.config().hidden_size)?),
+            Some(path) => {
+                Some(KeptEdits::open(&edits_dir_for(path), &plan.identity, models.dense.config().hidden_size)?)
+            }
             None => None,
         };
-        evaluator.run_sequential(&records, &missing, kept.as_ref(), cancel, on_progress, &mut sink)?;
+        evaluator.run_sequential(&plan.records, &plan.missing, kept.as_ref(), cancel, on_progress, &mut sink)?;
     } else {
-        evaluator.run_standard(&records, &missing, request.shard, cancel, on_progress, &mut sink)?;
+        evaluator.run_standard(&plan.records, &plan.missing, total, cancel, on_progress, &mut sink)?;
     }
-    let computed: HashSet<usize> = results[before..].iter().map(|r| r.record).collect();
+    drop(evaluator);
+    Ok(plan.report(request, models.loaded, (before, 1), started))
+}
 
-    Ok(EvalReport {
-        dataset: request.dataset.to_string(),
-        file: request.file.clone(),
-        langs: langs.clone(),
-        missing_langs,
-        protocol: protocol_name(request.sequential).into(),
-        records: records.len(),
-        shard: request.shard,
-        methods: aggregate(&results, &methods, &langs),
-        settings: request.config.clone(),
-        model: ModelSummary {
-            path: info.path.clone(),
-            architecture: info.config.arch.name().into(),
-            fingerprint: info.fingerprint.clone(),
-        },
-        git_commit: BUILD_COMMIT.into(),
-        wall_seconds: started.elapsed().as_secs_f64(),
-        records_this_run: computed.len(),
-    })
+/// What a run has to do, worked out before any record is evaluated: the records and languages, the
+/// state file and the results it already holds, and per record the methods still to evaluate.
+pub(super) struct Plan {
+    pub(super) methods: Vec<EvalMethod>,
+    pub(super) records: Vec<BenchmarkRecord>,
+    pub(super) langs: Vec<String>,
+    missing_langs: std::collections::BTreeMap<String, Vec<usize>>,
+    identity: RunIdentity,
+    pub(super) results: KeptResults,
+    /// Per record, the methods without a result yet (empty outside the shard).
+    pub(super) missing: Vec<Vec<EvalMethod>>,
+}
+
+impl Plan {
+    pub(super) fn new(loaded: &LoadedModel, request: &EvalRequest) -> Result<Self> {
+        let mut methods: Vec<EvalMethod> = Vec::new();
+        for &m in &request.methods {
+            if !methods.contains(&m) {
+                methods.push(m);
+            }
+        }
+        if methods.is_empty() {
+            bail!("no method to evaluate");
+        }
+        if request.sequential && request.shard.is_some() {
+            bail!("a sequential run edits every record into one cache, so it cannot be split into shards");
+        }
+        let in_shard = |record: usize| request.shard.is_none_or(|shard| shard.contains(record));
+        let mut records = load_records(&request.file)?;
+        if let Some(limit) = request.limit {
+            records.truncate(limit);
+        }
+        if records.is_empty() {
+            bail!("{} holds no records to evaluate", request.file.display());
+        }
+        let requested: Vec<String> = match &request.langs {
+            Some(langs) if !langs.is_empty() => langs.clone(),
+            _ => request.dataset.languages().to_vec(),
+        };
+        // Each record is evaluated in the requested languages it has; the others are reported.
+        let LanguageCoverage { present: langs, missing: missing_langs } = LanguageCoverage::of(&records, &requested);
+        if langs.is_empty() {
+            bail!("{}: no record has any of the languages {}", request.file.display(), requested.join(", "));
+        }
+
+        // Every question and answer fits the model, checked before hours of work rather than at its record.
+        let (tokenizer, limit) = (&loaded.tokenizer, loaded.model.config().max_input_tokens());
+        for i in 0..records.len() {
+            let at = || format!("{} record {}", request.file.display(), i + 1);
+            for q in questions(&records, i, &langs).wrap_err_with(at)? {
+                let what = format!("{}, language {}: the {} question", at(), q.lang, q.metric.name());
+                tokenizer.check_length(&what, &q.prompt, limit)?;
+                tokenizer.check_length(&format!("{what}'s answer"), &q.answer, limit)?;
+            }
+        }
+
+        let info = &loaded.info;
+        let identity = RunIdentity {
+            dataset: request.dataset.to_string(),
+            data_fingerprint: crate::runtime::fingerprint(&request.file)?,
+            langs: langs.clone(),
+            protocol: protocol_name(request.sequential).into(),
+            sequential_records: request.sequential.then_some(records.len()),
+            model_fingerprint: info.fingerprint.clone(),
+            settings: request.config.clone(),
+            scoring: request.scoring,
+            question_set: QUESTION_SET,
+        };
+        let (state, mut list) = match &request.state_file {
+            Some(path) => {
+                let (state, results) = StateFile::open(path, &identity)?;
+                (Some(state), results)
+            }
+            None => (None, Vec::new()),
+        };
+        list.retain(|r| r.record < records.len() && methods.contains(&r.method) && in_shard(r.record));
+        let done: HashSet<(EvalMethod, usize)> = list.iter().map(|r| (r.method, r.record)).collect();
+        let missing: Vec<Vec<EvalMethod>> = (0..records.len())
+            .map(|i| methods.iter().copied().filter(|m| in_shard(i) && !done.contains(&(*m, i))).collect())
+            .collect();
+        let results = KeptResults { state, list };
+        Ok(Self { methods, records, langs, missing_langs, identity, results, missing })
+    }
+
+    /// Tells the user which records lack which requested languages (once per run: a worker does not).
+    pub(super) fn warn_of_missing_languages(&self, request: &EvalRequest) {
+        for line in LanguageCoverage::describe(&self.missing_langs, self.records.len()) {
+            log::warn!("{}: language {line}", request.file.display());
+        }
+    }
+
+    /// The records of the shard (all records without one).
+    pub(super) fn in_shard_count(&self, shard: Option<Shard>) -> usize {
+        (0..self.records.len()).filter(|&i| shard.is_none_or(|shard| shard.contains(i))).count()
+    }
+
+    /// The unedited model's answers kept between runs, or kept in memory when the request says so.
+    pub(super) fn unedited_answers(&self, loaded: &LoadedModel, request: &EvalRequest) -> UneditedAnswers {
+        match &request.unedited_answers {
+            // Kept per model file and arithmetic: another kernel may round an answer otherwise.
+            Some(dir) => {
+                UneditedAnswers::open(dir, &format!("{}.{}", loaded.info.fingerprint, loaded.model.arithmetic()))
+            }
+            None => UneditedAnswers::in_memory(),
+        }
+    }
+
+    /// The report of every result kept; the results from index `before` on were computed in this run,
+    /// by `workers` processes side by side.
+    pub(super) fn report(
+        &self,
+        request: &EvalRequest,
+        loaded: &LoadedModel,
+        (before, workers): (usize, usize),
+        started: Instant,
+    ) -> EvalReport {
+        let computed: HashSet<usize> = self.results.list[before..].iter().map(|r| r.record).collect();
+        let info = &loaded.info;
+        EvalReport {
+            dataset: request.dataset.to_string(),
+            file: request.file.clone(),
+            langs: self.langs.clone(),
+            missing_langs: self.missing_langs.clone(),
+            protocol: protocol_name(request.sequential).into(),
+            records: self.records.len(),
+            shard: request.shard,
+            methods: aggregate(&self.results.list, &self.methods, &self.langs),
+            settings: request.config.clone(),
+            model: ModelSummary {
+                path: info.path.clone(),
+                architecture: info.config.arch.name().into(),
+                fingerprint: info.fingerprint.clone(),
+            },
+            git_commit: BUILD_COMMIT.into(),
+            wall_seconds: started.elapsed().as_secs_f64(),
+            records_this_run: computed.len(),
+            workers,
+        }
+    }
+}
+
+/// A run's results: those of the state file, and each one finished since, appended to it.
+pub(super) struct KeptResults {
+    state: Option<StateFile>,
+    pub(super) list: Vec<RecordResult>,
+}
+
+impl KeptResults {
+    pub(super) fn keep(&mut self, result: RecordResult) -> Result<()> {
+        if let Some(state) = self.state.as_mut() {
+            state.append(&result)?;
+        }
+        self.list.push(result);
+        Ok(())
+    }
 }
 
 fn protocol_name(sequential: bool) -> &'static str {
@@ -272,7 +337,7 @@ pub(super) struct RecordEdits {
 }
 
 /// Per-run state: the models, the caches the methods retrieve from, the settings.
-struct Evaluator<'a> {
+pub(super) struct Evaluator<'a> {
     models: EvalModels<'a>,
     config: &'a EvalConfig,
     langs: &'a [String],
@@ -284,7 +349,7 @@ struct Evaluator<'a> {
 }
 
 impl<'a> Evaluator<'a> {
-    fn new(
+    pub(super) fn new(
         models: EvalModels<'a>,
         config: &'a EvalConfig,
         langs: &'a [String],
@@ -311,22 +376,21 @@ impl<'a> Evaluator<'a> {
     }
 
     /// Each record edited, scored and forgotten before the next: the cache holds one entry at a time.
+    /// `total` counts the records of the run (its shard), finished or not.
     fn run_standard(
         &mut self,
         records: &[BenchmarkRecord],
         missing: &[Vec<EvalMethod>],
-        shard: Option<Shard>,
+        total: usize,
         cancel: &AtomicBool,
         on_progress: &mut dyn FnMut(Progress),
         sink: &mut dyn FnMut(RecordResult) -> Result<()>,
     ) -> Result<()> {
-        let total = (0..records.len()).filter(|&i| shard.is_none_or(|shard| shard.contains(i))).count();
         let resumed = total - missing.iter().filter(|m| !m.is_empty()).count();
         let mut done = resumed;
         on_progress(Progress { phase: EvalPhase::Records, done, total, resumed, stage: None });
-        for (i, record) in records.iter().enumerate() {
-            let methods = &missing[i];
-            if methods.is_empty() {
+        for i in 0..records.len() {
+            if missing[i].is_empty() {
                 continue;
             }
             if cancel.load(Ordering::Relaxed) {
@@ -334,15 +398,7 @@ impl<'a> Evaluator<'a> {
             }
             let mut on_stage =
                 |stage| on_progress(Progress { phase: EvalPhase::Records, done, total, resumed, stage: Some(stage) });
-            let group = self.group(i, record)?;
-            let edits = self.edit(i, &group, methods, cancel, &mut on_stage)?;
-            if cancel.load(Ordering::Relaxed) {
-                break;
-            }
-            let ids = self.insert(&group, edits.as_ref(), methods)?;
-            let fixed = FixedEdits::of(edits.as_ref().into_iter().collect(), self.models)?;
-            let scored = self.score(records, i, methods, edits.as_ref(), &fixed, &mut on_stage)?;
-            self.remove(&ids)?;
+            let Some(scored) = self.evaluate_record(records, i, &missing[i], cancel, &mut on_stage)? else { break };
             for result in scored {
                 sink(result)?;
             }
@@ -350,6 +406,27 @@ impl<'a> Evaluator<'a> {
             on_progress(Progress { phase: EvalPhase::Records, done, total, resumed, stage: None });
         }
         Ok(())
+    }
+
+    /// Record `index` edited with `methods`, scored, and forgotten; `None` when `cancel` stopped it.
+    pub(super) fn evaluate_record(
+        &mut self,
+        records: &[BenchmarkRecord],
+        index: usize,
+        methods: &[EvalMethod],
+        cancel: &AtomicBool,
+        on_stage: &mut dyn FnMut(Stage),
+    ) -> Result<Option<Vec<RecordResult>>> {
+        let group = self.group(index, &records[index])?;
+        let edits = self.edit(index, &group, methods, cancel, on_stage)?;
+        if cancel.load(Ordering::Relaxed) {
+            return Ok(None);
+        }
+        let ids = self.insert(&group, edits.as_ref(), methods)?;
+        let fixed = FixedEdits::of(edits.as_ref().into_iter().collect(), self.models)?;
+        let scored = self.score(records, index, methods, edits.as_ref(), &fixed, on_stage)?;
+        self.remove(&ids)?;
+        Ok(Some(scored))
     }
 
     /// Every record edited into one cache first, then every record scored with all edits in place.

@@ -104,6 +104,8 @@ pub fn merge(paths: &[PathBuf]) -> Result<Merged> {
         shard: None,
         wall_seconds,
         records_this_run,
+        // The parts' wall times are added up: as if one process after the other.
+        workers: 1,
         ..first
     };
     if report.methods.is_empty() {
