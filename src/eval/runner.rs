@@ -389,8 +389,8 @@ impl<'a> Evaluator<'a> {
         let resumed = total - missing.iter().filter(|m| !m.is_empty()).count();
         let mut done = resumed;
         on_progress(Progress { phase: EvalPhase::Records, done, total, resumed, stage: None });
-        for i in 0..records.len() {
-            if missing[i].is_empty() {
+        for (i, methods) in missing.iter().enumerate() {
+            if methods.is_empty() {
                 continue;
             }
             if cancel.load(Ordering::Relaxed) {
@@ -398,7 +398,7 @@ impl<'a> Evaluator<'a> {
             }
             let mut on_stage =
                 |stage| on_progress(Progress { phase: EvalPhase::Records, done, total, resumed, stage: Some(stage) });
-            let Some(scored) = self.evaluate_record(records, i, &missing[i], cancel, &mut on_stage)? else { break };
+            let Some(scored) = self.evaluate_record(records, i, methods, cancel, &mut on_stage)? else { break };
             for result in scored {
                 sink(result)?;
             }
