@@ -68,7 +68,7 @@ pub struct EvalArgs {
     /// Worker processes to spread the records over (standard protocol), sharing the CPUs: an edit
     /// gains little from a second thread, so two one-thread processes finish nearly twice the
     /// records of one two-thread process, with the same answers. Default: one per CPU this process
-    /// may use, as many as the available memory holds (4 bytes a model parameter each). 1: no workers.
+    /// may use, as many as the available memory holds (6 bytes a model parameter each). 1: no workers.
     #[arg(long, value_parser = clap::value_parser!(u16).range(1..))]
     jobs: Option<u16>,
     /// Evaluate the records a coordinating `lafn eval` assigns on stdin, reporting on stdout.

@@ -14,9 +14,9 @@ use lafn::Result;
 const KEPT_STDERR_LINES: usize = 40;
 
 /// Memory a worker needs per model parameter: the dense f32 copy it edits, the quantized weights
-/// that answer, an edit's activations. Measured on gemma-3-270m (268M parameters): workers peaking
-/// at 1.1 GB.
-const WORKER_BYTES_PER_PARAMETER: u64 = 4;
+/// that answer, an edit's activations, the run's kept answers. Measured on gemma-3-270m (268M
+/// parameters): workers peaking at 1.5 GB over 50 MzsRE records.
+const WORKER_BYTES_PER_PARAMETER: u64 = 6;
 
 /// How many workers a run gets when `--jobs` is not given: one per CPU this process may use, no
 /// more than the available memory holds.
