@@ -170,9 +170,12 @@ pub fn run(args: EvalArgs) -> Result<()> {
     let mut progress = EvalProgress::default();
     // A sequential run scores every record against one cache: it stays in this process.
     let jobs = match args.jobs {
+        Some(jobs) if request.sequential && jobs > 1 => {
+            log::warn!("--jobs {jobs}: a sequential run scores every record against one cache, in this process");
+            1
+        }
         _ if request.sequential => 1,
-        Some(jobs) => usize::from(jobs),
-        None => workers::default_jobs(loaded.info.parameters),
+        asked => workers::jobs(asked.map(usize::from), loaded.info.parameters),
     };
     let report = if jobs > 1 {
         let mut workers = workers::WorkerProcesses::new(jobs);

@@ -18,15 +18,24 @@ const KEPT_STDERR_LINES: usize = 40;
 /// parameters): workers peaking at 1.5 GB over 50 MzsRE records.
 const WORKER_BYTES_PER_PARAMETER: u64 = 6;
 
-/// How many workers a run gets when `--jobs` is not given: one per CPU this process may use, no
-/// more than the available memory holds.
-pub(super) fn default_jobs(parameters: usize) -> usize {
+/// How many workers a run gets: `asked` (`--jobs`), or one per CPU this process may use; never
+/// more than the available memory holds (a worker more would have the system kill one), which a
+/// warning says when it cuts what was asked.
+pub(super) fn jobs(asked: Option<usize>, parameters: usize) -> usize {
     let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let wanted = asked.unwrap_or(cpus).max(1);
     let per_worker = (parameters as u64).saturating_mul(WORKER_BYTES_PER_PARAMETER).max(1);
-    match available_memory_bytes() {
-        Some(available) => cpus.min((available / per_worker).max(1) as usize),
-        None => cpus,
+    let Some(available) = available_memory_bytes() else { return wanted };
+    let fit = ((available / per_worker).max(1) as usize).min(wanted);
+    if asked.is_some() && fit < wanted {
+        log::warn!(
+            "--jobs {wanted}: the available memory ({:.1} GB) holds {fit} workers of this model (about {:.1} GB \
+             each); running {fit}",
+            available as f64 / 1e9,
+            per_worker as f64 / 1e9
+        );
     }
+    fit
 }
 
 /// `MemAvailable` of /proc/meminfo (Linux); `None` where it cannot be read.
