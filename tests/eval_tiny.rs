@@ -8,8 +8,8 @@ use candle_core::Device;
 use clap::ValueEnum;
 use lafn::eval::methods::{answer_all, Answerer};
 use lafn::eval::{
-    merge, run, run_spread, serve, state_path_for, Dataset, EvalConfig, EvalMethod, EvalModels, EvalReport,
-    EvalRequest, Metric, Progress, Scoring, Shard, Table, WorkerLink,
+    edit_spread, merge, run, run_spread, serve, state_path_for, Dataset, EvalConfig, EvalMethod, EvalModels,
+    EvalReport, EvalRequest, Metric, Progress, Scoring, Shard, Table, WorkerLink,
 };
 use lafn::method::apply::CachedEdits;
 use lafn::method::cache::MemoryStore;
@@ -219,9 +219,14 @@ fn shards_merged_give_the_report_of_one_run() {
     assert!(format!("{:#}", evaluate(&tiny, &sequential).unwrap_err()).contains("cannot be split"));
 }
 
-/// Runs `request` spread over `jobs` workers, each a thread serving through pipes as `lafn eval
-/// --jobs`'s worker processes do; returns the report and how many workers were started.
-fn evaluate_spread(tiny: &Tiny, request: &EvalRequest, jobs: usize) -> lafn::Result<(EvalReport, usize)> {
+/// Starts workers for `coordinate` (given the function that starts one), each a thread serving
+/// through pipes as `lafn eval --jobs`'s worker processes do; returns its outcome and how many
+/// workers were started.
+fn with_thread_workers<T>(
+    tiny: &Tiny,
+    request: &EvalRequest,
+    coordinate: impl FnOnce(&mut dyn FnMut(usize) -> lafn::Result<WorkerLink>) -> lafn::Result<T>,
+) -> lafn::Result<(T, usize)> {
     let models = EvalModels { loaded: &tiny.loaded, dense: &tiny.dense };
     let never = AtomicBool::new(false);
     let mut started = 0;
@@ -234,9 +239,15 @@ fn evaluate_spread(tiny: &Tiny, request: &EvalRequest, jobs: usize) -> lafn::Res
             scope.spawn(move || serve(models, &request, std::io::BufReader::new(assignments), messages, never));
             Ok(WorkerLink { input: Box::new(to_worker), output: Box::new(std::io::BufReader::new(from_worker)) })
         };
-        let report = run_spread(&tiny.loaded, request, jobs, &mut start, &never, &mut |_| {});
-        report.map(|report| (report, started))
+        let outcome = coordinate(&mut start);
+        outcome.map(|outcome| (outcome, started))
     })
+}
+
+/// Runs `request` spread over `jobs` thread workers; returns the report and how many were started.
+fn evaluate_spread(tiny: &Tiny, request: &EvalRequest, jobs: usize) -> lafn::Result<(EvalReport, usize)> {
+    let never = AtomicBool::new(false);
+    with_thread_workers(tiny, request, |start| run_spread(&tiny.loaded, request, jobs, start, &never, &mut |_| {}))
 }
 
 #[test]
@@ -284,6 +295,32 @@ fn sequential_protocol_scores_every_record_with_all_edits_in_place() {
     assert_eq!(phases, vec![(Editing, 0), (Editing, 1), (Editing, 2), (Scoring, 0), (Scoring, 1), (Scoring, 2)]);
     let ours = report.methods.iter().find(|m| m.method == EvalMethod::LuLafns).unwrap();
     assert_eq!(ours.retrieval_fired[&Metric::Reliability], 100.0);
+}
+
+#[test]
+fn a_sequential_run_whose_edits_workers_made_gives_the_report_of_one_process() {
+    let tiny = tiny();
+    let methods = [EvalMethod::Unedited, EvalMethod::LuLafns, EvalMethod::RandomNeurons];
+    let mut request = request(&tiny, &methods, None);
+    request.sequential = true;
+    let (whole, _) = evaluate(&tiny, &request).unwrap();
+    request.state_file = Some(tiny._dir.path().join("spread.state.jsonl"));
+    let never = AtomicBool::new(false);
+    let ((), workers) = with_thread_workers(&tiny, &request, |start| {
+        edit_spread(&tiny.loaded, &request, 2, start, &never, &mut |_| {})
+    })
+    .unwrap();
+    assert_eq!(workers, 2);
+    let (scored, progress) = evaluate(&tiny, &request).unwrap();
+    let edited_here = progress.iter().any(|p| p.phase == lafn::eval::EvalPhase::Editing && p.stage.is_some());
+    assert!(!edited_here, "the run found every edit made by the workers");
+    assert_eq!(outcomes(&scored), outcomes(&whole));
+    // Made once: a second spread finds them and starts no worker.
+    let ((), workers) = with_thread_workers(&tiny, &request, |start| {
+        edit_spread(&tiny.loaded, &request, 2, start, &never, &mut |_| {})
+    })
+    .unwrap();
+    assert_eq!(workers, 0);
 }
 
 #[test]

@@ -7,7 +7,7 @@ use std::sync::LazyLock;
 
 use clap::builder::PossibleValue;
 use clap::{Args, Subcommand, ValueEnum};
-use color_eyre::eyre::{bail, WrapErr};
+use color_eyre::eyre::bail;
 use lafn::eval::{
     Dataset, EvalConfig, EvalMethod, EvalModels, EvalPhase, EvalRequest, Progress, Scoring, Shard, Stage,
 };
@@ -168,23 +168,24 @@ pub fn run(args: EvalArgs) -> Result<()> {
         eprintln!("per-record results: {}", state.display());
     }
     let mut progress = EvalProgress::default();
-    // A sequential run scores every record against one cache: it stays in this process.
-    let jobs = match args.jobs {
-        Some(jobs) if request.sequential && jobs > 1 => {
-            log::warn!("--jobs {jobs}: a sequential run scores every record against one cache, in this process");
-            1
-        }
-        _ if request.sequential => 1,
-        asked => workers::jobs(asked.map(usize::from), loaded.info.parameters),
-    };
-    let report = if jobs > 1 {
-        let mut workers = workers::WorkerProcesses::new(jobs);
-        let report = lafn::eval::run_spread(&loaded, &request, jobs, &mut |n| workers.start(n), &cancel, &mut |p| {
-            progress.show(p)
-        });
-        let stderr = workers.stderr_report();
-        workers.finish();
-        report.wrap_err_with(|| format!("the run's worker processes failed{stderr}"))?
+    let jobs = workers::jobs(args.jobs.map(usize::from), loaded.info.parameters);
+    // A sequential run scores every record against one cache, in this process: workers make its
+    // edits, kept beside the state file, which the run then finds made.
+    let spread_edits = request.sequential && jobs > 1 && request.state_file.is_some();
+    if request.sequential && args.jobs.is_some_and(|j| j > 1) && !spread_edits {
+        log::warn!("--jobs: a sequential run spreads its edits only when they are kept, beside --out; one process");
+    }
+    if spread_edits {
+        workers::spread_over(jobs, |start| {
+            lafn::eval::edit_spread(&loaded, &request, jobs, start, &cancel, &mut |p| progress.show(p))
+        })?;
+    }
+    let report = if jobs > 1 && !request.sequential {
+        workers::spread_over(jobs, |start| {
+            lafn::eval::run_spread(&loaded, &request, jobs, start, &cancel, &mut |p| progress.show(p))
+        })?
+    } else if spread_edits && cancel.load(Ordering::Relaxed) {
+        bail!("stopped by a signal while the edits were made: run the same command again to resume");
     } else {
         let dense = loaded.editing_weights()?;
         let models = EvalModels { loaded: &loaded, dense: &dense };

@@ -82,6 +82,13 @@ impl KeptEdits {
         Ok(Self { dir: dir.to_path_buf(), hidden })
     }
 
+    /// The edits directory a coordinator has opened with [`KeptEdits::open`], for a worker saving
+    /// the edits it makes into it (without the checks and clean-up of opening, which would remove
+    /// another worker's files being written).
+    pub(super) fn join(dir: &Path, hidden: usize) -> Self {
+        Self { dir: dir.to_path_buf(), hidden }
+    }
+
     fn record_file(&self, index: usize) -> PathBuf {
         self.dir.join(format!("record-{}.json", index + 1))
     }

@@ -166,7 +166,7 @@ pub(super) struct Plan {
     pub(super) records: Vec<BenchmarkRecord>,
     pub(super) langs: Vec<String>,
     missing_langs: std::collections::BTreeMap<String, Vec<usize>>,
-    identity: RunIdentity,
+    pub(super) identity: RunIdentity,
     pub(super) results: KeptResults,
     /// Per record, the methods without a result yet (empty outside the shard).
     pub(super) missing: Vec<Vec<EvalMethod>>,
@@ -505,14 +505,14 @@ impl<'a> Evaluator<'a> {
         Ok(())
     }
 
-    fn group(&self, index: usize, record: &BenchmarkRecord) -> Result<EditGroup> {
+    pub(super) fn group(&self, index: usize, record: &BenchmarkRecord) -> Result<EditGroup> {
         EditGroup::from_benchmark(&format!("record-{}", index + 1), record, Some(self.langs))
             .wrap_err_with(|| format!("record {}", index + 1))
     }
 
     /// Our edit of the record (when a method needs it) and the baselines' edits derived from it.
     /// Returns what was finished when `cancel` is set; the caller checks it.
-    fn edit(
+    pub(super) fn edit(
         &self,
         index: usize,
         group: &EditGroup,

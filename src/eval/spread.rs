@@ -8,7 +8,9 @@
 //! The coordinator ([`run_spread`]) plans the run as [`super::run`] does, owns the state file and
 //! the report, and hands out one record at a time to whichever worker is free; a worker ([`serve`])
 //! evaluates the records it is sent. They speak JSON lines: an [`Assignment`] to the worker, a
-//! [`WorkerMessage`] per stage and per finished record back.
+//! [`WorkerMessage`] per stage and per finished record back. A sequential run scores every record
+//! against one cache of all edits, so only its edits are spread ([`edit_spread`]): workers keep them
+//! beside the state file as the run itself does, and the run then finds them made.
 
 use std::collections::VecDeque;
 use std::io::{BufRead, Write};
@@ -19,6 +21,7 @@ use std::time::{Duration, Instant};
 use color_eyre::eyre::{bail, ensure, eyre, WrapErr};
 use serde::{Deserialize, Serialize};
 
+use super::kept_edits::{edits_dir_for, KeptEdits};
 use super::methods::EvalMethod;
 use super::report::{EvalReport, RecordResult};
 use super::runner::{EvalModels, EvalPhase, EvalRequest, Evaluator, Plan, Progress, Stage};
@@ -37,7 +40,7 @@ pub struct Assignment {
 #[serde(rename_all = "kebab-case")]
 pub enum WorkerMessage {
     Stage(Stage),
-    /// The record's results, one per method.
+    /// The record's results, one per method (none for a sequential run's edit, which is kept on disk).
     Finished(Vec<RecordResult>),
 }
 
@@ -50,7 +53,8 @@ pub struct WorkerLink {
 
 /// A worker: evaluates each record `input` assigns (one JSON line each) and writes its stages and
 /// results to `output`, until `input` ends or `cancel` is set. `request` must be the coordinator's
-/// (same file, languages, settings); its state file is the coordinator's to write and not opened here.
+/// (same file, languages, settings); its state file is the coordinator's to write. For a sequential
+/// run the worker only makes each record's edits, and keeps them beside that state file.
 pub fn serve(
     models: EvalModels,
     request: &EvalRequest,
@@ -58,7 +62,11 @@ pub fn serve(
     mut output: impl Write,
     cancel: &AtomicBool,
 ) -> Result<()> {
-    ensure!(!request.sequential, "a sequential run edits every record into one cache: it runs in one process");
+    let kept = match (&request.state_file, request.sequential) {
+        (Some(state), true) => Some(KeptEdits::join(&edits_dir_for(state), models.dense.config().hidden_size)),
+        (None, true) => bail!("a sequential run's workers keep its edits beside its state file: give --out"),
+        (_, false) => None,
+    };
     let request = EvalRequest { state_file: None, ..request.clone() };
     let plan = Plan::new(models.loaded, &request)?;
     let unedited = plan.unedited_answers(models.loaded, &request);
@@ -81,11 +89,25 @@ pub fn serve(
             plan.methods
         );
         let mut stage_error = None;
-        let finished = evaluator.evaluate_record(&plan.records, record, &methods, cancel, &mut |stage| {
+        let mut on_stage = |stage| {
             if let Err(e) = send(&WorkerMessage::Stage(stage)) {
                 stage_error.get_or_insert(e);
             }
-        })?;
+        };
+        let finished = match &kept {
+            Some(kept) => {
+                let group = evaluator.group(record, &plan.records[record])?;
+                let edits = evaluator.edit(record, &group, &methods, cancel, &mut on_stage)?;
+                match edits {
+                    Some(edits) if !cancel.load(Ordering::Relaxed) => {
+                        kept.save(record, &methods, &edits)?;
+                        Some(Vec::new())
+                    }
+                    _ => None,
+                }
+            }
+            None => evaluator.evaluate_record(&plan.records, record, &methods, cancel, &mut on_stage)?,
+        };
         if let Some(e) = stage_error {
             return Err(e);
         }
@@ -113,13 +135,13 @@ pub fn run_spread(
     cancel: &AtomicBool,
     on_progress: &mut dyn FnMut(Progress),
 ) -> Result<EvalReport> {
-    ensure!(!request.sequential, "a sequential run edits every record into one cache: it runs in one process");
+    ensure!(!request.sequential, "a sequential run scores every record against one cache: spread its edits only");
     let started = Instant::now();
     let mut plan = Plan::new(loaded, request)?;
     plan.warn_of_missing_languages(request);
     let before = plan.results.list.len();
     let total = plan.in_shard_count(request.shard);
-    let mut pending: VecDeque<Assignment> = (plan.missing.iter().enumerate())
+    let pending: VecDeque<Assignment> = (plan.missing.iter().enumerate())
         .filter(|(_, methods)| !methods.is_empty())
         .map(|(record, methods)| Assignment { record, methods: methods.clone() })
         .collect();
@@ -127,12 +149,82 @@ pub fn run_spread(
     let mut done = resumed;
     let progress = |done, stage| Progress { phase: EvalPhase::Records, done, total, resumed, stage };
     on_progress(progress(done, None));
+    let workers = distribute(pending, jobs, start_worker, cancel, &mut |message| {
+        match message {
+            WorkerMessage::Stage(stage) => on_progress(progress(done, Some(stage))),
+            WorkerMessage::Finished(results) => {
+                for result in results {
+                    plan.results.keep(result)?;
+                }
+                done += 1;
+                on_progress(progress(done, None));
+            }
+        }
+        Ok(())
+    })?;
+    Ok(plan.report(request, loaded, (before, workers), started))
+}
 
+/// Makes a sequential run's edits over `jobs` workers (see [`run_spread`] for `start_worker` and
+/// `cancel`): every record without edits kept beside the state file gets them there, and
+/// [`super::run`] then scores the run with them. Reports progress as that run's editing phase.
+pub fn edit_spread(
+    loaded: &LoadedModel,
+    request: &EvalRequest,
+    jobs: usize,
+    start_worker: &mut dyn FnMut(usize) -> Result<WorkerLink>,
+    cancel: &AtomicBool,
+    on_progress: &mut dyn FnMut(Progress),
+) -> Result<()> {
+    ensure!(request.sequential, "only a sequential run keeps its edits apart from its results");
+    let Some(state) = &request.state_file else {
+        bail!("a sequential run's workers keep its edits beside its state file: give --out");
+    };
+    let plan = Plan::new(loaded, request)?;
+    // Scoring any record needs every record's edits.
+    let needed: Vec<EvalMethod> =
+        plan.methods.iter().copied().filter(|m| plan.missing.iter().any(|list| list.contains(m))).collect();
+    if !needed.iter().any(|m| m.needs_edit()) {
+        return Ok(());
+    }
+    let kept = KeptEdits::open(&edits_dir_for(state), &plan.identity, loaded.model.config().hidden_size)?;
+    let total = plan.records.len();
+    let pending: VecDeque<Assignment> = (0..total)
+        .filter(|&record| kept.load(record, &needed).is_none())
+        .map(|record| Assignment { record, methods: needed.clone() })
+        .collect();
+    let resumed = total - pending.len();
+    let mut done = resumed;
+    let progress = |done, stage| Progress { phase: EvalPhase::Editing, done, total, resumed, stage };
+    on_progress(progress(done, None));
+    distribute(pending, jobs, start_worker, cancel, &mut |message| {
+        match message {
+            WorkerMessage::Stage(stage) => on_progress(progress(done, Some(stage))),
+            WorkerMessage::Finished(_) => {
+                done += 1;
+                on_progress(progress(done, None));
+            }
+        }
+        Ok(())
+    })?;
+    Ok(())
+}
+
+/// Hands `pending` out over up to `jobs` workers, one record at a time to whichever is free, and
+/// passes each worker's messages about its record to `on_message`; returns how many workers ran.
+/// Stops handing out when `cancel` is set, and returns without waiting for the records in progress.
+fn distribute(
+    mut pending: VecDeque<Assignment>,
+    jobs: usize,
+    start_worker: &mut dyn FnMut(usize) -> Result<WorkerLink>,
+    cancel: &AtomicBool,
+    on_message: &mut dyn FnMut(WorkerMessage) -> Result<()>,
+) -> Result<usize> {
     // Each worker's messages reach one channel through a thread of its own; the threads end with
     // the workers' output.
     let (sender, messages) = mpsc::channel::<(usize, Result<WorkerMessage>)>();
-    let mut inputs: Vec<Option<Box<dyn Write + Send>>> = Vec::new();
     let workers = jobs.max(1).min(pending.len());
+    let mut inputs: Vec<Option<Box<dyn Write + Send>>> = Vec::new();
     for worker in 0..workers {
         let WorkerLink { input, output } = start_worker(worker)?;
         inputs.push(Some(input));
@@ -156,7 +248,7 @@ pub fn run_spread(
     drop(sender);
 
     // The record each worker is evaluating.
-    let mut busy: Vec<Option<usize>> = vec![None; inputs.len()];
+    let mut busy: Vec<Option<usize>> = vec![None; workers];
     let mut assign = |worker: usize, busy: &mut Vec<Option<usize>>| -> Result<()> {
         let next = if cancel.load(Ordering::Relaxed) { None } else { pending.pop_front() };
         match (next, inputs[worker].as_mut()) {
@@ -171,7 +263,7 @@ pub fn run_spread(
         }
         Ok(())
     };
-    for worker in 0..busy.len() {
+    for worker in 0..workers {
         assign(worker, &mut busy)?;
     }
     while busy.iter().any(Option::is_some) && !cancel.load(Ordering::Relaxed) {
@@ -189,21 +281,17 @@ pub fn run_spread(
             Err(_) if cancel.load(Ordering::Relaxed) => break,
             message => message.wrap_err_with(|| format!("worker {} failed on record {}", worker + 1, record + 1))?,
         };
-        match message {
-            WorkerMessage::Stage(stage) => on_progress(progress(done, Some(stage))),
-            WorkerMessage::Finished(results) => {
-                if let Some(other) = results.iter().find(|r| r.record != record) {
-                    bail!("worker {} sent record {} for record {}", worker + 1, other.record + 1, record + 1);
-                }
-                for result in results {
-                    plan.results.keep(result)?;
-                }
-                done += 1;
-                busy[worker] = None;
-                on_progress(progress(done, None));
-                assign(worker, &mut busy)?;
+        let finished = matches!(message, WorkerMessage::Finished(_));
+        if let WorkerMessage::Finished(results) = &message {
+            if let Some(other) = results.iter().find(|r| r.record != record) {
+                bail!("worker {} sent record {} for record {}", worker + 1, other.record + 1, record + 1);
             }
         }
+        on_message(message)?;
+        if finished {
+            busy[worker] = None;
+            assign(worker, &mut busy)?;
+        }
     }
-    Ok(plan.report(request, loaded, (before, workers), started))
+    Ok(workers)
 }

@@ -46,8 +46,21 @@ fn available_memory_bytes() -> Option<u64> {
     Some(kib * 1024)
 }
 
+/// Runs `spread` (a run spread over workers) with `jobs` worker processes to start, and ends them
+/// afterwards; a failure carries what the workers wrote to stderr.
+pub(super) fn spread_over<T>(
+    jobs: usize,
+    spread: impl FnOnce(&mut dyn FnMut(usize) -> Result<WorkerLink>) -> Result<T>,
+) -> Result<T> {
+    let mut workers = WorkerProcesses::new(jobs);
+    let outcome = spread(&mut |n| workers.start(n));
+    let stderr = workers.stderr_report();
+    workers.finish();
+    outcome.wrap_err_with(|| format!("the run's worker processes failed{stderr}"))
+}
+
 /// The worker processes of one run.
-pub(super) struct WorkerProcesses {
+struct WorkerProcesses {
     children: Vec<Child>,
     /// The CPUs each worker computes on, one set per worker (empty: not pinned).
     cpus: Vec<Vec<usize>>,
@@ -63,7 +76,7 @@ impl WorkerProcesses {
     /// Workers for a run of `jobs`, sharing the CPUs this process may use: each gets CPUs of its own
     /// where there are enough (pinned, a worker keeps its caches: 10 records took 86 s pinned, 97 s
     /// not), and as many threads as CPUs.
-    pub(super) fn new(jobs: usize) -> Self {
+    fn new(jobs: usize) -> Self {
         let allowed = affinity::allowed_cpus();
         let available = if allowed.is_empty() {
             std::thread::available_parallelism().map_or(1, |n| n.get())
@@ -80,7 +93,7 @@ impl WorkerProcesses {
     }
 
     /// Starts worker `number` (from 0) with this command's own arguments.
-    pub(super) fn start(&mut self, number: usize) -> Result<WorkerLink> {
+    fn start(&mut self, number: usize) -> Result<WorkerLink> {
         let program = std::env::current_exe().wrap_err("cannot find this program to start a worker")?;
         let mut command = Command::new(program);
         command
@@ -120,7 +133,7 @@ impl WorkerProcesses {
     }
 
     /// What the workers wrote to stderr, for an error message.
-    pub(super) fn stderr_report(&self) -> String {
+    fn stderr_report(&self) -> String {
         let mut report = String::new();
         for (number, tail) in self.stderr_tails.iter().enumerate() {
             let tail = tail.lock().expect("stderr tail lock");
@@ -133,7 +146,7 @@ impl WorkerProcesses {
 
     /// Ends the workers: those still evaluating a record (a cancelled or failed run) are killed, the
     /// others have ended with their input.
-    pub(super) fn finish(mut self) {
+    fn finish(mut self) {
         for child in &mut self.children {
             if !matches!(child.try_wait(), Ok(Some(_))) {
                 let _ = child.kill();
