@@ -65,13 +65,15 @@ pub struct EvalArgs {
     /// (in the data directory's `unedited-answers/`, per model; each run checks one against the model).
     #[arg(long)]
     recompute_unedited: bool,
-    /// Worker processes to spread the records over (standard protocol), sharing the CPUs: an edit
-    /// gains little from a second thread, so two one-thread processes finish nearly twice the
-    /// records of one two-thread process, with the same answers. Default: one per CPU this process
-    /// may use, as many as the available memory holds (6 bytes a model parameter each). 1: no workers.
+    /// Worker processes to spread the records over (a sequential run: its edits, with --out),
+    /// sharing the CPUs: an edit gains little from a second thread, so two one-thread processes
+    /// finish about 1.4x the records of one two-thread process, with the same answers. Default: one
+    /// per CPU this process may use, as many as the available memory holds (6 bytes a model
+    /// parameter each). 1: no workers.
     #[arg(long, value_parser = clap::value_parser!(u16).range(1..))]
     jobs: Option<u16>,
-    /// Evaluate the records a coordinating `lafn eval` assigns on stdin, reporting on stdout.
+    /// Evaluate (or, in a sequential run, edit) the records a coordinating `lafn eval` assigns on
+    /// stdin, reporting on stdout.
     #[arg(long, hide = true)]
     worker: bool,
 }
