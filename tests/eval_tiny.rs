@@ -9,7 +9,7 @@ use clap::ValueEnum;
 use lafn::eval::methods::{answer_all, Answerer};
 use lafn::eval::{
     edit_spread, merge, run, run_spread, serve, state_path_for, Dataset, EvalConfig, EvalMethod, EvalModels,
-    EvalReport, EvalRequest, Metric, Progress, Scoring, Shard, Table, WorkerLink,
+    EvalReport, EvalRequest, Metric, Progress, Scoring, Shard, Table,
 };
 use lafn::method::apply::CachedEdits;
 use lafn::method::cache::MemoryStore;
@@ -17,6 +17,7 @@ use lafn::method::prompts::ParaphraseSettings;
 use lafn::method::{LayerChoice, LocateSettings, MethodSettings, OptimizeSettings};
 use lafn::runtime::tiny::{write_tiny_model, TinySpec};
 use lafn::runtime::{Arch, LoadedModel, Model, PromptFrame, WeightMode};
+use lafn::workers::WorkerLink;
 
 /// Two records in the benchmark format, in words the tiny tokenizer knows.
 const RECORDS: &str = r#"{"en": {"subject": "Shmavon Shmavonyan", "src": "what country is Shmavon Shmavonyan from ?", "rephrase": "which country is Shmavon Shmavonyan from ?", "alt": "Yemen", "loc": "where is the river ?", "loc_ans": "Italy", "portability": {"New Question": "what is the capital of the country of Shmavon Shmavonyan ?", "New Answer": "Tokyo"}}, "de": {"subject": "Shmavon Shmavonyan", "src": "Shmavon Shmavonyan ist der", "rephrase": "der Shmavon Shmavonyan ist", "alt": "Jemen", "loc": "die river ist", "loc_ans": "Berlin", "portability": {"New Question": "die capital der Shmavon Shmavonyan ist", "New Answer": "Tokyo"}}}

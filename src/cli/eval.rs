@@ -16,8 +16,7 @@ use lafn::Result;
 use super::args::ModelArgs;
 use super::progress::{JobProgress, Look, PlainLines};
 use super::signals::cancel_on_signals;
-
-mod workers;
+use super::workers;
 
 #[derive(Args)]
 #[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]

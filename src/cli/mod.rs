@@ -24,6 +24,7 @@ mod inspect;
 mod progress;
 mod signals;
 mod tui;
+mod workers;
 
 use clap::{Parser, Subcommand};
 use lafn::Result;

@@ -26,5 +26,5 @@ pub use metrics::{token_f1, Metric, Score};
 pub use report::{EvalReport, MethodReport, RecordResult, Table, TimeBreakdown};
 pub use runner::{run, EvalConfig, EvalModels, EvalPhase, EvalRequest, EvalSettings, Progress, Stage};
 pub use shard::{merge, Merged, Shard};
-pub use spread::{edit_spread, run_spread, serve, WorkerLink};
+pub use spread::{edit_spread, run_spread, serve};
 pub use state::state_path_for;

@@ -15,10 +15,9 @@
 use std::collections::VecDeque;
 use std::io::{BufRead, Write};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use color_eyre::eyre::{bail, ensure, eyre, WrapErr};
+use color_eyre::eyre::{bail, ensure, WrapErr};
 use serde::{Deserialize, Serialize};
 
 use super::kept_edits::{edits_dir_for, KeptEdits};
@@ -26,6 +25,7 @@ use super::methods::EvalMethod;
 use super::report::{EvalReport, RecordResult};
 use super::runner::{EvalModels, EvalPhase, EvalRequest, Evaluator, Plan, Progress, Stage};
 use crate::runtime::LoadedModel;
+use crate::workers::{distribute, WorkerLink};
 use crate::Result;
 
 /// One record for a worker to evaluate with these methods.
@@ -35,6 +35,12 @@ pub struct Assignment {
     pub methods: Vec<EvalMethod>,
 }
 
+impl std::fmt::Display for Assignment {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "record {}", self.record + 1)
+    }
+}
+
 /// What a worker reports about the record it was sent.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -42,13 +48,6 @@ pub enum WorkerMessage {
     Stage(Stage),
     /// The record's results, one per method (none for a sequential run's edit, which is kept on disk).
     Finished(Vec<RecordResult>),
-}
-
-/// The coordinator's ends of a worker's pipes: assignments are written to `input`, messages read
-/// from `output`. Dropping `input` tells the worker that no record follows.
-pub struct WorkerLink {
-    pub input: Box<dyn Write + Send>,
-    pub output: Box<dyn BufRead + Send>,
 }
 
 /// A worker: evaluates each record `input` assigns (one JSON line each) and writes its stages and
@@ -119,9 +118,6 @@ pub fn serve(
     Ok(())
 }
 
-/// How often the coordinator looks at `cancel` while every worker is busy.
-const CANCEL_POLL: Duration = Duration::from_millis(200);
-
 /// Runs the evaluation over `jobs` workers started by `start_worker` (given each worker's number
 /// from 0; fewer are started when fewer records are left) and returns its report, as [`super::run`]
 /// does: results found in the state file are not computed again, and setting `cancel` stops handing
@@ -149,18 +145,22 @@ pub fn run_spread(
     let mut done = resumed;
     let progress = |done, stage| Progress { phase: EvalPhase::Records, done, total, resumed, stage };
     on_progress(progress(done, None));
-    let workers = distribute(pending, jobs, start_worker, cancel, &mut |message| {
-        match message {
-            WorkerMessage::Stage(stage) => on_progress(progress(done, Some(stage))),
-            WorkerMessage::Finished(results) => {
-                for result in results {
-                    plan.results.keep(result)?;
-                }
-                done += 1;
-                on_progress(progress(done, None));
-            }
+    let workers = distribute(pending, jobs, start_worker, cancel, &mut |task: &Assignment, message| match message {
+        WorkerMessage::Stage(stage) => {
+            on_progress(progress(done, Some(stage)));
+            Ok(false)
         }
-        Ok(())
+        WorkerMessage::Finished(results) => {
+            if let Some(other) = results.iter().find(|r| r.record != task.record) {
+                bail!("it sent record {}", other.record + 1);
+            }
+            for result in results {
+                plan.results.keep(result)?;
+            }
+            done += 1;
+            on_progress(progress(done, None));
+            Ok(true)
+        }
     })?;
     Ok(plan.report(request, loaded, (before, workers), started))
 }
@@ -197,101 +197,16 @@ pub fn edit_spread(
     let mut done = resumed;
     let progress = |done, stage| Progress { phase: EvalPhase::Editing, done, total, resumed, stage };
     on_progress(progress(done, None));
-    distribute(pending, jobs, start_worker, cancel, &mut |message| {
-        match message {
-            WorkerMessage::Stage(stage) => on_progress(progress(done, Some(stage))),
-            WorkerMessage::Finished(_) => {
-                done += 1;
-                on_progress(progress(done, None));
-            }
+    distribute(pending, jobs, start_worker, cancel, &mut |_: &Assignment, message| match message {
+        WorkerMessage::Stage(stage) => {
+            on_progress(progress(done, Some(stage)));
+            Ok(false)
         }
-        Ok(())
+        WorkerMessage::Finished(_) => {
+            done += 1;
+            on_progress(progress(done, None));
+            Ok(true)
+        }
     })?;
     Ok(())
-}
-
-/// Hands `pending` out over up to `jobs` workers, one record at a time to whichever is free, and
-/// passes each worker's messages about its record to `on_message`; returns how many workers ran.
-/// Stops handing out when `cancel` is set, and returns without waiting for the records in progress.
-fn distribute(
-    mut pending: VecDeque<Assignment>,
-    jobs: usize,
-    start_worker: &mut dyn FnMut(usize) -> Result<WorkerLink>,
-    cancel: &AtomicBool,
-    on_message: &mut dyn FnMut(WorkerMessage) -> Result<()>,
-) -> Result<usize> {
-    // Each worker's messages reach one channel through a thread of its own; the threads end with
-    // the workers' output.
-    let (sender, messages) = mpsc::channel::<(usize, Result<WorkerMessage>)>();
-    let workers = jobs.max(1).min(pending.len());
-    let mut inputs: Vec<Option<Box<dyn Write + Send>>> = Vec::new();
-    for worker in 0..workers {
-        let WorkerLink { input, output } = start_worker(worker)?;
-        inputs.push(Some(input));
-        let sender = sender.clone();
-        std::thread::Builder::new()
-            .name(format!("lafn-eval-worker-{worker}"))
-            .spawn(move || {
-                for line in output.lines() {
-                    let message = line.map_err(color_eyre::Report::from).and_then(|line| {
-                        serde_json::from_str(&line).wrap_err_with(|| format!("not a message: {line:.200}"))
-                    });
-                    let failed = message.is_err();
-                    if sender.send((worker, message)).is_err() || failed {
-                        return;
-                    }
-                }
-                let _ = sender.send((worker, Err(eyre!("its output ended"))));
-            })
-            .wrap_err("cannot start a thread to read a worker")?;
-    }
-    drop(sender);
-
-    // The record each worker is evaluating.
-    let mut busy: Vec<Option<usize>> = vec![None; workers];
-    let mut assign = |worker: usize, busy: &mut Vec<Option<usize>>| -> Result<()> {
-        let next = if cancel.load(Ordering::Relaxed) { None } else { pending.pop_front() };
-        match (next, inputs[worker].as_mut()) {
-            (Some(assignment), Some(input)) => {
-                serde_json::to_writer(&mut *input, &assignment)?;
-                input.write_all(b"\n")?;
-                input.flush().wrap_err_with(|| format!("worker {} has gone", worker + 1))?;
-                busy[worker] = Some(assignment.record);
-            }
-            // Nothing left for it: its input ends, and so does the worker.
-            _ => inputs[worker] = None,
-        }
-        Ok(())
-    };
-    for worker in 0..workers {
-        assign(worker, &mut busy)?;
-    }
-    while busy.iter().any(Option::is_some) && !cancel.load(Ordering::Relaxed) {
-        let (worker, message) = match messages.recv_timeout(CANCEL_POLL) {
-            Ok(received) => received,
-            Err(mpsc::RecvTimeoutError::Timeout) => continue,
-            Err(mpsc::RecvTimeoutError::Disconnected) => bail!("every worker has gone"),
-        };
-        let Some(record) = busy[worker] else {
-            // A worker ending after its input did has nothing more to say.
-            continue;
-        };
-        let message = match message {
-            // A signal to the whole process group (Ctrl-C) stops the workers too.
-            Err(_) if cancel.load(Ordering::Relaxed) => break,
-            message => message.wrap_err_with(|| format!("worker {} failed on record {}", worker + 1, record + 1))?,
-        };
-        let finished = matches!(message, WorkerMessage::Finished(_));
-        if let WorkerMessage::Finished(results) = &message {
-            if let Some(other) = results.iter().find(|r| r.record != record) {
-                bail!("worker {} sent record {} for record {}", worker + 1, other.record + 1, record + 1);
-            }
-        }
-        on_message(message)?;
-        if finished {
-            busy[worker] = None;
-            assign(worker, &mut busy)?;
-        }
-    }
-    Ok(workers)
 }

@@ -1,5 +1,6 @@
-//! `lafn eval --jobs N`: the worker processes a run is spread over (see `lafn::eval::spread`). Each is
-//! this program again (`lafn eval <the same arguments> --worker`) with its share of the CPUs.
+//! `--jobs N` of `lafn eval` and `lafn edit`: the worker processes long work is spread over (see
+//! `lafn::workers`). Each is this program again (`lafn <the same arguments> --worker`) with its share
+//! of the CPUs.
 
 use std::collections::{HashSet, VecDeque};
 use std::io::{BufRead, BufReader};
@@ -7,14 +8,14 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 
 use color_eyre::eyre::WrapErr;
-use lafn::eval::WorkerLink;
+use lafn::workers::WorkerLink;
 use lafn::Result;
 
 /// Lines of a worker's stderr kept to explain its failure.
 const KEPT_STDERR_LINES: usize = 40;
 
 /// Memory a worker needs per model parameter: the dense f32 copy it edits, the quantized weights
-/// that answer, an edit's activations, the run's kept answers. Measured on gemma-3-270m (268M
+/// that answer, an edit's activations, an evaluation's kept answers. Measured on gemma-3-270m (268M
 /// parameters): workers peaking at 1.5 GB over 50 MzsRE records.
 const WORKER_BYTES_PER_PARAMETER: u64 = 6;
 
@@ -46,7 +47,7 @@ fn available_memory_bytes() -> Option<u64> {
     Some(kib * 1024)
 }
 
-/// Runs `spread` (a run spread over workers) with `jobs` worker processes to start, and ends them
+/// Runs `spread` (work spread over workers) with `jobs` worker processes to start, and ends them
 /// afterwards; a failure carries what the workers wrote to stderr.
 pub(super) fn spread_over<T>(
     jobs: usize,
@@ -56,10 +57,10 @@ pub(super) fn spread_over<T>(
     let outcome = spread(&mut |n| workers.start(n));
     let stderr = workers.stderr_report();
     workers.finish();
-    outcome.wrap_err_with(|| format!("the run's worker processes failed{stderr}"))
+    outcome.wrap_err_with(|| format!("the worker processes failed{stderr}"))
 }
 
-/// The worker processes of one run.
+/// The worker processes of one command.
 struct WorkerProcesses {
     children: Vec<Child>,
     /// The CPUs each worker computes on, one set per worker (empty: not pinned).
@@ -73,7 +74,7 @@ struct WorkerProcesses {
 }
 
 impl WorkerProcesses {
-    /// Workers for a run of `jobs`, sharing the CPUs this process may use: each gets CPUs of its own
+    /// `jobs` workers, sharing the CPUs this process may use: each gets CPUs of its own
     /// where there are enough (pinned, a worker keeps its caches: 10 records took 86 s pinned, 97 s
     /// not), and as many threads as CPUs.
     fn new(jobs: usize) -> Self {
