@@ -1,6 +1,7 @@
 //! `lafn edit --range` / `--all` on a tiny random model: the chosen groups are edited and cached, a rerun
-//! skips them, a bad group is reported without stopping the others, and bad ranges are refused; a single
-//! edit stopped by SIGTERM stores nothing and says so.
+//! skips them, a bad group is reported without stopping the others, bad ranges are refused, and groups
+//! spread over worker processes are the edits of one; a single edit stopped by SIGTERM stores nothing
+//! and says so.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -46,7 +47,7 @@ fn a_range_is_edited_a_rerun_skips_it_and_a_bad_group_stops_nothing() {
     let edit = [&edit[..], &["--steps", "2", "--beta", "0.5", "--layers", "1"]].concat();
     let with = |flags: &[&'static str]| -> Vec<&str> { [&edit[..], flags].concat() };
 
-    let (code, stdout, stderr) = lafn(&with(&["--range", "1..3"]));
+    let (code, stdout, stderr) = lafn(&with(&["--range", "1..3", "--jobs", "2"]));
     assert_ne!(code, 0, "a failed group makes the exit code non-zero: {stdout}");
     assert!(stdout.contains("group 1 `Shmavon Shmavonyan`: cached as"), "{stdout}\n{stderr}");
     assert!(stdout.contains("group 2: FAILED") && stdout.contains("the target is empty"), "{stdout}");
@@ -57,7 +58,7 @@ fn a_range_is_edited_a_rerun_skips_it_and_a_bad_group_stops_nothing() {
     assert_eq!(entries(&cache), 2);
 
     // Rerun: the cached groups are skipped, the bad one fails again.
-    let (code, stdout, _) = lafn(&with(&["--range", "1..3"]));
+    let (code, stdout, _) = lafn(&with(&["--range", "1..3", "--jobs", "1"]));
     assert_ne!(code, 0);
     assert!(stdout.contains("group 1 `Shmavon Shmavonyan`: skipped, already cached as"), "{stdout}");
     assert!(stdout.contains("edited 0, skipped 2 (already cached), failed 1, of 3 groups"), "{stdout}");
@@ -72,6 +73,46 @@ fn a_range_is_edited_a_rerun_skips_it_and_a_bad_group_stops_nothing() {
     assert_eq!(code, 0, "{stdout}\n{stderr}");
     assert!(stdout.contains("edited 1, skipped 0 (already cached), failed 0, of 1 groups"), "{stdout}");
     assert_eq!(entries(&cache), 3);
+}
+
+/// Every file of a cache's entries, by path under the cache, with its bytes.
+fn entry_files(cache: &Path) -> Vec<(PathBuf, Vec<u8>)> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(cache.join("entries")).unwrap() {
+        for file in std::fs::read_dir(entry.unwrap().path()).unwrap() {
+            let path = file.unwrap().path();
+            if path.extension().is_some_and(|e| e == "safetensors") {
+                files.push((path.strip_prefix(cache).unwrap().to_path_buf(), std::fs::read(&path).unwrap()));
+            }
+        }
+    }
+    files.sort();
+    files
+}
+
+/// `--jobs 2`: two worker processes edit the groups and store them in the cache themselves; the
+/// cache lists them all and holds the update values one process makes.
+#[test]
+fn groups_edited_by_workers_are_the_edits_of_one_process() {
+    let dir = tempfile::tempdir().unwrap();
+    let (edit, cache) = edit_command(dir.path());
+    let edit: Vec<&str> = edit.iter().map(String::as_str).collect();
+    let other_cache = dir.path().join("other-cache").to_string_lossy().into_owned();
+    let flags = ["--steps", "2", "--beta", "0.5", "--layers", "1", "--range", "3..4"];
+    let (code, stdout, stderr) = lafn(&[&edit[..], &flags, &["--jobs", "2"]].concat());
+    assert_eq!(code, 0, "{stdout}\n{stderr}");
+    assert!(stdout.contains("edited 2, skipped 0 (already cached), failed 0, of 2 groups"), "{stdout}");
+    let index: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(cache.join("index.json")).unwrap()).unwrap();
+    assert_eq!(index["entries"].as_array().map(Vec::len), Some(2), "the index lists both workers' entries: {index}");
+    let mut one_process: Vec<&str> = edit.clone();
+    let at = one_process.iter().position(|a| *a == "--cache-dir").unwrap();
+    one_process[at + 1] = &other_cache;
+    let (code, _, stderr) = lafn(&[&one_process[..], &flags, &["--jobs", "1"]].concat());
+    assert_eq!(code, 0, "{stderr}");
+    let (spread, alone) = (entry_files(&cache), entry_files(Path::new(&other_cache)));
+    assert_eq!(spread.len(), 2 * 2, "update values and scope keys of both groups");
+    assert!(spread == alone, "the same files, byte for byte");
 }
 
 #[test]
