@@ -7,13 +7,13 @@ use std::sync::atomic::AtomicBool;
 
 use lafn::eval::{run, Dataset, EvalMethod, EvalModels, EvalReport, EvalRequest, Metric, Scoring};
 
-#[test]
-fn lu_lafns_raises_reliability_and_keeps_locality() {
-    let request = EvalRequest {
+/// The first `limit` sample records in English and German, unedited and ours, both scorings.
+fn request(limit: usize) -> EvalRequest {
+    EvalRequest {
         dataset: Dataset::Mzsre,
         file: common::mzsre_sample(),
         langs: Some(vec!["en".into(), "de".into()]),
-        limit: Some(1),
+        limit: Some(limit),
         methods: vec![EvalMethod::Unedited, EvalMethod::LuLafns],
         sequential: false,
         config: Default::default(),
@@ -21,7 +21,12 @@ fn lu_lafns_raises_reliability_and_keeps_locality() {
         scoring: Scoring::Both,
         shard: None,
         unedited_answers: None,
-    };
+    }
+}
+
+#[test]
+fn lu_lafns_raises_reliability_and_keeps_locality() {
+    let request = request(1);
     let models = EvalModels { loaded: common::default_quantized(), dense: common::default_editing() };
     let report = run(models, &request, &AtomicBool::new(false), &mut |_| {}).unwrap();
     eprintln!("{}", report.markdown());
@@ -50,20 +55,7 @@ fn lu_lafns_raises_reliability_and_keeps_locality() {
 #[test]
 fn a_run_spread_over_worker_processes_gives_the_report_of_one_run() {
     let dir = tempfile::tempdir().unwrap();
-    let file = common::mzsre_sample();
-    let request = EvalRequest {
-        dataset: Dataset::Mzsre,
-        file: file.clone(),
-        langs: Some(vec!["en".into(), "de".into()]),
-        limit: Some(2),
-        methods: vec![EvalMethod::Unedited, EvalMethod::LuLafns],
-        sequential: false,
-        config: Default::default(),
-        state_file: None,
-        scoring: Scoring::Both,
-        shard: None,
-        unedited_answers: None,
-    };
+    let request = request(2);
     let models = EvalModels { loaded: common::default_quantized(), dense: common::default_editing() };
     let whole = run(models, &request, &AtomicBool::new(false), &mut |_| {}).unwrap();
 
@@ -72,7 +64,7 @@ fn a_run_spread_over_worker_processes_gives_the_report_of_one_run() {
         .args(["eval", "--dataset", "mzsre", "--langs", "en,de", "--limit", "2", "--method", "unedited,lu-lafns"])
         .args(["--jobs", "2", "--recompute-unedited"])
         .arg("--file")
-        .arg(&file)
+        .arg(&request.file)
         .arg("--out")
         .arg(&out)
         .stdout(std::process::Stdio::null())
