@@ -23,6 +23,21 @@ pub struct WorkerLink {
     pub output: Box<dyn BufRead + Send>,
 }
 
+/// A worker's side: the tasks its coordinator writes to `input`, one JSON line each, until it ends.
+pub fn tasks<Task: DeserializeOwned>(input: impl BufRead) -> impl Iterator<Item = Result<Task>> {
+    input.lines().map(|line| {
+        let line = line.wrap_err("reading the coordinator's tasks")?;
+        serde_json::from_str(&line).wrap_err_with(|| format!("not a task: {line:.200}"))
+    })
+}
+
+/// A worker's side: writes `message` to the coordinator as one JSON line, at once.
+pub fn send<Message: Serialize>(output: &mut impl Write, message: &Message) -> Result<()> {
+    serde_json::to_writer(&mut *output, message)?;
+    output.write_all(b"\n")?;
+    Ok(output.flush()?)
+}
+
 /// How often the coordinator looks at `cancel` while every worker is busy.
 const CANCEL_POLL: Duration = Duration::from_millis(200);
 

@@ -17,7 +17,7 @@ use std::io::{BufRead, Write};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
-use color_eyre::eyre::{bail, ensure, WrapErr};
+use color_eyre::eyre::{bail, ensure};
 use serde::{Deserialize, Serialize};
 
 use super::kept_edits::{edits_dir_for, KeptEdits};
@@ -25,7 +25,7 @@ use super::methods::EvalMethod;
 use super::report::{EvalReport, RecordResult};
 use super::runner::{EvalModels, EvalPhase, EvalRequest, Evaluator, Plan, Progress, Stage};
 use crate::runtime::LoadedModel;
-use crate::workers::{distribute, WorkerLink};
+use crate::workers::{distribute, send, tasks, WorkerLink};
 use crate::Result;
 
 /// One record for a worker to evaluate with these methods.
@@ -70,16 +70,9 @@ pub fn serve(
     let plan = Plan::new(models.loaded, &request)?;
     let unedited = plan.unedited_answers(models.loaded, &request);
     let mut evaluator = Evaluator::new(models, &request.config, &plan.langs, request.scoring, unedited)?;
-    let mut send = |message: &WorkerMessage| -> Result<()> {
-        serde_json::to_writer(&mut output, message)?;
-        output.write_all(b"\n")?;
-        Ok(output.flush()?)
-    };
-    for line in input.lines() {
-        let line = line.wrap_err("reading the coordinator's assignments")?;
-        let assignment: Assignment =
-            serde_json::from_str(&line).wrap_err_with(|| format!("not an assignment: {line:.200}"))?;
-        let Assignment { record, methods } = assignment;
+    let mut send = |message: &WorkerMessage| send(&mut output, message);
+    for assignment in tasks(input) {
+        let Assignment { record, methods } = assignment?;
         ensure!(record < plan.records.len(), "record {} is not among the run's {}", record + 1, plan.records.len());
         ensure!(
             !methods.is_empty() && methods.iter().all(|m| plan.methods.contains(m)),

@@ -266,19 +266,13 @@ fn serve(
     cache_dir: PathBuf,
     existing: Option<EditCache>,
 ) -> Result<()> {
-    use std::io::{BufRead, Write};
     let dense = loaded.editing_weights()?;
     let mut bulk = Bulk::new(loaded, &dense, settings, cache_dir, existing)?;
     let mut groups: Vec<Option<Result<EditGroup>>> = groups.into_iter().map(Some).collect();
     let mut output = std::io::stdout().lock();
-    let mut send = |message: &GroupMessage| -> Result<()> {
-        serde_json::to_writer(&mut output, message)?;
-        output.write_all(b"\n")?;
-        Ok(output.flush()?)
-    };
-    for line in std::io::stdin().lock().lines() {
-        let line = line.wrap_err("reading the coordinator's assignments")?;
-        let GroupTask { number } = serde_json::from_str(&line).wrap_err_with(|| format!("not a group: {line:.200}"))?;
+    let mut send = |message: &GroupMessage| lafn::workers::send(&mut output, message);
+    for task in lafn::workers::tasks(std::io::stdin().lock()) {
+        let GroupTask { number } = task?;
         let Some(group) = number.checked_sub(1).and_then(|i| groups.get_mut(i)).and_then(Option::take) else {
             bail!("group {number} is not in the file, or was edited already");
         };
