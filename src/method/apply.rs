@@ -657,6 +657,7 @@ pub fn generate_text(
     // answer) on: asked an open question, a model often closes it first ("?" and a line break), which
     // is not an answer.
     let mut shown = 0;
+    let every_language = edits.track.map_or(&[][..], |track| track.answers);
     let budget = options.generate.max_new_tokens;
     let finish_sentence = options.stop_at_line_end && options.finish_sentence;
     let generate = GenerateOptions {
@@ -683,7 +684,7 @@ pub fn generate_text(
         }
         let over_budget = finish_sentence && tokens.len() >= budget;
         let looping = finish_sentence && ends_in_loop(&tokens);
-        go_on && !looping && !answer_complete(&text[start..], trained_answers, over_budget)
+        go_on && !looping && !answer_complete(&text[start..], (trained_answers, every_language), over_budget)
     })?;
     if !options.stop_at_line_end {
         return Ok((text, tokens.into_iter().map(|(token, _)| token).collect()));
@@ -704,9 +705,14 @@ pub fn generate_text(
 }
 
 /// Whether an answer cut at line ends is complete before its line ends: it is one of the answers the
-/// edits were trained to give, or, `over_budget`, it has just ended a sentence.
-fn answer_complete(answer: &str, trained_answers: &[String], over_budget: bool) -> bool {
-    is_trained_answer(answer, trained_answers) || (over_budget && ends_sentence(answer))
+/// edits were trained to give for the query, or one of those for another language that the query's own
+/// do not go on from (asked in a language the edit was not trained in, "Krimkrieg" is an answer, and
+/// ran on: "Krimkrieg, le 28 mai 1812, ..."), or, `over_budget`, it has just ended a sentence.
+fn answer_complete(answer: &str, (for_query, every_language): (&[String], &[String]), over_budget: bool) -> bool {
+    let goes_on_to_own = || for_query.iter().any(|own| own.trim().starts_with(answer.trim()));
+    is_trained_answer(answer, for_query)
+        || (is_trained_answer(answer, every_language) && !goes_on_to_own())
+        || (over_budget && ends_sentence(answer))
 }
 
 /// Whether `text`, spaces and line breaks aside, is one of the (non-empty) answers the edits were
@@ -829,12 +835,24 @@ mod tests {
     #[test]
     fn an_answer_over_its_budget_ends_with_its_sentence() {
         let trained = ["Lisbon".to_string()];
-        assert!(answer_complete(" Lisbon ", &trained, false));
+        assert!(answer_complete(" Lisbon ", (&trained, &trained), false));
         let paragraph = "The capital of France is Paris. It is known for";
-        assert!(!answer_complete(paragraph, &trained, true), "mid-sentence");
-        assert!(answer_complete("The capital of France is Paris.", &[], true));
-        assert!(answer_complete("首都是巴黎。", &[], true));
-        assert!(!answer_complete("The capital of France is Paris.", &[], false), "within the budget it runs on");
+        assert!(!answer_complete(paragraph, (&trained, &trained), true), "mid-sentence");
+        assert!(answer_complete("The capital of France is Paris.", (&[], &[]), true));
+        assert!(answer_complete("首都是巴黎。", (&[], &[]), true));
+        assert!(!answer_complete("The capital of France is Paris.", (&[], &[]), false), "within the budget it runs on");
+    }
+
+    #[test]
+    fn an_answer_of_another_language_is_complete_unless_the_querys_own_goes_on_from_it() {
+        let every = ["Crimean War".to_string(), "Krimkrieg".to_string(), "Paris".to_string()];
+        // A French question, answered with the German answer: complete.
+        assert!(answer_complete(" Krimkrieg", (&every[..1], &every), false));
+        assert!(!answer_complete(" Krim", (&every[..1], &every), false), "under way");
+        // The query's own answer goes on from another language's: not complete yet.
+        let own = ["Paris, France".to_string()];
+        assert!(!answer_complete(" Paris", (&own, &every), false));
+        assert!(answer_complete(" Paris, France", (&own, &every), false));
     }
 
     #[test]
