@@ -135,6 +135,33 @@ fn an_edit_answers_its_fact_and_the_scope_gate_keeps_other_facts() {
     assert!(states_first(&reply.text, "Lisbon"), "{:?}", reply.text);
 }
 
+/// Asked in a language it was not trained in, an edit answers with one of its trained answers whole.
+/// Edited in English and German (BMIKE-53 dev record 218), the French question fired and its answer
+/// broke its line after "Krim", a piece of "Krimkrieg" (31 of 230 such answers in 31 languages).
+#[test]
+fn asked_in_an_untrained_language_an_edit_answers_a_trained_answer_whole() {
+    let loaded = common::default_quantized();
+    let (model, tokenizer) = (&loaded.model, &loaded.tokenizer);
+    let fact = |lang: &str, prompt: &str, target: &str| EditDescriptor {
+        subject: "William Drummond Matheson".into(),
+        ..descriptor(lang, prompt, target)
+    };
+    let group = EditGroup {
+        name: "matheson-war".into(),
+        descriptors: vec![
+            fact("en", "In what war was William Drummond Matheson a combatant?", "Crimean War"),
+            fact("de", "In welchem Krieg kämpfte William Drummond Matheson?", "Krimkrieg"),
+        ],
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let mut cached = edited_cache(group, dir.path());
+    let question = "Dans quelle guerre William Drummond Matheson était-il combattant?";
+    let reply = answer(model, tokenizer, Some(&mut cached), question, &AnswerOptions::chat(16), &mut |_| true).unwrap();
+    eprintln!("{question} ->{:?}", reply.text);
+    assert_eq!(reply.retrieved.hits.len(), 1, "the French question asks the edited fact");
+    assert!(["Crimean War", "Krimkrieg"].contains(&reply.text.trim()), "{:?}", reply.text);
+}
+
 /// The same completion-style edit with the question the user expects to ask written as a paraphrase
 /// (en + de): written paraphrases are trained on, so the question form answers the new object, a
 /// question worded otherwise too, and the other facts still keep their unedited answers.
