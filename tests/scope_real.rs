@@ -137,7 +137,7 @@ fn an_edit_answers_its_fact_and_the_scope_gate_keeps_other_facts() {
 
 /// Asked in a language it was not trained in, an edit answers with one of its trained answers whole.
 /// Edited in English and German (BMIKE-53 dev record 218), the French question fired and its answer
-/// broke its line after "Krim", a piece of "Krimkrieg" (31 of 230 such answers in 31 languages).
+/// broke its line after "Krim", a piece of "Krimkrieg" (31 of 232 such answers in 31 languages).
 #[test]
 fn asked_in_an_untrained_language_an_edit_answers_a_trained_answer_whole() {
     let loaded = common::default_quantized();
