@@ -290,9 +290,9 @@ impl Model {
             // An answer that has begun as a trained one does not end before it: asked in a language it
             // was not trained in, an edit's answer broke its line after a piece of the trained one
             // ("Krim" for "Krimkrieg", "Nazli" for "Nazli Sabri": 31 of 232 answers that fired in 31
-            // BMIKE-53 languages, docs/results.md, stop 45). It goes on as the likeliest token that
-            // keeps it a trained answer goes on; barring the line end alone let it run off ("Krim,
-            // Jugoslavija, Francuska, ...").
+            // BMIKE-53 languages, docs/results.md, stop 45). It goes on with the likeliest token that
+            // keeps it a trained answer; barring the line end alone let it run off ("Krim, Jugoslavija,
+            // Francuska, ...").
             if let Some(track) = deltas.track.filter(|t| active && t.unfinished(&generated)) {
                 if track.ends_answer(token, stop_ids) {
                     token = track.likeliest_continuation(&generated, &logits, stop_ids)?.unwrap_or(token);
