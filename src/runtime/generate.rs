@@ -85,8 +85,15 @@ impl AnswerTrack<'_> {
     }
 
     /// Of the [`CONTINUATION_CANDIDATES`] likeliest next tokens after `written`, the first that adds to
-    /// the answer and keeps it one of the trained answers (under way or whole); `None` when none does.
-    fn likeliest_continuation(&self, written: &[u32], logits: &Tensor, stop_ids: &[u32]) -> Result<Option<u32>> {
+    /// the answer and keeps it one of the trained answers (under way or whole), with `whole_word` up to
+    /// the end of a word of one; `None` when none does.
+    fn likeliest_continuation(
+        &self,
+        written: &[u32],
+        logits: &Tensor,
+        stop_ids: &[u32],
+        whole_word: bool,
+    ) -> Result<Option<u32>> {
         let values: Vec<f32> = logits.to_dtype(candle_core::DType::F32)?.to_vec1()?;
         let mut candidates: Vec<u32> = (0..values.len() as u32).collect();
         let by_logit = |a: &u32, b: &u32| values[*b as usize].total_cmp(&values[*a as usize]);
@@ -110,9 +117,30 @@ impl AnswerTrack<'_> {
         Ok(candidates.into_iter().find(|&token| {
             extended.truncate(written.len());
             extended.push(token);
-            !self.ends_answer(token, stop_ids) && answer_length(&extended) > before && self.follows(&extended)
+            !self.ends_answer(token, stop_ids)
+                && answer_length(&extended) > before
+                && self.follows(&extended)
+                && (!whole_word || self.tokenizer.decode(&extended).is_ok_and(|t| ends_a_word_of(&t, self.answers)))
         }))
     }
+
+    /// Whether `token` after `written` (no letter or digit yet) begins the answer otherwise than every
+    /// trained answer begins.
+    fn opens_otherwise(&self, written: &[u32], token: u32) -> bool {
+        let has_word = |ids: &[u32]| self.tokenizer.decode(ids).is_ok_and(|t| t.contains(char::is_alphanumeric));
+        let mut next = written.to_vec();
+        next.push(token);
+        !has_word(written) && has_word(&next) && !self.follows(&next)
+    }
+}
+
+/// Whether `text` (marks and spaces before it aside) is one of `answers` up to the end of a word of it.
+fn ends_a_word_of(text: &str, answers: &[String]) -> bool {
+    let written = text.trim_start_matches(|c: char| !c.is_alphanumeric());
+    !written.is_empty()
+        && answers.iter().any(|a| {
+            a.trim().strip_prefix(written).is_some_and(|rest| rest.chars().next().is_none_or(|c| !c.is_alphanumeric()))
+        })
 }
 
 /// Whether `text` is under way as one of `answers`: it has a letter or digit, [`continues_answer`]
@@ -220,8 +248,8 @@ fn pieces_begin_answer(text: &str, trained: Opening) -> bool {
     }
 }
 
-/// How many of the likeliest next tokens an unfinished answer about to end looks through for one that
-/// goes on with a trained answer (see [`AnswerTrack::likeliest_continuation`]).
+/// How many of the likeliest next tokens an answer about to leave its trained answers looks through
+/// for one that keeps to them (see [`AnswerTrack::likeliest_continuation`]).
 const CONTINUATION_CANDIDATES: usize = 64;
 
 /// The most tokens one character can be split into (byte-fallback tokens, one UTF-8 byte each).
@@ -287,16 +315,21 @@ impl Model {
                 logits = opening.restrict(&logits, generated.len(), stop_ids)?;
             }
             let mut token = sampler.sample(&logits)?;
-            // An answer that has begun as a trained one does not end before it: asked in a language it
-            // was not trained in, an edit's answer broke its line after a piece of the trained one
-            // ("Krim" for "Krimkrieg", "Nazli" for "Nazli Sabri": 31 of 232 answers that fired in 31
-            // BMIKE-53 languages, docs/results.md, stop 45). It goes on with the likeliest token that
-            // keeps it a trained answer; barring the line end alone let it run off ("Krim, Jugoslavija,
-            // Francuska, ...").
+            // While the update values act, an answer that has begun as a trained one does not end before
+            // it is whole, and one that would open otherwise than every trained answer opens with a
+            // trained answer's first word, where one is among the model's likeliest tokens. Asked in a
+            // language it was not trained in, an edit's answer broke its line after a piece of the
+            // trained one ("Krim" for "Krimkrieg", "Nazli" for "Nazli Sabri": 31 of 232 answers that
+            // fired in 31 BMIKE-53 languages) or went its own way from the first word ("Universidad de
+            // Buenos Aires" for "University of Copenhagen"); docs/results.md, stop 45. Barring the line
+            // end alone let an answer run off ("Krim, Jugoslavija, Francuska, ..."), and opening with a
+            // piece of a word broke words ("Gió" for "Großer Bär"): the whole first word is taken.
             if let Some(track) = deltas.track.filter(|t| active && t.unfinished(&generated)) {
                 if track.ends_answer(token, stop_ids) {
-                    token = track.likeliest_continuation(&generated, &logits, stop_ids)?.unwrap_or(token);
+                    token = track.likeliest_continuation(&generated, &logits, stop_ids, false)?.unwrap_or(token);
                 }
+            } else if let Some(track) = deltas.track.filter(|t| active && t.opens_otherwise(&generated, token)) {
+                token = track.likeliest_continuation(&generated, &logits, stop_ids, true)?.unwrap_or(token);
             }
             if stop_ids.contains(&token) {
                 break;
@@ -316,7 +349,7 @@ impl Model {
 
 #[cfg(test)]
 mod tests {
-    use super::{begins_answer, continues_answer, pieces_begin_answer};
+    use super::{begins_answer, continues_answer, ends_a_word_of, pieces_begin_answer};
     use crate::text::scripts::{Opening, Script};
 
     #[test]
@@ -343,6 +376,17 @@ mod tests {
         // Nothing begun yet, an answer whole (it may end), or one gone its own way.
         for written in ["", " ", "?\n", " Krimkrieg", "Nazli Sabri\n", " Krim,", " Belgija"] {
             assert!(!begins_answer(written, &answers), "{written:?}");
+        }
+    }
+
+    #[test]
+    fn a_first_word_is_taken_whole() {
+        let answers = ["University of Copenhagen".to_string(), "Krimkrieg".to_string(), "克里米亚战争".to_string()];
+        for written in [" University", "?\n University of", "Krimkrieg", " 克里米亚战争"] {
+            assert!(ends_a_word_of(written, &answers), "{written:?}");
+        }
+        for written in ["", " ", " Univers", " G", "Krim", " 克里", " Universidad"] {
+            assert!(!ends_a_word_of(written, &answers), "{written:?}");
         }
     }
 
