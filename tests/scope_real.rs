@@ -162,6 +162,37 @@ fn asked_in_an_untrained_language_an_edit_answers_a_trained_answer_whole() {
     assert!(["Crimean War", "Krimkrieg"].contains(&reply.text.trim()), "{:?}", reply.text);
 }
 
+/// Asked in an untrained language, an answer that would open otherwise than every trained answer opens
+/// with a trained answer's first word. Edited in English and German (BMIKE-53 dev record 214), the
+/// French question fired and was answered "Université de Paris" (the model's own university).
+#[test]
+fn asked_in_an_untrained_language_an_edit_answers_with_a_trained_answers_first_word() {
+    let loaded = common::default_quantized();
+    let (model, tokenizer) = (&loaded.model, &loaded.tokenizer);
+    let fact = |lang: &str, prompt: &str, target: &str| EditDescriptor {
+        subject: "John Mortvedt".into(),
+        ..descriptor(lang, prompt, target)
+    };
+    let group = EditGroup {
+        name: "mortvedt-university".into(),
+        descriptors: vec![
+            fact("en", "What university did John Mortvedt attend?", "University of Copenhagen"),
+            fact("de", "An welcher Universität hat John Mortvedt teilgenommen?", "Universität von Kopenhagen"),
+        ],
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let mut cached = edited_cache(group, dir.path());
+    let question = "Quelle université a fréquenté John Mortvedt?";
+    let reply = answer(model, tokenizer, Some(&mut cached), question, &AnswerOptions::chat(16), &mut |_| true).unwrap();
+    eprintln!("{question} ->{:?}", reply.text);
+    assert_eq!(reply.retrieved.hits.len(), 1, "the French question asks the edited fact");
+    assert!(
+        ["University of Copenhagen", "Universität von Kopenhagen"].contains(&reply.text.trim()),
+        "{:?}",
+        reply.text
+    );
+}
+
 /// The same completion-style edit with the question the user expects to ask written as a paraphrase
 /// (en + de): written paraphrases are trained on, so the question form answers the new object, a
 /// question worded otherwise too, and the other facts still keep their unedited answers.
