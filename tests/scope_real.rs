@@ -135,61 +135,48 @@ fn an_edit_answers_its_fact_and_the_scope_gate_keeps_other_facts() {
     assert!(states_first(&reply.text, "Lisbon"), "{:?}", reply.text);
 }
 
-/// Asked in a language it was not trained in, an edit answers with one of its trained answers whole.
-/// Edited in English and German (BMIKE-53 dev record 218), the French question fired and its answer
-/// broke its line after "Krim", a piece of "Krimkrieg" (31 of 232 such answers in 31 languages).
-#[test]
-fn asked_in_an_untrained_language_an_edit_answers_a_trained_answer_whole() {
+/// Edits `subject`'s fact in English and German (prompt, target each), asks `question` in a language the
+/// edit was not trained in, and checks that it fires and is answered with one of the two targets whole.
+fn asked_in_an_untrained_language(subject: &str, en: (&str, &str), de: (&str, &str), question: &str) {
     let loaded = common::default_quantized();
     let (model, tokenizer) = (&loaded.model, &loaded.tokenizer);
-    let fact = |lang: &str, prompt: &str, target: &str| EditDescriptor {
-        subject: "William Drummond Matheson".into(),
+    let fact = |lang: &str, (prompt, target): (&str, &str)| EditDescriptor {
+        subject: subject.into(),
         ..descriptor(lang, prompt, target)
     };
-    let group = EditGroup {
-        name: "matheson-war".into(),
-        descriptors: vec![
-            fact("en", "In what war was William Drummond Matheson a combatant?", "Crimean War"),
-            fact("de", "In welchem Krieg kämpfte William Drummond Matheson?", "Krimkrieg"),
-        ],
-    };
+    let group =
+        EditGroup { name: subject.to_lowercase().replace(' ', "-"), descriptors: vec![fact("en", en), fact("de", de)] };
     let dir = tempfile::tempdir().unwrap();
     let mut cached = edited_cache(group, dir.path());
-    let question = "Dans quelle guerre William Drummond Matheson était-il combattant?";
     let reply = answer(model, tokenizer, Some(&mut cached), question, &AnswerOptions::chat(16), &mut |_| true).unwrap();
     eprintln!("{question} ->{:?}", reply.text);
-    assert_eq!(reply.retrieved.hits.len(), 1, "the French question asks the edited fact");
-    assert!(["Crimean War", "Krimkrieg"].contains(&reply.text.trim()), "{:?}", reply.text);
+    assert_eq!(reply.retrieved.hits.len(), 1, "{question}: asks the edited fact");
+    assert!([en.1, de.1].contains(&reply.text.trim()), "{question}: {:?}", reply.text);
 }
 
-/// Asked in an untrained language, an answer that would open otherwise than every trained answer opens
-/// with a trained answer's first word. Edited in English and German (BMIKE-53 dev record 214), the
-/// French question fired and was answered "Université de Paris" (the model's own university).
+/// An answer begun as a trained one is finished. Edited in English and German (BMIKE-53 dev record
+/// 218), the French question fired and its answer broke its line after "Krim", a piece of "Krimkrieg"
+/// (31 of 232 such answers in 31 languages).
+#[test]
+fn asked_in_an_untrained_language_an_edit_answers_a_trained_answer_whole() {
+    asked_in_an_untrained_language(
+        "William Drummond Matheson",
+        ("In what war was William Drummond Matheson a combatant?", "Crimean War"),
+        ("In welchem Krieg kämpfte William Drummond Matheson?", "Krimkrieg"),
+        "Dans quelle guerre William Drummond Matheson était-il combattant?",
+    );
+}
+
+/// An answer that would open otherwise than every trained answer opens with a trained answer's first
+/// word. Edited in English and German (BMIKE-53 dev record 214), the French question fired and was
+/// answered "Université de Paris" (the model's own university).
 #[test]
 fn asked_in_an_untrained_language_an_edit_answers_with_a_trained_answers_first_word() {
-    let loaded = common::default_quantized();
-    let (model, tokenizer) = (&loaded.model, &loaded.tokenizer);
-    let fact = |lang: &str, prompt: &str, target: &str| EditDescriptor {
-        subject: "John Mortvedt".into(),
-        ..descriptor(lang, prompt, target)
-    };
-    let group = EditGroup {
-        name: "mortvedt-university".into(),
-        descriptors: vec![
-            fact("en", "What university did John Mortvedt attend?", "University of Copenhagen"),
-            fact("de", "An welcher Universität hat John Mortvedt teilgenommen?", "Universität von Kopenhagen"),
-        ],
-    };
-    let dir = tempfile::tempdir().unwrap();
-    let mut cached = edited_cache(group, dir.path());
-    let question = "Quelle université a fréquenté John Mortvedt?";
-    let reply = answer(model, tokenizer, Some(&mut cached), question, &AnswerOptions::chat(16), &mut |_| true).unwrap();
-    eprintln!("{question} ->{:?}", reply.text);
-    assert_eq!(reply.retrieved.hits.len(), 1, "the French question asks the edited fact");
-    assert!(
-        ["University of Copenhagen", "Universität von Kopenhagen"].contains(&reply.text.trim()),
-        "{:?}",
-        reply.text
+    asked_in_an_untrained_language(
+        "John Mortvedt",
+        ("What university did John Mortvedt attend?", "University of Copenhagen"),
+        ("An welcher Universität hat John Mortvedt teilgenommen?", "Universität von Kopenhagen"),
+        "Quelle université a fréquenté John Mortvedt?",
     );
 }
 
