@@ -265,8 +265,12 @@ fn edits_act_only_from_the_answer_start() {
     assert_ne!(unedited[0], 7);
     assert_eq!(loaded.tokenizer.decode(&[7, 7]).unwrap(), "of of");
     assert_eq!(run(None), vec![7; 4], "without a track every position is edited");
-    // With a track the first answer position is always edited.
-    assert_eq!(run(Some(&["Paris".to_string()]))[0], 7);
+    // With a track the first answer position is always edited...
+    assert_eq!(run(Some(&["of Paris".to_string()]))[0], 7);
+    // ...and an answer that would open otherwise than every trained answer opens with a trained
+    // answer's first word, where the model has it among its likeliest tokens.
+    let opened = loaded.tokenizer.decode(&run(Some(&["Paris".to_string()]))).unwrap();
+    assert!(opened.trim_start().starts_with("Paris"), "{opened:?}");
     let track = |answer: &str| {
         AnswerTrack { tokenizer: &loaded.tokenizer, answers: &[answer.to_string()] }.followed_tokens(&[7, 7, 18])
     };
