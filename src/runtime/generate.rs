@@ -106,11 +106,9 @@ impl AnswerTrack<'_> {
         // The answer's text from its first letter or digit on, whole characters only: a candidate must
         // add to it (a space, a mark or a piece of a character is no step along a trained answer).
         let answer_length = |ids: &[u32]| {
-            self.tokenizer.decode(ids).map_or(0, |text| {
-                text.trim_start_matches(|c: char| !c.is_alphanumeric())
-                    .trim_end_matches(char::REPLACEMENT_CHARACTER)
-                    .len()
-            })
+            self.tokenizer
+                .decode(ids)
+                .map_or(0, |text| from_first_letter(&text).trim_end_matches(char::REPLACEMENT_CHARACTER).len())
         };
         let before = answer_length(written);
         let mut extended = written.to_vec();
@@ -134,9 +132,14 @@ impl AnswerTrack<'_> {
     }
 }
 
+/// `text` from its first letter or digit on: marks and spaces a model writes before an answer ("?\n") left out.
+fn from_first_letter(text: &str) -> &str {
+    text.trim_start_matches(|c: char| !c.is_alphanumeric())
+}
+
 /// Whether `text` (marks and spaces before it aside) is one of `answers` up to the end of a word of it.
 fn ends_a_word_of(text: &str, answers: &[String]) -> bool {
-    let written = text.trim_start_matches(|c: char| !c.is_alphanumeric());
+    let written = from_first_letter(text);
     !written.is_empty()
         && answers.iter().any(|a| {
             a.trim().strip_prefix(written).is_some_and(|rest| rest.chars().next().is_none_or(|c| !c.is_alphanumeric()))
@@ -147,7 +150,7 @@ fn ends_a_word_of(text: &str, answers: &[String]) -> bool {
 /// holds, and it is none of them whole.
 fn begins_answer(text: &str, answers: &[String]) -> bool {
     let whole = |w: &str| answers.iter().any(|a| a.trim() == w.trim());
-    let written = text.trim_start_matches(|c: char| !c.is_alphanumeric());
+    let written = from_first_letter(text);
     !written.is_empty() && continues_answer(text, answers) && !whole(text) && !whole(written)
 }
 
@@ -156,7 +159,7 @@ fn begins_answer(text: &str, answers: &[String]) -> bool {
 /// does not count against it.
 fn continues_answer(text: &str, answers: &[String]) -> bool {
     let text = text.trim_end_matches(char::REPLACEMENT_CHARACTER);
-    let written = [text.trim_start(), text.trim_start_matches(|c: char| !c.is_alphanumeric())];
+    let written = [text.trim_start(), from_first_letter(text)];
     (answers.iter().map(|a| a.trim()).filter(|a| !a.is_empty()))
         .any(|answer| written.iter().any(|w| answer.starts_with(w) || w.trim_end() == answer))
 }
