@@ -267,10 +267,13 @@ fn edits_act_only_from_the_answer_start() {
     assert_eq!(run(None), vec![7; 4], "without a track every position is edited");
     // With a track the first answer position is always edited...
     assert_eq!(run(Some(&["of Paris".to_string()]))[0], 7);
-    // ...and an answer that would open otherwise than every trained answer opens with a trained
-    // answer's first word, where the model has it among its likeliest tokens.
-    let opened = loaded.tokenizer.decode(&run(Some(&["Paris".to_string()]))).unwrap();
-    assert!(opened.trim_start().starts_with("Paris"), "{opened:?}");
+    // ...and an answer that would open otherwise than every trained answer opens as a trained answer,
+    // on trial: kept where the model, going on from it, writes that answer whole (after "Paris" this
+    // model writes "Paris"), undone where it leaves it: then the model's own opening stands.
+    let answered = |answer: &str| loaded.tokenizer.decode(&run(Some(&[answer.to_string()]))).unwrap();
+    assert!(answered("Paris").trim_start().starts_with("Paris"), "{:?}", answered("Paris"));
+    assert!(answered("Paris Paris").trim_start().starts_with("Paris Paris"), "{:?}", answered("Paris Paris"));
+    assert_eq!(run(Some(&["Paris of".to_string()]))[0], 7, "{:?}", answered("Paris of"));
     let track = |answer: &str| {
         AnswerTrack { tokenizer: &loaded.tokenizer, answers: &[answer.to_string()] }.followed_tokens(&[7, 7, 18])
     };

@@ -167,9 +167,9 @@ fn asked_in_an_untrained_language_an_edit_answers_a_trained_answer_whole() {
     );
 }
 
-/// An answer that would open otherwise than every trained answer opens with a trained answer's first
-/// word. Edited in English and German (BMIKE-53 dev record 214), the French question fired and was
-/// answered "Université de Paris" (the model's own university).
+/// An answer that would open otherwise than every trained answer opens as a trained answer, where the
+/// model then writes that answer whole. Edited in English and German (BMIKE-53 dev record 214), the
+/// French question fired and was answered "Université de Paris" (the model's own university).
 #[test]
 fn asked_in_an_untrained_language_an_edit_answers_with_a_trained_answers_first_word() {
     asked_in_an_untrained_language(
@@ -177,6 +177,19 @@ fn asked_in_an_untrained_language_an_edit_answers_with_a_trained_answers_first_w
         ("What university did John Mortvedt attend?", "University of Copenhagen"),
         ("An welcher Universität hat John Mortvedt teilgenommen?", "Universität von Kopenhagen"),
         "Quelle université a fréquenté John Mortvedt?",
+    );
+}
+
+/// The same where no trained answer's first word is among the model's likeliest tokens, only a piece of
+/// one: the French question (BMIKE-53 dev record 215) was answered "Pluton" for "Ursa Major"/"Großer
+/// Bär"; opened as the German answer, the model goes on to write it whole.
+#[test]
+fn asked_in_an_untrained_language_an_edit_answers_a_trained_answer_opened_on_trial() {
+    asked_in_an_untrained_language(
+        "NGC 1265",
+        ("Of which constellation is NGC 1265 a part?", "Ursa Major"),
+        ("Zu welchem Sternbild gehört NGC 1265?", "Großer Bär"),
+        "De quelle constellation NGC 1265 fait-il partie?",
     );
 }
 
