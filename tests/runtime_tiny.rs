@@ -256,11 +256,12 @@ fn edits_act_only_from_the_answer_start() {
         neurons: Tensor::new(&[neuron as u32], &Device::Cpu).unwrap(),
         delta: (row * (100.0 / activation as f64)).unwrap(),
     };
-    let run = |answers: Option<&[String]>| {
+    let run_for = |answers: Option<&[String]>, options: &GenerateOptions| {
         let track = answers.map(|answers| AnswerTrack { tokenizer: &loaded.tokenizer, answers });
         let edits = GenerationDeltas { deltas: std::slice::from_ref(&strong), track, opening: None };
-        dense.generate(&ids, edits, &options, &[], &mut |_| true).unwrap()
+        dense.generate(&ids, edits, options, &[], &mut |_| true).unwrap()
     };
+    let run = |answers: Option<&[String]>| run_for(answers, &options);
     let unedited = dense.generate(&ids, GenerationDeltas::NONE, &options, &[], &mut |_| true).unwrap();
     assert_ne!(unedited[0], 7);
     assert_eq!(loaded.tokenizer.decode(&[7, 7]).unwrap(), "of of");
@@ -274,6 +275,10 @@ fn edits_act_only_from_the_answer_start() {
     assert!(answered("Paris").trim_start().starts_with("Paris"), "{:?}", answered("Paris"));
     assert!(answered("Paris Paris").trim_start().starts_with("Paris Paris"), "{:?}", answered("Paris Paris"));
     assert_eq!(run(Some(&["Paris of".to_string()]))[0], 7, "{:?}", answered("Paris of"));
+    // Out of room on the way to the trained answer, the trial's tokens stand, cut as any answer is.
+    let one_token = GenerateOptions { max_new_tokens: 1, ..options };
+    let cut = run_for(Some(&["Paris Paris".to_string()]), &one_token);
+    assert_eq!(loaded.tokenizer.decode(&cut).unwrap().trim(), "Paris");
     let track = |answer: &str| {
         AnswerTrack { tokenizer: &loaded.tokenizer, answers: &[answer.to_string()] }.followed_tokens(&[7, 7, 18])
     };

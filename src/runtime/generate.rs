@@ -408,10 +408,13 @@ impl Model {
             input = vec![token];
         }
         if let Some(open) = trial {
-            // Out of room before the trial's answer was whole: the model's own opening stands.
-            generated.truncate(open.written);
-            generated.push(open.own);
-            on_token(open.own);
+            // Out of room before the trial's answer was whole, still on it: cut there, as any answer
+            // that runs out of room is (undone, it would be one token of the model's own).
+            for &token in &generated[open.written..] {
+                if !on_token(token) {
+                    break;
+                }
+            }
         }
         Ok(generated)
     }
