@@ -267,7 +267,8 @@ impl CachedEdits {
                     if let Some(trained) = trained {
                         retrieved.answers.push(trained.target.clone());
                         if retrieved.read_as.is_none() {
-                            retrieved.read_as = read_as_trained(query, trained.nearest_text(&query_ids));
+                            let last_token = |text: &str| tokenizer.encode_prompt(text).ok()?.last().copied();
+                            retrieved.read_as = read_as_trained(query, trained.nearest_text(&query_ids), &last_token);
                         }
                     }
                     openings.push(trained.and_then(|t| t.opening_for(query, &query_ids, &hit.matched_subject)));
@@ -540,14 +541,18 @@ fn shared_tokens(ids: &[u32], query: &[u32]) -> usize {
 /// Perrot's country of citizenship") leaves the model writing on the question instead of answering:
 /// the edited answer came first for 56% of such questions (MzsRE, 10 facts x 12 languages), against
 /// 100% with the mark. So the mark of `nearest` closes a query that ends with no sentence mark, and a
-/// query's question mark goes where `nearest` is a question written without one (Thai, Japanese).
-/// `None` when the query already ends as `nearest` does.
-fn read_as_trained(query: &str, nearest: &str) -> Option<String> {
+/// query's question mark goes where `nearest` is a question written without one (Thai, Japanese) and
+/// the query, without it, ends in the token `nearest` ends in (`last_token`): a question worded
+/// otherwise would be left open on a name or a noun, and the model writes on it ("เสียงแบบไหนที่ปิเอโร
+/// เด ปาลมา" -> "นูเอล", the name continued). `None` when the query already ends as `nearest` does.
+fn read_as_trained(query: &str, nearest: &str, last_token: &dyn Fn(&str) -> Option<u32>) -> Option<String> {
     let typed = query.trim_end();
     match (question_mark(nearest), question_mark(typed)) {
         (Some(mark), None) if !typed.is_empty() && !ends_sentence(typed) => Some(format!("{typed}{mark}")),
         (None, Some(mark)) if !is_completion(nearest) => {
-            Some(typed.strip_suffix(mark).unwrap_or(typed).trim_end().to_string())
+            let open = typed.strip_suffix(mark).unwrap_or(typed).trim_end();
+            let ends_alike = last_token(open).is_some_and(|token| last_token(nearest.trim_end()) == Some(token));
+            ends_alike.then(|| open.to_string())
         }
         _ => None,
     }
@@ -811,7 +816,13 @@ mod tests {
 
     #[test]
     fn a_query_ends_as_the_trained_text_nearest_to_it_ends() {
-        let read = read_as_trained;
+        // Tokens stand in as the last word, or the last character where words are not spaced.
+        let last_token = |text: &str| {
+            let last = text.split_whitespace().last()?;
+            let unit = if last.is_ascii() { last.to_string() } else { last.chars().last()?.to_string() };
+            Some(unit.bytes().fold(0u32, |hash, byte| hash.wrapping_mul(31).wrapping_add(byte as u32)))
+        };
+        let read = |query: &str, nearest: &str| read_as_trained(query, nearest, &last_token);
         let trained = "What is Stéphan Perrot's country of citizenship?";
         assert_eq!(read("What is Stéphan Perrot's country of citizenship ", trained).as_deref(), Some(trained));
         assert_eq!(
@@ -822,9 +833,11 @@ mod tests {
         assert_eq!(read(trained, trained), None);
         assert_eq!(read("Where was Marie Curie born ?", trained), None);
         assert_eq!(read("Tell me Stéphan Perrot's country of citizenship.", trained), None);
-        // A Thai question written without a mark: the query's goes too.
+        // A Thai question written without a mark: the query's goes too, where the query then ends as it
+        // does; one that would be left open on another word keeps its mark.
         let thai = "Severus William Lynam Stretton ทำหน้าที่ในสงครามใด";
         assert_eq!(read(&format!("{thai}?"), thai).as_deref(), Some(thai));
+        assert_eq!(read("Henry Mowat ทำสงครามอะไรในสงคราม?", "Henry Mowat ต่อสู้ในสงครามใด"), None);
         // A completion is not a question: a question asked of it keeps its mark, a completion stays open.
         let completion = "Marie Curie was born in the city of";
         assert_eq!(read("Where was Marie Curie born?", completion), None);

@@ -243,7 +243,7 @@ fn pieces_begin_answer(text: &str, trained: Opening) -> bool {
 }
 
 /// How many of the likeliest next tokens an answer about to leave its trained answers looks through
-/// for one that keeps to them (see [`AnswerTrack::likeliest_continuation`]).
+/// for one that keeps to them (see [`AnswerTrack::continuations`]).
 const CONTINUATION_CANDIDATES: usize = 64;
 
 /// How many openings as a trained answer an answer about to open otherwise tries, likeliest first
@@ -257,6 +257,7 @@ struct OpeningTrial<'a> {
     cache: KvCache,
     /// How many tokens were generated before it.
     written: usize,
+    /// How the answer had to open before it.
     opening: Option<AnswerOpening<'a>>,
     /// The token the model would have opened with.
     own: u32,
@@ -392,16 +393,16 @@ impl Model {
             if opening.is_some_and(|o| o.begun(&generated)) {
                 opening = None;
             }
-            let mut go_on = true;
-            match &trial {
-                Some(open) => {
-                    if deltas.track.is_some_and(|track| track.whole(&generated)) {
-                        go_on = generated[open.written..].iter().all(|&t| on_token(t));
-                        trial = None;
-                    }
+            // A trial's tokens are shown once it is kept.
+            let go_on = match &trial {
+                None => on_token(token),
+                Some(open) if deltas.track.is_some_and(|track| track.whole(&generated)) => {
+                    let written = open.written;
+                    trial = None;
+                    generated[written..].iter().all(|&t| on_token(t))
                 }
-                None => go_on = on_token(token),
-            }
+                Some(_) => true,
+            };
             if !go_on {
                 break;
             }
