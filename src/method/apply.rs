@@ -816,12 +816,8 @@ mod tests {
 
     #[test]
     fn a_query_ends_as_the_trained_text_nearest_to_it_ends() {
-        // Tokens stand in as the last word, or the last character where words are not spaced.
-        let last_token = |text: &str| {
-            let last = text.split_whitespace().last()?;
-            let unit = if last.is_ascii() { last.to_string() } else { last.chars().last()?.to_string() };
-            Some(unit.bytes().fold(0u32, |hash, byte| hash.wrapping_mul(31).wrapping_add(byte as u32)))
-        };
+        // The last character stands in for the last token.
+        let last_token = |text: &str| text.chars().last().map(u32::from);
         let read = |query: &str, nearest: &str| read_as_trained(query, nearest, &last_token);
         let trained = "What is Stéphan Perrot's country of citizenship?";
         assert_eq!(read("What is Stéphan Perrot's country of citizenship ", trained).as_deref(), Some(trained));
