@@ -236,6 +236,36 @@ fn a_written_question_paraphrase_carries_a_completion_edit_to_questions() {
     }
 }
 
+/// An answer begun as the trained one that would leave it goes on as it, where the model then writes it
+/// whole: Bi-ZsRE dev (held-out record 39, en + zh), the Chinese rephrasing began " 特拉华", then the model
+/// repeated it, the edit stopped acting and the answer looped (" 特拉华 特拉华 桥 桥 桥 桥").
+#[test]
+fn a_begun_answer_that_would_leave_its_trained_answer_is_finished_as_it() {
+    let loaded = common::default_quantized();
+    let (model, tokenizer) = (&loaded.model, &loaded.tokenizer);
+    let fact = |lang, subject: &str, prompt, target| EditDescriptor {
+        subject: subject.into(),
+        ..descriptor(lang, prompt, target)
+    };
+    let descriptors = vec![
+        fact(
+            "en",
+            "Delaware Memorial Bridge",
+            "Over which river does Delaware Memorial Bridge cross?",
+            "Delaware River",
+        ),
+        fact("zh", "特拉华纪念桥", "特拉华纪念桥横跨哪条河流？", "特拉华河"),
+    ];
+    let group = EditGroup { name: "delaware-memorial-bridge".into(), descriptors };
+    let dir = tempfile::tempdir().unwrap();
+    let mut cached = edited_cache(group, dir.path());
+    let question = "特拉华纪念桥横跨什么？";
+    let reply = answer(model, tokenizer, Some(&mut cached), question, &AnswerOptions::chat(16), &mut |_| true).unwrap();
+    eprintln!("{question} ->{:?}", reply.text);
+    assert_eq!(reply.retrieved.hits.len(), 1, "asks the edited fact");
+    assert_eq!(reply.text.trim(), "特拉华河");
+}
+
 /// A question typed without its question mark is answered as the edit's question with it: before, the
 /// model wrote on the question ("... George Norris Williams held in the United States Senate?").
 #[test]

@@ -364,10 +364,16 @@ impl Model {
                         trial = None;
                     }
                 }
-            } else if let Some(track) = deltas.track.filter(|t| active && t.opens_otherwise(&generated, token)) {
-                // An answer that would open otherwise than every trained answer opens, on trial, as one
-                // of them where one is among the model's likeliest tokens: the trial is kept once the
-                // model, going on from it, has written that answer whole, and undone once it leaves it.
+            } else if let Some(track) = deltas.track.filter(|t| {
+                active
+                    && (t.opens_otherwise(&generated, token)
+                        || (t.unfinished(&generated) && !t.follows(&[generated.as_slice(), &[token]].concat())))
+            }) {
+                // An answer that would open otherwise than every trained answer, or leave the one it has
+                // begun as, goes on, on trial, as one of them where a token of one is among the model's
+                // likeliest: the trial is kept once the model, going on from it, has written that answer
+                // whole, and undone once it leaves it. A begun answer that left its trained one looped
+                // once the edit stopped acting ("特拉华 特拉华 桥 桥 桥" for "特拉华河", Bi-ZsRE).
                 // Asked in other words or another language, a fired edit's answer went its own way from
                 // its first word ("Universidad de Buenos Aires" for "University of Copenhagen"), and an
                 // opening taken without the rest broke words ("Gió" for "Großer Bär"; docs/results.md, stop 46).
