@@ -246,33 +246,34 @@ fn pieces_begin_answer(text: &str, trained: Opening) -> bool {
 /// for one that keeps to them (see [`AnswerTrack::continuations`]).
 const CONTINUATION_CANDIDATES: usize = 64;
 
-/// How many openings as a trained answer an answer about to open otherwise tries, likeliest first
-/// (each costs the tokens it takes to leave its answer): a bound on the time, not a tuned value.
-const OPENING_TRIALS: usize = 4;
+/// How many tokens that keep to a trained answer an answer about to open otherwise (or leave the one
+/// it has begun as) tries, likeliest first (each costs the tokens it takes to leave its answer): a
+/// bound on the time, not a tuned value.
+const ANSWER_TRIALS: usize = 4;
 
-/// An answer opened, on trial, as a trained answer instead of as the model would open it (see
+/// An answer continued, on trial, as a trained answer instead of as the model would go on (see
 /// [`Model::generate`]): what is needed to undo it.
-struct OpeningTrial<'a> {
+struct AnswerTrial<'a> {
     /// The KV cache before the trial's first token.
     cache: KvCache,
     /// How many tokens were generated before it.
     written: usize,
     /// How the answer had to open before it.
     opening: Option<AnswerOpening<'a>>,
-    /// The token the model would have opened with.
+    /// The token the model would have written.
     own: u32,
-    /// Openings not tried yet, the likeliest last.
+    /// Tokens not tried yet, the likeliest last.
     candidates: Vec<u32>,
 }
 
-impl<'a> OpeningTrial<'a> {
-    /// The next opening to try, or the model's own once none is left.
+impl<'a> AnswerTrial<'a> {
+    /// The next token to try, or the model's own once none is left.
     fn next_or_own(&mut self) -> u32 {
         self.candidates.pop().unwrap_or(self.own)
     }
 
     /// Undoes the trial's tokens (the answer has left the trained answer it was opened as) and returns
-    /// the next opening to try, or the model's own.
+    /// the next token to try, or the model's own.
     fn undo(&mut self, generated: &mut Vec<u32>, cache: &mut KvCache, opening: &mut Option<AnswerOpening<'a>>) -> u32 {
         generated.truncate(self.written);
         *cache = self.cache.clone();
@@ -325,7 +326,7 @@ impl Model {
         let answer_start = [prompt.len() - 1];
         let mut opening = deltas.opening;
         let mut active = true;
-        let mut trial: Option<OpeningTrial> = None;
+        let mut trial: Option<AnswerTrial> = None;
         while generated.len() < options.max_new_tokens && cache.len() + input.len() < context {
             let ids = Tensor::new(input.as_slice(), self.device())?.unsqueeze(0)?;
             // Position prompt.len() - 1 + generated.len() is the last one this pass computes.
@@ -378,16 +379,11 @@ impl Model {
                 // its first word ("Universidad de Buenos Aires" for "University of Copenhagen"), and an
                 // opening taken without the rest broke words ("Gió" for "Großer Bär"; docs/results.md, stop 46).
                 let mut candidates = track.continuations(&generated, &logits, stop_ids)?;
-                candidates.truncate(OPENING_TRIALS);
+                candidates.truncate(ANSWER_TRIALS);
                 if !candidates.is_empty() {
                     candidates.reverse();
-                    let mut open = OpeningTrial {
-                        cache: cache.clone(),
-                        written: generated.len(),
-                        opening,
-                        own: token,
-                        candidates,
-                    };
+                    let mut open =
+                        AnswerTrial { cache: cache.clone(), written: generated.len(), opening, own: token, candidates };
                     token = open.next_or_own();
                     trial = Some(open);
                 }
