@@ -117,15 +117,6 @@ impl AnswerTrack<'_> {
     fn whole(&self, written: &[u32]) -> bool {
         self.tokenizer.decode(written).is_ok_and(|text| is_whole_answer(&text, self.answers))
     }
-
-    /// Whether `token` after `written` (no letter or digit yet) begins the answer otherwise than every
-    /// trained answer begins.
-    fn opens_otherwise(&self, written: &[u32], token: u32) -> bool {
-        let has_word = |ids: &[u32]| self.tokenizer.decode(ids).is_ok_and(|t| t.contains(char::is_alphanumeric));
-        let mut next = written.to_vec();
-        next.push(token);
-        !has_word(written) && has_word(&next) && !self.follows(&next)
-    }
 }
 
 /// `text` from its first letter or digit on: marks and spaces a model writes before an answer ("?\n") left out.
@@ -357,19 +348,17 @@ impl Model {
                     token = track.continuations(&generated, &logits, stop_ids)?.first().copied().unwrap_or(token);
                 }
             }
+            // Whether `token` takes the answer off every trained answer (while it is on one).
+            let leaves =
+                active && deltas.track.is_some_and(|track| !track.follows(&[generated.as_slice(), &[token]].concat()));
             if let Some(open) = &mut trial {
-                let next = [generated.as_slice(), &[token]].concat();
-                if stop_ids.contains(&token) || deltas.track.is_some_and(|track| !track.follows(&next)) {
+                if stop_ids.contains(&token) || leaves {
                     token = open.undo(&mut generated, &mut cache, &mut opening);
                     if token == open.own {
                         trial = None;
                     }
                 }
-            } else if let Some(track) = deltas.track.filter(|t| {
-                active
-                    && (t.opens_otherwise(&generated, token)
-                        || (t.unfinished(&generated) && !t.follows(&[generated.as_slice(), &[token]].concat())))
-            }) {
+            } else if let Some(track) = deltas.track.filter(|t| leaves && !t.whole(&generated)) {
                 // An answer that would open otherwise than every trained answer, or leave the one it has
                 // begun as, goes on, on trial, as one of them where a token of one is among the model's
                 // likeliest: the trial is kept once the model, going on from it, has written that answer
