@@ -128,7 +128,7 @@ impl LoadedModel {
     }
 
     /// The weights edits are optimized on: dense f32 layers, which gradients flow through, and this
-    /// model's embedding and LM head where they are tiled (`q8_tiles`, CPUs with AVX-512 VNNI). The
+    /// model's embedding and LM head where they are tiled (`q8_tiles`, CPUs with AVX-512 VNNI or AVX2). The
     /// head is only read by an edit (its gradient over hidden states takes rows of it), so it need not
     /// be dense: sharing it saves the dense copy (671 MB on Gemma 3), and the logits an edit is trained
     /// and stopped on are those chat computes.

@@ -1,11 +1,13 @@
-//! Matrix products with weights in GGUF's 8-bit blocks, on CPUs with AVX-512 VNNI.
+//! Matrix products with weights in GGUF's 8-bit blocks, on CPUs with AVX-512 VNNI or AVX2.
 //!
 //! candle's fast quantized kernels take only rows whose length is a multiple of 256. Gemma 3's rows
 //! are 640 long, so every q, k, v, gate and up projection and the 262,144-row LM head ran through its
 //! dot product of one pair of blocks at a time. Here the weights of 16 rows are interleaved so that
 //! one 64-byte load holds four consecutive weights of each row, and one `vpdpbusd` multiplies them
 //! with four bytes of an activation row: 16 partial dot products an instruction, each load reused
-//! for up to four activation rows.
+//! for up to four activation rows. CPUs with AVX2 but not AVX-512 VNNI (most AMD CPUs before Zen 4,
+//! Intel's client CPUs) take a line as two halves of 8 rows and multiply with `vpmaddubsw` and
+//! `vpmaddwd`, which make the same exact integers.
 //!
 //! The arithmetic: weights are blocks of 32 small integers with an f16 scale (Q8_0; Q5_0 and Q4_1 are
 //! read into that form exactly, Q4_1 keeping its f16 offset per block), activations Q8_0 blocks
@@ -32,10 +34,36 @@ const ROWS_PER_CALL: usize = 4;
 #[repr(C, align(64))]
 struct Line([u8; 64]);
 
+/// The instructions a tiled product runs on. Both make the same exact block dots and accumulate them
+/// the same way, so their results are equal bit for bit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kernel {
+    /// AVX-512 with VNNI: a line's 16 rows at once.
+    Vnni,
+    /// AVX2 with FMA and F16C: a line in two halves of 8 rows.
+    Avx2,
+}
+
+/// The fastest kernel this CPU runs, if any.
+fn detected_kernel() -> Option<Kernel> {
+    #[cfg(target_arch = "x86_64")]
+    {
+        use std::arch::is_x86_feature_detected as has;
+        if has!("avx512f") && has!("avx512bw") && has!("avx512vnni") {
+            return Some(Kernel::Vnni);
+        }
+        if has!("avx2") && has!("fma") && has!("f16c") {
+            return Some(Kernel::Avx2);
+        }
+    }
+    None
+}
+
 /// A (rows, cols) weight matrix of 8-bit block values, interleaved in tiles of 16 rows.
 pub struct TiledQ8 {
     rows: usize,
     cols: usize,
+    kernel: Kernel,
     /// Per (tile, block), `LINES_PER_BLOCK` lines: line g holds weights 4g..4g+4 of the block of each
     /// of the tile's rows (row r at bytes 4r..4r+4), each plus 128: `vpdpbusd` multiplies unsigned
     /// bytes by signed ones, and the 128s come out again with the activation block's sum.
@@ -53,30 +81,20 @@ impl std::fmt::Debug for TiledQ8 {
     }
 }
 
-/// Whether this CPU runs the tiled kernel.
-pub fn available() -> bool {
-    #[cfg(target_arch = "x86_64")]
-    {
-        use std::arch::is_x86_feature_detected as has;
-        has!("avx512f") && has!("avx512bw") && has!("avx512vnni")
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    false
-}
-
 impl TiledQ8 {
     /// The tiled form of a Q8_0, Q5_0 or Q4_1 matrix, if this CPU has the kernel and the shape tiles.
     pub fn from_qtensor(q: &QTensor) -> Result<Option<Self>> {
         let Ok((rows, cols)) = q.shape().dims2() else { return Ok(None) };
-        if !available() || Block::bytes(q.dtype()).is_none() {
+        let Some(kernel) = detected_kernel() else { return Ok(None) };
+        if Block::bytes(q.dtype()).is_none() {
             return Ok(None);
         }
-        Ok(Self::from_blocks(rows, cols, q.dtype(), &q.data()?))
+        Ok(Self::from_blocks(rows, cols, q.dtype(), &q.data()?, kernel))
     }
 
-    /// Tiles row-major blocks of `dtype`; `None` unless the rows come in tiles and the columns in
-    /// blocks.
-    fn from_blocks(rows: usize, cols: usize, dtype: GgmlDType, bytes: &[u8]) -> Option<Self> {
+    /// Tiles row-major blocks of `dtype` for `kernel`; `None` unless the rows come in tiles and the
+    /// columns in blocks.
+    fn from_blocks(rows: usize, cols: usize, dtype: GgmlDType, bytes: &[u8], kernel: Kernel) -> Option<Self> {
         let block_bytes = Block::bytes(dtype)?;
         let blocks = cols / BLOCK;
         if rows == 0 || !rows.is_multiple_of(TILE_ROWS) || cols == 0 || !cols.is_multiple_of(BLOCK) {
@@ -106,7 +124,7 @@ impl TiledQ8 {
                 lines[at * LINES_PER_BLOCK + k / 4].0[lane * 4 + k % 4] = (q as i16 + 128) as u8;
             }
         }
-        Some(Self { rows, cols, lines, scales, offsets })
+        Some(Self { rows, cols, kernel, lines, scales, offsets })
     }
 
     pub fn dims(&self) -> (usize, usize) {
@@ -172,8 +190,9 @@ impl TiledQ8 {
                 let tiles_here = tiles_per_unit.min(tiles - first);
                 for row0 in (0..m).step_by(ROWS_PER_CALL) {
                     let rows_here = ROWS_PER_CALL.min(m - row0);
-                    // SAFETY: `available()` held when the matrix was tiled; every (activation row,
-                    // tile) pair belongs to exactly one unit, so no two calls write the same output.
+                    // SAFETY: the CPU has `self.kernel`'s features (detected when the matrix was
+                    // tiled); every (activation row, tile) pair belongs to exactly one unit, so no two
+                    // calls write the same output.
                     unsafe {
                         let acts_here = &acts[row0 * blocks..(row0 + rows_here) * blocks];
                         self.tiles_at(first, tiles_here, acts_here, (out_at as *mut f32).add(row0 * self.rows));
@@ -188,24 +207,35 @@ impl TiledQ8 {
     #[cfg(target_arch = "x86_64")]
     unsafe fn tiles_at(&self, first: usize, count: usize, acts: &[ActivationBlock], out: *mut f32) {
         let rows = acts.len() / (self.cols / BLOCK);
+        // Tiles a call: a decode step (one activation row) takes 4, keeping more loads in flight;
+        // otherwise VNNI's 32 registers hold 2 tiles' sums for 4 rows, AVX2's 16 one tile's.
+        let widest = match (self.kernel, rows) {
+            (_, 1) => 4,
+            (Kernel::Vnni, _) => 2,
+            (Kernel::Avx2, _) => 1,
+        };
         macro_rules! call {
-            ($tiles:literal, $first:expr) => {
-                match rows {
-                    1 => vnni::tiles::<$tiles, 1>(self, $first, acts, out),
-                    2 => vnni::tiles::<$tiles, 2>(self, $first, acts, out),
-                    3 => vnni::tiles::<$tiles, 3>(self, $first, acts, out),
-                    _ => vnni::tiles::<$tiles, 4>(self, $first, acts, out),
+            ($tiles:literal, $tile:expr) => {
+                match (self.kernel, rows) {
+                    (Kernel::Vnni, 1) => vnni::tiles::<$tiles, 1>(self, $tile, acts, out),
+                    (Kernel::Vnni, 2) => vnni::tiles::<$tiles, 2>(self, $tile, acts, out),
+                    (Kernel::Vnni, 3) => vnni::tiles::<$tiles, 3>(self, $tile, acts, out),
+                    (Kernel::Vnni, _) => vnni::tiles::<$tiles, 4>(self, $tile, acts, out),
+                    (Kernel::Avx2, 1) => avx2::tiles::<$tiles, 1>(self, $tile, acts, out),
+                    (Kernel::Avx2, 2) => avx2::tiles::<$tiles, 2>(self, $tile, acts, out),
+                    (Kernel::Avx2, 3) => avx2::tiles::<$tiles, 3>(self, $tile, acts, out),
+                    (Kernel::Avx2, _) => avx2::tiles::<$tiles, 4>(self, $tile, acts, out),
                 }
             };
         }
         let mut tile = first;
         while tile < first + count {
-            match first + count - tile {
-                4.. if rows == 1 => {
-                    vnni::tiles::<4, 1>(self, tile, acts, out);
+            match (first + count - tile).min(widest) {
+                4 => {
+                    call!(4, tile);
                     tile += 4;
                 }
-                2.. => {
+                2 | 3 => {
                     call!(2, tile);
                     tile += 2;
                 }
@@ -219,7 +249,7 @@ impl TiledQ8 {
 
     #[cfg(not(target_arch = "x86_64"))]
     unsafe fn tiles_at(&self, _: usize, _: usize, _: &[ActivationBlock], _: *mut f32) {
-        unreachable!("tiled matrices are made only where `available()`")
+        unreachable!("tiled matrices are made only where a kernel was detected")
     }
 }
 
@@ -316,6 +346,87 @@ mod vnni {
     unsafe fn sixteen(values: &[half::f16]) -> __m512 {
         debug_assert_eq!(values.len(), TILE_ROWS);
         _mm512_cvtph_ps(_mm256_loadu_si256(values.as_ptr() as *const __m256i))
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+mod avx2 {
+    use std::arch::x86_64::*;
+
+    use super::{ActivationBlock, TiledQ8, BLOCK, LINES_PER_BLOCK, TILE_ROWS};
+
+    /// As [`super::vnni::tiles`], a line's 16 rows as two registers of 8. `vpmaddubsw` multiplies
+    /// unsigned bytes by signed ones and adds pairs into 16 bits, saturating: the weights' magnitudes
+    /// (at most 128) times the activations carrying the weights' signs (at most 127) keep every pair
+    /// within them, so the block dots are the same exact integers as VNNI's.
+    #[target_feature(enable = "avx2,fma,f16c")]
+    pub(super) unsafe fn tiles<const TILES: usize, const ROWS: usize>(
+        w: &TiledQ8,
+        first: usize,
+        acts: &[ActivationBlock],
+        out: *mut f32,
+    ) {
+        let blocks = w.cols / BLOCK;
+        let ones = _mm256_set1_epi16(1);
+        // The stored weights carry +128 (for `vpdpbusd`): flipping the top bit gives them signed.
+        let flip = _mm256_set1_epi8(i8::MIN);
+        let mut acc = [[[_mm256_setzero_ps(); 2]; TILES]; ROWS];
+        for b in 0..blocks {
+            let act: [&ActivationBlock; ROWS] = std::array::from_fn(|r| &acts[r * blocks + b]);
+            let mut dots = [[[_mm256_setzero_si256(); 2]; TILES]; ROWS];
+            for g in 0..LINES_PER_BLOCK {
+                let mut signs = [[_mm256_setzero_si256(); 2]; TILES];
+                let mut magnitudes = [[_mm256_setzero_si256(); 2]; TILES];
+                for t in 0..TILES {
+                    let line = w.lines[((first + t) * blocks + b) * LINES_PER_BLOCK + g].0.as_ptr() as *const __m256i;
+                    for h in 0..2 {
+                        signs[t][h] = _mm256_xor_si256(_mm256_load_si256(line.add(h)), flip);
+                        magnitudes[t][h] = _mm256_abs_epi8(signs[t][h]);
+                    }
+                }
+                for r in 0..ROWS {
+                    let four = _mm256_set1_epi32(act[r].words[g]);
+                    for t in 0..TILES {
+                        for h in 0..2 {
+                            let pairs = _mm256_maddubs_epi16(magnitudes[t][h], _mm256_sign_epi8(four, signs[t][h]));
+                            dots[r][t][h] = _mm256_add_epi32(dots[r][t][h], _mm256_madd_epi16(pairs, ones));
+                        }
+                    }
+                }
+            }
+            for t in 0..TILES {
+                let at = ((first + t) * blocks + b) * TILE_ROWS;
+                let scales = halves(&w.scales[at..at + TILE_ROWS]);
+                let offsets = (!w.offsets.is_empty()).then(|| halves(&w.offsets[at..at + TILE_ROWS]));
+                for r in 0..ROWS {
+                    let act_scale = _mm256_set1_ps(act[r].scale);
+                    for h in 0..2 {
+                        let scale = _mm256_mul_ps(scales[h], act_scale);
+                        acc[r][t][h] = _mm256_fmadd_ps(scale, _mm256_cvtepi32_ps(dots[r][t][h]), acc[r][t][h]);
+                        if let Some(offsets) = offsets {
+                            let sum = _mm256_set1_ps(act[r].scaled_sum);
+                            acc[r][t][h] = _mm256_fmadd_ps(offsets[h], sum, acc[r][t][h]);
+                        }
+                    }
+                }
+            }
+        }
+        for (r, acc) in acc.iter().enumerate() {
+            for (t, acc) in acc.iter().enumerate() {
+                for (h, acc) in acc.iter().enumerate() {
+                    _mm256_storeu_ps(out.add(r * w.rows + (first + t) * TILE_ROWS + h * 8), *acc);
+                }
+            }
+        }
+    }
+
+    /// 16 f16 values widened to f32, as two registers of 8.
+    #[inline]
+    #[target_feature(enable = "avx2,f16c")]
+    unsafe fn halves(values: &[half::f16]) -> [__m256; 2] {
+        debug_assert_eq!(values.len(), TILE_ROWS);
+        let p = values.as_ptr() as *const __m128i;
+        [_mm256_cvtph_ps(_mm_loadu_si128(p)), _mm256_cvtph_ps(_mm_loadu_si128(p.add(1)))]
     }
 }
 
@@ -423,9 +534,32 @@ mod tests {
         QTensor::quantize(&t, dtype).unwrap()
     }
 
-    fn tiled(q: &QTensor) -> TiledQ8 {
+    fn tiled_for(q: &QTensor, kernel: Kernel) -> TiledQ8 {
         let (rows, cols) = q.shape().dims2().unwrap();
-        TiledQ8::from_blocks(rows, cols, q.dtype(), &q.data().unwrap()).unwrap()
+        TiledQ8::from_blocks(rows, cols, q.dtype(), &q.data().unwrap(), kernel).unwrap()
+    }
+
+    /// Tiled for the kernel this CPU runs (the layout is the same for every kernel).
+    fn tiled(q: &QTensor) -> TiledQ8 {
+        tiled_for(q, detected_kernel().unwrap_or(Kernel::Avx2))
+    }
+
+    /// Every kernel this CPU can run: a CPU with VNNI runs the AVX2 kernel too.
+    fn runnable_kernels() -> Vec<Kernel> {
+        #[cfg(target_arch = "x86_64")]
+        {
+            use std::arch::is_x86_feature_detected as has;
+            let mut kernels = Vec::new();
+            if detected_kernel() == Some(Kernel::Vnni) {
+                kernels.push(Kernel::Vnni);
+            }
+            if has!("avx2") && has!("fma") && has!("f16c") {
+                kernels.push(Kernel::Avx2);
+            }
+            kernels
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        Vec::new()
     }
 
     #[test]
@@ -465,20 +599,49 @@ mod tests {
     }
 
     #[test]
-    fn the_kernel_equals_the_reference_bit_for_bit_for_every_shape_it_tiles() {
-        if !available() {
-            eprintln!("skipped: this CPU has no AVX-512 VNNI, and lafn uses candle's kernels on it");
+    fn every_kernel_equals_the_reference_bit_for_bit_for_every_shape_it_tiles() {
+        let kernels = runnable_kernels();
+        if kernels.is_empty() {
+            eprintln!("skipped: this CPU has neither AVX-512 VNNI nor AVX2, and lafn uses candle's kernels on it");
             return;
         }
         // Odd tile counts and every number of activation rows a call takes, decode (m = 1) included.
-        for dtype in TILED {
-            for (rows, cols, m) in
-                [(16, 32, 1), (48, 640, 1), (80, 96, 1), (48, 640, 2), (80, 64, 3), (32, 640, 7), (112, 160, 13)]
-            {
-                let w = tiled(&matrix(rows, cols, rows as u64, dtype));
-                let x = random(m * cols, m as u64);
-                assert_eq!(w.matmul(&x), reference_matmul(&w, &x), "{dtype:?} {rows} x {cols}, {m} rows");
+        for kernel in kernels {
+            for dtype in TILED {
+                for (rows, cols, m) in [
+                    (16, 32, 1),
+                    (48, 640, 1),
+                    (80, 96, 1),
+                    (112, 64, 1),
+                    (48, 640, 2),
+                    (80, 64, 3),
+                    (32, 640, 7),
+                    (112, 160, 13),
+                ] {
+                    let w = tiled_for(&matrix(rows, cols, rows as u64, dtype), kernel);
+                    let x = random(m * cols, m as u64);
+                    let label = format!("{kernel:?} {dtype:?} {rows} x {cols}, {m} rows");
+                    assert_eq!(w.matmul(&x), reference_matmul(&w, &x), "{label}");
+                }
             }
+        }
+    }
+
+    /// The extremes of both factors: weights of -128 (a Q8_0 file may hold them) and 127, activations
+    /// of -127 and 127, where a saturating 16-bit pair sum would first go wrong.
+    #[test]
+    fn every_kernel_is_exact_at_the_extreme_values() {
+        let (rows, cols) = (32, 64);
+        let mut bytes = Vec::new();
+        for i in 0..rows * cols / BLOCK {
+            bytes.extend_from_slice(&f16::from_f32(0.5).to_le_bytes());
+            bytes.extend((0..BLOCK).map(|k| if (i + k) % 3 == 0 { 0x80u8 } else { 0x7F }));
+        }
+        let x: Vec<f32> = (0..2 * cols).map(|k| if k % 5 == 0 { 1.0 } else { -1.0 }).collect();
+        for kernel in runnable_kernels() {
+            let w = TiledQ8::from_blocks(rows, cols, GgmlDType::Q8_0, &bytes, kernel).unwrap();
+            assert_eq!(w.stored(0, 0).0, -128);
+            assert_eq!(w.matmul(&x), reference_matmul(&w, &x), "{kernel:?}");
         }
     }
 
