@@ -74,7 +74,7 @@ impl AnswerTrack<'_> {
     }
 
     /// Whether the answer `written` has begun one of the trained answers and not yet ended it: it may
-    /// not end here (see [`Model::generate`]).
+    /// not end here (see [`Steering::next_token`]).
     fn unfinished(&self, written: &[u32]) -> bool {
         !written.is_empty() && self.tokenizer.decode(written).is_ok_and(|text| begins_answer(&text, self.answers))
     }
@@ -243,7 +243,7 @@ const CONTINUATION_CANDIDATES: usize = 64;
 const ANSWER_TRIALS: usize = 4;
 
 /// An answer continued, on trial, as a trained answer instead of as the model would go on (see
-/// [`Model::generate`]): what is needed to undo it.
+/// [`Steering::next_token`]): what is needed to undo it.
 struct AnswerTrial<'a> {
     /// The KV cache before the trial's first token.
     cache: KvCache,
@@ -270,6 +270,120 @@ impl<'a> AnswerTrial<'a> {
         *cache = self.cache.clone();
         *opening = self.opening;
         self.next_or_own()
+    }
+}
+
+/// What update values make of an answer as it is written, token by token: whether they still act,
+/// how the answer must open, and the trial it may be on.
+struct Steering<'a> {
+    deltas: GenerationDeltas<'a>,
+    /// How the answer must open, until it has begun.
+    opening: Option<AnswerOpening<'a>>,
+    /// Whether the deltas still act. An answer that has left every trained one never comes back to
+    /// one: once off the track, the rest is not decoded again to check.
+    active: bool,
+    trial: Option<AnswerTrial<'a>>,
+}
+
+impl<'a> Steering<'a> {
+    fn new(deltas: GenerationDeltas<'a>) -> Self {
+        Self { deltas, opening: deltas.opening, active: true, trial: None }
+    }
+
+    /// The deltas that act at the position after the answer tokens `generated`.
+    fn acting(&mut self, generated: &[u32]) -> &'a [FfnDelta] {
+        self.active = self.active && self.deltas.track.is_none_or(|track| track.follows(generated));
+        if self.active {
+            self.deltas.deltas
+        } else {
+            &[]
+        }
+    }
+
+    /// The token after `generated`, from the model's `logits` there: sampled among the tokens the
+    /// answer may open with, then finished, tried or undone as the trained answers require. Undoing a
+    /// trial rolls `generated` and `cache` back to where it began.
+    fn next_token(
+        &mut self,
+        logits: Tensor,
+        sampler: &mut LogitsProcessor,
+        generated: &mut Vec<u32>,
+        cache: &mut KvCache,
+        stop_ids: &[u32],
+    ) -> Result<u32> {
+        let logits = match &self.opening {
+            Some(opening) => opening.restrict(&logits, generated.len(), stop_ids)?,
+            None => logits,
+        };
+        let mut token = sampler.sample(&logits)?;
+        let Some(track) = self.deltas.track.filter(|_| self.active) else { return Ok(token) };
+        // While the update values act, an answer that has begun as a trained one does not end before
+        // it is whole: asked in a language it was not trained in, an edit's answer broke its line
+        // after a piece of the trained one ("Krim" for "Krimkrieg", "Nazli" for "Nazli Sabri": 31 of
+        // 232 answers that fired in 31 BMIKE-53 languages; docs/results.md, stop 45). Barring the
+        // line end alone let an answer run off ("Krim, Jugoslavija, Francuska, ..."): the likeliest
+        // token that goes on with a trained answer is taken.
+        if track.unfinished(generated) && track.ends_answer(token, stop_ids) {
+            token = track.continuations(generated, &logits, stop_ids)?.first().copied().unwrap_or(token);
+        }
+        let leaves = !track.follows(&[generated.as_slice(), &[token]].concat());
+        if let Some(trial) = &mut self.trial {
+            if stop_ids.contains(&token) || leaves {
+                token = trial.undo(generated, cache, &mut self.opening);
+                if token == trial.own {
+                    self.trial = None;
+                }
+            }
+        } else if leaves && !track.whole(generated) {
+            // An answer that would open otherwise than every trained answer, or leave the one it has
+            // begun as, goes on, on trial, as one of them where a token of one is among the model's
+            // likeliest: the trial is kept once the model, going on from it, has written that answer
+            // whole, and undone once it leaves it. A begun answer that left its trained one looped
+            // once the edit stopped acting ("特拉华 特拉华 桥 桥 桥" for "特拉华河", Bi-ZsRE).
+            // Asked in other words or another language, a fired edit's answer went its own way from
+            // its first word ("Universidad de Buenos Aires" for "University of Copenhagen"), and an
+            // opening taken without the rest broke words ("Gió" for "Großer Bär"; docs/results.md, stop 46).
+            let mut candidates = track.continuations(generated, &logits, stop_ids)?;
+            candidates.truncate(ANSWER_TRIALS);
+            if !candidates.is_empty() {
+                candidates.reverse();
+                let mut trial = AnswerTrial {
+                    cache: cache.clone(),
+                    written: generated.len(),
+                    opening: self.opening,
+                    own: token,
+                    candidates,
+                };
+                token = trial.next_or_own();
+                self.trial = Some(trial);
+            }
+        }
+        Ok(token)
+    }
+
+    /// Appends `token` (not a stop token) to the answer and returns how many of its last tokens are
+    /// shown now: a trial's tokens are held until it is kept.
+    fn take(&mut self, token: u32, generated: &mut Vec<u32>) -> usize {
+        generated.push(token);
+        if self.opening.is_some_and(|opening| opening.begun(generated)) {
+            self.opening = None;
+        }
+        match &self.trial {
+            None => 1,
+            Some(trial) if self.deltas.track.is_some_and(|track| track.whole(generated)) => {
+                let shown = generated.len() - trial.written;
+                self.trial = None;
+                shown
+            }
+            Some(_) => 0,
+        }
+    }
+
+    /// The tokens held for a trial still under way. Out of room before its answer was whole, still on
+    /// it, an answer is cut there, as any answer that runs out of room is (undone, it would be one
+    /// token of the model's own).
+    fn held<'g>(&self, generated: &'g [u32]) -> &'g [u32] {
+        self.trial.as_ref().map_or(&[], |trial| &generated[trial.written..])
     }
 }
 
@@ -315,97 +429,29 @@ impl Model {
         let mut input = prompt[last_chunk_start..].to_vec();
         let mut generated = Vec::new();
         let answer_start = [prompt.len() - 1];
-        let mut opening = deltas.opening;
-        let mut active = true;
-        let mut trial: Option<AnswerTrial> = None;
+        let mut steering = Steering::new(deltas);
         while generated.len() < options.max_new_tokens && cache.len() + input.len() < context {
             let ids = Tensor::new(input.as_slice(), self.device())?.unsqueeze(0)?;
             // Position prompt.len() - 1 + generated.len() is the last one this pass computes.
-            // An answer that has left every trained one never comes back to one: once off the track,
-            // the rest is not decoded again to check.
-            active = active && deltas.track.is_none_or(|track| track.follows(&generated));
-            let hooks = Hooks {
-                ffn_deltas: if active { deltas.deltas } else { &[] },
-                deltas_from: Some(&answer_start),
-                ..Hooks::default()
-            };
+            let hooks =
+                Hooks { ffn_deltas: steering.acting(&generated), deltas_from: Some(&answer_start), ..Hooks::default() };
             let out = self.forward(&ids, Some(&mut cache), hooks)?;
             let hidden = out.hidden.expect("a full forward pass returns hidden states");
             let last = hidden.get(0)?.get(input.len() - 1)?;
-            let mut logits = self.logits(&last.unsqueeze(0)?)?.squeeze(0)?;
-            if let Some(opening) = &opening {
-                logits = opening.restrict(&logits, generated.len(), stop_ids)?;
-            }
-            let mut token = sampler.sample(&logits)?;
-            // While the update values act, an answer that has begun as a trained one does not end before
-            // it is whole: asked in a language it was not trained in, an edit's answer broke its line
-            // after a piece of the trained one ("Krim" for "Krimkrieg", "Nazli" for "Nazli Sabri": 31 of
-            // 232 answers that fired in 31 BMIKE-53 languages; docs/results.md, stop 45). Barring the
-            // line end alone let an answer run off ("Krim, Jugoslavija, Francuska, ..."): the likeliest
-            // token that goes on with a trained answer is taken.
-            if let Some(track) = deltas.track.filter(|t| active && t.unfinished(&generated)) {
-                if track.ends_answer(token, stop_ids) {
-                    token = track.continuations(&generated, &logits, stop_ids)?.first().copied().unwrap_or(token);
-                }
-            }
-            // Whether `token` takes the answer off every trained answer (while it is on one).
-            let leaves =
-                active && deltas.track.is_some_and(|track| !track.follows(&[generated.as_slice(), &[token]].concat()));
-            if let Some(open) = &mut trial {
-                if stop_ids.contains(&token) || leaves {
-                    token = open.undo(&mut generated, &mut cache, &mut opening);
-                    if token == open.own {
-                        trial = None;
-                    }
-                }
-            } else if let Some(track) = deltas.track.filter(|t| leaves && !t.whole(&generated)) {
-                // An answer that would open otherwise than every trained answer, or leave the one it has
-                // begun as, goes on, on trial, as one of them where a token of one is among the model's
-                // likeliest: the trial is kept once the model, going on from it, has written that answer
-                // whole, and undone once it leaves it. A begun answer that left its trained one looped
-                // once the edit stopped acting ("特拉华 特拉华 桥 桥 桥" for "特拉华河", Bi-ZsRE).
-                // Asked in other words or another language, a fired edit's answer went its own way from
-                // its first word ("Universidad de Buenos Aires" for "University of Copenhagen"), and an
-                // opening taken without the rest broke words ("Gió" for "Großer Bär"; docs/results.md, stop 46).
-                let mut candidates = track.continuations(&generated, &logits, stop_ids)?;
-                candidates.truncate(ANSWER_TRIALS);
-                if !candidates.is_empty() {
-                    candidates.reverse();
-                    let mut open =
-                        AnswerTrial { cache: cache.clone(), written: generated.len(), opening, own: token, candidates };
-                    token = open.next_or_own();
-                    trial = Some(open);
-                }
-            }
+            let logits = self.logits(&last.unsqueeze(0)?)?.squeeze(0)?;
+            let token = steering.next_token(logits, &mut sampler, &mut generated, &mut cache, stop_ids)?;
             if stop_ids.contains(&token) {
                 break;
             }
-            generated.push(token);
-            if opening.is_some_and(|o| o.begun(&generated)) {
-                opening = None;
-            }
-            // A trial's tokens are shown once it is kept.
-            let go_on = match &trial {
-                None => on_token(token),
-                Some(open) if deltas.track.is_some_and(|track| track.whole(&generated)) => {
-                    let written = open.written;
-                    trial = None;
-                    generated[written..].iter().all(|&t| on_token(t))
-                }
-                Some(_) => true,
-            };
-            if !go_on {
+            let shown = steering.take(token, &mut generated);
+            if !generated[generated.len() - shown..].iter().all(|&t| on_token(t)) {
                 break;
             }
             input = vec![token];
         }
-        if let Some(open) = trial {
-            // Out of room before the trial's answer was whole, still on it: cut there, as any answer
-            // that runs out of room is (undone, it would be one token of the model's own).
-            for &token in &generated[open.written..] {
-                if !on_token(token) {
-                    break;
-                }
+        for &token in steering.held(&generated) {
+            if !on_token(token) {
+                break;
             }
         }
         Ok(generated)
