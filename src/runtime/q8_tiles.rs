@@ -207,43 +207,47 @@ impl TiledQ8 {
     #[cfg(target_arch = "x86_64")]
     unsafe fn tiles_at(&self, first: usize, count: usize, acts: &[ActivationBlock], out: *mut f32) {
         let rows = acts.len() / (self.cols / BLOCK);
-        // Tiles a call: a decode step (one activation row) takes 4, keeping more loads in flight;
-        // otherwise VNNI's 32 registers hold 2 tiles' sums for 4 rows, AVX2's 16 one tile's.
-        let widest = match (self.kernel, rows) {
-            (_, 1) => 4,
-            (Kernel::Vnni, _) => 2,
-            (Kernel::Avx2, _) => 1,
-        };
-        macro_rules! call {
-            ($tiles:literal, $tile:expr) => {
-                match (self.kernel, rows) {
-                    (Kernel::Vnni, 1) => vnni::tiles::<$tiles, 1>(self, $tile, acts, out),
-                    (Kernel::Vnni, 2) => vnni::tiles::<$tiles, 2>(self, $tile, acts, out),
-                    (Kernel::Vnni, 3) => vnni::tiles::<$tiles, 3>(self, $tile, acts, out),
-                    (Kernel::Vnni, _) => vnni::tiles::<$tiles, 4>(self, $tile, acts, out),
-                    (Kernel::Avx2, 1) => avx2::tiles::<$tiles, 1>(self, $tile, acts, out),
-                    (Kernel::Avx2, 2) => avx2::tiles::<$tiles, 2>(self, $tile, acts, out),
-                    (Kernel::Avx2, 3) => avx2::tiles::<$tiles, 3>(self, $tile, acts, out),
-                    (Kernel::Avx2, _) => avx2::tiles::<$tiles, 4>(self, $tile, acts, out),
+        // Tiles a call: a decode step (one activation row) takes up to 4, keeping more loads in
+        // flight; otherwise VNNI's 32 registers hold 2 tiles' sums for 4 rows, AVX2's 16 one tile's.
+        macro_rules! by_rows {
+            ($kernel:ident, $tiles:literal, $tile:expr) => {
+                match rows {
+                    1 => $kernel::tiles::<$tiles, 1>(self, $tile, acts, out),
+                    2 => $kernel::tiles::<$tiles, 2>(self, $tile, acts, out),
+                    3 => $kernel::tiles::<$tiles, 3>(self, $tile, acts, out),
+                    _ => $kernel::tiles::<$tiles, 4>(self, $tile, acts, out),
                 }
             };
         }
         let mut tile = first;
         while tile < first + count {
-            match (first + count - tile).min(widest) {
-                4 => {
-                    call!(4, tile);
-                    tile += 4;
+            let left = first + count - tile;
+            tile += match (self.kernel, rows) {
+                (Kernel::Vnni, 1) if left >= 4 => {
+                    vnni::tiles::<4, 1>(self, tile, acts, out);
+                    4
                 }
-                2 | 3 => {
-                    call!(2, tile);
-                    tile += 2;
+                (Kernel::Avx2, 1) if left >= 4 => {
+                    avx2::tiles::<4, 1>(self, tile, acts, out);
+                    4
                 }
-                _ => {
-                    call!(1, tile);
-                    tile += 1;
+                (Kernel::Avx2, 1) if left >= 2 => {
+                    avx2::tiles::<2, 1>(self, tile, acts, out);
+                    2
                 }
-            }
+                (Kernel::Vnni, _) if left >= 2 => {
+                    by_rows!(vnni, 2, tile);
+                    2
+                }
+                (Kernel::Vnni, _) => {
+                    by_rows!(vnni, 1, tile);
+                    1
+                }
+                (Kernel::Avx2, _) => {
+                    by_rows!(avx2, 1, tile);
+                    1
+                }
+            };
         }
     }
 
