@@ -28,6 +28,32 @@ struct Counts {
     loc_hits: usize,
 }
 
+impl Counts {
+    fn add(&mut self, other: &Counts) {
+        self.as_english += other.as_english;
+        self.as_english_found += other.as_english_found;
+        self.otherwise += other.otherwise;
+        self.otherwise_found += other.otherwise_found;
+        self.loc += other.loc;
+        self.loc_hits += other.loc_hits;
+    }
+
+    /// The table's row for `label`.
+    fn row(&self, label: &str) -> String {
+        let found = |part: usize, whole: usize| match whole {
+            0 => format!("{part} of {whole} (-)"),
+            _ => format!("{part} of {whole} ({:.0}%)", 100.0 * part as f64 / whole as f64),
+        };
+        format!(
+            "| {label} | {} | {} | {} of {} |",
+            found(self.as_english_found, self.as_english),
+            found(self.otherwise_found, self.otherwise),
+            self.loc_hits,
+            self.loc
+        )
+    }
+}
+
 fn main() -> color_eyre::Result<()> {
     let file = std::env::args().nth(1).ok_or_else(|| eyre!("usage: cross_script_retrieval FILE"))?;
     let records = load_benchmark(Path::new(&file))?;
@@ -57,45 +83,13 @@ fn main() -> color_eyre::Result<()> {
             }
         }
     }
-    let percent = |part: usize, whole: usize| {
-        if whole == 0 {
-            "-".to_string()
-        } else {
-            format!("{:.0}%", 100.0 * part as f64 / whole as f64)
-        }
-    };
     println!("| lang | subject as English writes it: found | written otherwise: found | unrelated questions finding an entry |");
     println!("|---|---:|---:|---:|");
     let mut sums = Counts::default();
-    for (lang, c) in &table {
-        println!(
-            "| {lang} | {} of {} ({}) | {} of {} ({}) | {} of {} |",
-            c.as_english_found,
-            c.as_english,
-            percent(c.as_english_found, c.as_english),
-            c.otherwise_found,
-            c.otherwise,
-            percent(c.otherwise_found, c.otherwise),
-            c.loc_hits,
-            c.loc
-        );
-        sums.as_english += c.as_english;
-        sums.as_english_found += c.as_english_found;
-        sums.otherwise += c.otherwise;
-        sums.otherwise_found += c.otherwise_found;
-        sums.loc += c.loc;
-        sums.loc_hits += c.loc_hits;
+    for (lang, counts) in &table {
+        println!("{}", counts.row(lang));
+        sums.add(counts);
     }
-    println!(
-        "| all | {} of {} ({}) | {} of {} ({}) | {} of {} |",
-        sums.as_english_found,
-        sums.as_english,
-        percent(sums.as_english_found, sums.as_english),
-        sums.otherwise_found,
-        sums.otherwise,
-        percent(sums.otherwise_found, sums.otherwise),
-        sums.loc_hits,
-        sums.loc
-    );
+    println!("{}", sums.row("all"));
     Ok(())
 }

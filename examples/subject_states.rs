@@ -1,6 +1,6 @@
 //! Whether the model itself tells which English subject another language's spelling of a subject names,
 //! where text cannot (`cross_script_retrieval`): each record's subject, alone after the BOS, is read as
-//! the residual stream at its last token, `LAYER` of the model's layers deep, taken relative to the mean
+//! the residual stream at its last token, DEPTH of the model's layers deep, taken relative to the mean
 //! of its language's subjects; each non-English subject's nearest English subject (cosine) among the
 //! records' is taken. A measurement for keying edits by the model's state of their subject.
 //!
@@ -17,6 +17,7 @@ use std::path::Path;
 use candle_core::{Tensor, D};
 use color_eyre::eyre::eyre;
 use lafn::method::load_benchmark;
+use lafn::method::scope::ScopeSettings;
 use lafn::runtime::{Hooks, WeightMode};
 
 fn main() -> lafn::Result<()> {
@@ -28,7 +29,7 @@ fn main() -> lafn::Result<()> {
     let depth: f32 = args.get(2).map(|d| d.parse()).transpose()?.unwrap_or(2.0 / 3.0);
     let loaded = common::load_model(WeightMode::Quantized)?;
     let (model, tokenizer) = (&loaded.model, &loaded.tokenizer);
-    let layer = ((depth * model.config().num_layers as f32).round() as usize).min(model.config().num_layers - 1);
+    let layer = ScopeSettings { depth, ..ScopeSettings::default() }.layer(model.config().num_layers);
     let records: Vec<_> = load_benchmark(Path::new(file))?.into_iter().take(count).collect();
     // Per language: (record, subject written as in English, vector).
     let mut states: BTreeMap<String, Vec<(usize, bool, Tensor)>> = BTreeMap::new();

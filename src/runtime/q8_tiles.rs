@@ -44,19 +44,28 @@ enum Kernel {
     Avx2,
 }
 
+impl Kernel {
+    /// Fastest first.
+    const ALL: [Kernel; 2] = [Kernel::Vnni, Kernel::Avx2];
+
+    /// Whether this CPU has the instructions the kernel runs on.
+    fn runs_here(self) -> bool {
+        #[cfg(target_arch = "x86_64")]
+        {
+            use std::arch::is_x86_feature_detected as has;
+            match self {
+                Kernel::Vnni => has!("avx512f") && has!("avx512bw") && has!("avx512vnni"),
+                Kernel::Avx2 => has!("avx2") && has!("fma") && has!("f16c"),
+            }
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        false
+    }
+}
+
 /// The fastest kernel this CPU runs, if any.
 fn detected_kernel() -> Option<Kernel> {
-    #[cfg(target_arch = "x86_64")]
-    {
-        use std::arch::is_x86_feature_detected as has;
-        if has!("avx512f") && has!("avx512bw") && has!("avx512vnni") {
-            return Some(Kernel::Vnni);
-        }
-        if has!("avx2") && has!("fma") && has!("f16c") {
-            return Some(Kernel::Avx2);
-        }
-    }
-    None
+    Kernel::ALL.into_iter().find(|kernel| kernel.runs_here())
 }
 
 /// A (rows, cols) weight matrix of 8-bit block values, interleaved in tiles of 16 rows.
@@ -550,20 +559,7 @@ mod tests {
 
     /// Every kernel this CPU can run: a CPU with VNNI runs the AVX2 kernel too.
     fn runnable_kernels() -> Vec<Kernel> {
-        #[cfg(target_arch = "x86_64")]
-        {
-            use std::arch::is_x86_feature_detected as has;
-            let mut kernels = Vec::new();
-            if detected_kernel() == Some(Kernel::Vnni) {
-                kernels.push(Kernel::Vnni);
-            }
-            if has!("avx2") && has!("fma") && has!("f16c") {
-                kernels.push(Kernel::Avx2);
-            }
-            kernels
-        }
-        #[cfg(not(target_arch = "x86_64"))]
-        Vec::new()
+        Kernel::ALL.into_iter().filter(|kernel| kernel.runs_here()).collect()
     }
 
     #[test]
