@@ -40,15 +40,15 @@ pub fn token_similarity(
 ) -> f32 {
     match query.kind {
         TokenKind::Word => {
-            let short = |token: &Token| token.text.chars().count() <= exact_match_max_chars;
-            let similarity = if short(query) || is_vietnamese(&query.text) || is_vietnamese(&candidate.text) {
+            let similarity = if matches_only_as_spelled(query, exact_match_max_chars) || is_vietnamese(&candidate.text)
+            {
                 if candidate_spelling == query_spelling {
                     1.0
                 } else {
                     0.0
                 }
             } else {
-                word_similarity(candidate_spelling, query_spelling, short(candidate))
+                word_similarity(candidate_spelling, query_spelling, is_short(candidate, exact_match_max_chars))
             };
             similarity.min(NOT_EXACT_SIMILARITY)
         }
@@ -62,6 +62,16 @@ pub fn token_similarity(
         }
         TokenKind::Number => 0.0,
     }
+}
+
+/// Whether a query word resembles only words spelled as it is (in loose spelling): a short word ("le",
+/// "de") or a Vietnamese syllable, which does not inflect ("thấy" is not "tháng").
+pub fn matches_only_as_spelled(query: &Token, exact_match_max_chars: usize) -> bool {
+    query.kind == TokenKind::Word && (is_short(query, exact_match_max_chars) || is_vietnamese(&query.text))
+}
+
+fn is_short(token: &Token, exact_match_max_chars: usize) -> bool {
+    token.text.chars().count() <= exact_match_max_chars
 }
 
 /// Similarity of a subject word to a longer-than-short query word, in [0, 1], both in loose spelling:
@@ -92,6 +102,25 @@ fn word_similarity(subject: &[char], query: &[char], subject_is_short: bool) -> 
 /// pass over most candidates knowing their lengths only.
 pub fn word_lengths_may_match(subject_len: usize, query_len: usize) -> bool {
     subject_len > 0 && least_word_cost(subject_len, query_len) <= allowed_word_cost(subject_len)
+}
+
+/// The letters of a spelling as a set of 64 bits, a letter's bit chosen by a hash of it (letters may
+/// share one, so a difference of two sets can only undercount the letters one lacks).
+pub fn letter_set(spelling: &[char]) -> u64 {
+    spelling.iter().fold(0, |set, &c| set | 1 << ((c as u32).wrapping_mul(0x9E37_79B1) >> 26))
+}
+
+/// Whether a subject word of `subject_len` letters, `missing` of its distinct letters absent from a query
+/// word (at most: see [`letter_set`]), could still be within a fuzzy match's cost. Each occurrence of a
+/// missing letter is replaced or dropped: the cheapest such edits are the ending's letters, then the
+/// letter before the ending (dropped), then full ones. Lets a search pass over candidates that share a
+/// syllable with the query word and little else, knowing only their letter sets.
+pub fn missing_letters_may_match(subject_len: usize, missing: u32) -> bool {
+    let ending = ENDING_CHARS.min(subject_len / 3);
+    let prices =
+        std::iter::repeat_n(ENDING_EDIT_COST, ending).chain([DROPPED_VOWEL_COST]).chain(std::iter::repeat(1.0));
+    let least_cost: f32 = prices.take(missing as usize).sum();
+    least_cost <= allowed_word_cost(subject_len)
 }
 
 /// Fewest distinct trigrams (of the words marked at both ends, see `tokens::ngrams`) a query word
@@ -254,7 +283,8 @@ mod tests {
     use rand::{Rng, SeedableRng};
 
     use super::{
-        allowed_word_cost, ending_tolerant_distance, least_shared_trigrams, word_lengths_may_match, word_similarity,
+        allowed_word_cost, ending_tolerant_distance, least_shared_trigrams, letter_set, missing_letters_may_match,
+        word_lengths_may_match, word_similarity,
     };
     use crate::text::tokens::{ngrams, TokenKind};
 
@@ -324,5 +354,39 @@ mod tests {
             assert!(shared >= least, "{subject:?} {query:?}: {shared} shared, bound {least}");
         }
         assert!(resembling > 10_000, "too few resembling pairs to test the bound: {resembling}");
+    }
+
+    /// The same for the letters a subject word may lack in a query word it resembles: random words over
+    /// eight letters (so that letters go missing) against copies with random edits, short subjects too.
+    #[test]
+    fn resembling_words_lack_no_more_letters_than_the_bound() {
+        let mut rng = StdRng::seed_from_u64(11);
+        let (mut resembling, mut passed_over) = (0, 0);
+        for _ in 0..200_000 {
+            let length = rng.random_range(1..14);
+            let subject: Vec<char> = (0..length).map(|_| rng.random_range('a'..='h')).collect();
+            let mut query = subject.clone();
+            for _ in 0..rng.random_range(0..4) {
+                let position = match rng.random_bool(0.5) || query.is_empty() {
+                    true => query.len().saturating_sub(rng.random_range(0..3)),
+                    false => rng.random_range(0..query.len()),
+                };
+                let letter = rng.random_range('a'..='h');
+                match rng.random_range(0..3) {
+                    0 if position < query.len() => query[position] = letter,
+                    1 if position < query.len() => drop(query.remove(position)),
+                    _ => query.insert(position, letter),
+                }
+            }
+            let missing = (letter_set(&subject) & !letter_set(&query)).count_ones();
+            let may_match = missing_letters_may_match(subject.len(), missing);
+            passed_over += usize::from(!may_match);
+            if query.is_empty() || word_similarity(&subject, &query, rng.random_bool(0.2)) == 0.0 {
+                continue;
+            }
+            resembling += 1;
+            assert!(may_match, "{subject:?} {query:?}: {missing} letters missing");
+        }
+        assert!(resembling > 10_000 && passed_over > 10_000, "{resembling} resembling, {passed_over} passed over");
     }
 }

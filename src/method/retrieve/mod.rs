@@ -19,6 +19,7 @@
 
 use std::cmp::Ordering;
 use std::collections::{HashMap, HashSet};
+use std::sync::Mutex;
 
 use color_eyre::eyre::{bail, WrapErr};
 
@@ -114,7 +115,31 @@ pub struct SubjectIndex {
     entries: HashMap<String, Entry>,
     /// Subject slots; `None` once the entry was removed.
     subjects: Vec<Option<IndexedSubject>>,
+    /// Per subject slot, what a search reads of thousands of slots, apart from `subjects`.
+    slot_briefs: Vec<SlotBrief>,
     vocabulary: Vocabulary,
+    /// Reused by every search: its per-token and per-slot arrays are as long as the index is large.
+    #[serde(skip)]
+    scratch: Mutex<SearchScratch>,
+}
+
+#[derive(Clone, Copy, Serialize, Deserialize)]
+struct SlotBrief {
+    /// Letters of the subject's tokens in loose spelling: what their weights are made of.
+    letters: u32,
+    /// Every token must match exactly: the subject is too short for fuzzy matching to be safe.
+    exact_only: bool,
+}
+
+/// Working arrays of a search, all zero (false) between searches.
+#[derive(Default)]
+struct SearchScratch {
+    /// Per vocabulary token: n-grams shared with the query token being looked up.
+    shared_grams: Vec<u32>,
+    /// Per subject slot: the weight of its tokens the query may match.
+    reachable: Vec<f32>,
+    /// Per subject slot: whether it can reach a firing score.
+    candidate: Vec<bool>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -140,10 +165,6 @@ struct IndexedSubject {
     original: String,
     /// Vocabulary ids, in subject order.
     tokens: Vec<usize>,
-    /// Letters of the tokens in loose spelling: what their weights are made of.
-    letters: usize,
-    /// Every token must match exactly: the subject is too short for fuzzy matching to be safe.
-    exact_only: bool,
     /// Whether the subject may fire when found only in part (`RetrievalSettings::partial_threshold`).
     /// Not a prompt, matched as a whole: it names the subject as the user wrote it. Not a Vietnamese
     /// subject: Vietnamese puts spaces between syllables, and a few syllables of a title ("Tương
@@ -173,7 +194,14 @@ const PRUNE_MARGIN: f32 = 1e-3;
 
 impl SubjectIndex {
     pub fn new(settings: RetrievalSettings) -> Self {
-        Self { settings, entries: HashMap::new(), subjects: Vec::new(), vocabulary: Vocabulary::default() }
+        Self {
+            settings,
+            entries: HashMap::new(),
+            subjects: Vec::new(),
+            slot_briefs: Vec::new(),
+            vocabulary: Vocabulary::default(),
+            scratch: Mutex::default(),
+        }
     }
 
     /// Indexes an entry; an entry already indexed under `entry_id` is replaced.
@@ -201,12 +229,12 @@ impl SubjectIndex {
             let ids: Vec<usize> =
                 tokens.iter().enumerate().map(|(position, t)| self.vocabulary.add(t, slot, position, true)).collect();
             entry.subject_tokens.extend(&ids);
+            let exact_only = key.chars().filter(|c| *c != ' ').count() <= self.settings.exact_match_max_chars;
+            self.slot_briefs.push(SlotBrief { letters: self.vocabulary.letters(&ids), exact_only });
             self.subjects.push(Some(IndexedSubject {
                 entry_id: entry_id.to_string(),
                 original: subject.clone(),
-                letters: self.vocabulary.letters(&ids),
                 tokens: ids,
-                exact_only: key.chars().filter(|c| *c != ' ').count() <= self.settings.exact_match_max_chars,
                 partial_allowed: !tokens.iter().any(|t| is_vietnamese(&t.text)),
             }));
             entry.subject_slots.push(slot);
@@ -233,12 +261,11 @@ impl SubjectIndex {
                     .enumerate()
                     .map(|(position, t)| self.vocabulary.add(t, slot, position, t.kind == TokenKind::Run))
                     .collect();
+                self.slot_briefs.push(SlotBrief { letters: self.vocabulary.letters(&ids), exact_only: false });
                 self.subjects.push(Some(IndexedSubject {
                     entry_id: entry_id.to_string(),
                     original: prompt.clone(),
-                    letters: self.vocabulary.letters(&ids),
                     tokens: ids,
-                    exact_only: false,
                     partial_allowed: false,
                 }));
                 entry.subject_slots.push(slot);
@@ -317,7 +344,8 @@ impl SubjectIndex {
     fn check(&self) -> Result<()> {
         let tokens = self.vocabulary.tokens.len();
         let slots = self.subjects.len();
-        let subjects_ok = self.subjects.iter().flatten().all(|s| s.tokens.iter().all(|&id| id < tokens));
+        let subjects_ok = self.slot_briefs.len() == slots
+            && self.subjects.iter().flatten().all(|s| s.tokens.iter().all(|&id| id < tokens));
         let entries_ok = self.entries.values().all(|e| {
             e.subject_slots.iter().all(|&slot| slot < slots)
                 && e.subject_tokens.iter().chain(&e.prompt_tokens).all(|&id| id < tokens)
@@ -420,11 +448,20 @@ impl SubjectIndex {
         for (position, token) in query_tokens.iter().enumerate() {
             positions.entry(token).or_default().push(position);
         }
-        let mut shared_grams = vec![0; self.vocabulary.tokens.len()];
+        // A search that panicked may have left its arrays dirty: then they are cleared.
+        let mut scratch = self.scratch.lock().unwrap_or_else(|poisoned| {
+            let mut scratch = poisoned.into_inner();
+            *scratch = SearchScratch::default();
+            scratch
+        });
+        let SearchScratch { shared_grams, reachable, candidate } = &mut *scratch;
+        shared_grams.resize(self.vocabulary.tokens.len(), 0);
+        reachable.resize(self.subjects.len(), 0.0);
+        candidate.resize(self.subjects.len(), false);
         // Vocabulary id -> (query position, similarity) of each query token resembling it.
         let mut resembled: HashMap<usize, Vec<(usize, f32)>> = HashMap::new();
         for (token, query_positions) in positions {
-            let mut similar = self.vocabulary.similar(token, &self.settings, &mut shared_grams);
+            let mut similar = self.vocabulary.similar(token, &self.settings, shared_grams);
             // A subject word may carry a clitic in the query ("בליסורס", "퀴리는"): its stems match too,
             // as written only (a stem that is also respelled would be a guess on a guess).
             let stems = without_clitics(token);
@@ -433,12 +470,9 @@ impl SubjectIndex {
                 resembled.entry(id).or_default().extend(query_positions.iter().map(|&p| (p, similarity)));
             }
         }
-        let counts = |slot: usize, similarity: f32| {
-            similarity >= 1.0 || self.subjects[slot].as_ref().is_some_and(|s| !s.exact_only)
-        };
+        let counts = |slot: usize, similarity: f32| similarity >= 1.0 || !self.slot_briefs[slot].exact_only;
         // Common words (articles, question words) are in thousands of prompts: add up the weight each
         // subject could reach first, and gather the pairs of only those that could fire.
-        let mut reachable = vec![0.0f32; self.subjects.len()];
         // Listed once each, unless a token weighs nothing (then again, which is harmless).
         let mut touched = Vec::new();
         for (&id, pairs) in &resembled {
@@ -457,13 +491,12 @@ impl SubjectIndex {
         let needed_share = self.settings.threshold.min(self.settings.partial_threshold) * (1.0 - PRUNE_MARGIN);
         // No token is in more subjects or prompts than there are entries, so none weighs less per letter.
         let least_weight_per_letter = 1.0 / (1.0 + (self.entries.len().max(1) as f32).ln());
-        let mut candidate = vec![false; self.subjects.len()];
         for &slot in &touched {
-            let subject = self.subjects[slot].as_ref().expect("occurrences only point at live subjects");
             // Most subjects reached only through common words fail this bound, without adding up weights.
-            if reachable[slot] < needed_share * subject.letters as f32 * least_weight_per_letter {
+            if reachable[slot] < needed_share * self.slot_briefs[slot].letters as f32 * least_weight_per_letter {
                 continue;
             }
+            let subject = self.subjects[slot].as_ref().expect("occurrences only point at live subjects");
             let total: f32 = subject.tokens.iter().map(|&id| self.vocabulary.tokens[id].weight).sum();
             candidate[slot] = reachable[slot] >= needed_share * total;
         }
@@ -480,6 +513,10 @@ impl SubjectIndex {
                     ),
                 );
             }
+        }
+        for &slot in &touched {
+            reachable[slot] = 0.0;
+            candidate[slot] = false;
         }
         let mut by_subject: Vec<(usize, Vec<TokenMatch>)> = by_subject.into_iter().collect();
         by_subject.sort_unstable_by_key(|(slot, _)| *slot);
@@ -572,8 +609,9 @@ impl SubjectIndex {
 }
 
 /// Changes whenever the saved form of [`SubjectIndex`] (or what its fields mean) changes. 3: prompts that
-/// hold a subject as written are no longer keys. 4: the vocabulary's token briefs.
-const SAVED_INDEX_FORMAT: u32 = 4;
+/// hold a subject as written are no longer keys. 4: the vocabulary's token briefs. 5: words by spelling,
+/// letter sets in the briefs.
+const SAVED_INDEX_FORMAT: u32 = 5;
 
 /// A digest of an entry's subjects and prompts, the same in every run (`DefaultHasher::new` has fixed
 /// keys): a saved index compares it with the cache's rows.

@@ -6,7 +6,10 @@ use std::collections::HashMap;
 use serde::{Deserialize, Serialize};
 
 use super::RetrievalSettings;
-use crate::text::distance::{least_shared_trigrams, token_similarity, word_lengths_may_match, CharPair};
+use crate::text::distance::{
+    least_shared_trigrams, letter_set, matches_only_as_spelled, missing_letters_may_match, token_similarity,
+    word_lengths_may_match, CharPair,
+};
 use crate::text::normalize::loose_spelling;
 use crate::text::tokens::{ngrams, Gram, Token, TokenKind};
 
@@ -53,6 +56,9 @@ struct TokenBrief {
     gram_count: u16,
     /// Whether `latin` differs from `loose`: the token is in another script.
     romanized: bool,
+    /// `letter_set`s of `loose` and `latin`.
+    loose_letters: u64,
+    latin_letters: u64,
 }
 
 /// Distinct subject and prompt tokens, with an n-gram index to find the ones resembling a query token.
@@ -64,6 +70,9 @@ pub(super) struct Vocabulary {
     briefs: Vec<TokenBrief>,
     /// N-gram of `latin`, keyed with `gram_partition` -> ids of the fuzzy tokens that have it.
     grams: HashMap<(char, Gram), Vec<usize>>,
+    /// Digest of a spelling (`latin`, and `loose` where it differs) -> ids of the fuzzy words spelled so:
+    /// a query word that matches only as spelled finds them here (see `Vocabulary::similar`).
+    spellings: HashMap<u64, Vec<usize>>,
     /// Character pair of a run (in loose spelling) -> number of entries whose runs have it.
     pair_entries: HashMap<CharPair, usize>,
 }
@@ -83,6 +92,13 @@ impl Vocabulary {
             for gram in ngrams(token.kind, &vocabulary_token.latin) {
                 self.grams.entry((partition, gram)).or_default().push(id);
             }
+            if token.kind == TokenKind::Word {
+                let (loose, latin) = (&vocabulary_token.loose, &vocabulary_token.latin);
+                self.spellings.entry(spelling_digest(latin)).or_default().push(id);
+                if loose != latin {
+                    self.spellings.entry(spelling_digest(loose)).or_default().push(id);
+                }
+            }
         }
         id
     }
@@ -101,6 +117,8 @@ impl Vocabulary {
                     latin_len: length(&latin),
                     gram_count: ngrams(token.kind, &latin).len().min(u16::MAX.into()) as u16,
                     romanized: latin != loose,
+                    loose_letters: letter_set(&loose),
+                    latin_letters: letter_set(&latin),
                 });
                 self.tokens.push(VocabularyToken {
                     token: token.clone(),
@@ -123,12 +141,13 @@ impl Vocabulary {
         self.tokens.len() == tokens
             && self.briefs.len() == tokens
             && self.ids.iter().all(|(token, &id)| self.tokens.get(id).is_some_and(|t| &t.token == token))
-            && self.grams.values().flatten().all(|&id| id < tokens)
+            && self.grams.values().chain(self.spellings.values()).flatten().all(|&id| id < tokens)
     }
 
     /// The letters of the tokens `ids` in loose spelling.
-    pub(super) fn letters(&self, ids: &[usize]) -> usize {
-        ids.iter().map(|&id| self.tokens[id].loose.len()).sum()
+    pub(super) fn letters(&self, ids: &[usize]) -> u32 {
+        let letters: usize = ids.iter().map(|&id| self.tokens[id].loose.len()).sum();
+        letters.try_into().unwrap_or(u32::MAX)
     }
 
     /// The distinct character pairs of the runs among `ids`, in loose spelling.
@@ -172,65 +191,125 @@ impl Vocabulary {
         if query_token.kind == TokenKind::Number {
             return similar;
         }
-        let (query_loose, query_latin) = (loose_spelling(query_token, false), loose_spelling(query_token, true));
+        let query = QuerySpelling::new(query_token);
+        let mut judge = |id: usize, shared: Option<usize>| {
+            if Some(id) != exact {
+                if let Some(similarity) = self.similarity(id, shared, &query, settings) {
+                    similar.push((id, similarity));
+                }
+            }
+        };
+        if matches_only_as_spelled(query_token, settings.exact_match_max_chars) {
+            // Thousands of tokens share an n-gram with a short word ("de", "the"); those spelled as it is
+            // are looked up. They are in its n-gram partition (same first letter) as a scan would find them.
+            let mut ids: Vec<usize> = [&query.loose, &query.latin]
+                .into_iter()
+                .flat_map(|spelling| self.spellings.get(&spelling_digest(spelling)).into_iter().flatten().copied())
+                .filter(|&id| gram_partition(TokenKind::Word, &self.tokens[id].latin) == query.partition)
+                .collect();
+            ids.sort_unstable();
+            ids.dedup();
+            ids.into_iter().for_each(|id| judge(id, None));
+            return similar;
+        }
         let mut touched = Vec::new();
-        let mut query_grams = ngrams(query_token.kind, &query_latin);
+        let mut query_grams = ngrams(query_token.kind, &query.latin);
         if query_token.kind == TokenKind::Run {
             // One-character subject runs are indexed by that character alone.
-            query_grams.extend(query_latin.iter().map(|&c| [c, '\0', '\0']));
+            query_grams.extend(query.latin.iter().map(|&c| [c, '\0', '\0']));
             query_grams.sort_unstable();
             query_grams.dedup();
         }
-        let partition = gram_partition(query_token.kind, &query_latin);
         for gram in query_grams {
-            for &id in self.grams.get(&(partition, gram)).into_iter().flatten() {
+            for &id in self.grams.get(&(query.partition, gram)).into_iter().flatten() {
                 if shared_grams[id] == 0 {
                     touched.push(id);
                 }
                 shared_grams[id] += 1;
             }
         }
-        let query_romanized = query_latin != query_loose;
         for id in touched {
-            let brief = self.briefs[id];
             let shared = std::mem::take(&mut shared_grams[id]) as usize;
-            // Words of one script compare as written: romanizing blurs Cyrillic endings ("-ая", "-ей").
-            let same_script = brief.romanized == query_romanized;
-            let (subject_len, query) = match same_script {
-                true => (brief.loose_len, &query_loose),
-                false => (brief.latin_len, &query_latin),
-            };
-            // Trigrams are of the Latin spelling: they bound the distance only where it is compared in it.
-            let compared_as_grams = !(same_script && brief.romanized);
-            // A run matching within the allowed edits or pair coverage keeps at least half of its
-            // character pairs; a word must be of a length it could be respelled to, share the trigrams
-            // such a respelling keeps, and keep its first letter (as every word in the query's n-gram
-            // partition does).
-            let comparable = match query_token.kind {
-                TokenKind::Run => 2 * shared >= usize::from(brief.gram_count),
-                _ => {
-                    word_lengths_may_match(subject_len.into(), query.len())
-                        && (!compared_as_grams
-                            || shared >= least_shared_trigrams(subject_len.into(), brief.gram_count.into()))
-                }
-            };
-            if Some(id) == exact || !comparable || subject_len == 0 || query.is_empty() {
-                continue;
-            }
-            let candidate = &self.tokens[id];
-            if candidate.occurrences.is_empty() {
-                continue;
-            }
-            let subject = if same_script { &candidate.loose } else { &candidate.latin };
-            let pair_weight = |pair| self.pair_weight(pair);
-            let max_exact = settings.exact_match_max_chars;
-            let similarity = token_similarity(&candidate.token, subject, query_token, query, max_exact, &pair_weight);
-            if similarity >= settings.min_token_similarity {
-                similar.push((id, similarity));
-            }
+            judge(id, Some(shared));
         }
         similar
     }
+
+    /// How much vocabulary token `id` resembles the query token, if enough to count. `shared`: how many
+    /// n-grams of their Latin spellings they share, to pass over most tokens before comparing them;
+    /// `None` when the token was found by its spelling.
+    fn similarity(
+        &self,
+        id: usize,
+        shared: Option<usize>,
+        query: &QuerySpelling,
+        settings: &RetrievalSettings,
+    ) -> Option<f32> {
+        let brief = self.briefs[id];
+        // Words of one script compare as written: romanizing blurs Cyrillic endings ("-ая", "-ей").
+        let same_script = brief.romanized == query.romanized;
+        let (subject_len, query_spelling, missing_letters) = match same_script {
+            true => (brief.loose_len, &query.loose, brief.loose_letters & !query.loose_letters),
+            false => (brief.latin_len, &query.latin, brief.latin_letters & !query.latin_letters),
+        };
+        // Trigrams are of the Latin spelling: they bound the distance only where it is compared in it.
+        let compared_as_grams = !(same_script && brief.romanized);
+        // A run matching within the allowed edits or pair coverage keeps at least half of its
+        // character pairs; a word must be of a length it could be respelled to, share the trigrams
+        // such a respelling keeps, lack few of the query's letters, and keep its first letter (as every
+        // word in the query's n-gram partition does).
+        let comparable = match (query.token.kind, shared) {
+            (_, None) => true,
+            (TokenKind::Run, Some(shared)) => 2 * shared >= usize::from(brief.gram_count),
+            (_, Some(shared)) => {
+                word_lengths_may_match(subject_len.into(), query_spelling.len())
+                    && missing_letters_may_match(subject_len.into(), missing_letters.count_ones())
+                    && (!compared_as_grams
+                        || shared >= least_shared_trigrams(subject_len.into(), brief.gram_count.into()))
+            }
+        };
+        if !comparable || subject_len == 0 || query_spelling.is_empty() {
+            return None;
+        }
+        let candidate = &self.tokens[id];
+        if candidate.occurrences.is_empty() {
+            return None;
+        }
+        let subject = if same_script { &candidate.loose } else { &candidate.latin };
+        let pair_weight = |pair| self.pair_weight(pair);
+        let max_exact = settings.exact_match_max_chars;
+        let similarity =
+            token_similarity(&candidate.token, subject, query.token, query_spelling, max_exact, &pair_weight);
+        (similarity >= settings.min_token_similarity).then_some(similarity)
+    }
+}
+
+/// A query token in the spellings it is compared in.
+struct QuerySpelling<'a> {
+    token: &'a Token,
+    loose: Vec<char>,
+    latin: Vec<char>,
+    romanized: bool,
+    partition: char,
+    loose_letters: u64,
+    latin_letters: u64,
+}
+
+impl<'a> QuerySpelling<'a> {
+    fn new(token: &'a Token) -> Self {
+        let (loose, latin) = (loose_spelling(token, false), loose_spelling(token, true));
+        let partition = gram_partition(token.kind, &latin);
+        let (loose_letters, latin_letters) = (letter_set(&loose), letter_set(&latin));
+        Self { token, romanized: latin != loose, loose, latin, partition, loose_letters, latin_letters }
+    }
+}
+
+/// A digest of a spelling, the same in every run (a saved index keeps it).
+fn spelling_digest(spelling: &[char]) -> u64 {
+    use std::hash::{DefaultHasher, Hash, Hasher};
+    let mut hasher = DefaultHasher::new();
+    spelling.hash(&mut hasher);
+    hasher.finish()
 }
 
 /// Which part of the n-gram index a token is in. A word resembles only words with its first letter (see
