@@ -31,47 +31,58 @@ const NOT_EXACT_SIMILARITY: f32 = 0.9;
 /// in diacritics. `pair_weight` says how much finding a character pair of a run counts (see
 /// [`pair_coverage`]).
 pub fn token_similarity(
-    candidate: &Token,
+    candidate: Candidate,
     candidate_spelling: &[char],
     query: &Token,
     query_spelling: &[char],
     exact_match_max_chars: usize,
     pair_weight: &dyn Fn(CharPair) -> f32,
 ) -> f32 {
-    match query.kind {
-        TokenKind::Word => {
-            let similarity = if matches_only_as_spelled(query, exact_match_max_chars) || is_vietnamese(&candidate.text)
-            {
+    match (query.kind, candidate) {
+        (TokenKind::Word, Candidate::Word { short, vietnamese }) => {
+            let similarity = if matches_only_as_spelled(query, exact_match_max_chars) || vietnamese {
                 if candidate_spelling == query_spelling {
                     1.0
                 } else {
                     0.0
                 }
             } else {
-                word_similarity(candidate_spelling, query_spelling, is_short(candidate, exact_match_max_chars))
+                word_similarity(candidate_spelling, query_spelling, short)
             };
             similarity.min(NOT_EXACT_SIMILARITY)
         }
-        TokenKind::Run => {
+        (TokenKind::Run, Candidate::Run { text }) => {
             let similarity = run_similarity(candidate_spelling, query_spelling, pair_weight);
-            if query.text.contains(candidate.text.as_str()) {
+            if query.text.contains(text) {
                 similarity
             } else {
                 similarity.min(NOT_EXACT_SIMILARITY)
             }
         }
-        TokenKind::Number => 0.0,
+        _ => 0.0,
     }
+}
+
+/// What [`token_similarity`] needs to know of a candidate token besides its spelling (a search reads
+/// it for thousands of candidates, so a word's is kept beside its spelling, not read from its text).
+#[derive(Clone, Copy)]
+pub enum Candidate<'a> {
+    /// `short`: of at most `exact_match_max_chars` characters as written; `vietnamese`: see
+    /// [`is_vietnamese`].
+    Word {
+        short: bool,
+        vietnamese: bool,
+    },
+    Run {
+        text: &'a str,
+    },
 }
 
 /// Whether a query word resembles only words spelled as it is (in loose spelling): a short word ("le",
 /// "de") or a Vietnamese syllable, which does not inflect ("thấy" is not "tháng").
 pub fn matches_only_as_spelled(query: &Token, exact_match_max_chars: usize) -> bool {
-    query.kind == TokenKind::Word && (is_short(query, exact_match_max_chars) || is_vietnamese(&query.text))
-}
-
-fn is_short(token: &Token, exact_match_max_chars: usize) -> bool {
-    token.text.chars().count() <= exact_match_max_chars
+    let short = query.text.chars().count() <= exact_match_max_chars;
+    query.kind == TokenKind::Word && (short || is_vietnamese(&query.text))
 }
 
 /// Similarity of a subject word to a longer-than-short query word, in [0, 1], both in loose spelling:

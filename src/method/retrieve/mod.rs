@@ -567,14 +567,14 @@ impl SubjectIndex {
                 }
             }
             let exact = found.iter().all(|&s| s == 1.0);
-            let evidence: f32 = found.iter().zip(&tokens).map(|(s, t)| s * t.loose.len() as f32).sum();
+            let evidence: f32 = found.iter().zip(&tokens).map(|(s, t)| s * t.letters as f32).sum();
             // Numbers identify ("Venera 9" is not "Venera 10"): all must be there.
             let numbers_found = found.iter().zip(&tokens).all(|(s, t)| *s > 0.0 || t.token.kind != TokenKind::Number);
             let coverage = found.iter().zip(&weights).map(|(s, w)| s * w).sum::<f32>() / total;
             let words_found = (0..found.len())
                 .filter(|&i| {
                     found[i] >= STRONG_SIMILARITY
-                        && tokens[i].loose.len() >= PARTIAL_MIN_LETTERS
+                        && tokens[i].letters >= PARTIAL_MIN_LETTERS
                         && tokens[i].frequency() <= PARTIAL_MAX_FREQUENCY
                 })
                 .count();

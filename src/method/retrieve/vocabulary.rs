@@ -8,18 +8,16 @@ use serde::{Deserialize, Serialize};
 use super::RetrievalSettings;
 use crate::text::distance::{
     least_shared_trigrams, letter_set, matches_only_as_spelled, missing_letters_may_match, token_similarity,
-    word_lengths_may_match, CharPair,
+    word_lengths_may_match, Candidate, CharPair,
 };
-use crate::text::normalize::loose_spelling;
+use crate::text::normalize::{is_vietnamese, loose_spelling};
 use crate::text::tokens::{ngrams, Gram, Token, TokenKind};
 
 #[derive(Serialize, Deserialize)]
 pub(super) struct VocabularyToken {
     pub(super) token: Token,
-    /// Spelling used for fuzzy comparison (see `loose_spelling`).
-    pub(super) loose: Vec<char>,
-    /// `loose` in Latin letters, for finding similar tokens and comparing across scripts.
-    latin: Vec<char>,
+    /// Letters of its loose spelling (see `loose_spelling`; the spellings are in `Vocabulary::spellings`).
+    pub(super) letters: usize,
     /// Whether the token is in the n-gram index, found by resemblance (see `Vocabulary::add`).
     fuzzy: bool,
     /// (subject slot, position in the subject) of every occurrence.
@@ -40,23 +38,31 @@ impl VocabularyToken {
 
     /// A token weighs its letters (a long name says more than "of"), less if it is common.
     pub(super) fn refresh_weight(&mut self) {
-        self.weight = self.loose.len() as f32 / (1.0 + (self.frequency() as f32).ln());
+        self.weight = self.letters as f32 / (1.0 + (self.frequency() as f32).ln());
     }
 }
 
-/// What the search needs to know of a token before comparing it with a query token, kept apart from
-/// the tokens: a query word shares an n-gram with a thousand vocabulary words at 10,000 entries, and
-/// reading each one's `VocabularyToken` and spelling missed the processor's caches most of the time.
+/// What the search needs to know of a token to compare it with a query token, kept apart from the
+/// tokens (32 bytes, within one cache line): a query word shares an n-gram with thousands of vocabulary
+/// words at 10,000 entries, and reading each one's `VocabularyToken`, then its spelling, then its text
+/// missed the processor's caches most of the time.
 #[derive(Clone, Copy, Serialize, Deserialize)]
 struct TokenBrief {
-    /// Lengths of `loose` and `latin`.
+    /// Where its loose spelling starts in `Vocabulary::spellings`; its Latin spelling follows, unless
+    /// the two are the same (`romanized` false).
+    at: u32,
+    /// Lengths of the loose and Latin spellings.
     loose_len: u16,
     latin_len: u16,
-    /// Number of distinct n-grams of `latin`.
+    /// Number of distinct n-grams of the Latin spelling.
     gram_count: u16,
-    /// Whether `latin` differs from `loose`: the token is in another script.
+    /// Characters of the token as written, up to `u16::MAX`.
+    text_chars: u16,
+    /// Whether the Latin spelling differs from the loose one: the token is in another script.
     romanized: bool,
-    /// `letter_set`s of `loose` and `latin`.
+    /// Whether the token is a Vietnamese word (see `is_vietnamese`).
+    vietnamese: bool,
+    /// `letter_set`s of the loose and Latin spellings.
     loose_letters: u64,
     latin_letters: u64,
 }
@@ -68,11 +74,13 @@ pub(super) struct Vocabulary {
     pub(super) tokens: Vec<VocabularyToken>,
     /// One per token, in the same order.
     briefs: Vec<TokenBrief>,
+    /// The tokens' loose and Latin spellings (see `TokenBrief::at`), each cut to `u16::MAX` letters.
+    spellings: Vec<char>,
     /// N-gram of `latin`, keyed with `gram_partition` -> ids of the fuzzy tokens that have it.
     grams: HashMap<(char, Gram), Vec<usize>>,
-    /// Digest of a spelling (`latin`, and `loose` where it differs) -> ids of the fuzzy words spelled so:
-    /// a query word that matches only as spelled finds them here (see `Vocabulary::similar`).
-    spellings: HashMap<u64, Vec<usize>>,
+    /// Digest of a spelling (Latin, and loose where it differs) -> ids of the fuzzy words spelled so: a
+    /// query word that matches only as spelled finds them here (see `Vocabulary::similar`).
+    spelled: HashMap<u64, Vec<usize>>,
     /// Character pair of a run (in loose spelling) -> number of entries whose runs have it.
     pair_entries: HashMap<CharPair, usize>,
 }
@@ -88,16 +96,21 @@ impl Vocabulary {
         vocabulary_token.occurrences.push((slot, position));
         if fuzzy && !vocabulary_token.fuzzy {
             vocabulary_token.fuzzy = true;
-            let partition = gram_partition(token.kind, &vocabulary_token.latin);
-            for gram in ngrams(token.kind, &vocabulary_token.latin) {
+            let (loose, latin) = (self.loose(id), self.latin(id));
+            let partition = gram_partition(token.kind, latin);
+            let grams = ngrams(token.kind, latin);
+            let mut digests = Vec::new();
+            if token.kind == TokenKind::Word {
+                digests.push(spelling_digest(latin));
+                if loose != latin {
+                    digests.push(spelling_digest(loose));
+                }
+            }
+            for gram in grams {
                 self.grams.entry((partition, gram)).or_default().push(id);
             }
-            if token.kind == TokenKind::Word {
-                let (loose, latin) = (&vocabulary_token.loose, &vocabulary_token.latin);
-                self.spellings.entry(spelling_digest(latin)).or_default().push(id);
-                if loose != latin {
-                    self.spellings.entry(spelling_digest(loose)).or_default().push(id);
-                }
+            for digest in digests {
+                self.spelled.entry(digest).or_default().push(id);
             }
         }
         id
@@ -110,21 +123,30 @@ impl Vocabulary {
             None => {
                 let id = self.tokens.len();
                 let (loose, latin) = (loose_spelling(token, false), loose_spelling(token, true));
-                // Longer tokens are cut to `u16::MAX` letters, where no length filter can tell them apart.
-                let length = |spelling: &[char]| spelling.len().min(u16::MAX.into()) as u16;
+                let romanized = latin != loose;
+                let at = u32::try_from(self.spellings.len()).expect("the subject index holds under 4 billion letters");
+                // Longer tokens are cut to `u16::MAX` letters: no real word or run is that long.
+                let length = |count: usize| count.min(u16::MAX.into()) as u16;
+                let (loose_len, latin_len) = (length(loose.len()), length(latin.len()));
+                self.spellings.extend(&loose[..loose_len.into()]);
+                if romanized {
+                    self.spellings.extend(&latin[..latin_len.into()]);
+                }
                 self.briefs.push(TokenBrief {
-                    loose_len: length(&loose),
-                    latin_len: length(&latin),
-                    gram_count: ngrams(token.kind, &latin).len().min(u16::MAX.into()) as u16,
-                    romanized: latin != loose,
+                    at,
+                    loose_len,
+                    latin_len,
+                    gram_count: length(ngrams(token.kind, &latin).len()),
+                    text_chars: length(token.text.chars().count()),
+                    romanized,
+                    vietnamese: is_vietnamese(&token.text),
                     loose_letters: letter_set(&loose),
                     latin_letters: letter_set(&latin),
                 });
                 self.tokens.push(VocabularyToken {
                     token: token.clone(),
                     fuzzy: false,
-                    loose,
-                    latin,
+                    letters: loose.len(),
                     occurrences: Vec::new(),
                     entry_count: 0,
                     prompt_count: 0,
@@ -140,20 +162,43 @@ impl Vocabulary {
     pub(super) fn ids_within(&self, tokens: usize) -> bool {
         self.tokens.len() == tokens
             && self.briefs.len() == tokens
+            && self.briefs.iter().all(|b| {
+                let latin_len = if b.romanized { b.latin_len } else { 0 };
+                b.at as usize + usize::from(b.loose_len) + usize::from(latin_len) <= self.spellings.len()
+            })
             && self.ids.iter().all(|(token, &id)| self.tokens.get(id).is_some_and(|t| &t.token == token))
-            && self.grams.values().chain(self.spellings.values()).flatten().all(|&id| id < tokens)
+            && self.grams.values().chain(self.spelled.values()).flatten().all(|&id| id < tokens)
     }
 
     /// The letters of the tokens `ids` in loose spelling.
     pub(super) fn letters(&self, ids: &[usize]) -> u32 {
-        let letters: usize = ids.iter().map(|&id| self.tokens[id].loose.len()).sum();
+        let letters: usize = ids.iter().map(|&id| self.tokens[id].letters).sum();
         letters.try_into().unwrap_or(u32::MAX)
+    }
+
+    /// A token's loose spelling (see `loose_spelling`).
+    fn loose(&self, id: usize) -> &[char] {
+        let brief = &self.briefs[id];
+        let at = brief.at as usize;
+        &self.spellings[at..at + usize::from(brief.loose_len)]
+    }
+
+    /// A token's loose spelling in Latin letters, for finding similar tokens and comparing across scripts.
+    fn latin(&self, id: usize) -> &[char] {
+        let brief = &self.briefs[id];
+        match brief.romanized {
+            true => {
+                let at = brief.at as usize + usize::from(brief.loose_len);
+                &self.spellings[at..at + usize::from(brief.latin_len)]
+            }
+            false => self.loose(id),
+        }
     }
 
     /// The distinct character pairs of the runs among `ids`, in loose spelling.
     pub(super) fn run_pairs(&self, ids: impl IntoIterator<Item = usize>) -> Vec<CharPair> {
-        let runs = ids.into_iter().map(|id| &self.tokens[id]).filter(|t| t.token.kind == TokenKind::Run);
-        let mut pairs: Vec<CharPair> = runs.flat_map(|t| t.loose.windows(2).map(|w| (w[0], w[1]))).collect();
+        let runs = ids.into_iter().filter(|&id| self.tokens[id].token.kind == TokenKind::Run);
+        let mut pairs: Vec<CharPair> = runs.flat_map(|id| self.loose(id).windows(2).map(|w| (w[0], w[1]))).collect();
         pairs.sort_unstable();
         pairs.dedup();
         pairs
@@ -204,8 +249,8 @@ impl Vocabulary {
             // are looked up. They are in its n-gram partition (same first letter) as a scan would find them.
             let mut ids: Vec<usize> = [&query.loose, &query.latin]
                 .into_iter()
-                .flat_map(|spelling| self.spellings.get(&spelling_digest(spelling)).into_iter().flatten().copied())
-                .filter(|&id| gram_partition(TokenKind::Word, &self.tokens[id].latin) == query.partition)
+                .flat_map(|spelling| self.spelled.get(&spelling_digest(spelling)).into_iter().flatten().copied())
+                .filter(|&id| gram_partition(TokenKind::Word, self.latin(id)) == query.partition)
                 .collect();
             ids.sort_unstable();
             ids.dedup();
@@ -271,16 +316,16 @@ impl Vocabulary {
         if !comparable || subject_len == 0 || query_spelling.is_empty() {
             return None;
         }
-        let candidate = &self.tokens[id];
-        if candidate.occurrences.is_empty() {
-            return None;
-        }
-        let subject = if same_script { &candidate.loose } else { &candidate.latin };
-        let pair_weight = |pair| self.pair_weight(pair);
+        let subject = if same_script { self.loose(id) } else { self.latin(id) };
         let max_exact = settings.exact_match_max_chars;
-        let similarity =
-            token_similarity(&candidate.token, subject, query.token, query_spelling, max_exact, &pair_weight);
-        (similarity >= settings.min_token_similarity).then_some(similarity)
+        let candidate = match query.token.kind {
+            TokenKind::Run => Candidate::Run { text: &self.tokens[id].token.text },
+            _ => Candidate::Word { short: usize::from(brief.text_chars) <= max_exact, vietnamese: brief.vietnamese },
+        };
+        let pair_weight = |pair| self.pair_weight(pair);
+        let similarity = token_similarity(candidate, subject, query.token, query_spelling, max_exact, &pair_weight);
+        // A token no entry uses any more (its entries were removed) resembles nothing.
+        (similarity >= settings.min_token_similarity && !self.tokens[id].occurrences.is_empty()).then_some(similarity)
     }
 }
 
