@@ -16,7 +16,8 @@ use crate::method::pipeline::{locate_group, run_edit, EditModels};
 use crate::method::scope::QuestionEncoder;
 use crate::method::{EditGroup, MethodSettings};
 use crate::runtime::{
-    FfnDelta, GenerateOptions, GenerationDeltas, Hooks, LoadedModel, PromptTarget, Sampling, WeightMode,
+    kernel_description, FfnDelta, GenerateOptions, GenerationDeltas, Hooks, LoadedModel, PromptTarget, Sampling,
+    WeightMode,
 };
 use crate::Result;
 
@@ -41,7 +42,7 @@ pub fn run(files: &ModelFiles, device: &Device, decode_tokens: usize, group: Opt
     let quantized = LoadedModel::load(files, WeightMode::Quantized, device)?;
     let prompt = quantized.tokenizer.encode_prompt(PROMPT)?;
     writeln!(report, "model: {} ({})", files.weights.display(), quantized.info.config.arch.name())?;
-    writeln!(report, "threads: {}", rayon_threads())?;
+    writeln!(report, "threads: {}; Q8_0, Q5_0 and Q4_1 products: {}", rayon_threads(), kernel_description())?;
 
     let ids = Tensor::new(prompt.as_slice(), device)?.unsqueeze(0)?;
     let forward = median_time(5, || {

@@ -8,6 +8,7 @@ mod generate;
 mod head;
 mod model;
 mod q8_tiles;
+pub use q8_tiles::kernel_description;
 mod rms_norm;
 mod scoring;
 mod simd;

@@ -68,6 +68,15 @@ fn detected_kernel() -> Option<Kernel> {
     Kernel::ALL.into_iter().find(|kernel| kernel.runs_here())
 }
 
+/// What this CPU's Q8_0, Q5_0 and Q4_1 products run on, for reports: speed figures differ by it.
+pub fn kernel_description() -> &'static str {
+    match detected_kernel() {
+        Some(Kernel::Vnni) => "lafn's tiles, AVX-512 VNNI",
+        Some(Kernel::Avx2) => "lafn's tiles, AVX2",
+        None => "candle's kernels",
+    }
+}
+
 /// A (rows, cols) weight matrix of 8-bit block values, interleaved in tiles of 16 rows.
 pub struct TiledQ8 {
     rows: usize,
