@@ -201,6 +201,19 @@ fn empty_and_huge_queries_are_fine() {
 }
 
 #[test]
+fn words_longer_than_a_brief_counts_are_indexed_cut_and_survive_a_save() {
+    let word: String = "Шмавонян".repeat(10_000);
+    let run: String = "的出生日期".repeat(20_000);
+    let mut index = index_of(&[("huge", &[word.as_str(), run.as_str()], &[]), ("small", &["Shmavon Shmavonyan"], &[])]);
+    assert_eq!(found(&index, &format!("Where is {word} from?")), ["huge"]);
+    assert_eq!(found(&index, "Where is Shmavon Shmavonyan from?"), ["small"]);
+    let saved = SubjectIndex::from_bytes(&index.to_bytes().unwrap(), &RetrievalSettings::default()).unwrap();
+    assert_eq!(found(&saved, &format!("Where is {word} from?")), ["huge"]);
+    index.remove("huge");
+    assert!(found(&index, &format!("Where is {word} from?")).is_empty());
+}
+
+#[test]
 fn right_to_left_and_thai_text_is_handled() {
     let index = index_of(&[
         ("arabic", &["محمد عبده"], &["من هو محمد عبده؟"]),

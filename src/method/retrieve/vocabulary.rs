@@ -122,20 +122,23 @@ impl Vocabulary {
             Some(&id) => id,
             None => {
                 let id = self.tokens.len();
-                let (loose, latin) = (loose_spelling(token, false), loose_spelling(token, true));
+                // Spellings are cut to `u16::MAX` letters: no real word or run is that long.
+                let length = |count: usize| count.min(u16::MAX.into()) as u16;
+                let cut = |mut spelling: Vec<char>| {
+                    spelling.truncate(u16::MAX.into());
+                    spelling
+                };
+                let (loose, latin) = (cut(loose_spelling(token, false)), cut(loose_spelling(token, true)));
                 let romanized = latin != loose;
                 let at = u32::try_from(self.spellings.len()).expect("the subject index holds under 4 billion letters");
-                // Longer tokens are cut to `u16::MAX` letters: no real word or run is that long.
-                let length = |count: usize| count.min(u16::MAX.into()) as u16;
-                let (loose_len, latin_len) = (length(loose.len()), length(latin.len()));
-                self.spellings.extend(&loose[..loose_len.into()]);
+                self.spellings.extend(&loose);
                 if romanized {
-                    self.spellings.extend(&latin[..latin_len.into()]);
+                    self.spellings.extend(&latin);
                 }
                 self.briefs.push(TokenBrief {
                     at,
-                    loose_len,
-                    latin_len,
+                    loose_len: length(loose.len()),
+                    latin_len: length(latin.len()),
                     gram_count: length(ngrams(token.kind, &latin).len()),
                     text_chars: length(token.text.chars().count()),
                     romanized,
