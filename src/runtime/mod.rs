@@ -8,7 +8,6 @@ mod generate;
 mod head;
 mod model;
 mod q8_tiles;
-pub use q8_tiles::kernel_description;
 mod rms_norm;
 mod scoring;
 mod simd;
@@ -35,6 +34,7 @@ pub use generate::{
 };
 pub use head::{HeadLosses, HeadObjective, KeptDistributions};
 pub use model::{log_softmax_last_dim, softmax_last_dim, FfnDelta, ForwardOutput, Hooks, KvCache, Model};
+pub use q8_tiles::kernel_description;
 pub use scoring::{
     PaddedBatch, PrefixCachedBatch, PromptStates, PromptTarget, SharedPasses, TargetLogProbs, TeacherForced,
     TeacherForcingBatch,
@@ -57,10 +57,10 @@ use crate::Result;
 /// Spinning: after each quantized matmul candle's workers spin 25,000 times before they sleep, about
 /// a millisecond on the AMD EPYC measured (two cores). An edit follows each quantized product (the
 /// LM head) with dense work on other threads (gemm's, rayon's), and the spinning took a core from
-/// it: spinning at most 2,000 times, a 12-language edit of the default model took 7.5 s instead of
-/// 9.3 s and locating 2.6 s instead of 3.2 s (medians of four `lafn bench --group` runs each), while
-/// decoding, whose matmuls follow each other within microseconds, stayed at 14.3-14.9 ms a token
-/// (not spinning at all: 17.5-20.0).
+/// it: spinning at most 2,000 times, a 12-language optimization of the default model took 7.5 s
+/// instead of 9.0 s and locating 2.5 s instead of 3.1 s (medians of 7-9 `lafn bench --group` runs
+/// each), while decoding, whose matmuls follow each other within microseconds, stayed within the
+/// same 13-17 ms a token (not spinning at all: 17.5-20.0). docs/results.md, stop 48.
 pub fn fit_threads_to_allowed_cpus() {
     if std::env::var_os(SPIN_LIMIT_VARIABLE).is_none() {
         std::env::set_var(SPIN_LIMIT_VARIABLE, WORKER_SPIN_LIMIT.to_string());

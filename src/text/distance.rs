@@ -26,21 +26,20 @@ const NOT_EXACT_SIMILARITY: f32 = 0.9;
 
 /// Similarity of a candidate token to a query token of the same kind, in [0, 1], both in the same
 /// loose spelling (see `normalize::loose_spelling`), below 1 unless a run occurs as is: an exact token
-/// is found by lookup, not by resemblance. Short query words (at most `exact_match_max_chars` letters:
-/// "le", "de") and Vietnamese syllables, which do not inflect ("thấy" is not "tháng"), may only differ
-/// in diacritics. `pair_weight` says how much finding a character pair of a run counts (see
-/// [`pair_coverage`]).
+/// is found by lookup, not by resemblance. A query word that `matches_only_as_spelled` (the caller
+/// says, deciding it once for all candidates) and a Vietnamese candidate may only differ in diacritics.
+/// `pair_weight` says how much finding a character pair of a run counts (see [`pair_coverage`]).
 pub fn token_similarity(
     candidate: Candidate,
     candidate_spelling: &[char],
     query: &Token,
     query_spelling: &[char],
-    exact_match_max_chars: usize,
+    query_only_as_spelled: bool,
     pair_weight: &dyn Fn(CharPair) -> f32,
 ) -> f32 {
     match (query.kind, candidate) {
         (TokenKind::Word, Candidate::Word { short, vietnamese }) => {
-            let similarity = if matches_only_as_spelled(query, exact_match_max_chars) || vietnamese {
+            let similarity = if query_only_as_spelled || vietnamese {
                 if candidate_spelling == query_spelling {
                     1.0
                 } else {

@@ -613,12 +613,17 @@ impl SubjectIndex {
 /// letter sets in the briefs.
 const SAVED_INDEX_FORMAT: u32 = 5;
 
-/// A digest of an entry's subjects and prompts, the same in every run (`DefaultHasher::new` has fixed
-/// keys): a saved index compares it with the cache's rows.
+/// A digest of an entry's subjects and prompts: a saved index compares it with the cache's rows.
 fn source_digest(subjects: &[String], prompts: &[String]) -> u64 {
-    use std::hash::{DefaultHasher, Hash, Hasher};
+    stable_digest(&(subjects, prompts))
+}
+
+/// A digest of `value`, the same in every run (`DefaultHasher::new` has fixed keys): a saved index
+/// keeps such digests.
+fn stable_digest<T: std::hash::Hash + ?Sized>(value: &T) -> u64 {
+    use std::hash::{DefaultHasher, Hasher};
     let mut hasher = DefaultHasher::new();
-    (subjects, prompts).hash(&mut hasher);
+    value.hash(&mut hasher);
     hasher.finish()
 }
 

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 
 use serde::{Deserialize, Serialize};
 
-use super::RetrievalSettings;
+use super::{stable_digest, RetrievalSettings};
 use crate::text::distance::{
     least_shared_trigrams, letter_set, matches_only_as_spelled, missing_letters_may_match, token_similarity,
     word_lengths_may_match, Candidate, CharPair,
@@ -101,9 +101,9 @@ impl Vocabulary {
             let grams = ngrams(token.kind, latin);
             let mut digests = Vec::new();
             if token.kind == TokenKind::Word {
-                digests.push(spelling_digest(latin));
+                digests.push(stable_digest(latin));
                 if loose != latin {
-                    digests.push(spelling_digest(loose));
+                    digests.push(stable_digest(loose));
                 }
             }
             for gram in grams {
@@ -239,7 +239,7 @@ impl Vocabulary {
         if query_token.kind == TokenKind::Number {
             return similar;
         }
-        let query = QuerySpelling::new(query_token);
+        let query = QuerySpelling::new(query_token, settings);
         let mut judge = |id: usize, shared: Option<usize>| {
             if Some(id) != exact {
                 if let Some(similarity) = self.similarity(id, shared, &query, settings) {
@@ -247,12 +247,12 @@ impl Vocabulary {
                 }
             }
         };
-        if matches_only_as_spelled(query_token, settings.exact_match_max_chars) {
+        if query.only_as_spelled {
             // Thousands of tokens share an n-gram with a short word ("de", "the"); those spelled as it is
             // are looked up. They are in its n-gram partition (same first letter) as a scan would find them.
             let mut ids: Vec<usize> = [&query.loose, &query.latin]
                 .into_iter()
-                .flat_map(|spelling| self.spelled.get(&spelling_digest(spelling)).into_iter().flatten().copied())
+                .flat_map(|spelling| self.spelled.get(&stable_digest(spelling)).into_iter().flatten().copied())
                 .filter(|&id| gram_partition(TokenKind::Word, self.latin(id)) == query.partition)
                 .collect();
             ids.sort_unstable();
@@ -326,7 +326,8 @@ impl Vocabulary {
             _ => Candidate::Word { short: usize::from(brief.text_chars) <= max_exact, vietnamese: brief.vietnamese },
         };
         let pair_weight = |pair| self.pair_weight(pair);
-        let similarity = token_similarity(candidate, subject, query.token, query_spelling, max_exact, &pair_weight);
+        let similarity =
+            token_similarity(candidate, subject, query.token, query_spelling, query.only_as_spelled, &pair_weight);
         // A token no entry uses any more (its entries were removed) resembles nothing.
         (similarity >= settings.min_token_similarity && !self.tokens[id].occurrences.is_empty()).then_some(similarity)
     }
@@ -341,23 +342,26 @@ struct QuerySpelling<'a> {
     partition: char,
     loose_letters: u64,
     latin_letters: u64,
+    /// See `matches_only_as_spelled`.
+    only_as_spelled: bool,
 }
 
 impl<'a> QuerySpelling<'a> {
-    fn new(token: &'a Token) -> Self {
+    fn new(token: &'a Token, settings: &RetrievalSettings) -> Self {
         let (loose, latin) = (loose_spelling(token, false), loose_spelling(token, true));
         let partition = gram_partition(token.kind, &latin);
         let (loose_letters, latin_letters) = (letter_set(&loose), letter_set(&latin));
-        Self { token, romanized: latin != loose, loose, latin, partition, loose_letters, latin_letters }
+        Self {
+            token,
+            romanized: latin != loose,
+            loose,
+            latin,
+            partition,
+            loose_letters,
+            latin_letters,
+            only_as_spelled: matches_only_as_spelled(token, settings.exact_match_max_chars),
+        }
     }
-}
-
-/// A digest of a spelling, the same in every run (a saved index keeps it).
-fn spelling_digest(spelling: &[char]) -> u64 {
-    use std::hash::{DefaultHasher, Hash, Hasher};
-    let mut hasher = DefaultHasher::new();
-    spelling.hash(&mut hasher);
-    hasher.finish()
 }
 
 /// Which part of the n-gram index a token is in. A word resembles only words with its first letter (see
