@@ -1,7 +1,8 @@
 //! Text in many languages, without a model: the language table ([`languages`], data in
 //! `assets/languages.toml`), scripts ([`scripts`]), cutting text into tokens ([`tokens`]), loose
 //! spellings that transliterations and inflections of one name share ([`normalize`]), and how alike two
-//! tokens are ([`distance`]); clitics written attached to words ([`clitics`]). Retrieval of cached
+//! tokens are ([`distance`]); consonant keys that find a name written in another script
+//! ([`sounds`]); clitics written attached to words ([`clitics`]). Retrieval of cached
 //! edits by subject (`method::retrieve`) is built on it.
 
 pub mod clitics;
@@ -9,4 +10,5 @@ pub mod distance;
 pub mod languages;
 pub mod normalize;
 pub mod scripts;
+pub mod sounds;
 pub mod tokens;

@@ -16,13 +16,25 @@ use super::tokens::{Token, TokenKind};
 /// cantillation, Arabic harakat, tatweel, Devanagari and Bengali nukta, invisible joiners), native
 /// digits as ASCII.
 pub fn lowercase_chars(text: &str) -> impl Iterator<Item = char> + '_ {
-    text.nfkc().flat_map(|(c, _)| c.to_lowercase()).filter_map(|c| {
+    lowercase_chars_cased(text).map(|(c, _)| c)
+}
+
+/// [`lowercase_chars`], each with whether it was an uppercase letter: names are capitalized in the
+/// scripts that have letter case.
+pub fn lowercase_chars_cased(text: &str) -> impl Iterator<Item = (char, bool)> + '_ {
+    let lowered = text.nfkc().flat_map(|(c, _)| {
+        let upper = c.is_uppercase();
+        c.to_lowercase().map(move |lower| (lower, upper))
+    });
+    lowered.filter_map(|(c, upper)| {
         let code = c as u32;
         match code {
             0x0300..=0x036F | 0x0591..=0x05C7 | 0x064B..=0x065F | 0x0670 | 0x0640 | 0x093C | 0x09BC => None,
             0x00AD | 0x200B..=0x200D | 0x2060 | 0xFEFF => None,
-            0x0E50..=0x0E59 | 0x0660..=0x0669 | 0x06F0..=0x06F9 => char::from_u32('0' as u32 + (code & 0xF)),
-            _ => Some(c),
+            0x0E50..=0x0E59 | 0x0660..=0x0669 | 0x06F0..=0x06F9 => {
+                char::from_u32('0' as u32 + (code & 0xF)).map(|digit| (digit, false))
+            }
+            _ => Some((c, upper)),
         }
     })
 }
@@ -63,7 +75,7 @@ fn is_accent(mark: char) -> bool {
 
 /// A word without diacritics with Cyrillic, Greek, Armenian and Georgian letters spelled in Latin
 /// ones, so that a name matches across scripts ("Бушры" and "Bushra", "Хантавади" and "Hanthawaddy").
-fn romanize(word: &str) -> String {
+pub(super) fn romanize(word: &str) -> String {
     replace_letters(word, &ROMANIZED)
 }
 

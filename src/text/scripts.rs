@@ -3,11 +3,11 @@
 
 use std::collections::HashMap;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 /// A writing system, as far as text handling here tells them apart. Named as in the language table
 /// (`assets/languages.toml`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum Script {
     Latin,
     Cyrillic,
@@ -80,6 +80,11 @@ impl Script {
         }
         // Ties are broken by the order of declaration, so the answer does not depend on hashing.
         counts.into_iter().max_by_key(|&(script, count)| (count, std::cmp::Reverse(script as u8))).map(|(s, _)| s)
+    }
+
+    /// Whether the script writes names with a capital letter.
+    pub fn has_case(self) -> bool {
+        matches!(self, Script::Latin | Script::Cyrillic | Script::Greek | Script::Armenian)
     }
 
     /// Whether the script puts spaces between words. Thai, Lao, Myanmar and Khmer put them between

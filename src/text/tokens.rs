@@ -6,7 +6,7 @@ use std::collections::HashSet;
 
 use serde::{Deserialize, Serialize};
 
-use super::normalize::{lowercase_chars, strip_diacritics};
+use super::normalize::{lowercase_chars_cased, strip_diacritics};
 use super::scripts::Script;
 
 /// What a token is made of decides how it may match.
@@ -32,28 +32,35 @@ const MAX_RUN_CHARS: usize = 64;
 /// Lowercased tokens of a text, diacritics kept (they tell Vietnamese words apart). Everything that
 /// is not a letter or digit separates, except spaces within unspaced scripts.
 pub fn tokenize(text: &str) -> Vec<Token> {
+    tokenize_cased(text).into_iter().map(|(token, _)| token).collect()
+}
+
+/// [`tokenize`], each token with whether its first letter was uppercase.
+pub fn tokenize_cased(text: &str) -> Vec<(Token, bool)> {
     let mut tokens = Vec::new();
     let mut current = String::new();
     let mut current_kind = None;
-    for c in lowercase_chars(text) {
+    let mut capitalized = false;
+    for (c, upper) in lowercase_chars_cased(text) {
         let kind = classify(c);
         // Thai and Chinese put spaces between phrases, not words: a run goes on across them.
         if c.is_whitespace() && current_kind == Some(TokenKind::Run) {
             continue;
         }
         if kind != current_kind {
-            push_token(&mut tokens, current_kind, &mut current);
+            push_token(&mut tokens, current_kind, &mut current, capitalized);
             current_kind = kind;
+            capitalized = upper;
         }
         if kind.is_some() {
             current.push(c);
         }
     }
-    push_token(&mut tokens, current_kind, &mut current);
+    push_token(&mut tokens, current_kind, &mut current, capitalized);
     tokens
 }
 
-fn push_token(tokens: &mut Vec<Token>, kind: Option<TokenKind>, text: &mut String) {
+fn push_token(tokens: &mut Vec<(Token, bool)>, kind: Option<TokenKind>, text: &mut String, capitalized: bool) {
     let text = std::mem::take(text);
     let Some(kind) = kind else { return };
     let chars: Vec<char> = text.chars().collect();
@@ -61,10 +68,10 @@ fn push_token(tokens: &mut Vec<Token>, kind: Option<TokenKind>, text: &mut Strin
         let step = MAX_RUN_CHARS / 2;
         for start in (0..chars.len() - step).step_by(step) {
             let end = (start + MAX_RUN_CHARS).min(chars.len());
-            tokens.push(Token { kind, text: chars[start..end].iter().collect() });
+            tokens.push((Token { kind, text: chars[start..end].iter().collect() }, capitalized));
         }
     } else {
-        tokens.push(Token { kind, text });
+        tokens.push((Token { kind, text }, capitalized));
     }
 }
 

@@ -12,7 +12,9 @@
 //! subject's score is the weighted share of its tokens found within a few consecutive query tokens; a
 //! token weighs its letters, less when many entries' subjects or prompts have it (articles, question
 //! words). An entry's prompts are matched the same way, as the subject named in the author's words.
-//! Entries sharing a subject are told apart by how much the rest of the query resembles their prompts.
+//! A subject the query writes in another script by sound rather than by letter ("דרל ספנסר" for
+//! "Darrell Spencer") is found by its consonants ([`sounds`]). Entries sharing a subject are told
+//! apart by how much the rest of the query resembles their prompts.
 //!
 //! Tokens, loose spellings and token distances are [`crate::text`]'s; this module is the index over
 //! them ([`SubjectIndex`]) and how it scores a subject against a query.
@@ -28,10 +30,12 @@ use serde::{Deserialize, Serialize};
 use crate::text::clitics::without_clitics;
 use crate::text::distance::{jaccard, CharPair};
 use crate::text::normalize::{contains_ignoring_case, is_vietnamese};
-use crate::text::tokens::{content_features, token_key, tokenize, Token, TokenKind};
+use crate::text::tokens::{content_features, token_key, tokenize, tokenize_cased, Token, TokenKind};
 use crate::Result;
+use sounds::SoundIndex;
 use vocabulary::{Vocabulary, VocabularyToken};
 
+mod sounds;
 #[cfg(test)]
 mod tests;
 mod vocabulary;
@@ -118,6 +122,8 @@ pub struct SubjectIndex {
     /// Per subject slot, what a search reads of thousands of slots, apart from `subjects`.
     slot_briefs: Vec<SlotBrief>,
     vocabulary: Vocabulary,
+    /// The subjects (not prompts) as they sound, for queries writing them in another script.
+    sounds: SoundIndex,
     /// Reused by every search: its per-token and per-slot arrays are as long as the index is large.
     #[serde(skip)]
     scratch: Mutex<SearchScratch>,
@@ -200,6 +206,7 @@ impl SubjectIndex {
             subjects: Vec::new(),
             slot_briefs: Vec::new(),
             vocabulary: Vocabulary::default(),
+            sounds: SoundIndex::default(),
             scratch: Mutex::default(),
         }
     }
@@ -231,6 +238,7 @@ impl SubjectIndex {
             entry.subject_tokens.extend(&ids);
             let exact_only = key.chars().filter(|c| *c != ' ').count() <= self.settings.exact_match_max_chars;
             self.slot_briefs.push(SlotBrief { letters: self.vocabulary.letters(&ids), exact_only });
+            self.sounds.insert(slot, &tokens);
             self.subjects.push(Some(IndexedSubject {
                 entry_id: entry_id.to_string(),
                 original: subject.clone(),
@@ -355,7 +363,8 @@ impl SubjectIndex {
                 matches!(self.subjects.get(slot), Some(Some(s)) if s.tokens.get(position) == Some(&id))
             })
         });
-        if !(subjects_ok && entries_ok && occurrences_ok && self.vocabulary.ids_within(tokens)) {
+        let sounds_ok = self.sounds.holds_together(|slot| matches!(self.subjects.get(slot), Some(Some(_))));
+        if !(subjects_ok && entries_ok && occurrences_ok && sounds_ok && self.vocabulary.ids_within(tokens)) {
             bail!("the saved subject index does not hold together");
         }
         Ok(())
@@ -365,6 +374,7 @@ impl SubjectIndex {
     pub fn remove(&mut self, entry_id: &str) {
         let Some(entry) = self.entries.remove(entry_id) else { return };
         for slot in entry.subject_slots {
+            self.sounds.remove(slot);
             if let Some(subject) = self.subjects[slot].take() {
                 for id in subject.tokens {
                     self.vocabulary.tokens[id].occurrences.retain(|&(s, _)| s != slot);
@@ -413,11 +423,17 @@ impl SubjectIndex {
 
     /// Every entry the query mentions, best first (subject score, then prompt similarity).
     pub fn search_all(&self, query: &str) -> Vec<Hit> {
-        let query_tokens = tokenize(query);
+        let cased_tokens = tokenize_cased(query);
+        let query_tokens: Vec<Token> = cased_tokens.iter().map(|(token, _)| token.clone()).collect();
         let mut best: HashMap<&str, (f32, &IndexedSubject)> = HashMap::new();
-        for (slot, matches) in self.matches_by_subject(&query_tokens) {
+        let by_letters = self.matches_by_subject(&query_tokens).into_iter().map(|(slot, matches)| {
             let subject = self.subjects[slot].as_ref().expect("matches only point at live subjects");
-            let score = self.subject_score(subject, matches);
+            (subject, self.subject_score(subject, matches))
+        });
+        let by_sound = self.sounds.search(&cased_tokens, &self.settings).into_iter().map(|(slot, score)| {
+            (self.subjects[slot].as_ref().expect("the sound index only holds live subjects"), score)
+        });
+        for (subject, score) in by_letters.chain(by_sound) {
             if score > 0.0 {
                 let current = best.entry(&subject.entry_id).or_insert((score, subject));
                 if score > current.0 {
@@ -610,8 +626,8 @@ impl SubjectIndex {
 
 /// Changes whenever the saved form of [`SubjectIndex`] (or what its fields mean) changes. 3: prompts that
 /// hold a subject as written are no longer keys. 4: the vocabulary's token briefs. 5: words by spelling,
-/// letter sets in the briefs.
-const SAVED_INDEX_FORMAT: u32 = 5;
+/// letter sets in the briefs. 6: subjects by sound.
+const SAVED_INDEX_FORMAT: u32 = 6;
 
 /// A digest of an entry's subjects and prompts: a saved index compares it with the cache's rows.
 fn source_digest(subjects: &[String], prompts: &[String]) -> u64 {

@@ -49,6 +49,46 @@ fn names_are_found_across_scripts() {
 }
 
 #[test]
+fn names_are_found_by_sound_in_scripts_that_write_them_otherwise() {
+    let mut index = index_of(&[
+        ("spencer", &["Darrell Spencer"], &[]),
+        ("stacy", &["George Stacy"], &[]),
+        ("shmavon", &["Shmavon Shmavonyan"], &[]),
+    ]);
+    assert_eq!(found(&index, "Какова дата рождения Даррелла Спенсера?"), ["spencer"]);
+    assert_eq!(found(&index, "מה התאריך הלידה של דרל ספנסר?"), ["spencer"]);
+    assert_eq!(found(&index, "ما هو تاريخ ميلاد دارل سبنسر؟"), ["spencer"]);
+    assert_eq!(found(&index, "Кто такой Джордж Стейси?"), ["stacy"]);
+    assert_eq!(found(&index, "מאיזו מדינה שמאבון שמאבוניאן?"), ["shmavon"]);
+    let saved = SubjectIndex::from_bytes(&index.to_bytes().unwrap(), &RetrievalSettings::default()).unwrap();
+    assert_eq!(found(&saved, "מה התאריך הלידה של דרל ספנסר?"), ["spencer"]);
+    index.remove("spencer");
+    assert!(found(&index, "מה התאריך הלידה של דרל ספנסר?").is_empty());
+    // And the other way round.
+    let russian = index_of(&[("spencer", &["Даррелл Спенсер"], &[])]);
+    assert_eq!(found(&russian, "When was Darrell Spencer born?"), ["spencer"]);
+}
+
+#[test]
+fn words_sounding_like_a_name_are_not_the_name() {
+    let index = index_of(&[
+        ("bartsch", &["Paul Bartsch"], &[]),
+        ("brown", &["Брэд Браўн"], &[]),
+        ("tracy", &["Dick Tracy"], &[]),
+    ]);
+    for unrelated in [
+        // Words not capitalized in a script with case ("Было першае": b l, b r s).
+        "Было першае палітычнае таварыства ў Індыі?",
+        // Capitalized, of like consonants, other vowels ("Fresh Prince": b r s, b r n s).
+        "What is the title of season 3 of The Fresh Prince of Bel-Air?",
+        // Hebrew writes no vowels: a name of five consonants is too short to tell from other words.
+        "מי היה דיק טרייסי?",
+    ] {
+        assert!(found(&index, unrelated).is_empty(), "{unrelated}");
+    }
+}
+
+#[test]
 fn vietnamese_syllables_do_not_inflect() {
     let index = index_of(&[("see", &["Bạn sẽ thấy"], &[])]);
     assert_eq!(found(&index, "Hãng thu âm của Bạn sẽ thấy là gì?"), ["see"]);
