@@ -78,7 +78,7 @@ fn vowel_groups(letters: &[char], silent_final_e: bool) -> Vec<u8> {
     let class = |c: char| match c {
         'a' | 'e' => VOWEL_A,
         'i' | 'y' => VOWEL_I,
-        'o' | 'u' | 'ў' => VOWEL_O,
+        'o' | 'u' => VOWEL_O,
         _ => 0,
     };
     let mut end = letters.len();

@@ -423,16 +423,16 @@ impl SubjectIndex {
 
     /// Every entry the query mentions, best first (subject score, then prompt similarity).
     pub fn search_all(&self, query: &str) -> Vec<Hit> {
-        let cased_tokens = tokenize_cased(query);
-        let query_tokens: Vec<Token> = cased_tokens.iter().map(|(token, _)| token.clone()).collect();
+        let (query_tokens, capitalized): (Vec<Token>, Vec<bool>) = tokenize_cased(query).into_iter().unzip();
         let mut best: HashMap<&str, (f32, &IndexedSubject)> = HashMap::new();
         let by_letters = self.matches_by_subject(&query_tokens).into_iter().map(|(slot, matches)| {
             let subject = self.subjects[slot].as_ref().expect("matches only point at live subjects");
             (subject, self.subject_score(subject, matches))
         });
-        let by_sound = self.sounds.search(&cased_tokens, &self.settings).into_iter().map(|(slot, score)| {
-            (self.subjects[slot].as_ref().expect("the sound index only holds live subjects"), score)
-        });
+        let by_sound =
+            self.sounds.search(&query_tokens, &capitalized, &self.settings).into_iter().map(|(slot, score)| {
+                (self.subjects[slot].as_ref().expect("the sound index only holds live subjects"), score)
+            });
         for (subject, score) in by_letters.chain(by_sound) {
             if score > 0.0 {
                 let current = best.entry(&subject.entry_id).or_insert((score, subject));

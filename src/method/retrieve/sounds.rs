@@ -122,10 +122,14 @@ impl SoundIndex {
 
     /// (slot, score) of every kept subject the query names in another script, its score (one minus the
     /// sound distance per consonant) at least the firing threshold.
-    /// `query_tokens`: the query's tokens, each with whether its first letter was uppercase.
-    pub(super) fn search(&self, query_tokens: &[(Token, bool)], settings: &RetrievalSettings) -> Vec<(usize, f32)> {
-        let words: Vec<QueryWord> =
-            query_tokens.iter().map(|(t, capitalized)| (SoundWord::new(t), *capitalized)).collect();
+    /// `capitalized`: per query token, whether its first letter was uppercase.
+    pub(super) fn search(
+        &self,
+        query_tokens: &[Token],
+        capitalized: &[bool],
+        settings: &RetrievalSettings,
+    ) -> Vec<(usize, f32)> {
+        let words: Vec<QueryWord> = query_tokens.iter().map(SoundWord::new).zip(capitalized.iter().copied()).collect();
         let mut tried: HashSet<(usize, usize)> = HashSet::new();
         let mut found = Vec::new();
         // Words that could stand for a subject's word: not numbers, and capitalized where the script
@@ -134,8 +138,9 @@ impl SoundIndex {
             !word.number && (*capitalized || !word.script.is_some_and(Script::has_case))
         };
         for (i, (word, _)) in words.iter().enumerate().filter(|(_, w)| may_name(w)) {
-            let short = anchor(word.key.get(..2).unwrap_or_default());
-            for code in [anchor(&word.key), short].into_iter().flatten() {
+            // A subject word of two consonants may be found with an ending.
+            let beginning = (word.key.len() > 2).then(|| anchor(&word.key[..2])).flatten();
+            for code in [anchor(&word.key), beginning].into_iter().flatten() {
                 for &(slot, position, script) in self.anchors.get(&code).into_iter().flatten() {
                     let Some(start) = i.checked_sub(position) else { continue };
                     if script == word.script || !tried.insert((slot, start)) {
