@@ -1,8 +1,6 @@
 //! Writing systems: which script a character belongs to, which script a text is mostly written in,
 //! and whether the script separates words with spaces.
 
-use std::collections::HashMap;
-
 use serde::{Deserialize, Serialize};
 
 /// A writing system, as far as text handling here tells them apart. Named as in the language table
@@ -29,6 +27,27 @@ pub enum Script {
     /// CJK ideographs.
     Han,
 }
+
+/// Every script, in the order of declaration (`script as usize` indexes it).
+const ALL: [Script; 17] = [
+    Script::Latin,
+    Script::Cyrillic,
+    Script::Greek,
+    Script::Armenian,
+    Script::Hebrew,
+    Script::Arabic,
+    Script::Devanagari,
+    Script::Bengali,
+    Script::Tamil,
+    Script::Thai,
+    Script::Lao,
+    Script::Myanmar,
+    Script::Khmer,
+    Script::Georgian,
+    Script::Hangul,
+    Script::Japanese,
+    Script::Han,
+];
 
 /// Unicode blocks of each script (first and last code point).
 const BLOCKS: &[(u32, u32, Script)] = &[
@@ -74,12 +93,14 @@ impl Script {
 
     /// The script most letters of `text` are written in; `None` if it has no letter of a known script.
     pub fn detect(text: &str) -> Option<Script> {
-        let mut counts: HashMap<Script, usize> = HashMap::new();
+        // Counted in an array, not a map: retrieval detects the script of every query word.
+        let mut counts = [0usize; ALL.len()];
         for script in text.chars().filter_map(Script::of) {
-            *counts.entry(script).or_default() += 1;
+            counts[script as usize] += 1;
         }
-        // Ties are broken by the order of declaration, so the answer does not depend on hashing.
-        counts.into_iter().max_by_key(|&(script, count)| (count, std::cmp::Reverse(script as u8))).map(|(s, _)| s)
+        // Ties go to the script declared first (`max_by_key` keeps the last of equals).
+        let (first, &count) = counts.iter().enumerate().rev().max_by_key(|&(_, count)| *count)?;
+        (count > 0).then_some(ALL[first])
     }
 
     /// Whether the script writes names with a capital letter.
@@ -160,6 +181,18 @@ pub fn ends_sentence(text: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_most_written_script_wins_and_ties_go_to_the_first_declared() {
+        for (index, script) in ALL.iter().enumerate() {
+            assert_eq!(*script as usize, index);
+        }
+        assert_eq!(Script::detect("Шмавон Shmavonyan"), Some(Script::Latin));
+        assert_eq!(Script::detect("ab где"), Some(Script::Cyrillic));
+        assert_eq!(Script::detect("ab вг"), Some(Script::Latin));
+        assert_eq!(Script::detect("2024 !"), None);
+        assert_eq!(Script::detect(""), None);
+    }
 
     #[test]
     fn question_and_sentence_marks_are_found_at_the_end() {

@@ -64,6 +64,16 @@ impl SoundWord {
         };
         Self { key: consonants, vowels, script: Script::detect(&token.text), number }
     }
+
+    /// A query token; one that cannot stand for a name (a word not capitalized in a script with
+    /// case, which `SoundSubject::score` refuses whatever its sound) without its key.
+    fn of_query(token: &Token, capitalized: bool) -> Self {
+        let script = Script::detect(&token.text);
+        if token.kind == TokenKind::Word && !capitalized && script.is_some_and(Script::has_case) {
+            return Self { key: Vec::new(), vowels: None, script, number: false };
+        }
+        Self::new(token)
+    }
 }
 
 /// The codes a key is found under: its first three classes, or its first two if it has only two
@@ -129,7 +139,8 @@ impl SoundIndex {
         capitalized: &[bool],
         settings: &RetrievalSettings,
     ) -> Vec<(usize, f32)> {
-        let words: Vec<QueryWord> = query_tokens.iter().map(SoundWord::new).zip(capitalized.iter().copied()).collect();
+        let words: Vec<QueryWord> =
+            query_tokens.iter().zip(capitalized).map(|(t, &c)| (SoundWord::of_query(t, c), c)).collect();
         let mut tried: HashSet<(usize, usize)> = HashSet::new();
         let mut found = Vec::new();
         // Words that could stand for a subject's word: not numbers, and capitalized where the script
@@ -146,7 +157,7 @@ impl SoundIndex {
                     if script == word.script || !tried.insert((slot, start)) {
                         continue;
                     }
-                    if let Some(score) = self.subjects[&slot].score(&words[start..], settings) {
+                    if let Some(score) = self.subjects[&slot].score(&words[start..], position, settings) {
                         found.push((slot, score));
                     }
                 }
@@ -160,7 +171,9 @@ impl SoundSubject {
     /// The subject's score against the query words from its first, `None` unless it fires: numbers as
     /// written, every other word in another script than the subject's, by `sound_distance`,
     /// capitalized where its script has case.
-    fn score(&self, query: &[QueryWord], settings: &RetrievalSettings) -> Option<f32> {
+    /// The word at `anchor`, the one the search found the subject by, is compared first: most
+    /// candidates fail there.
+    fn score(&self, query: &[QueryWord], anchor: usize, settings: &RetrievalSettings) -> Option<f32> {
         if query.len() < self.words.len() {
             return None;
         }
@@ -168,7 +181,8 @@ impl SoundSubject {
         let threshold = if keyed == 1 { settings.single_word_threshold } else { settings.threshold };
         let allowed = (1.0 - threshold) * self.letters as f32;
         let mut cost = 0.0;
-        for (subject, (query, capitalized)) in self.words.iter().zip(query) {
+        let positions = std::iter::once(anchor).chain((0..self.words.len()).filter(|&j| j != anchor));
+        for (subject, (query, capitalized)) in positions.map(|j| (&self.words[j], &query[j])) {
             if subject.number || query.number {
                 if !(subject.number && query.number && subject.key == query.key) {
                     return None;
