@@ -75,8 +75,13 @@ fn is_accent(mark: char) -> bool {
 
 /// A word without diacritics with Cyrillic, Greek, Armenian and Georgian letters spelled in Latin
 /// ones, so that a name matches across scripts ("Бушры" and "Bushra", "Хантавади" and "Hanthawaddy").
-pub(super) fn romanize(word: &str) -> String {
+fn romanize(word: &str) -> String {
     replace_letters(word, &ROMANIZED)
+}
+
+/// The Latin spelling of one Cyrillic, Greek, Armenian or Georgian letter, as [`romanize`] spells it.
+pub(super) fn romanized(c: char) -> Option<&'static str> {
+    ROMANIZED.get(&c).copied()
 }
 
 /// `word` with each letter that `table` has replaced by its spelling there.

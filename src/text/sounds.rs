@@ -12,7 +12,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::normalize::{romanize, strip_diacritics};
+use super::normalize::{romanized, strip_diacritics};
 use super::scripts::Script;
 
 /// A word as it sounds: its consonant classes, and where its script writes vowels, its vowels.
@@ -34,9 +34,11 @@ pub fn sound_key(word: &str) -> SoundKey {
     let mut writes_vowels = true;
     for c in stripped.chars() {
         match Script::of(c) {
-            Some(Script::Cyrillic | Script::Greek | Script::Armenian | Script::Georgian) => {
-                latin.push_str(&romanize(c.encode_utf8(&mut [0; 4])))
-            }
+            Some(Script::Cyrillic | Script::Greek | Script::Armenian | Script::Georgian) => match romanized(c) {
+                Some(spelling) => latin.push_str(spelling),
+                // Soft and hard signs stay: `vowel_groups` reads them.
+                None => latin.push(c),
+            },
             Some(script @ (Script::Hebrew | Script::Arabic)) => {
                 latin.push(if script == Script::Hebrew { hebrew(c) } else { arabic(c) });
                 writes_vowels = false;
@@ -105,17 +107,24 @@ fn vowel_groups(letters: &[char], silent_final_e: bool) -> Vec<u8> {
 /// Whether two words' vowel groups agree: groups sharing a class align, and at most half of the
 /// longer list's groups are changed, left out or added (none in a word of one group).
 pub fn vowels_agree(a: &[u8], b: &[u8]) -> bool {
-    let mut row: Vec<usize> = (0..=b.len()).collect();
+    let changes = last_edit_row(a, b, |x, y| if x & y == 0 { 1.0 } else { 0.0 })[b.len()];
+    changes <= (a.len().max(b.len()) / 2) as f32
+}
+
+/// The last row of an edit distance table from `a` to `b`: entry j is the least cost of turning all of
+/// `a` into `b[..j]`, dropping or adding a letter at 1 and replacing one at `swap`.
+fn last_edit_row(a: &[u8], b: &[u8], swap: impl Fn(u8, u8) -> f32) -> Vec<f32> {
+    let mut row: Vec<f32> = (0..=b.len()).map(|j| j as f32).collect();
     for (i, &x) in a.iter().enumerate() {
         let mut diagonal = row[0];
-        row[0] = i + 1;
+        row[0] = (i + 1) as f32;
         for (j, &y) in b.iter().enumerate() {
-            let replaced = diagonal + usize::from(x & y == 0);
+            let replaced = diagonal + swap(x, y);
             diagonal = row[j + 1];
-            row[j + 1] = replaced.min(row[j + 1] + 1).min(row[j] + 1);
+            row[j + 1] = replaced.min(row[j + 1] + 1.0).min(row[j] + 1.0);
         }
     }
-    row[b.len()] <= a.len().max(b.len()) / 2
+    row
 }
 
 /// The consonant classes of Latin letters, reading digraphs ("sh", "th", "ts", "dzh") as one sound.
@@ -278,17 +287,7 @@ const CHEAP_APPENDED: usize = 2;
 /// dropped or added at 1) turning the subject's key into a beginning of the query's, plus the rest of
 /// the query's key as appended letters.
 pub fn sound_distance(subject: &[u8], query: &[u8]) -> f32 {
-    // Row of costs for turning subject[..i] into query[..j], for every j.
-    let mut row: Vec<f32> = (0..=query.len()).map(|j| j as f32).collect();
-    for (i, &s) in subject.iter().enumerate() {
-        let mut diagonal = row[0];
-        row[0] = (i + 1) as f32;
-        for (j, &q) in query.iter().enumerate() {
-            let replaced = diagonal + swap_cost(s, q);
-            diagonal = row[j + 1];
-            row[j + 1] = replaced.min(row[j + 1] + 1.0).min(row[j] + 1.0);
-        }
-    }
+    let row = last_edit_row(subject, query, swap_cost);
     let appended = |extra: usize| {
         let cheap = extra.min(CHEAP_APPENDED);
         cheap as f32 * APPENDED_COST + (extra - cheap) as f32

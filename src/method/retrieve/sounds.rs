@@ -55,14 +55,15 @@ struct SoundWord {
 }
 
 impl SoundWord {
-    /// A run (of a script without spaces) is a word without a key: nothing matches it.
-    fn new(token: &Token) -> Self {
+    /// A token of `script` (`Script::detect` of its text). A run (of a script without spaces) is a
+    /// word without a key: nothing matches it.
+    fn new(token: &Token, script: Option<Script>) -> Self {
         let (SoundKey { consonants, vowels }, number) = match token.kind {
             TokenKind::Word => (sound_key(&token.text), false),
             TokenKind::Number => (SoundKey { consonants: token.text.as_bytes().to_vec(), vowels: None }, true),
             TokenKind::Run => (SoundKey { consonants: Vec::new(), vowels: None }, false),
         };
-        Self { key: consonants, vowels, script: Script::detect(&token.text), number }
+        Self { key: consonants, vowels, script, number }
     }
 
     /// A query token; one that cannot stand for a name (a word not capitalized in a script with
@@ -72,7 +73,7 @@ impl SoundWord {
         if token.kind == TokenKind::Word && !capitalized && script.is_some_and(Script::has_case) {
             return Self { key: Vec::new(), vowels: None, script, number: false };
         }
-        Self::new(token)
+        Self::new(token, script)
     }
 }
 
@@ -92,7 +93,7 @@ impl SoundIndex {
         if tokens.iter().any(|t| t.kind == TokenKind::Run) {
             return;
         }
-        let words: Vec<SoundWord> = tokens.iter().map(SoundWord::new).collect();
+        let words: Vec<SoundWord> = tokens.iter().map(|t| SoundWord::new(t, Script::detect(&t.text))).collect();
         let letters = words.iter().filter(|w| !w.number).map(|w| w.key.len()).sum();
         let keyed = words.iter().filter(|w| !w.number && !w.key.is_empty()).count();
         let least = if keyed == 1 { MIN_SINGLE_WORD_LETTERS } else { MIN_LETTERS };
