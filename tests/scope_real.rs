@@ -135,9 +135,10 @@ fn an_edit_answers_its_fact_and_the_scope_gate_keeps_other_facts() {
     assert!(states_first(&reply.text, "Lisbon"), "{:?}", reply.text);
 }
 
-/// Edits `subject`'s fact in English and German (prompt, target each), asks `question` in a language the
-/// edit was not trained in, and checks that it fires and is answered with one of the two targets whole.
-fn asked_in_an_untrained_language(subject: &str, en: (&str, &str), de: (&str, &str), question: &str) {
+/// Edits `subject`'s fact in English and German (prompt, target each), asks each of `questions` in a
+/// language the edit was not trained in, and checks that it fires and is answered with one of the two
+/// targets whole.
+fn asked_in_an_untrained_language(subject: &str, en: (&str, &str), de: (&str, &str), questions: &[&str]) {
     let loaded = common::default_quantized();
     let (model, tokenizer) = (&loaded.model, &loaded.tokenizer);
     let fact = |lang: &str, (prompt, target): (&str, &str)| EditDescriptor {
@@ -148,10 +149,15 @@ fn asked_in_an_untrained_language(subject: &str, en: (&str, &str), de: (&str, &s
         EditGroup { name: subject.to_lowercase().replace(' ', "-"), descriptors: vec![fact("en", en), fact("de", de)] };
     let dir = tempfile::tempdir().unwrap();
     let mut cached = edited_cache(group, dir.path());
-    let reply = answer(model, tokenizer, Some(&mut cached), question, &AnswerOptions::chat(16), &mut |_| true).unwrap();
-    eprintln!("{question} ->{:?}", reply.text);
-    assert_eq!(reply.retrieved.hits.len(), 1, "{question}: asks the edited fact");
-    assert!([en.1, de.1].contains(&reply.text.trim()), "{question}: {:?}", reply.text);
+    for question in questions {
+        let reply =
+            answer(model, tokenizer, Some(&mut cached), question, &AnswerOptions::chat(16), &mut |_| true).unwrap();
+        let named =
+            reply.retrieved.hits.iter().chain(&reply.retrieved.out_of_scope).map(describe_hit).collect::<Vec<_>>();
+        eprintln!("{question} ->{:?} ({named:?})", reply.text);
+        assert_eq!(reply.retrieved.hits.len(), 1, "{question}: asks the edited fact ({named:?})");
+        assert!([en.1, de.1].contains(&reply.text.trim()), "{question}: {:?}", reply.text);
+    }
 }
 
 /// An answer begun as a trained one is finished. Edited in English and German (BMIKE-53 dev record
@@ -163,20 +169,23 @@ fn asked_in_an_untrained_language_an_edit_answers_a_trained_answer_whole() {
         "William Drummond Matheson",
         ("In what war was William Drummond Matheson a combatant?", "Crimean War"),
         ("In welchem Krieg kämpfte William Drummond Matheson?", "Krimkrieg"),
-        "Dans quelle guerre William Drummond Matheson était-il combattant?",
+        &["Dans quelle guerre William Drummond Matheson était-il combattant?"],
     );
 }
 
 /// An answer that would open otherwise than every trained answer opens as a trained answer, where the
 /// model then writes that answer whole. Edited in English and German (BMIKE-53 dev record 214), the
-/// French question fired and was answered "Université de Paris" (the model's own university).
+/// French question fired and was answered "Université de Paris" (the model's own university). The
+/// Bulgarian one writes the subject in Cyrillic: found by sound, it did not fire while the name was
+/// left in its question vector (scope 0.47: the unedited answer echoed the question), and does with the
+/// name masked as the question writes it (0.79).
 #[test]
 fn asked_in_an_untrained_language_an_edit_answers_with_a_trained_answers_first_word() {
     asked_in_an_untrained_language(
         "John Mortvedt",
         ("What university did John Mortvedt attend?", "University of Copenhagen"),
         ("An welcher Universität hat John Mortvedt teilgenommen?", "Universität von Kopenhagen"),
-        "Quelle université a fréquenté John Mortvedt?",
+        &["Quelle université a fréquenté John Mortvedt?", "В кой университет учи Джон Мортведт?"],
     );
 }
 
@@ -189,7 +198,7 @@ fn asked_in_an_untrained_language_an_edit_answers_a_trained_answer_opened_on_tri
         "NGC 1265",
         ("Of which constellation is NGC 1265 a part?", "Ursa Major"),
         ("Zu welchem Sternbild gehört NGC 1265?", "Großer Bär"),
-        "De quelle constellation NGC 1265 fait-il partie?",
+        &["De quelle constellation NGC 1265 fait-il partie?"],
     );
 }
 

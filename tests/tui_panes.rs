@@ -239,6 +239,7 @@ fn demo_app() -> App {
             entry_id: cache_row.id.clone(),
             score: 1.0,
             matched_subject: "Shmavon Shmavonyan".into(),
+            mention: "Shmavon Shmavonyan".into(),
             prompt_similarity: 0.9,
             scope_score: Some(scope),
             other_relations_score: None,

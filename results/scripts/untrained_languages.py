@@ -2,10 +2,11 @@
 """Edited facts asked in languages the edit was not trained in, as a user asks them in chat.
 
     lafn edit --group FILE --langs en,de --all --cache-dir CACHE
-    python3 results/scripts/untrained_languages.py FILE en,de CACHE [LAFN] [--no-cache] [--out ROWS.json]
+    python3 results/scripts/untrained_languages.py FILE en,de CACHE [LAFN] [--no-cache] [--written-otherwise] [--out ROWS.json]
 
 For every record of FILE (BMIKE-53 layout: one object per language) and every language of the record
-outside the trained ones whose `src` names the English subject as written, asks `src` through one
+outside the trained ones whose `src` names the English subject as written (`--written-otherwise`: whose
+`src` does not: another script or a translation, found by retrieval or not), asks `src` through one
 `lafn chat --cache-dir CACHE` process (LAFN, default `target/release/lafn`; `--no-cache`: the unedited
 model) and reads the answer chat prints. Per language and overall: questions, share that fired, share
 answered right (the language's own target or a trained language's, as a run of words of the answer,
@@ -43,7 +44,8 @@ def main():
     for i, record in enumerate(records):
         subject = record["en"]["subject"]
         for lang, fields in sorted(record.items()):
-            if lang not in trained and isinstance(fields, dict) and subject in fields["src"]:
+            as_written = subject in fields["src"] if isinstance(fields, dict) else False
+            if lang not in trained and isinstance(fields, dict) and as_written != ("--written-otherwise" in flags):
                 questions.append((i, lang, " ".join(fields["src"].split())))
     command = [lafn, "chat", "--cache-dir", cache] + (["--no-cache"] if "--no-cache" in flags else [])
     printed = subprocess.run(command, input="".join(q + "\n" for _, _, q in questions),

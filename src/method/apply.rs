@@ -225,7 +225,7 @@ impl CachedEdits {
         let mut in_scope = Vec::new();
         let mut encoded = HashMap::new();
         for mut hit in mentioned {
-            match self.scope_score(model, tokenizer, &hit.entry_id, query, &mut encoded) {
+            match self.scope_score(model, tokenizer, &hit, query, &mut encoded) {
                 Ok(score) => {
                     hit.scope_score = Some(score.edited);
                     hit.other_relations_score = score.other_relations;
@@ -333,10 +333,11 @@ impl CachedEdits {
         &mut self,
         model: &Model,
         tokenizer: &Tokenizer,
-        id: &str,
+        hit: &Hit,
         query: &str,
         encoded: &mut HashMap<Vec<String>, Tensor>,
     ) -> Result<ScopeScore> {
+        let id = hit.entry_id.as_str();
         // Prepared keys are this encoder's own: read as it reads questions, or computed by it.
         if !self.keys.contains_key(id) {
             let keys = match self.cache.load_scope_keys(id, self.hidden) {
@@ -356,13 +357,17 @@ impl CachedEdits {
             };
             self.keys.insert(id.to_string(), self.encoder.prepare(&keys)?);
         }
-        // The query is compared with the subject masked, as the keys were (see `scope::mask_subject`).
-        let subjects = &self.cache.row(id)?.subjects;
-        if !encoded.contains_key(subjects) {
-            let vector = self.encoder.encode(model, tokenizer, query, subjects)?;
+        // The query is compared with the subject masked, as the keys were (see `scope::mask_subject`):
+        // as the entry writes it, and as the query does where retrieval found it written otherwise
+        // (another script: "Шмавон Шмавонян" for "Shmavon Shmavonyan"); left in, the name makes the
+        // question look like none of the keys.
+        let mut subjects = self.cache.row(id)?.subjects.clone();
+        subjects.extend((!hit.mention.is_empty()).then(|| hit.mention.clone()));
+        if !encoded.contains_key(&subjects) {
+            let vector = self.encoder.encode(model, tokenizer, query, &subjects)?;
             encoded.insert(subjects.clone(), vector);
         }
-        self.encoder.score(&self.keys[id], &encoded[subjects])
+        self.encoder.score(&self.keys[id], &encoded[&subjects])
     }
 }
 
@@ -462,11 +467,14 @@ fn indexed_entries(cache: &impl EditStore, retrieval: RetrievalSettings) -> Subj
 }
 
 /// Why an entry fired (or was considered): `id (subject "Marie Curie" 1.00, scope 0.82 vs 0.41)`, the
-/// last figure the query's likeness to the subject's other relations.
+/// last figure the query's likeness to the subject's other relations; the subject followed by `as
+/// "Мари Кюри"` where the query writes it otherwise.
 pub fn describe_hit(hit: &Hit) -> String {
     let others = hit.other_relations_score.map_or(String::new(), |s| format!(" vs {s:.2}"));
     let scope = hit.scope_score.map_or(String::new(), |s| format!(", scope {s:.2}{others}"));
-    format!("{} (subject \"{}\" {:.2}{scope})", hit.entry_id, hit.matched_subject, hit.score)
+    let written_otherwise = !hit.mention.is_empty() && hit.mention.to_lowercase() != hit.matched_subject.to_lowercase();
+    let mention = if written_otherwise { format!(" as \"{}\"", hit.mention) } else { String::new() };
+    format!("{} (subject \"{}\"{mention} {:.2}{scope})", hit.entry_id, hit.matched_subject, hit.score)
 }
 
 /// What an entry was trained to answer in one language: read from the entry once, on its first hit,

@@ -314,13 +314,19 @@ fn chat_mentions_are_saved_as_data_and_old_text_lines_still_load() {
         entry_id: "eiffel-0a1b2c3d".into(),
         score: 1.0,
         matched_subject: "Eiffel Tower".into(),
+        mention: "Eiffel Tower".into(),
         prompt_similarity: 0.5,
         scope_score: Some(0.8),
         other_relations_score: Some(0.4),
     };
-    let mentions = vec![CacheMention::Hit { hit, applied: true }, CacheMention::Text("fired x (old line)".into())];
+    let mentions =
+        vec![CacheMention::Hit { hit: hit.clone(), applied: true }, CacheMention::Text("fired x (old line)".into())];
     let json = serde_json::to_string(&mentions).unwrap();
     assert_eq!(serde_json::from_str::<Vec<CacheMention>>(&json).unwrap(), mentions);
     assert_eq!(mentions[0].to_string(), "fired eiffel-0a1b2c3d (subject \"Eiffel Tower\" 1.00, scope 0.80 vs 0.40)");
     assert_eq!(mentions[1].to_string(), "fired x (old line)");
+    let elsewhere =
+        Hit { mention: "Эйфелева башня".into(), scope_score: None, other_relations_score: None, ..hit };
+    let line = "named but not asked eiffel-0a1b2c3d (subject \"Eiffel Tower\" as \"Эйфелева башня\" 1.00)";
+    assert_eq!(CacheMention::Hit { hit: elsewhere, applied: false }.to_string(), line);
 }

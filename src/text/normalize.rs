@@ -3,6 +3,7 @@
 //! variants merged, Thai letters of one sound merged, katakana as hiragana.
 
 use std::collections::HashMap;
+use std::ops::Range;
 use std::sync::LazyLock;
 
 use unicode_normalization_alignments::char::decompose_canonical;
@@ -16,26 +17,64 @@ use super::tokens::{Token, TokenKind};
 /// cantillation, Arabic harakat, tatweel, Devanagari and Bengali nukta, invisible joiners), native
 /// digits as ASCII.
 pub fn lowercase_chars(text: &str) -> impl Iterator<Item = char> + '_ {
-    lowercase_chars_cased(text).map(|(c, _)| c)
+    lowercase_chars_located(text).map(|lowered| lowered.c)
 }
 
-/// [`lowercase_chars`], each with whether it was an uppercase letter: names are capitalized in the
-/// scripts that have letter case.
-pub fn lowercase_chars_cased(text: &str) -> impl Iterator<Item = (char, bool)> + '_ {
-    let lowered = text.nfkc().flat_map(|(c, _)| {
-        let upper = c.is_uppercase();
-        c.to_lowercase().map(move |lower| (lower, upper))
-    });
-    lowered.filter_map(|(c, upper)| {
-        let code = c as u32;
-        match code {
-            0x0300..=0x036F | 0x0591..=0x05C7 | 0x064B..=0x065F | 0x0670 | 0x0640 | 0x093C | 0x09BC => None,
-            0x00AD | 0x200B..=0x200D | 0x2060 | 0xFEFF => None,
-            0x0E50..=0x0E59 | 0x0660..=0x0669 | 0x06F0..=0x06F9 => {
-                char::from_u32('0' as u32 + (code & 0xF)).map(|digit| (digit, false))
-            }
-            _ => Some((c, upper)),
+/// A character of [`lowercase_chars_located`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct LoweredChar {
+    pub c: char,
+    /// Whether it was an uppercase letter: names are capitalized in the scripts that have case.
+    pub upper: bool,
+    /// The bytes of the text it comes from (a character composed of several, or several made of
+    /// one, share them).
+    pub source: Range<usize>,
+}
+
+/// [`lowercase_chars`], each character with whether it was uppercase and where in `text` it was.
+pub fn lowercase_chars_located(text: &str) -> impl Iterator<Item = LoweredChar> + '_ {
+    // Each NFKC character tells how many characters of the text it stands for: one minus its change
+    // (0 for a character a decomposition added: it belongs to the one before).
+    let mut position = 0;
+    let mut last = 0..0;
+    let located = text.nfkc().map(move |(c, change)| {
+        let start = position;
+        for _ in 0..(1 - change).max(0) {
+            position += text[position..].chars().next().map_or(0, char::len_utf8);
         }
+        if position > start {
+            last = start..position;
+        }
+        (c, last.clone())
+    });
+    let lowered = located.flat_map(|(c, source)| {
+        let upper = c.is_uppercase();
+        c.to_lowercase().map(move |lower| LoweredChar { c: lower, upper, source: source.clone() })
+    });
+    // Whether each is kept: a mark left out is counted in the source of the character before it.
+    let mut kept = lowered
+        .map(|lowered| {
+            let code = lowered.c as u32;
+            match code {
+                0x0300..=0x036F | 0x0591..=0x05C7 | 0x064B..=0x065F | 0x0670 | 0x0640 | 0x093C | 0x09BC => {
+                    (lowered, false)
+                }
+                0x00AD | 0x200B..=0x200D | 0x2060 | 0xFEFF => (lowered, false),
+                0x0E50..=0x0E59 | 0x0660..=0x0669 | 0x06F0..=0x06F9 => {
+                    let digit = char::from_u32('0' as u32 + (code & 0xF)).unwrap_or(lowered.c);
+                    (LoweredChar { c: digit, upper: false, ..lowered }, true)
+                }
+                _ => (lowered, true),
+            }
+        })
+        .peekable();
+    std::iter::from_fn(move || loop {
+        let (mut lowered, true) = kept.next()? else { continue };
+        while let Some((left_out, false)) = kept.peek() {
+            lowered.source.end = lowered.source.end.max(left_out.source.end);
+            kept.next();
+        }
+        return Some(lowered);
     })
 }
 
@@ -244,5 +283,17 @@ mod tests {
         assert_eq!(loose("Καζαντζάκης"), loose("ΚΑΖΑΝΤΖΑΚΗΣ"));
         assert_eq!(loose("ग़ालिब"), loose("\u{095A}ालिब"));
         assert_eq!(loose("キュリー"), loose("きゅりー"));
+    }
+
+    #[test]
+    fn every_character_knows_where_in_the_text_it_was() {
+        let sources = |text: &'static str| -> Vec<(char, &'static str)> {
+            lowercase_chars_located(text).map(|l| (l.c, &text[l.source])).collect()
+        };
+        // Composed from a letter and a mark typed apart; a ligature made two; a mark some leave out.
+        assert_eq!(sources("Cre\u{300}me"), [('c', "C"), ('r', "r"), ('è', "e\u{300}"), ('m', "m"), ('e', "e")]);
+        assert_eq!(sources("ﬁÉ"), [('f', "ﬁ"), ('i', "ﬁ"), ('é', "É")]);
+        assert_eq!(sources("שָׁם ١"), [('ש', "שָׁ"), ('ם', "ם"), (' ', " "), ('1', "١")]);
+        assert!(lowercase_chars_located("Ab").map(|l| l.upper).eq([true, false]));
     }
 }

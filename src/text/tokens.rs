@@ -3,10 +3,11 @@
 //! comparing texts: a key, features, n-grams.
 
 use std::collections::HashSet;
+use std::ops::Range;
 
 use serde::{Deserialize, Serialize};
 
-use super::normalize::{lowercase_chars_cased, strip_diacritics};
+use super::normalize::{lowercase_chars_located, strip_diacritics};
 use super::scripts::Script;
 
 /// What a token is made of decides how it may match.
@@ -32,46 +33,60 @@ const MAX_RUN_CHARS: usize = 64;
 /// Lowercased tokens of a text, diacritics kept (they tell Vietnamese words apart). Everything that
 /// is not a letter or digit separates, except spaces within unspaced scripts.
 pub fn tokenize(text: &str) -> Vec<Token> {
-    tokenize_cased(text).into_iter().map(|(token, _)| token).collect()
+    tokenize_located(text).into_iter().map(|located| located.token).collect()
 }
 
-/// [`tokenize`], each token with whether its first letter was uppercase.
-pub fn tokenize_cased(text: &str) -> Vec<(Token, bool)> {
+/// A token of [`tokenize_located`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct LocatedToken {
+    pub token: Token,
+    /// Whether its first letter was uppercase.
+    pub capitalized: bool,
+    /// The bytes of the text it was read from (of a run cut into chunks, the whole run's).
+    pub span: Range<usize>,
+}
+
+/// [`tokenize`], each token with whether it was capitalized and where in `text` it was.
+pub fn tokenize_located(text: &str) -> Vec<LocatedToken> {
     let mut tokens = Vec::new();
-    let mut current = String::new();
+    let mut current =
+        LocatedToken { token: Token { kind: TokenKind::Word, text: String::new() }, capitalized: false, span: 0..0 };
     let mut current_kind = None;
-    let mut capitalized = false;
-    for (c, upper) in lowercase_chars_cased(text) {
-        let kind = classify(c);
+    for lowered in lowercase_chars_located(text) {
+        let kind = classify(lowered.c);
         // Thai and Chinese put spaces between phrases, not words: a run goes on across them.
-        if c.is_whitespace() && current_kind == Some(TokenKind::Run) {
+        if lowered.c.is_whitespace() && current_kind == Some(TokenKind::Run) {
             continue;
         }
         if kind != current_kind {
-            push_token(&mut tokens, current_kind, &mut current, capitalized);
+            push_token(&mut tokens, current_kind, &mut current);
             current_kind = kind;
-            capitalized = upper;
+            current.capitalized = lowered.upper;
+            current.span = lowered.source.clone();
         }
         if kind.is_some() {
-            current.push(c);
+            current.token.text.push(lowered.c);
+            current.span.end = lowered.source.end;
         }
     }
-    push_token(&mut tokens, current_kind, &mut current, capitalized);
+    push_token(&mut tokens, current_kind, &mut current);
     tokens
 }
 
-fn push_token(tokens: &mut Vec<(Token, bool)>, kind: Option<TokenKind>, text: &mut String, capitalized: bool) {
-    let text = std::mem::take(text);
+fn push_token(tokens: &mut Vec<LocatedToken>, kind: Option<TokenKind>, current: &mut LocatedToken) {
+    let text = std::mem::take(&mut current.token.text);
     let Some(kind) = kind else { return };
+    let (capitalized, span) = (current.capitalized, current.span.clone());
     let chars: Vec<char> = text.chars().collect();
     if kind == TokenKind::Run && chars.len() > MAX_RUN_CHARS {
         let step = MAX_RUN_CHARS / 2;
         for start in (0..chars.len() - step).step_by(step) {
             let end = (start + MAX_RUN_CHARS).min(chars.len());
-            tokens.push((Token { kind, text: chars[start..end].iter().collect() }, capitalized));
+            let token = Token { kind, text: chars[start..end].iter().collect() };
+            tokens.push(LocatedToken { token, capitalized, span: span.clone() });
         }
     } else {
-        tokens.push((Token { kind, text }, capitalized));
+        tokens.push(LocatedToken { token: Token { kind, text }, capitalized, span });
     }
 }
 
@@ -134,4 +149,29 @@ pub fn ngrams(kind: TokenKind, spelling: &[char]) -> Vec<Gram> {
     grams.sort_unstable();
     grams.dedup();
     grams
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_know_where_in_the_text_they_were() {
+        let text = "Où est né Ḿarie-Curie?  ไทย ภาษา 42";
+        let tokens = tokenize_located(text);
+        let read: Vec<(&str, &str, bool)> =
+            tokens.iter().map(|t| (t.token.text.as_str(), &text[t.span.clone()], t.capitalized)).collect();
+        assert_eq!(
+            read,
+            [
+                ("où", "Où", true),
+                ("est", "est", false),
+                ("né", "né", false),
+                ("ḿarie", "Ḿarie", true),
+                ("curie", "Curie", true),
+                ("ไทยภาษา", "ไทย ภาษา", false),
+                ("42", "42", false),
+            ]
+        );
+    }
 }

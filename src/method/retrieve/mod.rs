@@ -21,6 +21,7 @@
 
 use std::cmp::Ordering;
 use std::collections::{HashMap, HashSet};
+use std::ops::Range;
 use std::sync::Mutex;
 
 use color_eyre::eyre::{bail, WrapErr};
@@ -30,7 +31,7 @@ use serde::{Deserialize, Serialize};
 use crate::text::clitics::without_clitics;
 use crate::text::distance::{jaccard, CharPair};
 use crate::text::normalize::{contains_ignoring_case, is_vietnamese};
-use crate::text::tokens::{content_features, token_key, tokenize, tokenize_cased, Token, TokenKind};
+use crate::text::tokens::{content_features, token_key, tokenize, tokenize_located, LocatedToken, Token, TokenKind};
 use crate::Result;
 use sounds::SoundIndex;
 use vocabulary::{Vocabulary, VocabularyToken};
@@ -97,6 +98,11 @@ pub struct Hit {
     pub score: f32,
     /// The stored subject (or alias, or prompt) that matched best.
     pub matched_subject: String,
+    /// The words of the query that name `matched_subject`, as written there ("Шмавон Шмавонян" for
+    /// "Shmavon Shmavonyan"); empty when a prompt matched, or the subject was found within a run of a
+    /// script written without spaces (a run holds more than the name).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub mention: String,
     /// How much the rest of the query resembles the entry's prompts, in [0, 1]: tells apart entries
     /// that share a subject.
     #[serde(default)]
@@ -176,6 +182,8 @@ struct IndexedSubject {
     /// subject: Vietnamese puts spaces between syllables, and a few syllables of a title ("Tương
     /// Đương", "equivalent") are common words, not the rare words a partial match stands on.
     partial_allowed: bool,
+    /// One of the entry's prompts, kept to be matched as a whole.
+    prompt: bool,
 }
 
 /// A subject token found in the query.
@@ -244,6 +252,7 @@ impl SubjectIndex {
                 original: subject.clone(),
                 tokens: ids,
                 partial_allowed: !tokens.iter().any(|t| is_vietnamese(&t.text)),
+                prompt: false,
             }));
             entry.subject_slots.push(slot);
         }
@@ -275,6 +284,7 @@ impl SubjectIndex {
                     original: prompt.clone(),
                     tokens: ids,
                     partial_allowed: false,
+                    prompt: true,
                 }));
                 entry.subject_slots.push(slot);
             }
@@ -423,31 +433,37 @@ impl SubjectIndex {
 
     /// Every entry the query mentions, best first (subject score, then prompt similarity).
     pub fn search_all(&self, query: &str) -> Vec<Hit> {
-        let (query_tokens, capitalized): (Vec<Token>, Vec<bool>) = tokenize_cased(query).into_iter().unzip();
-        let mut best: HashMap<&str, (f32, &IndexedSubject)> = HashMap::new();
-        let by_letters = self.matches_by_subject(&query_tokens).into_iter().map(|(slot, matches)| {
+        let located = tokenize_located(query);
+        let query_tokens: Vec<Token> = located.iter().map(|t| t.token.clone()).collect();
+        let capitalized: Vec<bool> = located.iter().map(|t| t.capitalized).collect();
+        let mut best: HashMap<&str, (f32, &IndexedSubject, Range<usize>)> = HashMap::new();
+        let by_letters = self.matches_by_subject(&query_tokens).into_iter().filter_map(|(slot, matches)| {
             let subject = self.subjects[slot].as_ref().expect("matches only point at live subjects");
-            (subject, self.subject_score(subject, matches))
+            self.subject_score(subject, matches).map(|(score, words)| (subject, score, words))
         });
         let by_sound =
-            self.sounds.search(&query_tokens, &capitalized, &self.settings).into_iter().map(|(slot, score)| {
-                (self.subjects[slot].as_ref().expect("the sound index only holds live subjects"), score)
+            self.sounds.search(&query_tokens, &capitalized, &self.settings).into_iter().map(|(slot, score, words)| {
+                (self.subjects[slot].as_ref().expect("the sound index only holds live subjects"), score, words)
             });
-        for (subject, score) in by_letters.chain(by_sound) {
+        for (subject, score, words) in by_letters.chain(by_sound) {
             if score > 0.0 {
-                let current = best.entry(&subject.entry_id).or_insert((score, subject));
+                let current = best.entry(&subject.entry_id).or_insert((score, subject, words.clone()));
                 if score > current.0 {
-                    *current = (score, subject);
+                    *current = (score, subject, words);
                 }
             }
         }
         let query_features = content_features(&query_tokens);
         let mut hits: Vec<Hit> = best
             .into_iter()
-            .map(|(entry_id, (score, subject))| Hit {
+            .map(|(entry_id, (score, subject, words))| Hit {
                 entry_id: entry_id.to_string(),
                 score,
                 matched_subject: subject.original.clone(),
+                mention: match subject.prompt {
+                    true => String::new(),
+                    false => mention(query, &located[words]),
+                },
                 prompt_similarity: self.prompt_similarity(entry_id, &query_features),
                 scope_score: None,
                 other_relations_score: None,
@@ -540,8 +556,9 @@ impl SubjectIndex {
     }
 
     /// Best weighted share of the subject's tokens matched within one window of query tokens, each
-    /// query word standing for at most one subject word ("Kara Kara" needs two); 0 unless it fires.
-    fn subject_score(&self, subject: &IndexedSubject, mut matches: Vec<TokenMatch>) -> f32 {
+    /// query word standing for at most one subject word ("Kara Kara" needs two), with the query
+    /// tokens from the first to the last it matched; `None` unless it fires.
+    fn subject_score(&self, subject: &IndexedSubject, mut matches: Vec<TokenMatch>) -> Option<(f32, Range<usize>)> {
         let weight = |id: usize| self.vocabulary.tokens[id].weight;
         let total: f32 = subject.tokens.iter().map(|&id| weight(id)).sum();
         // Skip subjects whose matched tokens could not reach the lowest firing score anywhere.
@@ -550,13 +567,13 @@ impl SubjectIndex {
             .map(|(_, &id)| weight(id))
             .sum();
         if total == 0.0 || reachable < self.settings.threshold.min(self.settings.partial_threshold) * total {
-            return 0.0;
+            return None;
         }
         let tokens: Vec<&VocabularyToken> = subject.tokens.iter().map(|&id| &self.vocabulary.tokens[id]).collect();
         let weights: Vec<f32> = tokens.iter().map(|t| t.weight).collect();
         matches.sort_by_key(|m| (m.query_position, m.subject_position));
         let window = subject.tokens.len() + self.settings.window_slack;
-        let mut best = 0.0f32;
+        let mut best: Option<(f32, Range<usize>)> = None;
         let mut found = vec![0.0f32; subject.tokens.len()];
         let mut used_positions = Vec::new();
         for (start, first) in matches.iter().enumerate() {
@@ -603,8 +620,14 @@ impl SubjectIndex {
                 || (subject.partial_allowed
                     && words_found >= self.settings.partial_min_words
                     && coverage >= self.settings.partial_threshold);
-            if fires && numbers_found && (exact || evidence >= MIN_EVIDENCE_CHARS) {
-                best = best.max(coverage);
+            if fires
+                && numbers_found
+                && (exact || evidence >= MIN_EVIDENCE_CHARS)
+                && best.as_ref().is_none_or(|b| coverage > b.0)
+            {
+                let first = used_positions.iter().min().copied().unwrap_or(first.query_position);
+                let last = used_positions.iter().max().copied().unwrap_or(first);
+                best = Some((coverage, first..last + 1));
             }
         }
         best
@@ -626,8 +649,8 @@ impl SubjectIndex {
 
 /// Changes whenever the saved form of [`SubjectIndex`] (or what its fields mean) changes. 3: prompts that
 /// hold a subject as written are no longer keys. 4: the vocabulary's token briefs. 5: words by spelling,
-/// letter sets in the briefs. 6: subjects by sound.
-const SAVED_INDEX_FORMAT: u32 = 6;
+/// letter sets in the briefs. 6: subjects by sound. 7: which slots are prompts.
+const SAVED_INDEX_FORMAT: u32 = 7;
 
 /// A digest of an entry's subjects and prompts: a saved index compares it with the cache's rows.
 fn source_digest(subjects: &[String], prompts: &[String]) -> u64 {
@@ -644,6 +667,17 @@ fn stable_digest<T: std::hash::Hash + ?Sized>(value: &T) -> u64 {
 }
 
 /// Higher subject score first, then higher prompt similarity, then entry id for a stable order.
+/// The text of `query` that `words` (consecutive tokens of it) were read from; empty when one of them
+/// is a run of a script written without spaces.
+fn mention(query: &str, words: &[LocatedToken]) -> String {
+    match (words.first(), words.last()) {
+        (Some(first), Some(last)) if words.iter().all(|w| w.token.kind != TokenKind::Run) => {
+            query[first.span.start..last.span.end].to_string()
+        }
+        _ => String::new(),
+    }
+}
+
 fn rank(a: &Hit, b: &Hit) -> Ordering {
     b.score
         .total_cmp(&a.score)

@@ -10,6 +10,7 @@
 //! the subject must have many consonants. Short subjects are not kept.
 
 use std::collections::{HashMap, HashSet};
+use std::ops::Range;
 
 use serde::{Deserialize, Serialize};
 
@@ -131,15 +132,15 @@ impl SoundIndex {
             })
     }
 
-    /// (slot, score) of every kept subject the query names in another script, its score (one minus the
-    /// sound distance per consonant) at least the firing threshold.
+    /// (slot, score, the query words naming it) of every kept subject the query names in another
+    /// script, its score (one minus the sound distance per consonant) at least the firing threshold.
     /// `capitalized`: per query token, whether its first letter was uppercase.
     pub(super) fn search(
         &self,
         query_tokens: &[Token],
         capitalized: &[bool],
         settings: &RetrievalSettings,
-    ) -> Vec<(usize, f32)> {
+    ) -> Vec<(usize, f32, Range<usize>)> {
         let words: Vec<QueryWord> =
             query_tokens.iter().zip(capitalized).map(|(t, &c)| (SoundWord::of_query(t, c), c)).collect();
         let mut tried: HashSet<(usize, usize)> = HashSet::new();
@@ -158,8 +159,9 @@ impl SoundIndex {
                     if script == word.script || !tried.insert((slot, start)) {
                         continue;
                     }
-                    if let Some(score) = self.subjects[&slot].score(&words[start..], position, settings) {
-                        found.push((slot, score));
+                    let subject = &self.subjects[&slot];
+                    if let Some(score) = subject.score(&words[start..], position, settings) {
+                        found.push((slot, score, start..start + subject.words.len()));
                     }
                 }
             }
