@@ -271,7 +271,7 @@ impl CachedEdits {
                             retrieved.read_as = read_as_trained(query, trained.nearest_text(&query_ids), &last_token);
                         }
                     }
-                    openings.push(trained.and_then(|t| t.opening_for(query, &query_ids, &hit.matched_subject)));
+                    openings.push(trained.and_then(|t| t.opening_for(query, &query_ids, &hit)));
                     retrieved.hits.push(hit);
                 }
                 Err(e) => retrieved.damaged.push((hit.entry_id, format!("{e:#}"))),
@@ -515,15 +515,16 @@ impl TrainedAnswer {
     /// How this answer opens (its first character other than a space), when `query` is written as the
     /// trained text nearest to it is ([`TrainedAnswer::written_like`]): a query in a language the entry
     /// was not trained in is answered as the model writes it.
-    fn opening_for(&self, query: &str, query_ids: &[u32], matched_subject: &str) -> Option<TrainedOpening> {
-        self.opening.filter(|_| self.written_like(query, query_ids, matched_subject))
+    fn opening_for(&self, query: &str, query_ids: &[u32], hit: &Hit) -> Option<TrainedOpening> {
+        self.opening.filter(|_| self.written_like(query, query_ids, hit))
     }
 
-    /// Whether `query` is written in the script of the trained text nearest to it, subjects left out
-    /// (a Thai question may name its subject in Latin letters).
-    fn written_like(&self, query: &str, query_ids: &[u32], matched_subject: &str) -> bool {
+    /// Whether `query` is written in the script of the trained text nearest to it, subjects (as the
+    /// entry and as `hit` found them) left out (a Thai question may name its subject in Latin letters).
+    fn written_like(&self, query: &str, query_ids: &[u32], hit: &Hit) -> bool {
         let script = |text: &str| {
-            let without_subjects = (self.subjects.iter().map(String::as_str).chain([matched_subject]))
+            let found = [hit.matched_subject.as_str(), hit.mention.as_str()];
+            let without_subjects = (self.subjects.iter().map(String::as_str).chain(found))
                 .filter(|subject| !subject.is_empty())
                 .fold(text.to_string(), |text, subject| text.replace(subject, " "));
             Script::detect(&without_subjects)
@@ -930,12 +931,15 @@ mod tests {
             target: "ซานฟรานซิสโก".into(),
             opening: Some(thai_opening),
         };
+        let found =
+            |mention: &str| Hit { matched_subject: "Jim Eno".into(), mention: mention.into(), ..Hit::default() };
         // The subject in Latin letters does not make a Thai question Latin.
-        assert_eq!(thai.opening_for("เมืองต้นกำเนิดของ Jim Eno คืออะไร?", &[1, 2], "Jim Eno"), Some(thai_opening));
-        // Nor does another spelling of the subject than its field's.
-        assert_eq!(thai.opening_for("เมืองต้นกำเนิดของ Jim Eno Jr คืออะไร?", &[1], "Jim Eno Jr"), Some(thai_opening));
+        assert_eq!(thai.opening_for("เมืองต้นกำเนิดของ Jim Eno คืออะไร?", &[1, 2], &found("Jim Eno")), Some(thai_opening));
+        // Nor does another spelling of the subject than its field's, as the query wrote it.
+        let spelled_otherwise = found("Jim Eno Jr");
+        assert_eq!(thai.opening_for("เมืองต้นกำเนิดของ Jim Eno Jr คืออะไร?", &[1], &spelled_otherwise), Some(thai_opening));
         // Asked in another script, the model writes the answer as it does.
-        assert_eq!(thai.opening_for("Where is Jim Eno from?", &[1, 2], "Jim Eno"), None);
+        assert_eq!(thai.opening_for("Where is Jim Eno from?", &[1, 2], &found("Jim Eno")), None);
     }
 
     #[test]
