@@ -11,7 +11,7 @@
 //!
 //! Prints, per language, how many questions write the subject as English does and how many of those
 //! find the record's entry, the same for the questions that write it otherwise, and how many unrelated
-//! `loc` questions find any entry. With OTHER (e.g. `../shared/data/mzsre.dev.jsonl`), a large cache
+//! `loc` questions find any entry (each such hit on stderr). With OTHER (e.g. `../shared/data/mzsre.dev.jsonl`), a large cache
 //! is made of both files' records, one entry per record and language (subject and `src` in that
 //! language): then every `loc` question of both files is searched, and how many find any entry (per
 //! language) and the time per search are printed: false hits at scale, in every script at once.
@@ -88,7 +88,11 @@ fn main() -> color_eyre::Result<()> {
             }
             if !entry.loc.trim().is_empty() {
                 counts.loc += 1;
-                counts.loc_hits += usize::from(!index.search(&entry.loc).is_empty());
+                let hits = index.search(&entry.loc);
+                for hit in &hits {
+                    eprintln!("{lang} `loc` finds {}: {:?} named as {:?}", hit.matched_subject, entry.loc, hit.mention);
+                }
+                counts.loc_hits += usize::from(!hits.is_empty());
             }
         }
     }
@@ -127,6 +131,11 @@ fn false_hits_at_scale(first: &[BenchmarkRecord], second: &[BenchmarkRecord]) ->
         counts.1 += 1;
     }
     let per_search = started.elapsed().as_secs_f64() * 1e3 / questions.len().max(1) as f64;
+    for &(lang, question) in &questions {
+        for hit in index.search(question) {
+            eprintln!("{lang} `loc` finds {}: {question:?} named as {:?}", hit.matched_subject, hit.mention);
+        }
+    }
     let entries: usize = files.iter().flat_map(|records| records.iter()).map(|record| record.iter().count()).sum();
     let hits: usize = per_language.values().map(|(hits, _)| hits).sum();
     println!(

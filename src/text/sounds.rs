@@ -16,7 +16,7 @@ use super::normalize::{romanized, strip_diacritics};
 use super::scripts::Script;
 
 /// A word as it sounds: its consonant classes, and where its script writes vowels, its vowels.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct SoundKey {
     /// Consonant classes in order, adjacent repeats merged (see the module's documentation); digits
     /// as they are.
@@ -24,6 +24,10 @@ pub struct SoundKey {
     /// Per group of adjacent vowels, the set of its vowel classes (bits of `VOWEL_A`, `VOWEL_I`,
     /// `VOWEL_O`); `None` for scripts that leave vowels out or that the tables here do not read.
     pub vowels: Option<Vec<u8>>,
+    /// Whether the word opens with a consonant (of a class: "Harlo" and "Oscar" do not).
+    pub opens_with_consonant: bool,
+    /// Bit i: consonant i closes a syllable (no vowel follows it: the r of "Martha", not of "Brad").
+    pub codas: u64,
 }
 
 /// The sound key of a word (lowercase, as `tokens::tokenize` gives it); no consonants for a word of
@@ -51,19 +55,27 @@ pub fn sound_key(word: &str) -> SoundKey {
                 hangul(c, &mut latin);
                 writes_vowels = false;
             }
+            Some(Script::Han) => {
+                han(c, &mut latin);
+                writes_vowels = false;
+            }
+            Some(Script::Japanese) => {
+                latin.push_str(kana(c));
+                writes_vowels = false;
+            }
             _ => latin.push(c),
         }
     }
     let letters: Vec<char> = latin.chars().collect();
     let silent_final_e = Script::detect(word) == Some(Script::Latin);
-    let mut consonants = latin_key(&letters);
+    let mut key = latin_key(&letters);
     let mut vowels = writes_vowels.then(|| vowel_groups(&letters, silent_final_e));
     // No name is longer; a hostile word of a megabyte must not make every comparison quadratic in it.
-    consonants.truncate(MAX_KEY_LETTERS);
+    key.consonants.truncate(MAX_KEY_LETTERS);
     if let Some(vowels) = &mut vowels {
         vowels.truncate(MAX_KEY_LETTERS);
     }
-    SoundKey { consonants, vowels }
+    SoundKey { vowels, ..key }
 }
 
 /// Longest consonant key and vowel list kept of a word.
@@ -107,30 +119,34 @@ fn vowel_groups(letters: &[char], silent_final_e: bool) -> Vec<u8> {
 /// Whether two words' vowel groups agree: groups sharing a class align, and at most half of the
 /// longer list's groups are changed, left out or added (none in a word of one group).
 pub fn vowels_agree(a: &[u8], b: &[u8]) -> bool {
-    let changes = last_edit_row(a, b, |x, y| if x & y == 0 { 1.0 } else { 0.0 })[b.len()];
+    let changes = last_edit_row(a, b, |x, y| if x & y == 0 { 1.0 } else { 0.0 }, |_| 1.0)[b.len()];
     changes <= (a.len().max(b.len()) / 2) as f32
 }
 
 /// The last row of an edit distance table from `a` to `b`: entry j is the least cost of turning all of
-/// `a` into `b[..j]`, dropping or adding a letter at 1 and replacing one at `swap`.
-fn last_edit_row(a: &[u8], b: &[u8], swap: impl Fn(u8, u8) -> f32) -> Vec<f32> {
+/// `a` into `b[..j]`, adding a letter at 1, dropping the i-th of `a` at `drop(i)` and replacing one at
+/// `swap`.
+fn last_edit_row(a: &[u8], b: &[u8], swap: impl Fn(u8, u8) -> f32, drop: impl Fn(usize) -> f32) -> Vec<f32> {
     let mut row: Vec<f32> = (0..=b.len()).map(|j| j as f32).collect();
     for (i, &x) in a.iter().enumerate() {
         let mut diagonal = row[0];
-        row[0] = (i + 1) as f32;
+        row[0] += drop(i);
         for (j, &y) in b.iter().enumerate() {
             let replaced = diagonal + swap(x, y);
             diagonal = row[j + 1];
-            row[j + 1] = replaced.min(row[j + 1] + 1.0).min(row[j] + 1.0);
+            row[j + 1] = replaced.min(row[j + 1] + drop(i)).min(row[j] + 1.0);
         }
     }
     row
 }
 
-/// The consonant classes of Latin letters, reading digraphs ("sh", "th", "ts", "dzh") as one sound.
-/// Other scripts' tables (below) write each consonant as its class's letter, which these rules leave
-/// as it is, and vowels as "a".
-fn latin_key(letters: &[char]) -> Vec<u8> {
+/// The consonant classes of Latin letters, reading digraphs ("sh", "th", "ts", "dzh") as one sound,
+/// whether the first sound is one of them and which close a syllable (no vowels read). Other scripts'
+/// tables (below) write each consonant as its class's letter, which these rules leave as it is, and
+/// vowels as "a".
+fn latin_key(letters: &[char]) -> SoundKey {
+    let mut opens_with_consonant = None;
+    let mut codas = 0u64;
     let mut key: Vec<u8> = Vec::with_capacity(letters.len());
     // Whether the last letter read was a consonant: only adjacent letters of one class merge
     // ("Darrell" d-r-l, but "Kara Kara" keeps both k's of "kaka").
@@ -180,16 +196,22 @@ fn latin_key(letters: &[char]) -> Vec<u8> {
             c if c.is_ascii_digit() => (Some(c as u8), 1),
             _ => (None, 1),
         };
+        opens_with_consonant.get_or_insert(class.is_some());
         match class {
             Some(class) => {
                 push_class(&mut key, class, after_consonant);
                 after_consonant = true;
+                let bit = 1u64 << (key.len() - 1).min(63);
+                match letters.get(i + read) {
+                    Some('a' | 'e' | 'i' | 'o' | 'u' | 'y') => codas &= !bit,
+                    _ => codas |= bit,
+                }
             }
             None => after_consonant = false,
         }
         i += read;
     }
-    key
+    SoundKey { consonants: key, vowels: None, opens_with_consonant: opens_with_consonant.unwrap_or(false), codas }
 }
 
 fn push_class(key: &mut Vec<u8>, class: u8, after_consonant: bool) {
@@ -269,8 +291,64 @@ fn hangul(c: char, latin: &mut String) {
     latin.push_str(FINALS[(index % 28) as usize]);
 }
 
+/// A Han character's Mandarin reading as class letters around an "a" for its vowel: its initial's
+/// class (w renders w and v, a labial as in Latin; the glide y and h go with the vowel; j, q, x and
+/// the other affricates are sibilants) and its final n (n, ng) or r (er). Chinese renders a foreign name syllable by syllable
+/// ("斯宾塞" si-bin-sai, "Spencer").
+fn han(c: char, latin: &mut String) {
+    use pinyin::ToPinyin;
+    let Some(reading) = c.to_pinyin().map(|p| p.plain()) else {
+        latin.push('a');
+        return;
+    };
+    let initial = match reading.as_bytes() {
+        [b'z' | b'c' | b's', b'h', ..] => "s",
+        [b'b' | b'p' | b'f' | b'w', ..] => "b",
+        [b'd' | b't', ..] => "d",
+        [b'g' | b'k', ..] => "k",
+        [b'j' | b'q' | b'x' | b'z' | b'c' | b's', ..] => "s",
+        [b'm', ..] => "m",
+        [b'n', ..] => "n",
+        [b'l', ..] => "l",
+        [b'r', ..] => "r",
+        _ => "",
+    };
+    latin.push_str(initial);
+    latin.push('a');
+    if reading.ends_with('n') || reading.ends_with("ng") {
+        latin.push('n');
+    } else if reading == "er" {
+        latin.push('r');
+    }
+}
+
+/// A kana's class letter ("a" for vowels, glides and what has no consonant; nothing for the small tsu,
+/// which doubles the next): katakana by their place in the block, hiragana as the katakana 0x60 on.
+fn kana(c: char) -> &'static str {
+    // ァ..ヶ: vowels; k; s; t-row (chi and tsu sibilants, small tsu "_"); n; h-row (h with the vowel,
+    // b and p labials); m; small and large ya yu yo; r; wa-row (wa as Latin w); n; vu; small ka, ke.
+    const KATAKANA: &[u8; 86] =
+        b"aaaaaaaaaakkkkkkkkkkssssssssssddss_ssddddnnnnn_bb_bbbbb_bb_bbmmmmmaaaaaarrrrrabaaanbkk";
+    let code = c as u32;
+    let katakana = match code {
+        0x3041..=0x3096 => code + 0x60,
+        _ => code,
+    };
+    match katakana.checked_sub(0x30A1).and_then(|i| KATAKANA.get(i as usize)) {
+        Some(b'_') => "",
+        Some(b'b') => "b",
+        Some(b'k') => "k",
+        Some(b's') => "s",
+        Some(b'd') => "d",
+        Some(b'n') => "n",
+        Some(b'm') => "m",
+        Some(b'r') => "r",
+        _ => "a",
+    }
+}
+
 /// Half-cost swaps: sounds that transliterations render by one another.
-fn swap_cost(a: u8, b: u8) -> f32 {
+pub fn swap_cost(a: u8, b: u8) -> f32 {
     match (a.min(b), a.max(b)) {
         _ if a == b => 0.0,
         (b'l', b'r') | (b'k', b's') | (b'd', b's') => 0.5,
@@ -287,12 +365,24 @@ const CHEAP_APPENDED: usize = 2;
 /// dropped or added at 1) turning the subject's key into a beginning of the query's, plus the rest of
 /// the query's key as appended letters.
 pub fn sound_distance(subject: &[u8], query: &[u8]) -> f32 {
-    let row = last_edit_row(subject, query, swap_cost);
+    let row = last_edit_row(subject, query, swap_cost, |_| 1.0);
     let appended = |extra: usize| {
         let cheap = extra.min(CHEAP_APPENDED);
         cheap as f32 * APPENDED_COST + (extra - cheap) as f32
     };
     row.iter().enumerate().map(|(j, cost)| cost + appended(query.len() - j)).fold(f32::INFINITY, f32::min)
+}
+
+/// How far a syllable-by-syllable rendering of a word (Chinese, Japanese) is from the word's sound key
+/// (its consonants, and which close a syllable: `SoundKey::codas`): edits as in [`sound_distance`],
+/// but nothing may follow, and an r or l closing a syllable left out costs half (no Chinese syllable
+/// ends in them: "Martha" 玛莎 ma-sha, "George" 乔治 qiao-zhi; "Brad" keeps its r, 布拉德 bu-la-de).
+pub fn syllables_distance(subject: &[u8], codas: u64, query: &[u8]) -> f32 {
+    let drop = |i: usize| match subject[i] {
+        b'r' | b'l' if codas & (1 << i.min(63)) != 0 => 0.5,
+        _ => 1.0,
+    };
+    last_edit_row(subject, query, swap_cost, drop)[query.len()]
 }
 
 #[cfg(test)]
@@ -306,6 +396,33 @@ mod tests {
 
     fn key(word: &str) -> String {
         String::from_utf8(sound(word).consonants).unwrap()
+    }
+
+    #[test]
+    fn chinese_and_japanese_names_sound_as_their_readings() {
+        // Darrell Spencer, Martha Neumark, Jane Rolfe in Chinese; George Stacy, Jane in katakana.
+        assert_eq!(key("达雷尔"), "dlr");
+        assert_eq!(key("斯宾塞"), "sbns");
+        assert_eq!(key("玛莎"), "ms");
+        assert_eq!(key("纽马克"), "nmk");
+        assert_eq!(key("罗尔夫"), "lrb");
+        assert_eq!(key("ジョージ"), "ss");
+        assert_eq!(key("ステイシー"), "sds");
+        assert_eq!(key("じぇーん"), "sn");
+        assert_eq!(key("ロッテ"), "rd");
+        assert_eq!(sound("斯宾塞").vowels, None);
+        // Whether a word opens with a consonant, in any script.
+        let opens = |word: &str| sound(word).opens_with_consonant;
+        assert!(opens("Jones") && opens("Weiland") && opens("瑞特") && opens("ステイシー"));
+        assert!(!opens("Harlo") && !opens("Arnaud") && !opens("奥布莱恩") && !opens("亚当斯") && !opens("אריה"));
+        // An r closing a syllable may be left out, one opening it not.
+        let rendered = |word: &str, reading: &str| {
+            let (word, reading) = (sound(word), sound(reading));
+            syllables_distance(&word.consonants, word.codas, &reading.consonants)
+        };
+        assert_eq!(rendered("Martha", "玛莎"), 1.0);
+        assert_eq!(rendered("George", "乔治"), 0.5);
+        assert_eq!(rendered("Brad", "帕提"), 1.0);
     }
 
     #[test]

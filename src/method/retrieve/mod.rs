@@ -31,7 +31,7 @@ use serde::{Deserialize, Serialize};
 use crate::text::clitics::without_clitics;
 use crate::text::distance::{jaccard, CharPair};
 use crate::text::normalize::{contains_ignoring_case, is_vietnamese};
-use crate::text::tokens::{content_features, token_key, tokenize, tokenize_located, LocatedToken, Token, TokenKind};
+use crate::text::tokens::{content_features, token_key, tokenize, tokenize_located, Token, TokenKind};
 use crate::Result;
 use sounds::SoundIndex;
 use vocabulary::{Vocabulary, VocabularyToken};
@@ -435,35 +435,34 @@ impl SubjectIndex {
     pub fn search_all(&self, query: &str) -> Vec<Hit> {
         let located = tokenize_located(query);
         let query_tokens: Vec<Token> = located.iter().map(|t| t.token.clone()).collect();
-        let capitalized: Vec<bool> = located.iter().map(|t| t.capitalized).collect();
-        let mut best: HashMap<&str, (f32, &IndexedSubject, Range<usize>)> = HashMap::new();
+        // Per entry, its best subject's score and the bytes of the query naming it (see `Hit::mention`).
+        let mut best: HashMap<&str, (f32, &IndexedSubject, Option<Range<usize>>)> = HashMap::new();
         let by_letters = self.matches_by_subject(&query_tokens).into_iter().filter_map(|(slot, matches)| {
             let subject = self.subjects[slot].as_ref().expect("matches only point at live subjects");
-            self.subject_score(subject, matches).map(|(score, words)| (subject, score, words))
+            let (score, words) = self.subject_score(subject, matches)?;
+            let named = &located[words];
+            let names = !subject.prompt && named.iter().all(|t| t.token.kind != TokenKind::Run);
+            Some((subject, score, names.then(|| named[0].span.start..named[named.len() - 1].span.end)))
         });
-        let by_sound =
-            self.sounds.search(&query_tokens, &capitalized, &self.settings).into_iter().map(|(slot, score, words)| {
-                (self.subjects[slot].as_ref().expect("the sound index only holds live subjects"), score, words)
-            });
-        for (subject, score, words) in by_letters.chain(by_sound) {
+        let by_sound = self.sounds.search(query, &located, &self.settings).into_iter().map(|(slot, score, named)| {
+            (self.subjects[slot].as_ref().expect("the sound index only holds live subjects"), score, Some(named))
+        });
+        for (subject, score, named) in by_letters.chain(by_sound) {
             if score > 0.0 {
-                let current = best.entry(&subject.entry_id).or_insert((score, subject, words.clone()));
+                let current = best.entry(&subject.entry_id).or_insert((score, subject, named.clone()));
                 if score > current.0 {
-                    *current = (score, subject, words);
+                    *current = (score, subject, named);
                 }
             }
         }
         let query_features = content_features(&query_tokens);
         let mut hits: Vec<Hit> = best
             .into_iter()
-            .map(|(entry_id, (score, subject, words))| Hit {
+            .map(|(entry_id, (score, subject, named))| Hit {
                 entry_id: entry_id.to_string(),
                 score,
                 matched_subject: subject.original.clone(),
-                mention: match subject.prompt {
-                    true => String::new(),
-                    false => mention(query, &located[words]),
-                },
+                mention: named.map_or(String::new(), |bytes| query[bytes].to_string()),
                 prompt_similarity: self.prompt_similarity(entry_id, &query_features),
                 scope_score: None,
                 other_relations_score: None,
@@ -649,8 +648,9 @@ impl SubjectIndex {
 
 /// Changes whenever the saved form of [`SubjectIndex`] (or what its fields mean) changes. 3: prompts that
 /// hold a subject as written are no longer keys. 4: the vocabulary's token briefs. 5: words by spelling,
-/// letter sets in the briefs. 6: subjects by sound. 7: which slots are prompts.
-const SAVED_INDEX_FORMAT: u32 = 7;
+/// letter sets in the briefs. 6: subjects by sound. 7: which slots are prompts. 8: whether a word
+/// opens with a consonant.
+const SAVED_INDEX_FORMAT: u32 = 8;
 
 /// A digest of an entry's subjects and prompts: a saved index compares it with the cache's rows.
 fn source_digest(subjects: &[String], prompts: &[String]) -> u64 {
@@ -667,17 +667,6 @@ fn stable_digest<T: std::hash::Hash + ?Sized>(value: &T) -> u64 {
 }
 
 /// Higher subject score first, then higher prompt similarity, then entry id for a stable order.
-/// The text of `query` that `words` (consecutive tokens of it) were read from; empty when one of them
-/// is a run of a script written without spaces.
-fn mention(query: &str, words: &[LocatedToken]) -> String {
-    match (words.first(), words.last()) {
-        (Some(first), Some(last)) if words.iter().all(|w| w.token.kind != TokenKind::Run) => {
-            query[first.span.start..last.span.end].to_string()
-        }
-        _ => String::new(),
-    }
-}
-
 fn rank(a: &Hit, b: &Hit) -> Ordering {
     b.score
         .total_cmp(&a.score)

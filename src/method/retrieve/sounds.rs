@@ -15,9 +15,10 @@ use std::ops::Range;
 use serde::{Deserialize, Serialize};
 
 use super::RetrievalSettings;
+use crate::text::normalize::lowercase_chars_located;
 use crate::text::scripts::Script;
-use crate::text::sounds::{sound_distance, sound_key, vowels_agree, SoundKey};
-use crate::text::tokens::{Token, TokenKind};
+use crate::text::sounds::{sound_distance, sound_key, swap_cost, syllables_distance, vowels_agree, SoundKey};
+use crate::text::tokens::{LocatedToken, Token, TokenKind};
 
 /// A query word as the sound index reads it: its key, and whether it was capitalized.
 type QueryWord = (SoundWord, bool);
@@ -51,6 +52,9 @@ struct SoundWord {
     key: Vec<u8>,
     /// Vowel groups where the script writes vowels (see `SoundKey::vowels`).
     vowels: Option<Vec<u8>>,
+    /// See `SoundKey::opens_with_consonant` and `SoundKey::codas`.
+    opens_with_consonant: bool,
+    codas: u64,
     script: Option<Script>,
     number: bool,
 }
@@ -59,12 +63,16 @@ impl SoundWord {
     /// A token of `script` (`Script::detect` of its text). A run (of a script without spaces) is a
     /// word without a key: nothing matches it.
     fn new(token: &Token, script: Option<Script>) -> Self {
-        let (SoundKey { consonants, vowels }, number) = match token.kind {
+        let (key, number) = match token.kind {
             TokenKind::Word => (sound_key(&token.text), false),
-            TokenKind::Number => (SoundKey { consonants: token.text.as_bytes().to_vec(), vowels: None }, true),
-            TokenKind::Run => (SoundKey { consonants: Vec::new(), vowels: None }, false),
+            TokenKind::Number => {
+                let digits = token.text.as_bytes().to_vec();
+                (SoundKey { consonants: digits, ..SoundKey::default() }, true)
+            }
+            TokenKind::Run => (SoundKey::default(), false),
         };
-        Self { key: consonants, vowels, script, number }
+        let SoundKey { consonants, vowels, opens_with_consonant, codas } = key;
+        Self { key: consonants, vowels, opens_with_consonant, codas, script, number }
     }
 
     /// A query token; one that cannot stand for a name (a word not capitalized in a script with
@@ -72,7 +80,14 @@ impl SoundWord {
     fn of_query(token: &Token, capitalized: bool) -> Self {
         let script = Script::detect(&token.text);
         if token.kind == TokenKind::Word && !capitalized && script.is_some_and(Script::has_case) {
-            return Self { key: Vec::new(), vowels: None, script, number: false };
+            return Self {
+                key: Vec::new(),
+                vowels: None,
+                opens_with_consonant: false,
+                codas: 0,
+                script,
+                number: false,
+            };
         }
         Self::new(token, script)
     }
@@ -132,17 +147,17 @@ impl SoundIndex {
             })
     }
 
-    /// (slot, score, the query words naming it) of every kept subject the query names in another
-    /// script, its score (one minus the sound distance per consonant) at least the firing threshold.
-    /// `capitalized`: per query token, whether its first letter was uppercase.
+    /// (slot, score, the bytes of `query` naming it) of every kept subject the query names in another
+    /// script, its score (one minus the sound distance per consonant) at least the firing threshold;
+    /// `tokens` are the query's.
     pub(super) fn search(
         &self,
-        query_tokens: &[Token],
-        capitalized: &[bool],
+        query: &str,
+        tokens: &[LocatedToken],
         settings: &RetrievalSettings,
     ) -> Vec<(usize, f32, Range<usize>)> {
         let words: Vec<QueryWord> =
-            query_tokens.iter().zip(capitalized).map(|(t, &c)| (SoundWord::of_query(t, c), c)).collect();
+            tokens.iter().map(|t| (SoundWord::of_query(&t.token, t.capitalized), t.capitalized)).collect();
         let mut tried: HashSet<(usize, usize)> = HashSet::new();
         let mut found = Vec::new();
         // Words that could stand for a subject's word: not numbers, and capitalized where the script
@@ -161,16 +176,232 @@ impl SoundIndex {
                     }
                     let subject = &self.subjects[&slot];
                     if let Some(score) = subject.score(&words[start..], position, settings) {
-                        found.push((slot, score, start..start + subject.words.len()));
+                        let named = tokens[start].span.start..tokens[start + subject.words.len() - 1].span.end;
+                        found.push((slot, score, named));
                     }
                 }
             }
         }
+        found.extend(self.search_joined(query, tokens));
+        found
+    }
+
+    /// Subjects the query names as Chinese and Japanese write foreign names: a word per part, parts
+    /// joined by a middle dot, the first ending a run and the last beginning one ("达雷尔·斯宾塞的出生
+    /// 日期是什么？", "ジョージ・ステイシーとは"). The dots mark where a name's words are, as capitals do
+    /// in other scripts; a part's syllables render a word's sounds loosely (George, 乔治 qiao-zhi: the r
+    /// is gone), so a part may cost up to [`JOINED_WORD_COST`] per consonant of its word.
+    fn search_joined(&self, query: &str, tokens: &[LocatedToken]) -> Vec<(usize, f32, Range<usize>)> {
+        let mut found = Vec::new();
+        let mut first = 0;
+        while first < tokens.len() {
+            let mut last = first;
+            // (The chunks of a huge run share its span: nothing is between them.)
+            let between = |last: usize| query.get(tokens[last].span.end..tokens[last + 1].span.start);
+            while last + 1 < tokens.len() && between(last).is_some_and(joined) {
+                last += 1;
+            }
+            if last > first {
+                found.extend(self.joined_name(query, &tokens[first..=last]));
+            }
+            first = last + 1;
+        }
+        found
+    }
+
+    /// The subjects that `parts` (tokens joined by middle dots) name.
+    fn joined_name(&self, query: &str, parts: &[LocatedToken]) -> Vec<(usize, f32, Range<usize>)> {
+        // Each part's readings: the first part's endings and the last part's beginnings (a run holds
+        // the words around the name), the others whole.
+        let readings: Vec<Vec<Reading>> = (parts.iter().enumerate())
+            .map(|(i, part)| match part.token.kind {
+                TokenKind::Run if i == 0 => run_pieces(query, part, Piece::Ending),
+                TokenKind::Run if i == parts.len() - 1 => run_pieces(query, part, Piece::Beginning),
+                _ => vec![Reading::whole(part)],
+            })
+            .collect();
+        let mut candidates = HashSet::new();
+        for (position, reading) in readings.iter().enumerate() {
+            for code in reading.iter().flat_map(|r| near_anchors(&r.word.key)) {
+                for &(slot, at, _) in self.anchors.get(&code).into_iter().flatten() {
+                    if at == position && self.subjects[&slot].words.len() == parts.len() {
+                        candidates.insert(slot);
+                    }
+                }
+            }
+        }
+        let mut found: Vec<(usize, f32, Range<usize>)> = (candidates.into_iter())
+            .filter_map(|slot| {
+                let (score, named) = self.subjects[&slot].score_joined(&readings)?;
+                Some((slot, score, named))
+            })
+            .collect();
+        found.sort_unstable_by_key(|&(slot, ..)| slot);
         found
     }
 }
 
+/// Marks that join the parts of a foreign name in Chinese and Japanese text.
+fn joined(between: &str) -> bool {
+    matches!(between, "·" | "・" | "･" | "‧" | "•")
+}
+
+/// The anchor codes of the keys one edit from `key`'s beginning (a class left out, added or swapped):
+/// a part of a joined name renders its word loosely from its first consonants on (Neumark, 纽马克
+/// niu-ma-ke: the r is gone).
+fn near_anchors(key: &[u8]) -> Vec<u32> {
+    const CLASSES: &[u8] = b"bkdslrmn";
+    let start = &key[..key.len().min(4)];
+    let mut keys: Vec<Vec<u8>> = vec![start.to_vec()];
+    for i in 0..start.len() {
+        let mut dropped = start.to_vec();
+        dropped.remove(i);
+        keys.push(dropped);
+        for &other in CLASSES.iter().filter(|&&c| swap_cost(c, start[i]) < 1.0 && c != start[i]) {
+            let mut swapped = start.to_vec();
+            swapped[i] = other;
+            keys.push(swapped);
+        }
+    }
+    for i in 0..=start.len().min(3) {
+        for &class in CLASSES {
+            let mut added = start.to_vec();
+            added.insert(i, class);
+            keys.push(added);
+        }
+    }
+    let mut codes: Vec<u32> = keys.iter().filter_map(|k| anchor(k)).collect();
+    codes.sort_unstable();
+    codes.dedup();
+    codes
+}
+
+/// Characters of Chinese words that join or ask ("at", "of", "and", "who", "which", "is"), which a
+/// foreign name neither begins nor ends with.
+const CHINESE_FUNCTION_CHARS: &str = "在的了是和与及或由被把从对为于向给让这那哪谁什么中有";
+
+/// Most syllables a part of a name in a run is read as: Chinese renders a long word in five or six.
+const MAX_PART_CHARS: usize = 6;
+
+/// A part of a name joined by dots has at most this share of its word's consonants edited (a third),
+/// and the name less than this share in all (`SoundSubject::score_joined`).
+const JOINED_WORD_COST: f32 = 0.34;
+const JOINED_TOTAL_COST: f32 = 0.25;
+
+/// One way of reading a part of a joined name: the word it would be, and the bytes of the query it
+/// takes.
+struct Reading {
+    word: SoundWord,
+    bytes: Range<usize>,
+}
+
+impl Reading {
+    /// `text` read as one word (though it is a run), taking `bytes`.
+    fn new(text: String, bytes: Range<usize>) -> Self {
+        let script = Script::detect(&text);
+        let token = Token { kind: TokenKind::Word, text };
+        Self { word: SoundWord::new(&token, script), bytes }
+    }
+
+    fn whole(token: &LocatedToken) -> Self {
+        match token.token.kind {
+            TokenKind::Run => Self::new(token.token.text.clone(), token.span.clone()),
+            _ => Self {
+                word: SoundWord::new(&token.token, Script::detect(&token.token.text)),
+                bytes: token.span.clone(),
+            },
+        }
+    }
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum Piece {
+    Ending,
+    Beginning,
+}
+
+/// The readings of a run's endings (or beginnings) of 1 to [`MAX_PART_CHARS`] characters, shortest
+/// first.
+fn run_pieces(query: &str, run: &LocatedToken, piece: Piece) -> Vec<Reading> {
+    // Where each character of the run is in the query (a run goes on across spaces, which it drops).
+    let text = &query[run.span.clone()];
+    let sources: Vec<Range<usize>> = (lowercase_chars_located(text))
+        .filter(|c| !c.c.is_whitespace())
+        .map(|c| run.span.start + c.source.start..run.span.start + c.source.end)
+        .collect();
+    let chars: Vec<char> = run.token.text.chars().collect();
+    if sources.len() != chars.len() {
+        return vec![Reading::whole(run)];
+    }
+    let range = |length: usize| match piece {
+        Piece::Ending => chars.len() - length..chars.len(),
+        Piece::Beginning => 0..length,
+    };
+    // A piece neither begins nor ends within a long vowel ("ステイシー", not "ステイシ"), holds no
+    // hiragana (Japanese writes foreign names in katakana, its particles in hiragana) and does not
+    // reach out to a Chinese word that joins or asks (在哈利 is "at Harry").
+    let long_vowel = |i: usize| chars.get(i) == Some(&'ー');
+    let outer = |range: &Range<usize>| match piece {
+        Piece::Ending => chars[range.start],
+        Piece::Beginning => chars[range.end - 1],
+    };
+    (1..=chars.len().min(MAX_PART_CHARS))
+        .map(range)
+        .filter(|range| !long_vowel(range.start) && !long_vowel(range.end))
+        .filter(|range| !chars[range.clone()].iter().any(|c| matches!(c, '\u{3041}'..='\u{3096}')))
+        .filter(|range| !CHINESE_FUNCTION_CHARS.contains(outer(range)))
+        .map(|range| {
+            Reading::new(chars[range.clone()].iter().collect(), sources[range.start].start..sources[range.end - 1].end)
+        })
+        .collect()
+}
+
 impl SoundSubject {
+    /// The score of a name joined by dots whose parts have `readings` (one word of the subject per
+    /// part), and the bytes naming it: each word at its part's cheapest reading (the shortest of
+    /// equals), in another script or with the same key; `None` unless every part and the whole are
+    /// within their shares.
+    fn score_joined(&self, readings: &[Vec<Reading>]) -> Option<(f32, Range<usize>)> {
+        // Only subjects written with vowels and case: a Hebrew or Arabic key is loose already.
+        let cased = |w: &SoundWord| w.number || w.script.is_some_and(Script::has_case);
+        if self.letters < MIN_LETTERS || readings.len() != self.words.len() || !self.words.iter().all(cased) {
+            return None;
+        }
+        let mut cost = 0.0;
+        let mut named: Option<Range<usize>> = None;
+        for (subject, options) in self.words.iter().zip(readings) {
+            let distance = |word: &SoundWord| match subject.number {
+                true => {
+                    if subject.key == word.key {
+                        0.0
+                    } else {
+                        f32::INFINITY
+                    }
+                }
+                // A word of vowels only ("Eo") has nothing to compare: any reading stands for it.
+                false if subject.key.is_empty() => 0.0,
+                false => syllables_distance(&subject.key, subject.codas, &word.key),
+            };
+            // A name rendered syllable by syllable opens as the word does, with a vowel or a consonant
+            // ("Arnaud" 阿诺, not 瑞特 "Rhett").
+            let cheapest = (options.iter())
+                .filter(|r| {
+                    subject.number == r.word.number && subject.opens_with_consonant == r.word.opens_with_consonant
+                })
+                .filter(|r| subject.script != r.word.script || subject.key == r.word.key)
+                .map(|r| (distance(&r.word), r))
+                .min_by(|a, b| a.0.total_cmp(&b.0))?;
+            if cheapest.0 > JOINED_WORD_COST * subject.key.len().max(1) as f32 {
+                return None;
+            }
+            cost += cheapest.0;
+            let bytes = &cheapest.1.bytes;
+            named = Some(named.map_or(bytes.clone(), |n| n.start.min(bytes.start)..n.end.max(bytes.end)));
+        }
+        let named = named.filter(|_| cost < JOINED_TOTAL_COST * self.letters as f32)?;
+        Some((1.0 - cost / self.letters as f32, named))
+    }
+
     /// The subject's score against the query words from its first, `None` unless it fires: numbers as
     /// written, every other word in another script than the subject's, by `sound_distance`,
     /// capitalized where its script has case.

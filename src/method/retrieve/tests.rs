@@ -87,6 +87,27 @@ fn a_hit_tells_which_words_of_the_query_name_the_subject() {
 }
 
 #[test]
+fn names_joined_by_middle_dots_are_found_by_sound_in_chinese_and_japanese() {
+    let index = index_of(&[
+        ("spencer", &["Darrell Spencer"], &[]),
+        ("neumark", &["Martha Neumark"], &[]),
+        ("scamardella", &["Rose Ann Scamardella"], &[]),
+        ("stacy", &["George Stacy"], &[]),
+    ]);
+    let named = |query: &str| index.search(query).into_iter().map(|h| (h.entry_id, h.mention)).collect::<Vec<_>>();
+    let one = |id: &str, mention: &str| vec![(id.to_string(), mention.to_string())];
+    assert_eq!(named("达雷尔·斯宾塞的出生日期是什么？"), one("spencer", "达雷尔·斯宾塞"));
+    assert_eq!(named("玛莎·纽马克的出生日期是？"), one("neumark", "玛莎·纽马克"));
+    assert_eq!(named("哪个学院或大学与罗丝·安·斯卡马德拉有关？"), one("scamardella", "罗丝·安·斯卡马德拉"));
+    assert_eq!(named("乔治·斯泰西是谁？"), one("stacy", "乔治·斯泰西"));
+    assert_eq!(named("ジョージ・ステイシーとは誰ですか？"), one("stacy", "ジョージ・ステイシー"));
+    // Other people joined the same way, and the same syllables without the dot that marks a name.
+    assert!(named("乔治·华盛顿是谁？").is_empty());
+    assert!(named("玛丽·居里出生在哪里？").is_empty());
+    assert!(named("达雷尔斯宾塞的出生日期是什么？").is_empty());
+}
+
+#[test]
 fn words_sounding_like_a_name_are_not_the_name() {
     let index = index_of(&[
         ("bartsch", &["Paul Bartsch"], &[]),
