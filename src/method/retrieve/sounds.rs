@@ -358,8 +358,8 @@ fn run_pieces(query: &str, run: &LocatedToken, piece: Piece) -> Vec<Reading> {
 
 impl SoundSubject {
     /// The score of a name joined by dots whose parts have `readings` (one word of the subject per
-    /// part), and the bytes naming it: each word at its part's cheapest reading (the shortest of
-    /// equals), in another script or with the same key; `None` unless every part and the whole are
+    /// part), and the bytes naming it: each word at its part's cheapest reading, in another script or
+    /// with the same key; `None` unless every part and the whole are
     /// within their shares.
     fn score_joined(&self, readings: &[Vec<Reading>]) -> Option<(f32, Range<usize>)> {
         // Only subjects written with vowels and case: a Hebrew or Arabic key is loose already.
@@ -390,7 +390,12 @@ impl SoundSubject {
                 })
                 .filter(|r| subject.script != r.word.script || subject.key == r.word.key)
                 .map(|r| (distance(&r.word), r))
-                .min_by(|a, b| a.0.total_cmp(&b.0))?;
+                // Of equal costs, the reading as long as the word ("巴特施" for "Bartsch", not "巴特"),
+                // then the shortest.
+                .min_by(|a, b| {
+                    let off = |r: &Reading| r.word.key.len().abs_diff(subject.key.len());
+                    a.0.total_cmp(&b.0).then(off(a.1).cmp(&off(b.1)))
+                })?;
             if cheapest.0 > JOINED_WORD_COST * subject.key.len().max(1) as f32 {
                 return None;
             }

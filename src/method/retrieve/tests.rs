@@ -101,6 +101,9 @@ fn names_joined_by_middle_dots_are_found_by_sound_in_chinese_and_japanese() {
     assert_eq!(named("哪个学院或大学与罗丝·安·斯卡马德拉有关？"), one("scamardella", "罗丝·安·斯卡马德拉"));
     assert_eq!(named("乔治·斯泰西是谁？"), one("stacy", "乔治·斯泰西"));
     assert_eq!(named("ジョージ・ステイシーとは誰ですか？"), one("stacy", "ジョージ・ステイシー"));
+    let bartsch = index_of(&[("bartsch", &["Paul Bartsch"], &[])]);
+    let hits = bartsch.search("保罗·巴特施在哪里去世？");
+    assert_eq!(hits.iter().map(|h| h.mention.as_str()).collect::<Vec<_>>(), ["保罗·巴特施"]);
     // Other people joined the same way, and the same syllables without the dot that marks a name.
     assert!(named("乔治·华盛顿是谁？").is_empty());
     assert!(named("玛丽·居里出生在哪里？").is_empty());
