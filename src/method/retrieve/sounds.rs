@@ -7,7 +7,9 @@
 //! Consonants alone are in many unrelated words ("было первое" sounds like "Paul Bartsch"): in a
 //! script with letter case the query's words must be capitalized, as names are; where both scripts
 //! write vowels, the vowels must roughly agree ("Prince" is not "Браўн"); where either has no case,
-//! the subject must have many consonants. Short subjects are not kept.
+//! the subject must have many consonants. Short subjects are not kept. Chinese and Japanese write a
+//! foreign name syllable by syllable, its words joined by a middle dot, inside runs without spaces
+//! ("达雷尔·斯宾塞的出生日期"): the dots mark the words (`SoundIndex::search_joined`).
 
 use std::collections::{HashMap, HashSet};
 use std::ops::Range;
@@ -192,12 +194,12 @@ impl SoundIndex {
     /// in other scripts; a part's syllables render a word's sounds loosely (George, 乔治 qiao-zhi: the r
     /// is gone), so a part may cost up to [`JOINED_WORD_COST`] per consonant of its word.
     fn search_joined(&self, query: &str, tokens: &[LocatedToken]) -> Vec<(usize, f32, Range<usize>)> {
+        // What is between a token and the next (the chunks of a huge run share its span: nothing).
+        let between = |token: usize| query.get(tokens[token].span.end..tokens[token + 1].span.start);
         let mut found = Vec::new();
         let mut first = 0;
         while first < tokens.len() {
             let mut last = first;
-            // (The chunks of a huge run share its span: nothing is between them.)
-            let between = |last: usize| query.get(tokens[last].span.end..tokens[last + 1].span.start);
             while last + 1 < tokens.len() && between(last).is_some_and(joined) {
                 last += 1;
             }
@@ -296,21 +298,17 @@ struct Reading {
 }
 
 impl Reading {
-    /// `text` read as one word (though it is a run), taking `bytes`.
-    fn new(text: String, bytes: Range<usize>) -> Self {
-        let script = Script::detect(&text);
-        let token = Token { kind: TokenKind::Word, text };
+    /// `token` read as one word (a run too: here it stands for one), taking `bytes`.
+    fn new(mut token: Token, bytes: Range<usize>) -> Self {
+        if token.kind == TokenKind::Run {
+            token.kind = TokenKind::Word;
+        }
+        let script = Script::detect(&token.text);
         Self { word: SoundWord::new(&token, script), bytes }
     }
 
     fn whole(token: &LocatedToken) -> Self {
-        match token.token.kind {
-            TokenKind::Run => Self::new(token.token.text.clone(), token.span.clone()),
-            _ => Self {
-                word: SoundWord::new(&token.token, Script::detect(&token.token.text)),
-                bytes: token.span.clone(),
-            },
-        }
+        Self::new(token.token.clone(), token.span.clone())
     }
 }
 
@@ -351,7 +349,8 @@ fn run_pieces(query: &str, run: &LocatedToken, piece: Piece) -> Vec<Reading> {
         .filter(|range| !chars[range.clone()].iter().any(|c| matches!(c, '\u{3041}'..='\u{3096}')))
         .filter(|range| !CHINESE_FUNCTION_CHARS.contains(outer(range)))
         .map(|range| {
-            Reading::new(chars[range.clone()].iter().collect(), sources[range.start].start..sources[range.end - 1].end)
+            let piece = Token { kind: TokenKind::Word, text: chars[range.clone()].iter().collect() };
+            Reading::new(piece, sources[range.start].start..sources[range.end - 1].end)
         })
         .collect()
 }
@@ -359,8 +358,7 @@ fn run_pieces(query: &str, run: &LocatedToken, piece: Piece) -> Vec<Reading> {
 impl SoundSubject {
     /// The score of a name joined by dots whose parts have `readings` (one word of the subject per
     /// part), and the bytes naming it: each word at its part's cheapest reading, in another script or
-    /// with the same key; `None` unless every part and the whole are
-    /// within their shares.
+    /// with the same key; `None` unless every part and the whole are within their shares.
     fn score_joined(&self, readings: &[Vec<Reading>]) -> Option<(f32, Range<usize>)> {
         // Only subjects written with vowels and case: a Hebrew or Arabic key is loose already.
         let cased = |w: &SoundWord| w.number || w.script.is_some_and(Script::has_case);
