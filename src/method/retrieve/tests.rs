@@ -277,6 +277,10 @@ fn empty_and_huge_queries_are_fine() {
     index.search(&huge);
     let unspaced: String = "的出生日期是什么".repeat(100_000 / 8);
     index.search(&unspaced);
+    // A name of many thousand parts joined by dots, and one long run between two dots.
+    let joined: String = "达雷尔·斯宾塞·".repeat(100_000 / 8) + "ジョージ・ステイシー";
+    index.search(&joined);
+    index.search(&format!("乔治·{unspaced}·斯泰西"));
     let limit = if cfg!(debug_assertions) { 20.0 } else { 2.0 };
     assert!(started.elapsed().as_secs_f64() < limit, "took {:?}", started.elapsed());
 }
