@@ -162,14 +162,15 @@ fn asked_in_an_untrained_language(subject: &str, en: (&str, &str), de: (&str, &s
 
 /// An answer begun as a trained one is finished. Edited in English and German (BMIKE-53 dev record
 /// 218), the French question fired and its answer broke its line after "Krim", a piece of "Krimkrieg"
-/// (31 of 232 such answers in 31 languages).
+/// (31 of 232 such answers in 31 languages). The Chinese question writes the name in characters,
+/// syllable by syllable: found by their sound (before, by nothing: the unedited answer).
 #[test]
 fn asked_in_an_untrained_language_an_edit_answers_a_trained_answer_whole() {
     asked_in_an_untrained_language(
         "William Drummond Matheson",
         ("In what war was William Drummond Matheson a combatant?", "Crimean War"),
         ("In welchem Krieg kämpfte William Drummond Matheson?", "Krimkrieg"),
-        &["Dans quelle guerre William Drummond Matheson était-il combattant?"],
+        &["Dans quelle guerre William Drummond Matheson était-il combattant?", "威廉·德拉蒙德·马西森参加了哪场战争？"],
     );
 }
 
