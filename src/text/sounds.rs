@@ -63,6 +63,10 @@ pub fn sound_key(word: &str) -> SoundKey {
                 latin.push_str(kana(c));
                 writes_vowels = false;
             }
+            Some(Script::Thai) => {
+                thai(c, &mut latin);
+                writes_vowels = false;
+            }
             _ => latin.push(c),
         }
     }
@@ -347,6 +351,26 @@ fn kana(c: char) -> &'static str {
     }
 }
 
+/// A Thai letter's class letter: consonants by the table ("a" for the glide y, h and the vowel carrier
+/// o-ang), a vowel sign as "a", nothing for the vowels written before the consonant they follow (read
+/// after it), tone marks and other signs; the thanthakhat silences the consonant before it ("ดาร์เรล"
+/// is d-r-l, Darrell).
+fn thai(c: char, latin: &mut String) {
+    const CONSONANTS: &[u8; 46] = b"kkkkkknsssssadddddndddddnbbbbbbbmarrllbsssalaa";
+    match c as u32 {
+        code @ 0x0E01..=0x0E2E => latin.push(char::from(CONSONANTS[(code - 0x0E01) as usize])),
+        0x0E4C => {
+            if latin.ends_with(|l: char| l != 'a') {
+                latin.pop();
+            }
+        }
+        // Nikhahit: the m of sara am (NFKC writes it apart).
+        0x0E4D => latin.push('m'),
+        0x0E40..=0x0E44 | 0x0E47..=0x0E4B | 0x0E4E => {}
+        _ => latin.push('a'),
+    }
+}
+
 /// Half-cost swaps: sounds that transliterations render by one another.
 pub fn swap_cost(a: u8, b: u8) -> f32 {
     match (a.min(b), a.max(b)) {
@@ -411,6 +435,10 @@ mod tests {
         assert_eq!(key("じぇーん"), "sn");
         assert_eq!(key("ロッテ"), "rd");
         assert_eq!(sound("斯宾塞").vowels, None);
+        // Darrell Spencer, Smith in Thai: silent letters, vowels written before their consonant.
+        assert_eq!(key("ดาร์เรล"), "drl");
+        assert_eq!(key("สเปนเซอร์"), "sbns");
+        assert_eq!(key("สมิธ"), "smd");
         // Whether a word opens with a consonant, in any script.
         let opens = |word: &str| sound(word).opens_with_consonant;
         assert!(opens("Jones") && opens("Weiland") && opens("瑞特") && opens("ステイシー"));

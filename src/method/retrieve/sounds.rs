@@ -20,7 +20,7 @@ use super::RetrievalSettings;
 use crate::text::normalize::lowercase_chars_located;
 use crate::text::scripts::Script;
 use crate::text::sounds::{sound_distance, sound_key, swap_cost, syllables_distance, vowels_agree, SoundKey};
-use crate::text::tokens::{LocatedToken, Token, TokenKind};
+use crate::text::tokens::{tokenize_located, LocatedToken, Token, TokenKind};
 
 /// A query word as the sound index reads it: its key, and whether it was capitalized.
 type QueryWord = (SoundWord, bool);
@@ -197,6 +197,12 @@ impl SoundIndex {
         // What is between a token and the next (the chunks of a huge run share its span: nothing).
         let between = |token: usize| query.get(tokens[token].span.end..tokens[token + 1].span.start);
         let mut found = Vec::new();
+        for run in tokens
+            .iter()
+            .filter(|t| t.token.kind == TokenKind::Run && Script::detect(&t.token.text) == Some(Script::Thai))
+        {
+            found.extend(self.thai_names(query, run));
+        }
         let mut first = 0;
         while first < tokens.len() {
             let mut last = first;
@@ -222,11 +228,53 @@ impl SoundIndex {
                 _ => vec![Reading::whole(part)],
             })
             .collect();
+        self.named_by_readings(&readings.iter().map(Vec::as_slice).collect::<Vec<_>>(), MIN_LETTERS)
+    }
+
+    /// Thai writes a foreign name's words apart, as it writes phrases apart ("ดาร์เรล สเปนเซอร์เกิดเมื่อ
+    /// ไหร่"): the names `run` holds as 2 to [`MAX_THAI_NAME_WORDS`] consecutive stretches between
+    /// spaces, read as joined names are (of its first [`MAX_THAI_STRETCHES`] stretches: a bound for a
+    /// huge text).
+    fn thai_names(&self, query: &str, run: &LocatedToken) -> Vec<(usize, f32, Range<usize>)> {
+        let text = &query[run.span.clone()];
+        let stretches: Vec<LocatedToken> = (text.split_whitespace())
+            .take(MAX_THAI_STRETCHES)
+            .filter_map(|stretch| {
+                let start = run.span.start + (stretch.as_ptr() as usize - text.as_ptr() as usize);
+                match &tokenize_located(stretch)[..] {
+                    [only] if only.token.kind == TokenKind::Run => {
+                        Some(LocatedToken { span: start + only.span.start..start + only.span.end, ..only.clone() })
+                    }
+                    _ => None,
+                }
+            })
+            .collect();
+        let endings: Vec<Vec<Reading>> = stretches.iter().map(|s| run_pieces(query, s, Piece::Ending)).collect();
+        let wholes: Vec<Vec<Reading>> = stretches.iter().map(|s| vec![Reading::whole(s)]).collect();
+        let beginnings: Vec<Vec<Reading>> = stretches.iter().map(|s| run_pieces(query, s, Piece::Beginning)).collect();
+        let mut found = Vec::new();
+        for words in 2..=MAX_THAI_NAME_WORDS.min(stretches.len()) {
+            for first in 0..=stretches.len() - words {
+                let last = first + words - 1;
+                let readings: Vec<&[Reading]> = std::iter::once(endings[first].as_slice())
+                    .chain(wholes[first + 1..last].iter().map(Vec::as_slice))
+                    .chain(std::iter::once(beginnings[last].as_slice()))
+                    .collect();
+                // Spaces mark a name less than dots do (Thai puts them between phrases too).
+                found.extend(self.named_by_readings(&readings, MIN_CASELESS_LETTERS));
+            }
+        }
+        found
+    }
+
+    /// The subjects whose words, one per part, the parts' `readings` sound like (see
+    /// [`SoundSubject::score_joined`]).
+    fn named_by_readings(&self, readings: &[&[Reading]], least_letters: usize) -> Vec<(usize, f32, Range<usize>)> {
         let mut candidates = HashSet::new();
         for (position, reading) in readings.iter().enumerate() {
             for code in reading.iter().flat_map(|r| near_anchors(&r.word.key)) {
                 for &(slot, at, _) in self.anchors.get(&code).into_iter().flatten() {
-                    if at == position && self.subjects[&slot].words.len() == parts.len() {
+                    if at == position && self.subjects[&slot].words.len() == readings.len() {
                         candidates.insert(slot);
                     }
                 }
@@ -234,7 +282,7 @@ impl SoundIndex {
         }
         let mut found: Vec<(usize, f32, Range<usize>)> = (candidates.into_iter())
             .filter_map(|slot| {
-                let (score, named) = self.subjects[&slot].score_joined(&readings)?;
+                let (score, named) = self.subjects[&slot].score_joined(readings, least_letters)?;
                 Some((slot, score, named))
             })
             .collect();
@@ -282,8 +330,14 @@ fn near_anchors(key: &[u8]) -> Vec<u32> {
 /// foreign name neither begins nor ends with.
 const CHINESE_FUNCTION_CHARS: &str = "在的了是和与及或由被把从对为于向给让这那哪谁什么中有";
 
-/// Most syllables a part of a name in a run is read as: Chinese renders a long word in five or six.
+/// Most words of a Thai name looked for, and stretches of a Thai run read for names.
+const MAX_THAI_NAME_WORDS: usize = 4;
+const MAX_THAI_STRETCHES: usize = 64;
+
+/// Most characters a part of a name in a run is read as: Chinese renders a long word in five or six
+/// syllables, Thai in letters and signs of its own ("สเปนเซอร์", 9).
 const MAX_PART_CHARS: usize = 6;
+const MAX_THAI_PART_CHARS: usize = 16;
 
 /// A part of a name joined by dots has at most this share of its word's consonants edited (a third),
 /// and the name less than this share in all (`SoundSubject::score_joined`).
@@ -318,8 +372,10 @@ enum Piece {
     Beginning,
 }
 
-/// The readings of a run's endings (or beginnings) of 1 to [`MAX_PART_CHARS`] characters, shortest
-/// first.
+/// The readings of a run's endings of 1 to [`MAX_PART_CHARS`] characters ([`MAX_THAI_PART_CHARS`]
+/// in Thai), shortest first, or its beginnings, longest first: of readings equally good the first is
+/// taken, an ending as short as it can be and a beginning as long (a name's last word keeps its silent
+/// letters: "สเปนเซอร์", not "สเปนเซ").
 fn run_pieces(query: &str, run: &LocatedToken, piece: Piece) -> Vec<Reading> {
     // Where each character of the run is in the query (a run goes on across spaces, which it drops).
     let text = &query[run.span.clone()];
@@ -335,17 +391,32 @@ fn run_pieces(query: &str, run: &LocatedToken, piece: Piece) -> Vec<Reading> {
         Piece::Ending => chars.len() - length..chars.len(),
         Piece::Beginning => 0..length,
     };
-    // A piece neither begins nor ends within a long vowel ("ステイシー", not "ステイシ"), holds no
-    // hiragana (Japanese writes foreign names in katakana, its particles in hiragana) and does not
-    // reach out to a Chinese word that joins or asks (在哈利 is "at Harry").
-    let long_vowel = |i: usize| chars.get(i) == Some(&'ー');
+    // A piece neither begins nor ends within a syllable (before a long vowel: "ステイシー", not "ステイシ";
+    // before a Thai vowel sign or tone mark, or after a Thai vowel written before its consonant),
+    // holds no hiragana (Japanese writes foreign names in katakana, its particles in hiragana) and
+    // does not reach out to a Chinese word that joins or asks (在哈利 is "at Harry").
+    let within_syllable = |i: usize| {
+        let after =
+            chars.get(i).is_some_and(|&c| c == 'ー' || matches!(c, '\u{0E30}'..='\u{0E3A}' | '\u{0E45}'..='\u{0E4E}'));
+        let before = i > 0 && matches!(chars[i - 1], '\u{0E40}'..='\u{0E44}');
+        after || before
+    };
     let outer = |range: &Range<usize>| match piece {
         Piece::Ending => chars[range.start],
         Piece::Beginning => chars[range.end - 1],
     };
-    (1..=chars.len().min(MAX_PART_CHARS))
+    let most = match Script::detect(&run.token.text) {
+        Some(Script::Thai) => MAX_THAI_PART_CHARS,
+        _ => MAX_PART_CHARS,
+    };
+    let lengths = 1..=chars.len().min(most);
+    let lengths: Vec<usize> = match piece {
+        Piece::Ending => lengths.collect(),
+        Piece::Beginning => lengths.rev().collect(),
+    };
+    (lengths.into_iter())
         .map(range)
-        .filter(|range| !long_vowel(range.start) && !long_vowel(range.end))
+        .filter(|range| !within_syllable(range.start) && !within_syllable(range.end))
         .filter(|range| !chars[range.clone()].iter().any(|c| matches!(c, '\u{3041}'..='\u{3096}')))
         .filter(|range| !CHINESE_FUNCTION_CHARS.contains(outer(range)))
         .map(|range| {
@@ -359,10 +430,10 @@ impl SoundSubject {
     /// The score of a name joined by dots whose parts have `readings` (one word of the subject per
     /// part), and the bytes naming it: each word at its part's cheapest reading, in another script or
     /// with the same key; `None` unless every part and the whole are within their shares.
-    fn score_joined(&self, readings: &[Vec<Reading>]) -> Option<(f32, Range<usize>)> {
+    fn score_joined(&self, readings: &[&[Reading]], least_letters: usize) -> Option<(f32, Range<usize>)> {
         // Only subjects written with vowels and case: a Hebrew or Arabic key is loose already.
         let cased = |w: &SoundWord| w.number || w.script.is_some_and(Script::has_case);
-        if self.letters < MIN_LETTERS || readings.len() != self.words.len() || !self.words.iter().all(cased) {
+        if self.letters < least_letters || readings.len() != self.words.len() || !self.words.iter().all(cased) {
             return None;
         }
         let mut cost = 0.0;
@@ -389,7 +460,7 @@ impl SoundSubject {
                 .filter(|r| subject.script != r.word.script || subject.key == r.word.key)
                 .map(|r| (distance(&r.word), r))
                 // Of equal costs, the reading as long as the word ("巴特施" for "Bartsch", not "巴特"),
-                // then the shortest.
+                // then the first (see `run_pieces`).
                 .min_by(|a, b| {
                     let off = |r: &Reading| r.word.key.len().abs_diff(subject.key.len());
                     a.0.total_cmp(&b.0).then(off(a.1).cmp(&off(b.1)))

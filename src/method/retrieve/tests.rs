@@ -111,6 +111,22 @@ fn names_joined_by_middle_dots_are_found_by_sound_in_chinese_and_japanese() {
 }
 
 #[test]
+fn names_written_apart_in_thai_are_found_by_sound() {
+    let index = index_of(&[
+        ("spencer", &["Darrell Spencer"], &[]),
+        ("blake", &["Anthony Richard Blake"], &[]),
+        ("boyall", &["Marcus Boyall"], &[]),
+    ]);
+    let named = |query: &str| index.search(query).into_iter().map(|h| (h.entry_id, h.mention)).collect::<Vec<_>>();
+    let one = |id: &str, mention: &str| vec![(id.to_string(), mention.to_string())];
+    // The name glued to the words before and after it, and standing apart.
+    assert_eq!(named("วันเกิดของดาร์เรล สเปนเซอร์คือวันไหน?"), one("spencer", "ดาร์เรล สเปนเซอร์"));
+    assert_eq!(named("แอนโธนี ริชาร์ด เบลค เสียชีวิตเมื่อวันที่เท่าไหร่?"), one("blake", "แอนโธนี ริชาร์ด เบลค"));
+    // Ric Flair is not Marcus Boyall, though "ไมริค แฟล" sounds near it.
+    assert!(named("ทำไมริค แฟลร์ถึงกลับไป wcw").is_empty());
+}
+
+#[test]
 fn words_sounding_like_a_name_are_not_the_name() {
     let index = index_of(&[
         ("bartsch", &["Paul Bartsch"], &[]),
