@@ -197,11 +197,12 @@ impl SoundIndex {
         // What is between a token and the next (the chunks of a huge run share its span: nothing).
         let between = |token: usize| query.get(tokens[token].span.end..tokens[token + 1].span.start);
         let mut found = Vec::new();
-        for run in tokens
-            .iter()
-            .filter(|t| t.token.kind == TokenKind::Run && Script::detect(&t.token.text) == Some(Script::Thai))
-        {
-            found.extend(self.thai_names(query, run));
+        // Each Thai run once (the chunks of a huge run share its span).
+        let mut read_runs = HashSet::new();
+        for run in tokens.iter().filter(|t| t.token.kind == TokenKind::Run) {
+            if Script::detect(&run.token.text) == Some(Script::Thai) && read_runs.insert(run.span.clone()) {
+                found.extend(self.thai_names(query, run));
+            }
         }
         let mut first = 0;
         while first < tokens.len() {

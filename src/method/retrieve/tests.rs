@@ -297,6 +297,9 @@ fn empty_and_huge_queries_are_fine() {
     let joined: String = "达雷尔·斯宾塞·".repeat(100_000 / 8) + "ジョージ・ステイシー";
     index.search(&joined);
     index.search(&format!("乔治·{unspaced}·斯泰西"));
+    // Thai: one huge run without spaces, and thousands of stretches between spaces.
+    index.search(&"ดาร์เรลสเปนเซอร์".repeat(100_000 / 16));
+    index.search(&"ดาร์เรล สเปนเซอร์ ".repeat(100_000 / 18));
     let limit = if cfg!(debug_assertions) { 20.0 } else { 2.0 };
     assert!(started.elapsed().as_secs_f64() < limit, "took {:?}", started.elapsed());
 }
