@@ -60,7 +60,7 @@ pub fn sound_key(word: &str) -> SoundKey {
                 writes_vowels = false;
             }
             Some(Script::Japanese) => {
-                latin.push_str(kana(c));
+                kana(c, &mut latin);
                 writes_vowels = false;
             }
             Some(Script::Thai) => {
@@ -297,8 +297,8 @@ fn hangul(c: char, latin: &mut String) {
 
 /// A Han character's Mandarin reading as class letters around an "a" for its vowel: its initial's
 /// class (w renders w and v, a labial as in Latin; the glide y and h go with the vowel; j, q, x and
-/// the other affricates are sibilants) and its final n (n, ng) or r (er). Chinese renders a foreign name syllable by syllable
-/// ("斯宾塞" si-bin-sai, "Spencer").
+/// the other affricates are sibilants) and its final n (n, ng) or r (er). Chinese renders a foreign
+/// name syllable by syllable ("斯宾塞" si-bin-sai, "Spencer").
 fn han(c: char, latin: &mut String) {
     use pinyin::ToPinyin;
     let Some(reading) = c.to_pinyin().map(|p| p.plain()) else {
@@ -328,7 +328,7 @@ fn han(c: char, latin: &mut String) {
 
 /// A kana's class letter ("a" for vowels, glides and what has no consonant; nothing for the small tsu,
 /// which doubles the next): katakana by their place in the block, hiragana as the katakana 0x60 on.
-fn kana(c: char) -> &'static str {
+fn kana(c: char, latin: &mut String) {
     // ァ..ヶ: vowels; k; s; t-row (chi and tsu sibilants, small tsu "_"); n; h-row (h with the vowel,
     // b and p labials); m; small and large ya yu yo; r; wa-row (wa as Latin w); n; vu; small ka, ke.
     const KATAKANA: &[u8; 86] =
@@ -339,15 +339,9 @@ fn kana(c: char) -> &'static str {
         _ => code,
     };
     match katakana.checked_sub(0x30A1).and_then(|i| KATAKANA.get(i as usize)) {
-        Some(b'_') => "",
-        Some(b'b') => "b",
-        Some(b'k') => "k",
-        Some(b's') => "s",
-        Some(b'd') => "d",
-        Some(b'n') => "n",
-        Some(b'm') => "m",
-        Some(b'r') => "r",
-        _ => "a",
+        Some(b'_') => {}
+        Some(&class) => latin.push(char::from(class)),
+        None => latin.push('a'),
     }
 }
 
