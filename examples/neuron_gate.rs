@@ -57,7 +57,7 @@ fn main() -> lafn::Result<()> {
         fill_paraphrases(&mut group, &settings.paraphrases, Some((model, tokenizer)))?;
         let located = locate(&dense, tokenizer, &group, &settings.locate)?;
         let neurons: Vec<(usize, Vec<u32>)> = located.selected.clone().into_iter().collect();
-        let prepared = encoder.prepare(&encoder.keys(model, tokenizer, &group)?)?;
+        let prepared = encoder.prepare(&encoder.keys(model, tokenizer, &group)?, &Default::default())?;
         let subjects = group.subjects();
         // The edit's own prompts and paraphrases, per language: what its neurons do on its fact.
         let (mut keys, mut negatives) = (serde_json::Map::new(), serde_json::Map::new());

@@ -49,7 +49,7 @@ fn main() -> lafn::Result<()> {
         };
         let mut group = EditGroup { name: "probe".into(), descriptors: vec![descriptor] };
         fill_paraphrases(&mut group, &settings.paraphrases, Some((model, tokenizer)))?;
-        let keys = encoder.prepare(&encoder.keys(model, tokenizer, &group)?)?;
+        let keys = encoder.prepare(&encoder.keys(model, tokenizer, &group)?, &Default::default())?;
         let mut row = format!("| {prompt} |");
         for vector in &vectors {
             let score = encoder.score(&keys, vector)?;

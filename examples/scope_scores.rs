@@ -62,7 +62,7 @@ fn main() -> lafn::Result<()> {
         let subjects = group.subjects();
         // Each other-relation question: its language, its template's index in the language table and
         // its likeness to the entry's keys (what decides whether it counts).
-        let prepared = encoder.prepare(&keys)?;
+        let prepared = encoder.prepare(&keys, &Default::default())?;
         let key_similarity = encoder.similarities(&keys, &keys.keys, &keys.other_relations)?;
         let templates = other_relation_questions(&group).len() / group.descriptors.len();
         let about: Vec<serde_json::Value> = (key_similarity.iter().enumerate())

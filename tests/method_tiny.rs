@@ -190,16 +190,11 @@ fn cached_edits_fire_by_subject_and_scope_and_survive_damage() {
     use lafn::method::MethodSettings;
 
     let dir = tempfile::tempdir().unwrap();
-    let spec = TinySpec::new(Arch::Gemma3);
     const HIDDEN: usize = 64;
-    assert_eq!(spec.hidden, HIDDEN);
-    let files = write_tiny_model(&dir.path().join("model"), spec).unwrap();
-    let loaded = LoadedModel::load(&files, WeightMode::Dense, &Device::Cpu).unwrap();
+    let (loaded, located, outcome) = tiny_edit(dir.path());
+    assert_eq!(loaded.model.config().hidden_size, HIDDEN);
     let (model, tokenizer) = (&loaded.model, &loaded.tokenizer);
     let group = group();
-    let located = locate(model, tokenizer, &group, &settings()).unwrap();
-    let edit = OptimizeSettings { steps: 2, ..OptimizeSettings::default() };
-    let outcome = optimize_raw(model, tokenizer, &group, &located, &edit, false, &mut |_| {}).unwrap();
     let cache_dir = dir.path().join("cache");
     let open = |scope: ScopeSettings| {
         let cache = EditCache::open(&cache_dir, &loaded.info.fingerprint).unwrap();
@@ -328,6 +323,70 @@ fn cached_edits_fire_by_subject_and_scope_and_survive_damage() {
     assert!(damaged.hits.is_empty() && damaged.edits.is_empty());
     assert_eq!(damaged.damaged.len(), 1);
     assert!(damaged.damaged[0].0 == id && damaged.damaged[0].1.contains(&id), "{:?}", damaged.damaged);
+}
+
+/// A tiny random model written under `dir`, and [`group`] located and optimized (two steps) on it.
+fn tiny_edit(dir: &std::path::Path) -> (LoadedModel, LocatedNeurons, OptimizeOutcome) {
+    let files = write_tiny_model(&dir.join("model"), TinySpec::new(Arch::Gemma3)).unwrap();
+    let loaded = LoadedModel::load(&files, WeightMode::Dense, &Device::Cpu).unwrap();
+    let (model, tokenizer) = (&loaded.model, &loaded.tokenizer);
+    let located = locate(model, tokenizer, &group(), &settings()).unwrap();
+    let edit = OptimizeSettings { steps: 2, ..OptimizeSettings::default() };
+    let outcome = optimize_raw(model, tokenizer, &group(), &located, &edit, false, &mut |_| {}).unwrap();
+    (loaded, located, outcome)
+}
+
+/// What a user tells the scope gate about a question turns it, both ways, is kept on disk, outlives
+/// the same group edited again, and a taught question's entry that cannot be read is an error that
+/// changes nothing.
+#[test]
+fn the_gate_learns_what_the_user_tells_it() {
+    use lafn::method::apply::CachedEdits;
+    use lafn::method::cache::EditCache;
+    use lafn::method::scope::ScopeSettings;
+    use lafn::method::MethodSettings;
+
+    let dir = tempfile::tempdir().unwrap();
+    let (loaded, located, outcome) = tiny_edit(dir.path());
+    let (model, tokenizer, group) = (&loaded.model, &loaded.tokenizer, group());
+    let cache_dir = dir.path().join("cache");
+    // A strict gate: only the edit's own questions reach it.
+    let open = || {
+        let cache = EditCache::open(&cache_dir, &loaded.info.fingerprint).unwrap();
+        let strict = ScopeSettings { threshold: Some(0.999), ..ScopeSettings::default() };
+        CachedEdits::new(cache, model, tokenizer, Default::default(), strict).unwrap()
+    };
+    let mut cached = open();
+    let insert = |cached: &mut CachedEdits| {
+        let settings = MethodSettings::default();
+        cached.insert(model, tokenizer, &group, &located, &outcome.update, &settings, &outcome.history).unwrap()
+    };
+    let id = insert(&mut cached);
+    let (prompt, other) = ("what country is Shmavon Shmavonyan from ?", "where is Shmavon Shmavonyan ?");
+    let acting =
+        |cached: &mut CachedEdits, query: &str| !cached.retrieve(model, tokenizer, query).unwrap().hits.is_empty();
+    assert!(acting(&mut cached, prompt) && !acting(&mut cached, other));
+
+    let stopped = cached.retrieve(model, tokenizer, other).unwrap().out_of_scope.remove(0);
+    assert_eq!(cached.teach(&stopped, other, true).unwrap(), "where is X ?", "kept as the gate reads it");
+    assert!(acting(&mut cached, other), "taught: it asks the fact");
+    assert!(acting(&mut open(), other), "kept on disk");
+
+    let fired = cached.retrieve(model, tokenizer, prompt).unwrap().hits.remove(0);
+    cached.teach(&fired, prompt, false).unwrap();
+    let told = cached.retrieve(model, tokenizer, prompt).unwrap();
+    assert!(told.hits.is_empty(), "taught not to: even the edit's own question");
+    assert_eq!(told.out_of_scope[0].taught_not_asked_score.map(|s| (s * 1000.0).round()), Some(1000.0));
+    assert!(acting(&mut cached, other), "the other lesson holds");
+
+    insert(&mut cached);
+    let mut reopened = open();
+    assert!(!acting(&mut reopened, prompt) && acting(&mut reopened, other), "the same group edited again keeps them");
+
+    std::fs::write(cache_dir.join("entries").join(&id).join("entry.json"), b"{ truncated").unwrap();
+    let mut damaged = open();
+    assert!(damaged.teach(&stopped, other, false).is_err());
+    assert_eq!(std::fs::read(cache_dir.join("entries").join(&id).join("entry.json")).unwrap(), b"{ truncated");
 }
 
 /// Locating runs a long input in chunks over a KV cache (memory linear in its length): the activations

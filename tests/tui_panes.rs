@@ -242,7 +242,7 @@ fn demo_app() -> App {
             mention: "Shmavon Shmavonyan".into(),
             prompt_similarity: 0.9,
             scope_score: Some(scope),
-            other_relations_score: None,
+            ..Hit::default()
         };
         let (fired, out_of_scope) = match (fired, scope > 0.0) {
             (true, _) => (vec![hit], Vec::new()),
@@ -285,6 +285,31 @@ fn demo_app() -> App {
     ]));
     app.message = "edit Converged in 45 s, cached as shmavon-shmavonyan-0b7346ec".into();
     app
+}
+
+/// `y` / `n` in the chat transcript tell the gate about the last question (the entry it named that
+/// did not act, the entries that did) and ask it again.
+#[test]
+fn chat_teaches_the_gate_about_the_last_question_and_asks_it_again() {
+    let mut app = demo_app();
+    app.pane = Pane::Chat;
+    app.handle(key(KeyCode::Esc));
+    assert!(app.handle(key(KeyCode::Char('n'))).is_empty(), "no edit acted on the last question");
+    assert!(app.error.take().is_some_and(|e| e.contains("no cached edit acted")));
+    let asked = "Who was Shmavon Shmavonyan married to?";
+    match app.handle(key(KeyCode::Char('y'))).as_slice() {
+        [Command::Job(Job::Teach { query, hits, asks: true }), Command::Job(Job::Chat { turn: 4, query: again, .. })] =>
+        {
+            assert_eq!((query.as_str(), again.as_str()), (asked, asked));
+            assert_eq!(hits.iter().map(|h| h.scope_score).collect::<Vec<_>>(), [Some(0.22)]);
+        }
+        commands => panic!("{commands:?}"),
+    }
+    assert_eq!(app.chat.entries.last().map(|e| e.user.as_str()), Some(asked));
+    assert!(app.handle(key(KeyCode::Char('y'))).is_empty(), "the question asked again has no answer yet");
+    assert!(app.error.take().is_some_and(|e| e.contains("ask one first")));
+    worker(&mut app, WorkerEvent::Taught(vec!["taught: \"Who was X married to?\" asks the fact of x".into()]));
+    assert!(app.message.starts_with("taught: "));
 }
 
 fn snapshot_pane(pane: Pane, setup: fn(&mut App)) {

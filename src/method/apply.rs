@@ -6,7 +6,7 @@
 use std::collections::{BTreeMap, HashMap};
 
 use candle_core::{DType, Tensor};
-use color_eyre::eyre::bail;
+use color_eyre::eyre::{bail, eyre};
 
 use super::cache::{CacheEntry, EditStore, NewEntry};
 use super::edit::{LayerUpdate, OptimizeStep, UpdateValues};
@@ -14,7 +14,9 @@ use super::group::EditGroup;
 use super::locate::LocatedNeurons;
 use super::prompts::answer_pair;
 use super::retrieve::{Hit, RetrievalSettings, SubjectIndex};
-use super::scope::{PreparedKeys, QuestionEncoder, ScopeKeys, ScopeScore, ScopeSettings};
+use super::scope::{
+    mask_subject, PreparedKeys, QuestionEncoder, ScopeKeys, ScopeScore, ScopeSettings, TaughtQuestions,
+};
 use super::settings::MethodSettings;
 use crate::runtime::{
     AnswerOpening, AnswerTrack, FfnDelta, GenerateOptions, GenerationDeltas, Model, PromptFrame, Sampling, TextStream,
@@ -133,6 +135,18 @@ impl CachedEdits {
         Ok(keys)
     }
 
+    /// An entry's keys made ready for scoring, with what the user taught about its questions.
+    fn prepared(
+        &self,
+        model: &Model,
+        tokenizer: &Tokenizer,
+        keys: &ScopeKeys,
+        taught: &TaughtQuestions,
+    ) -> Result<PreparedKeys> {
+        let taught = self.encoder.encode_taught(model, tokenizer, taught)?;
+        self.encoder.prepare(keys, &taught)
+    }
+
     pub fn cache(&self) -> &dyn EditStore {
         self.cache.as_ref()
     }
@@ -165,7 +179,10 @@ impl CachedEdits {
         let prompts: Vec<String> = group.descriptors.iter().map(|d| d.prompt.clone()).collect();
         self.index.remove(&id);
         self.index.insert(&id, &group.subjects(), &prompts);
-        self.keys.insert(id.clone(), self.encoder.prepare(&keys)?);
+        // The same group edited again keeps what was taught about its questions.
+        let taught = self.cache.get(&id)?.taught;
+        let prepared = self.prepared(model, tokenizer, &keys, &taught)?;
+        self.keys.insert(id.clone(), prepared);
         self.answers.remove(&id);
         Ok(id)
     }
@@ -229,6 +246,7 @@ impl CachedEdits {
                 Ok(score) => {
                     hit.scope_score = Some(score.edited);
                     hit.other_relations_score = score.other_relations;
+                    hit.taught_not_asked_score = score.taught_not_asked;
                     match self.scope.in_scope(score) {
                         true => in_scope.push(hit),
                         false => retrieved.out_of_scope.push(hit),
@@ -340,11 +358,11 @@ impl CachedEdits {
         let id = hit.entry_id.as_str();
         // Prepared keys are this encoder's own: read as it reads questions, or computed by it.
         if !self.keys.contains_key(id) {
+            let entry = self.cache.get(id)?;
             let keys = match self.cache.load_scope_keys(id, self.hidden) {
                 Ok(Some(keys)) if self.encoder.reads_like(&keys) => keys,
                 _ => {
-                    let group = self.cache.get(id)?.group;
-                    let keys = self.scope_keys(model, tokenizer, &group)?;
+                    let keys = self.scope_keys(model, tokenizer, &entry.group)?;
                     // Only a speed-up: a cache that cannot take them (read-only) still answers.
                     if let Err(e) = self.cache.store_scope_keys(id, &keys) {
                         log::warn!(
@@ -355,20 +373,69 @@ impl CachedEdits {
                     keys
                 }
             };
-            self.keys.insert(id.to_string(), self.encoder.prepare(&keys)?);
+            let prepared = self.prepared(model, tokenizer, &keys, &entry.taught)?;
+            self.keys.insert(id.to_string(), prepared);
         }
-        // The query is compared with the subject masked, as the keys were (see `scope::mask_subject`):
-        // as the entry writes it, and as the query does where retrieval found it written otherwise
-        // (another script: "Шмавон Шмавонян" for "Shmavon Shmavonyan"); left in, the name makes the
-        // question look like none of the keys.
-        let mut subjects = self.cache.row(id)?.subjects.clone();
-        subjects.extend((!hit.mention.is_empty()).then(|| hit.mention.clone()));
+        let subjects = self.masked_subjects(hit)?;
         if !encoded.contains_key(&subjects) {
             let vector = self.encoder.encode(model, tokenizer, query, &subjects)?;
             encoded.insert(subjects.clone(), vector);
         }
         self.encoder.score(&self.keys[id], &encoded[&subjects])
     }
+
+    /// What the gate masks in a query that retrieved `hit`: the entry's subjects as the entry writes
+    /// them, and as the query does where retrieval found it written otherwise (another script:
+    /// "Шмавон Шмавонян" for "Shmavon Shmavonyan"; keys are masked the same way). Left in, the name
+    /// makes the question look like none of the keys.
+    fn masked_subjects(&self, hit: &Hit) -> Result<Vec<String>> {
+        let mut subjects = self.cache.row(&hit.entry_id)?.subjects.clone();
+        subjects.extend((!hit.mention.is_empty()).then(|| hit.mention.clone()));
+        Ok(subjects)
+    }
+
+    /// Tells the gate that `query`, which retrieved `hit`, asks its entry's fact (`asks`) or does not,
+    /// where it decided otherwise: kept with the entry (see [`TaughtQuestions`]), used from the next
+    /// retrieval on. Returns the question as kept (subject masked).
+    pub fn teach(&mut self, hit: &Hit, query: &str, asks: bool) -> Result<String> {
+        let id = hit.entry_id.as_str();
+        let masked = mask_subject(query, &self.masked_subjects(hit)?);
+        let mut taught = self.cache.get(id)?.taught;
+        taught.learn(&masked, asks)?;
+        self.cache.store_taught(id, &taught)?;
+        // Prepared again, with the new question, when next asked.
+        self.keys.remove(id);
+        Ok(masked)
+    }
+}
+
+/// The entries a user's word about a query's answer is about (see [`CachedEdits::teach`]): that it
+/// asks a fact, the entry its subject named that did not act (`id`, or the one the gate scored
+/// highest); that it does not, the entries that acted (`id`, or all).
+pub fn entries_to_teach<'a>(
+    acted: &'a [Hit],
+    did_not: &'a [Hit],
+    asks: bool,
+    id: Option<&str>,
+) -> Result<Vec<&'a Hit>> {
+    let candidates = if asks { did_not } else { acted };
+    if let Some(id) = id {
+        return match candidates.iter().find(|hit| hit.entry_id == id) {
+            Some(hit) => Ok(vec![hit]),
+            None if asks => bail!("the question did not name `{id}` without it acting"),
+            None => bail!("`{id}` did not act on the question"),
+        };
+    }
+    if asks {
+        let best = candidates
+            .iter()
+            .max_by(|a, b| a.scope_score.unwrap_or(f32::MIN).total_cmp(&b.scope_score.unwrap_or(f32::MIN)));
+        return best.map(|hit| vec![hit]).ok_or_else(|| eyre!("the question named no cached edit that did not act"));
+    }
+    if candidates.is_empty() {
+        bail!("no cached edit acted on the question");
+    }
+    Ok(candidates.iter().collect())
 }
 
 /// How many of the entries sharing a new edit's subject [`CachedEdits::shared_subject_notes`] asks
@@ -471,7 +538,12 @@ fn indexed_entries(cache: &impl EditStore, retrieval: RetrievalSettings) -> Subj
 /// "Мари Кюри"` where the query writes it otherwise.
 pub fn describe_hit(hit: &Hit) -> String {
     let others = hit.other_relations_score.map_or(String::new(), |s| format!(" vs {s:.2}"));
-    let scope = hit.scope_score.map_or(String::new(), |s| format!(", scope {s:.2}{others}"));
+    // Named only where it decides: as like a question taught not to ask the entry as its own ones.
+    let taught = match (hit.scope_score, hit.taught_not_asked_score) {
+        (Some(scope), Some(taught)) if taught >= scope => format!(", taught not asked {taught:.2}"),
+        _ => String::new(),
+    };
+    let scope = hit.scope_score.map_or(String::new(), |s| format!(", scope {s:.2}{others}{taught}"));
     let written_otherwise = !hit.mention.is_empty() && hit.mention.to_lowercase() != hit.matched_subject.to_lowercase();
     let mention = if written_otherwise { format!(" as \"{}\"", hit.mention) } else { String::new() };
     format!("{} (subject \"{}\"{mention} {:.2}{scope})", hit.entry_id, hit.matched_subject, hit.score)

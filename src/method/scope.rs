@@ -96,6 +96,9 @@ pub struct ScopeScore {
     /// Best cosine similarity to the questions about the subject's other relations; `None` when the
     /// entry has none that count (see [`ScopeSettings::other_relations_margin`]).
     pub other_relations: Option<f32>,
+    /// Best cosine similarity to the questions the user said do not ask the entry's fact (see
+    /// [`TaughtQuestions`]); `None` when there are none.
+    pub taught_not_asked: Option<f32>,
 }
 
 impl ScopeSettings {
@@ -105,8 +108,13 @@ impl ScopeSettings {
         ((depth * num_layers as f32).round() as usize).min(num_layers.saturating_sub(1))
     }
 
-    /// Whether a query with this scope score asks the entry's fact.
+    /// Whether a query with this scope score asks the entry's fact. A query at least as like a
+    /// question the user said does not ask it as like the entry's own questions never does, whatever
+    /// the settings: the user's word is the last.
     pub fn in_scope(&self, score: ScopeScore) -> bool {
+        if score.taught_not_asked.is_some_and(|taught| taught >= score.edited) {
+            return false;
+        }
         let Some(threshold) = self.threshold else { return true };
         let beats_other_relations = match (self.other_relations_margin, score.other_relations) {
             (Some(margin), Some(other)) => score.edited - other >= margin,
@@ -114,6 +122,57 @@ impl ScopeSettings {
         };
         score.edited >= threshold && beats_other_relations
     }
+}
+
+/// What the user told the gate about an entry, where it erred: questions that ask the entry's fact
+/// although it did not act ("Où est la tour Eiffel ?" for an edit of the city the tower is in), and
+/// questions that do not although it did (in a language the model knows poorly, every question about
+/// the subject can look like the edited one). Kept with the entry, subject masked as the gate reads
+/// them; the first count as the entry's own questions, the second against it (see
+/// [`ScopeSettings::in_scope`]), and questions worded like them follow.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct TaughtQuestions {
+    pub asks: Vec<String>,
+    pub not_asked: Vec<String>,
+}
+
+/// Most questions of each kind an entry keeps; the oldest go first.
+pub const MAX_TAUGHT_QUESTIONS: usize = 64;
+
+/// Characters kept of a taught question: its end, which is what the gate reads of a long one.
+const MAX_TAUGHT_CHARS: usize = 2000;
+
+impl TaughtQuestions {
+    pub fn is_empty(&self) -> bool {
+        self.asks.is_empty() && self.not_asked.is_empty()
+    }
+
+    /// Records that the masked question `masked` asks the entry's fact (`asks`) or does not; told
+    /// both ways, the latest holds.
+    pub fn learn(&mut self, masked: &str, asks: bool) -> Result<()> {
+        let masked = masked.trim();
+        if masked.is_empty() {
+            bail!("no question to teach");
+        }
+        let skipped = masked.chars().count().saturating_sub(MAX_TAUGHT_CHARS);
+        let kept = masked.chars().skip(skipped).collect::<String>();
+        self.asks.retain(|q| *q != kept);
+        self.not_asked.retain(|q| *q != kept);
+        let list = if asks { &mut self.asks } else { &mut self.not_asked };
+        list.push(kept);
+        if list.len() > MAX_TAUGHT_QUESTIONS {
+            list.remove(0);
+        }
+        Ok(())
+    }
+}
+
+/// The vectors of an entry's [`TaughtQuestions`], (questions, hidden) each; `None` where there are none.
+#[derive(Debug, Clone, Default)]
+pub struct TaughtVectors {
+    pub asks: Option<Tensor>,
+    pub not_asked: Option<Tensor>,
 }
 
 /// Unrelated questions in several languages and scripts; their mean vector is what every question
@@ -299,9 +358,13 @@ impl QuestionEncoder {
     /// question about the subject reaches the threshold, and the others are what tells them apart.
     /// The entry's questions are first widened by the known relation they resemble most (see
     /// [`ScopeSettings::known_relation_similarity`]).
-    pub fn prepare(&self, keys: &ScopeKeys) -> Result<PreparedKeys> {
+    pub fn prepare(&self, keys: &ScopeKeys, taught: &TaughtVectors) -> Result<PreparedKeys> {
         let directions_weight = keys.directions_weight();
-        let own = self.in_space(&keys.keys, directions_weight)?;
+        let own = match &taught.asks {
+            Some(asks) => Tensor::cat(&[&keys.keys, asks], 0)?,
+            None => keys.keys.clone(),
+        };
+        let own = self.in_space(&own, directions_weight)?;
         let own = match (&self.projection, self.known_relation_similarity) {
             (Some(projection), Some(min_similarity)) => projection.widen(&own, min_similarity, directions_weight)?,
             _ => own,
@@ -322,7 +385,8 @@ impl QuestionEncoder {
             true => None,
             false => Some(others.index_select(&Tensor::new(counted, others.device())?, 0)?),
         };
-        Ok(PreparedKeys { own, other_relations, directions_weight })
+        let taught_not_asked = taught.not_asked.as_ref().map(|v| self.in_space(v, directions_weight)).transpose()?;
+        Ok(PreparedKeys { own, other_relations, taught_not_asked, directions_weight })
     }
 
     /// The scope score of a query vector (from [`QuestionEncoder::encode`]) for an entry's prepared
@@ -330,11 +394,15 @@ impl QuestionEncoder {
     pub fn score(&self, keys: &PreparedKeys, query: &Tensor) -> Result<ScopeScore> {
         let query = self.in_space(&query.unsqueeze(0)?, keys.directions_weight)?;
         let edited = self.best_scores(&query, &keys.own)?[0];
-        let other_relations = match &keys.other_relations {
-            Some(others) => Some(self.best_scores(&query, others)?[0]),
-            None => None,
+        let best = |vectors: &Option<Tensor>| -> Result<Option<f32>> {
+            Ok(match vectors {
+                Some(vectors) => Some(self.best_scores(&query, vectors)?[0]),
+                None => None,
+            })
         };
-        Ok(ScopeScore { edited, other_relations })
+        let other_relations = best(&keys.other_relations)?;
+        let taught_not_asked = best(&keys.taught_not_asked)?;
+        Ok(ScopeScore { edited, other_relations, taught_not_asked })
     }
 
     /// For each row of `queries` (queries, hidden), its best score with a row of `vectors`, as the
@@ -372,6 +440,27 @@ impl QuestionEncoder {
     fn encode_masked(&self, model: &Model, tokenizer: &Tokenizer, questions: &[&str]) -> Result<Tensor> {
         let means = mean_residuals(model, tokenizer, questions, self.layer, self.read_from)?;
         unit_rows(&means.broadcast_sub(&self.center)?)
+    }
+
+    /// The vectors of an entry's taught questions (already masked), encoded together.
+    pub fn encode_taught(
+        &self,
+        model: &Model,
+        tokenizer: &Tokenizer,
+        taught: &TaughtQuestions,
+    ) -> Result<TaughtVectors> {
+        let questions: Vec<&str> = taught.asks.iter().chain(&taught.not_asked).map(String::as_str).collect();
+        if questions.is_empty() {
+            return Ok(TaughtVectors::default());
+        }
+        let vectors = self.encode_masked(model, tokenizer, &questions)?;
+        let rows = |from: usize, count: usize| -> Result<Option<Tensor>> {
+            Ok((count > 0).then(|| vectors.narrow(0, from, count)).transpose()?)
+        };
+        Ok(TaughtVectors {
+            asks: rows(0, taught.asks.len())?,
+            not_asked: rows(taught.asks.len(), taught.not_asked.len())?,
+        })
     }
 
     /// Vectors of questions about the group's subject, (questions, hidden).
@@ -735,6 +824,8 @@ pub struct PreparedKeys {
     own: Tensor,
     /// `None` when no other-relation question counts.
     other_relations: Option<Tensor>,
+    /// The questions the user said do not ask the entry's fact; `None` when there are none.
+    taught_not_asked: Option<Tensor>,
     /// See [`ScopeKeys::directions_weight`].
     directions_weight: f32,
 }
@@ -847,8 +938,8 @@ mod tests {
     use candle_core::{Device, Tensor};
 
     use super::{
-        along_relations, mask_subject, RelationProjection, ScopeScore, ScopeSettings, DEFAULT_THRESHOLD,
-        FITTED_PROJECTIONS,
+        along_relations, mask_subject, RelationProjection, ScopeScore, ScopeSettings, TaughtQuestions,
+        DEFAULT_THRESHOLD, FITTED_PROJECTIONS, MAX_TAUGHT_CHARS, MAX_TAUGHT_QUESTIONS,
     };
 
     #[test]
@@ -908,7 +999,7 @@ mod tests {
 
     #[test]
     fn an_entry_acts_when_the_query_reaches_the_threshold_and_beats_the_other_relations() {
-        let score = |edited, other_relations| ScopeScore { edited, other_relations };
+        let score = |edited, other_relations| ScopeScore { edited, other_relations, taught_not_asked: None };
         let gate = ScopeSettings { threshold: Some(0.5), other_relations_margin: Some(0.1), ..Default::default() };
         assert!(gate.in_scope(score(0.8, Some(0.7))));
         assert!(!gate.in_scope(score(0.8, Some(0.75))), "closer to another relation than the margin allows");
@@ -916,8 +1007,31 @@ mod tests {
         assert!(gate.in_scope(score(0.5, None)), "no other-relation question counts");
         let no_margin = ScopeSettings { other_relations_margin: None, ..gate.clone() };
         assert!(no_margin.in_scope(score(0.8, Some(0.9))));
-        let off = ScopeSettings { threshold: None, ..gate };
+        let off = ScopeSettings { threshold: None, ..gate.clone() };
         assert!(off.in_scope(score(-1.0, Some(1.0))), "the gate off lets every mention fire");
+        let taught = |edited, taught| ScopeScore { edited, other_relations: None, taught_not_asked: Some(taught) };
+        assert!(gate.in_scope(taught(0.9, 0.8)), "nearer its own questions than a taught one");
+        assert!(!gate.in_scope(taught(0.9, 0.9)), "as near a question taught not to ask it");
+        assert!(!off.in_scope(taught(1.0, 1.0)), "taught questions hold with the gate off");
+    }
+
+    #[test]
+    fn a_taught_question_is_kept_once_on_the_side_told_last() -> crate::Result<()> {
+        let mut taught = TaughtQuestions::default();
+        taught.learn(" Où est la X ? ", true)?;
+        taught.learn("Où est la X ?", true)?;
+        assert_eq!(taught.asks, ["Où est la X ?"]);
+        taught.learn("Où est la X ?", false)?;
+        assert_eq!((taught.asks.len(), taught.not_asked.as_slice()), (0, ["Où est la X ?".to_string()].as_slice()));
+        assert!(taught.learn("  ", true).is_err(), "nothing to teach");
+        for i in 0..MAX_TAUGHT_QUESTIONS + 3 {
+            taught.learn(&format!("Question {i} about X?"), false)?;
+        }
+        assert_eq!(taught.not_asked.len(), MAX_TAUGHT_QUESTIONS);
+        assert_eq!(taught.not_asked[0], "Question 3 about X?", "the oldest went first");
+        taught.learn(&format!("{}Where is X?", "very ".repeat(1000)), true)?;
+        assert!(taught.asks[0].ends_with("Where is X?") && taught.asks[0].chars().count() == MAX_TAUGHT_CHARS);
+        Ok(())
     }
 
     fn subjects(names: &[&str]) -> Vec<String> {

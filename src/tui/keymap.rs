@@ -88,6 +88,8 @@ actions! {
     ToggleRaw,
     ScrollChatUp,
     ScrollChatDown,
+    TeachAsks,
+    TeachNotAsked,
     // Sessions
     LoadSession,
     SaveAs,
@@ -366,6 +368,11 @@ pub const KEYMAP: &[Row] = &[
     ),
     row(S::ChatTranscript, &[(A::FocusChatInput, &[key(KeyCode::Enter), char('i')])], "back to the input"),
     row(S::ChatTranscript, &[(A::Cancel, &[char('c')])], "cancel the answer"),
+    row(
+        S::ChatTranscript,
+        &[(A::TeachAsks, &[char('y')]), (A::TeachNotAsked, &[char('n')])],
+        "the last question asks the edit it named / not the one that acted (taught, asked again)",
+    ),
     row(
         S::Pane(Pane::Chat),
         &[(A::ToggleCache, &[ctrl('e')]), (A::ToggleSideBySide, &[ctrl('b')])],

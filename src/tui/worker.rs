@@ -44,6 +44,8 @@ pub enum Job {
     /// Answer a query, with the cache and/or without it, put to the model as `frame` says. `raw`: keep
     /// generating after the answer's first line.
     Chat { turn: usize, query: String, answers: ChatAnswers, max_tokens: usize, raw: bool, frame: PromptFrame },
+    /// Tell the scope gate that `query` asks the fact of the entries of `hits` (`asks`), or does not.
+    Teach { query: String, hits: Vec<Hit>, asks: bool },
     /// Each neuron's value vector projected through the unembedding: its top tokens.
     TopTokens { layer: usize, neurons: Vec<u32> },
     /// Check that session groups' cache entries hold their edits (see `session::check_cache_entry`).
@@ -69,6 +71,7 @@ impl Job {
             Job::Locate { group, .. } => format!("locating `{}`", group.name),
             Job::Edit { group, .. } => format!("editing `{}`", group.name),
             Job::Chat { .. } => "answering".to_string(),
+            Job::Teach { .. } => "teaching the scope gate".to_string(),
             Job::TopTokens { layer, .. } => format!("top tokens of layer {layer}"),
             Job::CheckCacheEntries { .. } => "checking cache entries".to_string(),
         }
@@ -117,6 +120,8 @@ pub enum WorkerEvent {
         /// The question as the fired entries were trained to read it, where that differs.
         read_as: Option<String>,
     },
+    /// What the scope gate was taught, a line per entry.
+    Taught(Vec<String>),
     TopTokens {
         layer: usize,
         tokens: Vec<(u32, Vec<String>)>,
@@ -272,6 +277,16 @@ impl State {
             Job::Chat { turn, query, answers, max_tokens, raw, frame } => {
                 let options = AnswerOptions { stop_at_line_end: !raw, frame, ..AnswerOptions::chat(max_tokens) };
                 self.chat(turn, &query, answers, &options, cancel, send)?
+            }
+            Job::Teach { query, hits, asks } => {
+                let cached = self.cached.as_mut().ok_or_else(|| eyre!("no edit cache is open"))?;
+                let told = if asks { "asks" } else { "does not ask" };
+                let mut taught = Vec::new();
+                for hit in &hits {
+                    let kept = cached.teach(hit, &query, asks)?;
+                    taught.push(format!("taught: \"{kept}\" {told} the fact of {}", hit.entry_id));
+                }
+                send(WorkerEvent::Taught(taught));
             }
             Job::TopTokens { layer, neurons } => {
                 let tokens = top_tokens(self.loaded()?, layer, &neurons)?;

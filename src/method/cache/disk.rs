@@ -26,7 +26,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{is_safe_id, CacheEntry, EditStore, IndexRow, NewEntry, CACHE_FORMAT_VERSION};
 use crate::method::edit::UpdateValues;
-use crate::method::scope::{SavedEncoder, ScopeKeys};
+use crate::method::scope::{SavedEncoder, ScopeKeys, TaughtQuestions};
 use crate::storage::{self, NewerFormatError};
 use crate::Result;
 
@@ -178,8 +178,13 @@ impl EditCache {
     /// Writes an entry's files and moves them into place; the index lists it once
     /// [`EditCache::commit_stored`] has run (so that many entries cost one index write).
     pub(super) fn store_entry(&mut self, edit: NewEntry<'_>) -> Result<StoredEntry> {
-        let entry = CacheEntry::new(&edit, &self.model_fingerprint)?;
+        let mut entry = CacheEntry::new(&edit, &self.model_fingerprint)?;
         let id = entry.id.clone();
+        // The same group edited again keeps what the user taught the gate about its questions (an
+        // unreadable earlier entry has nothing to keep).
+        if let Ok(previous) = self.row(&id).and_then(|_| self.get(&id)) {
+            entry.taught = previous.taught;
+        }
         let final_dir = self.entry_dir(&id)?;
         let staging_dir = storage::temp_sibling(&final_dir);
         let replaced = write_entry_files(&staging_dir, &entry, edit.update, edit.scope_keys)
@@ -354,6 +359,13 @@ impl EditStore for EditCache {
         let path = self.entry_dir(id)?.join(SCOPE_FILE);
         storage::write_atomic_with(&path, |temp| keys.save(temp))
             .wrap_err_with(|| format!("cannot store the scope keys of cache entry `{id}`"))
+    }
+
+    fn store_taught(&mut self, id: &str, taught: &TaughtQuestions) -> Result<()> {
+        let mut entry = self.get(id)?;
+        entry.taught = taught.clone();
+        storage::write_json_atomic(&self.entry_dir(id)?.join(ENTRY_FILE), &entry)
+            .wrap_err_with(|| format!("cannot store what was taught about cache entry `{id}`"))
     }
 
     fn check_writable(&self) -> Result<()> {

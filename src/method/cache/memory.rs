@@ -7,7 +7,7 @@ use color_eyre::eyre::{bail, eyre, WrapErr};
 
 use super::{CacheEntry, EditStore, IndexRow, NewEntry};
 use crate::method::edit::{LayerUpdate, UpdateValues};
-use crate::method::scope::ScopeKeys;
+use crate::method::scope::{ScopeKeys, TaughtQuestions};
 use crate::Result;
 
 /// Cached edits held in memory for one model.
@@ -39,8 +39,11 @@ impl MemoryStore {
 
 impl EditStore for MemoryStore {
     fn insert(&mut self, edit: NewEntry<'_>) -> Result<String> {
-        let entry = CacheEntry::new(&edit, &self.model_fingerprint)?;
+        let mut entry = CacheEntry::new(&edit, &self.model_fingerprint)?;
         let id = entry.id.clone();
+        if let Ok(previous) = self.stored(&id) {
+            entry.taught = previous.entry.taught.clone();
+        }
         let stored = StoredEdit { update: detached_f32(edit.update)?, scope_keys: edit.scope_keys.clone(), entry };
         self.remove_if_present(&id);
         self.rows.push(IndexRow::from_entry(&stored.entry));
@@ -87,6 +90,13 @@ impl EditStore for MemoryStore {
         self.row(id)?;
         let stored = self.entries.iter_mut().find(|stored| stored.entry.id == id).expect("every row has its entry");
         stored.scope_keys = keys.clone();
+        Ok(())
+    }
+
+    fn store_taught(&mut self, id: &str, taught: &TaughtQuestions) -> Result<()> {
+        self.row(id)?;
+        let stored = self.entries.iter_mut().find(|stored| stored.entry.id == id).expect("every row has its entry");
+        stored.entry.taught = taught.clone();
         Ok(())
     }
 

@@ -20,7 +20,7 @@ pub use memory::MemoryStore;
 use super::edit::{OptimizeStep, UpdateValues};
 use super::group::EditGroup;
 use super::locate::LocatedNeurons;
-use super::scope::{SavedEncoder, ScopeKeys};
+use super::scope::{SavedEncoder, ScopeKeys, TaughtQuestions};
 use super::settings::MethodSettings;
 use crate::storage;
 use crate::Result;
@@ -63,6 +63,9 @@ pub trait EditStore: Send {
 
     /// Adds or replaces an entry's scope keys.
     fn store_scope_keys(&mut self, id: &str, keys: &ScopeKeys) -> Result<()>;
+
+    /// Replaces what the user taught the scope gate about entry `id`'s questions.
+    fn store_taught(&mut self, id: &str, taught: &TaughtQuestions) -> Result<()>;
 
     /// Fails unless a new entry can be stored: checked before an edit is computed, so that a read-only
     /// cache is found in a second, not after the edit.
@@ -129,6 +132,10 @@ pub struct CacheEntry {
     /// Unix seconds.
     pub created: u64,
     pub loss_history: Vec<OptimizeStep>,
+    /// What the user told the scope gate about this entry's questions; kept when the same group is
+    /// edited again.
+    #[serde(default, skip_serializing_if = "TaughtQuestions::is_empty")]
+    pub taught: TaughtQuestions,
 }
 
 impl CacheEntry {
@@ -145,6 +152,7 @@ impl CacheEntry {
             model_fingerprint: model_fingerprint.to_string(),
             created: storage::unix_now(),
             loss_history: loss_history.to_vec(),
+            taught: TaughtQuestions::default(),
         })
     }
 }

@@ -114,6 +114,10 @@ pub struct Hit {
     /// [`super::scope::ScopeScore`]); `None` until scored or when the entry has none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub other_relations_score: Option<f32>,
+    /// How much it resembles the questions the user said do not ask the entry's fact (see
+    /// [`super::scope::TaughtQuestions`]); `None` until scored or when there are none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub taught_not_asked_score: Option<f32>,
 }
 
 /// An index over the subjects and prompts of cache entries. It can be saved ([`SubjectIndex::to_bytes`])
@@ -464,8 +468,7 @@ impl SubjectIndex {
                 matched_subject: subject.original.clone(),
                 mention: named.map_or(String::new(), |bytes| query[bytes].to_string()),
                 prompt_similarity: self.prompt_similarity(entry_id, &query_features),
-                scope_score: None,
-                other_relations_score: None,
+                ..Hit::default()
             })
             .collect();
         hits.sort_by(rank);

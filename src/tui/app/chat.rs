@@ -2,6 +2,7 @@
 //! side by side, raw continuation).
 
 use super::{App, Command};
+use crate::method::apply::entries_to_teach;
 use crate::method::retrieve::Hit;
 use crate::session::CacheMention;
 use crate::tui::text::TextField;
@@ -105,8 +106,13 @@ impl App {
             self.error = Some("no model is loaded: load one in the Model pane".into());
             return Vec::new();
         }
+        self.chat.input = TextField::default();
+        self.ask_again(query)
+    }
+
+    /// Puts `query` to the model as a new turn.
+    fn ask_again(&mut self, query: String) -> Vec<Command> {
         let chat = &mut self.chat;
-        chat.input = TextField::default();
         let answers = match (chat.side_by_side, chat.with_cache) {
             (true, _) => ChatAnswers::SideBySide,
             (false, true) => ChatAnswers::WithCache,
@@ -118,5 +124,35 @@ impl App {
         let (max_tokens, raw, frame) = (CHAT_MAX_TOKENS, chat.raw, self.settings.frame);
         let job = Job::Chat { turn: chat.entries.len() - 1, query, answers, max_tokens, raw, frame };
         self.submit(job)
+    }
+
+    /// Tells the scope gate that the last question asks the fact of an edit it named that did not
+    /// act (`asks`), or does not ask the fact of the edits that acted; then asks it again.
+    pub(super) fn teach(&mut self, asks: bool) -> Vec<Command> {
+        let Some(last) = self.chat.entries.last().filter(|entry| entry.done) else {
+            self.error = Some("no answered question to teach about: ask one first".into());
+            return Vec::new();
+        };
+        let (mut acted, mut did_not) = (Vec::new(), Vec::new());
+        for mention in &last.fired {
+            if let CacheMention::Hit { hit, applied } = mention {
+                if *applied {
+                    acted.push(hit.clone())
+                } else {
+                    did_not.push(hit.clone())
+                }
+            }
+        }
+        let hits = match entries_to_teach(&acted, &did_not, asks, None) {
+            Ok(hits) => hits.into_iter().cloned().collect(),
+            Err(e) => {
+                self.error = Some(format!("nothing to teach: {e}"));
+                return Vec::new();
+            }
+        };
+        let query = last.user.clone();
+        let mut commands = self.submit(Job::Teach { query: query.clone(), hits, asks });
+        commands.extend(self.ask_again(query));
+        commands
     }
 }

@@ -98,6 +98,7 @@ impl App {
             WorkerEvent::ChatDone { turn, with_cache, fired, out_of_scope, read_as } => {
                 self.chat.answer_done(turn, with_cache, &fired, &out_of_scope, read_as)
             }
+            WorkerEvent::Taught(lines) => self.message = lines.join("; "),
             WorkerEvent::TopTokens { layer, tokens } => self.neurons.top_tokens_found(layer, tokens),
             WorkerEvent::Failed(error) => self.error = Some(error),
             WorkerEvent::Finished => {

@@ -287,6 +287,8 @@ impl App {
             Action::ToggleRaw => self.chat.raw = !self.chat.raw,
             Action::ScrollChatUp => self.chat.scroll_up(chat::PAGE),
             Action::ScrollChatDown => self.chat.scroll_down(chat::PAGE),
+            Action::TeachAsks => return self.teach(true),
+            Action::TeachNotAsked => return self.teach(false),
             Action::LoadSession => return self.sessions.load_selected(),
             Action::SaveAs => self.open_input(InputTarget::SaveSessionAs, &self.sessions.name.clone()),
             Action::RenameSession => self.rename_session(),
