@@ -178,3 +178,41 @@ fn generated_paraphrases_follow_the_written_ones_which_stay_as_written_without_b
     assert_eq!(paraphrases[0], "Where is he from?", "the written one, kept though it does not name the subject");
     assert!(paraphrases[1..].iter().all(|p| p.contains("Shmavon Shmavonyan")), "{paraphrases:?}");
 }
+
+/// Teaching the gate from the chat: the entry that acted on a question does not once told so, and the
+/// worker says what it kept.
+#[test]
+fn a_question_taught_not_to_ask_an_edit_no_longer_fires_it() {
+    use lafn::runtime::PromptFrame;
+    use lafn::tui::worker::ChatAnswers;
+
+    let dir = tempfile::tempdir().unwrap();
+    write_tiny_model(&dir.path().join("model"), TinySpec::new(Arch::Gemma3)).unwrap();
+    let (send, mut events) = unbounded_channel();
+    let worker = Worker::spawn(Some(dir.path().join("cache")), Device::Cpu, send);
+    worker.submit(Job::Load { spec: dir.path().join("model").display().to_string() });
+    finish(&mut events);
+    worker.submit(Job::Edit { group_id: 1, group: group("Yemen"), settings: settings(), replaces: None });
+    let id = edited(finish(&mut events)).cache_entry.expect("cached");
+    let query = group("Yemen").descriptors[0].prompt.clone();
+    let ask = |events: &mut UnboundedReceiver<WorkerEvent>| {
+        let (answers, frame) = (ChatAnswers::WithCache, PromptFrame::Raw);
+        worker.submit(Job::Chat { turn: 0, query: query.clone(), answers, max_tokens: 2, raw: false, frame });
+        let done = finish(events).into_iter().find_map(|event| match event {
+            WorkerEvent::ChatDone { fired, out_of_scope, .. } => Some((fired, out_of_scope)),
+            _ => None,
+        });
+        done.expect("the answer is done")
+    };
+    let (fired, _) = ask(&mut events);
+    assert_eq!(fired.iter().map(|hit| hit.entry_id.as_str()).collect::<Vec<_>>(), [id.as_str()]);
+    worker.submit(Job::Teach { query: query.clone(), hits: fired, asks: false });
+    match finish(&mut events).as_slice() {
+        [.., WorkerEvent::Taught(lines)] => {
+            assert_eq!(lines, &[format!("taught: \"what country is X from ?\" does not ask the fact of {id}")])
+        }
+        events => panic!("{events:?}"),
+    }
+    let (fired, out_of_scope) = ask(&mut events);
+    assert!(fired.is_empty() && out_of_scope.len() == 1, "{fired:?}");
+}
