@@ -538,11 +538,7 @@ fn indexed_entries(cache: &impl EditStore, retrieval: RetrievalSettings) -> Subj
 /// "Мари Кюри"` where the query writes it otherwise.
 pub fn describe_hit(hit: &Hit) -> String {
     let others = hit.other_relations_score.map_or(String::new(), |s| format!(" vs {s:.2}"));
-    // Named only where it decides: as like a question taught not to ask the entry as its own ones.
-    let taught = match (hit.scope_score, hit.taught_not_asked_score) {
-        (Some(scope), Some(taught)) if taught >= scope => format!(", taught not asked {taught:.2}"),
-        _ => String::new(),
-    };
+    let taught = hit.taught_not_asked_score.map_or(String::new(), |t| format!(", taught not asked {t:.2}"));
     let scope = hit.scope_score.map_or(String::new(), |s| format!(", scope {s:.2}{others}{taught}"));
     let written_otherwise = !hit.mention.is_empty() && hit.mention.to_lowercase() != hit.matched_subject.to_lowercase();
     let mention = if written_otherwise { format!(" as \"{}\"", hit.mention) } else { String::new() };

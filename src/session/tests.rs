@@ -324,13 +324,21 @@ fn chat_mentions_are_saved_as_data_and_old_text_lines_still_load() {
         vec![CacheMention::Hit { hit: hit.clone(), applied: true }, CacheMention::Text("fired x (old line)".into())];
     let json = serde_json::to_string(&mentions).unwrap();
     assert_eq!(serde_json::from_str::<Vec<CacheMention>>(&json).unwrap(), mentions);
-    assert_eq!(mentions[0].to_string(), "fired eiffel-0a1b2c3d (subject \"Eiffel Tower\" 1.00, scope 0.80 vs 0.40)");
+    assert_eq!(
+        mentions[0].to_string(),
+        "fired eiffel-0a1b2c3d (subject \"Eiffel Tower\" 1.00, scope 0.80 vs 0.40, taught not asked 0.70)"
+    );
     assert_eq!(mentions[1].to_string(), "fired x (old line)");
     let taught = Hit { taught_not_asked_score: Some(0.9), ..hit.clone() };
     let line = "named but not asked eiffel-0a1b2c3d (subject \"Eiffel Tower\" 1.00, scope 0.80 vs 0.40, taught not asked 0.90)";
     assert_eq!(CacheMention::Hit { hit: taught, applied: false }.to_string(), line);
-    let elsewhere =
-        Hit { mention: "Эйфелева башня".into(), scope_score: None, other_relations_score: None, ..hit };
+    let elsewhere = Hit {
+        mention: "Эйфелева башня".into(),
+        scope_score: None,
+        other_relations_score: None,
+        taught_not_asked_score: None,
+        ..hit
+    };
     let line = "named but not asked eiffel-0a1b2c3d (subject \"Eiffel Tower\" as \"Эйфелева башня\" 1.00)";
     assert_eq!(CacheMention::Hit { hit: elsewhere, applied: false }.to_string(), line);
 }
