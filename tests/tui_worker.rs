@@ -215,4 +215,14 @@ fn a_question_taught_not_to_ask_an_edit_no_longer_fires_it() {
     }
     let (fired, out_of_scope) = ask(&mut events);
     assert!(fired.is_empty() && out_of_scope.len() == 1, "{fired:?}");
+
+    // The group changed and edited again: its new entry replaces the old one, lessons and all.
+    let sessions_dir = dir.path().join("sessions");
+    let replaces = Some(Replaces { entry: id.clone(), sessions_dir, session: "work".into() });
+    worker.submit(Job::Edit { group_id: 1, group: group("Oman"), settings: settings(), replaces });
+    let result = edited(finish(&mut events));
+    assert_eq!(result.replaced.as_deref(), Some(id.as_str()));
+    let (fired, out_of_scope) = ask(&mut events);
+    assert!(fired.is_empty(), "{fired:?}");
+    assert_eq!(out_of_scope.iter().map(|hit| hit.entry_id.clone()).collect::<Vec<_>>(), [result.cache_entry.unwrap()]);
 }

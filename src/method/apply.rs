@@ -394,6 +394,26 @@ impl CachedEdits {
         Ok(subjects)
     }
 
+    /// Entry `to`, a group's new edit, takes over what was taught about the questions of `from`, the
+    /// edit it replaces (what it taught itself holds where they disagree).
+    pub fn inherit_taught(&mut self, from: &str, to: &str) -> Result<()> {
+        let (old, new) = (self.cache.get(from)?.taught, self.cache.get(to)?.taught);
+        if old.is_empty() {
+            return Ok(());
+        }
+        let lessons = |t: &TaughtQuestions| {
+            let asked = t.asks.iter().map(|q| (q.clone(), true));
+            asked.chain(t.not_asked.iter().map(|q| (q.clone(), false))).collect::<Vec<_>>()
+        };
+        let mut taught = TaughtQuestions::default();
+        for (question, asks) in lessons(&old).into_iter().chain(lessons(&new)) {
+            taught.learn(&question, asks)?;
+        }
+        self.cache.store_taught(to, &taught)?;
+        self.keys.remove(to);
+        Ok(())
+    }
+
     /// Tells the gate that `query`, which retrieved `hit`, asks its entry's fact (`asks`) or does not,
     /// where it decided otherwise: kept with the entry (see [`TaughtQuestions`]), used from the next
     /// retrieval on. Returns the question as kept (subject masked).

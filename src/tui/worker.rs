@@ -342,6 +342,14 @@ impl State {
         } else {
             Some(run.store(cached, &loaded.model, &loaded.tokenizer, settings)?)
         };
+        // What the user taught the gate about the group's questions goes on to its new edit.
+        if let (Some(new), Some(Replaces { entry: old, .. })) = (&cache_entry, &replaces) {
+            if new != old && cached.cache().list().iter().any(|row| row.id == *old) {
+                if let Err(e) = cached.inherit_taught(old, new) {
+                    log::warn!("what was taught about {old}'s questions stays with it: {e:#}");
+                }
+            }
+        }
         let replaced = match (&cache_entry, replaces) {
             (Some(new), Some(Replaces { entry: old, sessions_dir, session }))
                 if *new != old
