@@ -67,6 +67,9 @@ impl ScopeSettings {
                 similarity,
             )?;
         }
+        // Both scores are cosines in [-1, 1].
+        let margin = self.taught_margin;
+        check("scope.taught_margin", (-2.0..=2.0).contains(&margin), "from -2 to 2", margin)?;
         check("scope.depth", (0.0..=1.0).contains(&self.depth), "from 0 to 1", self.depth)
     }
 }
@@ -261,7 +264,7 @@ mod tests {
     #[test]
     fn every_bad_number_is_refused_by_name() {
         type Spoil = fn(&mut MethodSettings);
-        let cases: [(&str, Spoil); 20] = [
+        let cases: [(&str, Spoil); 21] = [
             ("edit.learning_rate", |s| s.edit.learning_rate = Some(f64::NAN)),
             ("edit.learning_rate", |s| s.edit.learning_rate = Some(-1.0)),
             ("edit.learning_rate", |s| s.edit.learning_rate = Some(0.0)),
@@ -282,6 +285,7 @@ mod tests {
             ("scope.other_relations_margin", |s| s.scope.other_relations_margin = Some(f32::NAN)),
             ("scope.other_relations_margin", |s| s.scope.other_relations_margin = Some(3.0)),
             ("scope.known_relation_similarity", |s| s.scope.known_relation_similarity = Some(f32::NAN)),
+            ("scope.taught_margin", |s| s.scope.taught_margin = f32::NAN),
         ];
         for (key, spoil) in cases {
             let mut settings = MethodSettings::default();
