@@ -39,7 +39,13 @@ pub fn render(app: &App, frame: &mut Frame, body: Rect) {
         let key = |action| keymap::first_key(Scope::ChatInput, action);
         format!("Ask ({} sends, {} leaves)", key(Action::Ask), key(Action::LeaveChatInput))
     } else {
-        format!("Ask ({} to type)", keymap::keys_in(Scope::ChatTranscript, Action::FocusChatInput).join(" or "))
+        let key = |action| keymap::first_key(Scope::ChatTranscript, action);
+        format!(
+            "Ask ({} to type; {} / {}: the last question asks the edit named / not the one that acted)",
+            keymap::keys_in(Scope::ChatTranscript, Action::FocusChatInput).join(" or "),
+            key(Action::TeachAsks),
+            key(Action::TeachNotAsked)
+        )
     };
     let block = titled(&title);
     let inner = block.inner(input);
