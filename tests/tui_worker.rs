@@ -47,6 +47,16 @@ fn finish(events: &mut UnboundedReceiver<WorkerEvent>) -> Vec<WorkerEvent> {
     }
 }
 
+/// A worker with a tiny random model written under `dir` loaded, its edit cache in `dir/cache`.
+fn loaded_worker(dir: &Path) -> (Worker, UnboundedReceiver<WorkerEvent>) {
+    write_tiny_model(&dir.join("model"), TinySpec::new(Arch::Gemma3)).unwrap();
+    let (send, mut events) = unbounded_channel();
+    let worker = Worker::spawn(Some(dir.join("cache")), Device::Cpu, send);
+    worker.submit(Job::Load { spec: dir.join("model").display().to_string() });
+    finish(&mut events);
+    (worker, events)
+}
+
 fn edited(events: Vec<WorkerEvent>) -> EditResult {
     events
         .into_iter()
@@ -157,11 +167,7 @@ fn an_entry_a_saved_session_may_need_is_not_replaced() {
 #[test]
 fn generated_paraphrases_follow_the_written_ones_which_stay_as_written_without_blanks() {
     let dir = tempfile::tempdir().unwrap();
-    write_tiny_model(&dir.path().join("model"), TinySpec::new(Arch::Gemma3)).unwrap();
-    let (send, mut events) = unbounded_channel();
-    let worker = Worker::spawn(Some(dir.path().join("cache")), Device::Cpu, send);
-    worker.submit(Job::Load { spec: dir.path().join("model").display().to_string() });
-    finish(&mut events);
+    let (worker, mut events) = loaded_worker(dir.path());
 
     let mut descriptor = group("Yemen").descriptors.remove(0);
     descriptor.paraphrases = vec![" Where is he from? ".into(), "   ".into()];
@@ -187,11 +193,7 @@ fn a_question_taught_not_to_ask_an_edit_no_longer_fires_it() {
     use lafn::tui::worker::ChatAnswers;
 
     let dir = tempfile::tempdir().unwrap();
-    write_tiny_model(&dir.path().join("model"), TinySpec::new(Arch::Gemma3)).unwrap();
-    let (send, mut events) = unbounded_channel();
-    let worker = Worker::spawn(Some(dir.path().join("cache")), Device::Cpu, send);
-    worker.submit(Job::Load { spec: dir.path().join("model").display().to_string() });
-    finish(&mut events);
+    let (worker, mut events) = loaded_worker(dir.path());
     worker.submit(Job::Edit { group_id: 1, group: group("Yemen"), settings: settings(), replaces: None });
     let id = edited(finish(&mut events)).cache_entry.expect("cached");
     let query = group("Yemen").descriptors[0].prompt.clone();
