@@ -383,7 +383,19 @@ fn the_gate_learns_what_the_user_tells_it() {
     let mut reopened = open();
     assert!(!acting(&mut reopened, prompt) && acting(&mut reopened, other), "the same group edited again keeps them");
 
-    std::fs::write(cache_dir.join("entries").join(&id).join("entry.json"), b"{ truncated").unwrap();
+    // Written by hand: blank questions and more than are kept are passed over, the newest count.
+    let entry_file = cache_dir.join("entries").join(&id).join("entry.json");
+    let mut entry: serde_json::Value = serde_json::from_slice(&std::fs::read(&entry_file).unwrap()).unwrap();
+    let taught = entry["taught"]["not_asked"].as_array().unwrap().clone();
+    let mut by_hand: Vec<serde_json::Value> = vec!["".into(), " ".into()];
+    by_hand.extend((0..100).map(|i| serde_json::Value::from(format!("question {i} about X ?"))));
+    by_hand.extend(taught);
+    entry["taught"]["not_asked"] = by_hand.into();
+    std::fs::write(&entry_file, serde_json::to_vec(&entry).unwrap()).unwrap();
+    let by_hand = open().retrieve(model, tokenizer, prompt).unwrap();
+    assert!(by_hand.damaged.is_empty() && by_hand.hits.is_empty(), "{:?}", by_hand.damaged);
+
+    std::fs::write(&entry_file, b"{ truncated").unwrap();
     let mut damaged = open();
     assert!(damaged.teach(&stopped, other, false).is_err());
     assert_eq!(std::fs::read(cache_dir.join("entries").join(&id).join("entry.json")).unwrap(), b"{ truncated");

@@ -452,13 +452,22 @@ impl QuestionEncoder {
     }
 
     /// The vectors of an entry's taught questions (already masked), encoded together.
+    /// Of a list longer than [`MAX_TAUGHT_QUESTIONS`] (an `entry.json` written by hand), the newest;
+    /// blank ones are passed over.
     pub fn encode_taught(
         &self,
         model: &Model,
         tokenizer: &Tokenizer,
         taught: &TaughtQuestions,
     ) -> Result<TaughtVectors> {
-        let questions: Vec<&str> = taught.asks.iter().chain(&taught.not_asked).map(String::as_str).collect();
+        let newest = |list: &[String]| -> Vec<String> {
+            let asked = list.iter().filter(|q| !q.trim().is_empty());
+            let mut newest: Vec<String> = asked.rev().take(MAX_TAUGHT_QUESTIONS).cloned().collect();
+            newest.reverse();
+            newest
+        };
+        let (asks, not_asked) = (newest(&taught.asks), newest(&taught.not_asked));
+        let questions: Vec<&str> = asks.iter().chain(&not_asked).map(String::as_str).collect();
         if questions.is_empty() {
             return Ok(TaughtVectors::default());
         }
@@ -466,10 +475,7 @@ impl QuestionEncoder {
         let rows = |from: usize, count: usize| -> Result<Option<Tensor>> {
             Ok((count > 0).then(|| vectors.narrow(0, from, count)).transpose()?)
         };
-        Ok(TaughtVectors {
-            asks: rows(0, taught.asks.len())?,
-            not_asked: rows(taught.asks.len(), taught.not_asked.len())?,
-        })
+        Ok(TaughtVectors { asks: rows(0, asks.len())?, not_asked: rows(asks.len(), not_asked.len())? })
     }
 
     /// Vectors of questions about the group's subject, (questions, hidden).
