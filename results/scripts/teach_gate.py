@@ -8,9 +8,10 @@ For every record of FILE (BMIKE-53 layout) and language: up to four specificity 
 `lafn eval` makes them: the next records' `src` in that language, their subject replaced by this
 record's, skipping records that ask the same relation), the record's `rephrase` R and `src` Q, asked
 through `lafn chat --cache-dir CACHE`. Where S1 fired, a fresh copy of the cache is taught `/not` on it
-and S2.., R, Q are asked again, chat run with `scope.taught_margin` 0. Prints, per language and in all,
-how many fire before and after at margins 0, 0.05, 0.1 and 0.15, the larger ones from the scores chat
-prints (a larger margin only stops more).
+and S2.., R, Q are asked again, chat run with `scope.taught_margin` 0, then the record's `src` and
+`rephrase` in the other languages listed. Prints, per language and in all, how many fire before and
+after at margins 0, 0.05, 0.1 and 0.15, the larger ones from the scores chat prints (a larger margin
+only stops more).
 """
 import json
 import re
@@ -95,24 +96,30 @@ def main():
         items = [(i, specificity(records, i, lang), records[i][lang]) for i in range(len(records)) if lang in records[i]]
         items = [(i, s, e) for i, s, e in items if len(s) >= 2]
         before = chat(lafn, cache, [q for _, s, e in items for q in s + [e["rephrase"], e["src"]]])
+        elsewhere = lambda i: [records[i][l][k] for l in langs if l != lang and l in records[i] for k in ("src", "rephrase")]
         at, taught, lines = 0, [], []
         for i, s, e in items:
             asked = before[at:at + len(s) + 2]
             at += len(s) + 2
             if asked[0]["fired"]:
                 taught.append((i, asked, len(s)))
-                lines += [s[0], "/not"] + s[1:] + [e["rephrase"], e["src"]]
+                lines += [s[0], "/not"] + s[1:] + [e["rephrase"], e["src"]] + elsewhere(i)
+        before_elsewhere = chat(lafn, cache, [q for i, _, _ in taught for q in elsewhere(i)])
         scratch = tempfile.mkdtemp()
         try:
             shutil.copytree(cache, scratch + "/cache")
             after = chat(lafn, scratch + "/cache", lines)
         finally:
             shutil.rmtree(scratch)
-        at = 0
+        at = at_elsewhere = 0
         for i, asked, n in taught:
-            # S1 as taught, S1 asked again, S2.., R, Q.
-            rows.append({"lang": lang, "record": i, "before": asked, "after": after[at + 1:at + n + 3]})
-            at += n + 3
+            # S1 as taught, S1 asked again, S2.., R, Q, then the other languages' questions.
+            k = len(elsewhere(i))
+            rows.append({"lang": lang, "record": i, "before": asked, "after": after[at + 1:at + n + 3],
+                         "elsewhere_before": before_elsewhere[at_elsewhere:at_elsewhere + k],
+                         "elsewhere_after": after[at + n + 3:at + n + 3 + k]})
+            at += n + 3 + k
+            at_elsewhere += k
     if out:
         json.dump(rows, open(out, "w"), indent=1)
     for margin in (0.0, 0.05, 0.1, 0.15):
@@ -125,7 +132,9 @@ def main():
                   f"other questions firing {count(others, 'before')} -> {count(others, 'after', margin)} "
                   f"of {sum(len(r['before']) - 3 for r in chosen)}, rephrase {count(lambda a: a[-2:-1], 'before')} -> "
                   f"{count(lambda a: a[-2:-1], 'after', margin)}, src {count(lambda a: a[-1:], 'before')} -> "
-                  f"{count(lambda a: a[-1:], 'after', margin)}")
+                  f"{count(lambda a: a[-1:], 'after', margin)}, other languages' src and rephrase "
+                  f"{count(lambda a: a, 'elsewhere_before')} -> {count(lambda a: a, 'elsewhere_after', margin)} "
+                  f"of {sum(len(r['elsewhere_before']) for r in chosen)}")
 
 
 if __name__ == "__main__":
