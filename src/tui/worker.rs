@@ -342,29 +342,34 @@ impl State {
         } else {
             Some(run.store(cached, &loaded.model, &loaded.tokenizer, settings)?)
         };
-        // What the user taught the gate about the group's questions goes on to its new edit.
-        if let (Some(new), Some(Replaces { entry: old, .. })) = (&cache_entry, &replaces) {
-            if new != old && cached.cache().list().iter().any(|row| row.id == *old) {
-                if let Err(e) = cached.inherit_taught(old, new) {
+        // The group's earlier entry, when the new one is another and the earlier is still stored.
+        let earlier = match (&cache_entry, replaces) {
+            (Some(new), Some(replaces))
+                if *new != replaces.entry && cached.cache().list().iter().any(|row| row.id == replaces.entry) =>
+            {
+                Some((new.clone(), replaces))
+            }
+            _ => None,
+        };
+        let replaced = match earlier {
+            Some((new, Replaces { entry: old, sessions_dir, session })) => {
+                // What the user taught the gate about the group's questions goes on to its new edit.
+                if let Err(e) = cached.inherit_taught(&old, &new) {
                     log::warn!("what was taught about {old}'s questions stays with it: {e:#}");
                 }
-            }
-        }
-        let replaced = match (&cache_entry, replaces) {
-            (Some(new), Some(Replaces { entry: old, sessions_dir, session }))
-                if *new != old
-                    && cached.cache().list().iter().any(|row| row.id == old)
-                    && !entry_needed_by_saved_sessions(&sessions_dir, &session, &old) =>
-            {
-                match cached.remove(&old) {
-                    Ok(()) => Some(old),
-                    Err(e) => {
-                        log::warn!("the group's earlier cache entry {old} stays: {e:#}");
-                        None
+                if entry_needed_by_saved_sessions(&sessions_dir, &session, &old) {
+                    None
+                } else {
+                    match cached.remove(&old) {
+                        Ok(()) => Some(old),
+                        Err(e) => {
+                            log::warn!("the group's earlier cache entry {old} stays: {e:#}");
+                            None
+                        }
                     }
                 }
             }
-            _ => None,
+            None => None,
         };
         let shared_subject_notes = match &cache_entry {
             Some(id) => cached.shared_subject_notes(&loaded.model, &loaded.tokenizer, id),
