@@ -156,6 +156,7 @@ fn every_subcommand_refuses_bad_input_without_panicking_or_touching_files() {
     let unicode = s.file("unicode.json", group_json(&descriptor("日本", "是 哪 国 人 的 也门 ?", "也门")));
     let empty_file = s.file("empty.json", "");
     let not_json = s.file("not_json.json", "{\"name\": \"g\", \"descriptors\": [");
+    let wrong_key = s.file("wrong_key.json", r#"{"edits": [{"lang": "en", "prompt": "p", "target": "t"}]}"#);
     let binary = s.file("binary.json", [0u8, 159, 146, 150, 255, 0, 1]);
     let wrong_types = s.file(
         "wrong_types.json",
@@ -273,6 +274,7 @@ fn every_subcommand_refuses_bad_input_without_panicking_or_touching_files() {
         // locate: group files
         cases_of("locate: empty group file", locate(&empty_file), Fails("holds no edit groups")),
         cases_of("locate: cut-off JSON", locate(&not_json), Fails("not valid JSON")),
+        cases_of("locate: neither format", locate(&wrong_key), Fails("`edits` is not a language's entry")),
         cases_of("locate: binary group file", locate(&binary), Fails("did not contain valid UTF-8")),
         cases_of("locate: missing group file", locate(&s.path("nope.json")), Fails("cannot read")),
         cases_of("locate: wrong field types", locate(&wrong_types), Fails("invalid type")),

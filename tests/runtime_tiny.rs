@@ -257,7 +257,8 @@ fn edits_act_only_from_the_answer_start() {
         delta: (row * (100.0 / activation as f64)).unwrap(),
     };
     let run_for = |answers: Option<&[String]>, options: &GenerateOptions| {
-        let track = answers.map(|answers| AnswerTrack { tokenizer: &loaded.tokenizer, answers });
+        let track =
+            answers.map(|answers| AnswerTrack { tokenizer: &loaded.tokenizer, answers, in_query_language: &[] });
         let edits = GenerationDeltas { deltas: std::slice::from_ref(&strong), track, opening: None };
         dense.generate(&ids, edits, options, &[], &mut |_| true).unwrap()
     };
@@ -275,12 +276,28 @@ fn edits_act_only_from_the_answer_start() {
     assert!(answered("Paris").trim_start().starts_with("Paris"), "{:?}", answered("Paris"));
     assert!(answered("Paris Paris").trim_start().starts_with("Paris Paris"), "{:?}", answered("Paris Paris"));
     assert_eq!(run(Some(&["Paris of".to_string()]))[0], 7, "{:?}", answered("Paris of"));
+    // An answer about to be another language's trained answer is first tried as the query language's
+    // own: kept where the model, going on from it, writes that one whole ("Paris"), not where it
+    // leaves it ("Paris of": this model writes "Paris Paris"), and not tried without a query language.
+    let in_language = |answers: &[String], in_query_language: &[String]| {
+        let track = AnswerTrack { tokenizer: &loaded.tokenizer, answers, in_query_language };
+        let edits = GenerationDeltas { deltas: std::slice::from_ref(&strong), track: Some(track), opening: None };
+        loaded.tokenizer.decode(&dense.generate(&ids, edits, &options, &[], &mut |_| true).unwrap()).unwrap()
+    };
+    let languages = ["of of".to_string(), "Paris".to_string()];
+    assert!(in_language(&languages, &[]).trim_start().starts_with("of of"), "{:?}", in_language(&languages, &[]));
+    let asked = in_language(&languages, &languages[1..]);
+    assert!(asked.trim_start().starts_with("Paris"), "{asked:?}");
+    let unreachable = ["of of".to_string(), "Paris of".to_string()];
+    let asked = in_language(&unreachable, &unreachable[1..]);
+    assert!(asked.trim_start().starts_with("of of"), "{asked:?}");
     // Out of room on the way to the trained answer, the trial's tokens stand, cut as any answer is.
     let one_token = GenerateOptions { max_new_tokens: 1, ..options };
     let cut = run_for(Some(&["Paris Paris".to_string()]), &one_token);
     assert_eq!(loaded.tokenizer.decode(&cut).unwrap().trim(), "Paris");
     let track = |answer: &str| {
-        AnswerTrack { tokenizer: &loaded.tokenizer, answers: &[answer.to_string()] }.followed_tokens(&[7, 7, 18])
+        AnswerTrack { tokenizer: &loaded.tokenizer, answers: &[answer.to_string()], in_query_language: &[] }
+            .followed_tokens(&[7, 7, 18])
     };
     assert_eq!((track("of of"), track("of"), track("of Paris"), track("Paris")), (3, 2, 2, 1));
     // Teacher forced, limited to the answer's first token, the edit acts at that position only.

@@ -23,6 +23,7 @@ use crate::runtime::{
     TokenStart, Tokenizer, TrainedOpening,
 };
 use crate::text::scripts::{ends_sentence, is_completion, question_mark, Opening, Script};
+use crate::text::writing::Writing;
 use crate::Result;
 
 /// An edit store with a retrieval index over its entries' subjects and their scope keys.
@@ -54,6 +55,10 @@ pub struct Retrieved {
     pub edits: Vec<FfnDelta>,
     /// The answers the fired entries were trained to give to this query (their targets in its language).
     pub answers: Vec<String>,
+    /// Those of `answers` whose language the query is written like (in its script, see
+    /// [`TrainedAnswer::written_like`]): an answer about to be another language's is first tried as
+    /// one of these (see [`AnswerTrack`]). A query in none of an entry's scripts prefers none of its answers.
+    pub in_query_language: Vec<String>,
     /// Their answers in every language they were trained in: the update values act while the answer
     /// is one of these (see [`AnswerTrack`]).
     pub trained_answers: Vec<String>,
@@ -61,7 +66,7 @@ pub struct Retrieved {
     /// ends (see [`read_as_trained`]).
     pub read_as: Option<String>,
     /// How the answer opens that the fired entries were trained to give, when the query is written as
-    /// their trained questions in its language are and they agree (see [`TrainedAnswer::opening_for`]).
+    /// their trained questions in its language are and they agree (see [`TrainedAnswer::written_like`]).
     pub opening: Option<TrainedOpening>,
 }
 
@@ -76,7 +81,7 @@ impl Retrieved {
 
     /// Where the update values act in an answer (see [`AnswerTrack`]).
     pub fn answer_track<'a>(&'a self, tokenizer: &'a Tokenizer) -> AnswerTrack<'a> {
-        AnswerTrack { tokenizer, answers: &self.trained_answers }
+        AnswerTrack { tokenizer, answers: &self.trained_answers, in_query_language: &self.in_query_language }
     }
 
     /// What the model is asked: `query` as the fired edits read it.
@@ -281,15 +286,19 @@ impl CachedEdits {
                     retrieved.edits.extend(edits);
                     let answers = &self.answers[&hit.entry_id];
                     retrieved.trained_answers.extend(answers.iter().map(|a| a.target.clone()));
-                    let trained = trained_answer(answers, &hit, &query_ids);
+                    let trained = trained_answer(answers, &hit, query, &query_ids);
+                    let in_its_script = trained.is_some_and(|t| t.written_like(query, &query_ids, &hit));
                     if let Some(trained) = trained {
                         retrieved.answers.push(trained.target.clone());
+                        if in_its_script {
+                            retrieved.in_query_language.push(trained.target.clone());
+                        }
                         if retrieved.read_as.is_none() {
                             let last_token = |text: &str| tokenizer.encode_prompt(text).ok()?.last().copied();
                             retrieved.read_as = read_as_trained(query, trained.nearest_text(&query_ids), &last_token);
                         }
                     }
-                    openings.push(trained.and_then(|t| t.opening_for(query, &query_ids, &hit)));
+                    openings.push(trained.and_then(|t| t.opening).filter(|_| in_its_script));
                     retrieved.hits.push(hit);
                 }
                 Err(e) => retrieved.damaged.push((hit.entry_id, format!("{e:#}"))),
@@ -572,6 +581,8 @@ struct TrainedAnswer {
     subjects: Vec<String>,
     /// The texts trained on in this language, prompt first, then the written paraphrases, with their tokens.
     texts: Vec<(String, Vec<u32>)>,
+    /// How each of `texts` is written, the subjects left out.
+    writings: Vec<Writing>,
     target: String,
     /// How the target opens; `None` for a blank one.
     opening: Option<TrainedOpening>,
@@ -586,29 +597,26 @@ impl TrainedAnswer {
             .map(|d| {
                 let pair = answer_pair(tokenizer, &d.prompt, &d.target, end_line)?;
                 let framed = answer_pair(tokenizer, &frame.frame(&d.prompt)?, &d.target, end_line)?;
-                let subjects = std::iter::once(&d.subject).chain(&d.aliases).cloned().collect();
+                let subjects: Vec<String> = std::iter::once(&d.subject).chain(&d.aliases).cloned().collect();
                 let in_pieces = [&pair, &framed]
                     .iter()
                     .any(|p| p.target.first().is_some_and(|&id| tokenizer.token_start(id) == TokenStart::Unknown));
                 let opening = Opening::of(&d.target).map(|opening| TrainedOpening { opening, in_pieces });
-                let texts = std::iter::once(d.prompt.as_str())
+                let texts: Vec<(String, Vec<u32>)> = std::iter::once(d.prompt.as_str())
                     .chain(d.written_paraphrases())
                     .map(|text| Ok((text.to_string(), tokenizer.encode_prompt(text)?)))
                     .collect::<Result<_>>()?;
-                Ok(Self { subjects, texts, target: d.target.trim().to_string(), opening })
+                let names: Vec<&str> = subjects.iter().map(String::as_str).collect();
+                let writings = texts.iter().map(|(text, _)| Writing::of(text, &names)).collect();
+                Ok(Self { subjects, texts, writings, target: d.target.trim().to_string(), opening })
             })
             .collect()
     }
 
-    /// How this answer opens (its first character other than a space), when `query` is written as the
-    /// trained text nearest to it is ([`TrainedAnswer::written_like`]): a query in a language the entry
-    /// was not trained in is answered as the model writes it.
-    fn opening_for(&self, query: &str, query_ids: &[u32], hit: &Hit) -> Option<TrainedOpening> {
-        self.opening.filter(|_| self.written_like(query, query_ids, hit))
-    }
-
     /// Whether `query` is written in the script of the trained text nearest to it, subjects (as the
     /// entry and as `hit` found them) left out (a Thai question may name its subject in Latin letters).
+    /// Only then does the answer hold to how this one opens and is it preferred to other languages':
+    /// a query in a language the entry was not trained in is answered as the model writes it.
     fn written_like(&self, query: &str, query_ids: &[u32], hit: &Hit) -> bool {
         let script = |text: &str| {
             let found = [hit.matched_subject.as_str(), hit.mention.as_str()];
@@ -655,17 +663,37 @@ fn read_as_trained(query: &str, nearest: &str, last_token: &dyn Fn(&str) -> Opti
     }
 }
 
-/// The answer an entry was trained to give for this query: that of the language whose prompt shares
-/// the most tokens with the query (a language whose subject the query named wins a tie; of equals, the
-/// longest answer). Not only the languages whose subject the query named: benchmarks and users write a
+/// The answer an entry was trained to give for this query: that of the language whose trained texts
+/// are written most like the query, subjects aside ([`Writing`]: the query's script, then its words'
+/// character n-grams; of equals, a language whose subject the query named, then the one whose prompt
+/// shares the most tokens with it, then the longest answer). By shared tokens alone (subjects and all),
+/// another language was taken for 1.5-2.1% of BMIKE-53 dev rephrasings and 4.0-6.0% of portability
+/// questions (by writing: 0.9-1.2%, 2.8-3.1%; `cargo run --release --example query_language`, 12
+/// languages an edit): in a language of another script the subject's tokens decided (a Russian
+/// question near "Loài nào có gen HLA-DQ5?"), and the answer came in that language's words. Not only the languages whose subject the query named: benchmarks and users write a
 /// translated subject in one language's field and the original one in its question (Thai and Russian
 /// MzsRE questions name "Estate Exchange", their subject fields a translation).
-fn trained_answer<'a>(answers: &'a [TrainedAnswer], hit: &Hit, query: &[u32]) -> Option<&'a TrainedAnswer> {
+fn trained_answer<'a>(
+    answers: &'a [TrainedAnswer],
+    hit: &Hit,
+    query: &str,
+    query_ids: &[u32],
+) -> Option<&'a TrainedAnswer> {
+    let names: Vec<&str> = (answers.iter().flat_map(|a| &a.subjects).map(String::as_str))
+        .chain([hit.matched_subject.as_str(), hit.mention.as_str()])
+        .collect();
+    let query_writing = Writing::of(query, &names);
     let rank = |a: &TrainedAnswer| {
-        let shared = a.texts.iter().map(|(_, ids)| shared_tokens(ids, query)).max().unwrap_or(0);
-        (shared, a.subjects.contains(&hit.matched_subject), a.target.chars().count())
+        let (same_script, likeness) = (a.writings.iter().map(|w| w.likeness(&query_writing)))
+            .max_by(|x, y| x.0.cmp(&y.0).then(x.1.total_cmp(&y.1)))
+            .unwrap_or((false, 0.0));
+        let shared = a.texts.iter().map(|(_, ids)| shared_tokens(ids, query_ids)).max().unwrap_or(0);
+        (same_script, likeness, a.subjects.contains(&hit.matched_subject), shared, a.target.chars().count())
     };
-    answers.iter().max_by_key(|a| rank(a))
+    answers.iter().max_by(|a, b| {
+        let (a, b) = (rank(a), rank(b));
+        (a.0.cmp(&b.0)).then(a.1.total_cmp(&b.1)).then((a.2, a.3, a.4).cmp(&(b.2, b.3, b.4)))
+    })
 }
 
 /// How a chat answer is generated.
@@ -875,7 +903,7 @@ fn line_end(text: &str) -> Option<usize> {
 mod tests {
     use super::{
         answer_complete, answer_start, ends_in_loop, line_end, read_as_trained, shared_subject_notes, tokens_within,
-        trained_answer, Hit, Opening, Script, SharedSubjectAnswer, TrainedAnswer, TrainedOpening,
+        trained_answer, Hit, SharedSubjectAnswer, TrainedAnswer, Writing,
     };
 
     #[test]
@@ -973,14 +1001,20 @@ mod tests {
         assert!(!ends_in_loop(&tokens(&prose)));
     }
 
+    /// An entry's answer in one language: its subject, trained texts with their tokens, and target.
+    fn trained(subject: &str, texts: &[(&str, &[u32])], target: &str) -> TrainedAnswer {
+        TrainedAnswer {
+            subjects: vec![subject.to_string()],
+            texts: texts.iter().map(|(text, ids)| (text.to_string(), ids.to_vec())).collect(),
+            writings: texts.iter().map(|(text, _)| Writing::of(text, &[subject])).collect(),
+            target: target.to_string(),
+            opening: None,
+        }
+    }
+
     #[test]
     fn the_nearest_trained_text_decides_the_ending() {
-        let trained = TrainedAnswer {
-            subjects: vec![],
-            texts: vec![("completion".into(), vec![1, 2, 3]), ("question?".into(), vec![1, 4, 5])],
-            target: String::new(),
-            opening: None,
-        };
+        let trained = trained("", &[("completion", &[1, 2, 3]), ("question?", &[1, 4, 5])], "");
         assert_eq!(trained.nearest_text(&[1, 4, 5, 6]), "question?");
         assert_eq!(trained.nearest_text(&[1, 2]), "completion");
         assert_eq!(trained.nearest_text(&[1]), "completion");
@@ -988,46 +1022,55 @@ mod tests {
 
     #[test]
     fn the_answer_is_that_of_the_language_the_query_is_in() {
-        let answer = |subject: &str, prompt: &[u32], target: &str| TrainedAnswer {
-            subjects: vec![subject.to_string()],
-            texts: vec![(String::new(), prompt.to_vec())],
-            target: target.to_string(),
-            opening: None,
-        };
-        let chosen = |answers: &[TrainedAnswer], hit: &Hit, query: &[u32]| {
-            trained_answer(answers, hit, query).map(|a| a.target.clone())
+        let chosen = |answers: &[TrainedAnswer], hit: &Hit, query: &str, ids: &[u32]| {
+            trained_answer(answers, hit, query, ids).map(|a| a.target.clone())
         };
         // English names the subject its field holds; Thai's question names it too, its field a translation.
+        let english = "Who was the architect of Estate Exchange?";
+        let thai = "ใครเป็นสถาปนิกของ Estate Exchange?";
         let answers = [
-            answer("Estate Exchange", &[1, 2, 3, 10, 11], "Welton Becket"),
-            answer("การแลกเปลี่ยน", &[20, 21, 10, 11, 22], "เวลตัน เบ็คเก็ต"),
+            trained("Estate Exchange", &[(english, &[1, 2, 3, 10, 11])], "Welton Becket"),
+            trained("การแลกเปลี่ยน", &[(thai, &[20, 21, 10, 11, 22])], "เวลตัน เบ็คเก็ต"),
         ];
         let hit = Hit { matched_subject: "Estate Exchange".into(), ..Hit::default() };
-        assert_eq!(chosen(&answers, &hit, &[20, 21, 10, 11, 22]).as_deref(), Some("เวลตัน เบ็คเก็ต"));
-        assert_eq!(chosen(&answers, &hit, &[1, 2, 3, 10, 11]).as_deref(), Some("Welton Becket"));
+        let thai_reworded = "สถาปนิกของ Estate Exchange คือใคร?";
+        assert_eq!(chosen(&answers, &hit, thai_reworded, &[21, 10, 11, 22]).as_deref(), Some("เวลตัน เบ็คเก็ต"));
+        let english_reworded = "Which architect designed Estate Exchange?";
+        assert_eq!(chosen(&answers, &hit, english_reworded, &[1, 10, 11]).as_deref(), Some("Welton Becket"));
         // A question in neither language: the language whose subject it named.
-        assert_eq!(chosen(&answers, &hit, &[30, 10, 11]).as_deref(), Some("Welton Becket"));
-        assert_eq!(chosen(&[], &hit, &[30]), None);
+        assert_eq!(chosen(&answers, &hit, "Estate Exchange 42", &[10, 11]).as_deref(), Some("Welton Becket"));
+        assert_eq!(chosen(&[], &hit, "", &[30]), None);
+        // Of one script, the language written most alike; another script's never, whatever the
+        // tokens shared (here the subject's).
+        let hit = Hit { matched_subject: "Piero de Palma".into(), ..Hit::default() };
+        let answers = [
+            trained("Piero de Palma", &[("What was Piero de Palma's voice type?", &[1, 2, 3, 4, 5])], "tenor"),
+            trained("Piero de Palma", &[("Kakva je vrsta glasa Piera de Palme?", &[6, 7, 8, 3, 4, 5])], "tenor (sr)"),
+            trained(
+                "Piero de Palma",
+                &[("Kakšen je bil glasovni tip Piera de Palme?", &[9, 10, 3, 4, 5])],
+                "tenor (sl)",
+            ),
+            trained("Piero de Palma", &[("Piero de Palma có giọng gì?", &[11, 12, 13, 3, 4, 5])], "tenor (vi)"),
+            trained("Пиеро де Палма", &[("Какъв е гласът на Пиеро де Палма?", &[14, 15])], "тенор"),
+        ];
+        let serbian = "Kako je bio opseg glasa Piera de Palme?";
+        assert_eq!(chosen(&answers, &hit, serbian, &[3, 4, 5]).as_deref(), Some("tenor (sr)"));
+        let russian = "Какой голос у Piero de Palma?";
+        assert_eq!(chosen(&answers, &hit, russian, &[11, 12, 13, 3, 4, 5]).as_deref(), Some("тенор"));
     }
 
     #[test]
     fn an_answer_holds_to_its_opening_where_the_query_is_written_as_its_questions() {
-        let thai_opening = TrainedOpening { opening: Opening::Letter(Some(Script::Thai)), in_pieces: false };
-        let thai = TrainedAnswer {
-            subjects: vec!["Jim Eno".into()],
-            texts: vec![("บ้านเกิดของ Jim Eno คืออะไร?".into(), vec![1, 2, 3])],
-            target: "ซานฟรานซิสโก".into(),
-            opening: Some(thai_opening),
-        };
+        let thai = trained("Jim Eno", &[("บ้านเกิดของ Jim Eno คืออะไร?", &[1, 2, 3])], "ซานฟรานซิสโก");
         let found =
             |mention: &str| Hit { matched_subject: "Jim Eno".into(), mention: mention.into(), ..Hit::default() };
         // The subject in Latin letters does not make a Thai question Latin.
-        assert_eq!(thai.opening_for("เมืองต้นกำเนิดของ Jim Eno คืออะไร?", &[1, 2], &found("Jim Eno")), Some(thai_opening));
+        assert!(thai.written_like("เมืองต้นกำเนิดของ Jim Eno คืออะไร?", &[1, 2], &found("Jim Eno")));
         // Nor does another spelling of the subject than its field's, as the query wrote it.
-        let spelled_otherwise = found("Jim Eno Jr");
-        assert_eq!(thai.opening_for("เมืองต้นกำเนิดของ Jim Eno Jr คืออะไร?", &[1], &spelled_otherwise), Some(thai_opening));
+        assert!(thai.written_like("เมืองต้นกำเนิดของ Jim Eno Jr คืออะไร?", &[1], &found("Jim Eno Jr")));
         // Asked in another script, the model writes the answer as it does.
-        assert_eq!(thai.opening_for("Where is Jim Eno from?", &[1, 2], &found("Jim Eno")), None);
+        assert!(!thai.written_like("Where is Jim Eno from?", &[1, 2], &found("Jim Eno")));
     }
 
     #[test]

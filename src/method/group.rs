@@ -293,6 +293,15 @@ impl EditGroup {
         if value.get("descriptors").is_some() {
             return serde_json::from_value(value).wrap_err("not a valid edit group");
         }
+        // A record's values are its languages' entries; anything else is neither format (a careless
+        // `{"edits": [...]}` would otherwise be reported as a language named `edits`).
+        if let Some(key) = value.as_object().and_then(|object| object.iter().find(|(_, v)| !v.is_object())) {
+            bail!(
+                "neither an edit group ({{\"descriptors\": [{{\"lang\", \"subject\", \"prompt\", \"target\"}}, ...]}}) \
+                 nor a benchmark record ({{\"en\": {{\"subject\", \"src\", \"alt\"}}, ...}}): `{}` is not a language's entry",
+                key.0
+            );
+        }
         let record = BenchmarkRecord::from_json(value)?;
         let name = record.iter().next().map_or(default_name.to_string(), |(_, e)| e.subject.clone());
         Ok(Self::from_benchmark_unchecked(&name, &record, None))

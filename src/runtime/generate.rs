@@ -59,9 +59,18 @@ impl GenerationDeltas<'_> {
 pub struct AnswerTrack<'a> {
     pub tokenizer: &'a Tokenizer,
     pub answers: &'a [String],
+    /// Those of `answers` trained in the query's language (none: no preference). An answer about to
+    /// leave them for another language's is first tried as one of them (see [`Steering::next_token`]).
+    pub in_query_language: &'a [String],
 }
 
-impl AnswerTrack<'_> {
+impl<'a> AnswerTrack<'a> {
+    /// The track narrowed to the answers in the query's language, when there are such answers.
+    fn of_query_language(&self) -> Option<AnswerTrack<'a>> {
+        let answers = self.in_query_language;
+        (!answers.is_empty()).then_some(AnswerTrack { answers, ..*self })
+    }
+
     /// Whether the deltas act at the position after the answer tokens `written`.
     pub fn follows(&self, written: &[u32]) -> bool {
         written.is_empty() || self.tokenizer.decode(written).is_ok_and(|text| continues_answer(&text, self.answers))
@@ -253,14 +262,23 @@ struct AnswerTrial<'a> {
     opening: Option<AnswerOpening<'a>>,
     /// The token the model would have written.
     own: u32,
-    /// Tokens not tried yet, the likeliest last.
-    candidates: Vec<u32>,
+    /// Tokens not tried yet, the likeliest last, each with the answers it holds to.
+    candidates: Vec<(u32, AnswerTrack<'a>)>,
+    /// The answers the token being tried holds to: the trial is kept once the answer is one of them
+    /// whole, and undone once it leaves them.
+    holding: AnswerTrack<'a>,
 }
 
 impl<'a> AnswerTrial<'a> {
     /// The next token to try, or the model's own once none is left.
     fn next_or_own(&mut self) -> u32 {
-        self.candidates.pop().unwrap_or(self.own)
+        match self.candidates.pop() {
+            Some((token, holding)) => {
+                self.holding = holding;
+                token
+            }
+            None => self.own,
+        }
     }
 
     /// Undoes the trial's tokens (the answer has left the trained answer it was opened as) and returns
@@ -283,11 +301,13 @@ struct Steering<'a> {
     /// one: once off the track, the rest is not decoded again to check.
     active: bool,
     trial: Option<AnswerTrial<'a>>,
+    /// Whether the answer was already tried as one in the query's language: once is enough.
+    tried_query_language: bool,
 }
 
 impl<'a> Steering<'a> {
     fn new(deltas: GenerationDeltas<'a>) -> Self {
-        Self { deltas, opening: deltas.opening, active: true, trial: None }
+        Self { deltas, opening: deltas.opening, active: true, trial: None, tried_query_language: false }
     }
 
     /// The deltas that act at the position after the answer tokens `generated`.
@@ -317,24 +337,40 @@ impl<'a> Steering<'a> {
         };
         let mut token = sampler.sample(&logits)?;
         let Some(track) = self.deltas.track.filter(|_| self.active) else { return Ok(token) };
+        // On trial, the answer holds to the answers the token tried holds to.
+        let holding = self.trial.as_ref().map_or(track, |trial| trial.holding);
         // While the update values act, an answer that has begun as a trained one does not end before
         // it is whole: asked in a language it was not trained in, an edit's answer broke its line
         // after a piece of the trained one ("Krim" for "Krimkrieg", "Nazli" for "Nazli Sabri": 31 of
         // 232 answers that fired in 31 BMIKE-53 languages; docs/results.md, stop 45). Barring the
         // line end alone let an answer run off ("Krim, Jugoslavija, Francuska, ..."): the likeliest
         // token that goes on with a trained answer is taken.
-        if track.unfinished(generated) && track.ends_answer(token, stop_ids) {
-            token = track.continuations(generated, &logits, stop_ids)?.first().copied().unwrap_or(token);
+        if holding.unfinished(generated) && holding.ends_answer(token, stop_ids) {
+            token = holding.continuations(generated, &logits, stop_ids)?.first().copied().unwrap_or(token);
         }
-        let leaves = !track.follows(&[generated.as_slice(), &[token]].concat());
+        let next = [generated.as_slice(), &[token]].concat();
         if let Some(trial) = &mut self.trial {
-            if stop_ids.contains(&token) || leaves {
+            if stop_ids.contains(&token) || !holding.follows(&next) {
                 token = trial.undo(generated, cache, &mut self.opening);
                 if token == trial.own {
                     self.trial = None;
                 }
             }
-        } else if leaves && !track.whole(generated) {
+            return Ok(token);
+        }
+        let mut candidates: Vec<(u32, AnswerTrack<'a>)> = Vec::new();
+        // An answer about to leave the answers in the query's language for another language's (a
+        // Serbian question answered "United States Senator" for "Senator Sjedinjenih Američkih
+        // Država": update values shared by a fact's languages push every language's answer) goes on,
+        // on trial, as one in the query's language where a token of one is among the model's likeliest.
+        if let Some(own) = track.of_query_language().filter(|_| !self.tried_query_language) {
+            if own.follows(generated) && !own.follows(&next) && !own.whole(generated) {
+                self.tried_query_language = true;
+                let tokens = own.continuations(generated, &logits, stop_ids)?;
+                candidates.extend(tokens.into_iter().take(ANSWER_TRIALS).map(|token| (token, own)));
+            }
+        }
+        if !track.follows(&next) && !track.whole(generated) {
             // An answer that would open otherwise than every trained answer, or leave the one it has
             // begun as, goes on, on trial, as one of them where a token of one is among the model's
             // likeliest: the trial is kept once the model, going on from it, has written that answer
@@ -343,20 +379,22 @@ impl<'a> Steering<'a> {
             // Asked in other words or another language, a fired edit's answer went its own way from
             // its first word ("Universidad de Buenos Aires" for "University of Copenhagen"), and an
             // opening taken without the rest broke words ("Gió" for "Großer Bär"; docs/results.md, stop 46).
-            let mut candidates = track.continuations(generated, &logits, stop_ids)?;
-            candidates.truncate(ANSWER_TRIALS);
-            if !candidates.is_empty() {
-                candidates.reverse();
-                let mut trial = AnswerTrial {
-                    cache: cache.clone(),
-                    written: generated.len(),
-                    opening: self.opening,
-                    own: token,
-                    candidates,
-                };
-                token = trial.next_or_own();
-                self.trial = Some(trial);
-            }
+            let tokens = track.continuations(generated, &logits, stop_ids)?;
+            let untried: Vec<u32> = tokens.into_iter().filter(|t| candidates.iter().all(|(c, _)| c != t)).collect();
+            candidates.extend(untried.into_iter().take(ANSWER_TRIALS).map(|token| (token, track)));
+        }
+        if !candidates.is_empty() {
+            candidates.reverse();
+            let mut trial = AnswerTrial {
+                cache: cache.clone(),
+                written: generated.len(),
+                opening: self.opening,
+                own: token,
+                candidates,
+                holding: track,
+            };
+            token = trial.next_or_own();
+            self.trial = Some(trial);
         }
         Ok(token)
     }
@@ -370,7 +408,7 @@ impl<'a> Steering<'a> {
         }
         match &self.trial {
             None => 1,
-            Some(trial) if self.deltas.track.is_some_and(|track| track.whole(generated)) => {
+            Some(trial) if trial.holding.whole(generated) => {
                 let shown = generated.len() - trial.written;
                 self.trial = None;
                 shown
