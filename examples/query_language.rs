@@ -6,6 +6,10 @@
 //! (the rule before stop 52), and the one written most alike, subjects aside (`text::writing`).
 //!
 //!     cargo run --release --example query_language -- FILE LANGS [RECORDS]
+//!
+//! With `LIKENESS=1` it also prints, per question, the n-gram likeness (of one script) to its own
+//! language's prompt and the best of the others': whether a threshold could tell a question in none of
+//! an edit's languages.
 
 mod common;
 
@@ -54,6 +58,16 @@ fn main() -> lafn::Result<()> {
                         (x.0.cmp(&y.0)).then(x.1.total_cmp(&y.1)).then(shared(&a.2).cmp(&shared(&b.2)))
                     })
                     .unwrap();
+                if std::env::var("LIKENESS").is_ok() {
+                    let best = |own: bool| {
+                        (trained.iter().filter(|t| (t.0 == *lang) == own))
+                            .map(|t| t.3.likeness(&writing))
+                            .filter(|l| l.0)
+                            .map(|l| l.1)
+                            .fold(f32::NAN, f32::max)
+                    };
+                    println!("likeness {kind} {lang} {} {}", best(true), best(false));
+                }
                 let own_target = record.get(lang).map(|e| e.alt.trim()).unwrap_or_default();
                 for (rule, best) in [("shared tokens", by_tokens), ("writing", by_writing)] {
                     let cell = right.entry((rule, kind)).or_default();
