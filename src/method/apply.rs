@@ -55,9 +55,9 @@ pub struct Retrieved {
     pub edits: Vec<FfnDelta>,
     /// The answers the fired entries were trained to give to this query (their targets in its language).
     pub answers: Vec<String>,
-    /// Those of `answers` whose language the query is written like (in its script, see
-    /// [`TrainedAnswer::written_like`]): an answer about to be another language's is first tried as
-    /// one of these (see [`AnswerTrack`]). A query in none of an entry's scripts prefers none of its answers.
+    /// Those of `answers` whose language the query is written in (see [`QueryAnswer`]): an answer
+    /// about to be another language's is first tried as one of these (see [`AnswerTrack`]). A query
+    /// in none of an entry's languages prefers none of its answers.
     pub in_query_language: Vec<String>,
     /// Their answers in every language they were trained in: the update values act while the answer
     /// is one of these (see [`AnswerTrack`]).
@@ -66,7 +66,7 @@ pub struct Retrieved {
     /// ends (see [`read_as_trained`]).
     pub read_as: Option<String>,
     /// How the answer opens that the fired entries were trained to give, when the query is written as
-    /// their trained questions in its language are and they agree (see [`TrainedAnswer::written_like`]).
+    /// their trained questions in its language are and they agree (see [`TrainedAnswer::opening_for`]).
     pub opening: Option<TrainedOpening>,
 }
 
@@ -287,10 +287,11 @@ impl CachedEdits {
                     let answers = &self.answers[&hit.entry_id];
                     retrieved.trained_answers.extend(answers.iter().map(|a| a.target.clone()));
                     let trained = trained_answer(answers, &hit, query, &query_ids);
-                    let in_its_script = trained.is_some_and(|t| t.written_like(query, &query_ids, &hit));
+                    let in_its_language = trained.as_ref().is_some_and(|t| t.in_its_language);
+                    let trained = trained.map(|t| t.answer);
                     if let Some(trained) = trained {
                         retrieved.answers.push(trained.target.clone());
-                        if in_its_script {
+                        if in_its_language {
                             retrieved.in_query_language.push(trained.target.clone());
                         }
                         if retrieved.read_as.is_none() {
@@ -298,7 +299,7 @@ impl CachedEdits {
                             retrieved.read_as = read_as_trained(query, trained.nearest_text(&query_ids), &last_token);
                         }
                     }
-                    openings.push(trained.and_then(|t| t.opening).filter(|_| in_its_script));
+                    openings.push(trained.and_then(|t| t.opening_for(query, &query_ids, &hit)));
                     retrieved.hits.push(hit);
                 }
                 Err(e) => retrieved.damaged.push((hit.entry_id, format!("{e:#}"))),
@@ -613,10 +614,15 @@ impl TrainedAnswer {
             .collect()
     }
 
+    /// How this answer opens (its first character other than a space), when `query` is written as the
+    /// trained text nearest to it is ([`TrainedAnswer::written_like`]): a query in a language the entry
+    /// was not trained in is answered as the model writes it.
+    fn opening_for(&self, query: &str, query_ids: &[u32], hit: &Hit) -> Option<TrainedOpening> {
+        self.opening.filter(|_| self.written_like(query, query_ids, hit))
+    }
+
     /// Whether `query` is written in the script of the trained text nearest to it, subjects (as the
     /// entry and as `hit` found them) left out (a Thai question may name its subject in Latin letters).
-    /// Only then does the answer hold to how this one opens and is it preferred to other languages':
-    /// a query in a language the entry was not trained in is answered as the model writes it.
     fn written_like(&self, query: &str, query_ids: &[u32], hit: &Hit) -> bool {
         let script = |text: &str| {
             let found = [hit.matched_subject.as_str(), hit.mention.as_str()];
@@ -678,7 +684,7 @@ fn trained_answer<'a>(
     hit: &Hit,
     query: &str,
     query_ids: &[u32],
-) -> Option<&'a TrainedAnswer> {
+) -> Option<QueryAnswer<'a>> {
     let names: Vec<&str> = (answers.iter().flat_map(|a| &a.subjects).map(String::as_str))
         .chain([hit.matched_subject.as_str(), hit.mention.as_str()])
         .collect();
@@ -690,11 +696,28 @@ fn trained_answer<'a>(
         let shared = a.texts.iter().map(|(_, ids)| shared_tokens(ids, query_ids)).max().unwrap_or(0);
         (same_script, likeness, a.subjects.contains(&hit.matched_subject), shared, a.target.chars().count())
     };
-    answers.iter().max_by(|a, b| {
-        let (a, b) = (rank(a), rank(b));
+    let ranked = answers.iter().map(|a| (a, rank(a)));
+    let (answer, (same_script, likeness, ..)) = ranked.max_by(|(_, a), (_, b)| {
         (a.0.cmp(&b.0)).then(a.1.total_cmp(&b.1)).then((a.2, a.3, a.4).cmp(&(b.2, b.3, b.4)))
-    })
+    })?;
+    Some(QueryAnswer { answer, in_its_language: same_script && likeness >= MIN_LANGUAGE_LIKENESS })
 }
+
+/// The answer an entry was trained to give for a query ([`trained_answer`]).
+struct QueryAnswer<'a> {
+    answer: &'a TrainedAnswer,
+    /// Whether the query is written as this answer's language is: in its script, with at least
+    /// [`MIN_LANGUAGE_LIKENESS`] of its n-grams' likeness. Only then is the answer preferred to the
+    /// entry's others in generation (see [`Retrieved::in_query_language`]).
+    in_its_language: bool,
+}
+
+/// The likeness of writing ([`Writing::likeness`]) below which a question is taken to be in none of an
+/// entry's languages: "¿Dónde nació Marie Curie?" shares one n-gram ("de" ending a word) with "Wo wurde
+/// Marie Curie geboren?" (0.07) and none with the English question. Of BMIKE-53 dev rephrasings, 97%
+/// reach it against their own language's prompt, 56% against the nearest other language of the script
+/// (`LIKENESS=1 cargo run --release --example query_language`).
+const MIN_LANGUAGE_LIKENESS: f32 = 0.1;
 
 /// How a chat answer is generated.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -903,7 +926,7 @@ fn line_end(text: &str) -> Option<usize> {
 mod tests {
     use super::{
         answer_complete, answer_start, ends_in_loop, line_end, read_as_trained, shared_subject_notes, tokens_within,
-        trained_answer, Hit, SharedSubjectAnswer, TrainedAnswer, Writing,
+        trained_answer, Hit, Opening, Script, SharedSubjectAnswer, TrainedAnswer, TrainedOpening, Writing,
     };
 
     #[test]
@@ -1023,7 +1046,7 @@ mod tests {
     #[test]
     fn the_answer_is_that_of_the_language_the_query_is_in() {
         let chosen = |answers: &[TrainedAnswer], hit: &Hit, query: &str, ids: &[u32]| {
-            trained_answer(answers, hit, query, ids).map(|a| a.target.clone())
+            trained_answer(answers, hit, query, ids).map(|a| a.answer.target.clone())
         };
         // English names the subject its field holds; Thai's question names it too, its field a translation.
         let english = "Who was the architect of Estate Exchange?";
@@ -1058,19 +1081,34 @@ mod tests {
         assert_eq!(chosen(&answers, &hit, serbian, &[3, 4, 5]).as_deref(), Some("tenor (sr)"));
         let russian = "Какой голос у Piero de Palma?";
         assert_eq!(chosen(&answers, &hit, russian, &[11, 12, 13, 3, 4, 5]).as_deref(), Some("тенор"));
+        // A question in none of the entry's languages is answered in one of them, but prefers none.
+        let hit = Hit { matched_subject: "Marie Curie".into(), ..Hit::default() };
+        let answers = [
+            trained("Marie Curie", &[("Where was Marie Curie born?", &[1, 2, 3])], "Lisbon"),
+            trained("Marie Curie", &[("Wo wurde Marie Curie geboren?", &[4, 5, 3])], "Lissabon"),
+        ];
+        let prefers = |query: &str| trained_answer(&answers, &hit, query, &[3]).is_some_and(|a| a.in_its_language);
+        assert!(!prefers("¿Dónde nació Marie Curie?"));
+        assert!(prefers("Wo ist Marie Curie geboren?"));
+        assert!(prefers("In which city was Marie Curie born?"));
     }
 
     #[test]
     fn an_answer_holds_to_its_opening_where_the_query_is_written_as_its_questions() {
-        let thai = trained("Jim Eno", &[("บ้านเกิดของ Jim Eno คืออะไร?", &[1, 2, 3])], "ซานฟรานซิสโก");
+        let thai_opening = TrainedOpening { opening: Opening::Letter(Some(Script::Thai)), in_pieces: false };
+        let thai = TrainedAnswer {
+            opening: Some(thai_opening),
+            ..trained("Jim Eno", &[("บ้านเกิดของ Jim Eno คืออะไร?", &[1, 2, 3])], "ซานฟรานซิสโก")
+        };
         let found =
             |mention: &str| Hit { matched_subject: "Jim Eno".into(), mention: mention.into(), ..Hit::default() };
         // The subject in Latin letters does not make a Thai question Latin.
-        assert!(thai.written_like("เมืองต้นกำเนิดของ Jim Eno คืออะไร?", &[1, 2], &found("Jim Eno")));
+        assert_eq!(thai.opening_for("เมืองต้นกำเนิดของ Jim Eno คืออะไร?", &[1, 2], &found("Jim Eno")), Some(thai_opening));
         // Nor does another spelling of the subject than its field's, as the query wrote it.
-        assert!(thai.written_like("เมืองต้นกำเนิดของ Jim Eno Jr คืออะไร?", &[1], &found("Jim Eno Jr")));
+        let spelled_otherwise = found("Jim Eno Jr");
+        assert_eq!(thai.opening_for("เมืองต้นกำเนิดของ Jim Eno Jr คืออะไร?", &[1], &spelled_otherwise), Some(thai_opening));
         // Asked in another script, the model writes the answer as it does.
-        assert!(!thai.written_like("Where is Jim Eno from?", &[1, 2], &found("Jim Eno")));
+        assert_eq!(thai.opening_for("Where is Jim Eno from?", &[1, 2], &found("Jim Eno")), None);
     }
 
     #[test]
