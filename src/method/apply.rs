@@ -676,9 +676,10 @@ fn read_as_trained(query: &str, nearest: &str, last_token: &dyn Fn(&str) -> Opti
 /// another language was taken for 1.5-2.1% of BMIKE-53 dev rephrasings and 4.0-6.0% of portability
 /// questions (by writing: 0.9-1.2%, 2.8-3.1%; `cargo run --release --example query_language`, 12
 /// languages an edit): in a language of another script the subject's tokens decided (a Russian
-/// question near "Loài nào có gen HLA-DQ5?"), and the answer came in that language's words. Not only the languages whose subject the query named: benchmarks and users write a
-/// translated subject in one language's field and the original one in its question (Thai and Russian
-/// MzsRE questions name "Estate Exchange", their subject fields a translation).
+/// question near "Loài nào có gen HLA-DQ5?"), and the answer came in that language's words. Not only
+/// the languages whose subject the query named: benchmarks and users write a translated subject in one
+/// language's field and the original one in its question (Thai and Russian MzsRE questions name
+/// "Estate Exchange", their subject fields a translation).
 fn trained_answer<'a>(
     answers: &'a [TrainedAnswer],
     hit: &Hit,
