@@ -147,6 +147,18 @@ fn edit_chat_save_restart_reload_in_tmux() {
         s.contains("lafn: Yemen") && s.contains("fired shmavon-shmavonyan")
     });
     tmux.keep_screen(first, "chat");
+    // Teaching the gate from the transcript (Esc, then n / y): the question does not ask the edit's
+    // fact, and is asked again without it; then it does, and is asked again with it.
+    tmux.keys(first, &["Escape", "n"]);
+    tmux.wait_for(first, "the lesson that the question does not ask the fact", 2 * minute, |s| {
+        s.contains("does not ask the fact of shmavon-shmavonyan")
+            && s.contains("cache: named but not asked shmavon-shmavonyan")
+    });
+    tmux.keys(first, &["y"]);
+    tmux.wait_for(first, "the lesson that it does", 2 * minute, |s| {
+        s.contains("asks the fact of shmavon-shmavonyan") && s.matches("fired shmavon-shmavonyan").count() == 2
+    });
+    tmux.keep_screen(first, "chat-taught");
 
     tmux.keys(first, &["C-s"]);
     tmux.wait_for(first, "the save", minute, |s| s.contains("saved session `e2e`"));
@@ -177,7 +189,7 @@ fn edit_chat_save_restart_reload_in_tmux() {
     tmux.text(second, "Aus welchem Land kommt Shmavon Shmavonyan?");
     tmux.keys(second, &["Enter"]);
     tmux.wait_for(second, "the German answer through the reloaded cache", 2 * minute, |s| {
-        s.contains("lafn: Jemen") && s.matches("fired shmavon-shmavonyan").count() == 2
+        s.contains("lafn: Jemen") && s.matches("fired shmavon-shmavonyan").count() == 3
     });
     tmux.keys(second, &["C-c"]);
 }
