@@ -7,12 +7,12 @@ mod common;
 use std::sync::atomic::AtomicBool;
 
 use candle_core::Device;
-use lafn::method::apply::{answer, AnswerOptions, CachedEdits};
+use lafn::method::apply::{answer, generate_text, AnswerOptions, CachedEdits};
 use lafn::method::cache::MemoryStore;
 use lafn::method::pipeline::{run_edit, EditModels};
 use lafn::method::{EditDescriptor, EditGroup, MethodSettings, StopReason};
 use lafn::runtime::tiny::{write_tiny_model, TinySpec};
-use lafn::runtime::{Arch, LoadedModel, PromptFrame, WeightMode};
+use lafn::runtime::{Arch, GenerationDeltas, LoadedModel, PromptFrame, WeightMode};
 
 /// Llama-like: writes the BOS itself, which the tokenizer also adds. Its words are in the tiny vocabulary.
 const TEMPLATE: &str = "{{ bos_token }}{% for message in messages %}\n\
@@ -70,8 +70,10 @@ fn a_template_that_raises_leaves_the_model_raw_with_a_warning() {
 
 /// Edits a group on the tiny model with the template, training in `frame` until every training pair
 /// leads by the stop margin, then asks its prompt in chat (the template frame): whether retrieval
-/// fired, and whether the answer starts with the target.
-fn edit_then_chat(frame: PromptFrame) -> (bool, bool) {
+/// fired, whether the update values alone make the answer start with the target (greedy, acting at
+/// every position), and whether chat's answer does (it also tries the trained answer in the question's
+/// language where the model would write another).
+fn edit_then_chat(frame: PromptFrame) -> (bool, bool, bool) {
     let (_dir, loaded) = tiny(Some(TEMPLATE));
     let (model, tokenizer) = (&loaded.model, &loaded.tokenizer);
     let descriptor = |lang: &str, prompt: &str, target: &str| EditDescriptor {
@@ -102,18 +104,21 @@ fn edit_then_chat(frame: PromptFrame) -> (bool, bool) {
         CachedEdits::new(store, model, tokenizer, settings.retrieval.clone(), settings.scope.clone()).unwrap();
     run.store(&mut cached, model, tokenizer, &settings).unwrap();
     let options = AnswerOptions::chat(4);
-    let reply =
-        answer(model, tokenizer, Some(&mut cached), "what country is Shmavon Shmavonyan from ?", &options, &mut |_| {
-            true
-        })
-        .unwrap();
+    let question = "what country is Shmavon Shmavonyan from ?";
+    let reply = answer(model, tokenizer, Some(&mut cached), question, &options, &mut |_| true).unwrap();
+    let retrieved = &reply.retrieved;
+    let everywhere = GenerationDeltas { deltas: &retrieved.edits, track: None, opening: None };
+    let (_, edited) =
+        generate_text(model, tokenizer, question, everywhere, &retrieved.answers, &options, &mut |_| true).unwrap();
     let target = tokenizer.encode_plain("Yemen").unwrap();
-    (reply.retrieved.hits.len() == 1, reply.ids.first() == target.first())
+    (retrieved.hits.len() == 1, edited.first() == target.first(), reply.ids.first() == target.first())
 }
 
 #[test]
 fn an_edit_trained_with_the_template_answers_the_framed_question() {
-    assert_eq!(edit_then_chat(PromptFrame::Auto), (true, true));
-    // Trained on the raw prompt only, the same edit fires but misses the answer after the template.
-    assert_eq!(edit_then_chat(PromptFrame::Raw), (true, false));
+    assert_eq!(edit_then_chat(PromptFrame::Auto), (true, true, true));
+    // Trained on the raw prompt only, the same edit fires but its update values miss the answer after
+    // the template (chat's trial of the English answer may still reach it).
+    let (fired, edited, _) = edit_then_chat(PromptFrame::Raw);
+    assert_eq!((fired, edited), (true, false));
 }
