@@ -54,16 +54,16 @@ fn main() -> lafn::Result<()> {
                 let by_tokens = trained.iter().max_by_key(|t| shared(&t.2)).unwrap();
                 let by_writing = (trained.iter())
                     .max_by(|a, b| {
-                        let (x, y) = (a.3.likeness(&writing), b.3.likeness(&writing));
-                        (x.0.cmp(&y.0)).then(x.1.total_cmp(&y.1)).then(shared(&a.2).cmp(&shared(&b.2)))
+                        (a.3.likeness(&writing).total_cmp(&b.3.likeness(&writing)))
+                            .then(shared(&a.2).cmp(&shared(&b.2)))
                     })
                     .unwrap();
                 if std::env::var("LIKENESS").is_ok() {
                     let best = |own: bool| {
                         (trained.iter().filter(|t| (t.0 == *lang) == own))
                             .map(|t| t.3.likeness(&writing))
-                            .filter(|l| l.0)
-                            .map(|l| l.1)
+                            .filter(|l| l.same_script)
+                            .map(|l| l.dice)
                             .fold(f32::NAN, f32::max)
                     };
                     println!("likeness {kind} {lang} {} {}", best(true), best(false));

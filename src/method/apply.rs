@@ -23,7 +23,7 @@ use crate::runtime::{
     TokenStart, Tokenizer, TrainedOpening,
 };
 use crate::text::scripts::{ends_sentence, is_completion, question_mark, Opening, Script};
-use crate::text::writing::Writing;
+use crate::text::writing::{Likeness, Writing};
 use crate::Result;
 
 /// An edit store with a retrieval index over its entries' subjects and their scope keys.
@@ -691,17 +691,15 @@ fn trained_answer<'a>(
         .collect();
     let query_writing = Writing::of(query, &names);
     let rank = |a: &TrainedAnswer| {
-        let (same_script, likeness) = (a.writings.iter().map(|w| w.likeness(&query_writing)))
-            .max_by(|x, y| x.0.cmp(&y.0).then(x.1.total_cmp(&y.1)))
-            .unwrap_or((false, 0.0));
+        let likeness = (a.writings.iter().map(|w| w.likeness(&query_writing)))
+            .max_by(Likeness::total_cmp)
+            .unwrap_or(Likeness { same_script: false, dice: 0.0 });
         let shared = a.texts.iter().map(|(_, ids)| shared_tokens(ids, query_ids)).max().unwrap_or(0);
-        (same_script, likeness, a.subjects.contains(&hit.matched_subject), shared, a.target.chars().count())
+        (likeness, (a.subjects.contains(&hit.matched_subject), shared, a.target.chars().count()))
     };
     let ranked = answers.iter().map(|a| (a, rank(a)));
-    let (answer, (same_script, likeness, ..)) = ranked.max_by(|(_, a), (_, b)| {
-        (a.0.cmp(&b.0)).then(a.1.total_cmp(&b.1)).then((a.2, a.3, a.4).cmp(&(b.2, b.3, b.4)))
-    })?;
-    Some(QueryAnswer { answer, in_its_language: same_script && likeness >= MIN_LANGUAGE_LIKENESS })
+    let (answer, (likeness, _)) = ranked.max_by(|(_, a), (_, b)| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)))?;
+    Some(QueryAnswer { answer, in_its_language: likeness.same_script && likeness.dice >= MIN_LANGUAGE_LIKENESS })
 }
 
 /// The answer an entry was trained to give for a query ([`trained_answer`]).
