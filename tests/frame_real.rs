@@ -1,5 +1,5 @@
 //! Chat frames on real models: the default model (a base model, its GGUF without a chat template) is
-//! asked raw; SmolLM2-135M-Instruct (fetched on first use) through the ChatML template its GGUF carries,
+//! asked in the QA frame; SmolLM2-135M-Instruct (fetched on first use) through the ChatML template its GGUF carries,
 //! its answer ending at the end of its turn.
 
 mod common;
@@ -9,12 +9,22 @@ use lafn::method::apply::{answer, AnswerOptions};
 use lafn::runtime::{LoadedModel, PromptFrame, WeightMode};
 
 #[test]
-fn the_default_model_is_asked_raw_and_refuses_the_template_frame() {
-    let tokenizer = &common::default_quantized().tokenizer;
-    assert!(tokenizer.chat_frame(PromptFrame::Auto).unwrap().is_raw(), "auto leaves a base model as it was");
+fn the_default_model_is_asked_in_the_qa_frame_and_refuses_the_template_frame() {
+    let loaded = common::default_quantized();
+    let tokenizer = &loaded.tokenizer;
+    assert_eq!(tokenizer.chat_frame(PromptFrame::Auto).unwrap().setting(), PromptFrame::Qa);
     let error = tokenizer.chat_frame(PromptFrame::Template).err().unwrap().to_string();
     assert!(error.contains("no chat template") && error.contains("qa or raw"), "{error}");
     assert!(tokenizer.chat_template_warning().is_none());
+    // Asked raw, the base model writes the question again; in the QA frame it answers.
+    let question = "Who was the first president of the United States?";
+    let ask = |frame| {
+        let options = AnswerOptions { frame, ..AnswerOptions::chat(24) };
+        answer(&loaded.model, tokenizer, None, question, &options, &mut |_| true).unwrap().text
+    };
+    let (raw, auto) = (ask(PromptFrame::Raw), ask(PromptFrame::Auto));
+    assert!(!raw.contains("Washington"), "{raw:?}");
+    assert!(auto.contains("George Washington"), "{auto:?}");
 }
 
 #[test]

@@ -47,23 +47,24 @@ fn a_chat_template_frames_questions_with_one_bos() {
 }
 
 #[test]
-fn a_base_model_is_raw_unless_asked_for_the_qa_frame() {
+fn a_base_model_is_asked_in_the_qa_frame_unless_raw_is_asked_for() {
     let (_dir, loaded) = tiny(None);
     let tokenizer = &loaded.tokenizer;
-    assert!(tokenizer.chat_frame(PromptFrame::Auto).unwrap().is_raw());
-    assert!(!tokenizer.chat_frame(PromptFrame::Qa).unwrap().is_raw());
+    assert_eq!(tokenizer.chat_frame(PromptFrame::Auto).unwrap().setting(), PromptFrame::Qa);
+    assert_eq!(tokenizer.chat_frame(PromptFrame::Qa).unwrap().setting(), PromptFrame::Qa);
+    assert!(tokenizer.chat_frame(PromptFrame::Raw).unwrap().is_raw());
     let error = tokenizer.chat_frame(PromptFrame::Template).err().unwrap().to_string();
     assert!(error.contains("no chat template"), "{error}");
     assert!(tokenizer.chat_template_warning().is_none());
 }
 
 #[test]
-fn a_template_that_raises_leaves_the_model_raw_with_a_warning() {
+fn a_template_that_raises_leaves_the_model_in_the_qa_frame_with_a_warning() {
     let (_dir, loaded) = tiny(Some("{{ raise_exception('Only user and assistant roles are supported') }}"));
     let tokenizer = &loaded.tokenizer;
     let warning = tokenizer.chat_template_warning().unwrap();
-    assert!(warning.contains("Only user and assistant roles") && warning.contains("raw"), "{warning}");
-    assert!(tokenizer.chat_frame(PromptFrame::Auto).unwrap().is_raw());
+    assert!(warning.contains("Only user and assistant roles") && warning.contains("Q: ..."), "{warning}");
+    assert_eq!(tokenizer.chat_frame(PromptFrame::Auto).unwrap().setting(), PromptFrame::Qa);
     let error = tokenizer.chat_frame(PromptFrame::Template).err().unwrap().to_string();
     assert!(error.contains("Only user and assistant roles"), "{error}");
 }

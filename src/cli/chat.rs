@@ -29,7 +29,7 @@ pub struct ChatArgs {
     /// Keep generating after the answer's first line (raw continuation) instead of stopping there.
     #[arg(long)]
     raw: bool,
-    /// How questions are put to the model: `auto` (its chat template if it has one, else raw),
+    /// How questions are put to the model: `auto` (its chat template if it has one, else `qa`),
     /// `template`, `qa` (`Q: ...` / `A:`) or `raw` (completion). Default: the settings' `frame`.
     #[arg(long, value_enum)]
     frame: Option<PromptFrame>,

@@ -638,7 +638,9 @@ impl<'a> Evaluator<'a> {
         on_stage(Stage::Scoring(EvalMethod::Unedited));
         let scoring = (self.scoring, self.config.method.frame);
         let started = Instant::now();
-        let unedited = self.unedited.answers(&questions, scoring.0, scoring.1, &mut |asked| {
+        // Kept answers are keyed by the frame the model takes (what `auto` means changed once).
+        let frame = models.loaded.tokenizer.chat_frame(scoring.1)?.setting();
+        let unedited = self.unedited.answers(&questions, scoring.0, frame, &mut |asked| {
             Ok(answer(models, Answerer::Fixed(&[]), asked, scoring, None)?.0)
         })?;
         let unedited_seconds = started.elapsed().as_secs_f64();

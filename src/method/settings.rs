@@ -35,7 +35,9 @@ pub struct MethodSettings {
     pub scope: ScopeSettings,
     /// How chat and generation scoring put a question to the model; edits also train on their prompts
     /// in this frame, so they fire where chat asks. Entries cached before the setting existed read as
-    /// `auto` though they trained on raw prompts only.
+    /// `auto` though they trained on raw prompts only, and so do entries of a model without a chat
+    /// template cached while `auto` still meant raw for such models: chat's trial of a trained
+    /// answer still reaches most of their answers in the QA frame.
     pub frame: PromptFrame,
 }
 

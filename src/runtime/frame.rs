@@ -16,7 +16,7 @@ use crate::Result;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "kebab-case")]
 pub enum PromptFrame {
-    /// The model's chat template when it has a usable one, else raw.
+    /// The model's chat template when it has a usable one, else the QA frame.
     #[default]
     Auto,
     /// The model's chat template; an error for a model without a usable one.
@@ -47,6 +47,15 @@ impl ChatFrame<'_> {
 
     pub fn is_raw(&self) -> bool {
         matches!(self, Self::Raw)
+    }
+
+    /// The setting that names this frame itself (never `Auto`).
+    pub fn setting(&self) -> PromptFrame {
+        match self {
+            Self::Raw => PromptFrame::Raw,
+            Self::Qa => PromptFrame::Qa,
+            Self::Template(_) => PromptFrame::Template,
+        }
     }
 }
 

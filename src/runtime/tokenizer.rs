@@ -113,11 +113,12 @@ impl Tokenizer {
         Ok(Self { inner, bos, stop_ids, add_bos, chat_template, chat_template_error, starts: OnceLock::new() })
     }
 
-    /// `frame` as this model takes it: `Auto` is its chat template when it has a usable one, else raw.
+    /// `frame` as this model takes it: `Auto` is its chat template when it has a usable one, else the
+    /// QA frame (a base model asked a bare question often echoes it or writes a forum's next line).
     pub fn chat_frame(&self, frame: PromptFrame) -> Result<ChatFrame<'_>> {
         Ok(match (frame, &self.chat_template) {
-            (PromptFrame::Raw, _) | (PromptFrame::Auto, None) => ChatFrame::Raw,
-            (PromptFrame::Qa, _) => ChatFrame::Qa,
+            (PromptFrame::Raw, _) => ChatFrame::Raw,
+            (PromptFrame::Qa, _) | (PromptFrame::Auto, None) => ChatFrame::Qa,
             (PromptFrame::Auto | PromptFrame::Template, Some(template)) => ChatFrame::Template(template),
             (PromptFrame::Template, None) => match &self.chat_template_error {
                 Some(e) => bail!("the model's chat template cannot be used: {e}"),
@@ -126,10 +127,10 @@ impl Tokenizer {
         })
     }
 
-    /// A warning for a model whose chat template does not render: its questions go to it raw.
+    /// A warning for a model whose chat template does not render: its questions go to it in the QA frame.
     pub fn chat_template_warning(&self) -> Option<String> {
         let error = self.chat_template_error.as_ref()?;
-        Some(format!("the model's chat template cannot be used, so questions go to it raw: {error}"))
+        Some(format!("the model's chat template cannot be used, so questions go to it as `Q: ...` / `A:`: {error}"))
     }
 
     /// Token ids of a prompt, with BOS when the model expects it.
