@@ -300,7 +300,9 @@ fn empty_and_huge_queries_are_fine() {
     // Thai: one huge run without spaces, and thousands of stretches between spaces.
     index.search(&"ดาร์เรลสเปนเซอร์".repeat(100_000 / 16));
     index.search(&"ดาร์เรล สเปนเซอร์ ".repeat(100_000 / 18));
-    let limit = if cfg!(debug_assertions) { 20.0 } else { 2.0 };
+    // A bound against quadratic work (minutes at this length), not a benchmark: a loaded machine
+    // took 3 s in release where a quiet one takes well under 1.
+    let limit = if cfg!(debug_assertions) { 200.0 } else { 20.0 };
     assert!(started.elapsed().as_secs_f64() < limit, "took {:?}", started.elapsed());
 }
 
