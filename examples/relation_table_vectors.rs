@@ -11,27 +11,12 @@
 
 mod common;
 
-use std::collections::BTreeSet;
 use std::io::Write;
 
-use color_eyre::eyre::{bail, eyre, WrapErr};
+use color_eyre::eyre::eyre;
+use lafn::method::relation_table;
 use lafn::method::scope::QuestionEncoder;
 use lafn::method::MethodSettings;
-use serde::Deserialize;
-
-/// One relation and its wordings; `{}` stands for the subject.
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Relation {
-    name: String,
-    questions: Vec<String>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Table {
-    relation: Vec<Relation>,
-}
 
 /// Stands for the subject in the wordings; masked as a question's subject is.
 const SUBJECT: &str = "Marie Curie";
@@ -40,38 +25,19 @@ fn main() -> lafn::Result<()> {
     let [out] = &std::env::args().skip(1).collect::<Vec<_>>()[..] else {
         return Err(eyre!("usage: relation_table_vectors OUT_PREFIX"));
     };
-    let table: Table = toml::from_str(include_str!("../assets/scope/relations.toml")).wrap_err("relations.toml")?;
-    check(&table)?;
     let loaded = common::load_model(common::weight_mode()?)?;
     let (model, tokenizer) = (&loaded.model, &loaded.tokenizer);
     let encoder = QuestionEncoder::new(model, tokenizer, &MethodSettings::default().scope)?;
     common::write_center(&encoder, out)?;
     let mut vectors = std::io::BufWriter::new(std::fs::File::create(format!("{out}.f32"))?);
     let mut labels = std::io::BufWriter::new(std::fs::File::create(format!("{out}.jsonl"))?);
-    for relation in &table.relation {
+    for relation in relation_table::relations() {
         for question in &relation.questions {
             let vector = encoder.encode(model, tokenizer, &question.replace("{}", SUBJECT), &[SUBJECT.to_string()])?;
             for v in vector.to_vec1::<f32>()? {
                 vectors.write_all(&v.to_le_bytes())?;
             }
             writeln!(labels, "{}", serde_json::json!({"relation": relation.name, "text": question}))?;
-        }
-    }
-    Ok(())
-}
-
-/// Every relation named once, worded at least twice, each wording with one subject and under one
-/// relation only (it would count for two).
-fn check(table: &Table) -> lafn::Result<()> {
-    let (mut names, mut questions) = (BTreeSet::new(), BTreeSet::new());
-    for relation in &table.relation {
-        if !names.insert(&relation.name) || relation.questions.len() < 2 {
-            bail!("relation `{}` is listed twice or has fewer than two wordings", relation.name);
-        }
-        for question in &relation.questions {
-            if question.matches("{}").count() != 1 || !questions.insert(question) {
-                bail!("`{question}` ({}) lacks one `{{}}` or is listed twice", relation.name);
-            }
         }
     }
     Ok(())

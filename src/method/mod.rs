@@ -8,6 +8,7 @@ pub mod group;
 pub mod locate;
 pub mod pipeline;
 pub mod prompts;
+pub mod relation_table;
 pub mod retrieve;
 pub mod scope;
 pub mod settings;

@@ -72,6 +72,9 @@ impl ScopeSettings {
         // Both scores are cosines in [-1, 1].
         let margin = self.taught_margin;
         check("scope.taught_margin", (-2.0..=2.0).contains(&margin), "from -2 to 2", margin)?;
+        if let Some(margin) = self.relation_table_margin {
+            check("scope.relation_table_margin", (0.0..=2.0).contains(&margin), "from 0 to 2, or null", margin)?;
+        }
         check("scope.depth", (0.0..=1.0).contains(&self.depth), "from 0 to 1", self.depth)
     }
 }
@@ -266,7 +269,7 @@ mod tests {
     #[test]
     fn every_bad_number_is_refused_by_name() {
         type Spoil = fn(&mut MethodSettings);
-        let cases: [(&str, Spoil); 21] = [
+        let cases: [(&str, Spoil); 23] = [
             ("edit.learning_rate", |s| s.edit.learning_rate = Some(f64::NAN)),
             ("edit.learning_rate", |s| s.edit.learning_rate = Some(-1.0)),
             ("edit.learning_rate", |s| s.edit.learning_rate = Some(0.0)),
@@ -288,6 +291,8 @@ mod tests {
             ("scope.other_relations_margin", |s| s.scope.other_relations_margin = Some(3.0)),
             ("scope.known_relation_similarity", |s| s.scope.known_relation_similarity = Some(f32::NAN)),
             ("scope.taught_margin", |s| s.scope.taught_margin = f32::NAN),
+            ("scope.relation_table_margin", |s| s.scope.relation_table_margin = Some(f32::NAN)),
+            ("scope.relation_table_margin", |s| s.scope.relation_table_margin = Some(-0.1)),
         ];
         for (key, spoil) in cases {
             let mut settings = MethodSettings::default();
