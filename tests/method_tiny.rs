@@ -261,10 +261,12 @@ fn cached_edits_fire_by_subject_and_scope_and_survive_damage() {
     assert_eq!(reused(vec![f32::NAN; HIDDEN], &saved.key), computed);
 
     // Inserting saved each language's other-relation question vectors beside the center (the group's
-    // languages share none); the next encoder takes them instead of encoding the questions, unless
-    // they are of the wrong shape or not finite.
+    // languages share none), and opening those of the relation table's wordings; the next encoder
+    // takes them instead of encoding the questions, unless they are of the wrong shape or not finite.
     let langs = group.descriptors.len();
-    assert_eq!(saved.other_relations.len(), langs, "one set of vectors per language");
+    assert_eq!(saved.other_relations.len(), langs + 1, "one set of vectors per language, one of the table");
+    let table = lafn::method::relation_table::wordings("X").0;
+    assert!(saved.other_relations.iter().any(|kept| kept.masked == table), "the relation table's wordings");
     let other_relations = |encoder: &QuestionEncoder| -> Vec<f32> {
         let keys = encoder.keys(model, tokenizer, &group).unwrap();
         keys.other_relations.flatten_all().unwrap().to_vec1().unwrap()
@@ -279,14 +281,14 @@ fn cached_edits_fire_by_subject_and_scope_and_survive_damage() {
         assert_eq!(other_relations(&reusing(&damaged)), encoded, "damaged vectors are computed anew");
     }
     let reopened = reusing(&saved);
-    assert_eq!(reopened.kept_languages(), langs);
+    assert_eq!(reopened.kept_languages(), langs + 1);
     assert_eq!(other_relations(&reopened), encoded, "saved vectors are the encoded ones, bit for bit");
 
     std::fs::write(&center_file, b"garbage").unwrap();
     assert_eq!(open(ScopeSettings::default()).retrieve(model, tokenizer, prompt).unwrap().hits.len(), 1);
     let resaved: SavedEncoder = serde_json::from_slice(&std::fs::read(&center_file).unwrap()).unwrap();
     assert_eq!(resaved.values, saved.values, "a damaged center is computed and saved again");
-    assert!(resaved.other_relations.is_empty(), "the vectors are computed when keys are made");
+    assert_eq!(resaved.other_relations.len(), 1, "the table's on opening, the languages' when keys are made");
 
     // Keys removed (an entry from before scope keys): computed again and stored on first use.
     let scope_file = cache_dir.join("entries").join(&id).join("scope.safetensors");
