@@ -11,9 +11,7 @@
 mod common;
 
 use color_eyre::eyre::{bail, eyre, WrapErr};
-use lafn::method::prompts::fill_paraphrases;
 use lafn::method::scope::QuestionEncoder;
-use lafn::method::{EditDescriptor, EditGroup};
 use lafn::runtime::WeightMode;
 
 fn main() -> lafn::Result<()> {
@@ -32,18 +30,7 @@ fn main() -> lafn::Result<()> {
         let [subject, prompt, questions @ ..] = &line.split('\t').collect::<Vec<_>>()[..] else {
             bail!("{cases}:{}: a case needs a subject, a prompt and questions", line_number + 1);
         };
-        let descriptor = EditDescriptor {
-            lang: lang.clone(),
-            subject: subject.to_string(),
-            prompt: prompt.to_string(),
-            target: String::from("-"),
-            paraphrases: Vec::new(),
-            generated_paraphrases: Vec::new(),
-            aliases: Vec::new(),
-        };
-        let mut group = EditGroup { name: "case".into(), descriptors: vec![descriptor] };
-        fill_paraphrases(&mut group, &settings.paraphrases, Some((model, tokenizer)))?;
-        let keys = encoder.prepare(&encoder.keys(model, tokenizer, &group)?, &Default::default())?;
+        let keys = common::one_language_keys(&loaded, &encoder, &settings, [lang, subject, prompt])?;
         println!("{prompt}");
         for question in questions {
             let (asks, question) = match question.split_at(1) {

@@ -11,9 +11,7 @@
 mod common;
 
 use color_eyre::eyre::eyre;
-use lafn::method::prompts::fill_paraphrases;
 use lafn::method::scope::QuestionEncoder;
-use lafn::method::{EditDescriptor, EditGroup};
 use lafn::runtime::WeightMode;
 
 fn main() -> lafn::Result<()> {
@@ -38,18 +36,7 @@ fn main() -> lafn::Result<()> {
     println!("| edit prompt | {} |", queries.join(" | "));
     println!("|---|{}", "---:|".repeat(queries.len()));
     for prompt in edits {
-        let descriptor = EditDescriptor {
-            lang: lang.clone(),
-            subject: subject.clone(),
-            prompt: prompt.clone(),
-            target: String::from("-"),
-            paraphrases: Vec::new(),
-            generated_paraphrases: Vec::new(),
-            aliases: Vec::new(),
-        };
-        let mut group = EditGroup { name: "probe".into(), descriptors: vec![descriptor] };
-        fill_paraphrases(&mut group, &settings.paraphrases, Some((model, tokenizer)))?;
-        let keys = encoder.prepare(&encoder.keys(model, tokenizer, &group)?, &Default::default())?;
+        let keys = common::one_language_keys(&loaded, &encoder, &settings, [lang, subject, prompt])?;
         let mut row = format!("| {prompt} |");
         for vector in &vectors {
             let score = encoder.score(&keys, vector)?;

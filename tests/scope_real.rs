@@ -397,6 +397,24 @@ fn store_placeholder_edit(cached: &mut CachedEdits, loaded: &LoadedModel, mut gr
     cached.insert_routing_only(model, tokenizer, &group, &settings).unwrap()
 }
 
+/// An empty in-memory cache on the default model, default settings.
+fn memory_cache(loaded: &LoadedModel) -> CachedEdits {
+    let settings = MethodSettings::default();
+    let cache = MemoryStore::new(&loaded.info.fingerprint);
+    CachedEdits::new(cache, &loaded.model, &loaded.tokenizer, settings.retrieval, settings.scope).unwrap()
+}
+
+/// Each of `asks` fires one edit of `cached`, none of `other_facts` fires any.
+fn assert_fires_only_on(cached: &mut CachedEdits, loaded: &LoadedModel, asks: &[&str], other_facts: &[&str]) {
+    for question in asks {
+        assert_eq!(fired_on(cached, loaded, question).len(), 1, "{question}");
+    }
+    for question in other_facts {
+        let fired = fired_on(cached, loaded, question);
+        assert!(fired.is_empty(), "{question}: {fired:?}");
+    }
+}
+
 /// What the gate lets a one-language edit act on, among typed questions about its subject.
 fn fired_on(cached: &mut CachedEdits, loaded: &LoadedModel, question: &str) -> Vec<String> {
     let retrieved = cached.retrieve(&loaded.model, &loaded.tokenizer, question).unwrap();
@@ -406,11 +424,7 @@ fn fired_on(cached: &mut CachedEdits, loaded: &LoadedModel, question: &str) -> V
 #[test]
 fn a_one_language_edit_reaches_its_fact_worded_otherwise_and_no_other_fact() {
     let loaded = common::default_quantized();
-    let settings = MethodSettings::default();
-    let cache = MemoryStore::new(&loaded.info.fingerprint);
-    let mut cached =
-        CachedEdits::new(cache, &loaded.model, &loaded.tokenizer, settings.retrieval.clone(), settings.scope.clone())
-            .unwrap();
+    let mut cached = memory_cache(loaded);
     let descriptors = vec![descriptor("en", "Where was Marie Curie born?", "Lisbon")];
     store_placeholder_edit(&mut cached, loaded, EditGroup { name: "born-lisbon".into(), descriptors });
     // Wordings of the relation table's "place of birth" are not among these: before the relation
@@ -424,9 +438,6 @@ fn a_one_language_edit_reaches_its_fact_worded_otherwise_and_no_other_fact() {
         "Which city was Marie Curie born in?",
         "What is the name of the city where Marie Curie was born?",
     ];
-    for question in born {
-        assert_eq!(fired_on(&mut cached, loaded, question).len(), 1, "{question}");
-    }
     let other_facts = [
         "Who was Marie Curie married to?",
         "When was Marie Curie born?",
@@ -435,10 +446,7 @@ fn a_one_language_edit_reaches_its_fact_worded_otherwise_and_no_other_fact() {
         // Fired (0.70 vs 0.61) before the language table asked where the subject worked.
         "Where did Marie Curie work?",
     ];
-    for question in other_facts {
-        let fired = fired_on(&mut cached, loaded, question);
-        assert!(fired.is_empty(), "{question}: {fired:?}");
-    }
+    assert_fires_only_on(&mut cached, loaded, &born, &other_facts);
 }
 
 /// Edits of one subject as a user makes them, each stored with the notes `lafn edit` and the TUI show:
@@ -449,10 +457,7 @@ fn a_one_language_edit_reaches_its_fact_worded_otherwise_and_no_other_fact() {
 fn edits_of_one_subject_say_which_edit_answers_what() {
     let loaded = common::default_quantized();
     let (model, tokenizer) = (&loaded.model, &loaded.tokenizer);
-    let settings = MethodSettings::default();
-    let cache = MemoryStore::new(&loaded.info.fingerprint);
-    let mut cached =
-        CachedEdits::new(cache, model, tokenizer, settings.retrieval.clone(), settings.scope.clone()).unwrap();
+    let mut cached = memory_cache(loaded);
     let store = |cached: &mut CachedEdits, name: &str, [en, de]: [&str; 2], target: &str| -> (String, Vec<String>) {
         let descriptors = vec![descriptor("en", en, target), descriptor("de", de, target)];
         let id = store_placeholder_edit(cached, loaded, EditGroup { name: name.into(), descriptors });
@@ -508,11 +513,7 @@ fn the_built_in_models_find_their_relation_projections() {
 #[test]
 fn an_edit_of_a_work_or_a_company_is_not_asked_by_its_neighbouring_relations() {
     let loaded = common::default_quantized();
-    let settings = MethodSettings::default();
-    let cache = MemoryStore::new(&loaded.info.fingerprint);
-    let mut cached =
-        CachedEdits::new(cache, &loaded.model, &loaded.tokenizer, settings.retrieval.clone(), settings.scope.clone())
-            .unwrap();
+    let mut cached = memory_cache(loaded);
     let edit = |name: &str, subject: &str, prompt: &str| EditGroup {
         name: name.into(),
         descriptors: vec![EditDescriptor { subject: subject.into(), ..descriptor("en", prompt, "-") }],
@@ -520,17 +521,11 @@ fn an_edit_of_a_work_or_a_company_is_not_asked_by_its_neighbouring_relations() {
     store_placeholder_edit(&mut cached, loaded, edit("hp-author", "Harry Potter", "Who wrote Harry Potter?"));
     store_placeholder_edit(&mut cached, loaded, edit("ms-founder", "Microsoft", "Who founded Microsoft?"));
     let asks = ["Who is the author of Harry Potter?", "Who is the founder of Microsoft?", "Who started Microsoft?"];
-    for question in asks {
-        assert_eq!(fired_on(&mut cached, loaded, question).len(), 1, "{question}");
-    }
     let other_facts = [
         "When was Harry Potter published?",
         "Who is the CEO of Microsoft?",
         "Who owns Microsoft?",
         "When was Microsoft founded?",
     ];
-    for question in other_facts {
-        let fired = fired_on(&mut cached, loaded, question);
-        assert!(fired.is_empty(), "{question}: {fired:?}");
-    }
+    assert_fires_only_on(&mut cached, loaded, &asks, &other_facts);
 }

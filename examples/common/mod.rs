@@ -5,7 +5,9 @@
 use std::path::Path;
 
 use candle_core::Device;
-use lafn::method::{load_settings, MethodSettings};
+use lafn::method::prompts::fill_paraphrases;
+use lafn::method::scope::{PreparedKeys, QuestionEncoder};
+use lafn::method::{load_settings, EditDescriptor, EditGroup, MethodSettings};
 use lafn::runtime::{LoadedModel, WeightMode};
 
 /// The model `LAFN_MODEL` names (a built-in name or a path; the default model when unset), fetched if
@@ -40,4 +42,27 @@ pub fn settings(path: Option<&String>) -> lafn::Result<MethodSettings> {
         Some(path) => load_settings(Path::new(path)),
         None => Ok(MethodSettings::default()),
     }
+}
+
+/// The scope keys of a one-language edit of `prompt` about `subject`, made as `lafn edit` makes them
+/// (the prompt and its paraphrases from the settings), ready for scoring queries.
+pub fn one_language_keys(
+    loaded: &LoadedModel,
+    encoder: &QuestionEncoder,
+    settings: &MethodSettings,
+    [lang, subject, prompt]: [&str; 3],
+) -> lafn::Result<PreparedKeys> {
+    let (model, tokenizer) = (&loaded.model, &loaded.tokenizer);
+    let descriptor = EditDescriptor {
+        lang: lang.to_string(),
+        subject: subject.to_string(),
+        prompt: prompt.to_string(),
+        target: String::from("-"),
+        paraphrases: Vec::new(),
+        generated_paraphrases: Vec::new(),
+        aliases: Vec::new(),
+    };
+    let mut group = EditGroup { name: "probe".into(), descriptors: vec![descriptor] };
+    fill_paraphrases(&mut group, &settings.paraphrases, Some((model, tokenizer)))?;
+    encoder.prepare(&encoder.keys(model, tokenizer, &group)?, &Default::default())
 }
