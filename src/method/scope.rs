@@ -19,7 +19,10 @@
 //! questions about a subject look alike. So each entry also keeps the vectors of questions about its
 //! subject's *other* relations (the language table's: known for, who is, born where and when,
 //! occupation, language, died where and when, worked where), and the query must resemble the entry's own
-//! questions more than those (a nearest-class decision with the entry's questions as one class).
+//! questions more than those (a nearest-class decision with the entry's questions as one class). Those
+//! are questions about people; the relation table's wordings (works, organisations, places too) count
+//! the same way, all but the relations nearest the entry's own (see
+//! [`ScopeSettings::relation_table_margin`]).
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -85,7 +88,7 @@ pub struct ScopeSettings {
     /// it tells wordings together). So "Who published X?" does not fire an edit of "Who wrote X?", nor
     /// "Who is the CEO of X?" one of "Who founded X?", and "Who is the author of X?" does. `null`: the
     /// table is not read. Default 0.2: rephrasings that fire, held-out MzsRE facts 91.6 -> 93.9%, 34
-    /// BMIKE-53 languages 92.1 -> 94.4%, other-relation questions that fire 1.2 -> 1.3% and 11.8 ->
+    /// BMIKE-53 languages 92.1 -> 94.6%, other-relation questions that fire 1.2 -> 1.3% and 11.8 ->
     /// 11.1%; see docs/results.md, stop 54.
     pub relation_table_margin: Option<f32>,
 }
@@ -921,8 +924,8 @@ impl RelationTableVectors {
 enum Stand {
     /// The entry's own: its questions resemble this relation most, at least at the threshold.
     Asked,
-    /// Too near the asked one to tell apart ("Who wrote X?" is 0.89 like "Who published X?", and
-    /// only 0.80 like "Who is the author of X?").
+    /// Too near the asked one to tell apart: "Who wrote X?" is 0.89 like the table's "Who published
+    /// X?", nearer than to a rewording of its own such as "Who is the author of X?" (0.80).
     Neither,
     /// Counts against the entry.
     Against,
