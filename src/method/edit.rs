@@ -220,7 +220,9 @@ fn kl_prompts_of(
     if !settings.other_relations {
         return Ok(prompts);
     }
-    let encoder = QuestionEncoder::new(model, tokenizer, &ScopeSettings::default())?;
+    // Only similarities are read here: the relation table's wordings (for scoring queries) are not.
+    let scope = ScopeSettings { relation_table_margin: None, ..ScopeSettings::default() };
+    let encoder = QuestionEncoder::new(model, tokenizer, &scope)?;
     let keys = encoder.keys(model, tokenizer, group)?;
     let similarity = encoder.similarities(&keys, &keys.keys, &keys.other_relations)?;
     prompts.extend(
