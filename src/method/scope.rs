@@ -420,10 +420,7 @@ impl QuestionEncoder {
         let edited_relation = self.threshold.filter(|&t| closest_mean >= t).map(|_| closest);
         let counted: Vec<u32> =
             (0..likeness.len() as u32).filter(|&row| Some(row as usize % relations) != edited_relation).collect();
-        let other_relations = match counted.is_empty() {
-            true => None,
-            false => Some(others.index_select(&Tensor::new(counted, others.device())?, 0)?),
-        };
+        let other_relations = selected_rows(&others, counted)?;
         let (own, other_relations) = match table {
             Some(TableSplit { asked, not_asked }) => {
                 let own = match asked {
@@ -908,15 +905,19 @@ impl RelationTableVectors {
         let rows_standing = |stand: Stand| -> Vec<u32> {
             (0..self.relation_of.len() as u32).filter(|&row| stands[self.relation_of[row as usize]] == stand).collect()
         };
-        let (asked, not_asked) = (rows_standing(Stand::Asked), rows_standing(Stand::Against));
-        let rows = |rows: Vec<u32>| -> Result<Option<Tensor>> {
-            Ok(match rows.is_empty() {
-                true => None,
-                false => Some(wordings.index_select(&Tensor::new(rows, wordings.device())?, 0)?),
-            })
-        };
-        Ok(TableSplit { asked: rows(asked)?, not_asked: rows(not_asked)? })
+        Ok(TableSplit {
+            asked: selected_rows(&wordings, rows_standing(Stand::Asked))?,
+            not_asked: selected_rows(&wordings, rows_standing(Stand::Against))?,
+        })
     }
+}
+
+/// The given rows of `vectors`; `None` when there are none.
+fn selected_rows(vectors: &Tensor, rows: Vec<u32>) -> Result<Option<Tensor>> {
+    Ok(match rows.is_empty() {
+        true => None,
+        false => Some(vectors.index_select(&Tensor::new(rows, vectors.device())?, 0)?),
+    })
 }
 
 /// How a relation of the table stands to an entry.
