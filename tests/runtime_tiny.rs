@@ -4,8 +4,8 @@
 use candle_core::{DType, Device, Tensor, Var};
 use lafn::runtime::tiny::{write_tiny_model, write_tiny_safetensors, TinySpec};
 use lafn::runtime::{
-    AnswerOpening, AnswerTrack, Arch, FfnDelta, GenerateOptions, GenerationDeltas, HeadObjective, Hooks,
-    KeptDistributions, LoadedModel, Model, PaddedBatch, PrefixCachedBatch, PromptStates, PromptTarget,
+    AnswerOpening, AnswerTrack, Arch, CandidateLimits, FfnDelta, GenerateOptions, GenerationDeltas, HeadObjective,
+    Hooks, KeptDistributions, LoadedModel, Model, PaddedBatch, PrefixCachedBatch, PromptStates, PromptTarget,
     TeacherForcingBatch, TokenStart, TrainedOpening, WeightMode,
 };
 use lafn::text::scripts::{Opening, Script};
@@ -358,7 +358,8 @@ fn closed_form_head_losses_equal_autograd() {
     let kept_distributions = KeptDistributions::from_log_probs(&kept_log_probs, vocab).unwrap();
     let objective =
         HeadObjective { target_ids: &target_ids, target_weight: 0.5, kept: &kept_distributions, kept_weight: 0.25 };
-    let head = dense.head_losses(hidden.as_tensor(), &objective, &mut Vec::new()).unwrap();
+    let head =
+        dense.head_losses(hidden.as_tensor(), &objective, &CandidateLimits::default(), &mut Vec::new()).unwrap().0;
 
     // The same losses from tensor ops, differentiated by autograd.
     let log_probs = lafn::runtime::log_softmax_last_dim(&dense.logits(hidden.as_tensor()).unwrap()).unwrap();
@@ -381,6 +382,45 @@ fn closed_form_head_losses_equal_autograd() {
             logits[row].iter().enumerate().filter(|&(t, _)| t != id as usize).map(|(_, &l)| l).fold(f32::MIN, f32::max);
         assert_eq!(*margin, logits[row][id as usize] - best_other);
     }
+}
+
+#[test]
+fn candidate_head_losses_follow_the_full_pass_that_chose_them() {
+    let (_dir, loaded) = tiny(Arch::Gemma3);
+    let dense = loaded.load_weights(WeightMode::Dense).unwrap();
+    let (hidden_size, vocab) = (dense.config().hidden_size, dense.config().vocab_size);
+    let start = Tensor::randn(0f32, 1.0, (5, hidden_size), &Device::Cpu).unwrap();
+    let kept = lafn::runtime::log_softmax_last_dim(&dense.logits(&start.narrow(0, 3, 2).unwrap()).unwrap()).unwrap();
+    let kept =
+        KeptDistributions::from_log_probs(&kept.flatten_all().unwrap().to_vec1::<f32>().unwrap(), vocab).unwrap();
+    let objective = HeadObjective { target_ids: &[3, 7, 7], target_weight: 0.5, kept: &kept, kept_weight: 0.25 };
+    // Few candidates a row: most of each row's probability is in its lump.
+    let limits = CandidateLimits { probability: 0.05, per_row: 6, likeliest: 3 };
+    let (_, candidates) = dense.head_losses(&start, &objective, &limits, &mut Vec::new()).unwrap();
+    assert!(candidates.token_count() < vocab / 2, "{} of {vocab} tokens are candidates", candidates.token_count());
+
+    let norm = |t: &Tensor| t.sqr().unwrap().sum_all().unwrap().sqrt().unwrap().to_scalar::<f32>().unwrap();
+    // The largest difference of the estimate's losses from the full pass's, and its gradient's relative one.
+    let errors = |hidden: &Tensor| {
+        let (full, _) = dense.head_losses(hidden, &objective, &limits, &mut Vec::new()).unwrap();
+        let estimate = dense.candidate_head_losses(hidden, &objective, &candidates).unwrap();
+        let worst = |a: &[f32], b: &[f32]| a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0f32, f32::max);
+        let losses = worst(&estimate.target_log_probs, &full.target_log_probs)
+            .max(worst(&estimate.target_margins, &full.target_margins))
+            .max(worst(&estimate.kept_divergences, &full.kept_divergences));
+        (losses, norm(&(&estimate.hidden_grad - &full.hidden_grad).unwrap()) / norm(&full.hidden_grad))
+    };
+    // Where they were chosen, candidates and lump give the full pass's losses and gradient.
+    let (losses, gradient) = errors(&start);
+    assert!(losses < 1e-4 && gradient < 1e-4, "{losses} {gradient}");
+    // A step away the lump follows the hidden state: to first order, so the error is of second order.
+    let step = Tensor::randn(0f32, 1.0, (5, hidden_size), &Device::Cpu).unwrap();
+    let away = |size: f64| errors(&(&start + (&step * size).unwrap()).unwrap());
+    let ((small_losses, small_gradient), (losses, gradient)) = (away(0.01), away(0.1));
+    assert!(losses < 0.05 && gradient < 0.05, "{losses} {gradient}");
+    assert!(small_losses < losses / 30.0, "{small_losses} against {losses}");
+    // Rows that do not match the candidates' are refused.
+    assert!(dense.candidate_head_losses(&start.narrow(0, 0, 4).unwrap(), &objective, &candidates).is_err());
 }
 
 #[test]
@@ -413,8 +453,10 @@ fn editing_weights_read_the_quantized_models_head() {
         .unwrap();
     let kept = KeptDistributions::from_log_probs(&kept, vocab).unwrap();
     let objective = HeadObjective { target_ids: &[3, 7, 7], target_weight: 0.5, kept: &kept, kept_weight: 0.25 };
-    let tiled = editing.head_losses(&hidden, &objective, &mut Vec::new()).unwrap().hidden_grad;
-    let plain = dense.head_losses(&hidden, &objective, &mut Vec::new()).unwrap().hidden_grad;
+    let tiled =
+        editing.head_losses(&hidden, &objective, &CandidateLimits::default(), &mut Vec::new()).unwrap().0.hidden_grad;
+    let plain =
+        dense.head_losses(&hidden, &objective, &CandidateLimits::default(), &mut Vec::new()).unwrap().0.hidden_grad;
     let norm = |t: &Tensor| t.sqr().unwrap().sum_all().unwrap().sqrt().unwrap().to_scalar::<f32>().unwrap();
     let relative = norm(&(&tiled - &plain).unwrap()) / norm(&plain);
     assert!(relative < 0.02, "head gradients differ by {relative} of their norm");

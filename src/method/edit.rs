@@ -15,8 +15,9 @@ use super::locate::LocatedNeurons;
 use super::prompts::{answer_pair, kl_prompts};
 use super::scope::{other_relation_questions, QuestionEncoder, ScopeSettings};
 use crate::runtime::{
-    log_softmax_last_dim, ChatFrame, FfnDelta, HeadObjective, KeptDistributions, Model, PaddedBatch, PrefixCachedBatch,
-    PromptFrame, PromptStates, PromptTarget, TeacherForcingBatch, Tokenizer, WeightMode,
+    log_softmax_last_dim, CandidateLimits, ChatFrame, FfnDelta, HeadCandidates, HeadLosses, HeadObjective,
+    KeptDistributions, Model, PaddedBatch, PrefixCachedBatch, PromptFrame, PromptStates, PromptTarget,
+    TeacherForcingBatch, Tokenizer, WeightMode,
 };
 use crate::Result;
 
@@ -297,10 +298,10 @@ pub fn optimize(
 
     let mut step = 0;
     let mut history = Vec::new();
-    let mut logits_buffer = Vec::new();
+    let mut head = EditHead::default();
     let stop = loop {
         let deltas = values.ffn_deltas();
-        let losses = StepLosses::new(model, &targets, &kl, &deltas, settings.kl_weight, step, &mut logits_buffer)?;
+        let losses = StepLosses::new(model, &targets, &kl, &deltas, settings, step, cancel, &mut head)?;
         on_step(&losses.record);
         history.push(losses.record);
         if let Some(reason) = stop_reason(&losses.pair_margins, step, settings, cancel) {
@@ -527,15 +528,34 @@ struct StepLosses {
     surrogate: Tensor,
 }
 
+/// Steps scored over the whole vocabulary are this many apart at most; the steps between them score
+/// only the candidate tokens the last one chose (`HeadCandidates`), in a twentieth of the time. Every
+/// 2 or 3 steps took more steps to converge, 5 or more was not tried: 4 saved the most
+/// (docs/results.md, stop 55).
+const FULL_VOCABULARY_EVERY: usize = 4;
+
+/// The LM head's state across an edit's steps: the logits' buffer of full passes, and the candidates
+/// the last one chose, with its step.
+#[derive(Default)]
+struct EditHead {
+    logits_buffer: Vec<f32>,
+    candidates: Option<(HeadCandidates, usize)>,
+}
+
 impl StepLosses {
+    /// Scores a step: over the candidate tokens when a full pass chose them less than
+    /// [`FULL_VOCABULARY_EVERY`] steps ago, over the whole vocabulary otherwise, and whenever the
+    /// estimate would end the edit (converged or out of steps): a stop is decided on every token.
+    #[allow(clippy::too_many_arguments)]
     fn new(
         model: &Model,
         targets: &TargetTerm,
         kl: &KlTerm,
         deltas: &[FfnDelta],
-        kl_weight: f64,
+        settings: &OptimizeSettings,
         step: usize,
-        logits_buffer: &mut Vec<f32>,
+        cancel: &AtomicBool,
+        head: &mut EditHead,
     ) -> Result<Self> {
         // Losses and their gradients with respect to the final hidden states are computed in closed
         // form (softmax minus target); autograd only runs through the transformer layers.
@@ -543,19 +563,34 @@ impl StepLosses {
         let kl_hidden = kl.tails.hidden_at(model, &kl.cells, deltas)?;
         let hidden = Tensor::cat(&[&target_hidden, &kl_hidden], 0)?;
         let (pairs, kl_rows) = (targets.batch.spans.len() as f32, kl.cells.len() as f32);
-        let head = model.head_losses(
-            &hidden,
-            &HeadObjective {
-                target_ids: &targets.target_ids,
-                // The target loss is the mean over pairs of their summed token NLL.
-                target_weight: 1.0 / pairs,
-                kept: &kl.original,
-                kept_weight: kl_weight as f32 / kl_rows,
-            },
-            logits_buffer,
-        )?;
-        let surrogate = (hidden * head.hidden_grad)?.sum_all()?;
+        let objective = HeadObjective {
+            target_ids: &targets.target_ids,
+            // The target loss is the mean over pairs of their summed token NLL.
+            target_weight: 1.0 / pairs,
+            kept: &kl.original,
+            kept_weight: settings.kl_weight as f32 / kl_rows,
+        };
+        let fresh = head.candidates.as_ref().filter(|(_, chosen_at)| step - chosen_at < FULL_VOCABULARY_EVERY);
+        if let Some((candidates, _)) = fresh {
+            let estimate = model.candidate_head_losses(&hidden, &objective, candidates)?;
+            // An estimate that is not finite is checked on every token too (a NaN still stops the edit).
+            if let Ok(losses) = Self::of_head(targets, &hidden, estimate, settings.kl_weight, step) {
+                match stop_reason(&losses.pair_margins, step, settings, cancel) {
+                    Some(StopReason::Converged | StopReason::StepsDone) => {}
+                    _ => return Ok(losses),
+                }
+            }
+        }
+        let limits = CandidateLimits::default();
+        let (full, candidates) = model.head_losses(&hidden, &objective, &limits, &mut head.logits_buffer)?;
+        head.candidates = Some((candidates, step));
+        Self::of_head(targets, &hidden, full, settings.kl_weight, step)
+    }
 
+    /// The step's record, margins and surrogate from the head's losses over `hidden`.
+    fn of_head(targets: &TargetTerm, hidden: &Tensor, head: HeadLosses, kl_weight: f64, step: usize) -> Result<Self> {
+        let (pairs, kl_rows) = (targets.batch.spans.len() as f32, head.kept_divergences.len() as f32);
+        let surrogate = (hidden * head.hidden_grad)?.sum_all()?;
         let log_probs = targets.per_pair(&head.target_log_probs, 0.0, |sum, v| sum + v);
         let target_loss = -log_probs.iter().sum::<f32>() / pairs;
         let kl_loss = head.kept_divergences.iter().sum::<f32>() / kl_rows;

@@ -32,7 +32,7 @@ pub use frame::{ChatFrame, ChatTemplate, PromptFrame};
 pub use generate::{
     AnswerOpening, AnswerTrack, GenerateOptions, GenerationDeltas, Sampling, TrainedOpening, PREFILL_CHUNK,
 };
-pub use head::{HeadLosses, HeadObjective, KeptDistributions};
+pub use head::{CandidateLimits, HeadCandidates, HeadLosses, HeadObjective, KeptDistributions};
 pub use model::{log_softmax_last_dim, softmax_last_dim, FfnDelta, ForwardOutput, Hooks, KvCache, Model};
 pub use q8_tiles::kernel_description;
 pub use scoring::{
