@@ -386,12 +386,7 @@ impl Model {
 
     /// The product of a sparse (rows, vocab) matrix with the output head (vocab, hidden): `entries`
     /// lists, for a range of tokens, the matrix's (token, row, value) entries in it.
-    fn sparse_head_product(
-        &self,
-        rows: usize,
-        vocab: usize,
-        entries: &(dyn Fn(std::ops::Range<usize>, &mut Vec<(u32, u32, f32)>) + Sync),
-    ) -> Result<Tensor> {
+    fn sparse_head_product(&self, rows: usize, vocab: usize, entries: &SparseEntries) -> Result<Tensor> {
         const TOKENS_PER_CHUNK: usize = 4096;
         let hidden = self.config().hidden_size;
         let head = self.output_head();
@@ -421,6 +416,9 @@ impl Model {
         Ok(Tensor::from_vec(sum, (rows, hidden), self.device())?)
     }
 }
+
+/// Fills, for a range of tokens, a sparse matrix's (token, row, value) entries in it.
+type SparseEntries<'a> = dyn Fn(std::ops::Range<usize>, &mut Vec<(u32, u32, f32)>) + Sync + 'a;
 
 /// How many partial sums the gradient over hidden states is made of (work for the threads to share).
 const SUM_GROUPS: usize = 16;
