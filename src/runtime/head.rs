@@ -148,7 +148,7 @@ struct ChosenTokens {
 }
 
 /// Chooses a row's candidates from its exponentials `exps` (e^(logit - max), summing to `sum`): those
-/// `limits` keep, and those for which `also` holds (always kept).
+/// `limits` keep and those for which `also` holds (the first kept when there are too many).
 fn choose_tokens(
     exps: &[f32],
     sum: f64,
@@ -241,20 +241,46 @@ impl Model {
         let floors: Vec<f32> = (0..rows)
             .map(|r| GRADIENT_FLOOR * if r < targets { objective.target_weight } else { objective.kept_weight })
             .collect();
-        let hidden_grad = self.sparse_head_gradient(grads, vocab, &floors)?;
+        let chosen: Vec<ChosenTokens> = target_chosen.into_iter().chain(kept_chosen).collect();
+        // d loss / d hidden, the head being linear: the sum over tokens of each gradient entry times
+        // the token's output row. Entries below their row's floor in magnitude are left out (see
+        // `GRADIENT_FLOOR`), so a step reads a few thousand output rows, not all 262,144 (on Gemma 3),
+        // and the head can stay in its quantized form. The same product gives each lump's direction
+        // (d ln(lump) / d hidden: its tokens' rows weighted by their share of it), in rows after the
+        // gradient's: the head's rows both read are decoded once.
+        let both = self.sparse_head_product(2 * rows, vocab, &|tokens, entries| {
+            for (r, &floor) in floors.iter().enumerate() {
+                let row = &grads[r * vocab + tokens.start..r * vocab + tokens.end];
+                for (token, &g) in (tokens.start..).zip(row) {
+                    // NaN is kept: it must reach the update values and stop the edit.
+                    if g.abs() >= floor || g.is_nan() {
+                        entries.push((token as u32, r as u32, g));
+                    }
+                }
+            }
+            for (r, c) in chosen.iter().enumerate() {
+                let start = c.lump_tokens.partition_point(|e| (e.0 as usize) < tokens.start);
+                let end = c.lump_tokens.partition_point(|e| (e.0 as usize) < tokens.end);
+                let scale = if c.lump_probability > 0.0 { 1.0 / c.lump_probability } else { 0.0 };
+                let lump_row = (rows + r) as u32;
+                entries.extend(
+                    c.lump_tokens[start..end].iter().map(|&(t, q)| (t, lump_row, (f64::from(q) * scale) as f32)),
+                );
+            }
+        })?;
+        let hidden_grad = both.narrow(0, 0, rows)?;
         let losses = HeadLosses { target_log_probs, target_margins, kept_divergences, hidden_grad };
-        let chosen = target_chosen.into_iter().chain(kept_chosen).collect();
-        let candidates = self.head_candidates(hidden, objective, chosen)?;
+        let candidates = self.head_candidates(hidden, objective, chosen, both.narrow(0, rows, rows)?)?;
         Ok((losses, candidates))
     }
 
-    /// The candidates of every row: their tokens gathered into one set and the head's rows read, and
-    /// each row's lump direction.
+    /// The candidates of every row: their tokens gathered into one set and the head's rows read.
     fn head_candidates(
         &self,
         hidden: &Tensor,
         objective: &HeadObjective,
         chosen: Vec<ChosenTokens>,
+        lump_directions: Tensor,
     ) -> Result<HeadCandidates> {
         let mut tokens: Vec<u32> = chosen.iter().flat_map(|c| c.tokens.iter().copied()).collect();
         tokens.sort_unstable();
@@ -281,18 +307,6 @@ impl Model {
                 CandidateRow { positions: positions_of(chosen), lump_log_mass: chosen.lump_log_mass, kind }
             })
             .collect();
-        // d ln(lump) / d hidden = the lump's tokens' head rows weighted by their share of the lump.
-        let vocab_size = self.output_head().out_in()?.0;
-        let lump_directions = self.sparse_head_product(chosen.len(), vocab_size, &|range, entries| {
-            for (r, c) in chosen.iter().enumerate() {
-                let start = c.lump_tokens.partition_point(|e| (e.0 as usize) < range.start);
-                let end = c.lump_tokens.partition_point(|e| (e.0 as usize) < range.end);
-                let scale = if c.lump_probability > 0.0 { 1.0 / c.lump_probability } else { 0.0 };
-                entries.extend(
-                    c.lump_tokens[start..end].iter().map(|&(t, q)| (t, r as u32, (f64::from(q) * scale) as f32)),
-                );
-            }
-        })?;
         let weights = self.output_head().rows(&Tensor::new(tokens.as_slice(), self.device())?)?;
         Ok(HeadCandidates { tokens, weights, rows, hidden: hidden.detach(), lump_directions })
     }
@@ -364,24 +378,6 @@ impl Model {
         let (target_log_probs, target_margins) = scored[..targets].iter().map(|s| (s.0, s.1)).unzip();
         let kept_divergences = scored[targets..].iter().map(|s| s.0).collect();
         Ok(HeadLosses { target_log_probs, target_margins, kept_divergences, hidden_grad })
-    }
-
-    /// d loss / d hidden (rows, hidden) from d loss / d logits (rows of `vocab`), the LM head being
-    /// linear: the sum over tokens of each gradient entry times the token's output row. Entries below
-    /// their row's floor in magnitude are left out (see `GRADIENT_FLOOR`), so a step reads a few
-    /// thousand output rows, not all 262,144 (on Gemma 3), and the head can stay in its quantized form.
-    fn sparse_head_gradient(&self, grads: &[f32], vocab: usize, floors: &[f32]) -> Result<Tensor> {
-        self.sparse_head_product(floors.len(), vocab, &|tokens, entries| {
-            for (r, &floor) in floors.iter().enumerate() {
-                let row = &grads[r * vocab + tokens.start..r * vocab + tokens.end];
-                for (token, &g) in (tokens.start..).zip(row) {
-                    // NaN is kept: it must reach the update values and stop the edit.
-                    if g.abs() >= floor || g.is_nan() {
-                        entries.push((token as u32, r as u32, g));
-                    }
-                }
-            }
-        })
     }
 
     /// The product of a sparse (rows, vocab) matrix with the output head (vocab, hidden): `entries`
