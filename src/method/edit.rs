@@ -530,8 +530,7 @@ struct StepLosses {
 
 /// Steps scored over the whole vocabulary are this many apart at most; the steps between them score
 /// only the candidate tokens the last one chose (`HeadCandidates`), in a twentieth of the time. Every
-/// 2 or 3 steps took more steps to converge, 5 or more was not tried: 4 saved the most
-/// (docs/results.md, stop 55).
+/// 3, 5, 6 or 8 steps took more steps to converge: 4 saved the most (docs/results.md, stop 55).
 const FULL_VOCABULARY_EVERY: usize = 4;
 
 /// The LM head's state across an edit's steps: the logits' buffer of full passes, and the candidates
